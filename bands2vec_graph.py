@@ -1,0 +1,98 @@
+"""The Bands2Vec graph: skip-gram with NCE loss, built the way the TensorFlow word2vec tutorial builds it.
+
+`tf.compat.v1` graph mode: placeholders fed through `feed_dict`, an embeddings variable, NCE weights
+and biases, `tf.nn.nce_loss`, gradient descent, and a similarity op for a few validation artists.
+This module only builds the graph; it reads and writes nothing.
+"""
+import collections
+import math
+import os
+
+# TensorFlow's C++ start-up chatter would bury our own output; oneDNN's custom ops do nothing for
+# these small sparse ops but reorder float sums between runs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import tensorflow as tf  # noqa: E402
+
+tf1 = tf.compat.v1
+tf1.disable_eager_execution()
+
+EMBEDDINGS_VARIABLE = "embeddings/embeddings"
+
+Bands2VecGraph = collections.namedtuple("Bands2VecGraph", [
+    "graph", "train_inputs", "train_labels", "embeddings", "normalized_embeddings", "similarity",
+    "loss", "optimizer", "learning_rate", "global_step", "summary", "init", "saver"])
+
+
+def build_graph(vocabulary_size, valid_ids, embedding_size=64, num_sampled=64, learning_rate=1.0,
+                decay_steps=None, context_distribution=None, init_scale=1.0, seed=0):
+    """The training graph and the handles the training loop needs.
+
+    `context_distribution` (how often each artist is drawn as a context) makes NCE sample its negatives
+    from that distribution; without it they come from the tutorial's log-uniform sampler, which assumes a
+    vocabulary sorted by frequency. With `decay_steps` the learning rate falls linearly to 1% of its
+    start over that many steps.
+    """
+    graph = tf1.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(seed)
+
+        # Input data: target artists and, for each, one context artist.
+        with tf1.name_scope("inputs"):
+            train_inputs = tf1.placeholder(tf.int32, shape=[None], name="train_inputs")
+            train_labels = tf1.placeholder(tf.int32, shape=[None, 1], name="train_labels")
+            valid_dataset = tf1.constant(valid_ids, dtype=tf.int32, name="valid_ids")
+
+        # Look up the embeddings of the targets: the vectors we are here to learn.
+        with tf1.name_scope("embeddings"):
+            embeddings = tf1.Variable(
+                tf1.random_uniform([vocabulary_size, embedding_size], -init_scale, init_scale), name="embeddings")
+            embed = tf.nn.embedding_lookup(embeddings, train_inputs)
+
+        # The output side: one weight vector and one bias per artist, for the NCE logits.
+        with tf1.name_scope("weights"):
+            nce_weights = tf1.Variable(
+                tf1.truncated_normal([vocabulary_size, embedding_size], stddev=1.0 / math.sqrt(embedding_size)),
+                name="nce_weights")
+        with tf1.name_scope("biases"):
+            # Start at log(1/V), the log-probability of a uniform guess, where NCE's self-normalised
+            # logits settle; zero biases would make the first steps huge.
+            nce_biases = tf1.Variable(tf1.fill([vocabulary_size], -math.log(vocabulary_size)), name="nce_biases")
+
+        # NCE turns "which artist is the context?" into "is this a true pair or a sampled one?",
+        # so each step costs num_sampled logits instead of a softmax over every artist.
+        with tf1.name_scope("loss"):
+            sampled_values = None
+            if context_distribution is not None:
+                sampled_values = tf.random.fixed_unigram_candidate_sampler(
+                    true_classes=tf.cast(train_labels, tf.int64), num_true=1, num_sampled=num_sampled,
+                    unique=True, range_max=vocabulary_size, unigrams=[float(p) for p in context_distribution])
+            loss = tf.reduce_mean(tf.nn.nce_loss(
+                weights=nce_weights, biases=nce_biases, labels=train_labels, inputs=embed,
+                num_sampled=num_sampled, num_classes=vocabulary_size, sampled_values=sampled_values))
+        tf1.summary.scalar("loss", loss)
+
+        # Plain gradient descent, as the tutorial; the rate decays so late steps refine instead of jitter.
+        with tf1.name_scope("optimizer"):
+            global_step = tf1.train.get_or_create_global_step()
+            rate = tf1.constant(float(learning_rate), name="learning_rate")
+            if decay_steps:
+                progress = tf.minimum(tf.cast(global_step, tf.float32) / decay_steps, 1.0)
+                rate = tf1.multiply(rate, 1.0 - 0.99 * progress, name="decayed_learning_rate")
+            optimizer = tf1.train.GradientDescentOptimizer(rate).minimize(loss, global_step=global_step)
+        tf1.summary.scalar("learning_rate", rate)
+
+        # Cosine similarity between the validation artists and every artist.
+        with tf1.name_scope("similarity"):
+            norm = tf.sqrt(tf.reduce_sum(tf.square(embeddings), 1, keepdims=True))
+            normalized_embeddings = embeddings / norm
+            valid_embeddings = tf.nn.embedding_lookup(normalized_embeddings, valid_dataset)
+            similarity = tf.matmul(valid_embeddings, normalized_embeddings, transpose_b=True)
+
+        summary = tf1.summary.merge_all()
+        init = tf1.global_variables_initializer()
+        saver = tf1.train.Saver(max_to_keep=1)
+
+    return Bands2VecGraph(graph, train_inputs, train_labels, embeddings, normalized_embeddings, similarity,
+                          loss, optimizer, rate, global_step, summary, init, saver)
