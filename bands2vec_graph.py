@@ -71,7 +71,7 @@ def build_graph(vocabulary_size, valid_ids, embedding_size=64, num_sampled=64, l
             loss = tf.reduce_mean(tf.nn.nce_loss(
                 weights=nce_weights, biases=nce_biases, labels=train_labels, inputs=embed,
                 num_sampled=num_sampled, num_classes=vocabulary_size, sampled_values=sampled_values))
-        tf1.summary.scalar("loss", loss)
+            tf1.summary.scalar("nce", loss)  # TensorBoard tag loss/nce
 
         # Plain gradient descent, as the tutorial; the rate decays so late steps refine instead of jitter.
         with tf1.name_scope("optimizer"):
@@ -81,7 +81,7 @@ def build_graph(vocabulary_size, valid_ids, embedding_size=64, num_sampled=64, l
                 progress = tf.minimum(tf.cast(global_step, tf.float32) / decay_steps, 1.0)
                 rate = tf1.multiply(rate, 1.0 - 0.99 * progress, name="decayed_learning_rate")
             optimizer = tf1.train.GradientDescentOptimizer(rate).minimize(loss, global_step=global_step)
-        tf1.summary.scalar("learning_rate", rate)
+            tf1.summary.scalar("learning_rate", rate)
 
         # Cosine similarity between the validation artists and every artist.
         with tf1.name_scope("similarity"):

@@ -304,12 +304,17 @@ class PairSampler:
 
     def pairs(self, n):
         """`n` pairs as (inputs[n], labels[n, 1]) int32 arrays, as the graph's placeholders take them."""
+        inputs, labels, _ = self.pairs_with_kind(n)
+        return inputs, labels
+
+    def pairs_with_kind(self, n):
+        """`pairs(n)` and, for each pair, whether it was drawn as a same-genre pair."""
         is_genre = self.rng.random(n) < self.genre_share
         inputs = np.empty(n, dtype=np.int32)
         labels = np.empty(n, dtype=np.int32)
         for mask, groups in ((is_genre, self.by_genre), (~is_genre, self.by_score)):
             inputs[mask], labels[mask] = groups.draw(int(mask.sum()), self.rng)
-        return inputs, labels[:, None]
+        return inputs, labels[:, None], is_genre
 
     def batches(self, batch_size, n_batches):
         """`n_batches` batches drawn in one numpy call: (inputs[n, B], labels[n, B, 1])."""

@@ -51,6 +51,8 @@ def write_text(path, text):
 
 def new_run_dir(logdir, name=None, overwrite=False):
     """A fresh directory for this run under `logdir`, named by the time unless `name` is given."""
+    if not logdir.strip():
+        raise RunError("--logdir is empty: name a directory for the logs, such as logs")
     try:
         os.makedirs(logdir, exist_ok=True)
         probe = tempfile.TemporaryFile(dir=logdir)

@@ -264,6 +264,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("run.py: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (`| head`) has gone; the rest of the output has nowhere to go.
+        sys.stderr.close()
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""Shared fixtures: the full Pitchfork data in ../shared, a demo run and a full-data run, trained once."""
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+FULL_DATA = os.environ.get("BANDS2VEC_DATA") or os.path.join(REPO, "..", "shared", "data", "pitchfork")
+
+
+@pytest.fixture(scope="session")
+def full_data():
+    if not os.path.isdir(FULL_DATA):
+        pytest.skip(f"the full Pitchfork data is not at {FULL_DATA}")
+    return FULL_DATA
+
+
+@pytest.fixture(scope="session")
+def full_catalog(full_data):
+    import data_utils
+    return data_utils.load_catalog(full_data)
+
+
+@pytest.fixture(scope="session")
+def demo_catalog():
+    import data_utils
+    return data_utils.load_catalog(data_utils.DEMO_SOURCE)
+
+
+def train_run(logdir, *options):
+    """Train with run.py's own entry point; returns the run directory."""
+    import run
+    assert run.main(["--logdir", str(logdir), "--run", "trained", *options]) == 0
+    return os.path.join(str(logdir), "trained")
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """A complete run on the demo catalog, plots included."""
+    return train_run(tmp_path_factory.mktemp("demo-logs"), "--data", "demo", "--steps", "300")
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory, full_data):
+    """A run on the full data with the default options, as `python run.py` trains (plots made by a test)."""
+    return train_run(tmp_path_factory.mktemp("full-logs"), "--data", full_data, "--no-plots")

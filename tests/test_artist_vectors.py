@@ -1,0 +1,184 @@
+"""Queries, expressions, the quality report and the plots, on the demo run and the full-data run."""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import plots
+from artist_vectors import (ArtistVectors, QueryError, UnknownArtist, neighbour_agreement, parse_expression,
+                            quality_report, random_like)
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def demo_vectors(demo_run):
+    return ArtistVectors.from_run(demo_run)
+
+
+@pytest.fixture(scope="module")
+def full_vectors(full_run):
+    return ArtistVectors.from_run(full_run)
+
+
+def test_most_similar_excludes_the_query_and_is_sorted(full_vectors):
+    results = full_vectors.most_similar("coil", topn=10)
+    names = [name for name, _ in results]
+    assert len(results) == 10 and "coil" not in names
+    similarities = [s for _, s in results]
+    assert similarities == sorted(similarities, reverse=True)
+    # The nearest by brute force, to check the top-k selection.
+    unit = full_vectors.unit_vectors
+    brute = np.argsort(-(unit @ unit[full_vectors.index("coil")]))
+    assert names == [full_vectors.names[i] for i in brute if full_vectors.names[i] != "coil"][:10]
+
+
+def test_arithmetic_excludes_its_artists(full_vectors):
+    results = full_vectors.query("coil - elder ones", topn=20)
+    names = {name for name, _ in results}
+    assert not names & {"coil", "elder ones"}
+    target = full_vectors.unit_vectors[full_vectors.index("coil")] - full_vectors.unit_vectors[
+        full_vectors.index("elder ones")]
+    best = full_vectors.similar_by_vector(target, topn=1, exclude=[full_vectors.index("coil"),
+                                                                   full_vectors.index("elder ones")])
+    assert results[0][0] == best[0][0] and results[0][1] == pytest.approx(best[0][1])
+
+
+def test_an_artist_minus_itself_is_refused(full_vectors):
+    with pytest.raises(QueryError, match="zero vector"):
+        full_vectors.query("coil - coil")
+
+
+@pytest.mark.parametrize("expression, positive, negative", [
+    ("coil - elder ones", ["coil"], ["elder ones"]),
+    ("'kleenex, liliput' + !!!", ["kleenex, liliput", "!!!"], []),
+    ("kleenex, liliput - !!!", ["kleenex, liliput"], ["!!!"]),
+    ('"sunn o)))" - coil', ["sunn o)))"], ["coil"]),
+    ("scott walker + sunn o))) - coil", ["scott walker + sunn o)))"], ["coil"]),
+    ('"scott walker" + "sunn o)))"', ["scott walker", "sunn o)))"], []),
+    ("'s. araw \"trio\" xi' + coil", ['s. araw "trio" xi', "coil"], []),
+    ("'it''s' - coil", ["it's"], ["coil"]),
+    ("jay-z - coil", ["jay-z"], ["coil"]),
+])
+def test_expressions_parse(full_vectors, expression, positive, negative):
+    assert parse_expression(expression, full_vectors) == (positive, negative)
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("coil -", "unknown artist"),
+    ("'coil", "unclosed"),
+    ("'coil' elder ones", "expected \\+ or -"),
+    ("coil + ", "unknown artist"),
+    ("", "expected an artist name"),
+])
+def test_malformed_expressions(full_vectors, expression, message):
+    with pytest.raises((QueryError, UnknownArtist), match=message):
+        full_vectors.query(expression)
+
+
+def test_unknown_names_suggest_close_ones(full_vectors, demo_vectors):
+    with pytest.raises(UnknownArtist) as error:
+        full_vectors.most_similar("radiohed")
+    assert "radiohead" in error.value.suggestions
+    assert "did you mean 'radiohead'" in str(error.value)
+    with pytest.raises(UnknownArtist) as error:
+        demo_vectors.most_similar("lune, maree")
+    assert error.value.suggestions[0] == "lune, marée"
+    assert full_vectors.index("Coil") == full_vectors.index("coil")
+
+
+def test_evaluate_on_random_vectors_matches_the_random_baseline(full_vectors):
+    # The metric can fail: random vectors score what chance gives (32% genre, 28% score on this data).
+    chance = neighbour_agreement(random_like(full_vectors, seed=5))
+    assert chance["genre"] == pytest.approx(0.32, abs=0.02)
+    assert chance["score"] == pytest.approx(0.285, abs=0.02)
+    report = quality_report(full_vectors)
+    assert report["genre"]["random"] == pytest.approx(chance["genre"], abs=0.02)
+    assert report["genre"]["trained"] > report["genre"]["random"] + 0.5
+    assert report["score_difference"]["trained"] < report["score_difference"]["random"] / 2
+    assert report["cluster_genre_nmi"]["trained"] > 0.3 > report["cluster_genre_nmi"]["random"]
+
+
+def test_catalog_indicator_vectors_reach_the_ceiling(full_catalog):
+    import data_utils
+    genres = np.array([[g in a.genres for g in data_utils.GENRES] for a in full_catalog.artists], float)
+    buckets = np.eye(11)[[a.score_bucket for a in full_catalog.artists]]
+    indicators = np.hstack([genres / np.maximum(1, np.linalg.norm(genres, axis=1, keepdims=True)), buckets])
+    vectors = ArtistVectors(full_catalog.names, indicators, [a.genres for a in full_catalog.artists],
+                            [a.mean_score for a in full_catalog.artists])
+    figures = neighbour_agreement(vectors)
+    assert figures["genre"] > 0.99 and figures["score"] > 0.99
+
+
+def _png_size(path):
+    with open(path, "rb") as f:
+        header = f.read(24)
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_plots_written_with_the_expected_size(demo_run):
+    for kind, name in plots.PLOTS.items():
+        path = os.path.join(demo_run, name)
+        width, height = plots.FIGURE_INCHES[kind]
+        assert _png_size(path) == (width * plots.DPI, height * plots.DPI)
+        assert os.path.getsize(path) > 20_000
+
+
+def test_cached_coordinates_are_reused(demo_run, demo_vectors, monkeypatch):
+    cached = plots.tsne_coordinates(demo_vectors, demo_run)
+    monkeypatch.setattr(plots, "compute_tsne", lambda *a, **k: pytest.fail("t-SNE ran again"))
+    assert np.array_equal(plots.tsne_coordinates(demo_vectors, demo_run), cached)
+    assert cached.shape == (len(demo_vectors), 2)
+    # Other vectors do not take the cache's coordinates.
+    monkeypatch.undo()
+    other = random_like(demo_vectors)
+    assert not np.array_equal(plots.tsne_coordinates(other, demo_run), cached)
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "run.py"), *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_command_line_queries(full_run):
+    logs = ["--logdir", os.path.dirname(full_run)]
+    result = _run("query", "coil - elder ones", "-k", "3", *logs)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3
+    assert all(line.startswith("Artist: ") and ", Mean Score: " in line and ", Genres: [" in line
+               and ", Similarity: " in line for line in lines)
+
+    result = _run("similar", "kleenex, liliput", "-k", "4", "--json", *logs)
+    rows = json.loads(result.stdout)
+    assert len(rows) == 4 and {"artist", "similarity", "mean_score", "genres"} <= set(rows[0])
+
+    result = _run("similar", "radiohed", *logs)
+    assert result.returncode == 2 and "did you mean 'radiohead'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    result = _run("query", "coil - coil", *logs)
+    assert result.returncode == 2 and "zero vector" in result.stderr
+
+
+def test_evaluate_and_plot_commands_on_the_full_data(full_run):
+    logs = ["--logdir", os.path.dirname(full_run)]
+    result = _run("evaluate", "--json", *logs)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["artists"] == 8714 and report["k"] == 10
+    result = _run("evaluate", *logs)
+    assert "neighbours sharing a genre" in result.stdout and "random" in result.stdout
+    result = _run("plot", *logs)
+    assert result.returncode == 0, result.stderr
+    for name in plots.PLOTS.values():
+        assert os.path.getsize(os.path.join(full_run, name)) > 50_000
+
+
+def test_queries_need_a_trained_run(tmp_path):
+    result = _run("similar", "coil", "--logdir", str(tmp_path))
+    assert result.returncode == 2 and "no trained run" in result.stderr

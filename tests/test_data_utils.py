@@ -1,0 +1,160 @@
+"""The loader on both forms of the Pitchfork data, the demo catalog, and the pair sampler."""
+import os
+import sqlite3
+
+import numpy as np
+import pytest
+
+import data_utils
+from data_utils import DataError, PairSampler
+
+
+def test_sqlite_and_csv_give_the_same_catalog(full_data):
+    from_sqlite = data_utils.load_catalog(os.path.join(full_data, "database.sqlite"))
+    from_csv = data_utils.build_catalog(*data_utils.read_csv_folder(full_data), source="csv")
+    assert len(from_sqlite) == len(from_csv) == 8714
+    assert from_sqlite.artists == from_csv.artists
+
+
+def test_a_folder_with_database_sqlite_reads_it(full_data):
+    assert data_utils.load_catalog(full_data).source.endswith("database.sqlite")
+
+
+def test_coil_and_elder_ones_as_the_seed_describes_them(full_catalog):
+    coil = full_catalog["coil"]
+    assert coil.genres == ("electronic", "experimental", "rock")
+    assert coil.mean_score == pytest.approx(7.9)
+    assert coil.score_bucket == 8
+    assert full_catalog["elder ones"].mean_score == pytest.approx(7.8)
+
+
+def test_null_artist_skipped_duplicates_counted_once_genreless_kept(full_catalog):
+    assert all(isinstance(name, str) for name in full_catalog.names)
+    # 18,389 distinct reviews, two of them by the NULL artist.
+    assert full_catalog.review_count == 18387
+    xasthur = full_catalog["xasthur"]  # review 9460 is in the tables twice
+    assert len(xasthur.review_ids) == len(set(xasthur.review_ids))
+    assert xasthur.review_ids.count(9460) == 1
+    genreless = [artist for artist in full_catalog.artists if not artist.genres]
+    assert len(genreless) == 1393
+    assert all(artist.scores for artist in genreless)
+
+
+def test_context_dictionaries(full_catalog):
+    assert set(full_catalog.genre_dict) == set(data_utils.GENRES)
+    assert len(full_catalog.genre_dict["rock"]) == 3946
+    coil = full_catalog.index["coil"]
+    assert all(coil in full_catalog.genre_dict[g] for g in ("electronic", "experimental", "rock"))
+    assert coil in full_catalog.score_dict[8]
+    assert sum(len(ids) for ids in full_catalog.score_dict.values()) == len(full_catalog)
+
+
+def test_data_path_order(monkeypatch, tmp_path, full_data):
+    monkeypatch.setattr(data_utils, "REPO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv(data_utils.DATA_ENV, raising=False)
+    assert data_utils.resolve_data_path() == data_utils.DEMO_SOURCE
+    (tmp_path / "data").mkdir()
+    assert data_utils.resolve_data_path() == data_utils.DEMO_SOURCE  # an empty data/ is not data
+    (tmp_path / "data" / "database.sqlite").write_bytes(b"")
+    assert data_utils.resolve_data_path() == str(tmp_path / "data")
+    monkeypatch.setenv(data_utils.DATA_ENV, full_data)
+    assert data_utils.resolve_data_path() == full_data
+    assert data_utils.resolve_data_path("elsewhere") == "elsewhere"
+
+
+def test_demo_catalog_is_deterministic_and_pitchfork_shaped(demo_catalog):
+    again = data_utils.load_catalog(data_utils.DEMO_SOURCE)
+    assert again.artists == demo_catalog.artists
+    assert len(demo_catalog) == data_utils.DEMO_ARTISTS
+    assert set(demo_catalog.genre_dict) == set(data_utils.GENRES)
+    n_genres = [len(artist.genres) for artist in demo_catalog.artists]
+    assert min(n_genres) == 0 and max(n_genres) >= 2
+    means = np.array([artist.mean_score for artist in demo_catalog.artists])
+    assert 6.5 < means.mean() < 7.5 and means.std() > 0.8
+    assert "lune, marée" in demo_catalog.index
+
+
+def test_sampler_pairs_share_a_context_and_never_self(full_catalog):
+    sampler = PairSampler(full_catalog, genre_share=0.6, seed=3)
+    inputs, labels = sampler.pairs(200_000)
+    assert inputs.dtype == labels.dtype == np.int32 and labels.shape == (200_000, 1)
+    labels = labels[:, 0]
+    assert not np.any(inputs == labels)
+    genres = [set(artist.genres) for artist in full_catalog.artists]
+    buckets = np.array([artist.score_bucket for artist in full_catalog.artists])
+    share_genre = np.array([bool(genres[a] & genres[b]) for a, b in zip(inputs[:20000], labels[:20000])])
+    same_score = buckets[inputs[:20000]] == buckets[labels[:20000]]
+    assert np.all(share_genre | same_score)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.6, 1.0])
+def test_sampler_genre_share_as_configured(full_catalog, share):
+    inputs, labels, is_genre = PairSampler(full_catalog, genre_share=share, seed=1).pairs_with_kind(100_000)
+    assert abs(is_genre.mean() - share) < 0.01
+    genres = [set(artist.genres) for artist in full_catalog.artists]
+    buckets = np.array([artist.score_bucket for artist in full_catalog.artists])
+    for a, b in zip(inputs[is_genre][:5000], labels[is_genre][:5000, 0]):
+        assert genres[a] & genres[b]
+    assert np.all(buckets[inputs[~is_genre]] == buckets[labels[~is_genre, 0]])
+
+
+def test_sampler_same_seed_same_batches(demo_catalog):
+    first = PairSampler(demo_catalog, seed=7).batches(64, 10)
+    second = PairSampler(demo_catalog, seed=7).batches(64, 10)
+    other = PairSampler(demo_catalog, seed=8).batches(64, 10)
+    assert first[0].shape == (10, 64) and first[1].shape == (10, 64, 1)
+    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_sampler_gives_every_artist_with_a_partner_pairs(demo_catalog):
+    inputs, _ = PairSampler(demo_catalog, seed=0).pairs(50_000)
+    assert len(np.unique(inputs)) == len(demo_catalog)
+
+
+def test_context_distribution_matches_the_draws(full_catalog):
+    sampler = PairSampler(full_catalog, seed=2)
+    _, labels = sampler.pairs(2_000_000)
+    drawn = np.bincount(labels[:, 0], minlength=len(full_catalog)) / 2_000_000
+    expected = sampler.context_distribution()
+    assert expected.sum() == pytest.approx(1.0)
+    # Sampling noise alone leaves about 0.05 of total variation; a uniform guess is far worse.
+    assert np.corrcoef(drawn, expected)[0, 1] > 0.95
+    assert np.corrcoef(drawn, np.full_like(drawn, 1 / len(drawn)) + expected[::-1])[0, 1] < 0.5
+
+
+def _sqlite(path, statements):
+    with sqlite3.connect(path) as connection:
+        for statement in statements:
+            connection.execute(statement)
+    return str(path)
+
+
+def _text(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: str(tmp / "nowhere.sqlite"), "no such file or folder"),
+    (lambda tmp: _sqlite(tmp / "x.sqlite", ["CREATE TABLE other (a)"]), "no reviews or genres table"),
+    (lambda tmp: _sqlite(tmp / "x.sqlite", ["CREATE TABLE reviews (reviewid, artist, score)"]), "no genres table"),
+    (lambda tmp: _sqlite(tmp / "x.sqlite", ["CREATE TABLE reviews (reviewid, artist)",
+                                            "CREATE TABLE genres (reviewid, genre)"]), "missing column score"),
+    (lambda tmp: _sqlite(tmp / "x.sqlite", ["CREATE TABLE reviews (reviewid, artist, score)",
+                                            "CREATE TABLE genres (reviewid, genre)"]), "no reviews with an artist"),
+    (lambda tmp: _text(tmp / "x.sqlite", "not a database"), "not a SQLite database"),
+    (lambda tmp: str(tmp), "no database.sqlite, and no reviews.csv and genres.csv"),
+])
+def test_bad_data_is_one_clear_error(tmp_path, make, message):
+    with pytest.raises(DataError, match=message):
+        data_utils.load_catalog(make(tmp_path))
+
+
+def test_csv_folder_missing_a_file_or_a_column(tmp_path, full_data):
+    (tmp_path / "reviews.csv").write_text("reviewid,artist\n1,a\n")
+    (tmp_path / "genres.csv").write_text("reviewid,genre\n1,rock\n")
+    with pytest.raises(DataError, match=r"reviews.csv: missing column score"):
+        data_utils.load_catalog(str(tmp_path))
+    with pytest.raises(DataError, match="reviews.csv: no such file"):
+        data_utils.read_csv_folder(str(tmp_path / "nowhere"))

@@ -1,0 +1,113 @@
+"""`python run.py` end to end on the demo catalog: the log dir TensorBoard reads, and bad input."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import logdir
+from conftest import REPO, train_run
+
+
+def test_run_dir_is_complete(demo_run, demo_catalog):
+    import tensorflow as tf
+    from google.protobuf import text_format
+    from tensorboard.plugins import projector
+
+    vocabulary = len(demo_catalog)
+    events = glob.glob(os.path.join(demo_run, "events.out.tfevents.*"))
+    assert len(events) == 1
+    records = list(tf.compat.v1.train.summary_iterator(events[0]))
+    assert any(record.graph_def for record in records)
+    assert any(value.tag == "loss/nce" for record in records for value in record.summary.value)
+
+    with open(os.path.join(demo_run, logdir.METADATA_FILE), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert len(lines) == vocabulary + 1
+    assert lines[0].split("\t") == list(logdir.METADATA_COLUMNS)
+    assert all(len(line.split("\t")) == len(logdir.METADATA_COLUMNS) for line in lines)
+
+    config = projector.ProjectorConfig()
+    with open(os.path.join(demo_run, logdir.PROJECTOR_FILE)) as f:
+        text_format.Parse(f.read(), config)
+    (embedding,) = config.embeddings
+    assert embedding.metadata_path == logdir.METADATA_FILE
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(demo_run))
+    assert reader.get_tensor(embedding.tensor_name).shape == (vocabulary, 64)
+
+    vectors_tsv = np.loadtxt(os.path.join(demo_run, logdir.VECTORS_TSV), delimiter="\t")
+    assert vectors_tsv.shape == (vocabulary, 64)
+    with open(os.path.join(demo_run, logdir.WORD2VEC_FILE), encoding="utf-8") as f:
+        header, *rows = f.read().splitlines()
+    assert header == f"{vocabulary} 64" and len(rows) == vocabulary
+    assert all(len(row.split(" ")) == 65 for row in rows)
+    assert any(row.startswith("lune,_marée ") for row in rows)
+
+    info = logdir.read_run_info(demo_run)
+    assert info["finished"] and info["artists"] == vocabulary and info["stats"]["steps"] == 300
+
+
+def test_same_seed_same_vectors(tmp_path):
+    from artist_vectors import checkpoint_embeddings
+
+    first = train_run(tmp_path / "a", "--data", "demo", "--steps", "60", "--no-plots")
+    second = train_run(tmp_path / "b", "--data", "demo", "--steps", "60", "--no-plots")
+    other = train_run(tmp_path / "c", "--data", "demo", "--steps", "60", "--no-plots", "--seed", "1")
+    assert np.array_equal(checkpoint_embeddings(first), checkpoint_embeddings(second))
+    assert not np.allclose(checkpoint_embeddings(first), checkpoint_embeddings(other))
+
+
+def test_each_run_gets_its_own_folder(tmp_path):
+    import run
+
+    assert run.main(["--data", "demo", "--steps", "20", "--no-plots", "--logdir", str(tmp_path)]) == 0
+    assert run.main(["--data", "demo", "--steps", "20", "--no-plots", "--logdir", str(tmp_path), "--run", "b"]) == 0
+    assert len(os.listdir(tmp_path)) == 2
+    assert logdir.find_run(str(tmp_path)) == os.path.join(str(tmp_path), "b")
+    assert run.main(["--data", "demo", "--steps", "20", "--no-plots", "--logdir", str(tmp_path), "--run", "b"]) == 2
+    assert run.main(["--data", "demo", "--steps", "20", "--no-plots", "--logdir", str(tmp_path), "--run", "b",
+                     "--overwrite"]) == 0
+
+
+def _run(*args, cwd=REPO):
+    return subprocess.run([sys.executable, os.path.join(REPO, "run.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "/no/such/file.sqlite"], "no such file or folder"),
+    (["--data", "demo", "--steps", "0"], "--steps must be at least 1"),
+    (["--data", "demo", "--steps", "-5"], "--steps must be at least 1"),
+    (["--data", "demo", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--data", "demo", "--embedding-size", "0"], "--embedding-size must be at least 1"),
+    (["--data", "demo", "--num-sampled", "300"], "--num-sampled must be from 1 to 299"),
+    (["--data", "demo", "--genre-share", "1.5"], "--genre-share must be from 0 to 1"),
+    (["--data", "demo", "--learning-rate", "-1"], "--learning-rate must be above 0"),
+    (["--data", "demo", "--steps", "ten"], "invalid int value"),
+])
+def test_bad_options_are_one_line_and_write_nothing(tmp_path, args, message):
+    result = _run(*args, "--logdir", str(tmp_path / "logs"))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "logs").exists() or not os.listdir(tmp_path / "logs")
+
+
+def test_unusable_log_directory(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    for bad in (str(tmp_path / "a-file"), ""):
+        result = _run("--data", "demo", "--logdir", bad)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "log" in result.stderr
+
+
+def test_bad_data_from_the_command_line(tmp_path, full_data):
+    (tmp_path / "genres.csv").write_text("reviewid,genre\n1,rock\n")
+    (tmp_path / "reviews.csv").write_text("reviewid,artist,score\n")
+    result = _run("--data", str(tmp_path), "--logdir", str(tmp_path / "logs"))
+    assert result.returncode == 2 and "no reviews with an artist" in result.stderr
+    assert not (tmp_path / "logs").exists()
