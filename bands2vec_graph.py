@@ -5,6 +5,7 @@ and biases, `tf.nn.nce_loss`, gradient descent, and a similarity op for a few va
 This module only builds the graph; it reads and writes nothing.
 """
 import collections
+import contextlib
 import math
 import os
 
@@ -13,7 +14,22 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-import tensorflow as tf  # noqa: E402
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Silence file descriptor 2: some TensorFlow builds log at import before their log level is read."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+with _stderr_silenced():
+    import tensorflow as tf
 
 tf1 = tf.compat.v1
 tf1.disable_eager_execution()

@@ -8,8 +8,13 @@
 """
 import argparse
 import json
+import os
+import shutil
+import signal
 import sys
 import time
+
+import logdir
 
 COMMANDS = ("train", "similar", "query", "plot", "evaluate")
 
@@ -28,24 +33,26 @@ def build_parser():
     parser = ArgumentParser(prog="run.py", description="Bands2Vec: artist embeddings from Pitchfork reviews.")
     commands = parser.add_subparsers(dest="command")
 
+    # Training options default to None here: None means "the default", or the resumed run's own value.
     train = commands.add_parser("train", help="train (the default command)")
     train.add_argument("--data", help="Kaggle database.sqlite, or a folder with it or with reviews.csv and "
                                       "genres.csv (default: $BANDS2VEC_DATA, then data/, then the demo catalog)")
-    train.add_argument("--steps", type=int, default=defaults.steps, help="training steps (%(default)s)")
-    train.add_argument("--batch-size", type=int, help="pairs per step (default: 4096, or fewer for a small catalog)")
-    train.add_argument("--embedding-size", type=int, default=defaults.embedding_size,
-                       help="dimensions (%(default)s)")
-    train.add_argument("--num-sampled", type=int, default=defaults.num_sampled,
-                       help="negative artists sampled per step by NCE (%(default)s)")
+    train.add_argument("--steps", type=int, help=f"training steps ({defaults.steps})")
+    train.add_argument("--batch-size", type=int, help="pairs per step (4096, or fewer for a small catalog)")
+    train.add_argument("--embedding-size", type=int, help=f"dimensions ({defaults.embedding_size})")
+    train.add_argument("--num-sampled", type=int,
+                       help=f"negative artists sampled per step by NCE ({defaults.num_sampled})")
     train.add_argument("--learning-rate", type=float,
-                       help="gradient-descent rate at the start, decayed linearly to 1%% (default: artists / 64)")
-    train.add_argument("--genre-share", type=float, default=defaults.genre_share,
-                       help="share of same-genre pairs; the rest share a score (%(default)s)")
-    train.add_argument("--seed", type=int, default=defaults.seed, help="random seed (%(default)s)")
+                       help="gradient-descent rate at the start, decayed linearly to 1%% (artists / 64)")
+    train.add_argument("--genre-share", type=float,
+                       help=f"share of same-genre pairs; the rest share a score ({defaults.genre_share})")
+    train.add_argument("--seed", type=int, help=f"random seed ({defaults.seed})")
     train.add_argument("--clusters", type=int, default=10, help="k-means clusters (%(default)s)")
     train.add_argument("--run", help="name of the run's folder under --logdir (default: run-<date>-<time>)")
     train.add_argument("--overwrite", action="store_true", help="replace the --run folder if it exists")
     train.add_argument("--no-plots", action="store_true", help="skip the t-SNE plots")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the latest run (or --run) from its last checkpoint, with its own options")
 
     similar = commands.add_parser("similar", help="artists nearest to an artist")
     similar.add_argument("name")
@@ -79,21 +86,24 @@ def parse_args(argv):
 # train
 # ---------------------------------------------------------------------------------------------
 
+TRAIN_OPTIONS = ("steps", "batch_size", "embedding_size", "num_sampled", "learning_rate", "genre_share", "seed")
+
+
 def train_command(args):
     import data_utils
-    import logdir
     from training import Interrupted, TrainOptions, check_options, train
 
-    options = TrainOptions(steps=args.steps, batch_size=args.batch_size, embedding_size=args.embedding_size,
-                           num_sampled=args.num_sampled, learning_rate=args.learning_rate,
-                           genre_share=args.genre_share, seed=args.seed)
+    given = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
     if args.clusters < 1:
         raise ValueError(f"--clusters must be at least 1, not {args.clusters}")
     # Everything that can refuse the input does so before anything is written.
-    catalog = data_utils.load_catalog(args.data)
-    options = options.resolved(len(catalog))
-    check_options(options, len(catalog))
-    run_dir = logdir.new_run_dir(args.logdir, args.run, args.overwrite)
+    if args.resume:
+        run_dir, catalog, options, checkpoint = _resumed_run(args, given)
+    else:
+        catalog = data_utils.load_catalog(args.data)
+        options = TrainOptions(**given).resolved(len(catalog))
+        check_options(options, len(catalog))
+        run_dir, checkpoint = logdir.new_run_dir(args.logdir, args.run, args.overwrite), None
 
     if catalog.source == data_utils.DEMO_SOURCE:
         print(f"Using the built-in demo catalog ({len(catalog)} fictional artists). For the real thing, download "
@@ -107,16 +117,49 @@ def train_command(args):
 
     started = time.perf_counter()
     try:
-        vectors, stats = train(catalog, options, run_dir)
+        vectors, stats = train(catalog, options, run_dir, checkpoint=checkpoint)
     except Interrupted as stop:
         write_outputs(catalog, stop.vectors, stop.stats, options, args, run_dir)
-        print(f"Interrupted at step {stop.stats['steps']:,}: checkpoint and projector files saved in {run_dir}",
+        print(f"Interrupted at step {stop.stats['steps']:,}: checkpoint and projector files saved in {run_dir}; "
+              f"continue with: python run.py --resume --logdir {args.logdir} --run {os.path.basename(run_dir)}",
               file=sys.stderr)
         return 130
+    except BaseException:
+        if checkpoint is None:
+            shutil.rmtree(run_dir, ignore_errors=True)  # a new run that did not get going leaves nothing
+        raise
     artist_vectors, report = write_outputs(catalog, vectors, stats, options, args, run_dir)
-    plots = {} if args.no_plots else _plot(artist_vectors, run_dir, args.seed)
+    plots = {} if args.no_plots else _plot(artist_vectors, run_dir, options.seed)
     _say_summary(catalog, stats, report, run_dir, plots, time.perf_counter() - started, args.logdir)
     return 0
+
+
+def _resumed_run(args, given):
+    """The run to resume, its catalog (checked against the run's artists), options and last checkpoint."""
+    import dataclasses
+
+    import data_utils
+    from bands2vec_graph import tf1
+    from training import TrainOptions, check_options
+
+    if set(given) - {"steps"}:
+        raise ValueError("--resume continues with the run's own options; only --steps may be changed")
+    run_dir = logdir.find_run(args.logdir, args.run)
+    info = logdir.read_run_info(run_dir)
+    catalog = data_utils.load_catalog(args.data or info["data"])
+    names = [row["artist"] for row in logdir.read_metadata(run_dir)]
+    if names != [logdir.tsv_field(name) for name in catalog.names]:
+        raise logdir.RunError(f"{run_dir} was trained on other data ({len(names):,} artists, from {info['data']}) "
+                              f"than {catalog.source} ({len(catalog):,} artists)")
+    options = dataclasses.replace(TrainOptions(**info["options"]), **given)
+    check_options(options, len(catalog))
+    checkpoint = tf1.train.latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise logdir.RunError(f"{run_dir}: no checkpoint to resume from")
+    if info["stats"]["steps"] >= options.steps:
+        raise ValueError(f"{run_dir} has trained all its {options.steps:,} steps; pass --steps N with more "
+                         f"to train on")
+    return run_dir, catalog, options, checkpoint
 
 
 def write_outputs(catalog, vectors, stats, options, args, run_dir):
@@ -124,8 +167,8 @@ def write_outputs(catalog, vectors, stats, options, args, run_dir):
     their quality report."""
     import dataclasses
 
-    import logdir
     from artist_vectors import ArtistVectors, kmeans_clusters, quality_report
+    from data_utils import DEMO_SOURCE
 
     artist_vectors = ArtistVectors(catalog.names, vectors, [a.genres for a in catalog.artists],
                                    [a.mean_score for a in catalog.artists],
@@ -135,7 +178,7 @@ def write_outputs(catalog, vectors, stats, options, args, run_dir):
     logdir.write_vectors(run_dir, catalog.names, vectors)
     report = quality_report(artist_vectors, seed=options.seed)
     logdir.write_run_info(run_dir, {
-        "data": catalog.source, "artists": len(catalog), "options": dataclasses.asdict(options),
+        "data": catalog.source if catalog.source == DEMO_SOURCE else os.path.abspath(catalog.source), "artists": len(catalog), "options": dataclasses.asdict(options),
         "clusters": args.clusters, "stats": stats, "quality": report,
         "finished": stats["steps"] == options.steps,
     })
@@ -174,7 +217,6 @@ def _say_summary(catalog, stats, report, run_dir, plot_paths, seconds, logdir_ro
 # ---------------------------------------------------------------------------------------------
 
 def load_run(args):
-    import logdir
     from artist_vectors import ArtistVectors
 
     run_dir = logdir.find_run(args.logdir, args.run)
@@ -250,12 +292,13 @@ def evaluate_command(args):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    import logdir
     from artist_vectors import QueryError, UnknownArtist
     from data_utils import DataError
 
     command = {"train": train_command, "similar": similar_command, "query": query_command,
                "plot": plot_command, "evaluate": evaluate_command}[args.command]
+    # SIGTERM stops a run as Ctrl-C does: training checkpoints where it stands.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return command(args)
     except (DataError, logdir.RunError, UnknownArtist, QueryError, ValueError) as error:
@@ -268,6 +311,12 @@ def main(argv=None):
         # The reader (`| head`) has gone; the rest of the output has nowhere to go.
         sys.stderr.close()
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

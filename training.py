@@ -1,7 +1,6 @@
 """Training Bands2Vec: the session loop of the TensorFlow word2vec tutorial, and the run's TensorBoard files."""
 import dataclasses
 import math
-import signal
 import time
 
 import numpy as np
@@ -76,26 +75,31 @@ def validation_ids(catalog, n):
     return np.argsort(-reviews, kind="stable")[:min(n, len(catalog))].astype(np.int32)
 
 
-def train(catalog, options, run_dir, say=print):
+def train(catalog, options, run_dir, say=print, checkpoint=None):
     """Train the embeddings, writing events and a checkpoint into `run_dir`; returns (vectors, stats).
 
-    On Ctrl-C or SIGTERM the run is checkpointed where it stands and `Interrupted` raised.
+    With `checkpoint`, training continues from it up to `options.steps`. On Ctrl-C (KeyboardInterrupt)
+    the run is checkpointed where it stands and `Interrupted` raised.
     """
-    sampler = PairSampler(catalog, options.genre_share, options.seed)
     valid_ids = validation_ids(catalog, options.valid_size)
     model = build_graph(len(catalog), valid_ids, options.embedding_size, options.num_sampled,
                         options.learning_rate, decay_steps=options.steps,
-                        context_distribution=sampler.context_distribution(),
+                        context_distribution=PairSampler(catalog, options.genre_share).context_distribution(),
                         init_scale=options.init_scale, seed=options.seed)
     config = tf1.ConfigProto(intra_op_parallelism_threads=options.threads,
                              inter_op_parallelism_threads=options.threads)
     stats = {"steps": 0, "pairs": 0, "loss": float("nan"), "seconds": 0.0}
 
-    with tf1.Session(graph=model.graph, config=config) as session, _stop_on_sigterm():
+    with tf1.Session(graph=model.graph, config=config) as session:
         # The graph goes into the events file, for TensorBoard's Graphs tab.
         writer = tf1.summary.FileWriter(run_dir, session.graph)
         session.run(model.init)
-        started, step, losses = time.perf_counter(), 0, []
+        if checkpoint:
+            model.saver.restore(session, checkpoint)
+        step = first_step = int(session.run(model.global_step))
+        # A resumed run draws new pairs, reproducibly: the sampler's seed includes the first step.
+        sampler = PairSampler(catalog, options.genre_share, seed=[options.seed, first_step])
+        started, losses = time.perf_counter(), []
         try:
             while step < options.steps:
                 inputs, labels = sampler.batches(options.batch_size, min(options.steps_per_draw, options.steps - step))
@@ -116,13 +120,16 @@ def train(catalog, options, run_dir, say=print):
                     if step % (options.report_every * 4) == 0 and step < options.steps:
                         _say_neighbours(say, session.run(model.similarity), valid_ids, catalog)
         except KeyboardInterrupt:
-            stats.update(steps=step, pairs=step * options.batch_size, seconds=time.perf_counter() - started)
-            _finish(session, model, writer, run_dir, step)
-            raise Interrupted(session.run(model.embeddings), stats) from None
-        stats.update(steps=step, pairs=step * options.batch_size, seconds=time.perf_counter() - started)
-        _say_neighbours(say, session.run(model.similarity), valid_ids, catalog)
+            interrupted = True
+        else:
+            interrupted = False
+            _say_neighbours(say, session.run(model.similarity), valid_ids, catalog)
+        stats.update(steps=step, pairs=(step - first_step) * options.batch_size, seconds=time.perf_counter() - started)
         _finish(session, model, writer, run_dir, step)
-        return session.run(model.embeddings), stats
+        vectors = session.run(model.embeddings)
+    if interrupted:
+        raise Interrupted(vectors, stats)
+    return vectors, stats
 
 
 def _finish(session, model, writer, run_dir, step):
@@ -145,18 +152,3 @@ def _say_neighbours(say, similarity, valid_ids, catalog, top_k=5):
         nearest = np.argsort(-row)[:top_k]
         say(f"  nearest to {catalog.artists[artist_id].name}: "
             + ", ".join(catalog.artists[i].name for i in nearest))
-
-
-class _stop_on_sigterm:
-    """Within the block, SIGTERM stops training as Ctrl-C does."""
-
-    def __enter__(self):
-        def interrupt(signum, frame):
-            raise KeyboardInterrupt
-        self.previous = signal.signal(signal.SIGTERM, interrupt)
-        return self
-
-    def __exit__(self, *exc):
-        signal.signal(signal.SIGTERM, self.previous)
-        return False
-

@@ -1,0 +1,145 @@
+"""Training speed and quality, side by side in one run on the full data:
+
+1. Bands2Vec with its defaults, as `python run.py` trains;
+2. the tutorial's algorithm and settings (pairs one at a time in a Python loop, batch 64, 16 sampled
+   negatives, SGD at 1.0, 100,000 steps), on the project's graph;
+3. gensim's Word2Vec (skip-gram, negative sampling, 64 dimensions) on pairs from the project's sampler,
+   as 2-token sentences;
+and the whole `python run.py` (load, train, checkpoint, projector files, t-SNE plots), timed from outside.
+
+    pip install -r benchmarks/requirements.txt
+    python benchmarks/train_benchmark.py --data ../shared/data/pitchfork
+"""
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import data_utils  # noqa: E402
+from artist_vectors import ArtistVectors, neighbour_agreement, random_like  # noqa: E402
+from bands2vec_graph import build_graph, tf1  # noqa: E402
+from training import TrainOptions, train  # noqa: E402
+
+
+def artist_vectors(catalog, vectors):
+    return ArtistVectors(catalog.names, vectors, [a.genres for a in catalog.artists],
+                         [a.mean_score for a in catalog.artists])
+
+
+def project(catalog, seed):
+    options = TrainOptions(seed=seed).resolved(len(catalog))
+    with tempfile.TemporaryDirectory() as run_dir:
+        vectors, stats = train(catalog, options, run_dir, say=lambda line: None)
+    return vectors, stats["seconds"], stats["pairs"]
+
+
+def tutorial_batch(catalog, batch_size, genre_share):
+    """The tutorial's generate_batch: a random genre (or score) key, then two of its artists."""
+    genre_keys = [k for k, ids in catalog.genre_dict.items() if len(ids) >= 2]
+    score_keys = [k for k, ids in catalog.score_dict.items() if len(ids) >= 2]
+    batch = np.ndarray(shape=(batch_size,), dtype=np.int32)
+    labels = np.ndarray(shape=(batch_size, 1), dtype=np.int32)
+    for i in range(batch_size):
+        if random.random() < genre_share:
+            batch[i], labels[i, 0] = random.sample(list(catalog.genre_dict[random.choice(genre_keys)]), 2)
+        else:
+            batch[i], labels[i, 0] = random.sample(list(catalog.score_dict[random.choice(score_keys)]), 2)
+    return batch, labels
+
+
+def tutorial(catalog, seed, steps, batch_size=64, num_sampled=16, learning_rate=1.0, genre_share=0.6):
+    random.seed(seed)
+    model = build_graph(len(catalog), np.arange(8), 64, num_sampled, learning_rate, init_scale=1.0, seed=seed)
+    with tf1.Session(graph=model.graph) as session:
+        session.run(model.init)
+        started = time.perf_counter()
+        for _ in range(steps):
+            inputs, labels = tutorial_batch(catalog, batch_size, genre_share)
+            session.run([model.optimizer, model.loss], {model.train_inputs: inputs, model.train_labels: labels})
+        seconds = time.perf_counter() - started
+        return session.run(model.embeddings), seconds, steps * batch_size
+
+
+def gensim_word2vec(catalog, seed, pairs, genre_share=0.6):
+    from gensim.models import Word2Vec
+
+    inputs, labels = data_utils.PairSampler(catalog, genre_share, seed).pairs(pairs)
+    tokens = [str(i) for i in range(len(catalog))]
+    sentences = [[tokens[a], tokens[b]] for a, b in zip(inputs, labels[:, 0])]
+    started = time.perf_counter()
+    model = Word2Vec(sentences, vector_size=64, window=1, sg=1, negative=5, min_count=1, workers=2,
+                     epochs=1, seed=seed)
+    seconds = time.perf_counter() - started
+    vectors = np.array([model.wv[t] if t in model.wv else np.zeros(64, np.float32) for t in tokens])
+    return vectors, seconds, pairs
+
+
+def end_to_end(data):
+    with tempfile.TemporaryDirectory() as logs:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--data", data, "--logdir", logs],
+                       check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get(data_utils.DATA_ENV, "../shared/data/pitchfork"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tutorial-steps", type=int, default=100_000)
+    parser.add_argument("--gensim-pairs", type=int, default=6_400_000)
+    parser.add_argument("--json", default=os.path.join(REPO, "benchmarks", "latest.json"))
+    args = parser.parse_args()
+
+    catalog = data_utils.load_catalog(args.data)
+    rows = {}
+    contenders = [("bands2vec", lambda: project(catalog, args.seed)),
+                  ("tutorial", lambda: tutorial(catalog, args.seed, args.tutorial_steps)),
+                  ("gensim", lambda: gensim_word2vec(catalog, args.seed, args.gensim_pairs))]
+    for name, fit in contenders:
+        vectors, seconds, pairs = fit()
+        rows[name] = {"seconds": seconds, "pairs": pairs, "pairs_per_second": pairs / seconds,
+                      **neighbour_agreement(artist_vectors(catalog, vectors))}
+        print(f"{name}: {seconds:.1f}s", file=sys.stderr, flush=True)
+    rows["random"] = {"seconds": 0.0, "pairs": 0, "pairs_per_second": 0.0,
+                      **neighbour_agreement(random_like(artist_vectors(catalog, np.zeros((len(catalog), 64))),
+                                                        args.seed))}
+    run_seconds = end_to_end(args.data)
+
+    result = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "data": catalog.source, "artists": len(catalog), "python_run_py_seconds": run_seconds,
+              "defaults": dataclasses.asdict(TrainOptions().resolved(len(catalog))), "rows": rows}
+    print(table(result))
+    with open(args.json, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+
+
+def table(result):
+    ours = result["rows"]["bands2vec"]
+    lines = [f"Training benchmark, {result['date']}, {result['machine']}, {result['artists']:,} artists",
+             "",
+             "| | training s | pairs | pairs/s | genre@10 | score@10 | score diff | time / bands2vec |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, row in result["rows"].items():
+        ratio = f"{row['seconds'] / ours['seconds']:.2f}x" if row["seconds"] else ""
+        lines.append(f"| {name} | {row['seconds']:.1f} | {row['pairs']:,} | {row['pairs_per_second']:,.0f} | "
+                     f"{row['genre']:.1%} | {row['score']:.1%} | {row['score_difference']:.3f} | {ratio} |")
+    lines += ["", f"`python run.py` on the full data, end to end: {result['python_run_py_seconds']:.1f} s"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
