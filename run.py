@@ -38,12 +38,12 @@ def build_parser():
     train.add_argument("--data", help="Kaggle database.sqlite, or a folder with it or with reviews.csv and "
                                       "genres.csv (default: $BANDS2VEC_DATA, then data/, then the demo catalog)")
     train.add_argument("--steps", type=int, help=f"training steps ({defaults.steps})")
-    train.add_argument("--batch-size", type=int, help="pairs per step (4096, or fewer for a small catalog)")
+    train.add_argument("--batch-size", type=int, help="pairs per step (2048, or fewer for a small catalog)")
     train.add_argument("--embedding-size", type=int, help=f"dimensions ({defaults.embedding_size})")
     train.add_argument("--num-sampled", type=int,
                        help=f"negative artists sampled per step by NCE ({defaults.num_sampled})")
     train.add_argument("--learning-rate", type=float,
-                       help="gradient-descent rate at the start, decayed linearly to 1%% (artists / 64)")
+                       help="gradient-descent rate at the start, decayed linearly to 1%% (artists / 90)")
     train.add_argument("--genre-share", type=float,
                        help=f"share of same-genre pairs; the rest share a score ({defaults.genre_share})")
     train.add_argument("--seed", type=int, help=f"random seed ({defaults.seed})")

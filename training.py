@@ -13,7 +13,7 @@ from data_utils import PairSampler
 @dataclasses.dataclass
 class TrainOptions:
     """Training settings; the defaults are the benchmark's choice for the full Pitchfork data (README)."""
-    steps: int = 1500
+    steps: int = 1750
     batch_size: int = None  # None: chosen with the vocabulary, see resolved()
     embedding_size: int = 64
     num_sampled: int = 64
@@ -31,15 +31,15 @@ class TrainOptions:
     def resolved(self, vocabulary_size):
         """These options with the batch size and learning rate filled in for `vocabulary_size` artists.
 
-        An artist's row moves by about learning_rate / vocabulary_size per step whatever the batch size
-        (the loss is a mean over the batch), so the rate grows with the vocabulary: V / 64 is stable and
-        fast on the full data (136) and on the demo (4.7). A batch of up to 4,096 pairs keeps the
-        per-step cost of feed_dict small against the work done.
+        The loss is a mean over the batch, so an artist's row moves by about learning_rate / vocabulary_size
+        per step: the rate grows with the vocabulary. V / 90 (97 on the full data, 3.3 on the demo) is
+        the fastest that stays stable; batches of 2,048 pairs (fewer for a small catalog) give the most
+        quality per second, as measured by benchmarks/train_benchmark.py.
         """
-        auto_batch_size = min(4096, 2 ** math.ceil(math.log2(max(vocabulary_size, 2))))
+        auto_batch_size = min(2048, 2 ** math.ceil(math.log2(max(vocabulary_size, 2))))
         return dataclasses.replace(
             self, batch_size=auto_batch_size if self.batch_size is None else self.batch_size,
-            learning_rate=vocabulary_size / 64 if self.learning_rate is None else self.learning_rate)
+            learning_rate=vocabulary_size / 90 if self.learning_rate is None else self.learning_rate)
 
 
 def check_options(options, vocabulary_size):
@@ -88,6 +88,8 @@ def train(catalog, options, run_dir, say=print, checkpoint=None):
                         init_scale=options.init_scale, seed=options.seed)
     config = tf1.ConfigProto(intra_op_parallelism_threads=options.threads,
                              inter_op_parallelism_threads=options.threads)
+    # XLA fuses the step's small ops: about half the time per step on the CPU, the same results.
+    config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
     stats = {"steps": 0, "pairs": 0, "loss": float("nan"), "seconds": 0.0}
 
     with tf1.Session(graph=model.graph, config=config) as session:

@@ -45,28 +45,31 @@ def project(catalog, seed):
     return vectors, stats["seconds"], stats["pairs"]
 
 
-def tutorial_batch(catalog, batch_size, genre_share):
+def tutorial_dicts(catalog):
+    """The tutorial's two context dictionaries, as Python lists of artist ids."""
+    return tuple({key: [int(i) for i in ids] for key, ids in groups.items() if len(ids) >= 2}
+                 for groups in (catalog.genre_dict, catalog.score_dict))
+
+
+def tutorial_batch(genre_dict, score_dict, batch_size, genre_share):
     """The tutorial's generate_batch: a random genre (or score) key, then two of its artists."""
-    genre_keys = [k for k, ids in catalog.genre_dict.items() if len(ids) >= 2]
-    score_keys = [k for k, ids in catalog.score_dict.items() if len(ids) >= 2]
     batch = np.ndarray(shape=(batch_size,), dtype=np.int32)
     labels = np.ndarray(shape=(batch_size, 1), dtype=np.int32)
     for i in range(batch_size):
-        if random.random() < genre_share:
-            batch[i], labels[i, 0] = random.sample(list(catalog.genre_dict[random.choice(genre_keys)]), 2)
-        else:
-            batch[i], labels[i, 0] = random.sample(list(catalog.score_dict[random.choice(score_keys)]), 2)
+        groups = genre_dict if random.random() < genre_share else score_dict
+        batch[i], labels[i, 0] = random.sample(groups[random.choice(list(groups))], 2)
     return batch, labels
 
 
 def tutorial(catalog, seed, steps, batch_size=64, num_sampled=16, learning_rate=1.0, genre_share=0.6):
     random.seed(seed)
+    genre_dict, score_dict = tutorial_dicts(catalog)
     model = build_graph(len(catalog), np.arange(8), 64, num_sampled, learning_rate, init_scale=1.0, seed=seed)
     with tf1.Session(graph=model.graph) as session:
         session.run(model.init)
         started = time.perf_counter()
         for _ in range(steps):
-            inputs, labels = tutorial_batch(catalog, batch_size, genre_share)
+            inputs, labels = tutorial_batch(genre_dict, score_dict, batch_size, genre_share)
             session.run([model.optimizer, model.loss], {model.train_inputs: inputs, model.train_labels: labels})
         seconds = time.perf_counter() - started
         return session.run(model.embeddings), seconds, steps * batch_size
