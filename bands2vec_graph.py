@@ -94,7 +94,7 @@ def build_graph(vocabulary_size, valid_ids, embedding_size=64, num_sampled=64, l
         # Plain gradient descent, as the tutorial; the rate decays so late steps refine instead of jitter.
         with tf1.name_scope("optimizer"):
             global_step = tf1.train.get_or_create_global_step()
-            rate = tf1.constant(float(learning_rate), name="learning_rate")
+            rate = tf1.constant(float(learning_rate), name="initial_learning_rate")
             if decay_steps:
                 progress = tf.minimum(tf.cast(global_step, tf.float32) / decay_steps, 1.0)
                 rate = tf1.multiply(rate, 1.0 - 0.99 * progress, name="decayed_learning_rate")
@@ -110,7 +110,7 @@ def build_graph(vocabulary_size, valid_ids, embedding_size=64, num_sampled=64, l
 
         summary = tf1.summary.merge_all()
         init = tf1.global_variables_initializer()
-        saver = tf1.train.Saver(max_to_keep=1)
+        saver = tf1.train.Saver(max_to_keep=1, save_relative_paths=True)  # a run folder can be moved
 
     return Bands2VecGraph(graph, train_inputs, train_labels, embeddings, normalized_embeddings, similarity,
                           loss, optimizer, rate, global_step, summary, init, saver)

@@ -161,8 +161,9 @@ def _read_csv(path, columns):
     try:
         # Text first, numbers checked when building. NULL is a bare NA, as R and the Kaggle export write it.
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", "NA"], encoding="utf-8")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: malformed CSV ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+    except (ValueError, OSError) as error:  # pandas' parser errors and UnicodeDecodeError are ValueErrors
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{path}: malformed CSV ({reason})") from None
     _require_columns(path, set(frame.columns), columns)
     return frame[list(columns)]
 
@@ -173,18 +174,25 @@ def _require_columns(where, present, columns):
         raise DataError(f"{where}: missing column {', '.join(missing)}")
 
 
+def _review_ids(column):
+    """Review ids as whole numbers; anything else (text, fractions, infinities) becomes missing."""
+    ids = pd.to_numeric(column, errors="coerce")
+    return ids.where(np.isfinite(ids) & (ids == np.round(ids)))
+
+
 def build_catalog(reviews, genres, source):
     """One `Artist` per named artist; a duplicated review counts once; artists without a genre are kept."""
     reviews = reviews.assign(
-        reviewid=pd.to_numeric(reviews["reviewid"], errors="coerce"),
+        reviewid=_review_ids(reviews["reviewid"]),
         score=pd.to_numeric(reviews["score"], errors="coerce"),
     ).dropna(subset=["reviewid", "artist"]).drop_duplicates(subset=["reviewid", "artist"])
+    # A missing, non-numeric or out-of-range score is skipped and counted, not guessed at.
     valid = reviews["score"].between(0.0, 10.0)
     reviews, dropped = reviews[valid], int((~valid).sum())
     if reviews.empty:
         raise DataError(f"{source}: no reviews with an artist and a score from 0 to 10")
 
-    genres = genres.assign(reviewid=pd.to_numeric(genres["reviewid"], errors="coerce")).dropna()
+    genres = genres.assign(reviewid=_review_ids(genres["reviewid"])).dropna()
     genres = genres.drop_duplicates()
     if genres.empty:
         raise DataError(f"{source}: no genres (every genre is NULL), so there is no genre context to learn from")

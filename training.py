@@ -126,6 +126,8 @@ def train(catalog, options, run_dir, say=print, checkpoint=None):
         else:
             interrupted = False
             _say_neighbours(say, session.run(model.similarity), valid_ids, catalog)
+        # The session's step counts what was applied; an interrupt can fall between it and ours.
+        step = int(session.run(model.global_step))
         stats.update(steps=step, pairs=(step - first_step) * options.batch_size, seconds=time.perf_counter() - started)
         _finish(session, model, writer, run_dir, step)
         vectors = session.run(model.embeddings)
