@@ -53,9 +53,10 @@ class Artist:
 class Catalog:
     """The artists, indexed 0..V-1, with the tutorial's two context dictionaries."""
 
-    def __init__(self, artists, source):
+    def __init__(self, artists, source, dropped_scores=0):
         self.artists = list(artists)
         self.source = source
+        self.dropped_scores = dropped_scores  # reviews skipped for a missing or out-of-range score
         self.index = {artist.name: i for i, artist in enumerate(self.artists)}
         self.genre_dict = _group_ids(self.artists, lambda artist: artist.genres)
         self.score_dict = _group_ids(self.artists, lambda artist: (artist.score_bucket,))
@@ -207,9 +208,7 @@ def build_catalog(reviews, genres, source):
                genres=genres_of.get(name, ()), scores=tuple(float(s) for s in group["score"]))
         for name, group in reviews.sort_values("reviewid").groupby("artist", sort=True)
     ]
-    catalog = Catalog(artists, source=source)
-    catalog.dropped_scores = dropped
-    return catalog
+    return Catalog(artists, source=source, dropped_scores=dropped)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,11 +56,13 @@ def write_plots(vectors, run_dir, seed=0):
 
     coordinates = tsne_coordinates(vectors, run_dir, seed)
     primary = np.array([genres[0] if genres else "none" for genres in vectors.genres])
+    genre_colours = _palette(plt, primary)
     figures = {
-        "clusters": _categorical(plt, coordinates, vectors.clusters, "cluster",
+        "clusters": _categorical(plt, "clusters", coordinates, vectors.clusters, _palette(plt, vectors.clusters),
                                  "K-means clustering of the artists' embeddings (t-SNE)"),
-        "genres": _categorical(plt, coordinates, primary, "genre", "Artists by primary genre (t-SNE)"),
-        "labelled": _labelled(plt, coordinates, vectors.names, vectors.review_counts),
+        "genres": _categorical(plt, "genres", coordinates, primary, genre_colours,
+                               "Artists by primary genre (t-SNE)"),
+        "labelled": _labelled(plt, coordinates, vectors.names, vectors.review_counts, primary, genre_colours),
     }
     paths = {}
     for name, figure in figures.items():
@@ -79,26 +81,60 @@ def _axis_free(plt, kind, title):
     return figure, axes
 
 
-def _categorical(plt, coordinates, categories, label, title):
-    figure, axes = _axis_free(plt, "clusters", title)
+def _palette(plt, categories):
+    """A colour per category, the most common first; grey is kept for artists without a genre."""
     values, counts = np.unique(categories, return_counts=True)
-    colours = plt.get_cmap("tab10" if len(values) <= 10 else "tab20")
-    for i, (value, count) in enumerate(sorted(zip(values, counts), key=lambda vc: -vc[1])):
+    ordered = [value for _, value in sorted(zip(-counts, values), key=lambda cv: cv[0])]
+    named = [value for value in ordered if value != "none"]
+    if len(named) <= 9:
+        colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]  # tab10 without its grey
+    else:
+        colours = plt.get_cmap("tab20").colors
+    palette = {value: colours[i % len(colours)] for i, value in enumerate(named)}
+    palette.update({value: "lightgrey" for value in ordered if value == "none"})
+    return {value: palette[value] for value in ordered}
+
+
+def _categorical(plt, kind, coordinates, categories, palette, title):
+    figure, axes = _axis_free(plt, kind, title)
+    for value, colour in palette.items():
         points = coordinates[categories == value]
-        colour = "lightgrey" if value == "none" else colours(i % colours.N)
+        name = f"cluster {value}" if kind == "clusters" else value
         axes.scatter(points[:, 0], points[:, 1], s=6, color=colour, alpha=0.7, linewidths=0,
-                     label=f"{label} {value} ({count})" if label == "cluster" else f"{value} ({count})")
+                     label=f"{name} ({len(points)})")
     axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=3, frameon=False, fontsize=11)
     figure.subplots_adjust(left=0.02, right=0.78, top=0.94, bottom=0.02)
     return figure
 
 
-def _labelled(plt, coordinates, names, review_counts):
+def _labelled(plt, coordinates, names, review_counts, primary, palette):
     shown = np.argsort(-np.asarray(review_counts), kind="stable")[:LABELLED]
-    figure, axes = _axis_free(plt, "labelled", f"The {len(shown)} most-reviewed artists (t-SNE)")
+    figure, axes = _axis_free(plt, "labelled", f"The {len(shown)} most-reviewed artists (t-SNE), by primary genre")
     points = coordinates[shown]
-    axes.scatter(points[:, 0], points[:, 1], s=10, color="tab:blue")
-    for (x, y), i in zip(points, shown):
-        axes.annotate(names[i], (x, y), xytext=(3, 2), textcoords="offset points", fontsize=8)
+    for genre, colour in palette.items():
+        mask = primary[shown] == genre
+        if mask.any():
+            axes.scatter(points[mask, 0], points[mask, 1], s=14, label=genre, color=colour)
+    for (x, y), (label_x, label_y), i in zip(points, _label_positions(points, [names[i] for i in shown]), shown):
+        if label_y != y:  # moved off its point to clear another label: draw a leader line
+            axes.plot([x, label_x], [y, label_y], color="lightgrey", linewidth=0.5, zorder=0)
+        axes.annotate(names[i], (label_x, label_y), xytext=(3, 0), textcoords="offset points", fontsize=8,
+                      va="center")
+    axes.legend(loc="lower right", markerscale=1.5, frameon=False, fontsize=10)
     figure.subplots_adjust(left=0.02, right=0.98, top=0.96, bottom=0.02)
     return figure
+
+
+def _label_positions(points, labels):
+    """Where to write each label: at its point, or moved down until it overlaps no label placed before."""
+    span = np.ptp(points, axis=0) + 1e-9
+    char_width, line_height = span[0] * 0.0045, span[1] * 0.011  # 8-point text on a 16-inch, 100-dpi figure
+    placed, positions = [], [None] * len(points)
+    for i in np.argsort(-points[:, 1], kind="stable"):
+        x, y = points[i]
+        width = char_width * (len(labels[i]) + 1)
+        while any(x < px + pw and px < x + width and abs(y - py) < line_height for px, py, pw in placed):
+            y -= line_height
+        placed.append((x, y, width))
+        positions[i] = (x, y)
+    return positions
