@@ -12,8 +12,6 @@ import numpy as np
 
 import logdir
 
-GENRE_SEPARATOR = ", "
-
 
 class UnknownArtist(KeyError):
     """A name that is not in the vocabulary; it carries the closest names."""
@@ -54,11 +52,15 @@ class ArtistVectors:
         if len(vectors) != len(rows):
             raise logdir.RunError(f"{run_dir}: the checkpoint has {len(vectors)} vectors but the metadata "
                                   f"{len(rows)} artists")
-        return cls(names=[row["artist"] for row in rows], vectors=vectors,
-                   genres=[tuple(filter(None, row["genres"].strip().split(GENRE_SEPARATOR))) for row in rows],
-                   mean_scores=[float(row["mean_score"]) for row in rows],
-                   review_counts=[int(row["reviews"]) for row in rows],
-                   clusters=[int(row["cluster"]) for row in rows])
+        try:
+            return cls(names=[row["artist"] for row in rows], vectors=vectors,
+                       genres=[tuple(filter(None, row["genres"].strip().split(logdir.GENRE_SEPARATOR)))
+                               for row in rows],
+                       mean_scores=[float(row["mean_score"]) for row in rows],
+                       review_counts=[int(row["reviews"]) for row in rows],
+                       clusters=[int(row["cluster"]) for row in rows])
+        except ValueError as error:
+            raise logdir.RunError(f"{run_dir}: malformed metadata ({error})") from None
 
     def __len__(self):
         return len(self.names)

@@ -18,6 +18,7 @@ PROJECTOR_FILE = "projector_config.pbtxt"
 VECTORS_TSV = "vectors.tsv"
 WORD2VEC_FILE = "vectors.txt"
 METADATA_COLUMNS = ("artist", "genres", "primary_genre", "mean_score", "score_bucket", "reviews", "cluster")
+GENRE_SEPARATOR = ", "
 
 
 class RunError(Exception):
@@ -111,7 +112,8 @@ def tsv_field(value):
 def metadata_rows(catalog, clusters):
     """One row per artist, in vocabulary order, with the columns worth colouring by in the projector."""
     for artist, cluster in zip(catalog.artists, clusters):
-        yield (artist.name, ", ".join(artist.genres), artist.primary_genre, f"{artist.mean_score:.2f}",
+        # Four decimals keep the score bucket of every mean that reviews scored to a tenth can give.
+        yield (artist.name, GENRE_SEPARATOR.join(artist.genres), artist.primary_genre, f"{artist.mean_score:.4f}",
                artist.score_bucket, len(artist.review_ids), int(cluster))
 
 
