@@ -27,7 +27,6 @@ class TrainOptions:
     steps_per_draw: int = 100  # batches drawn by numpy in one call
     valid_size: int = 4
 
-
     def resolved(self, vocabulary_size):
         """These options with the batch size and learning rate filled in for `vocabulary_size` artists.
 
@@ -108,12 +107,11 @@ def train(catalog, options, run_dir, say=print, checkpoint=None):
                 for batch_inputs, batch_labels in zip(inputs, labels):
                     feed_dict = {model.train_inputs: batch_inputs, model.train_labels: batch_labels}
                     step += 1
-                    # Summaries cost a little each: write one every summary_every steps.
+                    # The same fetches every step: other fetches would make XLA compile a second program,
+                    # which costs more than the summary ops. Writing events is the cost worth spacing out.
+                    _, loss_value, summary = session.run([model.optimizer, model.loss, model.summary], feed_dict)
                     if step % options.summary_every == 0 or step == options.steps:
-                        _, loss_value, summary = session.run([model.optimizer, model.loss, model.summary], feed_dict)
                         writer.add_summary(summary, step)
-                    else:
-                        _, loss_value = session.run([model.optimizer, model.loss], feed_dict)
                     losses.append(loss_value)
                     if step % options.report_every == 0 or step == options.steps:
                         stats["loss"] = float(np.mean(losses))
