@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 import logdir
+from artist_vectors import primary_genres
 
 TSNE_CACHE = "tsne.npz"
 PLOTS = {"clusters": "tsne_clusters.png", "genres": "tsne_genres.png", "labelled": "tsne_top300.png"}
@@ -55,7 +56,7 @@ def write_plots(vectors, run_dir, seed=0):
     import matplotlib.pyplot as plt
 
     coordinates = tsne_coordinates(vectors, run_dir, seed)
-    primary = np.array([genres[0] if genres else "none" for genres in vectors.genres])
+    primary = np.array(primary_genres(vectors))
     genre_colours = _palette(plt, primary)
     figures = {
         "clusters": _categorical(plt, "clusters", coordinates, vectors.clusters, _palette(plt, vectors.clusters),

@@ -7,6 +7,7 @@
     python run.py evaluate                 how good the latest run's vectors are
 """
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -136,8 +137,6 @@ def train_command(args):
 
 def _resumed_run(args, given):
     """The run to resume, its catalog (checked against the run's artists), options and last checkpoint."""
-    import dataclasses
-
     import data_utils
     from bands2vec_graph import tf1
     from training import TrainOptions, check_options
@@ -165,8 +164,6 @@ def _resumed_run(args, given):
 def write_outputs(catalog, vectors, stats, options, args, run_dir):
     """metadata.tsv (with k-means clusters), the vector exports and run.json; returns the vectors and
     their quality report."""
-    import dataclasses
-
     from artist_vectors import ArtistVectors, kmeans_clusters, quality_report
     from data_utils import DEMO_SOURCE
 
@@ -178,7 +175,8 @@ def write_outputs(catalog, vectors, stats, options, args, run_dir):
     logdir.write_vectors(run_dir, catalog.names, vectors)
     report = quality_report(artist_vectors, seed=options.seed)
     logdir.write_run_info(run_dir, {
-        "data": catalog.source if catalog.source == DEMO_SOURCE else os.path.abspath(catalog.source), "artists": len(catalog), "options": dataclasses.asdict(options),
+        "data": catalog.source if catalog.source == DEMO_SOURCE else os.path.abspath(catalog.source),
+        "artists": len(catalog), "options": dataclasses.asdict(options),
         "clusters": args.clusters, "stats": stats, "quality": report,
         "finished": stats["steps"] == options.steps,
     })
