@@ -95,8 +95,7 @@ def train_command(args):
     from training import Interrupted, TrainOptions, check_options, train
 
     given = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
-    if args.clusters < 1:
-        raise ValueError(f"--clusters must be at least 1, not {args.clusters}")
+    _check_at_least_one("--clusters", args.clusters)
     # Everything that can refuse the input does so before anything is written.
     if args.resume:
         run_dir, catalog, options, checkpoint = _resumed_run(args, given)
@@ -222,22 +221,22 @@ def load_run(args):
 
 
 def similar_command(args):
+    _check_at_least_one("-k", args.k)
     _, vectors = load_run(args)
-    _check_k(args.k)
     _print_results(vectors, vectors.most_similar(args.name, topn=args.k), args.json)
     return 0
 
 
 def query_command(args):
+    _check_at_least_one("-k", args.k)
     _, vectors = load_run(args)
-    _check_k(args.k)
     _print_results(vectors, vectors.query(args.expression, topn=args.k), args.json)
     return 0
 
 
-def _check_k(k):
-    if k < 1:
-        raise ValueError(f"-k must be at least 1, not {k}")
+def _check_at_least_one(option, value):
+    if value < 1:
+        raise ValueError(f"{option} must be at least 1, not {value}")
 
 
 def _print_results(vectors, results, as_json):
@@ -256,8 +255,7 @@ def plot_command(args):
 
     run_dir, vectors = load_run(args)
     if args.clusters is not None:
-        if args.clusters < 1:
-            raise ValueError(f"--clusters must be at least 1, not {args.clusters}")
+        _check_at_least_one("--clusters", args.clusters)
         vectors.clusters = kmeans_clusters(vectors, args.clusters)
     for path in _plot(vectors, run_dir, seed=0).values():
         print(path)
@@ -267,7 +265,7 @@ def plot_command(args):
 def evaluate_command(args):
     from artist_vectors import cluster_summary, quality_report
 
-    _check_k(args.k)
+    _check_at_least_one("-k", args.k)
     run_dir, vectors = load_run(args)
     report = quality_report(vectors, k=args.k)
     if args.json:
