@@ -5,6 +5,7 @@
     vectors.most_similar(positive=["coil"], negative=["elder ones"])
     vectors.query("coil - elder ones")                        # the same, from an expression
 """
+import copy
 import difflib
 import re
 
@@ -30,19 +31,22 @@ class QueryError(ValueError):
 
 
 class ArtistVectors:
-    """A matrix of artist vectors with the artists' names, genres and mean scores."""
+    """A matrix of artist vectors with the artists' names, genres, mean scores and, where the data has them,
+    record labels and mean release years (None where it has not)."""
 
-    def __init__(self, names, vectors, genres, mean_scores, review_counts=None, clusters=None):
+    def __init__(self, names, vectors, genres, mean_scores, review_counts=None, clusters=None, labels=None,
+                 years=None):
         self.names = list(names)
         self.vectors = np.asarray(vectors, dtype=np.float32)
         self.genres = [tuple(g) for g in genres]
         self.mean_scores = np.asarray(mean_scores, dtype=np.float64)
         self.review_counts = np.ones(len(self.names), int) if review_counts is None else np.asarray(review_counts)
         self.clusters = None if clusters is None else np.asarray(clusters)
+        self.labels = None if labels is None else [tuple(l) for l in labels]
+        self.years = None if years is None else np.asarray(years, dtype=np.float64)
         self.key_to_index = {name: i for i, name in enumerate(self.names)}
         self._folded = {name.casefold(): i for i, name in reversed(list(enumerate(self.names)))}
-        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
-        self.unit_vectors = self.vectors / np.maximum(norms, 1e-12)
+        self.unit_vectors = _unit(self.vectors)
 
     @classmethod
     def from_run(cls, run_dir):
@@ -52,15 +56,27 @@ class ArtistVectors:
         if len(vectors) != len(rows):
             raise logdir.RunError(f"{run_dir}: the checkpoint has {len(vectors)} vectors but the metadata "
                                   f"{len(rows)} artists")
+        has_labels = any(row.get("labels", " ").strip() for row in rows)
+        has_years = any(row.get("year", " ").strip() for row in rows)
         try:
             return cls(names=[row["artist"] for row in rows], vectors=vectors,
-                       genres=[tuple(filter(None, row["genres"].strip().split(logdir.GENRE_SEPARATOR)))
-                               for row in rows],
+                       genres=[_split(row["genres"], logdir.GENRE_SEPARATOR) for row in rows],
                        mean_scores=[float(row["mean_score"]) for row in rows],
                        review_counts=[int(row["reviews"]) for row in rows],
-                       clusters=[int(row["cluster"]) for row in rows])
+                       clusters=[int(row["cluster"]) for row in rows],
+                       labels=[_split(row["labels"], logdir.LABEL_SEPARATOR) for row in rows] if has_labels else None,
+                       years=[float(row["year"].strip() or "nan") for row in rows] if has_years else None)
         except ValueError as error:
             raise logdir.RunError(f"{run_dir}: malformed metadata ({error})") from None
+
+    @classmethod
+    def from_catalog(cls, catalog, vectors, clusters=None):
+        """The vectors of a catalog's artists, in its order (labels and years where the data has them)."""
+        artists = catalog.artists
+        return cls(catalog.names, vectors, [a.genres for a in artists], [a.mean_score for a in artists],
+                   [len(a.review_ids) for a in artists], clusters,
+                   labels=[a.labels for a in artists] if "labels" in catalog.tables else None,
+                   years=[a.mean_year for a in artists] if "years" in catalog.tables else None)
 
     def __len__(self):
         return len(self.names)
@@ -120,24 +136,42 @@ class ArtistVectors:
         i = self.index(name)
         return f"Artist: {self.names[i]}, Mean Score: {self.mean_scores[i]:.2f}, Genres: {list(self.genres[i])}"
 
-    def nearest_neighbours(self, k=10, chunk=2048):
-        """For every artist, the rows of its `k` nearest artists (cosine, itself excluded), nearest first."""
-        neighbours = np.empty((len(self), k), dtype=np.int64)
-        for start in range(0, len(self), chunk):
-            similarity = self.unit_vectors[start:start + chunk] @ self.unit_vectors.T
-            rows = np.arange(similarity.shape[0])
-            similarity[rows, rows + start] = -np.inf
+    def with_vectors(self, vectors):
+        """The same artists with other vectors (a training run's current ones, random ones), without clusters."""
+        other = copy.copy(self)
+        other.vectors = np.asarray(vectors, dtype=np.float32)
+        other.unit_vectors = _unit(other.vectors)
+        other.clusters = None
+        return other
+
+    def nearest_neighbours(self, k=10, rows=None, chunk=2048):
+        """For every artist (or those in `rows`), the rows of its `k` nearest artists (cosine, itself
+        excluded), nearest first."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
+        neighbours = np.empty((len(rows), k), dtype=np.int64)
+        for start in range(0, len(rows), chunk):
+            block = rows[start:start + chunk]
+            similarity = self.unit_vectors[block] @ self.unit_vectors.T
+            similarity[np.arange(len(block)), block] = -np.inf
             best = np.argpartition(-similarity, k, axis=1)[:, :k]
             order = np.argsort(-np.take_along_axis(similarity, best, axis=1), axis=1, kind="stable")
             neighbours[start:start + chunk] = np.take_along_axis(best, order, axis=1)
         return neighbours
 
 
+def _unit(vectors):
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _split(field, separator):
+    return tuple(filter(None, field.strip().split(separator)))
+
+
 def checkpoint_embeddings(run_dir):
     """The embeddings variable of the run's latest checkpoint, as a numpy array."""
     from bands2vec_graph import EMBEDDINGS_VARIABLE, tf
 
-    checkpoint = tf.train.latest_checkpoint(run_dir)
+    checkpoint = tf.train.latest_checkpoint(logdir.checkpoint_dir(run_dir))
     if checkpoint is None:
         raise logdir.RunError(f"{run_dir}: no checkpoint there; train with `python run.py` first")
     try:
@@ -221,27 +255,55 @@ def _quoted(expression, start):
 # Quality: do the nearest neighbours share a genre, a score?
 # ---------------------------------------------------------------------------------------------
 
-def neighbour_agreement(vectors, k=10):
+def neighbour_agreement(vectors, k=10, rows=None):
     """How often an artist's `k` nearest neighbours share a genre with it (over artists with a genre),
-    have its rounded mean score, and their mean absolute score difference to it."""
-    neighbours = vectors.nearest_neighbours(k)
-    genre_names = sorted({g for genres in vectors.genres for g in genres})
-    has_genre = np.array([[g in genres for g in genre_names] for genres in vectors.genres], dtype=bool)
-    shares = (has_genre[neighbours] & has_genre[:, None, :]).any(axis=2)
-    with_genre = has_genre.any(axis=1)
+    have its rounded mean score, share a record label (over artists with one), and the mean absolute
+    differences of mean score and release year to them; over every artist, or those in `rows`. None where
+    the data has no labels or years."""
+    rows = np.arange(len(vectors)) if rows is None else np.asarray(rows)
+    neighbours = vectors.nearest_neighbours(k, rows)
     buckets = vectors.score_buckets
-    return {
-        "genre": float(shares[with_genre].mean()) if with_genre.any() else float("nan"),
-        "score": float((buckets[neighbours] == buckets[:, None]).mean()),
-        "score_difference": float(np.abs(vectors.mean_scores[neighbours] - vectors.mean_scores[:, None]).mean()),
+    report = {
+        "genre": _shared_share(vectors.genres, rows, neighbours),
+        "score": float((buckets[neighbours] == buckets[rows, None]).mean()),
+        "score_difference": float(np.abs(vectors.mean_scores[neighbours] - vectors.mean_scores[rows, None]).mean()),
+        "label": None if vectors.labels is None else _shared_share(vectors.labels, rows, neighbours),
+        "year_gap": None,
     }
+    if vectors.years is not None:
+        gaps = np.abs(vectors.years[neighbours] - vectors.years[rows, None])
+        report["year_gap"] = float(np.nanmean(gaps)) if np.isfinite(gaps).any() else None
+    return report
+
+
+def _shared_share(values, rows, neighbours):
+    """The share of (artist, neighbour) pairs, for the artists in `rows`, that have a value (genre, label)
+    in common, over the artists with a value at all; None if none has one."""
+    from scipy import sparse
+
+    ids = {}
+    members = np.repeat(np.arange(len(values)), [len(v) for v in values])
+    columns = [ids.setdefault(value, len(ids)) for artist_values in values for value in artist_values]
+    if not ids:
+        return None
+    member = sparse.csr_matrix((np.ones(len(columns), np.float32), (members, columns)),
+                               shape=(len(values), len(ids)))
+    artists = np.repeat(rows, neighbours.shape[1])
+    shared = np.asarray(member[artists].multiply(member[neighbours.ravel()]).sum(axis=1)).reshape(neighbours.shape)
+    has_value = np.diff(member.indptr)[rows] > 0
+    return float((shared[has_value] > 0).mean()) if has_value.any() else None
+
+
+def sampled_agreement(vectors, size=1000, seed=0, k=10):
+    """A function of a matrix of vectors for `vectors`' artists that returns neighbour_agreement over a
+    fixed seeded sample of `size` artists: the quality figures, cheap enough to take while training."""
+    rows = np.sort(np.random.default_rng(seed).choice(len(vectors), size=min(size, len(vectors)), replace=False))
+    return lambda matrix: neighbour_agreement(vectors.with_vectors(matrix), k, rows)
 
 
 def random_like(vectors, seed=0):
     """The same artists with random Gaussian vectors: the baseline any training must beat."""
-    rng = np.random.default_rng(seed)
-    return ArtistVectors(vectors.names, rng.normal(size=vectors.vectors.shape), vectors.genres,
-                         vectors.mean_scores, vectors.review_counts)
+    return vectors.with_vectors(np.random.default_rng(seed).normal(size=vectors.vectors.shape))
 
 
 def kmeans_clusters(vectors, k=10, seed=0):

@@ -1,8 +1,9 @@
-"""Pitchfork data: the artist catalog, its two context dictionaries, and the (target, context) pair sampler.
+"""Pitchfork data: the artist catalog, its context groups, and the (target, context) pair sampler.
 
 The catalog is read from the Kaggle `database.sqlite` (tables `reviews` and `genres`, joined on
-`reviewid`) or from the same tables as CSV files in a folder. With no data at hand, a small fictional
-demo catalog is generated so that a fresh clone runs with no download.
+`reviewid`, and `labels` and `years` where present) or from the same tables as CSV files in a folder.
+With no data at hand, a small fictional demo catalog is generated so that a fresh clone runs with no
+download.
 """
 import collections
 import math
@@ -22,6 +23,18 @@ NO_GENRE = "none"
 
 REVIEW_COLUMNS = ("reviewid", "artist", "score")
 GENRE_COLUMNS = ("reviewid", "genre")
+LABEL_COLUMNS = ("reviewid", "label")
+YEAR_COLUMNS = ("reviewid", "year")
+# Each table: its columns, and whether every catalog needs it (labels and years only some contexts).
+TABLES = {"reviews": (REVIEW_COLUMNS, True), "genres": (GENRE_COLUMNS, True),
+          "labels": (LABEL_COLUMNS, False), "years": (YEAR_COLUMNS, False)}
+
+# Names in the data that are not one artist (compilations): left out of the vocabulary by default.
+NOT_AN_ARTIST = frozenset({"various artists", "soundtrack"})
+# Values of `labels.label` that are not a record label, so they make no label context.
+NOT_A_LABEL = frozenset({"self-released", "self", "none", "unknown", "n/a", "no label", ""})
+# Release years are grouped in eras of this many years (2000-2004, 2005-2009, ...).
+ERA_YEARS = 5
 
 
 class DataError(Exception):
@@ -35,6 +48,8 @@ class Artist:
     review_ids: tuple
     genres: tuple  # distinct genres, most reviewed first
     scores: tuple  # one score per review
+    labels: tuple = ()  # distinct record labels (real ones only), most reviewed first
+    years: tuple = ()  # release years of the reviewed records, where known
 
     @property
     def mean_score(self):
@@ -49,17 +64,134 @@ class Artist:
     def primary_genre(self):
         return self.genres[0] if self.genres else NO_GENRE
 
+    @property
+    def main_label(self):
+        return self.labels[0] if self.labels else ""
+
+    @property
+    def mean_year(self):
+        return sum(self.years) / len(self.years) if self.years else float("nan")
+
+    @property
+    def eras(self):
+        return tuple(sorted({year - year % ERA_YEARS for year in self.years}))
+
+    @property
+    def era(self):
+        """The era of the mean release year, such as `2005-2009`; empty where no year is known."""
+        if not self.years:
+            return ""
+        start = int(self.mean_year) - int(self.mean_year) % ERA_YEARS
+        return f"{start}-{start + ERA_YEARS - 1}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Contexts: for each kind, the groups an artist belongs to. A pair of one kind is two members of
+# one of its groups. A new kind is one more entry here.
+# ---------------------------------------------------------------------------------------------
+
+Context = collections.namedtuple("Context", ["groups_of", "table", "weight"])
+
+CONTEXTS = {
+    "genre": Context(lambda artist: artist.genres, "genres", 0.6),
+    "score": Context(lambda artist: (artist.score_bucket,), "reviews", 0.4),
+    # Label within genre: a major's folk and rap artists are not one group (README, "Contexts").
+    "label": Context(lambda artist: tuple((label, genre) for label in artist.labels
+                                          for genre in artist.genres or (NO_GENRE,)), "labels", 0.6),
+    "year": Context(lambda artist: artist.eras, "years", 0.2),
+}
+DEFAULT_CONTEXTS = "genre,score"
+
+
+def parse_contexts(spec):
+    """{kind: share} from `genre,score,label=0.3`: shares not given are filled in by the kinds' weights.
+
+    A ValueError in one line for an unknown kind, a share outside 0-1, or shares that add up to over 1.
+    """
+    given = _given_shares(spec)
+    fixed = sum(share for share in given.values() if share is not None)
+    if fixed > 1 + 1e-5:  # canonical specs keep six digits
+        raise ValueError(f"--contexts: the shares add up to {fixed:g}, over 1")
+    free = [kind for kind, share in given.items() if share is None]
+    if not free and abs(fixed - 1) > 1e-5:
+        raise ValueError(f"--contexts: the shares add up to {fixed:g}; they must add up to 1 "
+                         f"(or leave one kind without a share to take the rest)")
+    weights = sum(CONTEXTS[kind].weight for kind in free)
+    return {kind: share if share is not None else (1 - fixed) * CONTEXTS[kind].weight / weights
+            for kind, share in given.items()}
+
+
+def _given_shares(spec):
+    """{kind: share, or None where the spec gives none}, in the spec's order."""
+    given = {}
+    for item in spec.split(","):
+        kind, _, share = (part.strip() for part in item.partition("="))
+        if kind not in CONTEXTS:
+            raise ValueError(f"--contexts: unknown context {kind!r}; choose from {', '.join(CONTEXTS)}")
+        if kind in given:
+            raise ValueError(f"--contexts: {kind} is given twice")
+        given[kind] = _share(kind, share) if share else None
+    return given
+
+
+def _share(kind, text):
+    try:
+        share = float(text)
+    except ValueError:
+        share = float("nan")
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"--contexts: the share of {kind} must be from 0 to 1, not {text.strip()!r}")
+    return share
+
+
+def format_contexts(shares):
+    """The canonical spec of {kind: share}, as run.json records it: `genre=0.6,score=0.4`."""
+    return ",".join(f"{kind}={share:.6g}" for kind, share in shares.items())
+
+
+def with_genre_share(spec, genre_share):
+    """`spec` with the genre share of --genre-share, which a share in the spec may not contradict."""
+    given = _given_shares(spec)
+    if "genre" not in given:
+        raise ValueError("--genre-share needs the genre context in --contexts")
+    if given["genre"] is not None:
+        raise ValueError("give the genre share once: in --contexts (genre=X) or as --genre-share")
+    if not 0.0 <= genre_share <= 1.0:
+        raise ValueError(f"--genre-share must be from 0 to 1, not {genre_share}")
+    given["genre"] = genre_share
+    return ",".join(kind if share is None else f"{kind}={share}" for kind, share in given.items())
+
 
 class Catalog:
-    """The artists, indexed 0..V-1, with the tutorial's two context dictionaries."""
+    """The artists, indexed 0..V-1, with their context groups (the tutorial's genre and score dictionaries)."""
 
-    def __init__(self, artists, source, dropped_scores=0):
+    def __init__(self, artists, source, dropped_scores=0, tables=("reviews", "genres"), left_out=None,
+                 include_pseudo_artists=False):
         self.artists = list(artists)
         self.source = source
         self.dropped_scores = dropped_scores  # reviews skipped for a missing or out-of-range score
+        self.tables = frozenset(tables)  # the tables the data had
+        self.left_out = dict(left_out or {})  # pseudo-artist -> its reviews, left out of the vocabulary
+        self.include_pseudo_artists = include_pseudo_artists
         self.index = {artist.name: i for i, artist in enumerate(self.artists)}
-        self.genre_dict = _group_ids(self.artists, lambda artist: artist.genres)
-        self.score_dict = _group_ids(self.artists, lambda artist: (artist.score_bucket,))
+        self._groups = {}
+
+    def context_groups(self, kind):
+        """{group: artist ids} of one context kind; a DataError if the data lacks the kind's table."""
+        if kind not in self._groups:
+            context = CONTEXTS[kind]
+            if context.table not in self.tables:
+                raise DataError(f"{self.source}: no {context.table} table, which the {kind} context needs")
+            self._groups[kind] = _group_ids(self.artists, context.groups_of)
+        return self._groups[kind]
+
+    @property
+    def genre_dict(self):
+        return self.context_groups("genre")
+
+    @property
+    def score_dict(self):
+        return self.context_groups("score")
 
     def __len__(self):
         return len(self.artists)
@@ -99,22 +231,22 @@ def resolve_data_path(path=None):
     return DEMO_SOURCE
 
 
-def load_catalog(path=None):
+def load_catalog(path=None, include_pseudo_artists=False):
     """The catalog at `path` (a SQLite file, a folder of CSVs or one holding database.sqlite) or the demo."""
     path = resolve_data_path(path)
     if path == DEMO_SOURCE:
-        reviews, genres = demo_tables()
+        tables = demo_tables()
     elif os.path.isdir(path):
         source = _folder_source(path)
         if source is None:
             raise DataError(f"{path}: no database.sqlite, and no reviews.csv and genres.csv in this folder")
-        reviews, genres = read_sqlite(source) if source.endswith(".sqlite") else read_csv_folder(path)
+        tables = read_sqlite(source) if source.endswith(".sqlite") else read_csv_folder(path)
         path = source
     elif os.path.isfile(path):
-        reviews, genres = read_sqlite(path)
+        tables = read_sqlite(path)
     else:
         raise DataError(f"{path}: no such file or folder")
-    return build_catalog(reviews, genres, source=path)
+    return build_catalog(tables, source=path, include_pseudo_artists=include_pseudo_artists)
 
 
 def _folder_source(folder):
@@ -127,21 +259,20 @@ def _folder_source(folder):
 
 
 def read_sqlite(path):
-    """The `reviews` and `genres` tables of a Kaggle-schema SQLite file."""
+    """{table: frame} of a Kaggle-schema SQLite file: `reviews` and `genres`, `labels` and `years` if there."""
     with open(path, "rb") as f:
         if f.read(16) != b"SQLite format 3\x00":
             raise DataError(f"{path}: not a SQLite database")
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            missing = [table for table in ("reviews", "genres") if table not in tables]
+            present = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            missing = [table for table, (_, required) in TABLES.items() if required and table not in present]
             if missing:
                 raise DataError(f"{path}: no {' or '.join(missing)} table (expected the Kaggle Pitchfork schema)")
-            reviews = _read_table(connection, path, "reviews", REVIEW_COLUMNS)
-            genres = _read_table(connection, path, "genres", GENRE_COLUMNS)
+            return {table: _read_table(connection, path, table, columns)
+                    for table, (columns, _) in TABLES.items() if table in present}
     except sqlite3.DatabaseError as error:
         raise DataError(f"{path}: unreadable SQLite database ({error})") from None
-    return reviews, genres
 
 
 def _read_table(connection, path, table, columns):
@@ -151,11 +282,10 @@ def _read_table(connection, path, table, columns):
 
 
 def read_csv_folder(folder):
-    """`reviews.csv` and `genres.csv` from a folder, as the Kaggle tables with a header row."""
-    return tuple(_read_csv(os.path.join(folder, name), columns)
-                 for name, columns in (("reviews.csv", REVIEW_COLUMNS), ("genres.csv", GENRE_COLUMNS)))
-
-
+    """{table: frame} of `reviews.csv` and `genres.csv` in a folder, and `labels.csv`, `years.csv` if there."""
+    return {table: _read_csv(os.path.join(folder, f"{table}.csv"), columns)
+            for table, (columns, required) in TABLES.items()
+            if required or os.path.isfile(os.path.join(folder, f"{table}.csv"))}
 def _read_csv(path, columns):
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
@@ -181,8 +311,10 @@ def _review_ids(column):
     return ids.where(np.isfinite(ids) & (ids == np.round(ids)))
 
 
-def build_catalog(reviews, genres, source):
-    """One `Artist` per named artist; a duplicated review counts once; artists without a genre are kept."""
+def build_catalog(tables, source, include_pseudo_artists=False):
+    """One `Artist` per named artist; a duplicated review counts once; artists without a genre are kept;
+    compilations' pseudo-artists (NOT_AN_ARTIST) are left out unless asked for."""
+    reviews = tables["reviews"]
     reviews = reviews.assign(
         reviewid=_review_ids(reviews["reviewid"]),
         score=pd.to_numeric(reviews["score"], errors="coerce"),
@@ -190,25 +322,45 @@ def build_catalog(reviews, genres, source):
     # A missing, non-numeric or out-of-range score is skipped and counted, not guessed at.
     valid = reviews["score"].between(0.0, 10.0)
     reviews, dropped = reviews[valid], int((~valid).sum())
+    pseudo = reviews["artist"].isin(NOT_AN_ARTIST) & (not include_pseudo_artists)
+    left_out = reviews[pseudo].groupby("artist").size().to_dict()
+    reviews = reviews[~pseudo]
     if reviews.empty:
         raise DataError(f"{source}: no reviews with an artist and a score from 0 to 10")
 
-    genres = genres.assign(reviewid=_review_ids(genres["reviewid"])).dropna()
-    genres = genres.drop_duplicates()
+    genres = tables["genres"]
+    genres = genres.assign(reviewid=_review_ids(genres["reviewid"])).dropna().drop_duplicates()
     if genres.empty:
         raise DataError(f"{source}: no genres (every genre is NULL), so there is no genre context to learn from")
-
-    review_genres = genres.merge(reviews[["reviewid", "artist"]], on="reviewid")
-    genre_counts = review_genres.groupby(["artist", "genre"]).size().reset_index(name="n")
-    genre_counts = genre_counts.sort_values(["artist", "n", "genre"], ascending=[True, False, True])
-    genres_of = genre_counts.groupby("artist")["genre"].agg(tuple).to_dict()
+    genres_of = _values_by_artist(reviews, genres, "genre")
+    labels_of, years_of = {}, {}
+    if "labels" in tables:
+        labels = tables["labels"].assign(reviewid=_review_ids(tables["labels"]["reviewid"])).dropna()
+        labels = labels[~labels["label"].astype(str).str.strip().str.casefold().isin(NOT_A_LABEL)]
+        labels_of = _values_by_artist(reviews, labels.drop_duplicates(), "label")
+    if "years" in tables:
+        years = tables["years"].assign(reviewid=_review_ids(tables["years"]["reviewid"]),
+                                       year=pd.to_numeric(tables["years"]["year"], errors="coerce"))
+        years = years[years["year"].between(1000, 3000) & (years["year"] == np.round(years["year"]))]
+        years = years.dropna().drop_duplicates().merge(reviews[["reviewid", "artist"]], on="reviewid")
+        years_of = years.sort_values(["artist", "reviewid", "year"]).groupby("artist")["year"].agg(
+            lambda column: tuple(int(y) for y in column)).to_dict()
 
     artists = [
         Artist(name=str(name), review_ids=tuple(int(i) for i in group["reviewid"]),
-               genres=genres_of.get(name, ()), scores=tuple(float(s) for s in group["score"]))
+               genres=genres_of.get(name, ()), scores=tuple(float(s) for s in group["score"]),
+               labels=labels_of.get(name, ()), years=years_of.get(name, ()))
         for name, group in reviews.sort_values("reviewid").groupby("artist", sort=True)
     ]
-    return Catalog(artists, source=source, dropped_scores=dropped)
+    return Catalog(artists, source=source, dropped_scores=dropped, tables=tables, left_out=left_out,
+                   include_pseudo_artists=include_pseudo_artists)
+
+
+def _values_by_artist(reviews, table, column):
+    """{artist: distinct values of `column` over the artist's reviews, the most reviewed first}."""
+    counts = table.merge(reviews[["reviewid", "artist"]], on="reviewid").groupby(["artist", column]).size()
+    counts = counts.reset_index(name="n").sort_values(["artist", "n", column], ascending=[True, False, True])
+    return counts.groupby("artist")[column].agg(tuple).to_dict()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,33 +379,89 @@ _DEMO_GENRE_WEIGHTS = (3946, 1857, 819, 727, 835, 440, 355, 270, 129)
 DEMO_ARTISTS = 300
 
 
-def demo_tables(n_artists=DEMO_ARTISTS, seed=2016):
-    """Fictional `reviews` and `genres` tables: the same every time, shaped like Pitchfork's."""
-    rng = np.random.default_rng(seed)
-    pairs = [(a, b) for a in _DEMO_FIRST for b in _DEMO_SECOND]
-    chosen = rng.choice(len(pairs), size=n_artists - len(_DEMO_ODD), replace=False)
-    names = [f"the {pairs[i][0]} {pairs[i][1]}" if i % 3 == 0 else f"{pairs[i][0]} {pairs[i][1]}" for i in chosen]
-    names += list(_DEMO_ODD)
+_DEMO_LABEL_KINDS = ("records", "tapes", "sound", "recordings", "music")
 
+
+def demo_tables(n_artists=DEMO_ARTISTS, seed=2016):
+    """Fictional Kaggle tables (reviews, genres, labels, years) for `n_artists` artists: the same for the
+    same seed, shaped like Pitchfork's. The demo is 300 of them; benchmarks make larger ones."""
+    rng = np.random.default_rng(seed)
+    names = _demo_names(n_artists, rng)
     weights = np.array(_DEMO_GENRE_WEIGHTS, dtype=float) / sum(_DEMO_GENRE_WEIGHTS)
-    review_rows, genre_rows, review_id = [], [], 1000
-    for name in names:
-        # An artist has a home genre, sometimes a second one, and about one in six has none at all.
-        n_genres = rng.choice([0, 1, 2, 3], p=[0.16, 0.63, 0.18, 0.03])
-        artist_genres = [GENRES[g] for g in rng.choice(len(GENRES), size=n_genres, replace=False, p=weights)]
-        quality = np.clip(rng.normal(7.0, 1.2), 1.0, 9.8)
-        for _ in range(1 + rng.poisson(1.2)):
-            review_id += 1
-            review_rows.append((review_id, name, float(np.clip(np.round(rng.normal(quality, 0.5), 1), 0.0, 10.0))))
-            genre_rows.extend((review_id, genre) for genre in artist_genres or [None])
-    reviews = pd.DataFrame(review_rows, columns=list(REVIEW_COLUMNS))
-    genres = pd.DataFrame(genre_rows, columns=list(GENRE_COLUMNS))
-    return reviews, genres
+
+    # An artist has a home genre, sometimes a second one, and about one in six has none at all:
+    # the first n_genres of its genres in a weighted random order (Gumbel top-k).
+    n_genres = rng.choice(4, size=n_artists, p=[0.16, 0.63, 0.18, 0.03])
+    genre_order = np.argsort(-(np.log(weights) + rng.gumbel(size=(n_artists, len(GENRES)))), axis=1)
+    quality = np.clip(rng.normal(7.0, 1.2, size=n_artists), 1.0, 9.8)
+
+    # Reviews: 1 + Poisson(1.2) an artist, scored around the artist's quality.
+    reviews_per_artist = 1 + rng.poisson(1.2, size=n_artists)
+    review_artist = np.repeat(np.arange(n_artists), reviews_per_artist)
+    review_ids = 1001 + np.arange(len(review_artist))
+    scores = np.clip(np.round(rng.normal(quality[review_artist], 0.5), 1), 0.0, 10.0)
+
+    # Each review carries its artist's genres (NULL for an artist without one).
+    rows_per_review = np.maximum(n_genres[review_artist], 1)
+    genre_review = np.repeat(np.arange(len(review_artist)), rows_per_review)
+    rank = np.arange(len(genre_review)) - np.repeat(np.cumsum(rows_per_review) - rows_per_review, rows_per_review)
+    genre_names = np.array(GENRES + (None,), dtype=object)
+    genre_index = genre_order[review_artist[genre_review], rank]
+    genre_index[n_genres[review_artist[genre_review]] == 0] = len(GENRES)
+
+    # Labels: about one for every 2.4 artists, each of one genre; an artist mostly releases on one label
+    # of its primary genre (popular labels more often), sometimes elsewhere or by itself.
+    n_labels = max(len(GENRES), n_artists * 5 // 12)
+    label_genre = np.sort(np.append(np.arange(len(GENRES)),  # at least one a genre
+                                    rng.choice(len(GENRES), size=n_labels - len(GENRES), p=weights)))
+    label_first = np.searchsorted(label_genre, np.arange(len(GENRES)))
+    label_count = np.diff(np.append(label_first, n_labels))
+    home_genre = np.where(n_genres > 0, genre_order[:, 0], rng.choice(len(GENRES), size=n_artists, p=weights))
+    home_label = label_first[home_genre] + (rng.random(n_artists) ** 2 * label_count[home_genre]).astype(np.int64)
+    draw = rng.random(len(review_artist))
+    review_label = np.where(draw < 0.8, home_label[review_artist], rng.integers(n_labels, size=len(review_artist)))
+    label_names = np.array(_demo_label_names(n_labels), dtype=object)
+    review_label_name = np.where(draw > 0.92, "self-released", label_names[review_label])
+
+    # Release years: a career that starts between 1995 and 2015 (a few decades earlier), a record every
+    # year or two.
+    start = np.where(rng.random(n_artists) < 0.05, rng.integers(1960, 1995, size=n_artists),
+                     rng.integers(1995, 2016, size=n_artists))
+    years = np.minimum(start[review_artist] + rng.poisson(2.0, size=len(review_artist)), 2016)
+
+    names = np.array(names, dtype=object)
+    return {
+        "reviews": pd.DataFrame({"reviewid": review_ids, "artist": names[review_artist], "score": scores}),
+        "genres": pd.DataFrame({"reviewid": review_ids[genre_review], "genre": genre_names[genre_index]}),
+        "labels": pd.DataFrame({"reviewid": review_ids, "label": review_label_name}),
+        "years": pd.DataFrame({"reviewid": review_ids, "year": years}),
+    }
+
+
+def _demo_names(n, rng):
+    """`n` distinct fictional artist names: two words (numbered once the word pairs run out) and a few
+    with the characters real names have."""
+    odd = list(_DEMO_ODD[:n])
+    pairs = [f"the {a} {b}" if i % 3 == 0 else f"{a} {b}"
+             for i, (a, b) in enumerate((a, b) for a in _DEMO_FIRST for b in _DEMO_SECOND)]
+    rounds = -(-(n - len(odd)) // len(pairs))
+    pool = [name if r == 0 else f"{name} {r + 1}" for r in range(rounds) for name in pairs]
+    return [pool[i] for i in rng.permutation(len(pool))[:n - len(odd)]] + odd
+
+
+def _demo_label_names(n):
+    base = [f"{word} {kind}" for kind in _DEMO_LABEL_KINDS for word in _DEMO_FIRST]
+    return [base[i % len(base)] + ("" if i < len(base) else f" {i // len(base) + 1}") for i in range(n)]
 
 
 # ---------------------------------------------------------------------------------------------
 # (target, context) pairs
 # ---------------------------------------------------------------------------------------------
+
+def context_memberships(catalog, kind):
+    """How many (artist, group) memberships of one kind can make a pair: those of groups of two or more."""
+    return sum(len(ids) for ids in catalog.context_groups(kind).values() if len(ids) >= 2)
+
 
 class _ContextGroups:
     """Flattened groups of artist ids, to draw (artist, other member of one of its groups) pairs in bulk.
@@ -278,20 +486,19 @@ class _ContextGroups:
 
 
 class PairSampler:
-    """Batches of (target, context) artist ids: a `genre_share` of same-genre pairs, the rest same-score."""
+    """Batches of (target, context) artist ids, each kind of context drawn at its share of the pairs."""
 
-    def __init__(self, catalog, genre_share=0.6, seed=0):
-        if not 0.0 <= genre_share <= 1.0:
-            raise ValueError(f"genre share must be from 0 to 1, not {genre_share}")
-        self.by_genre = _ContextGroups(catalog.genre_dict)
-        self.by_score = _ContextGroups(catalog.score_dict)
-        if not len(self.by_score.members) and not len(self.by_genre.members):
-            raise DataError(f"{catalog.source}: no two artists share a genre or a score, so there are no pairs")
-        if not len(self.by_genre.members):
-            genre_share = 0.0
-        elif not len(self.by_score.members):
-            genre_share = 1.0
-        self.genre_share = genre_share
+    def __init__(self, catalog, shares=None, seed=0):
+        shares = parse_contexts(DEFAULT_CONTEXTS) if shares is None else shares
+        self.kinds = list(shares)
+        self.groups = [_ContextGroups(catalog.context_groups(kind)) for kind in self.kinds]
+        # A kind whose groups all have one artist gives no pairs: its share goes to the others.
+        live = np.array([shares[kind] if len(groups.members) else 0.0
+                         for kind, groups in zip(self.kinds, self.groups)])
+        if not live.sum():
+            raise DataError(f"{catalog.source}: no two artists share a {' or a '.join(self.kinds)}, so there "
+                            f"are no pairs")
+        self.shares = live / live.sum()
         self.vocabulary_size = len(catalog)
         self.rng = np.random.default_rng(seed)
 
@@ -299,14 +506,13 @@ class PairSampler:
         """The probability of each artist being drawn as a context, for NCE's negative sampler.
 
         Every membership of a group is equally likely as a partner, so an artist's chance is its number
-        of memberships over the total, mixed by the genre share; a little of the uniform distribution is
+        of memberships over the total, mixed by the shares; a little of the uniform distribution is
         mixed in so that every artist can be drawn as a negative.
         """
-        def share_of(groups):
-            if not len(groups.members):
-                return np.zeros(self.vocabulary_size)
-            return np.bincount(groups.members, minlength=self.vocabulary_size) / len(groups.members)
-        drawn = self.genre_share * share_of(self.by_genre) + (1 - self.genre_share) * share_of(self.by_score)
+        drawn = np.zeros(self.vocabulary_size)
+        for share, groups in zip(self.shares, self.groups):
+            if share:
+                drawn += share * np.bincount(groups.members, minlength=self.vocabulary_size) / len(groups.members)
         return 0.999 * drawn + 0.001 / self.vocabulary_size
 
     def pairs(self, n):
@@ -315,13 +521,16 @@ class PairSampler:
         return inputs, labels
 
     def pairs_with_kind(self, n):
-        """`pairs(n)` and, for each pair, whether it was drawn as a same-genre pair."""
-        is_genre = self.rng.random(n) < self.genre_share
+        """`pairs(n)` and, for each pair, the index in `kinds` of the context it was drawn from."""
+        kind = np.minimum(np.searchsorted(np.cumsum(self.shares), self.rng.random(n), side="right"),
+                          len(self.kinds) - 1)
         inputs = np.empty(n, dtype=np.int32)
         labels = np.empty(n, dtype=np.int32)
-        for mask, groups in ((is_genre, self.by_genre), (~is_genre, self.by_score)):
-            inputs[mask], labels[mask] = groups.draw(int(mask.sum()), self.rng)
-        return inputs, labels[:, None], is_genre
+        for k, groups in enumerate(self.groups):
+            mask = kind == k
+            if mask.any():
+                inputs[mask], labels[mask] = groups.draw(int(mask.sum()), self.rng)
+        return inputs, labels[:, None], kind
 
     def batches(self, batch_size, n_batches):
         """`n_batches` batches drawn in one numpy call: (inputs[n, B], labels[n, B, 1])."""

@@ -1,8 +1,8 @@
 """The files of a training run: one sub-directory of the log dir per run, each written whole or not at all.
 
-A run directory holds what TensorBoard reads (events, checkpoint, `metadata.tsv`, `projector_config.pbtxt`),
-the standalone exports (`vectors.tsv`, `vectors.txt` in word2vec text format), `run.json` (options and
-figures), and the plots with their cached t-SNE coordinates.
+A run directory holds what TensorBoard reads (events, `metadata.tsv`, `vectors.tsv` and the projector's
+config and bookmarks, written by tensorboard_files.py), the checkpoint in `checkpoints/`, the word2vec
+export `vectors.txt`, `run.json` (options and figures), and the plots with their cached t-SNE coordinates.
 """
 import datetime
 import json
@@ -14,11 +14,16 @@ import numpy as np
 
 RUN_FILE = "run.json"
 METADATA_FILE = "metadata.tsv"
-PROJECTOR_FILE = "projector_config.pbtxt"
 VECTORS_TSV = "vectors.tsv"
+# The checkpoint has a folder of its own: TensorBoard's projector offers every 2-d variable of a checkpoint
+# in the run folder (NCE's weights too), and with none there it shows just the tensor its config names.
+CHECKPOINT_DIR = "checkpoints"
 WORD2VEC_FILE = "vectors.txt"
-METADATA_COLUMNS = ("artist", "genres", "primary_genre", "mean_score", "score_bucket", "reviews", "cluster")
+METADATA_COLUMNS = ("artist", "genres", "primary_genre", "mean_score", "score_bucket", "reviews", "labels",
+                    "main_label", "year", "era", "cluster")
+OPTIONAL_COLUMNS = ("labels", "main_label", "year", "era")  # runs from before labels and years lack them
 GENRE_SEPARATOR = ", "
+LABEL_SEPARATOR = "; "  # label names have commas ("guided by voices, inc.")
 
 
 class RunError(Exception):
@@ -29,11 +34,21 @@ class RunError(Exception):
 # Writing whole files
 # ---------------------------------------------------------------------------------------------
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file, as the checkpoint and events files have
+
+
 def atomic_write(path, write):
     """Call `write(file)` on a temporary file beside `path`, then rename it over `path`."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600: a TensorBoard run by another user could not read it
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
@@ -100,8 +115,12 @@ def read_run_info(run_dir):
         raise RunError(f"{run_dir}: unreadable {RUN_FILE} ({error})") from None
 
 
+def checkpoint_dir(run_dir):
+    return os.path.join(run_dir, CHECKPOINT_DIR)
+
+
 # ---------------------------------------------------------------------------------------------
-# Metadata and the projector
+# Metadata and vectors
 # ---------------------------------------------------------------------------------------------
 
 def tsv_field(value):
@@ -114,7 +133,8 @@ def metadata_rows(catalog, clusters):
     for artist, cluster in zip(catalog.artists, clusters):
         # Four decimals keep the score bucket of every mean that reviews scored to a tenth can give.
         yield (artist.name, GENRE_SEPARATOR.join(artist.genres), artist.primary_genre, f"{artist.mean_score:.4f}",
-               artist.score_bucket, len(artist.review_ids), int(cluster))
+               artist.score_bucket, len(artist.review_ids), LABEL_SEPARATOR.join(artist.labels), artist.main_label,
+               f"{artist.mean_year:.1f}" if artist.years else "", artist.era, int(cluster))
 
 
 def write_metadata(run_dir, catalog, clusters):
@@ -131,25 +151,15 @@ def read_metadata(run_dir):
             header, *rows = [line.rstrip("\n").split("\t") for line in f]
     except (OSError, ValueError, UnicodeDecodeError) as error:
         raise RunError(f"{path}: unreadable metadata ({error})") from None
-    if tuple(header) != METADATA_COLUMNS or any(len(row) != len(header) for row in rows):
+    required = [column for column in METADATA_COLUMNS if column not in OPTIONAL_COLUMNS]
+    if not set(required) <= set(header) or any(len(row) != len(header) for row in rows):
         raise RunError(f"{path}: malformed metadata (expected the columns {', '.join(METADATA_COLUMNS)})")
     return [dict(zip(header, row)) for row in rows]
 
 
-def write_projector_config(run_dir, tensor_name):
-    """projector_config.pbtxt: TensorBoard's projector shows `tensor_name` with the metadata's labels."""
-    from google.protobuf import text_format
-    from tensorboard.plugins import projector
-
-    config = projector.ProjectorConfig()
-    embedding = config.embeddings.add()
-    embedding.tensor_name = tensor_name
-    embedding.metadata_path = METADATA_FILE
-    write_text(os.path.join(run_dir, PROJECTOR_FILE), text_format.MessageToString(config))
-
-
 def write_vectors(run_dir, names, vectors):
-    """vectors.tsv for the standalone projector, and word2vec text format for gensim and friends."""
+    """vectors.tsv for the projector (TensorBoard's and the standalone one), and word2vec text format for
+    gensim and friends."""
     def write_tsv(f):
         np.savetxt(f, vectors, delimiter="\t", fmt="%.6f")
 

@@ -16,6 +16,7 @@ import sys
 import time
 
 import logdir
+import tensorboard_files
 
 COMMANDS = ("train", "similar", "query", "plot", "evaluate")
 
@@ -38,15 +39,21 @@ def build_parser():
     train = commands.add_parser("train", help="train (the default command)")
     train.add_argument("--data", help="Kaggle database.sqlite, or a folder with it or with reviews.csv and "
                                       "genres.csv (default: $BANDS2VEC_DATA, then data/, then the demo catalog)")
-    train.add_argument("--steps", type=int, help=f"training steps ({defaults.steps})")
+    train.add_argument("--steps", type=int, help="training steps (200 pairs per context membership, at least 1,750)")
     train.add_argument("--batch-size", type=int, help="pairs per step (2048, or fewer for a small catalog)")
     train.add_argument("--embedding-size", type=int, help=f"dimensions ({defaults.embedding_size})")
     train.add_argument("--num-sampled", type=int,
                        help=f"negative artists sampled per step by NCE ({defaults.num_sampled})")
     train.add_argument("--learning-rate", type=float,
                        help="gradient-descent rate at the start, decayed linearly to 1%% (artists / 90)")
+    train.add_argument("--contexts",
+                       help="kinds of context, each optionally with its share of the pairs: genre, score, label "
+                            f"(same label and genre), year (same era); e.g. genre,score,label=0.3 "
+                            f"({defaults.contexts}, shares 0.6/0.4)")
     train.add_argument("--genre-share", type=float,
-                       help=f"share of same-genre pairs; the rest share a score ({defaults.genre_share})")
+                       help="share of same-genre pairs, as genre=X in --contexts (0.6)")
+    train.add_argument("--include-pseudo-artists", action="store_true",
+                       help="keep 'various artists' and the other compilation names in the vocabulary")
     train.add_argument("--seed", type=int, help=f"random seed ({defaults.seed})")
     train.add_argument("--clusters", type=int, default=10, help="k-means clusters (%(default)s)")
     train.add_argument("--run", help="name of the run's folder under --logdir (default: run-<date>-<time>)")
@@ -87,22 +94,29 @@ def parse_args(argv):
 # train
 # ---------------------------------------------------------------------------------------------
 
-TRAIN_OPTIONS = ("steps", "batch_size", "embedding_size", "num_sampled", "learning_rate", "genre_share", "seed")
+TRAIN_OPTIONS = ("steps", "batch_size", "embedding_size", "num_sampled", "learning_rate", "contexts", "seed")
 
 
 def train_command(args):
+    import numpy as np
+
     import data_utils
-    from training import Interrupted, TrainOptions, check_options, train
+    from artist_vectors import ArtistVectors, sampled_agreement
+    from training import Interrupted, TrainOptions, check_options, hparams, train
 
     given = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
+    if args.genre_share is not None:
+        given["contexts"] = data_utils.with_genre_share(given.get("contexts", TrainOptions.contexts), args.genre_share)
     _check_at_least_one("--clusters", args.clusters)
     # Everything that can refuse the input does so before anything is written.
     if args.resume:
         run_dir, catalog, options, checkpoint = _resumed_run(args, given)
     else:
-        catalog = data_utils.load_catalog(args.data)
-        options = TrainOptions(**given).resolved(len(catalog))
+        catalog = data_utils.load_catalog(args.data, args.include_pseudo_artists)
+        options = TrainOptions(**given).resolved(catalog)
         check_options(options, len(catalog))
+        for kind in data_utils.parse_contexts(options.contexts):
+            catalog.context_groups(kind)  # a missing table is an error now, not after the run folder exists
         run_dir, checkpoint = logdir.new_run_dir(args.logdir, args.run, args.overwrite), None
 
     if catalog.source == data_utils.DEMO_SOURCE:
@@ -110,27 +124,34 @@ def train_command(args):
               f"database.sqlite from {data_utils.KAGGLE_URL} into data/ or pass --data PATH.")
     else:
         print(f"Loaded {len(catalog):,} artists, {catalog.review_count:,} reviews from {catalog.source}")
+    if catalog.left_out:
+        names = ", ".join(f"{name!r} ({count:,} review{'s' * (count != 1)})"
+                          for name, count in sorted(catalog.left_out.items()))
+        print(f"Left out compilations, not artists: {names}; --include-pseudo-artists keeps them")
     if catalog.dropped_scores:
         print(f"Skipped {catalog.dropped_scores:,} reviews whose score is missing or outside 0-10")
-    print(f"Training {options.steps:,} steps of {options.batch_size:,} pairs, learning rate "
+    print(f"Training {options.steps:,} steps of {options.batch_size:,} pairs ({options.contexts}), learning rate "
           f"{options.learning_rate:g}; logs in {run_dir}")
 
     started = time.perf_counter()
+    artists = ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), options.embedding_size)))
     try:
-        vectors, stats = train(catalog, options, run_dir, checkpoint=checkpoint)
+        vectors, stats = train(catalog, options, run_dir, checkpoint=checkpoint,
+                               quality=sampled_agreement(artists, seed=options.seed))
     except Interrupted as stop:
-        write_outputs(catalog, stop.vectors, stop.stats, options, args, run_dir)
+        write_outputs(catalog, artists.with_vectors(stop.vectors), stop.stats, options, args, run_dir)
         print(f"Interrupted at step {stop.stats['steps']:,}: checkpoint and projector files saved in {run_dir}; "
               f"continue with: python run.py --resume --logdir {args.logdir} --run {os.path.basename(run_dir)}",
               file=sys.stderr)
         return 130
     except BaseException:
         if checkpoint is None:
-            shutil.rmtree(run_dir, ignore_errors=True)  # a new run that did not get going leaves nothing
+            shutil.rmtree(run_dir, ignore_errors=True)  # a new run that did not finish leaves nothing
         raise
-    artist_vectors, report = write_outputs(catalog, vectors, stats, options, args, run_dir)
-    plots = {} if args.no_plots else _plot(artist_vectors, run_dir, options.seed)
-    _say_summary(catalog, stats, report, run_dir, plots, time.perf_counter() - started, args.logdir)
+    artist_vectors, info = write_outputs(catalog, artists.with_vectors(vectors), stats, options, args, run_dir)
+    tensorboard_files.write_run_summaries(run_dir, info, hparams(options))
+    plots = {} if args.no_plots else _plot(artist_vectors, run_dir, options.seed, stats["steps"])
+    _say_summary(catalog, stats, info["quality"], run_dir, plots, time.perf_counter() - started, args.logdir)
     return 0
 
 
@@ -140,18 +161,18 @@ def _resumed_run(args, given):
     from bands2vec_graph import tf1
     from training import TrainOptions, check_options
 
-    if set(given) - {"steps"}:
+    if set(given) - {"steps"} or args.include_pseudo_artists:
         raise ValueError("--resume continues with the run's own options; only --steps may be changed")
     run_dir = logdir.find_run(args.logdir, args.run)
     info = logdir.read_run_info(run_dir)
-    catalog = data_utils.load_catalog(args.data or info["data"])
+    catalog = data_utils.load_catalog(args.data or info["data"], info.get("include_pseudo_artists", False))
     names = [row["artist"] for row in logdir.read_metadata(run_dir)]
     if names != [logdir.tsv_field(name) for name in catalog.names]:
         raise logdir.RunError(f"{run_dir} was trained on other data ({len(names):,} artists, from {info['data']}) "
                               f"than {catalog.source} ({len(catalog):,} artists)")
     options = dataclasses.replace(TrainOptions(**info["options"]), **given)
     check_options(options, len(catalog))
-    checkpoint = tf1.train.latest_checkpoint(run_dir)
+    checkpoint = tf1.train.latest_checkpoint(logdir.checkpoint_dir(run_dir))
     if checkpoint is None:
         raise logdir.RunError(f"{run_dir}: no checkpoint to resume from")
     if info["stats"]["steps"] >= options.steps:
@@ -160,33 +181,37 @@ def _resumed_run(args, given):
     return run_dir, catalog, options, checkpoint
 
 
-def write_outputs(catalog, vectors, stats, options, args, run_dir):
-    """metadata.tsv (with k-means clusters), the vector exports and run.json; returns the vectors and
-    their quality report."""
-    from artist_vectors import ArtistVectors, kmeans_clusters, quality_report
+def write_outputs(catalog, artist_vectors, stats, options, args, run_dir):
+    """metadata.tsv (with k-means clusters), the vector exports, the projector config and run.json;
+    returns the vectors, clustered, and run.json's contents."""
+    from artist_vectors import kmeans_clusters, quality_report
     from data_utils import DEMO_SOURCE
 
-    artist_vectors = ArtistVectors(catalog.names, vectors, [a.genres for a in catalog.artists],
-                                   [a.mean_score for a in catalog.artists],
-                                   [len(a.review_ids) for a in catalog.artists])
     artist_vectors.clusters = kmeans_clusters(artist_vectors, args.clusters, options.seed)
     logdir.write_metadata(run_dir, catalog, artist_vectors.clusters)
-    logdir.write_vectors(run_dir, catalog.names, vectors)
-    report = quality_report(artist_vectors, seed=options.seed)
-    logdir.write_run_info(run_dir, {
+    logdir.write_vectors(run_dir, catalog.names, artist_vectors.vectors)
+    tensorboard_files.write_projector_config(run_dir)
+    info = {
         "data": catalog.source if catalog.source == DEMO_SOURCE else os.path.abspath(catalog.source),
         "artists": len(catalog), "options": dataclasses.asdict(options),
-        "clusters": args.clusters, "stats": stats, "quality": report,
+        "include_pseudo_artists": catalog.include_pseudo_artists,
+        "clusters": args.clusters, "stats": stats, "quality": quality_report(artist_vectors, seed=options.seed),
         "finished": stats["steps"] == options.steps,
-    })
-    return artist_vectors, report
+    }
+    logdir.write_run_info(run_dir, info)
+    return artist_vectors, info
 
 
-def _plot(artist_vectors, run_dir, seed):
+def _plot(artist_vectors, run_dir, seed, step):
+    """The t-SNE plots, and the same map as the projector's bookmarks and as images in TensorBoard."""
     import plots
 
     started = time.perf_counter()
     paths = plots.write_plots(artist_vectors, run_dir, seed)
+    tensorboard_files.write_bookmarks(run_dir, plots.tsne_coordinates(artist_vectors, run_dir, seed),
+                                      artist_vectors.vectors.shape)
+    tensorboard_files.write_summaries(run_dir, step, [tensorboard_files.image_summary(f"plots/{name}", path)
+                                                      for name, path in paths.items()])
     print(f"t-SNE plots written in {time.perf_counter() - started:.1f}s")
     return paths
 
@@ -202,8 +227,8 @@ def _say_summary(catalog, stats, report, run_dir, plot_paths, seconds, logdir_ro
           f"{report['score']['trained']:.1%} (random {report['score']['random']:.1%})")
     print(f"Time:        {stats['seconds']:.1f}s training, {seconds:.1f}s in all")
     print(f"Outputs in:  {run_dir}")
-    print("             checkpoint model.ckpt-*, events, metadata.tsv, projector_config.pbtxt, "
-          "vectors.tsv, vectors.txt (word2vec format), run.json")
+    print("             checkpoints/, events, metadata.tsv, vectors.tsv, projector_config.pbtxt, "
+          "vectors.txt (word2vec format), run.json")
     for path in plot_paths.values():
         print(f"             {path}")
     print(f"Next:        tensorboard --logdir {logdir_root}")
@@ -257,7 +282,8 @@ def plot_command(args):
     if args.clusters is not None:
         _check_at_least_one("--clusters", args.clusters)
         vectors.clusters = kmeans_clusters(vectors, args.clusters)
-    for path in _plot(vectors, run_dir, seed=0).values():
+    info = logdir.read_run_info(run_dir)
+    for path in _plot(vectors, run_dir, info["options"]["seed"], info["stats"]["steps"]).values():
         print(path)
     return 0
 
@@ -272,12 +298,18 @@ def evaluate_command(args):
         print(json.dumps(report, indent=2))
         return 0
     print(f"Run {run_dir}: {len(vectors):,} artists; each figure beside the same for random vectors")
-    rows = [("neighbours sharing a genre", "genre", "{:.1%}"),
-            ("neighbours with the same rounded mean score", "score", "{:.1%}"),
-            ("mean absolute score difference to neighbours", "score_difference", "{:.3f}"),
-            ("NMI of k-means clusters with primary genre", "cluster_genre_nmi", "{:.3f}")]
-    for label, key, form in rows:
-        print(f"  {label:<46} {form.format(report[key]['trained']):>8}   random {form.format(report[key]['random'])}")
+    rows = [("neighbours sharing a genre", "genre", "{:.1%}", "no genres"),
+            ("neighbours with the same rounded mean score", "score", "{:.1%}", ""),
+            ("mean absolute score difference to neighbours", "score_difference", "{:.3f}", ""),
+            ("neighbours sharing a record label", "label", "{:.1%}", "the data has no labels table"),
+            ("mean release-year gap to neighbours", "year_gap", "{:.2f}", "the data has no years table"),
+            ("NMI of k-means clusters with primary genre", "cluster_genre_nmi", "{:.3f}", "")]
+    for label, key, form, missing in rows:
+        trained, random = report[key]["trained"], report[key]["random"]
+        if trained is None:
+            print(f"  {label:<46} {'-':>8}   ({missing})")
+        else:
+            print(f"  {label:<46} {form.format(trained):>8}   random {form.format(random)}")
     print(f"  ({args.k} nearest neighbours by cosine similarity)")
     print("Clusters (size, top primary genres, mean score, most-reviewed artists):")
     for cluster, size, genres, mean_score, examples in cluster_summary(vectors):

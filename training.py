@@ -1,24 +1,34 @@
 """Training Bands2Vec: the session loop of the TensorFlow word2vec tutorial, and the run's TensorBoard files."""
 import dataclasses
 import math
+import os
 import time
 
 import numpy as np
 
 import logdir
-from bands2vec_graph import EMBEDDINGS_VARIABLE, build_graph, tf1
-from data_utils import PairSampler
+import tensorboard_files
+from bands2vec_graph import build_graph, tf1
+from data_utils import DEFAULT_CONTEXTS, PairSampler, context_memberships, format_contexts, parse_contexts
+
+
+# Training passes over the data: pairs drawn per membership of a context group (an artist's genre, its
+# score bucket, its label...), so the steps grow with the catalog and the contexts: 2,650 steps for
+# genre,score,label on the full Pitchfork data. Below MIN_STEPS (the tutorial's contexts on the full
+# data, and every smaller catalog) SGD has too few updates to settle.
+PAIRS_PER_MEMBERSHIP = 180
+MIN_STEPS = 1750
 
 
 @dataclasses.dataclass
 class TrainOptions:
-    """Training settings; the defaults are the benchmark's choice for the full Pitchfork data (README)."""
-    steps: int = 1750
-    batch_size: int = None  # None: chosen with the vocabulary, see resolved()
+    """Training settings; None means chosen for the catalog by resolved() (README, "Why these defaults")."""
+    steps: int = None
+    batch_size: int = None
     embedding_size: int = 64
     num_sampled: int = 64
-    learning_rate: float = None  # None: chosen with the vocabulary, see resolved()
-    genre_share: float = 0.6
+    learning_rate: float = None
+    contexts: str = DEFAULT_CONTEXTS  # kinds of context and their shares of the pairs (data_utils.CONTEXTS)
     init_scale: float = 0.01
     seed: int = 0
     threads: int = 2
@@ -27,18 +37,33 @@ class TrainOptions:
     steps_per_draw: int = 100  # batches drawn by numpy in one call
     valid_size: int = 4
 
-    def resolved(self, vocabulary_size):
-        """These options with the batch size and learning rate filled in for `vocabulary_size` artists.
+    def resolved(self, catalog):
+        """These options with the steps, batch size, learning rate and context shares filled in for `catalog`.
 
         The loss is a mean over the batch, so an artist's row moves by about learning_rate / vocabulary_size
         per step: the rate grows with the vocabulary. V / 90 (97 on the full data, 3.3 on the demo) is
         the fastest that stays stable; batches of 2,048 pairs (fewer for a small catalog) give the most
-        quality per second, as measured by benchmarks/train_benchmark.py.
+        quality per second, as measured by benchmarks/train_benchmark.py. The steps give every context
+        membership PAIRS_PER_MEMBERSHIP pairs.
         """
-        auto_batch_size = min(2048, 2 ** math.ceil(math.log2(max(vocabulary_size, 2))))
+        vocabulary_size = len(catalog)
+        shares = parse_contexts(self.contexts)
+        batch_size = min(2048, 2 ** math.ceil(math.log2(max(vocabulary_size, 2))))
+        batch_size = batch_size if self.batch_size is None else self.batch_size
+        memberships = sum(context_memberships(catalog, kind) for kind, share in shares.items() if share > 0)
+        steps = max(MIN_STEPS, int(round(PAIRS_PER_MEMBERSHIP * memberships / max(batch_size, 1), -1)))
         return dataclasses.replace(
-            self, batch_size=auto_batch_size if self.batch_size is None else self.batch_size,
-            learning_rate=vocabulary_size / 90 if self.learning_rate is None else self.learning_rate)
+            self, steps=steps if self.steps is None else self.steps, batch_size=batch_size,
+            learning_rate=vocabulary_size / 90 if self.learning_rate is None else self.learning_rate,
+            contexts=format_contexts(shares))
+
+
+def hparams(options):
+    """The options a reader compares runs by, for TensorBoard's HParams tab."""
+    shares = parse_contexts(options.contexts)
+    return {"steps": options.steps, "batch_size": options.batch_size, "embedding_size": options.embedding_size,
+            "num_sampled": options.num_sampled, "learning_rate": options.learning_rate,
+            "genre_share": shares.get("genre", 0.0), "contexts": options.contexts, "seed": options.seed}
 
 
 def check_options(options, vocabulary_size):
@@ -52,12 +77,20 @@ def check_options(options, vocabulary_size):
          f"not {options.num_sampled}"),
         (np.isfinite(options.learning_rate) and options.learning_rate > 0,
          f"--learning-rate must be above 0, not {options.learning_rate}"),
-        (0.0 <= options.genre_share <= 1.0, f"--genre-share must be from 0 to 1, not {options.genre_share}"),
         (options.threads >= 1, f"--threads must be at least 1, not {options.threads}"),
     ]
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+    parse_contexts(options.contexts)
+
+
+class Diverged(ValueError):
+    """The loss went non-finite: the run's variables are lost, its last checkpoint (if any) is not."""
+
+    def __init__(self, step, loss, learning_rate):
+        super().__init__(f"training diverged at step {step:,} (loss {loss}) at learning rate {learning_rate:g}; "
+                         f"try a lower --learning-rate, such as {learning_rate / 4:.3g}")
 
 
 class Interrupted(Exception):
@@ -74,16 +107,19 @@ def validation_ids(catalog, n):
     return np.argsort(-reviews, kind="stable")[:min(n, len(catalog))].astype(np.int32)
 
 
-def train(catalog, options, run_dir, say=print, checkpoint=None):
+def train(catalog, options, run_dir, say=print, checkpoint=None, quality=None):
     """Train the embeddings, writing events and a checkpoint into `run_dir`; returns (vectors, stats).
 
     With `checkpoint`, training continues from it up to `options.steps`. On Ctrl-C (KeyboardInterrupt)
-    the run is checkpointed where it stands and `Interrupted` raised.
+    the run is checkpointed where it stands and `Interrupted` raised. At each report step the validation
+    artists' neighbours go to TensorBoard's Text tab and, before the last step (whose full figures the
+    caller has), `quality(embeddings)` -> {"genre": ..., "score": ...} to its Scalars tab.
     """
     valid_ids = validation_ids(catalog, options.valid_size)
+    sampler = PairSampler(catalog, parse_contexts(options.contexts))
     model = build_graph(len(catalog), valid_ids, options.embedding_size, options.num_sampled,
                         options.learning_rate, decay_steps=options.steps,
-                        context_distribution=PairSampler(catalog, options.genre_share).context_distribution(),
+                        context_distribution=sampler.context_distribution(),
                         init_scale=options.init_scale, seed=options.seed)
     config = tf1.ConfigProto(intra_op_parallelism_threads=options.threads,
                              inter_op_parallelism_threads=options.threads)
@@ -99,7 +135,7 @@ def train(catalog, options, run_dir, say=print, checkpoint=None):
             model.saver.restore(session, checkpoint)
         step = first_step = int(session.run(model.global_step))
         # A resumed run draws new pairs, reproducibly: the sampler's seed includes the first step.
-        sampler = PairSampler(catalog, options.genre_share, seed=[options.seed, first_step])
+        sampler.rng = np.random.default_rng([options.seed, first_step])
         started, losses = time.perf_counter(), []
         try:
             while step < options.steps:
@@ -110,6 +146,10 @@ def train(catalog, options, run_dir, say=print, checkpoint=None):
                     # The same fetches every step: other fetches would make XLA compile a second program,
                     # which costs more than the summary ops. Writing events is the cost worth spacing out.
                     _, loss_value, summary = session.run([model.optimizer, model.loss, model.summary], feed_dict)
+                    if not np.isfinite(loss_value):
+                        # Stop before anything saves the broken variables; the caller cleans up.
+                        writer.close()
+                        raise Diverged(step, loss_value, options.learning_rate)
                     if step % options.summary_every == 0 or step == options.steps:
                         writer.add_summary(summary, step)
                     losses.append(loss_value)
@@ -117,13 +157,15 @@ def train(catalog, options, run_dir, say=print, checkpoint=None):
                         stats["loss"] = float(np.mean(losses))
                         _progress(say, step, options.steps, stats["loss"], started)
                         losses = []
-                    if step % (options.report_every * 4) == 0 and step < options.steps:
-                        _say_neighbours(say, session.run(model.similarity), valid_ids, catalog)
+                        neighbours = _report(session, model, writer, step, step < options.steps and quality,
+                                             valid_ids, catalog)
+                        if step % (options.report_every * 4) == 0 or step == options.steps:
+                            for name, nearest in neighbours:
+                                say(f"  nearest to {name}: {', '.join(nearest)}")
         except KeyboardInterrupt:
             interrupted = True
         else:
             interrupted = False
-            _say_neighbours(say, session.run(model.similarity), valid_ids, catalog)
         # The session's step counts what was applied; an interrupt can fall between it and ours.
         step = int(session.run(model.global_step))
         stats.update(steps=step, pairs=(step - first_step) * options.batch_size, seconds=time.perf_counter() - started)
@@ -135,9 +177,25 @@ def train(catalog, options, run_dir, say=print, checkpoint=None):
 
 
 def _finish(session, model, writer, run_dir, step):
-    model.saver.save(session, f"{run_dir}/model.ckpt", global_step=step)
-    logdir.write_projector_config(run_dir, EMBEDDINGS_VARIABLE)
+    model.saver.save(session, os.path.join(logdir.checkpoint_dir(run_dir), "model.ckpt"), global_step=step)
     writer.close()
+
+
+def _report(session, model, writer, step, quality, valid_ids, catalog, top_k=5):
+    """The validation artists' nearest neighbours [(name, [names])], also written as a text summary, and
+    with `quality` the quality scalars."""
+    similarity, embeddings = session.run([model.similarity, model.embeddings])
+    neighbours = []
+    for row, artist_id in zip(similarity, valid_ids):
+        row[artist_id] = -np.inf
+        nearest = np.argsort(-row)[:top_k]
+        neighbours.append((catalog.artists[artist_id].name, [catalog.artists[i].name for i in nearest]))
+    summaries = [tensorboard_files.text_summary("neighbours", tensorboard_files.neighbours_markdown(neighbours))]
+    if quality:
+        summaries.append(tensorboard_files.quality_summary(quality(embeddings)))
+    for summary in summaries:
+        writer.add_summary(summary.SerializeToString(), step)
+    return neighbours
 
 
 def _progress(say, step, steps, loss, started):
@@ -146,11 +204,3 @@ def _progress(say, step, steps, loss, started):
     elapsed = time.perf_counter() - started
     say(f"[{'#' * done}{'.' * (width - done)}] step {step:>{len(str(steps))}}/{steps}  "
         f"average loss {loss:7.3f}  {elapsed:5.1f}s")
-
-
-def _say_neighbours(say, similarity, valid_ids, catalog, top_k=5):
-    for row, artist_id in zip(similarity, valid_ids):
-        row[artist_id] = -np.inf
-        nearest = np.argsort(-row)[:top_k]
-        say(f"  nearest to {catalog.artists[artist_id].name}: "
-            + ", ".join(catalog.artists[i].name for i in nearest))

@@ -35,13 +35,8 @@ from bands2vec_graph import build_graph, tf1  # noqa: E402
 from training import TrainOptions, train  # noqa: E402
 
 
-def artist_vectors(catalog, vectors):
-    return ArtistVectors(catalog.names, vectors, [a.genres for a in catalog.artists],
-                         [a.mean_score for a in catalog.artists])
-
-
 def project(catalog, seed):
-    options = TrainOptions(seed=seed).resolved(len(catalog))
+    options = TrainOptions(seed=seed).resolved(catalog)
     with tempfile.TemporaryDirectory() as run_dir:
         vectors, stats = train(catalog, options, run_dir, say=lambda line: None)
     return vectors, stats["seconds"], stats["pairs"]
@@ -80,7 +75,7 @@ def tutorial(catalog, seed, steps, batch_size=64, num_sampled=16, learning_rate=
 def gensim_word2vec(catalog, seed, pairs, genre_share=0.6):
     from gensim.models import Word2Vec
 
-    inputs, labels = data_utils.PairSampler(catalog, genre_share, seed).pairs(pairs)
+    inputs, labels = data_utils.PairSampler(catalog, {"genre": genre_share, "score": 1 - genre_share}, seed).pairs(pairs)
     tokens = [str(i) for i in range(len(catalog))]
     sentences = [[tokens[a], tokens[b]] for a, b in zip(inputs, labels[:, 0])]
     started = time.perf_counter()
@@ -119,17 +114,17 @@ def main():
     for name, fit in contenders:
         vectors, seconds, pairs = min((fit() for _ in range(args.repeats)), key=lambda run: run[1])
         rows[name] = {"seconds": seconds, "pairs": pairs, "pairs_per_second": pairs / seconds,
-                      **neighbour_agreement(artist_vectors(catalog, vectors))}
+                      **neighbour_agreement(ArtistVectors.from_catalog(catalog, vectors))}
         print(f"{name}: {seconds:.1f}s", file=sys.stderr, flush=True)
     rows["random"] = {"seconds": 0.0, "pairs": 0, "pairs_per_second": 0.0,
-                      **neighbour_agreement(random_like(artist_vectors(catalog, np.zeros((len(catalog), 64))),
+                      **neighbour_agreement(random_like(ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 64))),
                                                         args.seed))}
     run_seconds = end_to_end(args.data)
 
     result = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "data": catalog.source, "artists": len(catalog), "repeats": args.repeats,
               "python_run_py_seconds": run_seconds,
-              "defaults": dataclasses.asdict(TrainOptions().resolved(len(catalog))), "rows": rows}
+              "defaults": dataclasses.asdict(TrainOptions().resolved(catalog)), "rows": rows}
     print(table(result))
     with open(args.json, "w") as f:
         json.dump(result, f, indent=2)

@@ -6,6 +6,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # synthetic_catalog: Kaggle-schema test data
 
 FULL_DATA = os.environ.get("BANDS2VEC_DATA") or os.path.join(REPO, "..", "shared", "data", "pitchfork")
 

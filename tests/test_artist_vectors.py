@@ -170,7 +170,7 @@ def test_evaluate_and_plot_commands_on_the_full_data(full_run):
     result = _run("evaluate", "--json", *logs)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["artists"] == 8714 and report["k"] == 10
+    assert report["artists"] == 8712 and report["k"] == 10
     result = _run("evaluate", *logs)
     assert "neighbours sharing a genre" in result.stdout and "random" in result.stdout
     result = _run("plot", *logs)

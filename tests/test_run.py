@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import logdir
+import tensorboard_files
 from conftest import REPO, train_run
 
 
@@ -18,9 +19,10 @@ def test_run_dir_is_complete(demo_run, demo_catalog):
     from tensorboard.plugins import projector
 
     vocabulary = len(demo_catalog)
-    events = glob.glob(os.path.join(demo_run, "events.out.tfevents.*"))
-    assert len(events) == 1
-    records = list(tf.compat.v1.train.summary_iterator(events[0]))
+    # Training's events (graph, loss), then the final summaries and the plots' images, each in its own file.
+    events = sorted(glob.glob(os.path.join(demo_run, "events.out.tfevents.*")))
+    assert len(events) == 3
+    records = [record for path in events for record in tf.compat.v1.train.summary_iterator(path)]
     assert any(record.graph_def for record in records)
     assert any(value.tag == "loss/nce" for record in records for value in record.summary.value)
 
@@ -31,12 +33,13 @@ def test_run_dir_is_complete(demo_run, demo_catalog):
     assert all(len(line.split("\t")) == len(logdir.METADATA_COLUMNS) for line in lines)
 
     config = projector.ProjectorConfig()
-    with open(os.path.join(demo_run, logdir.PROJECTOR_FILE)) as f:
+    with open(os.path.join(demo_run, tensorboard_files.PROJECTOR_FILE)) as f:
         text_format.Parse(f.read(), config)
     (embedding,) = config.embeddings
-    assert embedding.metadata_path == logdir.METADATA_FILE
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(demo_run))
-    assert reader.get_tensor(embedding.tensor_name).shape == (vocabulary, 64)
+    assert embedding.metadata_path == logdir.METADATA_FILE and embedding.tensor_path == logdir.VECTORS_TSV
+    assert tf.train.latest_checkpoint(demo_run) is None  # the projector offers no checkpoint variables
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(logdir.checkpoint_dir(demo_run)))
+    assert reader.get_tensor("embeddings/embeddings").shape == (vocabulary, 64)
 
     vectors_tsv = np.loadtxt(os.path.join(demo_run, logdir.VECTORS_TSV), delimiter="\t")
     assert vectors_tsv.shape == (vocabulary, 64)
@@ -48,6 +51,7 @@ def test_run_dir_is_complete(demo_run, demo_catalog):
 
     info = logdir.read_run_info(demo_run)
     assert info["finished"] and info["artists"] == vocabulary and info["stats"]["steps"] == 300
+    np.testing.assert_allclose(reader.get_tensor("embeddings/embeddings"), vectors_tsv, atol=1e-6)
 
 
 def test_same_seed_same_vectors(tmp_path):

@@ -1,0 +1,148 @@
+"""What TensorBoard shows of a run beyond the training graph and loss: the projector's config and bookmarks,
+and summaries (quality scalars, text, images, hparams) as event-file protos.
+
+The projector reads one tensor, the artists (`vectors.tsv` with `metadata.tsv`), and a bookmark file of
+projector states that place every artist at the run's own t-SNE coordinates, one state per colouring.
+"""
+import json
+import os
+import time
+
+import logdir
+
+PROJECTOR_FILE = "projector_config.pbtxt"
+BOOKMARKS_FILE = "projector_bookmarks.json"
+PROJECTOR_TENSOR = "artists"
+# The projector's bookmarks: a label and the metadata column each colours by.
+BOOKMARKS = (("t-SNE by primary genre", "primary_genre"), ("t-SNE by k-means cluster", "cluster"),
+             ("t-SNE by score bucket", "score_bucket"))
+QUALITY_TAGS = {"genre": "quality/genre_at_10", "score": "quality/score_at_10", "label": "quality/label_at_10"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The projector
+# ---------------------------------------------------------------------------------------------
+
+def write_projector_config(run_dir, bookmarks=False):
+    """projector_config.pbtxt: the artists' tensor and metadata and, with `bookmarks`, the bookmark file;
+    without, an earlier bookmark file is removed, since its t-SNE belongs to other vectors."""
+    from google.protobuf import text_format
+    from tensorboard.plugins import projector
+
+    config = projector.ProjectorConfig()
+    embedding = config.embeddings.add()
+    embedding.tensor_name = PROJECTOR_TENSOR
+    embedding.tensor_path = logdir.VECTORS_TSV
+    embedding.metadata_path = logdir.METADATA_FILE
+    if bookmarks:
+        embedding.bookmarks_path = BOOKMARKS_FILE
+    elif os.path.exists(os.path.join(run_dir, BOOKMARKS_FILE)):
+        os.remove(os.path.join(run_dir, BOOKMARKS_FILE))
+    logdir.write_text(os.path.join(run_dir, PROJECTOR_FILE), text_format.MessageToString(config))
+
+
+def bookmark_states(coordinates, dimensions):
+    """The projector's saved states (its `State` objects): every point at its 2-d t-SNE coordinates, one
+    state per colouring in BOOKMARKS. `dimensions` is the tensor's (rows, columns)."""
+    # The map goes in as the projector's "custom" projection (its keys linear-x, linear-y): a state whose
+    # projection is t-SNE makes the projector run its own t-SNE from it at once, which moves every point.
+    projections = [{"linear-x": round(float(x), 4), "linear-y": round(float(y), 4)} for x, y in coordinates]
+    common = {
+        "isSelected": False, "projections": projections, "selectedProjection": "custom",
+        "dataSetDimensions": list(dimensions),
+        "tSNEIteration": 0, "tSNEPerplexity": 30, "tSNELearningRate": 1, "tSNEis3d": True,
+        "umapIs3d": True, "umapNeighbors": 15, "umapMinDist": 0.1, "pcaComponentDimensions": [0, 1, 2],
+        "selectedPoints": [], "forceCategoricalColoring": False, "selectedLabelOption": "artist",
+        "customSelectedSearchByMetadataOption": "artist",
+        "customXLeftText": "", "customXLeftRegex": False, "customXRightText": "", "customXRightRegex": False,
+        "customYUpText": "", "customYUpRegex": False, "customYDownText": "", "customYDownRegex": False,
+    }
+    return [dict(common, label=label, selectedColorOptionName=column) for label, column in BOOKMARKS]
+
+
+def write_bookmarks(run_dir, coordinates, dimensions):
+    states = bookmark_states(coordinates, dimensions)
+    logdir.write_text(os.path.join(run_dir, BOOKMARKS_FILE), json.dumps(states, separators=(",", ":")))
+    write_projector_config(run_dir, bookmarks=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries, as protos for a tf.compat.v1 FileWriter
+# ---------------------------------------------------------------------------------------------
+
+def quality_summary(figures):
+    """Scalars `quality/genre_at_10` ... from {"genre": 0.99, "score": ...}; figures that are None are left out."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    return Summary(value=[Summary.Value(tag=QUALITY_TAGS[name], simple_value=float(value))
+                          for name, value in figures.items() if name in QUALITY_TAGS and value is not None])
+
+
+def text_summary(tag, markdown):
+    from tensorboard.plugins.text.summary_v2 import text_pb
+
+    return text_pb(tag, markdown)
+
+
+def image_summary(tag, png_path):
+    """A PNG file as an image summary, as the Images tab reads it."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from matplotlib.image import imread
+
+    with open(png_path, "rb") as f:
+        encoded = f.read()
+    height, width = imread(png_path).shape[:2]
+    image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=encoded)
+    return Summary(value=[Summary.Value(tag=tag, image=image)])
+
+
+def hparams_summaries(hparams, started):
+    """The hparams plugin's experiment config (the options and QUALITY_TAGS as metrics) and this run's values."""
+    from tensorboard.plugins.hparams import summary_v2 as hp
+
+    metrics = [hp.Metric(tag, display_name=tag.split("/")[1]) for tag in QUALITY_TAGS.values()]
+    config = hp.hparams_config_pb(hparams=[hp.HParam(name) for name in hparams], metrics=metrics)
+    return [config, hp.hparams_pb(hparams, start_time_secs=started)]
+
+
+def write_run_summaries(run_dir, info, hparams):
+    """At the run's last step: the full quality figures, the run's summary as text, and its hparams."""
+    quality = {name: figures["trained"] for name, figures in info["quality"].items() if isinstance(figures, dict)}
+    write_summaries(run_dir, info["stats"]["steps"], [
+        quality_summary(quality),
+        text_summary("run", run_markdown(info)),
+        *hparams_summaries(hparams, time.time() - info["stats"]["seconds"]),
+    ])
+
+
+def run_markdown(info):
+    """The run's data, options and quality as a markdown table."""
+    rows = [("data", info["data"]), ("artists", f"{info['artists']:,}"),
+            *((name, value) for name, value in info["options"].items()),
+            ("steps trained", f"{info['stats']['steps']:,} in {info['stats']['seconds']:.1f} s"),
+            ("final loss", f"{info['stats']['loss']:.3f}")]
+    for name, figures in info["quality"].items():
+        if isinstance(figures, dict) and figures["trained"] is not None:
+            rows.append((f"quality: {name}", f"{figures['trained']:.3f} (random vectors {figures['random']:.3f})"))
+    return "\n".join(["| | |", "| --- | --- |", *(f"| {_cell(name)} | {_cell(value)} |" for name, value in rows)])
+
+
+def neighbours_markdown(neighbours):
+    """[(artist, [nearest names])] as the markdown table the Text tab renders."""
+    rows = [f"| {_cell(name)} | {', '.join(_cell(n) for n in nearest)} |" for name, nearest in neighbours]
+    return "\n".join(["| artist | nearest artists |", "| --- | --- |", *rows])
+
+
+def _cell(text):
+    return str(text).replace("|", "\\|")
+
+
+def write_summaries(run_dir, step, summaries):
+    """Add summaries to the run's events, in an events file of their own beside training's."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(run_dir)
+    for summary in summaries:
+        writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
+    writer.close()

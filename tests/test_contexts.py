@@ -1,0 +1,240 @@
+"""Context kinds beyond the tutorial's: record labels and release eras, their shares, pseudo-artists and
+pseudo-labels, the evaluate figures that measure them, and training that diverges."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import data_utils
+import logdir
+from conftest import REPO, train_run
+from data_utils import DataError, PairSampler
+from synthetic_catalog import write_tables
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "run.py"), *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def _one_line_error(result, *fragments):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# --contexts
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, shares", [
+    ("genre,score", {"genre": 0.6, "score": 0.4}),
+    ("genre, score ,label", {"genre": 0.375, "score": 0.25, "label": 0.375}),
+    ("genre=0.5,score,label=0.2", {"genre": 0.5, "score": 0.3, "label": 0.2}),
+    ("label", {"label": 1.0}),
+    ("year=0.25,label", {"year": 0.25, "label": 0.75}),
+    ("genre=1,score", {"genre": 1.0, "score": 0.0}),
+])
+def test_contexts_parser(spec, shares):
+    parsed = data_utils.parse_contexts(spec)
+    assert list(parsed) == list(shares)
+    assert parsed == pytest.approx(shares)
+    assert data_utils.parse_contexts(data_utils.format_contexts(parsed)) == pytest.approx(shares)
+
+
+def test_canonical_spec_of_four_free_kinds_parses_again():
+    spec = data_utils.format_contexts(data_utils.parse_contexts("genre,score,label,year"))
+    assert sum(data_utils.parse_contexts(spec).values()) == pytest.approx(1, abs=1e-5)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("genre,mood", "unknown context 'mood'"),
+    ("genre=1.5,score", "share of genre must be from 0 to 1, not '1.5'"),
+    ("genre=-0.1,score", "share of genre must be from 0 to 1"),
+    ("genre=lots", "share of genre must be from 0 to 1, not 'lots'"),
+    ("genre=0.7,score=0.6", "add up to 1.3, over 1"),
+    ("genre=0.5,score=0.3", "must add up to 1"),
+    ("genre,genre", "genre is given twice"),
+    ("", "unknown context ''"),
+])
+def test_contexts_parser_refuses_bad_values(spec, message):
+    with pytest.raises(ValueError, match=message):
+        data_utils.parse_contexts(spec)
+
+
+def test_genre_share_is_the_genre_context_share():
+    assert data_utils.parse_contexts(data_utils.with_genre_share("genre,score", 0.3)) == pytest.approx(
+        {"genre": 0.3, "score": 0.7})
+    with pytest.raises(ValueError, match="once"):
+        data_utils.with_genre_share("genre=0.5,score", 0.3)
+    with pytest.raises(ValueError, match="needs the genre context"):
+        data_utils.with_genre_share("label,score", 0.3)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--contexts", "genre,vibe"], "unknown context 'vibe'"),
+    (["--contexts", "label=2"], "share of label must be from 0 to 1"),
+    (["--contexts", "genre=0.9,label=0.9"], "over 1"),
+    (["--contexts", "genre=0.5,score", "--genre-share", "0.4"], "give the genre share once"),
+])
+def test_bad_contexts_on_the_command_line(tmp_path, args, message):
+    _one_line_error(_run("--data", "demo", "--logdir", str(tmp_path), *args), message)
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading labels and years
+# ---------------------------------------------------------------------------------------------
+
+def test_labels_and_years_from_the_full_data(full_data, full_catalog):
+    from_csv = data_utils.build_catalog(data_utils.read_csv_folder(full_data), source="csv")
+    assert [(a.labels, a.years) for a in from_csv.artists] == [(a.labels, a.years) for a in full_catalog.artists]
+    radiohead = full_catalog["radiohead"]
+    assert radiohead.main_label == "capitol" and "xl" in radiohead.labels
+    assert radiohead.years[0] == 2000 and radiohead.era == "2005-2009"
+    # 88% of artists share a real label with another artist (issue 9); nearly all have one.
+    assert sum(bool(a.labels) for a in full_catalog.artists) / len(full_catalog) > 0.95
+    assert not {label.casefold() for a in full_catalog.artists for label in a.labels} & data_utils.NOT_A_LABEL
+
+
+def test_label_context_is_label_within_genre(full_catalog):
+    groups = full_catalog.context_groups("label")
+    burial, kode9 = full_catalog.index["burial"], full_catalog.index["kode9"]
+    assert burial in groups[("hyperdub", "electronic")] and kode9 in groups[("hyperdub", "electronic")]
+    for (label, genre), ids in list(groups.items())[:500]:
+        assert all(label in full_catalog.artists[i].labels for i in ids)
+        assert all(genre in (full_catalog.artists[i].genres or (data_utils.NO_GENRE,)) for i in ids)
+    eras = full_catalog.context_groups("year")
+    assert full_catalog.index["radiohead"] in eras[2005] and all(start % data_utils.ERA_YEARS == 0 for start in eras)
+
+
+def test_pseudo_artists_left_out_unless_asked(full_data, full_catalog):
+    assert "various artists" not in full_catalog.index and "soundtrack" not in full_catalog.index
+    assert full_catalog.left_out == {"various artists": 687, "soundtrack": 1}
+    everyone = data_utils.load_catalog(full_data, include_pseudo_artists=True)
+    assert len(everyone) == 8714 and "various artists" in everyone.index and not everyone.left_out
+    assert "soundtrack of our lives" in full_catalog.index  # a real band that only starts like one
+
+
+def test_a_missing_table_is_an_error_only_for_its_context(tmp_path):
+    tables = data_utils.demo_tables(300)
+    for form in ("sqlite", "csv"):
+        path = write_tables(tables, str(tmp_path / form), csv=form == "csv", only=("reviews", "genres"))
+        catalog = data_utils.load_catalog(path)
+        assert catalog.tables == {"reviews", "genres"} and not any(a.labels for a in catalog.artists)
+        PairSampler(catalog)  # the tutorial's contexts need nothing more
+        with pytest.raises(DataError, match="no labels table, which the label context needs"):
+            catalog.context_groups("label")
+        with pytest.raises(DataError, match="no years table"):
+            catalog.context_groups("year")
+    _one_line_error(_run("--data", path, "--logdir", str(tmp_path / "logs"), "--contexts", "genre,label"),
+                    "no labels table")
+    assert not os.path.exists(tmp_path / "logs" ) or os.listdir(tmp_path / "logs") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The sampler
+# ---------------------------------------------------------------------------------------------
+
+def test_sampler_draws_each_kind_at_its_share(full_catalog):
+    shares = {"genre": 0.3, "score": 0.2, "label": 0.35, "year": 0.15}
+    sampler = PairSampler(full_catalog, shares, seed=4)
+    inputs, labels, kind = sampler.pairs_with_kind(200_000)
+    labels = labels[:, 0]
+    assert not np.any(inputs == labels)
+    keys = {name: [set(data_utils.CONTEXTS[name].groups_of(a)) for a in full_catalog.artists] for name in shares}
+    for k, name in enumerate(sampler.kinds):
+        drawn = kind == k
+        assert abs(drawn.mean() - shares[name]) < 0.01
+        assert all(keys[name][a] & keys[name][b] for a, b in zip(inputs[drawn][:3000], labels[drawn][:3000]))
+    again = PairSampler(full_catalog, shares, seed=4).pairs(200_000)
+    assert np.array_equal(again[0], inputs) and np.array_equal(again[1][:, 0], labels)
+
+
+def test_negatives_follow_the_mix(full_catalog):
+    sampler = PairSampler(full_catalog, {"genre": 0.5, "label": 0.5}, seed=2)
+    _, labels = sampler.pairs(1_000_000)
+    drawn = np.bincount(labels[:, 0], minlength=len(full_catalog)) / 1_000_000
+    assert np.corrcoef(drawn, sampler.context_distribution())[0, 1] > 0.95
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs: metadata, evaluate, resume, divergence
+# ---------------------------------------------------------------------------------------------
+
+def test_metadata_has_main_label_and_era(demo_run, demo_catalog):
+    rows = logdir.read_metadata(demo_run)
+    assert list(rows[0]) == list(logdir.METADATA_COLUMNS)
+    for row, artist in zip(rows, demo_catalog.artists):
+        # An empty field is written as one space (logdir.tsv_field).
+        assert row["main_label"].strip() == artist.main_label and row["era"] == artist.era
+        assert list(filter(None, row["labels"].strip().split(logdir.LABEL_SEPARATOR))) == list(artist.labels)
+    assert sum(bool(row["era"]) for row in rows) == len(rows)
+
+
+def test_evaluate_reports_labels_and_years(demo_run, tmp_path):
+    result = _run("evaluate", "--logdir", os.path.dirname(demo_run))
+    assert result.returncode == 0, result.stderr
+    assert "neighbours sharing a record label" in result.stdout and "mean release-year gap" in result.stdout
+    report = json.loads(_run("evaluate", "--json", "--logdir", os.path.dirname(demo_run)).stdout)
+    assert 0 < report["label"]["random"] < report["label"]["trained"] <= 1
+    assert 0 < report["year_gap"]["trained"] and 0 < report["year_gap"]["random"]
+
+    path = write_tables(data_utils.demo_tables(300), str(tmp_path / "bare"), only=("reviews", "genres"))
+    bare = train_run(tmp_path / "logs", "--data", path, "--steps", "100", "--no-plots")
+    result = _run("evaluate", "--logdir", os.path.dirname(bare))
+    assert "the data has no labels table" in result.stdout and "the data has no years table" in result.stdout
+    assert json.loads(_run("evaluate", "--json", "--logdir", os.path.dirname(bare)).stdout)["label"]["trained"] is None
+
+
+def test_resume_keeps_the_contexts(tmp_path):
+    run_dir = train_run(tmp_path, "--data", "demo", "--contexts", "genre,label=0.5", "--steps", "100", "--no-plots")
+    first = logdir.read_run_info(run_dir)["options"]["contexts"]
+    assert first == "genre=0.5,label=0.5"
+    result = _run("--resume", "--logdir", str(tmp_path), "--run", "trained", "--steps", "150", "--no-plots")
+    assert result.returncode == 0, result.stderr
+    assert "genre=0.5,label=0.5" in result.stdout
+    info = logdir.read_run_info(run_dir)
+    assert info["options"]["contexts"] == first and info["stats"]["steps"] == 150
+    _one_line_error(_run("--resume", "--logdir", str(tmp_path), "--run", "trained", "--contexts", "genre"),
+                    "only --steps")
+
+
+def test_divergence_stops_with_one_line_and_leaves_nothing(tmp_path):
+    result = _run("--data", "demo", "--logdir", str(tmp_path), "--learning-rate", "1e9", "--no-plots")
+    _one_line_error(result, "training diverged at step", "try a lower --learning-rate")
+    assert os.listdir(tmp_path) == []
+
+
+def test_divergence_on_resume_keeps_the_last_good_checkpoint(tmp_path):
+    from artist_vectors import checkpoint_embeddings
+
+    run_dir = train_run(tmp_path, "--data", "demo", "--steps", "100", "--no-plots")
+    before = checkpoint_embeddings(run_dir)
+    info = logdir.read_run_info(run_dir)
+    # A resumed run keeps its options; a damaged rate in run.json stands in for a run that goes wrong.
+    info["options"]["learning_rate"] = 1e9
+    logdir.write_run_info(run_dir, info)
+    _one_line_error(_run("--resume", "--logdir", str(tmp_path), "--run", "trained", "--steps", "200", "--no-plots"),
+                    "training diverged")
+    assert np.array_equal(checkpoint_embeddings(run_dir), before)
+    assert logdir.read_run_info(run_dir)["stats"]["steps"] == 100
+
+
+@pytest.mark.parametrize("contexts", ["genre,score,label,year", "label", "year"])
+def test_default_rate_is_stable_for_every_mix(tmp_path, contexts):
+    run_dir = train_run(tmp_path, "--data", "demo", "--contexts", contexts, "--no-plots")
+    assert np.isfinite(logdir.read_run_info(run_dir)["stats"]["loss"])
+
+
+def test_label_context_on_the_full_data(tmp_path, full_data):
+    """Floors under the benchmark's figures (README): labelmates become neighbours, genre holds."""
+    run_dir = train_run(tmp_path, "--data", full_data, "--contexts", "genre,score,label", "--no-plots")
+    quality = logdir.read_run_info(run_dir)["quality"]
+    assert quality["label"]["trained"] >= 0.45 and quality["label"]["random"] < 0.02
+    assert quality["genre"]["trained"] >= 0.95
+    assert quality["score_difference"]["trained"] < quality["score_difference"]["random"]
