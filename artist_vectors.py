@@ -44,6 +44,7 @@ class ArtistVectors:
         self.clusters = None if clusters is None else np.asarray(clusters)
         self.labels = None if labels is None else [tuple(l) for l in labels]
         self.years = None if years is None else np.asarray(years, dtype=np.float64)
+        self._memberships = {}  # "genres" or "labels" -> sparse artists x values matrix; vectors do not change it
         self.key_to_index = {name: i for i, name in enumerate(self.names)}
         self._folded = {name.casefold(): i for i, name in reversed(list(enumerate(self.names)))}
         self.unit_vectors = _unit(self.vectors)
@@ -136,6 +137,19 @@ class ArtistVectors:
         i = self.index(name)
         return f"Artist: {self.names[i]}, Mean Score: {self.mean_scores[i]:.2f}, Genres: {list(self.genres[i])}"
 
+    def memberships(self, attribute):
+        """The sparse (artists x values) indicator matrix of `genres` or `labels`; None if no artist has one."""
+        from scipy import sparse
+
+        if attribute not in self._memberships:
+            values = getattr(self, attribute)
+            ids = {}
+            rows = np.repeat(np.arange(len(values)), [len(v) for v in values])
+            columns = [ids.setdefault(value, len(ids)) for artist_values in values for value in artist_values]
+            self._memberships[attribute] = sparse.csr_matrix(
+                (np.ones(len(columns), np.float32), (rows, columns)), shape=(len(values), len(ids))) if ids else None
+        return self._memberships[attribute]
+
     def with_vectors(self, vectors):
         """The same artists with other vectors (a training run's current ones, random ones), without clusters."""
         other = copy.copy(self)
@@ -144,16 +158,18 @@ class ArtistVectors:
         other.clusters = None
         return other
 
-    def nearest_neighbours(self, k=10, rows=None, chunk=2048):
+    def nearest_neighbours(self, k=10, rows=None):
         """For every artist (or those in `rows`), the rows of its `k` nearest artists (cosine, itself
-        excluded), nearest first."""
+        excluded), nearest first. Similarities are taken a block of rows at a time, about 2**25 values
+        (128 MB) a block whatever the number of artists."""
         rows = np.arange(len(self)) if rows is None else np.asarray(rows)
         neighbours = np.empty((len(rows), k), dtype=np.int64)
+        chunk = max(1, min(2048, 2 ** 25 // len(self)))
         for start in range(0, len(rows), chunk):
             block = rows[start:start + chunk]
             similarity = self.unit_vectors[block] @ self.unit_vectors.T
             similarity[np.arange(len(block)), block] = -np.inf
-            best = np.argpartition(-similarity, k, axis=1)[:, :k]
+            best = np.argpartition(similarity, -k, axis=1)[:, -k:]  # the k largest, in no order
             order = np.argsort(-np.take_along_axis(similarity, best, axis=1), axis=1, kind="stable")
             neighbours[start:start + chunk] = np.take_along_axis(best, order, axis=1)
         return neighbours
@@ -264,10 +280,10 @@ def neighbour_agreement(vectors, k=10, rows=None):
     neighbours = vectors.nearest_neighbours(k, rows)
     buckets = vectors.score_buckets
     report = {
-        "genre": _shared_share(vectors.genres, rows, neighbours),
+        "genre": _shared_share(vectors.memberships("genres"), rows, neighbours),
         "score": float((buckets[neighbours] == buckets[rows, None]).mean()),
         "score_difference": float(np.abs(vectors.mean_scores[neighbours] - vectors.mean_scores[rows, None]).mean()),
-        "label": None if vectors.labels is None else _shared_share(vectors.labels, rows, neighbours),
+        "label": None if vectors.labels is None else _shared_share(vectors.memberships("labels"), rows, neighbours),
         "year_gap": None,
     }
     if vectors.years is not None:
@@ -276,42 +292,61 @@ def neighbour_agreement(vectors, k=10, rows=None):
     return report
 
 
-def _shared_share(values, rows, neighbours):
+def _shared_share(member, rows, neighbours):
     """The share of (artist, neighbour) pairs, for the artists in `rows`, that have a value (genre, label)
-    in common, over the artists with a value at all; None if none has one."""
-    from scipy import sparse
-
-    ids = {}
-    members = np.repeat(np.arange(len(values)), [len(v) for v in values])
-    columns = [ids.setdefault(value, len(ids)) for artist_values in values for value in artist_values]
-    if not ids:
+    in common by the indicator matrix `member`, over the artists with a value at all; None if none has one."""
+    if member is None:
         return None
-    member = sparse.csr_matrix((np.ones(len(columns), np.float32), (members, columns)),
-                               shape=(len(values), len(ids)))
     artists = np.repeat(rows, neighbours.shape[1])
     shared = np.asarray(member[artists].multiply(member[neighbours.ravel()]).sum(axis=1)).reshape(neighbours.shape)
     has_value = np.diff(member.indptr)[rows] > 0
     return float((shared[has_value] > 0).mean()) if has_value.any() else None
 
 
-def sampled_agreement(vectors, size=1000, seed=0, k=10):
+def sampled_agreement(vectors, size=200, seed=0, k=10):
     """A function of a matrix of vectors for `vectors`' artists that returns neighbour_agreement over a
     fixed seeded sample of `size` artists: the quality figures, cheap enough to take while training."""
-    rows = np.sort(np.random.default_rng(seed).choice(len(vectors), size=min(size, len(vectors)), replace=False))
-    return lambda matrix: neighbour_agreement(vectors.with_vectors(matrix), k, rows)
+    from threadpoolctl import ThreadpoolController
+
+    rows = sample_rows(len(vectors), size, seed)
+    blas = ThreadpoolController()
+
+    def agreement(matrix):
+        # One BLAS thread: idle BLAS threads spin for a while after a call, taking the cores from training.
+        with blas.limit(limits=1, user_api="blas"):
+            return neighbour_agreement(vectors.with_vectors(matrix), k, rows)
+    return agreement
+
+
+def sample_rows(n, size, seed=0):
+    """A seeded sample of `size` of the rows 0..n-1, sorted; every row where there are no more than `size`."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
 def random_like(vectors, seed=0):
     """The same artists with random Gaussian vectors: the baseline any training must beat."""
-    return vectors.with_vectors(np.random.default_rng(seed).normal(size=vectors.vectors.shape))
+    return vectors.with_vectors(np.random.default_rng(seed).standard_normal(vectors.vectors.shape, dtype=np.float32))
+
+
+# Above this many artists, k-means learns from mini-batches (scikit-learn's MiniBatchKMeans): memory and
+# time stay linear, where full k-means would take minutes at a million.
+MINI_BATCH_KMEANS_ABOVE = 50_000
+# Quality figures are exact up to this many artists, and on a seeded sample of them above.
+QUALITY_SAMPLE = 10_000
 
 
 def kmeans_clusters(vectors, k=10, seed=0):
     """K-means cluster of every artist, on the unit vectors (so clusters follow cosine similarity)."""
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans, MiniBatchKMeans
 
     k = max(1, min(k, len(vectors)))
-    return KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(vectors.unit_vectors)
+    if len(vectors) > MINI_BATCH_KMEANS_ABOVE:
+        model = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=4096, random_state=seed)
+    else:
+        model = KMeans(n_clusters=k, n_init=4, random_state=seed)
+    return model.fit_predict(vectors.unit_vectors)
 
 
 def primary_genres(vectors):
@@ -319,11 +354,13 @@ def primary_genres(vectors):
 
 
 def quality_report(vectors, k=10, seed=0):
-    """The evaluate command's figures, each beside the same figure for random vectors."""
+    """The evaluate command's figures, each beside the same figure for random vectors: over every artist,
+    or above QUALITY_SAMPLE artists over a seeded sample of that many."""
     from sklearn.metrics import normalized_mutual_info_score
 
-    trained = neighbour_agreement(vectors, k)
-    baseline = neighbour_agreement(random_like(vectors, seed), k)
+    rows = sample_rows(len(vectors), QUALITY_SAMPLE, seed)
+    trained = neighbour_agreement(vectors, k, rows)
+    baseline = neighbour_agreement(random_like(vectors, seed), k, rows)
     report = {name: {"trained": trained[name], "random": baseline[name]} for name in trained}
     if vectors.clusters is not None:
         report["cluster_genre_nmi"] = {
@@ -333,6 +370,7 @@ def quality_report(vectors, k=10, seed=0):
         }
     report["k"] = k
     report["artists"] = len(vectors)
+    report["measured_on"] = len(rows)
     return report
 
 

@@ -18,6 +18,9 @@ VECTORS_TSV = "vectors.tsv"
 # The checkpoint has a folder of its own: TensorBoard's projector offers every 2-d variable of a checkpoint
 # in the run folder (NCE's weights too), and with none there it shows just the tensor its config names.
 CHECKPOINT_DIR = "checkpoints"
+PROJECTOR_SAMPLE_DIR = "projector"  # the projector's own vectors.tsv and metadata.tsv, for a sampled map
+# Above this many artists the text exports (about 0.7 KB an artist each) wait for `run.py export`.
+EXPORT_MAX = 100_000
 WORD2VEC_FILE = "vectors.txt"
 METADATA_COLUMNS = ("artist", "genres", "primary_genre", "mean_score", "score_bucket", "reviews", "labels",
                     "main_label", "year", "era", "cluster")
@@ -137,10 +140,13 @@ def metadata_rows(catalog, clusters):
                f"{artist.mean_year:.1f}" if artist.years else "", artist.era, int(cluster))
 
 
-def write_metadata(run_dir, catalog, clusters):
+def write_metadata(folder, catalog, clusters, rows=None):
+    """metadata.tsv in `folder`: every artist, or those in `rows` (the projector's sample)."""
     lines = ["\t".join(METADATA_COLUMNS)]
     lines += ["\t".join(tsv_field(value) for value in row) for row in metadata_rows(catalog, clusters)]
-    write_text(os.path.join(run_dir, METADATA_FILE), "\n".join(lines) + "\n")
+    if rows is not None:
+        lines = lines[:1] + [lines[1 + i] for i in rows]
+    write_text(os.path.join(folder, METADATA_FILE), "\n".join(lines) + "\n")
 
 
 def read_metadata(run_dir):
@@ -157,20 +163,20 @@ def read_metadata(run_dir):
     return [dict(zip(header, row)) for row in rows]
 
 
-def write_vectors(run_dir, names, vectors):
-    """vectors.tsv for the projector (TensorBoard's and the standalone one), and word2vec text format for
-    gensim and friends."""
-    def write_tsv(f):
-        np.savetxt(f, vectors, delimiter="\t", fmt="%.6f")
+def write_tsv_vectors(folder, vectors):
+    """vectors.tsv, for the projector (TensorBoard's and the standalone one) beside metadata.tsv."""
+    atomic_write(os.path.join(folder, VECTORS_TSV), lambda f: np.savetxt(f, vectors, delimiter="\t", fmt="%.6f"))
 
-    def write_word2vec(f):
+
+def write_word2vec(folder, names, vectors):
+    """vectors.txt in word2vec text format, for gensim and friends."""
+    def write(f):
         # word2vec's text format splits on spaces, so names join their words with '_', as in phrase vectors.
         f.write(f"{len(names)} {vectors.shape[1]}\n".encode("utf-8"))
         for name, vector in zip(names, vectors):
             f.write((word2vec_token(name) + " " + " ".join(f"{x:.6f}" for x in vector) + "\n").encode("utf-8"))
 
-    atomic_write(os.path.join(run_dir, VECTORS_TSV), write_tsv)
-    atomic_write(os.path.join(run_dir, WORD2VEC_FILE), write_word2vec)
+    atomic_write(os.path.join(folder, WORD2VEC_FILE), write)
 
 
 def word2vec_token(name):

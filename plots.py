@@ -13,6 +13,9 @@ import logdir
 from artist_vectors import primary_genres
 
 TSNE_CACHE = "tsne.npz"
+# t-SNE, the plots and the projector's map show at most this many artists, the most-reviewed: t-SNE costs
+# grow faster than the artists, and the projector's own t-SNE samples 10,000 points too.
+MAP_ARTISTS = 10_000
 PLOTS = {"clusters": "tsne_clusters.png", "genres": "tsne_genres.png", "labelled": "tsne_top300.png"}
 FIGURE_INCHES = {"clusters": (12, 10), "genres": (12, 10), "labelled": (16, 16)}
 DPI = 100
@@ -23,10 +26,19 @@ def fingerprint(vectors):
     return hashlib.sha1(np.ascontiguousarray(vectors, dtype=np.float32).tobytes()).hexdigest()
 
 
+def map_rows(review_counts):
+    """The rows of the artists on the map: every artist, or the MAP_ARTISTS most-reviewed (in row order)."""
+    if len(review_counts) <= MAP_ARTISTS:
+        return np.arange(len(review_counts))
+    return np.sort(np.argsort(-np.asarray(review_counts), kind="stable")[:MAP_ARTISTS])
+
+
 def tsne_coordinates(vectors, run_dir, seed=0):
-    """2-d t-SNE coordinates of the unit vectors, from the cache when it was made from these vectors."""
+    """2-d t-SNE coordinates of the map's artists (map_rows), from the cache when it was made from these
+    vectors."""
     path = os.path.join(run_dir, TSNE_CACHE)
-    key = fingerprint(vectors.unit_vectors)
+    unit_vectors = vectors.unit_vectors[map_rows(vectors.review_counts)]
+    key = fingerprint(unit_vectors)
     if os.path.isfile(path):
         try:
             with np.load(path) as cached:
@@ -34,7 +46,7 @@ def tsne_coordinates(vectors, run_dir, seed=0):
                     return cached["coordinates"]
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is recomputed and replaced
-    coordinates = compute_tsne(vectors.unit_vectors, seed)
+    coordinates = compute_tsne(unit_vectors, seed)
     logdir.atomic_write(path, lambda f: np.savez(f, coordinates=coordinates, fingerprint=key))
     return coordinates
 
@@ -55,15 +67,19 @@ def write_plots(vectors, run_dir, seed=0):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = map_rows(vectors.review_counts)
     coordinates = tsne_coordinates(vectors, run_dir, seed)
-    primary = np.array(primary_genres(vectors))
+    primary = np.array(primary_genres(vectors))[rows]
+    clusters = vectors.clusters[rows]
     genre_colours = _palette(plt, primary)
+    which = "" if len(rows) == len(vectors) else f", the {len(rows):,} most-reviewed of {len(vectors):,} artists"
     figures = {
-        "clusters": _categorical(plt, "clusters", coordinates, vectors.clusters, _palette(plt, vectors.clusters),
-                                 "K-means clustering of the artists' embeddings (t-SNE)"),
+        "clusters": _categorical(plt, "clusters", coordinates, clusters, _palette(plt, clusters),
+                                 f"K-means clustering of the artists' embeddings (t-SNE{which})"),
         "genres": _categorical(plt, "genres", coordinates, primary, genre_colours,
-                               "Artists by primary genre (t-SNE)"),
-        "labelled": _labelled(plt, coordinates, vectors.names, vectors.review_counts, primary, genre_colours),
+                               f"Artists by primary genre (t-SNE{which})"),
+        "labelled": _labelled(plt, coordinates, [vectors.names[i] for i in rows], vectors.review_counts[rows],
+                              primary, genre_colours),
     }
     paths = {}
     for name, figure in figures.items():

@@ -5,11 +5,13 @@
     python run.py query "coil - elder ones"
     python run.py plot                     t-SNE plots of the latest run
     python run.py evaluate                 how good the latest run's vectors are
+    python run.py export                   vectors.tsv and vectors.txt (written by training up to 100,000 artists)
 """
 import argparse
 import dataclasses
 import json
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -18,7 +20,7 @@ import time
 import logdir
 import tensorboard_files
 
-COMMANDS = ("train", "similar", "query", "plot", "evaluate")
+COMMANDS = ("train", "similar", "query", "plot", "evaluate", "export")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -76,9 +78,10 @@ def build_parser():
     evaluate.add_argument("-k", type=int, default=10, help="neighbours per artist (%(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
 
-    for command in (train, similar, query, plot, evaluate):
+    export = commands.add_parser("export", help="write vectors.tsv and vectors.txt (word2vec format) of a run")
+    for command in (train, similar, query, plot, evaluate, export):
         command.add_argument("--logdir", default="logs", help="log directory (%(default)s)")
-    for command in (similar, query, plot, evaluate):
+    for command in (similar, query, plot, evaluate, export):
         command.add_argument("--run", help="run folder under --logdir (default: the latest)")
     return parser
 
@@ -108,6 +111,7 @@ def train_command(args):
     if args.genre_share is not None:
         given["contexts"] = data_utils.with_genre_share(given.get("contexts", TrainOptions.contexts), args.genre_share)
     _check_at_least_one("--clusters", args.clusters)
+    phases, mark = {}, time.perf_counter()
     # Everything that can refuse the input does so before anything is written.
     if args.resume:
         run_dir, catalog, options, checkpoint = _resumed_run(args, given)
@@ -133,8 +137,8 @@ def train_command(args):
     print(f"Training {options.steps:,} steps of {options.batch_size:,} pairs ({options.contexts}), learning rate "
           f"{options.learning_rate:g}; logs in {run_dir}")
 
-    started = time.perf_counter()
     artists = ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), options.embedding_size)))
+    phases["load"], mark = time.perf_counter() - mark, time.perf_counter()
     try:
         vectors, stats = train(catalog, options, run_dir, checkpoint=checkpoint,
                                quality=sampled_agreement(artists, seed=options.seed))
@@ -148,10 +152,16 @@ def train_command(args):
         if checkpoint is None:
             shutil.rmtree(run_dir, ignore_errors=True)  # a new run that did not finish leaves nothing
         raise
+    phases["train"], mark = time.perf_counter() - mark, time.perf_counter()
     artist_vectors, info = write_outputs(catalog, artists.with_vectors(vectors), stats, options, args, run_dir)
     tensorboard_files.write_run_summaries(run_dir, info, hparams(options))
+    phases["write"], mark = time.perf_counter() - mark, time.perf_counter()
     plots = {} if args.no_plots else _plot(artist_vectors, run_dir, options.seed, stats["steps"])
-    _say_summary(catalog, stats, info["quality"], run_dir, plots, time.perf_counter() - started, args.logdir)
+    phases["plots"] = time.perf_counter() - mark
+    # What a run cost, for the scale benchmark and the reader: seconds by phase, and peak memory.
+    info.update(phases=phases, peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB
+    logdir.write_run_info(run_dir, info)
+    _say_summary(catalog, info, run_dir, plots, args.logdir)
     return 0
 
 
@@ -182,15 +192,17 @@ def _resumed_run(args, given):
 
 
 def write_outputs(catalog, artist_vectors, stats, options, args, run_dir):
-    """metadata.tsv (with k-means clusters), the vector exports, the projector config and run.json;
+    """metadata.tsv (with k-means clusters), the vector exports, the projector's files and run.json;
     returns the vectors, clustered, and run.json's contents."""
     from artist_vectors import kmeans_clusters, quality_report
     from data_utils import DEMO_SOURCE
 
     artist_vectors.clusters = kmeans_clusters(artist_vectors, args.clusters, options.seed)
     logdir.write_metadata(run_dir, catalog, artist_vectors.clusters)
-    logdir.write_vectors(run_dir, catalog.names, artist_vectors.vectors)
-    tensorboard_files.write_projector_config(run_dir)
+    if len(catalog) <= logdir.EXPORT_MAX:
+        export(run_dir, artist_vectors)
+    rows = _projector_rows(catalog, artist_vectors, run_dir)
+    tensorboard_files.write_projector_config(run_dir, sampled=len(rows) < len(catalog))
     info = {
         "data": catalog.source if catalog.source == DEMO_SOURCE else os.path.abspath(catalog.source),
         "artists": len(catalog), "options": dataclasses.asdict(options),
@@ -202,21 +214,44 @@ def write_outputs(catalog, artist_vectors, stats, options, args, run_dir):
     return artist_vectors, info
 
 
+def export(run_dir, artist_vectors):
+    logdir.write_tsv_vectors(run_dir, artist_vectors.vectors)
+    logdir.write_word2vec(run_dir, artist_vectors.names, artist_vectors.vectors)
+
+
+def _projector_rows(catalog, artist_vectors, run_dir):
+    """The artists the projector shows: all, or (past plots.MAP_ARTISTS) the map's sample, whose vectors
+    and metadata are written in projector/."""
+    import plots
+
+    rows = plots.map_rows(artist_vectors.review_counts)
+    if len(rows) < len(catalog):
+        folder = os.path.join(run_dir, logdir.PROJECTOR_SAMPLE_DIR)
+        os.makedirs(folder, exist_ok=True)
+        logdir.write_metadata(folder, catalog, artist_vectors.clusters, rows)
+        logdir.write_tsv_vectors(folder, artist_vectors.vectors[rows])
+        print(f"The projector shows the {len(rows):,} most-reviewed of the {len(catalog):,} artists "
+              f"(t-SNE and the plots too); queries and evaluate use every artist")
+    return rows
+
+
 def _plot(artist_vectors, run_dir, seed, step):
     """The t-SNE plots, and the same map as the projector's bookmarks and as images in TensorBoard."""
     import plots
 
     started = time.perf_counter()
     paths = plots.write_plots(artist_vectors, run_dir, seed)
-    tensorboard_files.write_bookmarks(run_dir, plots.tsne_coordinates(artist_vectors, run_dir, seed),
-                                      artist_vectors.vectors.shape)
+    coordinates = plots.tsne_coordinates(artist_vectors, run_dir, seed)
+    tensorboard_files.write_bookmarks(run_dir, coordinates, (len(coordinates), artist_vectors.vectors.shape[1]),
+                                      sampled=len(coordinates) < len(artist_vectors))
     tensorboard_files.write_summaries(run_dir, step, [tensorboard_files.image_summary(f"plots/{name}", path)
                                                       for name, path in paths.items()])
     print(f"t-SNE plots written in {time.perf_counter() - started:.1f}s")
     return paths
 
 
-def _say_summary(catalog, stats, report, run_dir, plot_paths, seconds, logdir_root):
+def _say_summary(catalog, info, run_dir, plot_paths, logdir_root):
+    stats, report = info["stats"], info["quality"]
     print()
     print(f"Artists:     {len(catalog):,}")
     print(f"Pairs seen:  {stats['pairs']:,} in {stats['steps']:,} steps "
@@ -225,10 +260,14 @@ def _say_summary(catalog, stats, report, run_dir, plot_paths, seconds, logdir_ro
     print(f"Quality:     10 nearest neighbours share a genre {report['genre']['trained']:.1%} "
           f"(random vectors {report['genre']['random']:.1%}), the same rounded mean score "
           f"{report['score']['trained']:.1%} (random {report['score']['random']:.1%})")
-    print(f"Time:        {stats['seconds']:.1f}s training, {seconds:.1f}s in all")
+    phases = info["phases"]
+    print(f"Time:        {stats['seconds']:.1f}s training, {sum(phases.values()):.1f}s in all ("
+          + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in phases.items())
+          + f"); peak memory {info['peak_memory_mb']:,.0f} MB")
     print(f"Outputs in:  {run_dir}")
-    print("             checkpoints/, events, metadata.tsv, vectors.tsv, projector_config.pbtxt, "
-          "vectors.txt (word2vec format), run.json")
+    exports = ("vectors.tsv, vectors.txt (word2vec format)" if len(catalog) <= logdir.EXPORT_MAX else
+               f"no text exports past {logdir.EXPORT_MAX:,} artists: python run.py export writes them")
+    print(f"             checkpoints/, events, metadata.tsv, projector_config.pbtxt, run.json, {exports}")
     for path in plot_paths.values():
         print(f"             {path}")
     print(f"Next:        tensorboard --logdir {logdir_root}")
@@ -318,13 +357,21 @@ def evaluate_command(args):
     return 0
 
 
+def export_command(args):
+    run_dir, vectors = load_run(args)
+    export(run_dir, vectors)
+    for name in (logdir.VECTORS_TSV, logdir.WORD2VEC_FILE):
+        print(os.path.join(run_dir, name))
+    return 0
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from artist_vectors import QueryError, UnknownArtist
     from data_utils import DataError
 
     command = {"train": train_command, "similar": similar_command, "query": query_command,
-               "plot": plot_command, "evaluate": evaluate_command}[args.command]
+               "plot": plot_command, "evaluate": evaluate_command, "export": export_command}[args.command]
     # SIGTERM stops a run as Ctrl-C does: training checkpoints where it stands.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

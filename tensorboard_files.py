@@ -23,17 +23,19 @@ QUALITY_TAGS = {"genre": "quality/genre_at_10", "score": "quality/score_at_10", 
 # The projector
 # ---------------------------------------------------------------------------------------------
 
-def write_projector_config(run_dir, bookmarks=False):
-    """projector_config.pbtxt: the artists' tensor and metadata and, with `bookmarks`, the bookmark file;
-    without, an earlier bookmark file is removed, since its t-SNE belongs to other vectors."""
+def write_projector_config(run_dir, sampled=False, bookmarks=False):
+    """projector_config.pbtxt: the artists' tensor and metadata (the run's own, or with `sampled` those of
+    the map's sample in projector/) and, with `bookmarks`, the bookmark file; without, an earlier bookmark
+    file is removed, since its t-SNE belongs to other vectors."""
     from google.protobuf import text_format
     from tensorboard.plugins import projector
 
+    folder = logdir.PROJECTOR_SAMPLE_DIR if sampled else ""
     config = projector.ProjectorConfig()
     embedding = config.embeddings.add()
     embedding.tensor_name = PROJECTOR_TENSOR
-    embedding.tensor_path = logdir.VECTORS_TSV
-    embedding.metadata_path = logdir.METADATA_FILE
+    embedding.tensor_path = os.path.join(folder, logdir.VECTORS_TSV)
+    embedding.metadata_path = os.path.join(folder, logdir.METADATA_FILE)
     if bookmarks:
         embedding.bookmarks_path = BOOKMARKS_FILE
     elif os.path.exists(os.path.join(run_dir, BOOKMARKS_FILE)):
@@ -60,10 +62,10 @@ def bookmark_states(coordinates, dimensions):
     return [dict(common, label=label, selectedColorOptionName=column) for label, column in BOOKMARKS]
 
 
-def write_bookmarks(run_dir, coordinates, dimensions):
+def write_bookmarks(run_dir, coordinates, dimensions, sampled=False):
     states = bookmark_states(coordinates, dimensions)
     logdir.write_text(os.path.join(run_dir, BOOKMARKS_FILE), json.dumps(states, separators=(",", ":")))
-    write_projector_config(run_dir, bookmarks=True)
+    write_projector_config(run_dir, sampled, bookmarks=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,12 +12,21 @@ from bands2vec_graph import build_graph, tf1
 from data_utils import DEFAULT_CONTEXTS, PairSampler, context_memberships, format_contexts, parse_contexts
 
 
-# Training passes over the data: pairs drawn per membership of a context group (an artist's genre, its
-# score bucket, its label...), so the steps grow with the catalog and the contexts: 2,650 steps for
-# genre,score,label on the full Pitchfork data. Below MIN_STEPS (the tutorial's contexts on the full
-# data, and every smaller catalog) SGD has too few updates to settle.
-PAIRS_PER_MEMBERSHIP = 180
-MIN_STEPS = 1750
+# The learning rate and the steps, for any catalog size. The loss is a mean over the batch, so over a run an
+# artist's rows move by about rate x steps x (its share of the pairs): the steps give every context
+# membership MOVE_PER_MEMBERSHIP of that (what the full Pitchfork data's defaults give and need). The rate
+# grows with the artists (V / 90) up to MAX_RATE, about the full data's: a sampled negative's NCE weights
+# take one push from the whole batch, rate / num_sampled at the start whatever the catalog, so the rate has
+# a ceiling (V / 90 was 1,111 at 100,000 artists, NaN by step 500); bigger catalogs take more steps instead.
+# Below MIN_STEPS, SGD has too few updates to settle.
+ARTISTS_PER_RATE = 90
+MAX_RATE = 100
+MOVE_PER_MEMBERSHIP = 8.5
+MIN_STEPS = 1900
+# XLA fuses a step's small ops, 1.8 ms a step instead of 4.4 on the full data; but its clusters copy both
+# artists x 64 tables every step, which past about 20,000 artists costs more than it saves (100,000
+# artists: 10.8 ms a step with XLA, 4.7 without).
+XLA_MAX_ARTISTS = 20_000
 
 
 @dataclasses.dataclass
@@ -38,23 +47,19 @@ class TrainOptions:
     valid_size: int = 4
 
     def resolved(self, catalog):
-        """These options with the steps, batch size, learning rate and context shares filled in for `catalog`.
-
-        The loss is a mean over the batch, so an artist's row moves by about learning_rate / vocabulary_size
-        per step: the rate grows with the vocabulary. V / 90 (97 on the full data, 3.3 on the demo) is
-        the fastest that stays stable; batches of 2,048 pairs (fewer for a small catalog) give the most
-        quality per second, as measured by benchmarks/train_benchmark.py. The steps give every context
-        membership PAIRS_PER_MEMBERSHIP pairs.
-        """
+        """These options with the steps, batch size, learning rate and context shares filled in for `catalog`
+        (the rules above; batches of 2,048 pairs, fewer for a small catalog, give the most quality per
+        second, as measured by benchmarks/train_benchmark.py)."""
         vocabulary_size = len(catalog)
         shares = parse_contexts(self.contexts)
         batch_size = min(2048, 2 ** math.ceil(math.log2(max(vocabulary_size, 2))))
-        batch_size = batch_size if self.batch_size is None else self.batch_size
+        rate = min(vocabulary_size / ARTISTS_PER_RATE, MAX_RATE)
         memberships = sum(context_memberships(catalog, kind) for kind, share in shares.items() if share > 0)
-        steps = max(MIN_STEPS, int(round(PAIRS_PER_MEMBERSHIP * memberships / max(batch_size, 1), -1)))
+        steps = max(MIN_STEPS, int(round(MOVE_PER_MEMBERSHIP * memberships / rate, -1)))  # at the default rate
         return dataclasses.replace(
-            self, steps=steps if self.steps is None else self.steps, batch_size=batch_size,
-            learning_rate=vocabulary_size / 90 if self.learning_rate is None else self.learning_rate,
+            self, steps=steps if self.steps is None else self.steps,
+            batch_size=batch_size if self.batch_size is None else self.batch_size,
+            learning_rate=rate if self.learning_rate is None else self.learning_rate,
             contexts=format_contexts(shares))
 
 
@@ -123,8 +128,8 @@ def train(catalog, options, run_dir, say=print, checkpoint=None, quality=None):
                         init_scale=options.init_scale, seed=options.seed)
     config = tf1.ConfigProto(intra_op_parallelism_threads=options.threads,
                              inter_op_parallelism_threads=options.threads)
-    # XLA fuses the step's small ops: about half the time per step on the CPU, the same results.
-    config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
+    if len(catalog) <= XLA_MAX_ARTISTS:
+        config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
     stats = {"steps": 0, "pairs": 0, "loss": float("nan"), "seconds": 0.0}
 
     with tf1.Session(graph=model.graph, config=config) as session:

@@ -1,0 +1,141 @@
+"""Catalogs of any size: the synthetic maker, defaults derived from the catalog, memory-bounded quality
+figures, the sampled map and projector, exports past a size, and (slow) a 100,000-artist run."""
+import json
+import os
+import sqlite3
+
+import numpy as np
+import pytest
+
+import artist_vectors
+import data_utils
+import logdir
+import plots
+import tensorboard_files
+import training
+from conftest import train_run
+from synthetic_catalog import SQL_TYPES, write_tables
+
+SLOW = pytest.mark.skipif(not os.environ.get("BANDS2VEC_SLOW_TESTS"),
+                          reason="slow (minutes): set BANDS2VEC_SLOW_TESTS=1")
+
+
+@pytest.fixture(scope="module")
+def catalog_100k(tmp_path_factory):
+    path = write_tables(data_utils.demo_tables(100_000), str(tmp_path_factory.mktemp("syn-100k")))
+    return path, data_utils.load_catalog(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The synthetic maker
+# ---------------------------------------------------------------------------------------------
+
+def test_synthetic_tables_have_the_kaggle_schema_and_size(tmp_path):
+    tables = data_utils.demo_tables(2_000, seed=5)
+    path = write_tables(tables, str(tmp_path / "db"))
+    with sqlite3.connect(path) as connection:
+        schema = {table: [(column, kind) for _, column, kind, *_ in connection.execute(f"PRAGMA table_info({table})")]
+                  for table in ("reviews", "genres", "labels", "years")}
+    for table, (columns, _) in data_utils.TABLES.items():
+        assert schema[table] == [(column, SQL_TYPES[column]) for column in columns]
+    from_sqlite = data_utils.load_catalog(path)
+    from_csv = data_utils.load_catalog(write_tables(tables, str(tmp_path / "csv"), csv=True))
+    assert len(from_sqlite) == 2_000 and from_sqlite.artists == from_csv.artists
+    # Pitchfork-shaped: about one in six without a genre, 1 + Poisson(1.2) reviews, scores around 7.
+    assert 0.12 < np.mean([not a.genres for a in from_sqlite.artists]) < 0.20
+    assert 2.0 < from_sqlite.review_count / len(from_sqlite) < 2.4
+    assert 6.7 < np.mean([a.mean_score for a in from_sqlite.artists]) < 7.3
+    assert np.mean([bool(a.labels) for a in from_sqlite.artists]) > 0.8
+
+
+def test_synthetic_tables_are_seeded():
+    first, again, other = (data_utils.demo_tables(1_000, seed=s) for s in (3, 3, 4))
+    assert all(first[name].equals(again[name]) for name in first)
+    assert not first["reviews"].equals(other["reviews"])
+    assert data_utils.demo_tables()["reviews"]["artist"].nunique() == data_utils.DEMO_ARTISTS
+
+
+# ---------------------------------------------------------------------------------------------
+# Defaults derived from the catalog
+# ---------------------------------------------------------------------------------------------
+
+def test_defaults_at_several_sizes(demo_catalog, full_catalog, catalog_100k):
+    resolved = {name: training.TrainOptions().resolved(catalog)
+                for name, catalog in (("demo", demo_catalog), ("full", full_catalog), ("100k", catalog_100k[1]))}
+    assert resolved["demo"].learning_rate == pytest.approx(300 / training.ARTISTS_PER_RATE)
+    assert resolved["full"].learning_rate == pytest.approx(8712 / training.ARTISTS_PER_RATE)
+    assert resolved["100k"].learning_rate == training.MAX_RATE  # not 1,111: that diverges
+    assert resolved["demo"].steps == resolved["full"].steps == training.MIN_STEPS
+    # Past the rate's cap, the steps grow with the context memberships: about 2.1 an artist here.
+    memberships = sum(data_utils.context_memberships(catalog_100k[1], kind) for kind in ("genre", "score"))
+    assert resolved["100k"].steps == pytest.approx(training.MOVE_PER_MEMBERSHIP * memberships / training.MAX_RATE,
+                                                   abs=10)
+    assert [resolved[name].batch_size for name in ("demo", "full", "100k")] == [512, 2048, 2048]
+    labelled = training.TrainOptions(contexts="genre,score,label").resolved(full_catalog)
+    assert labelled.steps > resolved["full"].steps
+
+
+def test_the_default_rate_trains_a_100k_catalog(catalog_100k, tmp_path):
+    """A few hundred steps at 100,000 artists: the loss stays finite (at artists / 90 it was NaN by step 500)."""
+    _, catalog = catalog_100k
+    options = training.TrainOptions(steps=400).resolved(catalog)
+    vectors, stats = training.train(catalog, options, str(tmp_path), say=lambda line: None)
+    assert np.isfinite(stats["loss"]) and np.all(np.isfinite(vectors))
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory-bounded quality figures, sampled map and projector, exports
+# ---------------------------------------------------------------------------------------------
+
+def test_neighbours_of_some_rows_are_those_of_all(demo_run):
+    vectors = artist_vectors.ArtistVectors.from_run(demo_run)
+    rows = artist_vectors.sample_rows(len(vectors), 50, seed=1)
+    assert len(rows) == 50 and np.all(np.diff(rows) > 0)
+    np.testing.assert_array_equal(vectors.nearest_neighbours(10, rows), vectors.nearest_neighbours(10)[rows])
+
+
+def test_sampled_quality_figures_are_close_to_the_exact_ones(full_run, monkeypatch):
+    vectors = artist_vectors.ArtistVectors.from_run(full_run)
+    exact = artist_vectors.quality_report(vectors)
+    assert exact["measured_on"] == len(vectors)
+    monkeypatch.setattr(artist_vectors, "QUALITY_SAMPLE", 2_000)
+    sampled = artist_vectors.quality_report(vectors)
+    assert sampled["measured_on"] == 2_000
+    for name in ("genre", "score", "label"):
+        assert sampled[name]["trained"] == pytest.approx(exact[name]["trained"], abs=0.03)
+    assert sampled["score_difference"]["trained"] == pytest.approx(exact["score_difference"]["trained"], rel=0.1)
+
+
+def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, monkeypatch, demo_catalog):
+    import run
+
+    monkeypatch.setattr(plots, "MAP_ARTISTS", 200)
+    monkeypatch.setattr(logdir, "EXPORT_MAX", 250)
+    assert run.main(["--data", "demo", "--steps", "100", "--logdir", str(tmp_path), "--run", "r"]) == 0
+    run_dir = tmp_path / "r"
+    counts = np.array([len(a.review_ids) for a in demo_catalog.artists])
+    rows = plots.map_rows(counts)
+    assert len(rows) == 200 and counts[rows].min() >= np.sort(counts)[-200]  # the most-reviewed
+    sample = run_dir / logdir.PROJECTOR_SAMPLE_DIR
+    metadata = (sample / logdir.METADATA_FILE).read_text(encoding="utf-8").splitlines()
+    assert len(metadata) == 201 and metadata[1].split("\t")[0] == demo_catalog.artists[rows[0]].name
+    assert np.loadtxt(sample / logdir.VECTORS_TSV, delimiter="\t").shape == (200, 64)
+    states = json.loads((run_dir / tensorboard_files.BOOKMARKS_FILE).read_text())
+    assert all(len(state["projections"]) == 200 and state["dataSetDimensions"] == [200, 64] for state in states)
+    config = (run_dir / tensorboard_files.PROJECTOR_FILE).read_text()
+    assert "projector/vectors.tsv" in config and "projector/metadata.tsv" in config
+    # Past EXPORT_MAX the text exports wait for `run.py export`.
+    assert not (run_dir / logdir.WORD2VEC_FILE).exists() and not (run_dir / logdir.VECTORS_TSV).exists()
+    assert run.main(["export", "--logdir", str(tmp_path)]) == 0
+    assert len((run_dir / logdir.WORD2VEC_FILE).read_text(encoding="utf-8").splitlines()) == len(demo_catalog) + 1
+    info = logdir.read_run_info(str(run_dir))
+    assert info["peak_memory_mb"] > 100 and set(info["phases"]) == {"load", "train", "write", "plots"}
+
+
+@SLOW
+def test_a_100k_catalog_end_to_end(catalog_100k, tmp_path):
+    path, _ = catalog_100k
+    info = logdir.read_run_info(train_run(tmp_path, "--data", path))
+    assert info["finished"] and np.isfinite(info["stats"]["loss"])
+    assert info["quality"]["genre"]["trained"] >= 0.95 and info["quality"]["score"]["trained"] >= 0.75
+    assert info["peak_memory_mb"] <= 3 * 1024
