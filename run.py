@@ -41,7 +41,8 @@ def build_parser():
     train = commands.add_parser("train", help="train (the default command)")
     train.add_argument("--data", help="Kaggle database.sqlite, or a folder with it or with reviews.csv and "
                                       "genres.csv (default: $BANDS2VEC_DATA, then data/, then the demo catalog)")
-    train.add_argument("--steps", type=int, help="training steps (200 pairs per context membership, at least 1,750)")
+    train.add_argument("--steps", type=int,
+                       help="training steps (8.5 x context memberships / learning rate, at least 1,900)")
     train.add_argument("--batch-size", type=int, help="pairs per step (2048, or fewer for a small catalog)")
     train.add_argument("--embedding-size", type=int, help=f"dimensions ({defaults.embedding_size})")
     train.add_argument("--num-sampled", type=int,
@@ -231,7 +232,7 @@ def _projector_rows(catalog, artist_vectors, run_dir):
         logdir.write_metadata(folder, catalog, artist_vectors.clusters, rows)
         logdir.write_tsv_vectors(folder, artist_vectors.vectors[rows])
         print(f"The projector shows the {len(rows):,} most-reviewed of the {len(catalog):,} artists "
-              f"(t-SNE and the plots too); queries and evaluate use every artist")
+              f"(t-SNE and the plots too); queries use every artist")
     return rows
 
 

@@ -78,7 +78,8 @@ def tutorial(catalog, seed, steps, batch_size=64, num_sampled=16, learning_rate=
 def gensim_word2vec(catalog, seed, pairs, genre_share=0.6):
     from gensim.models import Word2Vec
 
-    inputs, labels = data_utils.PairSampler(catalog, {"genre": genre_share, "score": 1 - genre_share}, seed).pairs(pairs)
+    shares = {"genre": genre_share, "score": 1 - genre_share}
+    inputs, labels = data_utils.PairSampler(catalog, shares, seed).pairs(pairs)
     tokens = [str(i) for i in range(len(catalog))]
     sentences = [[tokens[a], tokens[b]] for a, b in zip(inputs, labels[:, 0])]
     started = time.perf_counter()
@@ -120,9 +121,9 @@ def main():
         rows[name] = {"seconds": seconds, "pairs": pairs, "pairs_per_second": pairs / seconds,
                       **neighbour_agreement(ArtistVectors.from_catalog(catalog, vectors))}
         print(f"{name}: {seconds:.1f}s", file=sys.stderr, flush=True)
+    blank = ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 64)))
     rows["random"] = {"seconds": 0.0, "pairs": 0, "pairs_per_second": 0.0,
-                      **neighbour_agreement(random_like(ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 64))),
-                                                        args.seed))}
+                      **neighbour_agreement(random_like(blank, args.seed))}
     run_seconds = end_to_end(args.data)
 
     result = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
