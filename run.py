@@ -42,7 +42,7 @@ def build_parser():
     train.add_argument("--data", help="Kaggle database.sqlite, or a folder with it or with reviews.csv and "
                                       "genres.csv (default: $BANDS2VEC_DATA, then data/, then the demo catalog)")
     train.add_argument("--steps", type=int,
-                       help="training steps (8.5 x context memberships / learning rate, at least 1,900)")
+                       help="training steps (8.5 x context memberships / learning rate, at least 1,900; README)")
     train.add_argument("--batch-size", type=int, help="pairs per step (2048, or fewer for a small catalog)")
     train.add_argument("--embedding-size", type=int, help=f"dimensions ({defaults.embedding_size})")
     train.add_argument("--num-sampled", type=int,
