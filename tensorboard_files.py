@@ -69,7 +69,7 @@ def write_bookmarks(run_dir, coordinates, dimensions, sampled=False):
 
 
 # ---------------------------------------------------------------------------------------------
-# Summaries, as protos for a tf.compat.v1 FileWriter
+# Summaries, as protos: for training's tf.compat.v1 FileWriter, or written by write_summaries
 # ---------------------------------------------------------------------------------------------
 
 def quality_summary(figures):
