@@ -71,11 +71,11 @@ class ArtistVectors:
             raise logdir.RunError(f"{run_dir}: malformed metadata ({error})") from None
 
     @classmethod
-    def from_catalog(cls, catalog, vectors, clusters=None):
+    def from_catalog(cls, catalog, vectors):
         """The vectors of a catalog's artists, in its order (labels and years where the data has them)."""
         artists = catalog.artists
         return cls(catalog.names, vectors, [a.genres for a in artists], [a.mean_score for a in artists],
-                   [len(a.review_ids) for a in artists], clusters,
+                   [len(a.review_ids) for a in artists],
                    labels=[a.labels for a in artists] if "labels" in catalog.tables else None,
                    years=[a.mean_year for a in artists] if "years" in catalog.tables else None)
 

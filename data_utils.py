@@ -467,8 +467,8 @@ def _demo_label_names(n):
 # ---------------------------------------------------------------------------------------------
 
 def context_memberships(catalog, kind):
-    """How many (artist, group) memberships of one kind can make a pair: those of groups of two or more."""
-    return sum(len(ids) for ids in catalog.context_groups(kind).values() if len(ids) >= 2)
+    """How many (artist, group) memberships of one kind can make a pair (the sampler's, groups of two or more)."""
+    return len(_ContextGroups(catalog.context_groups(kind)).members)
 
 
 class _ContextGroups:

@@ -138,7 +138,8 @@ def train_command(args):
     print(f"Training {options.steps:,} steps of {options.batch_size:,} pairs ({options.contexts}), learning rate "
           f"{options.learning_rate:g}; logs in {run_dir}")
 
-    artists = ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), options.embedding_size)))
+    # The artists' metadata; training's vectors take the place of this one-column stand-in.
+    artists = ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 1)))
     phases["load"], mark = time.perf_counter() - mark, time.perf_counter()
     try:
         vectors, stats = train(catalog, options, run_dir, checkpoint=checkpoint,
