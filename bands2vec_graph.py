@@ -11,7 +11,7 @@ import os
 
 # TensorFlow's C++ start-up chatter would bury our own output; oneDNN's custom ops do nothing for
 # these small sparse ops but reorder float sums between runs. XLA may compile on the CPU too: a session
-# that asks for it (training does) then fuses the step's many small ops, twice as fast.
+# that asks for it (training does) then fuses the step's many small ops, up to twice as fast.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_XLA_FLAGS", "--tf_xla_cpu_global_jit")
@@ -37,23 +37,30 @@ tf1 = tf.compat.v1
 tf1.disable_eager_execution()
 
 EMBEDDINGS_VARIABLE = "embeddings/embeddings"
+# The ops that read or write a whole artists x 64 table. An XLA cluster that updates a variable copies all
+# of it, so past a few tens of thousands of artists these stay out of XLA and only the loss's math is fused.
+TABLE_OPS = frozenset({"VarHandleOp", "ReadVariableOp", "AssignVariableOp", "VarIsInitializedOp",
+                       "ResourceGather", "ResourceScatterAdd", "AssignAddVariableOp"})
 
 Bands2VecGraph = collections.namedtuple("Bands2VecGraph", [
-    "graph", "train_inputs", "train_labels", "embeddings", "normalized_embeddings", "similarity",
+    "graph", "train_inputs", "train_labels", "embeddings", "similarity",
     "loss", "optimizer", "learning_rate", "global_step", "summary", "init", "saver"])
 
 
 def build_graph(vocabulary_size, valid_ids, embedding_size=64, num_sampled=64, learning_rate=1.0,
-                decay_steps=None, context_distribution=None, init_scale=1.0, seed=0):
+                decay_steps=None, context_distribution=None, init_scale=1.0, seed=0, tables_in_xla=True):
     """The training graph and the handles the training loop needs.
 
     `context_distribution` (how often each artist is drawn as a context) makes NCE sample its negatives
     from that distribution; without it they come from the tutorial's log-uniform sampler, which assumes a
     vocabulary sorted by frequency. With `decay_steps` the learning rate falls linearly to 1% of its
-    start over that many steps.
+    start over that many steps. Without `tables_in_xla`, XLA (where the session uses it) leaves the
+    TABLE_OPS alone.
     """
     graph = tf1.Graph()
-    with graph.as_default():
+    xla_scope = contextlib.nullcontext() if tables_in_xla else tf1.xla.experimental.jit_scope(
+        compile_ops=lambda node_def: node_def.op not in TABLE_OPS)
+    with graph.as_default(), xla_scope:
         tf1.set_random_seed(seed)
 
         # Input data: target artists and, for each, one context artist.
@@ -101,16 +108,17 @@ def build_graph(vocabulary_size, valid_ids, embedding_size=64, num_sampled=64, l
             optimizer = tf1.train.GradientDescentOptimizer(rate).minimize(loss, global_step=global_step)
             tf1.summary.scalar("learning_rate", rate)
 
-        # Cosine similarity between the validation artists and every artist.
+        # Cosine similarity between the validation artists and every artist: dot products over the norms,
+        # without a normalised copy of the whole table.
         with tf1.name_scope("similarity"):
-            norm = tf.sqrt(tf.reduce_sum(tf.square(embeddings), 1, keepdims=True))
-            normalized_embeddings = embeddings / norm
-            valid_embeddings = tf.nn.embedding_lookup(normalized_embeddings, valid_dataset)
-            similarity = tf.matmul(valid_embeddings, normalized_embeddings, transpose_b=True)
+            norm = tf.sqrt(tf.reduce_sum(tf.square(embeddings), 1))
+            valid_embeddings = tf.nn.embedding_lookup(embeddings, valid_dataset)
+            similarity = tf.matmul(valid_embeddings, embeddings, transpose_b=True) / (
+                tf.gather(norm, valid_dataset)[:, None] * norm[None, :])
 
         summary = tf1.summary.merge_all()
         init = tf1.global_variables_initializer()
         saver = tf1.train.Saver(max_to_keep=1, save_relative_paths=True)  # a run folder can be moved
 
-    return Bands2VecGraph(graph, train_inputs, train_labels, embeddings, normalized_embeddings, similarity,
+    return Bands2VecGraph(graph, train_inputs, train_labels, embeddings, similarity,
                           loss, optimizer, rate, global_step, summary, init, saver)

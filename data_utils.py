@@ -41,7 +41,7 @@ class DataError(Exception):
     """Input data that cannot be used; its message is one line for the user."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million artists are a million of these
 class Artist:
     """One artist, as the tutorial's `Artist` class: name, reviews, genres and scores."""
     name: str
@@ -318,57 +318,65 @@ def build_catalog(tables, source, include_pseudo_artists=False):
     reviews = reviews.assign(
         reviewid=_review_ids(reviews["reviewid"]),
         score=pd.to_numeric(reviews["score"], errors="coerce"),
-    ).dropna(subset=["reviewid", "artist"]).drop_duplicates(subset=["reviewid", "artist"])
+    ).dropna(subset=["reviewid", "artist"])
+    # Artists as integer codes in name order: every later sort, merge and group is on integers, not names.
+    codes, names = pd.factorize(reviews["artist"], sort=True)
+    reviews = reviews.assign(artist=codes).drop_duplicates(subset=["reviewid", "artist"])
     # A missing, non-numeric or out-of-range score is skipped and counted, not guessed at.
     valid = reviews["score"].between(0.0, 10.0)
     reviews, dropped = reviews[valid], int((~valid).sum())
-    pseudo = reviews["artist"].isin(NOT_AN_ARTIST) & (not include_pseudo_artists)
-    left_out = reviews[pseudo].groupby("artist").size().to_dict()
-    reviews = reviews[~pseudo]
+    pseudo = np.isin(names, list(NOT_AN_ARTIST)) & (not include_pseudo_artists)
+    left_out = {names[code]: n for code, n in reviews["artist"][pseudo[reviews["artist"]]].value_counts().items()}
+    reviews = reviews[~pseudo[reviews["artist"]]]
     if reviews.empty:
         raise DataError(f"{source}: no reviews with an artist and a score from 0 to 10")
+    # Codes again, 0..V-1 over the artists left (an artist whose every score was invalid has gone).
+    kept, codes = np.unique(reviews["artist"].to_numpy(), return_inverse=True)
+    names = names[kept]
+    reviews = reviews.assign(artist=codes)
 
     genres = tables["genres"]
     genres = genres.assign(reviewid=_review_ids(genres["reviewid"])).dropna().drop_duplicates()
     if genres.empty:
         raise DataError(f"{source}: no genres (every genre is NULL), so there is no genre context to learn from")
-    genres_of = _values_by_artist(reviews, genres, "genre")
-    labels_of, years_of = {}, {}
+    genres_of = _values_by_artist(reviews, genres, "genre", len(names))
+    labels_of = years_of = [()] * len(names)
     if "labels" in tables:
         labels = tables["labels"].assign(reviewid=_review_ids(tables["labels"]["reviewid"])).dropna()
-        labels = labels[~labels["label"].astype(str).str.strip().str.casefold().isin(NOT_A_LABEL)]
-        labels_of = _values_by_artist(reviews, labels.drop_duplicates(), "label")
+        label = labels["label"].astype(str).astype("category")  # the checks below once per distinct label
+        real = ~label.cat.categories.str.strip().str.casefold().isin(NOT_A_LABEL)
+        labels = labels[real[label.cat.codes.to_numpy()]]
+        labels_of = _values_by_artist(reviews, labels.drop_duplicates(), "label", len(names))
     if "years" in tables:
         years = tables["years"].assign(reviewid=_review_ids(tables["years"]["reviewid"]),
                                        year=pd.to_numeric(tables["years"]["year"], errors="coerce"))
         years = years[years["year"].between(1000, 3000) & (years["year"] == np.round(years["year"]))]
         years = years.dropna().drop_duplicates().merge(reviews[["reviewid", "artist"]], on="reviewid")
         years = years.sort_values(["artist", "reviewid", "year"])
-        years_of = _tuples_by(years["artist"], years["year"].astype(int))
+        years_of = _tuples_by(years["artist"], years["year"].astype(int), len(names))
 
-    # Artists in name order, each with its reviews in id order: one sort and slices, not a group per artist.
-    reviews = reviews.sort_values(["artist", "reviewid"], kind="stable")
-    ids_of = _tuples_by(reviews["artist"], reviews["reviewid"].astype(np.int64))
-    scores_of = _tuples_by(reviews["artist"], reviews["score"].astype(float))
-    artists = [Artist(name=str(name), review_ids=ids, genres=genres_of.get(name, ()), scores=scores_of[name],
-                      labels=labels_of.get(name, ()), years=years_of.get(name, ()))
-               for name, ids in ids_of.items()]
+    # Each artist's reviews in id order: one sort and slices, not a group per artist.
+    reviews = reviews.sort_values(["artist", "reviewid"])
+    ids_of = _tuples_by(reviews["artist"], reviews["reviewid"].astype(np.int64), len(names))
+    scores_of = _tuples_by(reviews["artist"], reviews["score"].astype(float), len(names))
+    names = [str(name) for name in names.tolist()]
+    artists = [Artist(*fields) for fields in zip(names, ids_of, genres_of, scores_of, labels_of, years_of)]
     return Catalog(artists, source=source, dropped_scores=dropped, tables=tables, left_out=left_out,
                    include_pseudo_artists=include_pseudo_artists)
 
 
-def _values_by_artist(reviews, table, column):
-    """{artist: distinct values of `column` over the artist's reviews, the most reviewed first}."""
+def _values_by_artist(reviews, table, column, n_artists):
+    """For each artist code, the distinct values of `column` over its reviews, the most reviewed first."""
     counts = table.merge(reviews[["reviewid", "artist"]], on="reviewid").groupby(["artist", column]).size()
     counts = counts.reset_index(name="n").sort_values(["artist", "n", column], ascending=[True, False, True])
-    return _tuples_by(counts["artist"], counts[column])
+    return _tuples_by(counts["artist"], counts[column], n_artists)
 
 
-def _tuples_by(keys, values):
-    """{key: tuple of its values, in order} for two columns sorted by key."""
-    keys, values = keys.tolist(), values.tolist()
-    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
-    return {keys[a]: tuple(values[a:b]) for a, b in zip(starts, starts[1:] + [len(keys)])}
+def _tuples_by(codes, values, n_artists):
+    """[tuple of the values of artist 0, of artist 1, ...] from two columns sorted by artist code."""
+    codes, values = codes.to_numpy(), values.tolist()
+    bounds = np.searchsorted(codes, np.arange(n_artists + 1)).tolist()
+    return [tuple(values[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,14 +21,23 @@ from data_utils import DEFAULT_CONTEXTS, PairSampler, context_memberships, forma
 # Below MIN_STEPS, SGD has too few updates to settle. Past 10,000 artists the same movement is not enough
 # (100,000 synthetic artists: 85.6% genre, 45.4% score; with 1.5 times the steps 99.4%, 99.0%), so the
 # movement grows by half for every tenfold of artists beyond that: measured at 10,000 and 100,000 only.
+# Movement sets the steps whatever the batch size; the batch sets the pairs an artist sees, which average out
+# the noise of single pairs. Batches hold PAIRS_PER_ARTIST x artists / steps pairs (what the full data's
+# 2,048 give), to the nearest power of two from 1,024 to 2,048: once the steps outgrow the artists, smaller
+# batches make the same steps cheaper (100,000 artists at 1,024 pairs: 97.8% genre, 93.2% score in 64 s of
+# training; at 2,048, 99.4%, 99.0% in 95 s). At 512 a negative's push, shared by fewer pairs, diverged (the
+# full data at the full rate: inf at step 1,156).
 ARTISTS_PER_RATE = 90
 MAX_RATE = 100
 MOVE_PER_MEMBERSHIP = 8.5
 MOVE_GROWTH_ABOVE = 10_000
 MIN_STEPS = 1900
-# XLA fuses a step's small ops, 1.8 ms a step instead of 4.4 on the full data; but its clusters copy both
-# artists x 64 tables every step, which past about 20,000 artists costs more than it saves (100,000
-# artists: 10.8 ms a step with XLA, 4.7 without).
+PAIRS_PER_ARTIST = 447
+BATCH_SIZES = (1024, 2048)
+# XLA fuses a step's small ops, 1.8 ms a step instead of 4.4 on the full data; but a cluster that updates a
+# table copies all of it, which past about 20,000 artists costs more than it saves, so bigger catalogs keep the
+# tables' reads and writes out of XLA (1,000,000 artists: 3.5 ms a step, against 4.3 without XLA and 160 with
+# the tables in it).
 XLA_MAX_ARTISTS = 20_000
 
 
@@ -44,27 +53,37 @@ class TrainOptions:
     init_scale: float = 0.01
     seed: int = 0
     threads: int = 2
-    report_every: int = 250  # average loss and the validation artists' neighbours
+    report_every: int = None  # average loss, neighbours and quality (resolved(): every 250 steps or more)
     summary_every: int = 25  # loss summary for TensorBoard
     steps_per_draw: int = 100  # batches drawn by numpy in one call
     valid_size: int = 4
 
     def resolved(self, catalog):
-        """These options with the steps, batch size, learning rate and context shares filled in for `catalog`
-        (the rules above; batches of 2,048 pairs, fewer for a small catalog, give the most quality per
+        """These options with the steps, batch size, learning rate, report interval and context shares filled in
+        for `catalog` (the rules above; on the full data batches of 2,048 pairs give the most quality per
         second, as measured by benchmarks/train_benchmark.py)."""
         vocabulary_size = len(catalog)
         shares = parse_contexts(self.contexts)
-        batch_size = min(2048, 2 ** math.ceil(math.log2(max(vocabulary_size, 2))))
         rate = min(vocabulary_size / ARTISTS_PER_RATE, MAX_RATE)
         memberships = sum(context_memberships(catalog, kind) for kind, share in shares.items() if share > 0)
         move = MOVE_PER_MEMBERSHIP * (1 + 0.5 * max(0.0, math.log10(vocabulary_size / MOVE_GROWTH_ABOVE)))
         steps = max(MIN_STEPS, int(round(move * memberships / rate, -1)))  # at the default rate
+        steps = steps if self.steps is None else self.steps
+        smallest, largest = BATCH_SIZES
+        batch_size = 2 ** round(math.log2(PAIRS_PER_ARTIST * vocabulary_size / max(steps, 1)))  # check_options rejects 0
+        # A small catalog's batch is at most the power of two that holds it.
+        batch_size = min(max(smallest, batch_size), largest, 2 ** math.ceil(math.log2(max(vocabulary_size, 2))))
         return dataclasses.replace(
-            self, steps=steps if self.steps is None else self.steps,
+            self, steps=steps, report_every=self.report_every or _report_every(steps, vocabulary_size),
             batch_size=batch_size if self.batch_size is None else self.batch_size,
             learning_rate=rate if self.learning_rate is None else self.learning_rate,
             contexts=format_contexts(shares))
+
+
+def _report_every(steps, vocabulary_size):
+    """Every 250 steps; on a big catalog, whose every report reads the whole table, at most one every
+    artists / 50 steps and about 20 over the run."""
+    return max(250, min(steps // 20, vocabulary_size // 50) // 250 * 250)
 
 
 def hparams(options):
@@ -129,11 +148,11 @@ def train(catalog, options, run_dir, say=print, checkpoint=None, quality=None):
     model = build_graph(len(catalog), valid_ids, options.embedding_size, options.num_sampled,
                         options.learning_rate, decay_steps=options.steps,
                         context_distribution=sampler.context_distribution(),
-                        init_scale=options.init_scale, seed=options.seed)
+                        init_scale=options.init_scale, seed=options.seed,
+                        tables_in_xla=len(catalog) <= XLA_MAX_ARTISTS)
     config = tf1.ConfigProto(intra_op_parallelism_threads=options.threads,
                              inter_op_parallelism_threads=options.threads)
-    if len(catalog) <= XLA_MAX_ARTISTS:
-        config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
+    config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
     stats = {"steps": 0, "pairs": 0, "loss": float("nan"), "seconds": 0.0}
 
     with tf1.Session(graph=model.graph, config=config) as session:

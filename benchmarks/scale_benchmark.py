@@ -39,7 +39,7 @@ def measure(data, logs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get(data_utils.DATA_ENV, "../shared/data/pitchfork"))
-    parser.add_argument("--million", action="store_true", help="add a 1,000,000-artist catalog (about 15 min)")
+    parser.add_argument("--million", action="store_true", help="add a 1,000,000-artist catalog (about 20 min)")
     parser.add_argument("--json", default=os.path.join(REPO, "benchmarks", "scale.json"))
     args = parser.parse_args()
 
@@ -51,7 +51,7 @@ def main():
                                                                os.path.join(scratch, f"data-{size}"))
             info = measure(data, os.path.join(scratch, f"logs-{name.replace(' ', '-')}"))
             rows.append({"catalog": name, "artists": info["artists"], "steps": info["stats"]["steps"],
-                         "learning_rate": info["options"]["learning_rate"], "phases": info["phases"],
+                         "batch_size": info["options"]["batch_size"], "learning_rate": info["options"]["learning_rate"], "phases": info["phases"],
                          "wall_seconds": info["wall_seconds"], "peak_memory_mb": info["peak_memory_mb"],
                          "genre": info["quality"]["genre"]["trained"], "score": info["quality"]["score"]["trained"]})
             print(f"{name}: {info['wall_seconds']:.1f}s", file=sys.stderr, flush=True)
@@ -69,12 +69,13 @@ def slope(a, b, key):
 
 def table(result):
     lines = [f"Scale benchmark, {result['date']}, {result['machine']}, defaults, plots included", "",
-             "| catalog | artists | steps | rate | load s | train s | write s | plots s | whole run s | peak MB "
-             "| genre@10 | score@10 |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| catalog | artists | steps | batch | rate | load s | train s | write s | plots s | whole run s "
+             "| peak MB | genre@10 | score@10 |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in result["rows"]:
         p = row["phases"]
-        lines.append(f"| {row['catalog']} | {row['artists']:,} | {row['steps']:,} | {row['learning_rate']:.3g} | "
+        lines.append(f"| {row['catalog']} | {row['artists']:,} | {row['steps']:,} | {row['batch_size']:,} | "
+                     f"{row['learning_rate']:.3g} | "
                      f"{p['load']:.1f} | {p['train']:.1f} | {p['write']:.1f} | {p['plots']:.1f} | "
                      f"{row['wall_seconds']:.1f} | {row['peak_memory_mb']:,.0f} | {row['genre']:.1%} | "
                      f"{row['score']:.1%} |")

@@ -44,3 +44,18 @@ def test_the_tutorial_settings_train_too(demo_catalog):
     # Log-uniform negatives, uniform(-1, 1) start, rate 1.0: the tutorial's graph as it was.
     losses = _losses(demo_catalog, 300, learning_rate=1.0)
     assert np.mean(losses[-30:]) < np.mean(losses[:30]) - 0.03
+
+
+def test_big_catalogs_keep_the_tables_out_of_xla(demo_catalog):
+    """XLA copies a table it updates; past XLA_MAX_ARTISTS only the loss's math is marked for it."""
+    def marks(graph):
+        return {op.type: op.get_attr("_XlaCompile") for op in graph.get_operations()
+                if "_XlaCompile" in op.node_def.attr}
+
+    assert marks(build_graph(500, np.arange(3)).graph) == {}  # small: XLA clusters what it likes
+    marked = marks(build_graph(500, np.arange(3), tables_in_xla=False).graph)
+    assert marked["ResourceGather"] is False and marked["ResourceScatterAdd"] is False
+    assert marked["MatMul"] is True
+    # The same vectors' loss either way.
+    sampled = _losses(demo_catalog, 50, learning_rate=4.0, tables_in_xla=False)
+    assert np.allclose(sampled, _losses(demo_catalog, 50, learning_rate=4.0), rtol=1e-4)

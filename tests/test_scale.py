@@ -72,6 +72,16 @@ def test_defaults_at_several_sizes(demo_catalog, full_catalog, catalog_100k):
     move = training.MOVE_PER_MEMBERSHIP * 1.5
     assert resolved["100k"].steps == pytest.approx(move * memberships / training.MAX_RATE, abs=10)
     assert [resolved[name].batch_size for name in ("demo", "full", "100k")] == [512, 2048, 2048]
+    # Once the steps outgrow the artists, batches shrink to keep the pairs an artist sees (447 on the full
+    # data), down to 1,024: at 4,000 steps the full data's batches are 1,024 (447 x 8,712 / 4,000 = 974).
+    longer = {steps: training.TrainOptions(steps=steps).resolved(full_catalog)
+              for steps in (1_900, 2_640, 4_000, 1_000_000)}  # 2,640: genre,score,label
+    assert {steps: o.batch_size for steps, o in longer.items()} == {1_900: 2048, 2_640: 2048, 4_000: 1024,
+                                                                      1_000_000: 1024}
+    assert longer[1_000_000].report_every == 250  # 8,712 artists: a report is cheap
+    # Reports every 250 steps, or on a big catalog (each reads the whole table) about 20 over the run.
+    assert resolved["demo"].report_every == resolved["full"].report_every == 250
+    assert resolved["100k"].report_every == resolved["100k"].steps // 20 // 250 * 250 == 1250
     labelled = training.TrainOptions(contexts="genre,score,label").resolved(full_catalog)
     assert labelled.steps > resolved["full"].steps
 
