@@ -8,7 +8,6 @@
     python run.py export                   vectors.tsv and vectors.txt (written by training up to 100,000 artists)
 """
 import argparse
-import ctypes
 import dataclasses
 import json
 import os
@@ -370,7 +369,6 @@ def export_command(args):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    _return_big_arrays_to_the_system()
     from artist_vectors import QueryError, UnknownArtist
     from data_utils import DataError
 
@@ -392,16 +390,6 @@ def main(argv=None):
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _return_big_arrays_to_the_system():
-    """Arrays of 1 MB and more mapped straight from the system and unmapped when freed. glibc's default
-    raises that threshold to the largest array freed so far, then keeps such arrays in heaps it rarely
-    returns: a report's 256 MB copies of a million artists' vectors raised the peak by 1.2 GB over a run."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc: its own allocator's habits stand
 
 
 def _interrupt(signum, frame):
