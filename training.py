@@ -35,9 +35,9 @@ MIN_STEPS = 1900
 PAIRS_PER_ARTIST = 447
 BATCH_SIZES = (1024, 2048)
 # XLA fuses a step's small ops, 1.8 ms a step instead of 4.4 on the full data; but a cluster that updates a
-# table copies all of it, which past about 20,000 artists costs more than it saves, so bigger catalogs keep the
-# tables' reads and writes out of XLA (1,000,000 artists: 3.5 ms a step, against 4.3 without XLA and 160 with
-# the tables in it).
+# table copies all of it, which past about 20,000 artists costs more than it saves, so bigger catalogs keep
+# the tables' reads and writes out of XLA (1,000,000 artists, 2,048 pairs: 3.5 ms a step, against 4.3
+# without XLA and 160 with the tables in it).
 XLA_MAX_ARTISTS = 20_000
 
 
@@ -70,7 +70,8 @@ class TrainOptions:
         steps = max(MIN_STEPS, int(round(move * memberships / rate, -1)))  # at the default rate
         steps = steps if self.steps is None else self.steps
         smallest, largest = BATCH_SIZES
-        batch_size = 2 ** round(math.log2(PAIRS_PER_ARTIST * vocabulary_size / max(steps, 1)))  # check_options rejects 0
+        # max(steps, 1): check_options rejects --steps 0 in words, after this.
+        batch_size = 2 ** round(math.log2(PAIRS_PER_ARTIST * vocabulary_size / max(steps, 1)))
         # A small catalog's batch is at most the power of two that holds it.
         batch_size = min(max(smallest, batch_size), largest, 2 ** math.ceil(math.log2(max(vocabulary_size, 2))))
         return dataclasses.replace(

@@ -51,7 +51,8 @@ def main():
                                                                os.path.join(scratch, f"data-{size}"))
             info = measure(data, os.path.join(scratch, f"logs-{name.replace(' ', '-')}"))
             rows.append({"catalog": name, "artists": info["artists"], "steps": info["stats"]["steps"],
-                         "batch_size": info["options"]["batch_size"], "learning_rate": info["options"]["learning_rate"], "phases": info["phases"],
+                         "batch_size": info["options"]["batch_size"], "learning_rate": info["options"]["learning_rate"],
+                         "phases": info["phases"],
                          "wall_seconds": info["wall_seconds"], "peak_memory_mb": info["peak_memory_mb"],
                          "genre": info["quality"]["genre"]["trained"], "score": info["quality"]["score"]["trained"]})
             print(f"{name}: {info['wall_seconds']:.1f}s", file=sys.stderr, flush=True)
