@@ -43,7 +43,9 @@ def build_parser():
                                       "genres.csv (default: $BANDS2VEC_DATA, then data/, then the demo catalog)")
     train.add_argument("--steps", type=int,
                        help="training steps (8.5 x context memberships / learning rate, at least 1,900; README)")
-    train.add_argument("--batch-size", type=int, help="pairs per step (2048, or fewer for a small catalog)")
+    train.add_argument("--batch-size", type=int,
+                       help="pairs per step (447 x artists / steps, a power of two from 1,024 to 2,048, fewer for a "
+                            "small catalog; README)")
     train.add_argument("--embedding-size", type=int, help=f"dimensions ({defaults.embedding_size})")
     train.add_argument("--num-sampled", type=int,
                        help=f"negative artists sampled per step by NCE ({defaults.num_sampled})")
