@@ -7,6 +7,7 @@
 """
 import copy
 import difflib
+import functools
 import re
 
 import numpy as np
@@ -45,8 +46,6 @@ class ArtistVectors:
         self.labels = None if labels is None else [tuple(l) for l in labels]
         self.years = None if years is None else np.asarray(years, dtype=np.float64)
         self._memberships = {}  # "genres" or "labels" -> sparse artists x values matrix; vectors do not change it
-        self.key_to_index = {name: i for i, name in enumerate(self.names)}
-        self._folded = {name.casefold(): i for i, name in reversed(list(enumerate(self.names)))}
         self.unit_vectors = _unit(self.vectors)
 
     @classmethod
@@ -73,11 +72,9 @@ class ArtistVectors:
     @classmethod
     def from_catalog(cls, catalog, vectors):
         """The vectors of a catalog's artists, in its order (labels and years where the data has them)."""
-        artists = catalog.artists
-        return cls(catalog.names, vectors, [a.genres for a in artists], [a.mean_score for a in artists],
-                   [len(a.review_ids) for a in artists],
-                   labels=[a.labels for a in artists] if "labels" in catalog.tables else None,
-                   years=[a.mean_year for a in artists] if "years" in catalog.tables else None)
+        return cls(catalog.names, vectors, catalog.genres.tuples(), catalog.mean_scores, catalog.review_counts,
+                   labels=catalog.labels.tuples() if "labels" in catalog.tables else None,
+                   years=catalog.mean_years if "years" in catalog.tables else None)
 
     def __len__(self):
         return len(self.names)
@@ -91,6 +88,15 @@ class ArtistVectors:
     @property
     def score_buckets(self):
         return np.floor(self.mean_scores + 0.5).astype(int)
+
+    # The name indexes are built on the first lookup: training and its reports never look a name up.
+    @functools.cached_property
+    def key_to_index(self):
+        return {name: i for i, name in enumerate(self.names)}
+
+    @functools.cached_property
+    def _folded(self):
+        return {name.casefold(): i for i, name in reversed(list(enumerate(self.names)))}
 
     def _find(self, name):
         i = self.key_to_index.get(name)
@@ -171,10 +177,30 @@ class ArtistVectors:
             block = rows[start:start + chunk]
             similarity = self.unit_vectors[block] @ self.unit_vectors.T
             similarity[np.arange(len(block)), block] = -np.inf
-            best = np.argpartition(similarity, -k, axis=1)[:, -k:]  # the k largest, in no order
-            order = np.argsort(-np.take_along_axis(similarity, best, axis=1), axis=1, kind="stable")
-            neighbours[start:start + chunk] = np.take_along_axis(best, order, axis=1)
+            neighbours[start:start + chunk] = _largest(similarity, k)
         return neighbours
+
+
+# Rows longer than this find their largest values through the maxima of blocks of this many values.
+TOP_BLOCK = 1024
+
+
+def _largest(similarity, k):
+    """The columns of each row's `k` largest values, largest first."""
+    rows = np.arange(len(similarity))[:, None]
+    if similarity.shape[1] >= TOP_BLOCK * k * 4:
+        # A row's k largest are at least its k-th largest block maximum: one pass for the maxima and one to
+        # compare, then only those candidates (tens, not a million) are sorted.
+        whole = similarity.shape[1] // TOP_BLOCK * TOP_BLOCK
+        maxima = similarity[:, :whole].reshape(len(similarity), -1, TOP_BLOCK).max(axis=2)
+        floor = np.partition(maxima, -k, axis=1)[:, -k]
+        row, column = np.nonzero(similarity >= floor[:, None])
+        if len(row) <= len(similarity) * k * TOP_BLOCK // 16:  # else ties everywhere: sort every value
+            order = np.lexsort((column, -similarity[row, column], row))
+            first = np.searchsorted(row[order], np.arange(len(similarity)))
+            return column[order][first[:, None] + np.arange(k)]
+    best = np.argpartition(similarity, -k, axis=1)[:, -k:]  # the k largest, in no order
+    return best[rows, np.argsort(-similarity[rows, best], axis=1, kind="stable")]
 
 
 def _unit(vectors, out=None):

@@ -6,6 +6,9 @@ With no data at hand, a small fictional demo catalog is generated so that a fres
 download.
 """
 import collections
+import copy
+import ctypes
+import functools
 import math
 import os
 import sqlite3
@@ -41,7 +44,7 @@ class DataError(Exception):
     """Input data that cannot be used; its message is one line for the user."""
 
 
-@dataclass(frozen=True, slots=True)  # slots: a million artists are a million of these
+@dataclass(frozen=True)
 class Artist:
     """One artist, as the tutorial's `Artist` class: name, reviews, genres and scores."""
     name: str
@@ -73,10 +76,6 @@ class Artist:
         return sum(self.years) / len(self.years) if self.years else float("nan")
 
     @property
-    def eras(self):
-        return tuple(sorted({year - year % ERA_YEARS for year in self.years}))
-
-    @property
     def era(self):
         """The era of the mean release year, such as `2005-2009`; empty where no year is known."""
         if not self.years:
@@ -85,20 +84,67 @@ class Artist:
         return f"{start}-{start + ERA_YEARS - 1}"
 
 
+@dataclass(frozen=True)
+class Ragged:
+    """A list per artist in one flat array: artist i's are values[bounds[i]:bounds[i + 1]]. A million
+    artists' reviews are a few arrays, not millions of tuples."""
+    values: np.ndarray
+    bounds: np.ndarray
+
+    @classmethod
+    def from_sorted(cls, owners, values, n_artists):
+        """From two columns sorted by owner (artist id)."""
+        return cls(np.asarray(values), np.searchsorted(np.asarray(owners), np.arange(n_artists + 1)))
+
+    def __getitem__(self, i):
+        return tuple(self.values[self.bounds[i]:self.bounds[i + 1]].tolist())
+
+    def __len__(self):
+        return len(self.bounds) - 1
+
+    @property
+    def counts(self):
+        return np.diff(self.bounds)
+
+    @property
+    def owners(self):
+        """The artist id of each value."""
+        return np.repeat(np.arange(len(self), dtype=np.int32), self.counts)
+
+    def sums(self):
+        # Added in order from 0, as Python's sum() over the artist's tuple adds them.
+        return np.bincount(self.owners, weights=self.values, minlength=len(self))
+
+    def tuples(self):
+        """Every artist's tuple; equal tuples are one object (most artists share their genres with others)."""
+        shared = {}
+        return [shared.setdefault(values, values) for values in map(self.__getitem__, range(len(self)))]
+
+
 # ---------------------------------------------------------------------------------------------
-# Contexts: for each kind, the groups an artist belongs to. A pair of one kind is two members of
-# one of its groups. A new kind is one more entry here.
+# Contexts: for each kind, the groups an artist belongs to, as (artist ids, group key columns) with one
+# row per membership. A pair of one kind is two members of one of its groups. A new kind is one more entry.
 # ---------------------------------------------------------------------------------------------
 
-Context = collections.namedtuple("Context", ["groups_of", "table", "weight"])
+Context = collections.namedtuple("Context", ["memberships", "table", "weight"])
+
+
+def _label_within_genre(catalog):
+    # Label within genre: a major's folk and rap artists are not one group (README, "Contexts").
+    genreless = np.flatnonzero(catalog.genres.counts == 0).astype(np.int32)
+    genres = pd.DataFrame({"artist": np.concatenate([catalog.genres.owners, genreless]),
+                           "genre": np.concatenate([catalog.genres.values, np.full(len(genreless), NO_GENRE, object)])})
+    labels = pd.DataFrame({"artist": catalog.labels.owners, "label": catalog.labels.values})
+    both = labels.merge(genres, on="artist")
+    return both["artist"].to_numpy(), [both["label"].to_numpy(), both["genre"].to_numpy()]
+
 
 CONTEXTS = {
-    "genre": Context(lambda artist: artist.genres, "genres", 0.6),
-    "score": Context(lambda artist: (artist.score_bucket,), "reviews", 0.4),
-    # Label within genre: a major's folk and rap artists are not one group (README, "Contexts").
-    "label": Context(lambda artist: tuple((label, genre) for label in artist.labels
-                                          for genre in artist.genres or (NO_GENRE,)), "labels", 0.6),
-    "year": Context(lambda artist: artist.eras, "years", 0.2),
+    "genre": Context(lambda catalog: (catalog.genres.owners, [catalog.genres.values]), "genres", 0.6),
+    "score": Context(lambda catalog: (np.arange(len(catalog)), [catalog.score_buckets]), "reviews", 0.4),
+    "label": Context(_label_within_genre, "labels", 0.6),
+    "year": Context(lambda catalog: (catalog.years.owners, [catalog.years.values - catalog.years.values % ERA_YEARS]),
+                    "years", 0.2),
 }
 DEFAULT_CONTEXTS = "genre,score"
 
@@ -163,18 +209,29 @@ def with_genre_share(spec, genre_share):
 
 
 class Catalog:
-    """The artists, indexed 0..V-1, with their context groups (the tutorial's genre and score dictionaries)."""
+    """The artists, indexed 0..V-1, as columns (a name each, and Ragged lists of reviews, scores, genres,
+    labels and years), with their context groups (the tutorial's genre and score dictionaries).
+    `catalog.artist(i)`, `catalog[name]` and iteration give `Artist` records."""
 
-    def __init__(self, artists, source, dropped_scores=0, tables=("reviews", "genres"), left_out=None,
-                 include_pseudo_artists=False):
-        self.artists = list(artists)
+    def __init__(self, names, *, review_ids, scores, genres, source, labels=None, years=None, dropped_scores=0,
+                 tables=("reviews", "genres"), left_out=None, include_pseudo_artists=False):
+        self.names = list(names)
+        none = Ragged(np.empty(0, dtype=object), np.zeros(len(self.names) + 1, dtype=np.int64))
+        self.review_ids, self.scores, self.genres = review_ids, scores, genres
+        self.labels = none if labels is None else labels
+        self.years = none if years is None else years
         self.source = source
         self.dropped_scores = dropped_scores  # reviews skipped for a missing or out-of-range score
         self.tables = frozenset(tables)  # the tables the data had
         self.left_out = dict(left_out or {})  # pseudo-artist -> its reviews, left out of the vocabulary
         self.include_pseudo_artists = include_pseudo_artists
-        self.index = {artist.name: i for i, artist in enumerate(self.artists)}
         self._groups = {}
+
+    def replace(self, **columns):
+        """This catalog with some of its Ragged columns replaced (such as labels=...), the same artists."""
+        catalog = copy.copy(self)
+        vars(catalog).update(columns, _groups={})
+        return catalog
 
     def context_groups(self, kind):
         """{group: artist ids} of one context kind; a DataError if the data lacks the kind's table."""
@@ -182,7 +239,7 @@ class Catalog:
             context = CONTEXTS[kind]
             if context.table not in self.tables:
                 raise DataError(f"{self.source}: no {context.table} table, which the {kind} context needs")
-            self._groups[kind] = _group_ids(self.artists, context.groups_of)
+            self._groups[kind] = _group_ids(*context.memberships(self))
         return self._groups[kind]
 
     @property
@@ -194,26 +251,52 @@ class Catalog:
         return self.context_groups("score")
 
     def __len__(self):
-        return len(self.artists)
+        return len(self.names)
+
+    def artist(self, i):
+        return Artist(self.names[i], self.review_ids[i], self.genres[i], self.scores[i], self.labels[i], self.years[i])
+
+    def __iter__(self):
+        return map(self.artist, range(len(self)))
 
     def __getitem__(self, name):
-        return self.artists[self.index[name]]
+        return self.artist(self.index[name])
+
+    @functools.cached_property
+    def index(self):
+        return {name: i for i, name in enumerate(self.names)}
 
     @property
-    def names(self):
-        return [artist.name for artist in self.artists]
+    def review_counts(self):
+        return self.review_ids.counts
 
     @property
     def review_count(self):
-        return sum(len(artist.review_ids) for artist in self.artists)
+        return len(self.review_ids.values)
+
+    @property
+    def mean_scores(self):
+        return self.scores.sums() / self.scores.counts
+
+    @property
+    def score_buckets(self):
+        # Half up, as Artist.score_bucket.
+        return np.floor(self.mean_scores + 0.5).astype(np.int64)
+
+    @property
+    def mean_years(self):
+        """Each artist's mean release year; NaN where none is known."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.years.sums() / self.years.counts
 
 
-def _group_ids(artists, keys_of):
-    groups = collections.defaultdict(list)
-    for i, artist in enumerate(artists):
-        for key in keys_of(artist):
-            groups[key].append(i)
-    return {key: np.array(ids, dtype=np.int32) for key, ids in sorted(groups.items())}
+def _group_ids(artist_ids, keys):
+    """{key: artist ids}, keys sorted, from one row per membership (artist id, key columns)."""
+    columns = list(range(len(keys)))
+    frame = pd.DataFrame(dict(enumerate(keys))).assign(artist=artist_ids).drop_duplicates()
+    frame = frame.sort_values(columns + ["artist"], kind="stable")
+    groups = frame.groupby(columns if len(columns) > 1 else columns[0], sort=True)["artist"]
+    return {key: ids.to_numpy(dtype=np.int32) for key, ids in groups}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +329,19 @@ def load_catalog(path=None, include_pseudo_artists=False):
         tables = read_sqlite(path)
     else:
         raise DataError(f"{path}: no such file or folder")
-    return build_catalog(tables, source=path, include_pseudo_artists=include_pseudo_artists)
+    catalog = build_catalog(tables, source=path, include_pseudo_artists=include_pseudo_artists)
+    del tables
+    _return_freed_memory()
+    return catalog
+
+
+def _return_freed_memory():
+    """Hand the memory that the tables and pandas freed back to the system. glibc keeps it otherwise, and
+    at a million artists that is about 0.5 GB of a run's peak."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _folder_source(folder):
@@ -339,44 +434,35 @@ def build_catalog(tables, source, include_pseudo_artists=False):
     genres = genres.assign(reviewid=_review_ids(genres["reviewid"])).dropna().drop_duplicates()
     if genres.empty:
         raise DataError(f"{source}: no genres (every genre is NULL), so there is no genre context to learn from")
-    genres_of = _values_by_artist(reviews, genres, "genre", len(names))
-    labels_of = years_of = [()] * len(names)
+    n_artists = len(names)
+    columns = {"genres": _values_by_artist(reviews, genres, "genre", n_artists)}
     if "labels" in tables:
         labels = tables["labels"].assign(reviewid=_review_ids(tables["labels"]["reviewid"])).dropna()
         label = labels["label"].astype(str).astype("category")  # the checks below once per distinct label
         real = ~label.cat.categories.str.strip().str.casefold().isin(NOT_A_LABEL)
         labels = labels[real[label.cat.codes.to_numpy()]]
-        labels_of = _values_by_artist(reviews, labels.drop_duplicates(), "label", len(names))
+        columns["labels"] = _values_by_artist(reviews, labels.drop_duplicates(), "label", n_artists)
     if "years" in tables:
         years = tables["years"].assign(reviewid=_review_ids(tables["years"]["reviewid"]),
                                        year=pd.to_numeric(tables["years"]["year"], errors="coerce"))
         years = years[years["year"].between(1000, 3000) & (years["year"] == np.round(years["year"]))]
         years = years.dropna().drop_duplicates().merge(reviews[["reviewid", "artist"]], on="reviewid")
         years = years.sort_values(["artist", "reviewid", "year"])
-        years_of = _tuples_by(years["artist"], years["year"].astype(int), len(names))
+        columns["years"] = Ragged.from_sorted(years["artist"], years["year"].to_numpy(np.int64), n_artists)
 
-    # Each artist's reviews in id order: one sort and slices, not a group per artist.
+    # Each artist's reviews in id order: one sort, and each artist's slice of it.
     reviews = reviews.sort_values(["artist", "reviewid"])
-    ids_of = _tuples_by(reviews["artist"], reviews["reviewid"].astype(np.int64), len(names))
-    scores_of = _tuples_by(reviews["artist"], reviews["score"].astype(float), len(names))
-    names = [str(name) for name in names.tolist()]
-    artists = [Artist(*fields) for fields in zip(names, ids_of, genres_of, scores_of, labels_of, years_of)]
-    return Catalog(artists, source=source, dropped_scores=dropped, tables=tables, left_out=left_out,
-                   include_pseudo_artists=include_pseudo_artists)
+    columns["review_ids"] = Ragged.from_sorted(reviews["artist"], reviews["reviewid"].to_numpy(np.int64), n_artists)
+    columns["scores"] = Ragged.from_sorted(reviews["artist"], reviews["score"].to_numpy(np.float64), n_artists)
+    return Catalog([str(name) for name in names.tolist()], source=source, dropped_scores=dropped,
+                   tables=tables, left_out=left_out, include_pseudo_artists=include_pseudo_artists, **columns)
 
 
 def _values_by_artist(reviews, table, column, n_artists):
-    """For each artist code, the distinct values of `column` over its reviews, the most reviewed first."""
+    """For each artist, the distinct values of `column` over its reviews, the most reviewed first."""
     counts = table.merge(reviews[["reviewid", "artist"]], on="reviewid").groupby(["artist", column]).size()
     counts = counts.reset_index(name="n").sort_values(["artist", "n", column], ascending=[True, False, True])
-    return _tuples_by(counts["artist"], counts[column], n_artists)
-
-
-def _tuples_by(codes, values, n_artists):
-    """[tuple of the values of artist 0, of artist 1, ...] from two columns sorted by artist code."""
-    codes, values = codes.to_numpy(), values.tolist()
-    bounds = np.searchsorted(codes, np.arange(n_artists + 1)).tolist()
-    return [tuple(values[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return Ragged.from_sorted(counts["artist"], counts[column].to_numpy(object), n_artists)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -131,9 +131,11 @@ def tsv_field(value):
     return " ".join(str(value).replace("\t", " ").splitlines()) if value != "" else " "
 
 
-def metadata_rows(catalog, clusters):
-    """One row per artist, in vocabulary order, with the columns worth colouring by in the projector."""
-    for artist, cluster in zip(catalog.artists, clusters):
+def metadata_rows(catalog, clusters, rows=None):
+    """One row per artist (or per artist in `rows`), in vocabulary order, with the columns worth colouring
+    by in the projector."""
+    for i in range(len(catalog)) if rows is None else rows:
+        artist, cluster = catalog.artist(i), clusters[i]
         # Four decimals keep the score bucket of every mean that reviews scored to a tenth can give.
         yield (artist.name, GENRE_SEPARATOR.join(artist.genres), artist.primary_genre, f"{artist.mean_score:.4f}",
                artist.score_bucket, len(artist.review_ids), LABEL_SEPARATOR.join(artist.labels), artist.main_label,
@@ -143,9 +145,7 @@ def metadata_rows(catalog, clusters):
 def write_metadata(folder, catalog, clusters, rows=None):
     """metadata.tsv in `folder`: every artist, or those in `rows` (the projector's sample)."""
     lines = ["\t".join(METADATA_COLUMNS)]
-    lines += ["\t".join(tsv_field(value) for value in row) for row in metadata_rows(catalog, clusters)]
-    if rows is not None:
-        lines = lines[:1] + [lines[1 + i] for i in rows]
+    lines += ["\t".join(tsv_field(value) for value in row) for row in metadata_rows(catalog, clusters, rows)]
     write_text(os.path.join(folder, METADATA_FILE), "\n".join(lines) + "\n")
 
 

@@ -1,4 +1,5 @@
 """Training Bands2Vec: the session loop of the TensorFlow word2vec tutorial, and the run's TensorBoard files."""
+import concurrent.futures
 import dataclasses
 import math
 import os
@@ -132,8 +133,7 @@ class Interrupted(Exception):
 
 def validation_ids(catalog, n):
     """The most-reviewed artists: the ones whose neighbours a reader can judge."""
-    reviews = np.array([len(artist.review_ids) for artist in catalog.artists])
-    return np.argsort(-reviews, kind="stable")[:min(n, len(catalog))].astype(np.int32)
+    return np.argsort(-catalog.review_counts, kind="stable")[:min(n, len(catalog))].astype(np.int32)
 
 
 def train(catalog, options, run_dir, say=print, checkpoint=None, quality=None):
@@ -146,7 +146,7 @@ def train(catalog, options, run_dir, say=print, checkpoint=None, quality=None):
     """
     valid_ids = validation_ids(catalog, options.valid_size)
     sampler = PairSampler(catalog, parse_contexts(options.contexts))
-    model = build_graph(len(catalog), valid_ids, options.embedding_size, options.num_sampled,
+    model = build_graph(len(catalog), options.embedding_size, options.num_sampled,
                         options.learning_rate, decay_steps=options.steps,
                         context_distribution=sampler.context_distribution(),
                         init_scale=options.init_scale, seed=options.seed,
@@ -167,8 +167,7 @@ def train(catalog, options, run_dir, say=print, checkpoint=None, quality=None):
         sampler.rng = np.random.default_rng([options.seed, first_step])
         started, losses = time.perf_counter(), []
         try:
-            while step < options.steps:
-                inputs, labels = sampler.batches(options.batch_size, min(options.steps_per_draw, options.steps - step))
+            for inputs, labels in _drawn_ahead(sampler, options.batch_size, options.steps - step, options.steps_per_draw):
                 for batch_inputs, batch_labels in zip(inputs, labels):
                     feed_dict = {model.train_inputs: batch_inputs, model.train_labels: batch_labels}
                     step += 1
@@ -205,6 +204,20 @@ def train(catalog, options, run_dir, say=print, checkpoint=None, quality=None):
     return vectors, stats
 
 
+def _drawn_ahead(sampler, batch_size, n_batches, per_draw):
+    """The sampler's batches, `per_draw` at a time, each drawn in a thread while the session runs the ones
+    before it (numpy and TensorFlow both let go of the GIL). One thread draws them all, in order, so the
+    pairs are the same as drawn in line."""
+    sizes = [min(per_draw, n_batches - start) for start in range(0, n_batches, per_draw)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as drawer:
+        upcoming = drawer.submit(sampler.batches, batch_size, sizes[0]) if sizes else None
+        for size in sizes[1:]:
+            drawn, upcoming = upcoming.result(), drawer.submit(sampler.batches, batch_size, size)
+            yield drawn
+        if upcoming:
+            yield upcoming.result()
+
+
 def _finish(session, model, writer, run_dir, step):
     model.saver.save(session, os.path.join(logdir.checkpoint_dir(run_dir), "model.ckpt"), global_step=step)
     writer.close()
@@ -213,18 +226,24 @@ def _finish(session, model, writer, run_dir, step):
 def _report(session, model, writer, step, quality, valid_ids, catalog, top_k=5):
     """The validation artists' nearest neighbours [(name, [names])], also written as a text summary, and
     with `quality` the quality scalars."""
-    similarity, embeddings = session.run([model.similarity, model.embeddings])
-    neighbours = []
-    for row, artist_id in zip(similarity, valid_ids):
-        row[artist_id] = -np.inf
-        nearest = np.argsort(-row)[:top_k]
-        neighbours.append((catalog.artists[artist_id].name, [catalog.artists[i].name for i in nearest]))
+    embeddings = session.run(model.embeddings)
+    neighbours = [(catalog.names[artist_id], [catalog.names[i] for i in nearest])
+                  for artist_id, nearest in zip(valid_ids, _nearest(embeddings, valid_ids, top_k))]
     summaries = [tensorboard_files.text_summary("neighbours", tensorboard_files.neighbours_markdown(neighbours))]
     if quality:
         summaries.append(tensorboard_files.quality_summary(quality(embeddings)))
     for summary in summaries:
         writer.add_summary(summary.SerializeToString(), step)
     return neighbours
+
+
+def _nearest(embeddings, ids, k):
+    """The `k` nearest rows (cosine) to each of the rows `ids`, nearest first: dot products over the norms,
+    with no normalised copy of the table (einsum takes the norms without an artists x 64 temporary)."""
+    norms = np.sqrt(np.einsum("ij,ij->i", embeddings, embeddings))
+    similarity = embeddings[ids] @ embeddings.T / np.maximum(norms[ids, None] * norms[None, :], 1e-12)
+    similarity[np.arange(len(ids)), ids] = -np.inf
+    return np.argsort(-similarity, axis=1, kind="stable")[:, :k]
 
 
 def _progress(say, step, steps, loss, started):

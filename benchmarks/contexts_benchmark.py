@@ -12,7 +12,6 @@
     python benchmarks/contexts_benchmark.py --data ../shared/data/pitchfork
 """
 import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -21,6 +20,7 @@ import sys
 import tempfile
 
 import numpy as np
+import pandas as pd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -46,20 +46,17 @@ def trained(catalog, contexts, seed):
 def hide_labels(catalog, share, seed):
     """The catalog with a seeded `share` of its label memberships removed, and the hidden (artist, label)
     pairs. Only memberships of labels with another artist can be found again, so only those are hidden."""
-    artists_of = {}
-    for i, artist in enumerate(catalog.artists):
-        for label in artist.labels:
-            artists_of.setdefault(label, []).append(i)
-    memberships = [(i, label) for i, artist in enumerate(catalog.artists) for label in artist.labels
-                   if len(artists_of[label]) >= 2]
+    labels = catalog.labels
+    shared = pd.Series(labels.values).map(pd.Series(labels.values).value_counts()).to_numpy() >= 2
+    memberships = np.flatnonzero(shared)  # positions in labels.values
     rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(memberships), size=int(share * len(memberships)), replace=False)
-    hidden = [memberships[k] for k in sorted(chosen)]
-    hidden_set = set(hidden)
-    artists = [dataclasses.replace(artist, labels=tuple(label for label in artist.labels
-                                                        if (i, label) not in hidden_set))
-               for i, artist in enumerate(catalog.artists)]
-    return data_utils.Catalog(artists, catalog.source, tables=catalog.tables), hidden
+    chosen = np.sort(rng.choice(memberships, size=int(share * len(memberships)), replace=False))
+    owners = labels.owners
+    hidden = list(zip(owners[chosen].tolist(), labels.values[chosen].tolist()))
+    kept = np.ones(len(labels.values), dtype=bool)
+    kept[chosen] = False
+    masked = data_utils.Ragged.from_sorted(owners[kept], labels.values[kept], len(catalog))
+    return catalog.replace(labels=masked), hidden
 
 
 def held_out_hits(vectors, catalog, masked, hidden, k=10):
@@ -67,9 +64,9 @@ def held_out_hits(vectors, catalog, masked, hidden, k=10):
     artist of that label (by the full catalog): over all of them, over the artists that kept another label
     in training, and over those left with none."""
     neighbours = vectors.nearest_neighbours(k)
-    labels = [set(artist.labels) for artist in catalog.artists]
+    labels = [set(artist.labels) for artist in catalog]
     hits = np.array([any(label in labels[j] for j in neighbours[i]) for i, label in hidden])
-    kept = np.array([bool(masked.artists[i].labels) for i, _ in hidden])
+    kept = np.array([bool(masked.artist(i).labels) for i, _ in hidden])
     return {"all": float(hits.mean()), "kept_a_label": float(hits[kept].mean()),
             "no_label_left": float(hits[~kept].mean()), "share_kept": float(kept.mean())}
 

@@ -64,7 +64,7 @@ def tutorial_batch(genre_dict, score_dict, batch_size, genre_share):
 def tutorial(catalog, seed, steps, batch_size=64, num_sampled=16, learning_rate=1.0, genre_share=0.6):
     random.seed(seed)
     genre_dict, score_dict = tutorial_dicts(catalog)
-    model = build_graph(len(catalog), np.arange(8), 64, num_sampled, learning_rate, init_scale=1.0, seed=seed)
+    model = build_graph(len(catalog), 64, num_sampled, learning_rate, init_scale=1.0, seed=seed)
     with tf1.Session(graph=model.graph) as session:
         session.run(model.init)
         started = time.perf_counter()

@@ -104,11 +104,11 @@ def test_evaluate_on_random_vectors_matches_the_random_baseline(full_vectors):
 
 def test_catalog_indicator_vectors_reach_the_ceiling(full_catalog):
     import data_utils
-    genres = np.array([[g in a.genres for g in data_utils.GENRES] for a in full_catalog.artists], float)
-    buckets = np.eye(11)[[a.score_bucket for a in full_catalog.artists]]
+    genres = np.array([[g in a.genres for g in data_utils.GENRES] for a in full_catalog], float)
+    buckets = np.eye(11)[[a.score_bucket for a in full_catalog]]
     indicators = np.hstack([genres / np.maximum(1, np.linalg.norm(genres, axis=1, keepdims=True)), buckets])
-    vectors = ArtistVectors(full_catalog.names, indicators, [a.genres for a in full_catalog.artists],
-                            [a.mean_score for a in full_catalog.artists])
+    vectors = ArtistVectors(full_catalog.names, indicators, [a.genres for a in full_catalog],
+                            [a.mean_score for a in full_catalog])
     figures = neighbour_agreement(vectors)
     assert figures["genre"] > 0.99 and figures["score"] > 0.99
 

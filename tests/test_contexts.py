@@ -92,13 +92,13 @@ def test_bad_contexts_on_the_command_line(tmp_path, args, message):
 
 def test_labels_and_years_from_the_full_data(full_data, full_catalog):
     from_csv = data_utils.build_catalog(data_utils.read_csv_folder(full_data), source="csv")
-    assert [(a.labels, a.years) for a in from_csv.artists] == [(a.labels, a.years) for a in full_catalog.artists]
+    assert [(a.labels, a.years) for a in from_csv] == [(a.labels, a.years) for a in full_catalog]
     radiohead = full_catalog["radiohead"]
     assert radiohead.main_label == "capitol" and "xl" in radiohead.labels
     assert radiohead.years[0] == 2000 and radiohead.era == "2005-2009"
     # 88% of artists share a real label with another artist (issue 9); nearly all have one.
-    assert sum(bool(a.labels) for a in full_catalog.artists) / len(full_catalog) > 0.95
-    assert not {label.casefold() for a in full_catalog.artists for label in a.labels} & data_utils.NOT_A_LABEL
+    assert sum(bool(a.labels) for a in full_catalog) / len(full_catalog) > 0.95
+    assert not {label.casefold() for a in full_catalog for label in a.labels} & data_utils.NOT_A_LABEL
 
 
 def test_label_context_is_label_within_genre(full_catalog):
@@ -106,8 +106,8 @@ def test_label_context_is_label_within_genre(full_catalog):
     burial, kode9 = full_catalog.index["burial"], full_catalog.index["kode9"]
     assert burial in groups[("hyperdub", "electronic")] and kode9 in groups[("hyperdub", "electronic")]
     for (label, genre), ids in list(groups.items())[:500]:
-        assert all(label in full_catalog.artists[i].labels for i in ids)
-        assert all(genre in (full_catalog.artists[i].genres or (data_utils.NO_GENRE,)) for i in ids)
+        assert all(label in full_catalog.artist(i).labels for i in ids)
+        assert all(genre in (full_catalog.artist(i).genres or (data_utils.NO_GENRE,)) for i in ids)
     eras = full_catalog.context_groups("year")
     assert full_catalog.index["radiohead"] in eras[2005] and all(start % data_utils.ERA_YEARS == 0 for start in eras)
 
@@ -125,7 +125,7 @@ def test_a_missing_table_is_an_error_only_for_its_context(tmp_path):
     for form in ("sqlite", "csv"):
         path = write_tables(tables, str(tmp_path / form), csv=form == "csv", only=("reviews", "genres"))
         catalog = data_utils.load_catalog(path)
-        assert catalog.tables == {"reviews", "genres"} and not any(a.labels for a in catalog.artists)
+        assert catalog.tables == {"reviews", "genres"} and not any(a.labels for a in catalog)
         PairSampler(catalog)  # the tutorial's contexts need nothing more
         with pytest.raises(DataError, match="no labels table, which the label context needs"):
             catalog.context_groups("label")
@@ -140,13 +140,31 @@ def test_a_missing_table_is_an_error_only_for_its_context(tmp_path):
 # The sampler
 # ---------------------------------------------------------------------------------------------
 
+def groups_of(artist, kind):
+    """The groups of one kind an artist belongs to, from its own record."""
+    return {"genre": lambda: set(artist.genres), "score": lambda: {artist.score_bucket},
+            "label": lambda: {(label, genre) for label in artist.labels
+                              for genre in artist.genres or (data_utils.NO_GENRE,)},
+            "year": lambda: {year - year % data_utils.ERA_YEARS for year in artist.years}}[kind]()
+
+
+def test_context_groups_are_each_artists_own_groups(full_catalog):
+    for kind in data_utils.CONTEXTS:
+        found = [set() for _ in range(len(full_catalog))]
+        for key, ids in full_catalog.context_groups(kind).items():
+            assert list(ids) == sorted(set(ids))
+            for i in ids:
+                found[i].add(key)
+        assert found == [groups_of(artist, kind) for artist in full_catalog], kind
+
+
 def test_sampler_draws_each_kind_at_its_share(full_catalog):
     shares = {"genre": 0.3, "score": 0.2, "label": 0.35, "year": 0.15}
     sampler = PairSampler(full_catalog, shares, seed=4)
     inputs, labels, kind = sampler.pairs_with_kind(200_000)
     labels = labels[:, 0]
     assert not np.any(inputs == labels)
-    keys = {name: [set(data_utils.CONTEXTS[name].groups_of(a)) for a in full_catalog.artists] for name in shares}
+    keys = {name: [groups_of(a, name) for a in full_catalog] for name in shares}
     for k, name in enumerate(sampler.kinds):
         drawn = kind == k
         assert abs(drawn.mean() - shares[name]) < 0.01
@@ -169,7 +187,7 @@ def test_negatives_follow_the_mix(full_catalog):
 def test_metadata_has_main_label_and_era(demo_run, demo_catalog):
     rows = logdir.read_metadata(demo_run)
     assert list(rows[0]) == list(logdir.METADATA_COLUMNS)
-    for row, artist in zip(rows, demo_catalog.artists):
+    for row, artist in zip(rows, demo_catalog):
         # An empty field is written as one space (logdir.tsv_field).
         assert row["main_label"].strip() == artist.main_label and row["era"] == artist.era
         assert list(filter(None, row["labels"].strip().split(logdir.LABEL_SEPARATOR))) == list(artist.labels)

@@ -14,7 +14,7 @@ def test_sqlite_and_csv_give_the_same_catalog(full_data):
     from_csv = data_utils.build_catalog(data_utils.read_csv_folder(full_data), source="csv")
     assert len(from_sqlite) == len(from_csv) == 8712  # 8,714 names less 'various artists' and 'soundtrack'
     assert from_sqlite.tables == from_csv.tables == {"reviews", "genres", "labels", "years"}
-    assert from_sqlite.artists == from_csv.artists
+    assert list(from_sqlite) == list(from_csv)
 
 
 def test_a_folder_with_database_sqlite_reads_it(full_data):
@@ -36,7 +36,7 @@ def test_null_artist_skipped_duplicates_counted_once_genreless_kept(full_catalog
     xasthur = full_catalog["xasthur"]  # review 9460 is in the tables twice
     assert len(xasthur.review_ids) == len(set(xasthur.review_ids))
     assert xasthur.review_ids.count(9460) == 1
-    genreless = [artist for artist in full_catalog.artists if not artist.genres]
+    genreless = [artist for artist in full_catalog if not artist.genres]
     assert len(genreless) == 1392
     assert all(artist.scores for artist in genreless)
 
@@ -65,12 +65,12 @@ def test_data_path_order(monkeypatch, tmp_path, full_data):
 
 def test_demo_catalog_is_deterministic_and_pitchfork_shaped(demo_catalog):
     again = data_utils.load_catalog(data_utils.DEMO_SOURCE)
-    assert again.artists == demo_catalog.artists
+    assert list(again) == list(demo_catalog)
     assert len(demo_catalog) == data_utils.DEMO_ARTISTS
     assert set(demo_catalog.genre_dict) == set(data_utils.GENRES)
-    n_genres = [len(artist.genres) for artist in demo_catalog.artists]
+    n_genres = [len(artist.genres) for artist in demo_catalog]
     assert min(n_genres) == 0 and max(n_genres) >= 2
-    means = np.array([artist.mean_score for artist in demo_catalog.artists])
+    means = np.array([artist.mean_score for artist in demo_catalog])
     assert 6.5 < means.mean() < 7.5 and means.std() > 0.8
     assert "lune, marée" in demo_catalog.index
 
@@ -81,8 +81,8 @@ def test_sampler_pairs_share_a_context_and_never_self(full_catalog):
     assert inputs.dtype == labels.dtype == np.int32 and labels.shape == (200_000, 1)
     labels = labels[:, 0]
     assert not np.any(inputs == labels)
-    genres = [set(artist.genres) for artist in full_catalog.artists]
-    buckets = np.array([artist.score_bucket for artist in full_catalog.artists])
+    genres = [set(artist.genres) for artist in full_catalog]
+    buckets = np.array([artist.score_bucket for artist in full_catalog])
     share_genre = np.array([bool(genres[a] & genres[b]) for a, b in zip(inputs[:20000], labels[:20000])])
     same_score = buckets[inputs[:20000]] == buckets[labels[:20000]]
     assert np.all(share_genre | same_score)
@@ -94,8 +94,8 @@ def test_sampler_genre_share_as_configured(full_catalog, share):
     inputs, labels, kind = sampler.pairs_with_kind(100_000)
     is_genre = kind == sampler.kinds.index("genre")
     assert abs(is_genre.mean() - share) < 0.01
-    genres = [set(artist.genres) for artist in full_catalog.artists]
-    buckets = np.array([artist.score_bucket for artist in full_catalog.artists])
+    genres = [set(artist.genres) for artist in full_catalog]
+    buckets = np.array([artist.score_bucket for artist in full_catalog])
     for a, b in zip(inputs[is_genre][:5000], labels[is_genre][:5000, 0]):
         assert genres[a] & genres[b]
     assert np.all(buckets[inputs[~is_genre]] == buckets[labels[~is_genre, 0]])

@@ -6,14 +6,13 @@ from data_utils import PairSampler
 
 
 def test_graph_ops_and_shapes():
-    model = build_graph(vocabulary_size=500, valid_ids=np.arange(5), embedding_size=32, num_sampled=16)
+    model = build_graph(vocabulary_size=500, embedding_size=32, num_sampled=16)
     assert model.train_inputs.shape.as_list() == [None]
     assert model.train_labels.shape.as_list() == [None, 1]
     assert model.embeddings.shape.as_list() == [500, 32]
     assert model.embeddings.op.name == EMBEDDINGS_VARIABLE
-    assert model.similarity.shape.as_list() == [5, 500]
     ops = {op.name for op in model.graph.get_operations()}
-    for scope in ("inputs", "embeddings", "weights", "biases", "loss", "optimizer", "similarity"):
+    for scope in ("inputs", "embeddings", "weights", "biases", "loss", "optimizer"):
         assert any(name.startswith(scope + "/") for name in ops), scope
     assert any(op.type == "Placeholder" for op in model.graph.get_operations())
     assert any("nce_loss" in name for name in ops)
@@ -24,7 +23,7 @@ def test_graph_ops_and_shapes():
 
 def _losses(catalog, steps, **graph_options):
     sampler = PairSampler(catalog, seed=0)
-    model = build_graph(len(catalog), np.arange(3), num_sampled=32, decay_steps=steps, **graph_options)
+    model = build_graph(len(catalog), num_sampled=32, decay_steps=steps, **graph_options)
     with tf1.Session(graph=model.graph) as session:
         session.run(model.init)
         inputs, labels = sampler.batches(256, steps)
@@ -52,8 +51,8 @@ def test_big_catalogs_keep_the_tables_out_of_xla(demo_catalog):
         return {op.type: op.get_attr("_XlaCompile") for op in graph.get_operations()
                 if "_XlaCompile" in op.node_def.attr}
 
-    assert marks(build_graph(500, np.arange(3)).graph) == {}  # small: XLA clusters what it likes
-    marked = marks(build_graph(500, np.arange(3), tables_in_xla=False).graph)
+    assert marks(build_graph(500).graph) == {}  # small: XLA clusters what it likes
+    marked = marks(build_graph(500, tables_in_xla=False).graph)
     assert marked["ResourceGather"] is False and marked["ResourceScatterAdd"] is False
     assert marked["MatMul"] is True
     # The same vectors' loss either way.

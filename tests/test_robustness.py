@@ -194,8 +194,8 @@ def test_fuzzed_csv_loads_or_is_refused_cleanly(review_columns, review_rows, gen
             assert "\n" not in str(error) and str(error)
         else:
             assert len(catalog) >= 1
-            assert all(0 <= artist.mean_score <= 10 for artist in catalog.artists)
-            assert all(isinstance(artist.name, str) for artist in catalog.artists)
+            assert all(0 <= artist.mean_score <= 10 for artist in catalog)
+            assert all(isinstance(artist.name, str) for artist in catalog)
 
 
 # ---------------------------------------------------------------------------------------------

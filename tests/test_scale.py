@@ -40,12 +40,12 @@ def test_synthetic_tables_have_the_kaggle_schema_and_size(tmp_path):
         assert schema[table] == [(column, SQL_TYPES[column]) for column in columns]
     from_sqlite = data_utils.load_catalog(path)
     from_csv = data_utils.load_catalog(write_tables(tables, str(tmp_path / "csv"), csv=True))
-    assert len(from_sqlite) == 2_000 and from_sqlite.artists == from_csv.artists
+    assert len(from_sqlite) == 2_000 and list(from_sqlite) == list(from_csv)
     # Pitchfork-shaped: about one in six without a genre, 1 + Poisson(1.2) reviews, scores around 7.
-    assert 0.12 < np.mean([not a.genres for a in from_sqlite.artists]) < 0.20
+    assert 0.12 < np.mean([not a.genres for a in from_sqlite]) < 0.20
     assert 2.0 < from_sqlite.review_count / len(from_sqlite) < 2.4
-    assert 6.7 < np.mean([a.mean_score for a in from_sqlite.artists]) < 7.3
-    assert np.mean([bool(a.labels) for a in from_sqlite.artists]) > 0.8
+    assert 6.7 < np.mean([a.mean_score for a in from_sqlite]) < 7.3
+    assert np.mean([bool(a.labels) for a in from_sqlite]) > 0.8
 
 
 def test_synthetic_tables_are_seeded():
@@ -105,6 +105,27 @@ def test_neighbours_of_some_rows_are_those_of_all(demo_run):
     np.testing.assert_array_equal(vectors.nearest_neighbours(10, rows), vectors.nearest_neighbours(10)[rows])
 
 
+def test_neighbours_in_a_long_row_through_block_maxima_are_exact(catalog_100k):
+    _, catalog = catalog_100k
+    vectors = artist_vectors.random_like(artist_vectors.ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 64))))
+    rows = artist_vectors.sample_rows(len(catalog), 40, seed=3)
+    assert len(catalog) >= artist_vectors.TOP_BLOCK * 10 * 4  # the block maxima path
+    similarity = vectors.unit_vectors[rows] @ vectors.unit_vectors.T
+    similarity[np.arange(len(rows)), rows] = -np.inf
+    exact = np.argsort(-similarity, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(vectors.nearest_neighbours(10, rows), exact)
+    # Ties everywhere (one-dimensional vectors): the same neighbours' similarities as a full sort.
+    flat = vectors.with_vectors(np.sign(vectors.vectors[:, :1]))
+    found = flat.nearest_neighbours(10, rows[:5])
+    assert np.all(flat.unit_vectors[found, 0] == flat.unit_vectors[rows[:5], None, 0])
+
+
+def test_report_neighbours_are_the_cosine_neighbours(full_run):
+    vectors = artist_vectors.ArtistVectors.from_run(full_run)
+    ids = np.array([vectors.index("coil"), vectors.index("radiohead")])
+    np.testing.assert_array_equal(training._nearest(vectors.vectors, ids, 5), vectors.nearest_neighbours(5, ids))
+
+
 def test_sampled_quality_figures_are_close_to_the_exact_ones(full_run, monkeypatch):
     vectors = artist_vectors.ArtistVectors.from_run(full_run)
     exact = artist_vectors.quality_report(vectors)
@@ -124,12 +145,12 @@ def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, 
     monkeypatch.setattr(logdir, "EXPORT_MAX", 250)
     assert run.main(["--data", "demo", "--steps", "100", "--logdir", str(tmp_path), "--run", "r"]) == 0
     run_dir = tmp_path / "r"
-    counts = np.array([len(a.review_ids) for a in demo_catalog.artists])
+    counts = np.array([len(a.review_ids) for a in demo_catalog])
     rows = plots.map_rows(counts)
     assert len(rows) == 200 and counts[rows].min() >= np.sort(counts)[-200]  # the most-reviewed
     sample = run_dir / logdir.PROJECTOR_SAMPLE_DIR
     metadata = (sample / logdir.METADATA_FILE).read_text(encoding="utf-8").splitlines()
-    assert len(metadata) == 201 and metadata[1].split("\t")[0] == demo_catalog.artists[rows[0]].name
+    assert len(metadata) == 201 and metadata[1].split("\t")[0] == demo_catalog.names[rows[0]]
     assert np.loadtxt(sample / logdir.VECTORS_TSV, delimiter="\t").shape == (200, 64)
     states = json.loads((run_dir / tensorboard_files.BOOKMARKS_FILE).read_text())
     assert all(len(state["projections"]) == 200 and state["dataSetDimensions"] == [200, 64] for state in states)
