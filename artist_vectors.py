@@ -181,13 +181,12 @@ class ArtistVectors:
         return neighbours
 
 
-# Rows longer than this find their largest values through the maxima of blocks of this many values.
+# Rows of at least 4 x k blocks of this many values find their k largest through the blocks' maxima.
 TOP_BLOCK = 1024
 
 
 def _largest(similarity, k):
     """The columns of each row's `k` largest values, largest first."""
-    rows = np.arange(len(similarity))[:, None]
     if similarity.shape[1] >= TOP_BLOCK * k * 4:
         # A row's k largest are at least its k-th largest block maximum: one pass for the maxima and one to
         # compare, then only those candidates (tens, not a million) are sorted.
@@ -199,6 +198,7 @@ def _largest(similarity, k):
             order = np.lexsort((column, -similarity[row, column], row))
             first = np.searchsorted(row[order], np.arange(len(similarity)))
             return column[order][first[:, None] + np.arange(k)]
+    rows = np.arange(len(similarity))[:, None]
     best = np.argpartition(similarity, -k, axis=1)[:, -k:]  # the k largest, in no order
     return best[rows, np.argsort(-similarity[rows, best], axis=1, kind="stable")]
 
