@@ -64,9 +64,9 @@ def held_out_hits(vectors, catalog, masked, hidden, k=10):
     artist of that label (by the full catalog): over all of them, over the artists that kept another label
     in training, and over those left with none."""
     neighbours = vectors.nearest_neighbours(k)
-    labels = [set(artist.labels) for artist in catalog]
+    labels = [set(labels) for labels in catalog.labels.tuples()]
     hits = np.array([any(label in labels[j] for j in neighbours[i]) for i, label in hidden])
-    kept = np.array([bool(masked.artist(i).labels) for i, _ in hidden])
+    kept = masked.labels.counts[[i for i, _ in hidden]] > 0
     return {"all": float(hits.mean()), "kept_a_label": float(hits[kept].mean()),
             "no_label_left": float(hits[~kept].mean()), "share_kept": float(kept.mean())}
 
