@@ -1,18 +1,22 @@
 """Queries over trained artist vectors, in the spirit of gensim's KeyedVectors, and the quality report.
 
-    vectors = ArtistVectors.from_run("logs/run-...")
+    vectors = ArtistVectors.load("logs/run-...")              # numpy only: no TensorFlow, no pandas
     vectors.most_similar("coil")                              # nearest artists, the query excluded
     vectors.most_similar(positive=["coil"], negative=["elder ones"])
     vectors.query("coil - elder ones")                        # the same, from an expression
+    vectors.describe("burial", 0.81, shared_with=["kode9"])   # the source's line, and what they share
 """
 import copy
 import difflib
 import functools
+import os
 import re
+import warnings
 
 import numpy as np
 
 import logdir
+from data_utils import ArtistTable
 
 
 class UnknownArtist(KeyError):
@@ -32,49 +36,40 @@ class QueryError(ValueError):
 
 
 class ArtistVectors:
-    """A matrix of artist vectors with the artists' names, genres, mean scores and, where the data has them,
-    record labels and mean release years (None where it has not)."""
+    """A matrix of artist vectors with the artists' facts (`artists`, an ArtistTable: names, genres, mean
+    scores, record labels, eras...) and, for a trained run, their k-means clusters."""
 
-    def __init__(self, names, vectors, genres, mean_scores, review_counts=None, clusters=None, labels=None,
-                 years=None):
-        self.names = list(names)
+    def __init__(self, vectors, artists, clusters=None):
         self.vectors = np.asarray(vectors, dtype=np.float32)
-        self.genres = [tuple(g) for g in genres]
-        self.mean_scores = np.asarray(mean_scores, dtype=np.float64)
-        self.review_counts = np.ones(len(self.names), int) if review_counts is None else np.asarray(review_counts)
+        self.artists = artists
         self.clusters = None if clusters is None else np.asarray(clusters)
-        self.labels = None if labels is None else [tuple(l) for l in labels]
-        self.years = None if years is None else np.asarray(years, dtype=np.float64)
         self._memberships = {}  # "genres" or "labels" -> sparse artists x values matrix; vectors do not change it
         self.unit_vectors = _unit(self.vectors)
 
     @classmethod
-    def from_run(cls, run_dir):
-        """The vectors of a trained run: the checkpoint's embeddings, labelled by its metadata.tsv."""
-        rows = logdir.read_metadata(run_dir)
-        vectors = checkpoint_embeddings(run_dir)
-        if len(vectors) != len(rows):
-            raise logdir.RunError(f"{run_dir}: the checkpoint has {len(vectors)} vectors but the metadata "
-                                  f"{len(rows)} artists")
-        has_labels = any(row.get("labels", " ").strip() for row in rows)
-        has_years = any(row.get("year", " ").strip() for row in rows)
+    def load(cls, folder):
+        """The vectors a run saved (vectors.npy, labelled by metadata.tsv), with numpy alone. A run from before
+        vectors.npy, or whose copy is damaged, is read from its checkpoint with TensorFlow, with a warning."""
+        fields, clusters = logdir.read_artists(folder)
         try:
-            return cls(names=[row["artist"] for row in rows], vectors=vectors,
-                       genres=[_split(row["genres"], logdir.GENRE_SEPARATOR) for row in rows],
-                       mean_scores=[float(row["mean_score"]) for row in rows],
-                       review_counts=[int(row["reviews"]) for row in rows],
-                       clusters=[int(row["cluster"]) for row in rows],
-                       labels=[_split(row["labels"], logdir.LABEL_SEPARATOR) for row in rows] if has_labels else None,
-                       years=[float(row["year"].strip() or "nan") for row in rows] if has_years else None)
-        except ValueError as error:
-            raise logdir.RunError(f"{run_dir}: malformed metadata ({error})") from None
+            vectors = logdir.read_vectors(folder, len(fields["names"]))
+        except logdir.RunError as error:
+            vectors = _checkpoint_instead(folder, error, len(fields["names"]))
+        return cls(vectors, ArtistTable(**fields), clusters)
+
+    def save(self, folder):
+        """metadata.tsv (the artists' facts and clusters) and vectors.npy in `folder`, each written whole."""
+        logdir.write_metadata(folder, self.artists, self.clusters)
+        logdir.write_vectors(folder, self.vectors)
 
     @classmethod
     def from_catalog(cls, catalog, vectors):
-        """The vectors of a catalog's artists, in its order (labels and years where the data has them)."""
-        return cls(catalog.names, vectors, catalog.genres.tuples(), catalog.mean_scores, catalog.review_counts,
-                   labels=catalog.labels.tuples() if "labels" in catalog.tables else None,
-                   years=catalog.mean_years if "years" in catalog.tables else None)
+        """The vectors of a catalog's artists, in its order."""
+        return cls(vectors, catalog.table)
+
+    @property
+    def names(self):
+        return self.artists.names
 
     def __len__(self):
         return len(self.names)
@@ -84,10 +79,6 @@ class ArtistVectors:
 
     def __getitem__(self, name):
         return self.vectors[self.index(name)]
-
-    @property
-    def score_buckets(self):
-        return np.floor(self.mean_scores + 0.5).astype(int)
 
     # The name indexes are built on the first lookup: training and its reports never look a name up.
     @functools.cached_property
@@ -128,27 +119,46 @@ class ArtistVectors:
         """The `topn` artists nearest (cosine) to `vector`, skipping the rows in `exclude`."""
         similarity = self.unit_vectors @ (vector / np.linalg.norm(vector))
         similarity[list(exclude)] = -np.inf
-        topn = min(topn, len(self) - len(set(exclude)))
-        best = np.argpartition(-similarity, topn - 1)[:topn] if topn > 0 else np.empty(0, dtype=int)
-        best = best[np.argsort(-similarity[best], kind="stable")]
-        return [(self.names[i], float(similarity[i])) for i in best]
+        topn = max(0, min(topn, len(self) - len(set(exclude))))
+        return [(self.names[i], float(similarity[i])) for i in top_k(similarity[None, :], topn)[0]]
 
     def query(self, expression, topn=10):
         """most_similar for an expression such as `coil - elder ones` or `"kleenex, liliput" + !!!`."""
         positive, negative = parse_expression(expression, self)
         return self.most_similar(positive, negative, topn=topn)
 
-    def describe(self, name):
-        """The source's line for an artist: `Artist: black lips, Mean Score: 7.48, Genres: ['rock']`."""
+    def shared(self, name, others):
+        """What artist `name` shares in the data with any of the artists `others`: {"labels": [...],
+        "genres": [...], "era": "2005-2009" or None, "score_bucket": 7 or None}."""
+        table, i, rows = self.artists, self.index(name), [self.index(other) for other in others]
+        theirs = {column: {value for row in rows for value in values[row]}
+                  for column, values in (("genres", table.genres), ("labels", table.labels)) if values is not None}
+        eras = set() if table.eras is None else {table.eras[row] for row in rows} - {""}
+        return {"labels": [label for label in table.labels[i] if label in theirs["labels"]]
+                if table.labels is not None else [],
+                "genres": [genre for genre in table.genres[i] if genre in theirs["genres"]],
+                "era": table.eras[i] if table.eras is not None and table.eras[i] in eras else None,
+                "score_bucket": int(table.score_buckets[i])
+                if table.score_buckets[i] in {table.score_buckets[row] for row in rows} else None}
+
+    def describe(self, name, similarity=None, shared_with=()):
+        """The source's line for an artist, `Artist: black lips, Mean Score: 7.48, Genres: ['rock']`, with
+        a similarity and what the artist shares with the artists `shared_with`, where given."""
         i = self.index(name)
-        return f"Artist: {self.names[i]}, Mean Score: {self.mean_scores[i]:.2f}, Genres: {list(self.genres[i])}"
+        line = (f"Artist: {self.names[i]}, Mean Score: {self.artists.mean_scores[i]:.2f}, "
+                f"Genres: {list(self.artists.genres[i])}")
+        if similarity is not None:
+            line += f", Similarity: {similarity:.3f}"
+        if shared_with:
+            line += f", Shares: {shares_text(self.shared(name, shared_with))}"
+        return line
 
     def memberships(self, attribute):
         """The sparse (artists x values) indicator matrix of `genres` or `labels`; None if no artist has one."""
         from scipy import sparse
 
         if attribute not in self._memberships:
-            values = getattr(self, attribute)
+            values = getattr(self.artists, attribute)
             ids = {}
             rows = np.repeat(np.arange(len(values)), [len(v) for v in values])
             columns = [ids.setdefault(value, len(ids)) for artist_values in values for value in artist_values]
@@ -177,16 +187,26 @@ class ArtistVectors:
             block = rows[start:start + chunk]
             similarity = self.unit_vectors[block] @ self.unit_vectors.T
             similarity[np.arange(len(block)), block] = -np.inf
-            neighbours[start:start + chunk] = _largest(similarity, k)
+            neighbours[start:start + chunk] = top_k(similarity, k)
         return neighbours
+
+
+def shares_text(shared):
+    """`hyperdub (label), electronic, 2005-2009, score 7` from ArtistVectors.shared(), or `nothing`."""
+    parts = ([f"{label} (label)" for label in shared["labels"]] + shared["genres"]
+             + [shared["era"]] * bool(shared["era"])
+             + [f"score {shared['score_bucket']}"] * (shared["score_bucket"] is not None))
+    return ", ".join(parts) or "nothing"
 
 
 # Rows of at least 4 x k blocks of this many values find their k largest through the blocks' maxima.
 TOP_BLOCK = 1024
 
 
-def _largest(similarity, k):
-    """The columns of each row's `k` largest values, largest first."""
+def top_k(similarity, k):
+    """The columns of each row's `k` largest values, largest first: the one top-k of every neighbour search."""
+    if k == 0:
+        return np.empty((len(similarity), 0), dtype=np.int64)
     if similarity.shape[1] >= TOP_BLOCK * k * 4:
         # A row's k largest are at least its k-th largest block maximum: one pass for the maxima and one to
         # compare, then only those candidates (tens, not a million) are sorted.
@@ -207,8 +227,21 @@ def _unit(vectors, out=None):
     return np.divide(vectors, np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12), out=out)
 
 
-def _split(field, separator):
-    return tuple(filter(None, field.strip().split(separator)))
+def _checkpoint_instead(folder, reason, rows):
+    """The checkpoint's vectors, where vectors.npy cannot be read (a run from before it, or a damaged copy),
+    with a warning; a RunError naming both where neither can be read."""
+    if not os.path.isfile(os.path.join(logdir.checkpoint_dir(folder), "checkpoint")):
+        raise logdir.RunError(f"{reason}, and no checkpoint to read instead; train with `python run.py` first")
+    try:
+        vectors = checkpoint_embeddings(folder)
+    except logdir.RunError as error:
+        raise logdir.RunError(f"{reason}; {error}") from None
+    if len(vectors) != rows:
+        raise logdir.RunError(f"{reason}; the checkpoint has {len(vectors):,} vectors but the metadata {rows:,} "
+                              f"artists")
+    warnings.warn(f"{reason}; read the vectors from the checkpoint with TensorFlow instead, which takes seconds "
+                  f"(`python run.py export` writes vectors.npy)", stacklevel=3)
+    return vectors
 
 
 def checkpoint_embeddings(run_dir):
@@ -306,16 +339,17 @@ def neighbour_agreement(vectors, k=10, rows=None):
     the data has no labels or years."""
     rows = np.arange(len(vectors)) if rows is None else np.asarray(rows)
     neighbours = vectors.nearest_neighbours(k, rows)
-    buckets = vectors.score_buckets
+    table = vectors.artists
+    buckets, means = table.score_buckets, table.mean_scores
     report = {
         "genre": _shared_share(vectors.memberships("genres"), rows, neighbours),
         "score": float((buckets[neighbours] == buckets[rows, None]).mean()),
-        "score_difference": float(np.abs(vectors.mean_scores[neighbours] - vectors.mean_scores[rows, None]).mean()),
-        "label": None if vectors.labels is None else _shared_share(vectors.memberships("labels"), rows, neighbours),
+        "score_difference": float(np.abs(means[neighbours] - means[rows, None]).mean()),
+        "label": None if table.labels is None else _shared_share(vectors.memberships("labels"), rows, neighbours),
         "year_gap": None,
     }
-    if vectors.years is not None:
-        gaps = np.abs(vectors.years[neighbours] - vectors.years[rows, None])
+    if table.years is not None:
+        gaps = np.abs(table.years[neighbours] - table.years[rows, None])
         report["year_gap"] = float(np.nanmean(gaps)) if np.isfinite(gaps).any() else None
     return report
 
@@ -331,20 +365,26 @@ def _shared_share(member, rows, neighbours):
     return float((shared[has_value] > 0).mean()) if has_value.any() else None
 
 
-def sampled_agreement(vectors, size=200, seed=0, k=10):
-    """A function of a matrix of vectors for `vectors`' artists (which it normalises in place) that returns
-    neighbour_agreement over a fixed seeded sample of `size` artists: the quality figures, cheap enough to
-    take while training."""
+def training_probe(vectors, watch=4, top=5, sample=200, seed=0, k=10):
+    """What training reports at each report step, as a function of the table it fetched (normalised in place,
+    so no second copy of a million artists' vectors is made): the `top` nearest artists of the `watch`
+    most-reviewed artists, [(name, [names])], the ones whose neighbours a reader can judge; and, asked for
+    `quality`, neighbour_agreement over a fixed seeded sample of `sample` artists, cheap enough to take
+    while training. `vectors` holds the artists."""
     from threadpoolctl import ThreadpoolController
 
-    rows = sample_rows(len(vectors), size, seed)
+    watched = np.argsort(-vectors.artists.review_counts, kind="stable")[:watch]
+    rows = sample_rows(len(vectors), sample, seed)
     blas = ThreadpoolController()
 
-    def agreement(matrix):
+    def probe(matrix, quality):
         # One BLAS thread: idle BLAS threads spin for a while after a call, taking the cores from training.
         with blas.limit(limits=1, user_api="blas"):
-            return neighbour_agreement(vectors.with_vectors(matrix, for_neighbours_only=True), k, rows)
-    return agreement
+            current = vectors.with_vectors(matrix, for_neighbours_only=True)
+            nearest = current.nearest_neighbours(min(top, len(vectors) - 1), watched)
+            neighbours = [(vectors.names[i], [vectors.names[j] for j in row]) for i, row in zip(watched, nearest)]
+            return neighbours, neighbour_agreement(current, min(k, len(vectors) - 1), rows) if quality else None
+    return probe
 
 
 def sample_rows(n, size, seed=0):
@@ -386,10 +426,6 @@ def kmeans_clusters(vectors, k=10, seed=0):
     return model.fit_predict(vectors.unit_vectors)
 
 
-def primary_genres(vectors):
-    return [genres[0] if genres else "none" for genres in vectors.genres]
-
-
 def quality_report(vectors, k=10, seed=0):
     """The evaluate command's figures, each beside the same figure for random vectors: over every artist,
     or above QUALITY_SAMPLE artists over a seeded sample of quality_sample_size() of them."""
@@ -401,9 +437,9 @@ def quality_report(vectors, k=10, seed=0):
     report = {name: {"trained": trained[name], "random": baseline[name]} for name in trained}
     if vectors.clusters is not None:
         report["cluster_genre_nmi"] = {
-            "trained": float(normalized_mutual_info_score(primary_genres(vectors), vectors.clusters)),
+            "trained": float(normalized_mutual_info_score(vectors.artists.primary_genres, vectors.clusters)),
             "random": float(normalized_mutual_info_score(
-                primary_genres(vectors), np.random.default_rng(seed).permutation(vectors.clusters))),
+                vectors.artists.primary_genres, np.random.default_rng(seed).permutation(vectors.clusters))),
         }
     report["k"] = k
     report["artists"] = len(vectors)
@@ -413,14 +449,13 @@ def quality_report(vectors, k=10, seed=0):
 
 def cluster_summary(vectors, top=3, examples=4):
     """[(cluster, size, top genres, mean score, most-reviewed artists)], largest cluster first."""
-    summary = []
-    primaries = np.array(primary_genres(vectors))
+    summary, table = [], vectors.artists
     for cluster in np.unique(vectors.clusters):
         members = np.flatnonzero(vectors.clusters == cluster)
-        genres, counts = np.unique(primaries[members], return_counts=True)
+        genres, counts = np.unique(table.primary_genres[members], return_counts=True)
         top_genres = [(str(g), int(c)) for c, g in sorted(zip(counts, genres), reverse=True)[:top]]
-        order = members[np.argsort(-vectors.review_counts[members], kind="stable")]
-        summary.append((int(cluster), len(members), top_genres, float(vectors.mean_scores[members].mean()),
+        order = members[np.argsort(-table.review_counts[members], kind="stable")]
+        summary.append((int(cluster), len(members), top_genres, float(table.mean_scores[members].mean()),
                         [vectors.names[i] for i in order[:examples]]))
     return sorted(summary, key=lambda row: -row[1])
 

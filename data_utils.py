@@ -3,19 +3,22 @@
 The catalog is read from the Kaggle `database.sqlite` (tables `reviews` and `genres`, joined on
 `reviewid`, and `labels` and `years` where present) or from the same tables as CSV files in a folder.
 With no data at hand, a small fictional demo catalog is generated so that a fresh clone runs with no
-download.
+download. The per-artist facts (mean score, score bucket, primary genre, era...) are derived once, by the
+rules below, into the catalog's `ArtistTable`, which a run saves and queries read back.
+
+pandas is imported by the functions that read and group tables, not here: a query on a saved run reads
+its ArtistTable with numpy alone, and importing pandas would cost it more than the query.
 """
 import collections
 import copy
 import ctypes
 import functools
-import math
 import os
 import sqlite3
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 DATA_ENV = "BANDS2VEC_DATA"
 REPO_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -44,44 +47,79 @@ class DataError(Exception):
     """Input data that cannot be used; its message is one line for the user."""
 
 
+# ---------------------------------------------------------------------------------------------
+# Per-artist facts: each rule once, and the table they make
+# ---------------------------------------------------------------------------------------------
+
+def score_buckets(mean_scores):
+    """Mean scores rounded half up, as people round (numpy and Python send 6.5 to 6 but 7.5 to 8)."""
+    return np.floor(np.asarray(mean_scores) + 0.5).astype(np.int64)
+
+
+def primary_genre(genres):
+    """An artist's most-reviewed genre, or NO_GENRE."""
+    return genres[0] if genres else NO_GENRE
+
+
+def main_label(labels):
+    """An artist's most-reviewed record label, or empty."""
+    return labels[0] if labels else ""
+
+
+def era_starts(years):
+    """The first year of each year's era: 2005 for 2007 (and for 2009.5)."""
+    years = np.floor(np.asarray(years)).astype(np.int64)
+    return years - years % ERA_YEARS
+
+
+def eras(mean_years):
+    """The era of each mean release year, such as `2005-2009`; empty where none is known (NaN)."""
+    mean_years = np.asarray(mean_years, dtype=np.float64)
+    known = np.isfinite(mean_years)
+    names = np.full(len(mean_years), "", dtype=object)
+    starts, where = np.unique(era_starts(mean_years[known]), return_inverse=True)
+    names[known] = np.array([f"{start}-{start + ERA_YEARS - 1}" for start in starts.tolist()] or [""],
+                            dtype=object)[where]
+    return names
+
+
+@dataclass(frozen=True)
+class ArtistTable:
+    """What the data says of each artist, one row per artist in vocabulary order: derived once from a catalog
+    (`Catalog.table`), saved with a run as its metadata.tsv, and read by queries, the quality report, the
+    plots and the projector. `labels`, `main_labels`, `years` and `eras` are None where the data has no
+    labels or years table."""
+    names: list
+    genres: list  # a tuple per artist, most reviewed first
+    primary_genres: np.ndarray
+    mean_scores: np.ndarray
+    score_buckets: np.ndarray
+    review_counts: np.ndarray
+    labels: list = None  # a tuple per artist, most reviewed first
+    main_labels: np.ndarray = None
+    years: np.ndarray = None  # mean release year, NaN where none is known
+    eras: np.ndarray = None
+
+    def __len__(self):
+        return len(self.names)
+
+
 @dataclass(frozen=True)
 class Artist:
-    """One artist, as the tutorial's `Artist` class: name, reviews, genres and scores."""
+    """One artist, as the tutorial's `Artist` class (name, reviews, genres and scores) with the facts the
+    catalog's ArtistTable derives from them."""
     name: str
     review_ids: tuple
     genres: tuple  # distinct genres, most reviewed first
     scores: tuple  # one score per review
-    labels: tuple = ()  # distinct record labels (real ones only), most reviewed first
-    years: tuple = ()  # release years of the reviewed records, where known
-
-    @property
-    def mean_score(self):
-        return sum(self.scores) / len(self.scores)
-
-    @property
-    def score_bucket(self):
-        # Half up, as people round (Python's round() would send 7.5 to 8 but 6.5 to 6).
-        return int(math.floor(self.mean_score + 0.5))
-
-    @property
-    def primary_genre(self):
-        return self.genres[0] if self.genres else NO_GENRE
-
-    @property
-    def main_label(self):
-        return self.labels[0] if self.labels else ""
-
-    @property
-    def mean_year(self):
-        return sum(self.years) / len(self.years) if self.years else float("nan")
-
-    @property
-    def era(self):
-        """The era of the mean release year, such as `2005-2009`; empty where no year is known."""
-        if not self.years:
-            return ""
-        start = int(self.mean_year) - int(self.mean_year) % ERA_YEARS
-        return f"{start}-{start + ERA_YEARS - 1}"
+    labels: tuple  # distinct record labels (real ones only), most reviewed first
+    years: tuple  # release years of the reviewed records, where known
+    mean_score: float
+    score_bucket: int
+    primary_genre: str
+    main_label: str
+    mean_year: float  # None where no year is known
+    era: str  # such as `2005-2009`; empty where no year is known
 
 
 @dataclass(frozen=True)
@@ -130,7 +168,9 @@ Context = collections.namedtuple("Context", ["memberships", "table", "weight"])
 
 
 def _label_within_genre(catalog):
-    # Label within genre: a major's folk and rap artists are not one group (README, "Contexts").
+    """Label within genre: a major's folk and rap artists are not one group (docs/contexts.md)."""
+    import pandas as pd
+
     genreless = np.flatnonzero(catalog.genres.counts == 0).astype(np.int32)
     genres = pd.DataFrame({"artist": np.concatenate([catalog.genres.owners, genreless]),
                            "genre": np.concatenate([catalog.genres.values, np.full(len(genreless), NO_GENRE, object)])})
@@ -141,20 +181,24 @@ def _label_within_genre(catalog):
 
 CONTEXTS = {
     "genre": Context(lambda catalog: (catalog.genres.owners, [catalog.genres.values]), "genres", 0.6),
-    "score": Context(lambda catalog: (np.arange(len(catalog)), [catalog.score_buckets]), "reviews", 0.4),
+    "score": Context(lambda catalog: (np.arange(len(catalog)), [catalog.table.score_buckets]), "reviews", 0.4),
     "label": Context(_label_within_genre, "labels", 0.6),
-    "year": Context(lambda catalog: (catalog.years.owners, [catalog.years.values - catalog.years.values % ERA_YEARS]),
-                    "years", 0.2),
+    "year": Context(lambda catalog: (catalog.years.owners, [era_starts(catalog.years.values)]), "years", 0.2),
 }
-DEFAULT_CONTEXTS = "genre,score"
 
 
-def parse_contexts(spec):
-    """{kind: share} from `genre,score,label=0.3`: shares not given are filled in by the kinds' weights.
+DEFAULT_CONTEXTS = "genre,score"  # the tutorial's
+
+
+def parse_contexts(spec, genre_share=None):
+    """{kind: share} from `genre,score,label=0.3` and, given, --genre-share's share of genre: shares not
+    given are filled in by the kinds' weights. Options hold the result; nothing parses a spec again.
 
     A ValueError in one line for an unknown kind, a share outside 0-1, or shares that add up to over 1.
     """
     given = _given_shares(spec)
+    if genre_share is not None:
+        given["genre"] = _genre_share(given, genre_share)
     fixed = sum(share for share in given.values() if share is not None)
     if fixed > 1 + 1e-5:  # canonical specs keep six digits
         raise ValueError(f"--contexts: the shares add up to {fixed:g}, over 1")
@@ -163,7 +207,8 @@ def parse_contexts(spec):
         raise ValueError(f"--contexts: the shares add up to {fixed:g}; they must add up to 1 "
                          f"(or leave one kind without a share to take the rest)")
     weights = sum(CONTEXTS[kind].weight for kind in free)
-    return {kind: share if share is not None else (1 - fixed) * CONTEXTS[kind].weight / weights
+    # Six digits, as format_contexts prints them: the shares a run is trained with are the ones it shows.
+    return {kind: float(f"{share if share is not None else (1 - fixed) * CONTEXTS[kind].weight / weights:.6g}")
             for kind, share in given.items()}
 
 
@@ -190,22 +235,20 @@ def _share(kind, text):
     return share
 
 
-def format_contexts(shares):
-    """The canonical spec of {kind: share}, as run.json records it: `genre=0.6,score=0.4`."""
-    return ",".join(f"{kind}={share:.6g}" for kind, share in shares.items())
-
-
-def with_genre_share(spec, genre_share):
-    """`spec` with the genre share of --genre-share, which a share in the spec may not contradict."""
-    given = _given_shares(spec)
+def _genre_share(given, genre_share):
+    """--genre-share, which a share of genre in --contexts may not contradict."""
     if "genre" not in given:
         raise ValueError("--genre-share needs the genre context in --contexts")
     if given["genre"] is not None:
         raise ValueError("give the genre share once: in --contexts (genre=X) or as --genre-share")
     if not 0.0 <= genre_share <= 1.0:
         raise ValueError(f"--genre-share must be from 0 to 1, not {genre_share}")
-    given["genre"] = genre_share
-    return ",".join(kind if share is None else f"{kind}={share}" for kind, share in given.items())
+    return genre_share
+
+
+def format_contexts(shares):
+    """The canonical spec of {kind: share}, for people and TensorBoard: `genre=0.6,score=0.4`."""
+    return ",".join(f"{kind}={share:.6g}" for kind, share in shares.items())
 
 
 class Catalog:
@@ -231,7 +274,27 @@ class Catalog:
         """This catalog with some of its Ragged columns replaced (such as labels=...), the same artists."""
         catalog = copy.copy(self)
         vars(catalog).update(columns, _groups={})
+        vars(catalog).pop("table", None)  # derived from the columns replaced
         return catalog
+
+    @functools.cached_property
+    def table(self):
+        """The ArtistTable: every per-artist fact, derived here once by the rules above."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_scores = self.scores.sums() / self.scores.counts
+            mean_years = self.years.sums() / self.years.counts  # NaN where no year is known
+        genres = self.genres.tuples()
+        table = ArtistTable(names=self.names, genres=genres,
+                            primary_genres=np.array([primary_genre(g) for g in genres], dtype=object),
+                            mean_scores=mean_scores, score_buckets=score_buckets(mean_scores),
+                            review_counts=self.review_ids.counts)
+        if "labels" in self.tables:
+            labels = self.labels.tuples()
+            table = dataclasses.replace(table, labels=labels,
+                                        main_labels=np.array([main_label(l) for l in labels], dtype=object))
+        if "years" in self.tables:
+            table = dataclasses.replace(table, years=mean_years, eras=eras(mean_years))
+        return table
 
     def context_groups(self, kind):
         """{group: artist ids} of one context kind; a DataError if the data lacks the kind's table."""
@@ -254,7 +317,14 @@ class Catalog:
         return len(self.names)
 
     def artist(self, i):
-        return Artist(self.names[i], self.review_ids[i], self.genres[i], self.scores[i], self.labels[i], self.years[i])
+        table = self.table
+        labels, years = self.labels[i], self.years[i]
+        return Artist(self.names[i], self.review_ids[i], table.genres[i], self.scores[i], labels, years,
+                      mean_score=float(table.mean_scores[i]), score_bucket=int(table.score_buckets[i]),
+                      primary_genre=table.primary_genres[i],
+                      main_label=table.main_labels[i] if table.main_labels is not None else "",
+                      mean_year=float(table.years[i]) if years else None,
+                      era=table.eras[i] if years else "")
 
     def __iter__(self):
         return map(self.artist, range(len(self)))
@@ -267,31 +337,14 @@ class Catalog:
         return {name: i for i, name in enumerate(self.names)}
 
     @property
-    def review_counts(self):
-        return self.review_ids.counts
-
-    @property
     def review_count(self):
         return len(self.review_ids.values)
-
-    @property
-    def mean_scores(self):
-        return self.scores.sums() / self.scores.counts
-
-    @property
-    def score_buckets(self):
-        # Half up, as Artist.score_bucket.
-        return np.floor(self.mean_scores + 0.5).astype(np.int64)
-
-    @property
-    def mean_years(self):
-        """Each artist's mean release year; NaN where none is known."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.years.sums() / self.years.counts
 
 
 def _group_ids(artist_ids, keys):
     """{key: artist ids}, keys sorted, from one row per membership (artist id, key columns)."""
+    import pandas as pd
+
     columns = list(range(len(keys)))
     frame = pd.DataFrame(dict(enumerate(keys))).assign(artist=artist_ids).drop_duplicates()
     frame = frame.sort_values(columns + ["artist"], kind="stable")
@@ -371,6 +424,8 @@ def read_sqlite(path):
 
 
 def _read_table(connection, path, table, columns):
+    import pandas as pd
+
     present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
     _require_columns(f"{path}: table {table}", present, columns)
     return pd.read_sql_query(f"SELECT {', '.join(columns)} FROM {table}", connection)
@@ -381,7 +436,11 @@ def read_csv_folder(folder):
     return {table: _read_csv(os.path.join(folder, f"{table}.csv"), columns)
             for table, (columns, required) in TABLES.items()
             if required or os.path.isfile(os.path.join(folder, f"{table}.csv"))}
+
+
 def _read_csv(path, columns):
+    import pandas as pd
+
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
     try:
@@ -402,6 +461,8 @@ def _require_columns(where, present, columns):
 
 def _review_ids(column):
     """Review ids as whole numbers; anything else (text, fractions, infinities) becomes missing."""
+    import pandas as pd
+
     ids = pd.to_numeric(column, errors="coerce")
     return ids.where(np.isfinite(ids) & (ids == np.round(ids)))
 
@@ -409,6 +470,8 @@ def _review_ids(column):
 def build_catalog(tables, source, include_pseudo_artists=False):
     """One `Artist` per named artist; a duplicated review counts once; artists without a genre are kept;
     compilations' pseudo-artists (NOT_AN_ARTIST) are left out unless asked for."""
+    import pandas as pd
+
     reviews = tables["reviews"]
     reviews = reviews.assign(
         reviewid=_review_ids(reviews["reviewid"]),
@@ -487,6 +550,8 @@ _DEMO_LABEL_KINDS = ("records", "tapes", "sound", "recordings", "music")
 def demo_tables(n_artists=DEMO_ARTISTS, seed=2016):
     """Fictional Kaggle tables (reviews, genres, labels, years) for `n_artists` artists: the same for the
     same seed, shaped like Pitchfork's. The demo is 300 of them; benchmarks make larger ones."""
+    import pandas as pd
+
     rng = np.random.default_rng(seed)
     names = _demo_names(n_artists, rng)
     weights = np.array(_DEMO_GENRE_WEIGHTS, dtype=float) / sum(_DEMO_GENRE_WEIGHTS)

@@ -1,8 +1,9 @@
 """The files of a training run: one sub-directory of the log dir per run, each written whole or not at all.
 
 A run directory holds what TensorBoard reads (events, `metadata.tsv`, `vectors.tsv` and the projector's
-config and bookmarks, written by tensorboard_files.py), the checkpoint in `checkpoints/`, the word2vec
-export `vectors.txt`, `run.json` (options and figures), and the plots with their cached t-SNE coordinates.
+config and bookmarks, written by tensorboard_files.py), the checkpoint in `checkpoints/`, the vectors as
+numpy loads them (`vectors.npy`, what queries read), the word2vec export `vectors.txt`, `run.json`
+(options and figures), and the plots with their cached t-SNE coordinates.
 """
 import datetime
 import json
@@ -15,6 +16,7 @@ import numpy as np
 RUN_FILE = "run.json"
 METADATA_FILE = "metadata.tsv"
 VECTORS_TSV = "vectors.tsv"
+VECTORS_FILE = "vectors.npy"  # the vectors as numpy loads them: what queries read, without TensorFlow
 # The checkpoint has a folder of its own: TensorBoard's projector offers every 2-d variable of a checkpoint
 # in the run folder (NCE's weights too), and with none there it shows just the tensor its config names.
 CHECKPOINT_DIR = "checkpoints"
@@ -60,8 +62,12 @@ def atomic_write(path, write):
         raise
 
 
+def write_bytes(path, data):
+    atomic_write(path, lambda f: f.write(data))
+
+
 def write_text(path, text):
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    write_bytes(path, text.encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,36 +137,85 @@ def tsv_field(value):
     return " ".join(str(value).replace("\t", " ").splitlines()) if value != "" else " "
 
 
-def metadata_rows(catalog, clusters, rows=None):
-    """One row per artist (or per artist in `rows`), in vocabulary order, with the columns worth colouring
-    by in the projector."""
-    for i in range(len(catalog)) if rows is None else rows:
-        artist, cluster = catalog.artist(i), clusters[i]
+def write_metadata(folder, table, clusters, rows=None):
+    """metadata.tsv in `folder`: one row per artist of `table` (an ArtistTable), or per artist in `rows`
+    (the projector's sample), in vocabulary order, with the columns worth colouring by in the projector."""
+    has_labels, has_years = table.labels is not None, table.years is not None
+
+    def row(i):
         # Four decimals keep the score bucket of every mean that reviews scored to a tenth can give.
-        yield (artist.name, GENRE_SEPARATOR.join(artist.genres), artist.primary_genre, f"{artist.mean_score:.4f}",
-               artist.score_bucket, len(artist.review_ids), LABEL_SEPARATOR.join(artist.labels), artist.main_label,
-               f"{artist.mean_year:.1f}" if artist.years else "", artist.era, int(cluster))
+        return (table.names[i], GENRE_SEPARATOR.join(table.genres[i]), table.primary_genres[i],
+                f"{table.mean_scores[i]:.4f}", table.score_buckets[i], table.review_counts[i],
+                LABEL_SEPARATOR.join(table.labels[i]) if has_labels else "",
+                table.main_labels[i] if has_labels else "",
+                f"{table.years[i]:.1f}" if has_years and np.isfinite(table.years[i]) else "",
+                table.eras[i] if has_years else "", int(clusters[i]))
 
-
-def write_metadata(folder, catalog, clusters, rows=None):
-    """metadata.tsv in `folder`: every artist, or those in `rows` (the projector's sample)."""
     lines = ["\t".join(METADATA_COLUMNS)]
-    lines += ["\t".join(tsv_field(value) for value in row) for row in metadata_rows(catalog, clusters, rows)]
+    lines += ["\t".join(tsv_field(value) for value in row(i)) for i in (range(len(table)) if rows is None else rows)]
     write_text(os.path.join(folder, METADATA_FILE), "\n".join(lines) + "\n")
 
 
-def read_metadata(run_dir):
-    """The metadata rows as dicts, in vocabulary order."""
-    path = os.path.join(run_dir, METADATA_FILE)
+def read_metadata(folder):
+    """metadata.tsv's columns, {column: [text per artist]}, in vocabulary order."""
+    path = os.path.join(folder, METADATA_FILE)
     try:
         with open(path, encoding="utf-8") as f:
             header, *rows = [line.rstrip("\n").split("\t") for line in f]
     except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise RunError(f"{path}: unreadable metadata ({error})") from None
+        raise RunError(f"{path}: unreadable metadata ({getattr(error, 'strerror', None) or error})") from None
     required = [column for column in METADATA_COLUMNS if column not in OPTIONAL_COLUMNS]
     if not set(required) <= set(header) or any(len(row) != len(header) for row in rows):
         raise RunError(f"{path}: malformed metadata (expected the columns {', '.join(METADATA_COLUMNS)})")
-    return [dict(zip(header, row)) for row in rows]
+    return {column: list(values) for column, values in zip(header, zip(*rows) if rows else [()] * len(header))}
+
+
+def read_artists(folder):
+    """The artists of a run's metadata.tsv as an ArtistTable's fields (labels and years None where the data
+    had none), and their clusters."""
+    columns = read_metadata(folder)
+
+    def split(column, separator):
+        return [tuple(filter(None, value.strip().split(separator))) for value in columns[column]]
+
+    def stripped(column):
+        return np.array([value.strip() for value in columns[column]], dtype=object)
+
+    try:
+        fields = {"names": columns["artist"], "genres": split("genres", GENRE_SEPARATOR),
+                  "primary_genres": stripped("primary_genre"),
+                  "mean_scores": np.array(columns["mean_score"], dtype=np.float64),
+                  "score_buckets": np.array(columns["score_bucket"], dtype=np.int64),
+                  "review_counts": np.array(columns["reviews"], dtype=np.int64)}
+        if any(value.strip() for value in columns.get("labels", ())):
+            fields.update(labels=split("labels", LABEL_SEPARATOR), main_labels=stripped("main_label"))
+        if any(value.strip() for value in columns.get("year", ())):
+            fields.update(years=np.array([value.strip() or "nan" for value in columns["year"]], dtype=np.float64),
+                          eras=stripped("era"))
+        clusters = np.array(columns["cluster"], dtype=np.int64)
+    except ValueError as error:
+        raise RunError(f"{os.path.join(folder, METADATA_FILE)}: malformed metadata ({error})") from None
+    return fields, clusters
+
+
+def write_vectors(folder, vectors):
+    """vectors.npy: the vectors as numpy loads them, for queries without TensorFlow."""
+    atomic_write(os.path.join(folder, VECTORS_FILE), lambda f: np.save(f, np.asarray(vectors, dtype=np.float32)))
+
+
+def read_vectors(folder, rows):
+    """vectors.npy, which must hold `rows` vectors; a RunError naming the file if it is missing or damaged."""
+    path = os.path.join(folder, VECTORS_FILE)
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise RunError(f"{path}: no such file") from None
+    except (OSError, ValueError, EOFError) as error:
+        reason = getattr(error, "strerror", None) or str(error).split(". ")[0]
+        raise RunError(f"{path}: damaged ({reason})") from None
+    if vectors.ndim != 2 or len(vectors) != rows or not np.issubdtype(vectors.dtype, np.floating):
+        raise RunError(f"{path}: damaged (holds {vectors.shape} {vectors.dtype}, not {rows:,} vectors)")
+    return vectors
 
 
 def write_tsv_vectors(folder, vectors):

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 import logdir
-from artist_vectors import primary_genres
+from data_utils import NO_GENRE
 
 TSNE_CACHE = "tsne.npz"
 # t-SNE, the plots and the projector's map show at most this many artists, the most-reviewed: t-SNE costs
@@ -37,7 +37,7 @@ def tsne_coordinates(vectors, run_dir, seed=0):
     """2-d t-SNE coordinates of the map's artists (map_rows), from the cache when it was made from these
     vectors."""
     path = os.path.join(run_dir, TSNE_CACHE)
-    unit_vectors = vectors.unit_vectors[map_rows(vectors.review_counts)]
+    unit_vectors = vectors.unit_vectors[map_rows(vectors.artists.review_counts)]
     key = fingerprint(unit_vectors)
     if os.path.isfile(path):
         try:
@@ -67,9 +67,10 @@ def write_plots(vectors, run_dir, seed=0):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = map_rows(vectors.review_counts)
+    table = vectors.artists
+    rows = map_rows(table.review_counts)
     coordinates = tsne_coordinates(vectors, run_dir, seed)
-    primary = np.array(primary_genres(vectors))[rows]
+    primary = table.primary_genres[rows]
     clusters = vectors.clusters[rows]
     genre_colours = _palette(plt, primary)
     which = "" if len(rows) == len(vectors) else f", the {len(rows):,} most-reviewed of {len(vectors):,} artists"
@@ -78,7 +79,7 @@ def write_plots(vectors, run_dir, seed=0):
                                  f"K-means clustering of the artists' embeddings (t-SNE{which})"),
         "genres": _categorical(plt, "genres", coordinates, primary, genre_colours,
                                f"Artists by primary genre (t-SNE{which})"),
-        "labelled": _labelled(plt, coordinates, [vectors.names[i] for i in rows], vectors.review_counts[rows],
+        "labelled": _labelled(plt, coordinates, [vectors.names[i] for i in rows], table.review_counts[rows],
                               primary, genre_colours),
     }
     paths = {}
@@ -87,7 +88,7 @@ def write_plots(vectors, run_dir, seed=0):
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI)
         plt.close(figure)
-        logdir.atomic_write(paths[name], lambda f: f.write(buffer.getvalue()))
+        logdir.write_bytes(paths[name], buffer.getvalue())
     return paths
 
 
@@ -102,13 +103,13 @@ def _palette(plt, categories):
     """A colour per category, the most common first; grey is kept for artists without a genre."""
     values, counts = np.unique(categories, return_counts=True)
     ordered = [value for _, value in sorted(zip(-counts, values), key=lambda cv: cv[0])]
-    named = [value for value in ordered if value != "none"]
+    named = [value for value in ordered if value != NO_GENRE]
     if len(named) <= 9:
         colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]  # tab10 without its grey
     else:
         colours = plt.get_cmap("tab20").colors
     palette = {value: colours[i % len(colours)] for i, value in enumerate(named)}
-    palette.update({value: "lightgrey" for value in ordered if value == "none"})
+    palette.update({value: "lightgrey" for value in ordered if value == NO_GENRE})
     return {value: palette[value] for value in ordered}
 
 

@@ -4,8 +4,11 @@ and summaries (quality scalars, text, images, hparams) as event-file protos.
 The projector reads one tensor, the artists (`vectors.tsv` with `metadata.tsv`), and a bookmark file of
 projector states that place every artist at the run's own t-SNE coordinates, one state per colouring.
 """
+import io
+import itertools
 import json
 import os
+import socket
 import time
 
 import logdir
@@ -112,15 +115,16 @@ def write_run_summaries(run_dir, info, hparams):
     quality = {name: figures["trained"] for name, figures in info["quality"].items() if isinstance(figures, dict)}
     write_summaries(run_dir, info["stats"]["steps"], [
         quality_summary(quality),
-        text_summary("run", run_markdown(info)),
+        text_summary("run", run_markdown(info, hparams)),
         *hparams_summaries(hparams, time.time() - info["stats"]["seconds"]),
     ])
 
 
-def run_markdown(info):
-    """The run's data, options and quality as a markdown table."""
+def run_markdown(info, hparams):
+    """The run's data, options (as `hparams` shows those it has, such as the contexts' spec) and quality as a
+    markdown table."""
     rows = [("data", info["data"]), ("artists", f"{info['artists']:,}"),
-            *((name, value) for name, value in info["options"].items()),
+            *((name, hparams.get(name, value)) for name, value in info["options"].items()),
             ("steps trained", f"{info['stats']['steps']:,} in {info['stats']['seconds']:.1f} s"),
             ("final loss", f"{info['stats']['loss']:.3f}")]
     for name, figures in info["quality"].items():
@@ -140,11 +144,18 @@ def _cell(text):
 
 
 def write_summaries(run_dir, step, summaries):
-    """Add summaries to the run's events, in an events file of their own beside training's."""
+    """Add summaries to the run's events, in an events file of their own beside training's, written whole.
+    TensorBoard's record writer on a plain file: its EventFileWriter would import TensorFlow."""
     from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    from tensorboard.summary.writer.record_writer import RecordWriter
 
-    writer = EventFileWriter(run_dir)
+    buffer = io.BytesIO()
+    records = RecordWriter(buffer)
+    records.write(Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
     for summary in summaries:
-        writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
-    writer.close()
+        records.write(Event(wall_time=time.time(), step=step, summary=summary).SerializeToString())
+    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_events_files)}"
+    logdir.write_bytes(os.path.join(run_dir, name), buffer.getvalue())
+
+
+_events_files = itertools.count()  # tells apart the events files one process writes in one second

@@ -27,7 +27,9 @@ sys.path.insert(0, REPO)
 
 import data_utils  # noqa: E402
 from artist_vectors import ArtistVectors, neighbour_agreement, random_like  # noqa: E402
-from training import TrainOptions, train  # noqa: E402
+from bands2vec import TrainOptions  # noqa: E402
+from data_utils import format_contexts  # noqa: E402
+from training import train  # noqa: E402
 
 CONTEXT_SETS = ("genre,score", "genre,score,label")
 MIXES = ("genre,score,label=0.2", "genre,score,label=0.3", "genre,score,label", "genre,score,label=0.5")
@@ -88,7 +90,8 @@ def main():
     for contexts in CONTEXT_SETS:
         runs = [trained(catalog, contexts, args.seed) for _ in range(args.repeats)]
         vectors, seconds, options = min(runs, key=lambda run: run[1])
-        result["sets"][contexts] = {"contexts": options.contexts, "steps": options.steps, "seconds": seconds,
+        result["sets"][contexts] = {"contexts": format_contexts(options.contexts), "steps": options.steps,
+                                    "seconds": seconds,
                                     **neighbour_agreement(vectors)}
         result["neighbours"][contexts] = {name: [n for n, _ in vectors.most_similar(name, topn=5)]
                                           for name in WELL_KNOWN if name in vectors}
@@ -97,7 +100,7 @@ def main():
 
     for mix in MIXES:
         vectors, seconds, options = trained(catalog, mix, args.seed)
-        result["mixes"][options.contexts] = {"seconds": seconds, **neighbour_agreement(vectors)}
+        result["mixes"][format_contexts(options.contexts)] = {"seconds": seconds, **neighbour_agreement(vectors)}
         print(f"{mix}: {seconds:.1f}s", file=sys.stderr, flush=True)
 
     masked, hidden = hide_labels(catalog, HIDDEN_SHARE, args.seed)

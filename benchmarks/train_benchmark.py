@@ -1,7 +1,7 @@
 """Training speed and quality, side by side in one run on the full data:
 
-1. Bands2Vec with its defaults, as `python run.py` trains (with the quality scalars TensorBoard shows), and
-   without those scalars, for their cost;
+1. Bands2Vec with its defaults, as `python run.py` trains (with the reports TensorBoard shows: neighbours and
+   quality scalars), and without those reports, for their cost;
 2. the tutorial's algorithm and settings (pairs one at a time in a Python loop, batch 64, 16 sampled
    negatives, SGD at 1.0, 100,000 steps), on the project's graph;
 3. gensim's Word2Vec (skip-gram, negative sampling, 64 dimensions) on pairs from the project's sampler,
@@ -31,17 +31,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import data_utils  # noqa: E402
-from artist_vectors import ArtistVectors, neighbour_agreement, random_like, sampled_agreement  # noqa: E402
+from artist_vectors import ArtistVectors, neighbour_agreement, random_like, training_probe  # noqa: E402
+from bands2vec import TrainOptions  # noqa: E402
 from bands2vec_graph import build_graph, tf1  # noqa: E402
-from training import TrainOptions, train  # noqa: E402
+from training import train  # noqa: E402
 
 
 def project(catalog, seed, quality=True):
-    """Bands2Vec's defaults as run.py trains them: with the quality scalars taken while training, or without."""
+    """Bands2Vec's defaults as run.py trains them: with the reports' neighbours and quality scalars taken while
+    training, or without."""
     options = TrainOptions(seed=seed).resolved(catalog)
-    probe = sampled_agreement(ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 1))), seed=seed)
+    probe = training_probe(ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 1))), seed=seed)
     with tempfile.TemporaryDirectory() as run_dir:
-        vectors, stats = train(catalog, options, run_dir, say=lambda line: None, quality=probe if quality else None)
+        vectors, stats = train(catalog, options, run_dir, say=lambda line: None, probe=probe if quality else None)
     return vectors, stats["seconds"], stats["pairs"]
 
 
@@ -113,7 +115,7 @@ def main():
     catalog = data_utils.load_catalog(args.data)
     rows = {}
     contenders = [("bands2vec", lambda: project(catalog, args.seed)),
-                  ("bands2vec, no quality scalars", lambda: project(catalog, args.seed, quality=False)),
+                  ("bands2vec, no reports", lambda: project(catalog, args.seed, quality=False)),
                   ("tutorial", lambda: tutorial(catalog, args.seed, args.tutorial_steps)),
                   ("gensim", lambda: gensim_word2vec(catalog, args.seed, args.gensim_pairs))]
     for name, fit in contenders:

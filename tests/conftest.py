@@ -30,20 +30,24 @@ def demo_catalog():
     return data_utils.load_catalog(data_utils.DEMO_SOURCE)
 
 
-def train_run(logdir, *options):
-    """Train with run.py's own entry point; returns the run directory."""
-    import run
-    assert run.main(["--logdir", str(logdir), "--run", "trained", *options]) == 0
-    return os.path.join(str(logdir), "trained")
+def quiet(*lines):
+    """A `say` that keeps the library's progress out of the test output."""
+
+
+def train_run(logs, data="demo", plots=False, **options):
+    """Train a run named `trained` with the library; returns its folder."""
+    import bands2vec
+    return bands2vec.train(data, bands2vec.TrainOptions(**options), logs=str(logs), name="trained", plots=plots,
+                           say=quiet).folder
 
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
     """A complete run on the demo catalog, plots included."""
-    return train_run(tmp_path_factory.mktemp("demo-logs"), "--data", "demo", "--steps", "300")
+    return train_run(tmp_path_factory.mktemp("demo-logs"), "demo", plots=True, steps=300)
 
 
 @pytest.fixture(scope="session")
 def full_run(tmp_path_factory, full_data):
     """A run on the full data with the default options, as `python run.py` trains (plots made by a test)."""
-    return train_run(tmp_path_factory.mktemp("full-logs"), "--data", full_data, "--no-plots")
+    return train_run(tmp_path_factory.mktemp("full-logs"), full_data)

@@ -16,12 +16,12 @@ from conftest import REPO
 
 @pytest.fixture(scope="module")
 def demo_vectors(demo_run):
-    return ArtistVectors.from_run(demo_run)
+    return ArtistVectors.load(demo_run)
 
 
 @pytest.fixture(scope="module")
 def full_vectors(full_run):
-    return ArtistVectors.from_run(full_run)
+    return ArtistVectors.load(full_run)
 
 
 def test_most_similar_excludes_the_query_and_is_sorted(full_vectors):
@@ -107,8 +107,7 @@ def test_catalog_indicator_vectors_reach_the_ceiling(full_catalog):
     genres = np.array([[g in a.genres for g in data_utils.GENRES] for a in full_catalog], float)
     buckets = np.eye(11)[[a.score_bucket for a in full_catalog]]
     indicators = np.hstack([genres / np.maximum(1, np.linalg.norm(genres, axis=1, keepdims=True)), buckets])
-    vectors = ArtistVectors(full_catalog.names, indicators, [a.genres for a in full_catalog],
-                            [a.mean_score for a in full_catalog])
+    vectors = ArtistVectors(indicators, full_catalog.table)
     figures = neighbour_agreement(vectors)
     assert figures["genre"] > 0.99 and figures["score"] > 0.99
 

@@ -67,12 +67,11 @@ def test_contexts_parser_refuses_bad_values(spec, message):
 
 
 def test_genre_share_is_the_genre_context_share():
-    assert data_utils.parse_contexts(data_utils.with_genre_share("genre,score", 0.3)) == pytest.approx(
-        {"genre": 0.3, "score": 0.7})
+    assert data_utils.parse_contexts("genre,score", genre_share=0.3) == pytest.approx({"genre": 0.3, "score": 0.7})
     with pytest.raises(ValueError, match="once"):
-        data_utils.with_genre_share("genre=0.5,score", 0.3)
+        data_utils.parse_contexts("genre=0.5,score", genre_share=0.3)
     with pytest.raises(ValueError, match="needs the genre context"):
-        data_utils.with_genre_share("label,score", 0.3)
+        data_utils.parse_contexts("label,score", genre_share=0.3)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -185,13 +184,14 @@ def test_negatives_follow_the_mix(full_catalog):
 # ---------------------------------------------------------------------------------------------
 
 def test_metadata_has_main_label_and_era(demo_run, demo_catalog):
-    rows = logdir.read_metadata(demo_run)
-    assert list(rows[0]) == list(logdir.METADATA_COLUMNS)
+    columns = logdir.read_metadata(demo_run)
+    assert list(columns) == list(logdir.METADATA_COLUMNS)
+    rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
     for row, artist in zip(rows, demo_catalog):
         # An empty field is written as one space (logdir.tsv_field).
         assert row["main_label"].strip() == artist.main_label and row["era"] == artist.era
         assert list(filter(None, row["labels"].strip().split(logdir.LABEL_SEPARATOR))) == list(artist.labels)
-    assert sum(bool(row["era"]) for row in rows) == len(rows)
+    assert sum(bool(row["era"]) for row in rows) == len(rows) == len(demo_catalog)
 
 
 def test_evaluate_reports_labels_and_years(demo_run, tmp_path):
@@ -203,16 +203,16 @@ def test_evaluate_reports_labels_and_years(demo_run, tmp_path):
     assert 0 < report["year_gap"]["trained"] and 0 < report["year_gap"]["random"]
 
     path = write_tables(data_utils.demo_tables(300), str(tmp_path / "bare"), only=("reviews", "genres"))
-    bare = train_run(tmp_path / "logs", "--data", path, "--steps", "100", "--no-plots")
+    bare = train_run(tmp_path / "logs", path, steps=100)
     result = _run("evaluate", "--logdir", os.path.dirname(bare))
     assert "the data has no labels table" in result.stdout and "the data has no years table" in result.stdout
     assert json.loads(_run("evaluate", "--json", "--logdir", os.path.dirname(bare)).stdout)["label"]["trained"] is None
 
 
 def test_resume_keeps_the_contexts(tmp_path):
-    run_dir = train_run(tmp_path, "--data", "demo", "--contexts", "genre,label=0.5", "--steps", "100", "--no-plots")
+    run_dir = train_run(tmp_path, "demo", contexts=data_utils.parse_contexts("genre,label=0.5"), steps=100)
     first = logdir.read_run_info(run_dir)["options"]["contexts"]
-    assert first == "genre=0.5,label=0.5"
+    assert first == {"genre": 0.5, "label": 0.5}
     result = _run("--resume", "--logdir", str(tmp_path), "--run", "trained", "--steps", "150", "--no-plots")
     assert result.returncode == 0, result.stderr
     assert "genre=0.5,label=0.5" in result.stdout
@@ -231,7 +231,7 @@ def test_divergence_stops_with_one_line_and_leaves_nothing(tmp_path):
 def test_divergence_on_resume_keeps_the_last_good_checkpoint(tmp_path):
     from artist_vectors import checkpoint_embeddings
 
-    run_dir = train_run(tmp_path, "--data", "demo", "--steps", "100", "--no-plots")
+    run_dir = train_run(tmp_path, "demo", steps=100)
     before = checkpoint_embeddings(run_dir)
     info = logdir.read_run_info(run_dir)
     # A resumed run keeps its options; a damaged rate in run.json stands in for a run that goes wrong.
@@ -245,13 +245,13 @@ def test_divergence_on_resume_keeps_the_last_good_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("contexts", ["genre,score,label,year", "label", "year"])
 def test_default_rate_is_stable_for_every_mix(tmp_path, contexts):
-    run_dir = train_run(tmp_path, "--data", "demo", "--contexts", contexts, "--no-plots")
+    run_dir = train_run(tmp_path, "demo", contexts=data_utils.parse_contexts(contexts))
     assert np.isfinite(logdir.read_run_info(run_dir)["stats"]["loss"])
 
 
 def test_label_context_on_the_full_data(tmp_path, full_data):
     """Floors under the benchmark's figures (README): labelmates become neighbours, genre holds."""
-    run_dir = train_run(tmp_path, "--data", full_data, "--contexts", "genre,score,label", "--no-plots")
+    run_dir = train_run(tmp_path, full_data, contexts=data_utils.parse_contexts("genre,score,label"))
     quality = logdir.read_run_info(run_dir)["quality"]
     assert quality["label"]["trained"] >= 0.45 and quality["label"]["random"] < 0.02
     assert quality["genre"]["trained"] >= 0.95

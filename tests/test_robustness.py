@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 
 import data_utils
 import logdir
-from conftest import REPO, train_run
+from conftest import REPO, quiet
 
 
 def _run(*args, **kwargs):
@@ -65,7 +64,7 @@ def test_interrupted_training_saves_a_consistent_run_and_resumes(tmp_path, full_
     steps = info["stats"]["steps"]
     assert not info["finished"] and 250 <= steps < 1_000_000
     assert len(_metadata_lines(run_dir)) == 8712 + 1
-    vectors = ArtistVectors.from_run(run_dir)  # checkpoint and metadata agree
+    vectors = ArtistVectors.load(run_dir)  # checkpoint and metadata agree
     assert len(vectors) == 8712 and np.all(np.isfinite(vectors.vectors))
     assert not [name for name in os.listdir(run_dir) if name.startswith(".")]  # no temporary files left
 
@@ -81,7 +80,7 @@ def test_interrupted_training_saves_a_consistent_run_and_resumes(tmp_path, full_
 
 
 def test_a_failed_start_leaves_no_run_folder(tmp_path, monkeypatch, demo_catalog):
-    import run
+    import bands2vec
     import training
 
     def fail(*args, **kwargs):
@@ -89,7 +88,7 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path, monkeypatch, demo_catalog
 
     monkeypatch.setattr(training, "train", fail)
     with pytest.raises(RuntimeError):
-        run.main(["--data", "demo", "--logdir", str(tmp_path), "--no-plots"])
+        bands2vec.train(demo_catalog, logs=str(tmp_path), plots=False, say=quiet)
     assert os.listdir(tmp_path) == []
 
 
@@ -212,17 +211,38 @@ def damaged_run(tmp_path, demo_run):
 @pytest.mark.parametrize("command", [["similar", "lune, marée"], ["query", "lune, marée - !?!"], ["plot"],
                                      ["evaluate"]])
 def test_missing_checkpoint(damaged_run, command):
+    # vectors.npy is another whole copy of the vectors: the questions are still answered.
     shutil.rmtree(damaged_run / logdir.CHECKPOINT_DIR)
-    _one_line_error(_run(*command, "--logdir", str(damaged_run.parent)), "no checkpoint")
+    result = _run(*command, "--logdir", str(damaged_run.parent))
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    os.remove(damaged_run / logdir.VECTORS_FILE)
+    _one_line_error(_run(*command, "--logdir", str(damaged_run.parent)), "no such file", "no checkpoint")
+
+
+def _damage_checkpoint(run_dir):
+    checkpoints = run_dir / logdir.CHECKPOINT_DIR
+    for name in os.listdir(checkpoints):
+        if name.startswith("model.ckpt") and name.endswith((".index", ".data-00000-of-00001")):
+            (checkpoints / name).write_bytes(b"\x00garbage" * 10)
 
 
 @pytest.mark.parametrize("command", [["similar", "lune, marée"], ["evaluate"]])
 def test_corrupt_checkpoint(damaged_run, command):
-    checkpoints = damaged_run / logdir.CHECKPOINT_DIR
-    for name in os.listdir(checkpoints):
-        if name.startswith("model.ckpt") and name.endswith((".index", ".data-00000-of-00001")):
-            (checkpoints / name).write_bytes(b"\x00garbage" * 10)
+    _damage_checkpoint(damaged_run)
+    result = _run(*command, "--logdir", str(damaged_run.parent))
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    with open(damaged_run / logdir.VECTORS_FILE, "r+b") as f:
+        f.truncate(1000)  # a truncated copy as well: nothing whole is left
     _one_line_error(_run(*command, "--logdir", str(damaged_run.parent)), "unreadable checkpoint")
+
+
+def test_damaged_vectors_are_read_from_the_checkpoint(damaged_run):
+    with open(damaged_run / logdir.VECTORS_FILE, "r+b") as f:
+        f.truncate(1000)
+    result = _run("similar", "lune, marée", "-k", "3", "--logdir", str(damaged_run.parent))
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 3
+    (note,) = result.stderr.splitlines()
+    assert note.startswith("run.py: note: ") and "vectors.npy: damaged" in note and "checkpoint" in note
 
 
 def test_damaged_metadata(damaged_run):

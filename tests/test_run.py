@@ -1,6 +1,5 @@
 """`python run.py` end to end on the demo catalog: the log dir TensorBoard reads, and bad input."""
 import glob
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import pytest
 
 import logdir
 import tensorboard_files
-from conftest import REPO, train_run
+from conftest import REPO, quiet, train_run
 
 
 def test_run_dir_is_complete(demo_run, demo_catalog):
@@ -57,23 +56,27 @@ def test_run_dir_is_complete(demo_run, demo_catalog):
 def test_same_seed_same_vectors(tmp_path):
     from artist_vectors import checkpoint_embeddings
 
-    first = train_run(tmp_path / "a", "--data", "demo", "--steps", "60", "--no-plots")
-    second = train_run(tmp_path / "b", "--data", "demo", "--steps", "60", "--no-plots")
-    other = train_run(tmp_path / "c", "--data", "demo", "--steps", "60", "--no-plots", "--seed", "1")
+    first = train_run(tmp_path / "a", "demo", steps=60)
+    second = train_run(tmp_path / "b", "demo", steps=60)
+    other = train_run(tmp_path / "c", "demo", steps=60, seed=1)
     assert np.array_equal(checkpoint_embeddings(first), checkpoint_embeddings(second))
     assert not np.allclose(checkpoint_embeddings(first), checkpoint_embeddings(other))
 
 
 def test_each_run_gets_its_own_folder(tmp_path):
-    import run
+    import bands2vec
 
-    assert run.main(["--data", "demo", "--steps", "20", "--no-plots", "--logdir", str(tmp_path)]) == 0
-    assert run.main(["--data", "demo", "--steps", "20", "--no-plots", "--logdir", str(tmp_path), "--run", "b"]) == 0
+    def train(**names):
+        return bands2vec.train("demo", bands2vec.TrainOptions(steps=20), logs=str(tmp_path), plots=False, say=quiet,
+                               **names)
+
+    train()
+    train(name="b")
     assert len(os.listdir(tmp_path)) == 2
     assert logdir.find_run(str(tmp_path)) == os.path.join(str(tmp_path), "b")
-    assert run.main(["--data", "demo", "--steps", "20", "--no-plots", "--logdir", str(tmp_path), "--run", "b"]) == 2
-    assert run.main(["--data", "demo", "--steps", "20", "--no-plots", "--logdir", str(tmp_path), "--run", "b",
-                     "--overwrite"]) == 0
+    with pytest.raises(logdir.RunError, match="already exists"):
+        train(name="b")
+    assert train(name="b", overwrite=True).folder == os.path.join(str(tmp_path), "b")
 
 
 def _run(*args, cwd=REPO):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import artist_vectors
+import bands2vec
 import data_utils
 import logdir
 import plots
@@ -60,21 +61,21 @@ def test_synthetic_tables_are_seeded():
 # ---------------------------------------------------------------------------------------------
 
 def test_defaults_at_several_sizes(demo_catalog, full_catalog, catalog_100k):
-    resolved = {name: training.TrainOptions().resolved(catalog)
+    resolved = {name: bands2vec.TrainOptions().resolved(catalog)
                 for name, catalog in (("demo", demo_catalog), ("full", full_catalog), ("100k", catalog_100k[1]))}
-    assert resolved["demo"].learning_rate == pytest.approx(300 / training.ARTISTS_PER_RATE)
-    assert resolved["full"].learning_rate == pytest.approx(8712 / training.ARTISTS_PER_RATE)
-    assert resolved["100k"].learning_rate == training.MAX_RATE  # not 1,111: that diverges
-    assert resolved["demo"].steps == resolved["full"].steps == training.MIN_STEPS
+    assert resolved["demo"].learning_rate == pytest.approx(300 / bands2vec.ARTISTS_PER_RATE)
+    assert resolved["full"].learning_rate == pytest.approx(8712 / bands2vec.ARTISTS_PER_RATE)
+    assert resolved["100k"].learning_rate == bands2vec.MAX_RATE  # not 1,111: that diverges
+    assert resolved["demo"].steps == resolved["full"].steps == bands2vec.MIN_STEPS
     # Past the rate's cap, the steps grow with the context memberships (about 2.1 an artist here), and past
     # 10,000 artists with the movement each membership gets: two fifths as much again at 100,000.
     memberships = sum(data_utils.context_memberships(catalog_100k[1], kind) for kind in ("genre", "score"))
-    move = training.MOVE_PER_MEMBERSHIP * 1.4
-    assert resolved["100k"].steps == pytest.approx(move * memberships / training.MAX_RATE, abs=10)
+    move = bands2vec.MOVE_PER_MEMBERSHIP * 1.4
+    assert resolved["100k"].steps == pytest.approx(move * memberships / bands2vec.MAX_RATE, abs=10)
     assert [resolved[name].batch_size for name in ("demo", "full", "100k")] == [512, 2048, 2048]
     # Once the steps outgrow the artists, batches shrink to keep the pairs an artist sees (447 on the full
     # data), down to 1,024: at 4,000 steps the full data's batches are 1,024 (447 x 8,712 / 4,000 = 974).
-    longer = {steps: training.TrainOptions(steps=steps).resolved(full_catalog)
+    longer = {steps: bands2vec.TrainOptions(steps=steps).resolved(full_catalog)
               for steps in (1_900, 2_640, 4_000, 1_000_000)}  # 2,640: genre,score,label
     assert {steps: o.batch_size for steps, o in longer.items()} == {1_900: 2048, 2_640: 2048, 4_000: 1024,
                                                                       1_000_000: 1024}
@@ -82,14 +83,14 @@ def test_defaults_at_several_sizes(demo_catalog, full_catalog, catalog_100k):
     # Reports every 250 steps, or on a big catalog (each reads the whole table) about 20 over the run.
     assert resolved["demo"].report_every == resolved["full"].report_every == 250
     assert resolved["100k"].report_every == resolved["100k"].steps // 20 // 250 * 250 == 1000
-    labelled = training.TrainOptions(contexts="genre,score,label").resolved(full_catalog)
+    labelled = bands2vec.TrainOptions(contexts="genre,score,label").resolved(full_catalog)
     assert labelled.steps > resolved["full"].steps
 
 
 def test_the_default_rate_trains_a_100k_catalog(catalog_100k, tmp_path):
     """A few hundred steps at 100,000 artists: the loss stays finite (at artists / 90 it was NaN by step 500)."""
     _, catalog = catalog_100k
-    options = training.TrainOptions(steps=400).resolved(catalog)
+    options = bands2vec.TrainOptions(steps=400).resolved(catalog)
     vectors, stats = training.train(catalog, options, str(tmp_path), say=lambda line: None)
     assert np.isfinite(stats["loss"]) and np.all(np.isfinite(vectors))
 
@@ -99,7 +100,7 @@ def test_the_default_rate_trains_a_100k_catalog(catalog_100k, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 def test_neighbours_of_some_rows_are_those_of_all(demo_run):
-    vectors = artist_vectors.ArtistVectors.from_run(demo_run)
+    vectors = artist_vectors.ArtistVectors.load(demo_run)
     rows = artist_vectors.sample_rows(len(vectors), 50, seed=1)
     assert len(rows) == 50 and np.all(np.diff(rows) > 0)
     np.testing.assert_array_equal(vectors.nearest_neighbours(10, rows), vectors.nearest_neighbours(10)[rows])
@@ -121,13 +122,24 @@ def test_neighbours_in_a_long_row_through_block_maxima_are_exact(catalog_100k):
 
 
 def test_report_neighbours_are_the_cosine_neighbours(full_run):
-    vectors = artist_vectors.ArtistVectors.from_run(full_run)
-    ids = np.array([vectors.index("coil"), vectors.index("radiohead")])
-    np.testing.assert_array_equal(training._nearest(vectors.vectors, ids, 5), vectors.nearest_neighbours(5, ids))
+    """The last report's neighbours in TensorBoard's Text tab are the final vectors' most_similar."""
+    import glob
+
+    import tensorflow as tf
+
+    vectors = artist_vectors.ArtistVectors.load(full_run)
+    texts = [value.tensor.string_val[0].decode() for path in glob.glob(os.path.join(full_run, "events.out.*"))
+             for record in tf.compat.v1.train.summary_iterator(path) for value in record.summary.value
+             if value.tag == "neighbours" and record.step == logdir.read_run_info(full_run)["stats"]["steps"]]
+    rows = [line.split(" | ") for line in texts[-1].splitlines()[2:]]
+    assert len(rows) == 4
+    for artist, nearest in rows:
+        artist = artist.lstrip("| ")
+        assert nearest.rstrip(" |") == ", ".join(name for name, _ in vectors.most_similar(artist, topn=5))
 
 
 def test_sampled_quality_figures_are_close_to_the_exact_ones(full_run, monkeypatch):
-    vectors = artist_vectors.ArtistVectors.from_run(full_run)
+    vectors = artist_vectors.ArtistVectors.load(full_run)
     exact = artist_vectors.quality_report(vectors)
     assert exact["measured_on"] == len(vectors)
     monkeypatch.setattr(artist_vectors, "QUALITY_SAMPLE", 2_000)
@@ -139,11 +151,12 @@ def test_sampled_quality_figures_are_close_to_the_exact_ones(full_run, monkeypat
 
 
 def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, monkeypatch, demo_catalog):
-    import run
+    import bands2vec
+    from conftest import quiet
 
     monkeypatch.setattr(plots, "MAP_ARTISTS", 200)
     monkeypatch.setattr(logdir, "EXPORT_MAX", 250)
-    assert run.main(["--data", "demo", "--steps", "100", "--logdir", str(tmp_path), "--run", "r"]) == 0
+    run = bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
     run_dir = tmp_path / "r"
     counts = np.array([len(a.review_ids) for a in demo_catalog])
     rows = plots.map_rows(counts)
@@ -158,7 +171,7 @@ def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, 
     assert "projector/vectors.tsv" in config and "projector/metadata.tsv" in config
     # Past EXPORT_MAX the text exports wait for `run.py export`.
     assert not (run_dir / logdir.WORD2VEC_FILE).exists() and not (run_dir / logdir.VECTORS_TSV).exists()
-    assert run.main(["export", "--logdir", str(tmp_path)]) == 0
+    run.export()
     assert len((run_dir / logdir.WORD2VEC_FILE).read_text(encoding="utf-8").splitlines()) == len(demo_catalog) + 1
     info = logdir.read_run_info(str(run_dir))
     assert info["peak_memory_mb"] > 100 and set(info["phases"]) == {"load", "train", "write", "plots"}
@@ -167,7 +180,7 @@ def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, 
 @SLOW
 def test_a_100k_catalog_end_to_end(catalog_100k, tmp_path):
     path, _ = catalog_100k
-    info = logdir.read_run_info(train_run(tmp_path, "--data", path))
+    info = logdir.read_run_info(train_run(tmp_path, path, plots=True))
     assert info["finished"] and np.isfinite(info["stats"]["loss"])
     assert info["quality"]["genre"]["trained"] >= 0.95 and info["quality"]["score"]["trained"] >= 0.75
     assert info["peak_memory_mb"] <= 3 * 1024

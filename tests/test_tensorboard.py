@@ -47,7 +47,7 @@ def _post(base, path, body):
 def tensorboard(tmp_path_factory, demo_catalog):
     """A demo run, plots included, served by the installed TensorBoard on 127.0.0.1; stopped whatever happens."""
     logs = tmp_path_factory.mktemp("tb-logs")
-    run_dir = train_run(logs, "--data", "demo", "--steps", str(STEPS))
+    run_dir = train_run(logs, "demo", plots=True, steps=STEPS)
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", "127.0.0.1",
                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -223,18 +223,19 @@ def _bookmarks(run_dir):
 
 
 def test_bookmarks_come_with_the_plots_and_follow_the_vectors(tmp_path, demo_catalog):
+    import bands2vec
     import logdir
     import plots
-    import run
+    from conftest import quiet
 
-    run_dir = train_run(tmp_path, "--data", "demo", "--steps", "100", "--no-plots")
+    run_dir = train_run(tmp_path, "demo", steps=100)
     bookmarks = os.path.join(run_dir, tensorboard_files.BOOKMARKS_FILE)
     assert not os.path.exists(bookmarks) and not _projector_config(run_dir).embeddings[0].bookmarks_path
 
-    assert run.main(["plot", "--logdir", str(tmp_path)]) == 0
+    bands2vec.open_run(str(tmp_path)).plot(say=quiet)
     assert _projector_config(run_dir).embeddings[0].bookmarks_path == tensorboard_files.BOOKMARKS_FILE
     states = _bookmarks(run_dir)
-    header = list(logdir.read_metadata(run_dir)[0])
+    header = list(logdir.read_metadata(run_dir))
     with np.load(os.path.join(run_dir, plots.TSNE_CACHE)) as cached:
         coordinates = cached["coordinates"]
     for state in states:
@@ -244,9 +245,9 @@ def test_bookmarks_come_with_the_plots_and_follow_the_vectors(tmp_path, demo_cat
         assert state["selectedColorOptionName"] in header
 
     # Resumed without plots, the map belongs to older vectors: it goes. With plots, a new one comes.
-    assert run.main(["--resume", "--logdir", str(tmp_path), "--run", "trained", "--steps", "150", "--no-plots"]) == 0
+    bands2vec.resume(str(tmp_path), "trained", steps=150, plots=False, say=quiet)
     assert not os.path.exists(bookmarks) and not _projector_config(run_dir).embeddings[0].bookmarks_path
-    assert run.main(["--resume", "--logdir", str(tmp_path), "--run", "trained", "--steps", "200"]) == 0
+    bands2vec.resume(str(tmp_path), "trained", steps=200, say=quiet)
     assert len(_bookmarks(run_dir)) == len(tensorboard_files.BOOKMARKS)
 
 
