@@ -253,7 +253,7 @@ def checkpoint_embeddings(run_dir):
         raise logdir.RunError(f"{run_dir}: no checkpoint there; train with `python run.py` first")
     try:
         return tf.train.load_checkpoint(checkpoint).get_tensor(EMBEDDINGS_VARIABLE)
-    except (tf.errors.OpError, ValueError, KeyError) as error:
+    except Exception as error:  # the reader's errors for a damaged file are of several kinds; all mean this
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise logdir.RunError(f"{checkpoint}: unreadable checkpoint ({message})") from None
 
@@ -336,9 +336,9 @@ def neighbour_agreement(vectors, k=10, rows=None):
     """How often an artist's `k` nearest neighbours share a genre with it (over artists with a genre),
     have its rounded mean score, share a record label (over artists with one), and the mean absolute
     differences of mean score and release year to them; over every artist, or those in `rows`. None where
-    the data has no labels or years."""
+    the data has no labels or years. `k` is at most the other artists there are."""
     rows = np.arange(len(vectors)) if rows is None else np.asarray(rows)
-    neighbours = vectors.nearest_neighbours(k, rows)
+    neighbours = vectors.nearest_neighbours(min(k, len(vectors) - 1), rows)
     table = vectors.artists
     buckets, means = table.score_buckets, table.mean_scores
     report = {
@@ -383,7 +383,7 @@ def training_probe(vectors, watch=4, top=5, sample=200, seed=0, k=10):
             current = vectors.with_vectors(matrix, for_neighbours_only=True)
             nearest = current.nearest_neighbours(min(top, len(vectors) - 1), watched)
             neighbours = [(vectors.names[i], [vectors.names[j] for j in row]) for i, row in zip(watched, nearest)]
-            return neighbours, neighbour_agreement(current, min(k, len(vectors) - 1), rows) if quality else None
+            return neighbours, neighbour_agreement(current, k, rows) if quality else None
     return probe
 
 
@@ -441,7 +441,7 @@ def quality_report(vectors, k=10, seed=0):
             "random": float(normalized_mutual_info_score(
                 vectors.artists.primary_genres, np.random.default_rng(seed).permutation(vectors.clusters))),
         }
-    report["k"] = k
+    report["k"] = min(k, len(vectors) - 1)
     report["artists"] = len(vectors)
     report["measured_on"] = len(rows)
     return report

@@ -9,20 +9,23 @@
 A run's settings are a TrainOptions, saved in its run.json as their one source; its per-artist facts are the
 catalog's ArtistTable, saved as its metadata.tsv. Opening a run never imports TensorFlow; training does.
 """
+import copy
 import dataclasses
 import functools
 import math
 import os
 import resource
+import shutil
 import time
 
 import numpy as np
 
 import logdir
 import tensorboard_files
-from artist_vectors import ArtistVectors, cluster_summary, kmeans_clusters, quality_report, training_probe
-from data_utils import (DEFAULT_CONTEXTS, DEMO_SOURCE, KAGGLE_URL, Catalog, context_memberships, format_contexts,
-                        load_catalog, parse_contexts)
+from artist_vectors import (ArtistVectors, cluster_summary, kmeans_clusters, quality_report, quality_sample_size,
+                            training_probe)
+from data_utils import (DEFAULT_CONTEXTS, DEMO_SOURCE, KAGGLE_URL, Catalog, DataError, context_memberships,
+                        format_contexts, load_catalog, no_pairs, parse_contexts)
 
 # ---------------------------------------------------------------------------------------------
 # Options: what a run is trained with, and the defaults for any catalog size
@@ -60,6 +63,17 @@ REPORTS = 20
 PHASES = ("load", "train", "write", "plots")  # what run.json's phases time, in order
 CLUSTERS = 10  # k-means clusters for metadata.tsv, the projector's colours and the plots
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
+NUM_SAMPLED = 64  # NCE's negatives a step, or one fewer than the artists of a smaller catalog
+# The smallest catalog a run is made of: NCE needs a negative besides the true context, and t-SNE more points
+# than its perplexity, which is at least 2.
+MIN_ARTISTS = 3
+# What training and the run's files need beyond the catalog, to refuse before allocating what the machine
+# has not: about 1.1 GB of Python, TensorFlow and scikit-learn, the artists x dimensions tables and their
+# copies (NCE's weights, a report's, a checkpoint's, the quality report's: 8 in all, 3.1 GB at a million
+# artists as measured), and the batches numpy draws ahead and the step's tensors.
+FIXED_MEMORY = 1.1e9
+TABLE_COPIES = 8
+SEEDS = 2 ** 32  # scikit-learn's k-means and t-SNE take seeds below this
 
 
 @dataclasses.dataclass
@@ -68,7 +82,7 @@ class TrainOptions:
     steps: int = None  # from the catalog: MOVE_PER_MEMBERSHIP of movement for every context membership
     batch_size: int = None  # from the catalog: PAIRS_PER_ARTIST pairs an artist over the run
     embedding_size: int = 64  # the tutorial's dimensions
-    num_sampled: int = 64  # NCE's negatives a step, shared by the batch
+    num_sampled: int = None  # NCE's negatives a step, shared by the batch: NUM_SAMPLED
     learning_rate: float = None  # artists / ARTISTS_PER_RATE up to MAX_RATE: an artist moves rate / artists a step
     contexts: dict = dataclasses.field(default_factory=lambda: parse_contexts(DEFAULT_CONTEXTS))  # {kind: share}
     init_scale: float = 0.01  # vectors start in +-0.01, as word2vec's C code: the signal is not buried in noise
@@ -91,6 +105,8 @@ class TrainOptions:
         vocabulary_size = len(catalog)
         rate = min(vocabulary_size / ARTISTS_PER_RATE, MAX_RATE)
         memberships = sum(context_memberships(catalog, kind) for kind, share in self.contexts.items() if share > 0)
+        if not memberships:
+            raise no_pairs(catalog, list(self.contexts))
         move = MOVE_PER_MEMBERSHIP * (1 + MOVE_GROWTH * max(0.0, math.log10(vocabulary_size / MOVE_GROWTH_ABOVE)))
         steps = max(MIN_STEPS, int(round(move * memberships / rate, -1)))  # at the default rate
         steps = steps if self.steps is None else self.steps
@@ -104,10 +120,12 @@ class TrainOptions:
         return dataclasses.replace(
             self, steps=steps, report_every=self.report_every or report_every,
             batch_size=batch_size if self.batch_size is None else self.batch_size,
+            num_sampled=min(NUM_SAMPLED, vocabulary_size - 1) if self.num_sampled is None else self.num_sampled,
             learning_rate=rate if self.learning_rate is None else self.learning_rate)
 
     def check(self, vocabulary_size):
-        """A ValueError naming the first option out of range."""
+        """A ValueError naming the first option out of range, or too big for the machine's memory: what any
+        later stage (TensorFlow, k-means, t-SNE) would refuse after training is refused before it."""
         checks = [
             (self.steps >= 1, f"--steps must be at least 1, not {self.steps}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}"),
@@ -118,10 +136,24 @@ class TrainOptions:
             (np.isfinite(self.learning_rate) and self.learning_rate > 0,
              f"--learning-rate must be above 0, not {self.learning_rate}"),
             (self.threads >= 1, f"--threads must be at least 1, not {self.threads}"),
+            (0 <= self.seed < SEEDS, f"--seed must be from 0 to {SEEDS - 1:,}, not {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        # Bytes, from the tables (artists x dimensions), the step's tensors and the batches drawn ahead.
+        tables = TABLE_COPIES * vocabulary_size * self.embedding_size * 4
+        step = 8 * self.batch_size * (self.embedding_size + self.num_sampled) * 4
+        draws = self.steps_per_draw * self.batch_size * 16
+        need, available = FIXED_MEMORY + tables + step + draws, _available_memory()
+        if available and need > available:
+            # Name the option whose halving would save the most.
+            by_batch = (step + draws) / 2
+            by_dimensions = (tables + step * self.embedding_size / (self.embedding_size + self.num_sampled)) / 2
+            option = (f"--batch-size {self.batch_size:,}" if by_batch >= by_dimensions else
+                      f"--embedding-size {self.embedding_size:,} for {vocabulary_size:,} artists")
+            raise ValueError(f"{option} needs about {need / 1e9:,.1f} GB of memory, and this machine has "
+                             f"{available / 1e9:,.1f} GB available; choose a smaller one")
 
     def hparams(self):
         """The options a reader compares runs by, for TensorBoard's HParams tab."""
@@ -129,6 +161,15 @@ class TrainOptions:
                 "num_sampled": self.num_sampled, "learning_rate": self.learning_rate,
                 "genre_share": self.contexts.get("genre", 0.0), "contexts": format_contexts(self.contexts),
                 "seed": self.seed}
+
+
+def _available_memory():
+    """Bytes of memory the machine can give now (Linux's MemAvailable), or None where it does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,18 +225,30 @@ class Run:
             _check_at_least_one("--clusters", clusters)
             vectors = vectors.with_vectors(vectors.vectors)  # the run's own clusters stay as metadata.tsv has them
             vectors.clusters = kmeans_clusters(vectors, clusters, self.options.seed)
-        return _plot(vectors, self.folder, self.options.seed, self.info["stats"]["steps"], say)
+        with logdir.writing(self.folder):
+            paths = _plot(vectors, self.folder, self.options.seed, self.info["stats"]["steps"], say)
+            self._completed("plots")
+        return paths
 
     def export(self):
         """vectors.npy, vectors.tsv and vectors.txt (word2vec format) of the run; returns their paths."""
-        _export(self.folder, self.vectors)
+        with logdir.writing(self.folder):
+            _export(self.folder, self.vectors)
         return [os.path.join(self.folder, name) for name in (logdir.VECTORS_FILE, logdir.VECTORS_TSV,
                                                               logdir.WORD2VEC_FILE)]
 
+    def _completed(self, part):
+        """run.json, once `part` of an incomplete run is written."""
+        missing = [name for name in self.info.get("missing", []) if name != part]
+        if missing != self.info.get("missing", []):
+            _save_info(self.folder, self.info, "incomplete", missing=missing) if missing else \
+                _save_info(self.folder, self.info, "finished")
+
 
 def open_run(logs="logs", name=None):
-    """The run `name` under `logs`, `logs` itself if it is a run folder, else the latest run there."""
-    return Run(logdir.find_run(logs, name))
+    """The run `name` under `logs`, `logs` itself if it is a run folder, else the latest run there with
+    vectors to ask."""
+    return Run(logdir.find_run(logs, name, usable=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,84 +261,243 @@ def train(data=None, options=None, *, logs="logs", name=None, overwrite=False, c
 
     `data` is what --data takes (a database.sqlite, a folder of it or of CSVs, "demo"), a Catalog already
     loaded, or None for the data found (data_utils.resolve_data_path); `options` a TrainOptions, None for
-    the defaults. Everything that can refuse the input does so before the folder is made.
+    the defaults. Everything that can refuse the input does so before the folder is made; whatever fails
+    after, the folder is removed, or keeps what can be continued and a run.json that says how (_guarded).
     """
     catalog = data if isinstance(data, Catalog) else load_catalog(data, include_pseudo_artists)
+    if len(catalog) < MIN_ARTISTS:
+        raise DataError(f"{catalog.source}: {len(catalog)} artist{'s' * (len(catalog) != 1)} with a score; a run "
+                        f"needs at least {MIN_ARTISTS}")
     options = (options or TrainOptions()).resolved(catalog)
     options.check(len(catalog))
     _check_at_least_one("--clusters", clusters)
     for kind in options.contexts:
         catalog.context_groups(kind)  # a missing table is an error now, not after the run folder exists
-    folder = logdir.new_run_dir(logs, name, overwrite)
-    return _train_and_write(catalog, options, folder, clusters, plots, None, say)
+    folder = logdir.run_path(logs, name)
+    with logdir.writing(folder):
+        logdir.make_run_dir(folder, overwrite)
+        info = {"data": catalog.source if catalog.source == DEMO_SOURCE else os.path.abspath(catalog.source),
+                "catalog": catalog.fingerprint, "artists": len(catalog),
+                "include_pseudo_artists": catalog.include_pseudo_artists, "clusters": clusters,
+                "stats": {"steps": 0, "pairs": 0, "loss": None, "seconds": 0.0}}
+        return _guarded(catalog, options, folder, info, plots, new=True, say=say)
 
 
 def resume(logs="logs", name=None, steps=None, data=None, plots=True, say=print):
-    """Continue the run `name` under `logs` (the latest by default) from its last checkpoint, with its own
-    options (only `steps` may change) on the same data (`data` where it has moved); returns the Run."""
-    from bands2vec_graph import tf1
-
+    """Continue the run `name` under `logs` (the latest by default) with its own options (only `steps` may
+    change) on the same data (`data` where it has moved): from its last checkpoint, or from the start if it
+    stopped before its first; or, if it has trained all its steps, write the files it lacks. Returns the Run."""
     folder = logdir.find_run(logs, name)
-    info = logdir.read_run_info(folder)
-    catalog = load_catalog(data or info["data"], info.get("include_pseudo_artists", False))
-    names = logdir.read_metadata(folder)["artist"]
-    if names != [logdir.tsv_field(name) for name in catalog.names]:
-        raise logdir.RunError(f"{folder} was trained on other data ({len(names):,} artists, from {info['data']}) "
-                              f"than {catalog.source} ({len(catalog):,} artists)")
-    options = TrainOptions(**info["options"])
-    options = dataclasses.replace(options, steps=options.steps if steps is None else steps)
-    options.check(len(catalog))
-    checkpoint = tf1.train.latest_checkpoint(logdir.checkpoint_dir(folder))
-    if checkpoint is None:
-        raise logdir.RunError(f"{folder}: no checkpoint to resume from")
-    if info["stats"]["steps"] >= options.steps:
-        raise ValueError(f"{folder} has trained all its {options.steps:,} steps; pass --steps N with more "
-                         f"to train on")
-    return _train_and_write(catalog, options, folder, info.get("clusters", CLUSTERS), plots, checkpoint, say)
+    with logdir.writing(folder):
+        info = logdir.read_run_info(folder)
+        catalog = load_catalog(data or info["data"], info.get("include_pseudo_artists", False))
+        _check_same_data(folder, info, catalog)
+        options = TrainOptions(**info["options"])
+        options = dataclasses.replace(options, steps=options.steps if steps is None else steps)
+        options.check(len(catalog))
+        if info["stats"]["steps"] >= options.steps and info.get("state") != "incomplete":
+            raise ValueError(f"{folder} has trained all its {options.steps:,} steps; pass --steps N with more "
+                             f"to train on")
+        return _guarded(catalog, options, folder, info, plots, new=False, say=say)
+
+
+def _check_same_data(folder, info, catalog):
+    if "catalog" in info:
+        same = info["catalog"] == catalog.fingerprint
+    else:  # a run from before the catalog's fingerprint was saved: its artists, in order
+        same = logdir.read_metadata(folder)["artist"] == [logdir.tsv_field(name) for name in catalog.names]
+    if not same:
+        raise logdir.RunError(f"{folder} was trained on other data ({info['artists']:,} artists, from "
+                              f"{info['data']}) than {catalog.source} ({len(catalog):,} artists)")
 
 
 class RunInterrupted(Exception):
-    """Training stopped by Ctrl-C or SIGTERM; the run was saved where it stood (`run`), and can be resumed."""
+    """A run stopped by Ctrl-C or SIGTERM; `run` is what it saved, and the message says how to continue."""
 
-    def __init__(self, run):
-        super().__init__(f"Interrupted at step {run.info['stats']['steps']:,}: checkpoint and projector files "
-                         f"saved in {run.folder}; continue with: python run.py --resume --logdir "
-                         f"{os.path.dirname(run.folder) or '.'} --run {os.path.basename(run.folder)}")
+    def __init__(self, message, run):
+        super().__init__(message)
         self.run = run
 
 
-def _train_and_write(catalog, options, folder, clusters, plots, checkpoint, say):
-    from training import Interrupted, train as train_vectors
+# The run's files after training, in the order they are written, each with what it says while it works. The
+# vectors come first: from then on the run can be asked questions, whatever happens to the rest.
+OUTPUTS = ("vectors", "metadata", "exports", "projector", "quality", "plots")
 
+
+def _guarded(catalog, options, folder, info, plots, new, say):
+    """Train (unless all steps are trained) and write every file of the run, keeping run.json's `state`
+    true at every moment: `training` (from the start, and at each checkpoint: a run killed then is continued
+    by `--resume`), `interrupted` (stopped during training: its checkpoint and files are where it stood),
+    `incomplete` (trained, some files missing: `missing`), `finished`. `next` is the command that goes on.
+    A new run that fails before its first checkpoint leaves no folder."""
+    from training import Diverged, Interrupted, UnreadableCheckpoint
+
+    before = copy.deepcopy(info)  # a resumption that gets nowhere leaves run.json as it was
+    info["options"] = dataclasses.asdict(options)
+    mark = time.perf_counter()
     _say_catalog(catalog, say)
-    say(f"Training {options.steps:,} steps of {options.batch_size:,} pairs ({format_contexts(options.contexts)}), "
-        f"learning rate {options.learning_rate:g}; logs in {folder}")
-    phases, mark = {}, time.perf_counter()
-    # The artists' facts; training's vectors take the place of this one-column stand-in.
     artists = ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 1), np.float32))
-    probe = training_probe(artists, options.valid_size, seed=options.seed)
-    phases["load"], mark = time.perf_counter() - mark, time.perf_counter()
+    to_train = info["stats"]["steps"] < options.steps
+    phases = {"load": time.perf_counter() - mark}
+    mark = time.perf_counter()
     try:
-        vectors, stats = train_vectors(catalog, options, folder, say=say, checkpoint=checkpoint, probe=probe)
+        if to_train:
+            vectors, info["stats"] = _train(catalog, options, folder, info, artists, say)
+        else:
+            say(f"{folder} has trained all its {options.steps:,} steps: writing the files it lacks")
+            vectors = _saved_vectors(folder, len(catalog))
     except Interrupted as stop:
-        _write_outputs(catalog, artists.with_vectors(stop.vectors), stop.stats, options, clusters, folder)
-        raise RunInterrupted(Run(folder)) from None
-    except BaseException:
-        if checkpoint is None:
-            import shutil
-            shutil.rmtree(folder, ignore_errors=True)  # a new run that did not finish leaves nothing
+        info["stats"] = stop.stats
+        _save_info(folder, info, "interrupted")
+        message = (f"Interrupted at step {stop.stats['steps']:,}: checkpoint saved in {folder}; continue with: "
+                   f"{info['next']}")
+        try:  # the files of the vectors where training stood, to ask and to look at meanwhile
+            _write(catalog, artists.with_vectors(stop.vectors), options, folder, info, OUTPUTS[:-1], say)
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: the checkpoint is what matters
+        except Exception as error:
+            _add_note(error, message)
+            raise
+        raise RunInterrupted(message, Run(folder)) from None
+    except BaseException as error:
+        if new and not _has_checkpoint(folder):
+            shutil.rmtree(folder, ignore_errors=True)  # nothing worth keeping: the run leaves nothing
+        elif not new and info["stats"]["steps"] == before["stats"]["steps"]:
+            logdir.write_run_info(folder, before)
+        elif to_train:
+            _save_info(folder, info, "interrupted", error=str(error).splitlines()[0] if str(error) else
+                       type(error).__name__)
+        # Diverged and UnreadableCheckpoint say what to try: going on from the checkpoint is not it.
+        if _has_checkpoint(folder) and not isinstance(error, (Diverged, UnreadableCheckpoint)):
+            _add_note(error, f"{folder} keeps its checkpoint at step {info['stats']['steps']:,}: continue with: "
+                             f"{info['next'] if 'next' in info else before.get('next')}")
         raise
-    phases["train"], mark = time.perf_counter() - mark, time.perf_counter()
-    vectors, info = _write_outputs(catalog, artists.with_vectors(vectors), stats, options, clusters, folder)
-    tensorboard_files.write_run_summaries(folder, info, options.hparams())
-    phases["write"], mark = time.perf_counter() - mark, time.perf_counter()
-    if plots:
-        _plot(vectors, folder, options.seed, stats["steps"], say)
-    phases["plots"] = time.perf_counter() - mark
+    phases["train"] = time.perf_counter() - mark
+    seconds = _write(catalog, artists.with_vectors(vectors), options, folder, info,
+                     OUTPUTS if plots else OUTPUTS[:-1], say)
+    phases.update(write=sum(seconds.values()) - seconds.get("plots", 0.0), plots=seconds.get("plots", 0.0))
     # What a run cost, for the scale benchmark and the reader: seconds by phase, and peak memory.
     info.update(phases=phases, peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB
-    logdir.write_run_info(folder, info)
+    _save_info(folder, info, "finished")
     return Run(folder)
+
+
+def _train(catalog, options, folder, info, artists, say):
+    """Train from the run's last checkpoint (or the start), saving run.json as `training` at the start and at
+    each checkpoint; returns (vectors, stats)."""
+    from training import train as train_vectors
+
+    from bands2vec_graph import tf1
+
+    say(f"Training {options.steps:,} steps of {options.batch_size:,} pairs ({format_contexts(options.contexts)}), "
+        f"learning rate {options.learning_rate:g}; logs in {folder}")
+    _save_info(folder, info, "training")
+    checkpoint = tf1.train.latest_checkpoint(logdir.checkpoint_dir(folder)) if _has_checkpoint(folder) else None
+    probe = training_probe(artists, options.valid_size, seed=options.seed)
+
+    def checkpointed(stats):
+        info["stats"] = dict(stats)
+        _save_info(folder, info, "training")
+
+    return train_vectors(catalog, options, folder, say=say, checkpoint=checkpoint, probe=probe,
+                         on_checkpoint=checkpointed)
+
+
+def _saved_vectors(folder, rows):
+    try:
+        return logdir.read_vectors(folder, rows)
+    except logdir.RunError:
+        from artist_vectors import checkpoint_embeddings
+        return checkpoint_embeddings(folder)
+
+
+def _write(catalog, vectors, options, folder, info, outputs, say):
+    """Write the run's `outputs` (OUTPUTS) in order, saying what each does; returns {output: seconds}. On any
+    failure or signal after all steps are trained, run.json says what is missing and the command that
+    completes it (`python run.py plot`, or `--resume`), and so does the error."""
+    seconds = {}
+    try:
+        for output in outputs:
+            mark = time.perf_counter()
+            _WRITERS[output](catalog, vectors, options, folder, info, say)
+            seconds[output] = time.perf_counter() - mark
+    except BaseException as error:
+        if info["stats"]["steps"] >= options.steps:
+            missing = [output for output in OUTPUTS if output not in seconds]
+            _save_info(folder, info, "incomplete", missing=missing)
+            # With its metadata it can be asked questions; before, it is trained but cannot yet.
+            message = (f"{folder} is {'usable' if 'metadata' in seconds else 'trained'}, without its "
+                       f"{', '.join(missing)}: complete it with: {info['next']}")
+            if isinstance(error, KeyboardInterrupt):
+                raise RunInterrupted(f"Interrupted while writing the {missing[0]}; {message}", Run(folder)) from None
+            _add_note(error, message)
+        raise
+    return seconds
+
+
+def _write_vectors(catalog, vectors, options, folder, info, say):
+    logdir.write_vectors(folder, vectors.vectors)
+
+
+def _write_metadata(catalog, vectors, options, folder, info, say):
+    k = min(info["clusters"], len(vectors))
+    say(f"Clustering {len(vectors):,} artists into {k} with k-means; writing metadata.tsv")
+    vectors.clusters = kmeans_clusters(vectors, k, options.seed)
+    logdir.write_metadata(folder, catalog.table, vectors.clusters)
+
+
+def _write_exports(catalog, vectors, options, folder, info, say):
+    if len(vectors) <= logdir.EXPORT_MAX:
+        say("Writing vectors.tsv and vectors.txt (word2vec format)")
+        _export(folder, vectors)
+
+
+def _write_projector(catalog, vectors, options, folder, info, say):
+    rows = _projector_rows(vectors, folder)
+    tensorboard_files.write_projector_config(folder, sampled=len(rows) < len(vectors))
+
+
+def _write_quality(catalog, vectors, options, folder, info, say):
+    say(f"Measuring the vectors' quality against random ones on "
+        f"{min(len(vectors), quality_sample_size(len(vectors))):,} artists")
+    info["quality"] = quality_report(vectors, seed=options.seed)
+    if info["stats"]["steps"] >= options.steps:
+        tensorboard_files.write_run_summaries(folder, info, options.hparams())
+
+
+def _write_plots(catalog, vectors, options, folder, info, say):
+    _plot(vectors, folder, options.seed, info["stats"]["steps"], say)
+
+
+_WRITERS = {"vectors": _write_vectors, "metadata": _write_metadata, "exports": _write_exports,
+            "projector": _write_projector, "quality": _write_quality, "plots": _write_plots}
+
+
+def _save_info(folder, info, state, **fields):
+    """run.json with the run's state and the command that goes on from it."""
+    info.update(state=state, **fields)
+    for name in ("missing", "error"):
+        if name not in fields:
+            info.pop(name, None)
+    info["next"] = (_next_command(folder, info.get("missing", ())) if state != "finished" else
+                    f"tensorboard --logdir {os.path.dirname(folder) or '.'}")
+    logdir.write_run_info(folder, info)
+
+
+def _next_command(folder, missing):
+    """The command that completes a run missing `missing` (all of it continues training, or writes the files
+    a trained run lacks; only the plots, `plot`)."""
+    command = "plot " if list(missing) == ["plots"] else "--resume "
+    return f"python run.py {command}--logdir {os.path.dirname(folder) or '.'} --run {os.path.basename(folder)}"
+
+
+def _has_checkpoint(folder):
+    return os.path.isfile(os.path.join(logdir.checkpoint_dir(folder), "checkpoint"))
+
+
+def _add_note(error, note):
+    if isinstance(error, Exception):
+        error.add_note(note)
 
 
 def _say_catalog(catalog, say):
@@ -300,27 +512,6 @@ def _say_catalog(catalog, say):
         say(f"Left out compilations, not artists: {names}; --include-pseudo-artists keeps them")
     if catalog.dropped_scores:
         say(f"Skipped {catalog.dropped_scores:,} reviews whose score is missing or outside 0-10")
-
-
-def _write_outputs(catalog, vectors, stats, options, clusters, folder):
-    """vectors.npy, metadata.tsv (with k-means clusters), the vector exports, the projector's files and
-    run.json; returns the vectors, clustered, and run.json's contents."""
-    logdir.write_vectors(folder, vectors.vectors)
-    vectors.clusters = kmeans_clusters(vectors, clusters, options.seed)
-    logdir.write_metadata(folder, catalog.table, vectors.clusters)
-    if len(catalog) <= logdir.EXPORT_MAX:
-        _export(folder, vectors)
-    rows = _projector_rows(vectors, folder)
-    tensorboard_files.write_projector_config(folder, sampled=len(rows) < len(catalog))
-    info = {
-        "data": catalog.source if catalog.source == DEMO_SOURCE else os.path.abspath(catalog.source),
-        "artists": len(catalog), "options": dataclasses.asdict(options),
-        "include_pseudo_artists": catalog.include_pseudo_artists,
-        "clusters": clusters, "stats": stats, "quality": quality_report(vectors, seed=options.seed),
-        "finished": stats["steps"] == options.steps,
-    }
-    logdir.write_run_info(folder, info)
-    return vectors, info
 
 
 def _export(folder, vectors):
@@ -347,14 +538,14 @@ def _plot(vectors, folder, seed, step, say):
     """The t-SNE plots, and the same map as the projector's bookmarks and as images in TensorBoard."""
     import plots
 
-    started = time.perf_counter()
-    paths = plots.write_plots(vectors, folder, seed)
+    rows = plots.map_rows(vectors.artists.review_counts)
+    say(f"t-SNE of {len(rows):,} artists ({plots.TSNE_ITERATIONS} iterations), then the plots")
+    paths = plots.write_plots(vectors, folder, seed, say)
     coordinates = plots.tsne_coordinates(vectors, folder, seed)
     tensorboard_files.write_bookmarks(folder, coordinates, (len(coordinates), vectors.vectors.shape[1]),
                                       sampled=len(coordinates) < len(vectors))
     tensorboard_files.write_summaries(folder, step, [tensorboard_files.image_summary(f"plots/{name}", path)
                                                      for name, path in paths.items()])
-    say(f"t-SNE plots written in {time.perf_counter() - started:.1f}s")
     return paths
 
 

@@ -13,6 +13,7 @@ import collections
 import copy
 import ctypes
 import functools
+import hashlib
 import os
 import sqlite3
 import dataclasses
@@ -336,6 +337,18 @@ class Catalog:
     def index(self):
         return {name: i for i, name in enumerate(self.names)}
 
+    @functools.cached_property
+    def fingerprint(self):
+        """A hash of all training reads of the catalog: a run and its resumption, or the tasks of a cluster,
+        that agree on it train on the same data."""
+        digest = hashlib.sha1("\x1f".join(self.names).encode("utf-8", "surrogatepass"))
+        for column in (self.review_ids, self.scores, self.genres, self.labels, self.years):
+            values = column.values
+            digest.update(column.bounds.tobytes())
+            digest.update("\x1f".join(map(str, values)).encode("utf-8", "surrogatepass") if values.dtype == object
+                          else values.tobytes())
+        return digest.hexdigest()
+
     @property
     def review_count(self):
         return len(self.review_ids.values)
@@ -408,9 +421,13 @@ def _folder_source(folder):
 
 def read_sqlite(path):
     """{table: frame} of a Kaggle-schema SQLite file: `reviews` and `genres`, `labels` and `years` if there."""
-    with open(path, "rb") as f:
-        if f.read(16) != b"SQLite format 3\x00":
-            raise DataError(f"{path}: not a SQLite database")
+    try:
+        with open(path, "rb") as f:
+            header = f.read(16)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if header != b"SQLite format 3\x00":
+        raise DataError(f"{path}: not a SQLite database")
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
             present = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -625,6 +642,11 @@ def _demo_label_names(n):
 # (target, context) pairs
 # ---------------------------------------------------------------------------------------------
 
+def no_pairs(catalog, kinds):
+    """The error of a catalog in which no context of the `kinds` has two artists to make a pair."""
+    return DataError(f"{catalog.source}: no two artists share a {' or a '.join(kinds)}, so there are no pairs")
+
+
 def context_memberships(catalog, kind):
     """How many (artist, group) memberships of one kind can make a pair (the sampler's, groups of two or more)."""
     return len(_ContextGroups(catalog.context_groups(kind)).members)
@@ -663,8 +685,7 @@ class PairSampler:
         live = np.array([shares[kind] if len(groups.members) else 0.0
                          for kind, groups in zip(self.kinds, self.groups)])
         if not live.sum():
-            raise DataError(f"{catalog.source}: no two artists share a {' or a '.join(self.kinds)}, so there "
-                            f"are no pairs")
+            raise no_pairs(catalog, self.kinds)
         self.shares = live / live.sum()
         self.vocabulary_size = len(catalog)
         self.rng = np.random.default_rng(seed)

@@ -5,10 +5,14 @@ config and bookmarks, written by tensorboard_files.py), the checkpoint in `check
 numpy loads them (`vectors.npy`, what queries read), the word2vec export `vectors.txt`, `run.json`
 (options and figures), and the plots with their cached t-SNE coordinates.
 """
+import contextlib
 import datetime
+import errno
+import fcntl
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -33,6 +37,31 @@ LABEL_SEPARATOR = "; "  # label names have commas ("guided by voices, inc.")
 
 class RunError(Exception):
     """A log or run directory that cannot be used; its message is one line for the user."""
+
+
+# What to do about an operating-system error where a run is written or read, by its errno.
+_OS_ADVICE = {errno.ENOSPC: "free some space there, or use another --logdir",
+              errno.EDQUOT: "free some space there, or use another --logdir",
+              errno.EACCES: "check who may write there, or use another --logdir",
+              errno.EPERM: "check who may write there, or use another --logdir",
+              errno.EROFS: "use another --logdir",
+              errno.ENAMETOOLONG: "use a shorter --run name or --logdir",
+              errno.ENOTDIR: "a part of that path is a file, not a folder",
+              errno.EISDIR: "that is a folder, not a file",
+              errno.EMFILE: "too many files are open: close some programs and try again",
+              errno.ENFILE: "too many files are open: close some programs and try again"}
+
+
+def os_error_line(error):
+    """An OSError as one line naming the path and what to do, such as `logs/r/run.json: No space left on
+    device; free some space there, or use another --logdir`."""
+    return f"{error.filename or 'a file'}: {error.strerror or error}" + os_advice(error.strerror or "")
+
+
+def os_advice(reason):
+    """`; what to do` about an operating system's error message (as TensorFlow's errors quote it), or ''."""
+    advice = [advice for number, advice in _OS_ADVICE.items() if os.strerror(number) in reason]
+    return f"; {advice[0]}" if advice else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,8 +103,9 @@ def write_text(path, text):
 # Run directories
 # ---------------------------------------------------------------------------------------------
 
-def new_run_dir(logdir, name=None, overwrite=False):
-    """A fresh directory for this run under `logdir`, named by the time unless `name` is given."""
+def run_path(logdir, name=None):
+    """Where the run `name` (by default named by the time) goes under `logdir`, which is made, and must be
+    writable."""
     if not logdir.strip():
         raise RunError("--logdir is empty: name a directory for the logs, such as logs")
     try:
@@ -83,31 +113,91 @@ def new_run_dir(logdir, name=None, overwrite=False):
         probe = tempfile.TemporaryFile(dir=logdir)
         probe.close()
     except OSError as error:
-        raise RunError(f"{logdir}: log directory is not writable ({error.strerror or error})") from None
+        raise RunError(f"{logdir}: log directory is not writable ({error.strerror or error}); "
+                       f"choose another --logdir") from None
     name = name or datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S")
     if os.sep in name or name in ("", ".", ".."):
         raise RunError(f"--run {name!r}: a run name is one folder name, without '{os.sep}'")
-    path = os.path.join(logdir, name)
-    if os.path.exists(path):
+    longest = os.pathconf(logdir, "PC_NAME_MAX") - len(".lock.")  # its lock file's name is the longest
+    if len(name.encode("utf-8", "surrogateescape")) > longest:
+        raise RunError(f"--run is {len(name.encode('utf-8', 'surrogateescape')):,} bytes long; a run name here "
+                       f"takes at most {longest}")
+    return os.path.join(logdir, name)
+
+
+def make_run_dir(path, overwrite=False):
+    """The folder of a new run at `path`, replacing one there with `overwrite`."""
+    if os.path.lexists(path):
         if not overwrite:
             raise RunError(f"{path} already exists: pass --overwrite to replace it, or another --run name")
-        shutil.rmtree(path)
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
     os.makedirs(path)
-    return path
 
 
-def find_run(logdir, run=None):
-    """The run directory to read: `logdir/run`, `logdir` itself if it is a run, else its latest run."""
+@contextlib.contextmanager
+def writing(run_dir):
+    """Hold the run's writer lock, a file beside its folder (so that --overwrite does not delete it) while it
+    is written: one process writes a run at a time, and a second is refused in one line naming the first.
+    The kernel drops the lock of a process that has gone, however it went, so a stale lock is taken over."""
+    path = os.path.join(os.path.dirname(run_dir) or ".", f".{os.path.basename(run_dir)}.lock")
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as error:
+            raise RunError(f"{run_dir}: cannot be written ({error.strerror}); check who may write in "
+                           f"{os.path.dirname(run_dir) or '.'}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 1000, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise RunError(f"{run_dir} is being written by {holder}; wait for it to finish, or stop it "
+                           f"first") from None
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # its holder removed it between our open and our lock: lock the file there now
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} ({' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:])})"
+                      .encode("utf-8", "replace"), 0)
+        yield
+    finally:
+        os.unlink(path)  # while still locked: whoever opened it meanwhile sees it gone, and opens anew
+        os.close(fd)
+
+
+def _same_file(fd, path):
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def find_run(logdir, run=None, usable=False):
+    """The run directory to read: `logdir/run`, `logdir` itself if it is a run, else its latest run. With
+    `usable`, only a run with vectors to ask (metadata.tsv): not one still training, or stopped before."""
+    def ready(path):
+        return os.path.isfile(os.path.join(path, RUN_FILE)) and (
+            not usable or os.path.isfile(os.path.join(path, METADATA_FILE)))
+
     if run:
         path = os.path.join(logdir, run)
         if not os.path.isfile(os.path.join(path, RUN_FILE)):
             raise RunError(f"{path}: no trained run there (no {RUN_FILE}); train with `python run.py` first")
+        if not ready(path):
+            info = read_run_info(path)
+            raise RunError(f"{path}: no vectors to ask yet (its state: {info.get('state', 'unknown')}); "
+                           f"{info.get('next', 'train it again')}")
         return path
-    if os.path.isfile(os.path.join(logdir, RUN_FILE)):
+    if ready(logdir):
         return logdir
-    runs = [os.path.join(logdir, d) for d in (os.listdir(logdir) if os.path.isdir(logdir) else [])
-            if os.path.isfile(os.path.join(logdir, d, RUN_FILE))]
+    folders = sorted(os.listdir(logdir)) if os.path.isdir(logdir) else []
+    runs = [os.path.join(logdir, d) for d in folders if ready(os.path.join(logdir, d))]
     if not runs:
+        unready = [d for d in folders if os.path.isfile(os.path.join(logdir, d, RUN_FILE))]
+        if unready:
+            raise RunError(f"{logdir}: no run with vectors to ask yet ({', '.join(unready)}: still training, or "
+                           f"stopped before; their run.json says how to go on)")
         raise RunError(f"{logdir}: no trained run found; train one with `python run.py --logdir {logdir}`")
     return max(runs, key=lambda path: os.path.getmtime(os.path.join(path, RUN_FILE)))
 

@@ -3,9 +3,12 @@
 t-SNE (scikit-learn) maps the vectors to 2-d once; the coordinates are cached beside the checkpoint,
 keyed by the vectors they came from, so re-plotting does not re-run it.
 """
+import contextlib
 import hashlib
 import io
 import os
+import re
+import sys
 
 import numpy as np
 
@@ -16,6 +19,8 @@ TSNE_CACHE = "tsne.npz"
 # t-SNE, the plots and the projector's map show at most this many artists, the most-reviewed: t-SNE costs
 # grow faster than the artists, and the projector's own t-SNE samples 10,000 points too.
 MAP_ARTISTS = 10_000
+# A PCA start and the automatic learning rate converge in 500 iterations on the full data's 8,712 artists.
+TSNE_ITERATIONS = 500
 PLOTS = {"clusters": "tsne_clusters.png", "genres": "tsne_genres.png", "labelled": "tsne_top300.png"}
 FIGURE_INCHES = {"clusters": (12, 10), "genres": (12, 10), "labelled": (16, 16)}
 DPI = 100
@@ -33,9 +38,9 @@ def map_rows(review_counts):
     return np.sort(np.argsort(-np.asarray(review_counts), kind="stable")[:MAP_ARTISTS])
 
 
-def tsne_coordinates(vectors, run_dir, seed=0):
+def tsne_coordinates(vectors, run_dir, seed=0, say=None):
     """2-d t-SNE coordinates of the map's artists (map_rows), from the cache when it was made from these
-    vectors."""
+    vectors; t-SNE's progress to `say`."""
     path = os.path.join(run_dir, TSNE_CACHE)
     unit_vectors = vectors.unit_vectors[map_rows(vectors.artists.review_counts)]
     key = fingerprint(unit_vectors)
@@ -46,22 +51,39 @@ def tsne_coordinates(vectors, run_dir, seed=0):
                     return cached["coordinates"]
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is recomputed and replaced
-    coordinates = compute_tsne(unit_vectors, seed)
+    coordinates = compute_tsne(unit_vectors, seed, say)
     logdir.atomic_write(path, lambda f: np.savez(f, coordinates=coordinates, fingerprint=key))
     return coordinates
 
 
-def compute_tsne(unit_vectors, seed=0):
+def compute_tsne(unit_vectors, seed=0, say=None):
+    """t-SNE of the rows; with `say`, scikit-learn's word every 50 iterations as a line of progress."""
     from sklearn.manifold import TSNE
 
-    # PCA start and the automatic learning rate converge in 500 iterations on 8,714 artists.
     perplexity = min(30.0, max(2.0, (len(unit_vectors) - 1) / 3))
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", max_iter=500,
-                random_state=seed, n_jobs=2)
-    return tsne.fit_transform(unit_vectors).astype(np.float32)
+    # A PCA start needs two dimensions to start from.
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca" if unit_vectors.shape[1] >= 2 else "random",
+                learning_rate="auto", max_iter=TSNE_ITERATIONS, random_state=seed, n_jobs=2, verbose=2 * bool(say))
+    with contextlib.redirect_stdout(_TsneProgress(say)) if say else contextlib.nullcontext():
+        return tsne.fit_transform(unit_vectors).astype(np.float32)
 
 
-def write_plots(vectors, run_dir, seed=0):
+class _TsneProgress(io.TextIOBase):
+    """scikit-learn's t-SNE prints `[t-SNE] Iteration 50: error = 62.9, ...`: those lines, said shorter (to
+    the standard output there was before scikit-learn's was caught, where `say` may print)."""
+
+    def __init__(self, say):
+        self.say, self.stdout = say, sys.stdout
+
+    def write(self, text):
+        found = re.search(r"Iteration (\d+): error = ([\d.]+)", text)
+        if found:
+            with contextlib.redirect_stdout(self.stdout):
+                self.say(f"  t-SNE iteration {found[1]} of {TSNE_ITERATIONS}, error {float(found[2]):.2f}")
+        return len(text)
+
+
+def write_plots(vectors, run_dir, seed=0, say=None):
     """The three PNG plots in `run_dir`; returns their paths."""
     import matplotlib
     matplotlib.use("Agg")
@@ -69,7 +91,7 @@ def write_plots(vectors, run_dir, seed=0):
 
     table = vectors.artists
     rows = map_rows(table.review_counts)
-    coordinates = tsne_coordinates(vectors, run_dir, seed)
+    coordinates = tsne_coordinates(vectors, run_dir, seed, say)
     primary = table.primary_genres[rows]
     clusters = vectors.clusters[rows]
     genre_colours = _palette(plt, primary)

@@ -232,6 +232,12 @@ def export_command(args):
     return 0
 
 
+# What Ctrl-C or SIGTERM leaves, where the library has not said more (a run it interrupts says how to go on).
+INTERRUPTED = {"train": "interrupted before training began: nothing was written", "plot":
+               "interrupted: the plots may be half made; run `python run.py plot` again",
+               "export": "interrupted: the exports may be missing; run `python run.py export` again"}
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     command = {"train": train_command, "similar": questions_command, "query": questions_command,
@@ -243,20 +249,31 @@ def main(argv=None):
             warnings.showwarning = _note  # the library's warnings, as one line each
             return command(args)
     except (DataError, logdir.RunError, UnknownArtist, QueryError, ValueError) as error:
-        print(f"run.py: error: {error}", file=sys.stderr)
-        return 2
-    except bands2vec.RunInterrupted as stop:
-        print(stop, file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("run.py: interrupted", file=sys.stderr)
-        return 130
+        return _refuse(error, str(error))
     except BrokenPipeError:
         # The reader (`| head`) has gone; the rest of the output has nowhere to go.
         sys.stderr.close()
         return 1
+    except OSError as error:
+        return _refuse(error, logdir.os_error_line(error))
+    except MemoryError as error:
+        return _refuse(error, "out of memory; try a smaller --batch-size or --embedding-size")
+    except bands2vec.RunInterrupted as stop:
+        print(f"run.py: {stop}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"run.py: {INTERRUPTED.get(args.command, 'interrupted')}", file=sys.stderr)
+        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _refuse(error, line):
+    """The error in one line, and the library's note on what is left of the run, if it added one."""
+    print(f"run.py: error: {line}", file=sys.stderr)
+    for note in getattr(error, "__notes__", []):
+        print(f"run.py: {note}", file=sys.stderr)
+    return 2
 
 
 def _note(message, category, filename, lineno, file=None, line=None):

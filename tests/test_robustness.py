@@ -62,7 +62,7 @@ def test_interrupted_training_saves_a_consistent_run_and_resumes(tmp_path, full_
     run_dir = str(logs / "r")
     info = logdir.read_run_info(run_dir)
     steps = info["stats"]["steps"]
-    assert not info["finished"] and 250 <= steps < 1_000_000
+    assert info["state"] == "interrupted" and 250 <= steps < 1_000_000
     assert len(_metadata_lines(run_dir)) == 8712 + 1
     vectors = ArtistVectors.load(run_dir)  # checkpoint and metadata agree
     assert len(vectors) == 8712 and np.all(np.isfinite(vectors.vectors))
@@ -71,7 +71,7 @@ def test_interrupted_training_saves_a_consistent_run_and_resumes(tmp_path, full_
     result = _run("--resume", "--logdir", str(logs), "--run", "r", "--steps", str(steps + 100), "--no-plots")
     assert result.returncode == 0, result.stderr
     info = logdir.read_run_info(run_dir)
-    assert info["finished"] and info["stats"]["steps"] == steps + 100
+    assert info["state"] == "finished" and info["stats"]["steps"] == steps + 100
     assert info["stats"]["pairs"] == 100 * info["options"]["batch_size"]
 
     _one_line_error(_run("--resume", "--logdir", str(logs), "--run", "r", "--data", "demo"), "trained on other data")

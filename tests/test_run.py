@@ -49,7 +49,7 @@ def test_run_dir_is_complete(demo_run, demo_catalog):
     assert any(row.startswith("lune,_marée ") for row in rows)
 
     info = logdir.read_run_info(demo_run)
-    assert info["finished"] and info["artists"] == vocabulary and info["stats"]["steps"] == 300
+    assert info["state"] == "finished" and info["artists"] == vocabulary and info["stats"]["steps"] == 300
     np.testing.assert_allclose(reader.get_tensor("embeddings/embeddings"), vectors_tsv, atol=1e-6)
 
 

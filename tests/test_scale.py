@@ -181,6 +181,6 @@ def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, 
 def test_a_100k_catalog_end_to_end(catalog_100k, tmp_path):
     path, _ = catalog_100k
     info = logdir.read_run_info(train_run(tmp_path, path, plots=True))
-    assert info["finished"] and np.isfinite(info["stats"]["loss"])
+    assert info["state"] == "finished" and np.isfinite(info["stats"]["loss"])
     assert info["quality"]["genre"]["trained"] >= 0.95 and info["quality"]["score"]["trained"] >= 0.75
     assert info["peak_memory_mb"] <= 3 * 1024
