@@ -12,6 +12,8 @@ catalog's ArtistTable, saved as its metadata.tsv. Opening a run never imports Te
 import copy
 import dataclasses
 import functools
+import hashlib
+import json
 import math
 import os
 import resource
@@ -22,6 +24,7 @@ import numpy as np
 
 import logdir
 import tensorboard_files
+from cluster import ClusterError, Task, serve
 from artist_vectors import (ArtistVectors, cluster_summary, kmeans_clusters, quality_report, quality_sample_size,
                             training_probe)
 from data_utils import (DEFAULT_CONTEXTS, DEMO_SOURCE, KAGGLE_URL, Catalog, DataError, context_memberships,
@@ -60,6 +63,16 @@ BATCH_SIZES = (1024, 2048)
 REPORT_EVERY = 250
 REPORT_ARTISTS = 50
 REPORTS = 20
+# XLA fuses a step's small ops, 1.8 ms a step instead of 4.4 on the full data; but a cluster that updates a
+# table copies all of it, which past about 20,000 artists costs more than it saves, so bigger catalogs keep
+# the tables' reads and writes out of XLA (1,000,000 artists, 2,048 pairs: 3.5 ms a step, against 4.3
+# without XLA and 160 with the tables in it). A cluster's tables are on the parameter servers, out of it too.
+XLA_MAX_ARTISTS = 20_000
+# Concurrent steps (threads stepping one session) where the tables are out of XLA: measured on 2 cores,
+# 1.29x the steps a second at 100,000 artists and 1.36x at 1,000,000 with two, the same quality at the same
+# steps (docs/cluster.md); inside XLA two steps copy a whole table each and lose each other's updates
+# (99% genre agreement fell to 90% on the full data), so there it is one.
+MAX_CONCURRENT_STEPS = 2
 PHASES = ("load", "train", "write", "plots")  # what run.json's phases time, in order
 CLUSTERS = 10  # k-means clusters for metadata.tsv, the projector's colours and the plots
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
@@ -92,16 +105,19 @@ class TrainOptions:
     summary_every: int = 25  # the loss to TensorBoard: often enough for a curve, seldom enough to cost nothing
     steps_per_draw: int = 100  # batches numpy draws in one call, instead of a Python loop over pairs
     valid_size: int = 4  # artists whose neighbours each report shows: the most reviewed, which a reader can judge
+    # How this process steps, not what it learns (on --resume they are chosen again for where it runs):
+    xla_tables: bool = None  # XLA fuses the tables' reads and writes too: up to XLA_MAX_ARTISTS, in one process
+    concurrent_steps: int = None  # threads stepping the session: 1 with XLA's tables, else the cores, at most 2
 
     def __post_init__(self):
         # A spec, such as "genre,score,label=0.3" (and run.json's from before contexts were a value): parsed once.
         if isinstance(self.contexts, str):
             self.contexts = parse_contexts(self.contexts)
 
-    def resolved(self, catalog):
+    def resolved(self, catalog, trainers=1):
         """These options with the steps, batch size, learning rate and report interval filled in for `catalog`
         (the rules above; on the full data batches of 2,048 pairs give the most quality per second, as
-        measured by benchmarks/train_benchmark.py)."""
+        measured by benchmarks/train_benchmark.py), for `trainers` tasks of a cluster training together."""
         vocabulary_size = len(catalog)
         rate = min(vocabulary_size / ARTISTS_PER_RATE, MAX_RATE)
         memberships = sum(context_memberships(catalog, kind) for kind, share in self.contexts.items() if share > 0)
@@ -115,13 +131,24 @@ class TrainOptions:
         batch_size = 2 ** round(math.log2(PAIRS_PER_ARTIST * vocabulary_size / max(steps, 1)))
         # A small catalog's batch is at most the power of two that holds it.
         batch_size = min(max(smallest, batch_size), largest, 2 ** math.ceil(math.log2(max(vocabulary_size, 2))))
+        # Trainers of a cluster update the tables asynchronously, each from values the others have moved
+        # since it read them, so a sampled negative can take several pushes at once: the full data's rate
+        # diverged with two. The same movement at 2 / (trainers + 1) of the rate, over that many times more
+        # steps of the one process's batches, reached its quality (2 trainers: 1.5 x the steps; docs/cluster.md).
+        slower = (trainers + 1) / 2
+        rate = rate / slower
+        steps = int(round(steps * slower, -1)) if self.steps is None else steps
         report_every = max(REPORT_EVERY, min(steps // REPORTS, vocabulary_size // REPORT_ARTISTS)
                            // REPORT_EVERY * REPORT_EVERY)
+        xla_tables = vocabulary_size <= XLA_MAX_ARTISTS and trainers == 1 if self.xla_tables is None else \
+            self.xla_tables
+        concurrent = 1 if xla_tables or trainers > 1 else min(os.cpu_count() or 1, MAX_CONCURRENT_STEPS)
         return dataclasses.replace(
             self, steps=steps, report_every=self.report_every or report_every,
             batch_size=batch_size if self.batch_size is None else self.batch_size,
             num_sampled=min(NUM_SAMPLED, vocabulary_size - 1) if self.num_sampled is None else self.num_sampled,
-            learning_rate=rate if self.learning_rate is None else self.learning_rate)
+            learning_rate=rate if self.learning_rate is None else self.learning_rate, xla_tables=xla_tables,
+            concurrent_steps=concurrent if self.concurrent_steps is None else self.concurrent_steps)
 
     def check(self, vocabulary_size):
         """A ValueError naming the first option out of range, or too big for the machine's memory: what any
@@ -136,6 +163,7 @@ class TrainOptions:
             (np.isfinite(self.learning_rate) and self.learning_rate > 0,
              f"--learning-rate must be above 0, not {self.learning_rate}"),
             (self.threads >= 1, f"--threads must be at least 1, not {self.threads}"),
+            (self.concurrent_steps >= 1, f"--concurrent-steps must be at least 1, not {self.concurrent_steps}"),
             (0 <= self.seed < SEEDS, f"--seed must be from 0 to {SEEDS - 1:,}, not {self.seed}"),
         ]
         for ok, message in checks:
@@ -263,16 +291,25 @@ def train(data=None, options=None, *, logs="logs", name=None, overwrite=False, c
     loaded, or None for the data found (data_utils.resolve_data_path); `options` a TrainOptions, None for
     the defaults. Everything that can refuse the input does so before the folder is made; whatever fails
     after, the folder is removed, or keeps what can be continued and a run.json that says how (_guarded).
+
+    With TF_CONFIG set, this process is a task of a cluster (cluster.py) that trains one run with the others:
+    the chief writes the folder as one process does and returns its Run; a worker trains, a ps task holds
+    the variables, and both return None once the run is done.
     """
+    task = Task.from_environment()
+    if task and task.job == "ps":
+        return serve(task, say)
     catalog = data if isinstance(data, Catalog) else load_catalog(data, include_pseudo_artists)
     if len(catalog) < MIN_ARTISTS:
         raise DataError(f"{catalog.source}: {len(catalog)} artist{'s' * (len(catalog) != 1)} with a score; a run "
                         f"needs at least {MIN_ARTISTS}")
-    options = (options or TrainOptions()).resolved(catalog)
+    options = (options or TrainOptions()).resolved(catalog, task.trainers if task else 1)
     options.check(len(catalog))
     _check_at_least_one("--clusters", clusters)
     for kind in options.contexts:
         catalog.context_groups(kind)  # a missing table is an error now, not after the run folder exists
+    if task and task.job == "worker":
+        return _work(catalog, options, task, say)
     folder = logdir.run_path(logs, name)
     with logdir.writing(folder):
         logdir.make_run_dir(folder, overwrite)
@@ -280,25 +317,54 @@ def train(data=None, options=None, *, logs="logs", name=None, overwrite=False, c
                 "catalog": catalog.fingerprint, "artists": len(catalog),
                 "include_pseudo_artists": catalog.include_pseudo_artists, "clusters": clusters,
                 "stats": {"steps": 0, "pairs": 0, "loss": None, "seconds": 0.0}}
-        return _guarded(catalog, options, folder, info, plots, new=True, say=say)
+        return _guarded(catalog, options, folder, info, plots, new=True, say=say, task=task)
 
 
-def resume(logs="logs", name=None, steps=None, data=None, plots=True, say=print):
+def resume(logs="logs", name=None, steps=None, data=None, plots=True, concurrent_steps=None, say=print):
     """Continue the run `name` under `logs` (the latest by default) with its own options (only `steps` may
-    change) on the same data (`data` where it has moved): from its last checkpoint, or from the start if it
-    stopped before its first; or, if it has trained all its steps, write the files it lacks. Returns the Run."""
+    change, and how it steps) on the same data (`data` where it has moved): from its last checkpoint, or from
+    the start if it stopped before its first; or, if it has trained all its steps, write the files it lacks.
+    Returns the Run. On a cluster it is the chief that resumes (a ps task serves again)."""
+    task = Task.from_environment()
+    if task and task.job == "ps":
+        return serve(task, say)
+    if task and task.job == "worker":
+        raise ClusterError(f"{task}: --resume is the chief's; restart a worker with the command it was started "
+                           f"with")
     folder = logdir.find_run(logs, name)
     with logdir.writing(folder):
         info = logdir.read_run_info(folder)
         catalog = load_catalog(data or info["data"], info.get("include_pseudo_artists", False))
         _check_same_data(folder, info, catalog)
-        options = TrainOptions(**info["options"])
+        options = dataclasses.replace(TrainOptions(**info["options"]), xla_tables=None,
+                                      concurrent_steps=concurrent_steps)
         options = dataclasses.replace(options, steps=options.steps if steps is None else steps)
+        options = options.resolved(catalog, task.trainers if task else 1)
         options.check(len(catalog))
         if info["stats"]["steps"] >= options.steps and info.get("state") != "incomplete":
             raise ValueError(f"{folder} has trained all its {options.steps:,} steps; pass --steps N with more "
                              f"to train on")
-        return _guarded(catalog, options, folder, info, plots, new=False, say=say)
+        return _guarded(catalog, options, folder, info, plots, new=False, say=say, task=task)
+
+
+def _work(catalog, options, task, say):
+    """A worker of a cluster: train with the others until the run's steps are done; nothing is written."""
+    from training import Interrupted, train as train_vectors
+
+    say(f"{task}: training with the {task.trainers - 1} other trainer{'s' * (task.trainers != 2)} of the cluster "
+        f"({options.steps:,} steps in all; the chief {task.cluster['chief'][0]} writes the run)")
+    try:
+        _, stats = train_vectors(catalog, options, None, say=say, task=task,
+                                 fingerprint=_shared_fingerprint(catalog, options))
+    except Interrupted as stop:
+        raise RunInterrupted(f"{task}: interrupted at the run's step {stop.stats['steps']:,}; the run goes on "
+                             f"without it", None) from None
+    say(f"{task}: done, at the run's step {stats['steps']:,}")
+
+
+def _shared_fingerprint(catalog, options):
+    """What every task of a cluster must agree on: the data, and the options that shape what it learns."""
+    return hashlib.sha1(json.dumps([catalog.fingerprint, options.hparams()], sort_keys=True).encode()).hexdigest()
 
 
 def _check_same_data(folder, info, catalog):
@@ -324,7 +390,7 @@ class RunInterrupted(Exception):
 OUTPUTS = ("vectors", "metadata", "exports", "projector", "quality", "plots")
 
 
-def _guarded(catalog, options, folder, info, plots, new, say):
+def _guarded(catalog, options, folder, info, plots, new, say, task=None):
     """Train (unless all steps are trained) and write every file of the run, keeping run.json's `state`
     true at every moment: `training` (from the start, and at each checkpoint: a run killed then is continued
     by `--resume`), `interrupted` (stopped during training: its checkpoint and files are where it stood),
@@ -342,7 +408,7 @@ def _guarded(catalog, options, folder, info, plots, new, say):
     mark = time.perf_counter()
     try:
         if to_train:
-            vectors, info["stats"] = _train(catalog, options, folder, info, artists, say)
+            vectors, info["stats"] = _train(catalog, options, folder, info, artists, say, task)
         else:
             say(f"{folder} has trained all its {options.steps:,} steps: writing the files it lacks")
             vectors = _saved_vectors(folder, len(catalog))
@@ -382,15 +448,20 @@ def _guarded(catalog, options, folder, info, plots, new, say):
     return Run(folder)
 
 
-def _train(catalog, options, folder, info, artists, say):
+def _train(catalog, options, folder, info, artists, say, task):
     """Train from the run's last checkpoint (or the start), saving run.json as `training` at the start and at
-    each checkpoint; returns (vectors, stats)."""
+    each checkpoint; returns (vectors, stats). On a cluster this is the chief."""
     from training import train as train_vectors
 
     from bands2vec_graph import tf1
 
     say(f"Training {options.steps:,} steps of {options.batch_size:,} pairs ({format_contexts(options.contexts)}), "
-        f"learning rate {options.learning_rate:g}; logs in {folder}")
+        f"learning rate {options.learning_rate:g}" + (f", {options.concurrent_steps} concurrent steps"
+                                                      if options.concurrent_steps > 1 else "")
+        + (f", as the {task} of {task.trainers} trainers and {len(task.cluster['ps'])} ps" if task else "")
+        + f"; logs in {folder}")
+    if task:
+        info["cluster"] = task.cluster
     _save_info(folder, info, "training")
     checkpoint = tf1.train.latest_checkpoint(logdir.checkpoint_dir(folder)) if _has_checkpoint(folder) else None
     probe = training_probe(artists, options.valid_size, seed=options.seed)
@@ -400,7 +471,7 @@ def _train(catalog, options, folder, info, artists, say):
         _save_info(folder, info, "training")
 
     return train_vectors(catalog, options, folder, say=say, checkpoint=checkpoint, probe=probe,
-                         on_checkpoint=checkpointed)
+                         on_checkpoint=checkpointed, task=task, fingerprint=_shared_fingerprint(catalog, options))
 
 
 def _saved_vectors(folder, rows):

@@ -50,19 +50,21 @@ Bands2VecGraph = collections.namedtuple("Bands2VecGraph", [
 
 
 def build_graph(vocabulary_size, embedding_size=64, num_sampled=64, learning_rate=1.0,
-                decay_steps=None, context_distribution=None, init_scale=1.0, seed=0, tables_in_xla=True):
+                decay_steps=None, context_distribution=None, init_scale=1.0, seed=0, tables_in_xla=True,
+                device=None, partitioner=None):
     """The training graph and the handles the training loop needs.
 
     `context_distribution` (how often each artist is drawn as a context) makes NCE sample its negatives
     from that distribution; without it they come from the tutorial's log-uniform sampler, which assumes a
     vocabulary sorted by frequency. With `decay_steps` the learning rate falls linearly to 1% of its
     start over that many steps. Without `tables_in_xla`, XLA (where the session uses it) leaves the
-    TABLE_OPS alone.
+    TABLE_OPS alone. On a cluster, `device` places the ops (the variables on the parameter servers) and
+    `partitioner` splits the two tables across them; one process takes neither.
     """
     graph = tf1.Graph()
     xla_scope = contextlib.nullcontext() if tables_in_xla else tf1.xla.experimental.jit_scope(
         compile_ops=lambda node_def: node_def.op not in TABLE_OPS)
-    with graph.as_default(), xla_scope:
+    with graph.as_default(), tf1.device(device), xla_scope:
         tf1.set_random_seed(seed)
 
         # Input data: target artists and, for each, one context artist.
@@ -71,16 +73,17 @@ def build_graph(vocabulary_size, embedding_size=64, num_sampled=64, learning_rat
             train_labels = tf1.placeholder(tf.int32, shape=[None, 1], name="train_labels")
 
         # Look up the embeddings of the targets: the vectors we are here to learn.
-        with tf1.name_scope("embeddings"):
-            embeddings = tf1.Variable(
-                tf1.random_uniform([vocabulary_size, embedding_size], -init_scale, init_scale), name="embeddings")
+        with tf1.variable_scope("embeddings"):
+            embeddings = tf1.get_variable(
+                "embeddings", [vocabulary_size, embedding_size], partitioner=partitioner,
+                initializer=tf1.random_uniform_initializer(-init_scale, init_scale))
             embed = tf.nn.embedding_lookup(embeddings, train_inputs)
 
         # The output side: one weight vector and one bias per artist, for the NCE logits.
-        with tf1.name_scope("weights"):
-            nce_weights = tf1.Variable(
-                tf1.truncated_normal([vocabulary_size, embedding_size], stddev=1.0 / math.sqrt(embedding_size)),
-                name="nce_weights")
+        with tf1.variable_scope("weights"):
+            nce_weights = tf1.get_variable(
+                "nce_weights", [vocabulary_size, embedding_size], partitioner=partitioner,
+                initializer=tf1.truncated_normal_initializer(stddev=1.0 / math.sqrt(embedding_size)))
         with tf1.name_scope("biases"):
             # Start at log(1/V), the log-probability of a uniform guess, where NCE's self-normalised
             # logits settle; zero biases would make the first steps huge.
@@ -112,6 +115,8 @@ def build_graph(vocabulary_size, embedding_size=64, num_sampled=64, learning_rat
         summary = tf1.summary.merge_all()
         init = tf1.global_variables_initializer()
         saver = tf1.train.Saver(max_to_keep=1, save_relative_paths=True)  # a run folder can be moved
+        if partitioner:
+            embeddings = embeddings.as_tensor()  # the whole table, for the reports to fetch
 
     return Bands2VecGraph(graph, train_inputs, train_labels, embeddings,
                           loss, optimizer, rate, global_step, summary, init, saver)

@@ -9,6 +9,7 @@
 """
 import argparse
 import json
+import os
 import signal
 import sys
 import warnings
@@ -16,10 +17,11 @@ import warnings
 import bands2vec
 import logdir
 from artist_vectors import QueryError, UnknownArtist, parse_expression
+from cluster import ClusterLost
 from data_utils import CONTEXTS, DEFAULT_CONTEXTS, DataError, format_contexts, parse_contexts
 
 COMMANDS = ("train", "similar", "query", "plot", "evaluate", "export")
-TRAIN_OPTIONS = ("steps", "batch_size", "embedding_size", "num_sampled", "learning_rate", "seed")
+TRAIN_OPTIONS = ("steps", "batch_size", "embedding_size", "num_sampled", "learning_rate", "seed", "concurrent_steps")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -63,6 +65,10 @@ def build_parser():
     train.add_argument("--include-pseudo-artists", action="store_true",
                        help="keep 'various artists' and the other compilation names in the vocabulary")
     train.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
+    train.add_argument("--concurrent-steps", type=int,
+                       help=f"threads stepping the session at once (default: 1 up to {b.XLA_MAX_ARTISTS:,} artists, "
+                            f"whose tables XLA holds, else the cores, at most {b.MAX_CONCURRENT_STEPS}); more than "
+                            f"one gives other vectors for the same seed")
     train.add_argument("--clusters", type=int, default=b.CLUSTERS, help="k-means clusters (default: %(default)s)")
     train.add_argument("--run", help="name of the run's folder under --logdir (default: run-<date>-<time>)")
     train.add_argument("--overwrite", action="store_true", help="replace the --run folder if it exists")
@@ -112,14 +118,17 @@ def train_command(args):
     if args.contexts is not None or args.genre_share is not None:
         given["contexts"] = parse_contexts(args.contexts or DEFAULT_CONTEXTS, args.genre_share)
     if args.resume:
-        if set(given) - {"steps"} or args.include_pseudo_artists:
-            raise ValueError("--resume continues with the run's own options; only --steps may be changed")
-        run = bands2vec.resume(args.logdir, args.run, given.get("steps"), args.data, plots=not args.no_plots)
+        if set(given) - {"steps", "concurrent_steps"} or args.include_pseudo_artists:
+            raise ValueError("--resume continues with the run's own options; only --steps (and "
+                             "--concurrent-steps) may be changed")
+        run = bands2vec.resume(args.logdir, args.run, given.get("steps"), args.data, plots=not args.no_plots,
+                               concurrent_steps=given.get("concurrent_steps"))
     else:
         run = bands2vec.train(args.data, bands2vec.TrainOptions(**given), logs=args.logdir, name=args.run,
                               overwrite=args.overwrite, clusters=args.clusters, plots=not args.no_plots,
                               include_pseudo_artists=args.include_pseudo_artists)
-    _say_summary(run, args.logdir)
+    if run:  # a cluster's worker and ps tasks have said what they did; the chief has a run to sum up
+        _say_summary(run, args.logdir)
     return 0
 
 
@@ -248,6 +257,12 @@ def main(argv=None):
         with warnings.catch_warnings():
             warnings.showwarning = _note  # the library's warnings, as one line each
             return command(args)
+    except ClusterLost as error:
+        # TensorFlow hangs closing a session whose parameter server has gone: end without it.
+        _refuse(error, str(error))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
     except (DataError, logdir.RunError, UnknownArtist, QueryError, ValueError) as error:
         return _refuse(error, str(error))
     except BrokenPipeError:

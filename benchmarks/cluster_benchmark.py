@@ -1,0 +1,181 @@
+"""Past one process, in one run on this machine: concurrent steps and a local cluster, against one thread.
+
+For the full data and (with --million) a 1,000,000-artist synthetic catalog:
+1. one process at the catalog's default steps with 1, 2 and 4 concurrent steps;
+2. a local cluster of separate processes on 127.0.0.1 (1 ps + chief + worker, and 2 ps + chief + worker) at
+   the same total steps and learning rate as one process, and (the full data) with the cluster's defaults;
+each with its training seconds, steps a second, genre@10 and score@10; then the bytes a step moves between
+a trainer and the ps tasks, and what N machines would take for 10,000,000 artists.
+
+    python benchmarks/cluster_benchmark.py --data ../shared/data/pitchfork [--million] [--million-steps N]
+"""
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import bands2vec  # noqa: E402
+import data_utils  # noqa: E402
+import logdir  # noqa: E402
+from artist_vectors import ArtistVectors, neighbour_agreement, quality_sample_size, sample_rows  # noqa: E402
+from synthetic_catalog import write_tables  # noqa: E402
+
+
+def quality(catalog, vectors):
+    rows = sample_rows(len(catalog), quality_sample_size(len(catalog)))
+    figures = neighbour_agreement(ArtistVectors(vectors, catalog.table), 10, rows)
+    return {"genre": figures["genre"], "score": figures["score"]}
+
+
+def threads(catalog, options, concurrent):
+    from training import train
+
+    options = dataclasses.replace(options, concurrent_steps=concurrent)
+    with tempfile.TemporaryDirectory() as folder:
+        vectors, stats = train(catalog, options, folder, say=lambda *lines: None)
+    return {"seconds": stats["seconds"], "steps": stats["steps"], **quality(catalog, vectors)}
+
+
+def local_cluster(data, ps, args, logs):
+    """A chief, a worker and `ps` ps tasks of `python run.py ARGS` on free ports; the chief's run.json."""
+    sockets = [socket.socket() for _ in range(2 + ps)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    spec = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"],
+            "ps": [f"127.0.0.1:{port}" for port in ports[2:]]}
+    tasks = [("ps", i) for i in range(ps)] + [("worker", 0), ("chief", 0)]
+    processes = [subprocess.Popen([sys.executable, os.path.join(REPO, "run.py"), "--data", data, "--logdir", logs,
+                                   "--run", "c", "--no-plots", *args], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CONFIG=json.dumps(
+                                      {"cluster": spec, "task": {"type": job, "index": index}})))
+                 for job, index in tasks]
+    try:
+        codes = [process.wait(timeout=7200) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    info = logdir.read_run_info(os.path.join(logs, "c"))
+    return {"seconds": info["stats"]["seconds"], "steps": info["stats"]["steps"], "exits": codes,
+            "genre": info["quality"]["genre"]["trained"], "score": info["quality"]["score"]["trained"]}
+
+
+def step_bytes(options):
+    """Bytes one step moves each way between a trainer and the ps tasks: the rows it gathers (its batch's
+    embeddings, the NCE weights and biases of its true and sampled contexts) and their gradients back."""
+    rows = 2 * options.batch_size + options.num_sampled
+    return rows * options.embedding_size * 4 + (options.batch_size + options.num_sampled) * 4
+
+
+def measure(name, data, catalog, steps, cluster_steps, with_defaults, scratch):
+    options = bands2vec.TrainOptions(steps=steps).resolved(catalog)
+    one = bands2vec.TrainOptions().resolved(catalog)
+    rows = {}
+    for concurrent in (1, 2, 4):
+        rows[f"{concurrent} concurrent step{'s' * (concurrent > 1)}"] = threads(catalog, options, concurrent)
+        print(f"{name}, {concurrent} concurrent: {rows[list(rows)[-1]]}", file=sys.stderr, flush=True)
+    same = ["--steps", str(cluster_steps), "--learning-rate", str(one.learning_rate),
+            "--batch-size", str(options.batch_size)]
+    for ps in (1, 2):
+        label = f"cluster: {ps} ps + chief + worker, the one process's steps and rate"
+        rows[label] = local_cluster(data, ps, same, os.path.join(scratch, f"{name}-c{ps}"))
+        print(f"{name}, {label}: {rows[label]}", file=sys.stderr, flush=True)
+    if with_defaults:
+        label = "cluster: 1 ps + chief + worker, its defaults"
+        rows[label] = local_cluster(data, 1, [], os.path.join(scratch, f"{name}-defaults"))
+        print(f"{name}, {label}: {rows[label]}", file=sys.stderr, flush=True)
+    for row in rows.values():
+        row["steps_per_second"] = row["steps"] / row["seconds"]
+    return {"artists": len(catalog), "steps": steps, "cluster_steps": cluster_steps, "batch_size": options.batch_size,
+            "bytes_per_step": step_bytes(options), "rows": rows,
+            "memberships_per_artist": sum(data_utils.context_memberships(catalog, kind) for kind in one.contexts)
+            / len(catalog)}
+
+
+def projection(result):
+    """Hours for 10,000,000 artists on N machines, from the measured steps a second and the rules."""
+    big = result["catalogs"].get("synthetic 1,000,000") or result["catalogs"]["pitchfork"]
+    artists = 10_000_000
+    move = bands2vec.MOVE_PER_MEMBERSHIP * (1 + bands2vec.MOVE_GROWTH * math.log10(artists / bands2vec.MOVE_GROWTH_ABOVE))
+    steps = move * big["memberships_per_artist"] * artists / bands2vec.MAX_RATE
+    one_thread = big["rows"]["1 concurrent step"]["steps_per_second"]
+    best_threads = max(big["rows"][f"{n} concurrent steps"]["steps_per_second"] for n in (2, 4))
+    trainer = big["rows"]["cluster: 1 ps + chief + worker, the one process's steps and rate"]["steps_per_second"] / 2
+    lines = []
+    for machines in (1, 2, 4, 8, 16):
+        trainers = machines
+        total = steps * (trainers + 1) / 2 if trainers > 1 else steps
+        rate = best_threads if trainers == 1 else trainer * trainers
+        # Each ps task's network (10 Gbit/s) carries its share of every trainer's rows, both ways.
+        ps_tasks = max(1, math.ceil(trainers * 2 * big["bytes_per_step"] * trainer / 1.25e9))
+        lines.append((machines, trainers, ps_tasks, total, rate, total / rate / 3600))
+    return {"steps_one_process": steps, "one_thread_steps_per_second": one_thread, "rows": lines}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get(data_utils.DATA_ENV, "../shared/data/pitchfork"))
+    parser.add_argument("--million", action="store_true", help="add a 1,000,000-artist synthetic catalog")
+    parser.add_argument("--million-steps", type=int, help="steps at 1,000,000 artists (default: the defaults')")
+    parser.add_argument("--million-cluster-steps", type=int, default=40_000,
+                        help="the clusters' steps at 1,000,000 artists (40,000: their steps a second)")
+    parser.add_argument("--json", default=os.path.join(REPO, "benchmarks", "cluster.json"))
+    args = parser.parse_args()
+
+    result = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "catalogs": {}}
+    with tempfile.TemporaryDirectory() as scratch:
+        data = os.path.abspath(args.data)
+        catalog = data_utils.load_catalog(data)
+        steps = bands2vec.TrainOptions().resolved(catalog).steps
+        result["catalogs"]["pitchfork"] = measure("pitchfork", data, catalog, steps, steps, True, scratch)
+        if args.million:
+            data = write_tables(data_utils.demo_tables(1_000_000), os.path.join(scratch, "million"))
+            catalog = data_utils.load_catalog(data)
+            steps = args.million_steps or bands2vec.TrainOptions().resolved(catalog).steps
+            result["catalogs"]["synthetic 1,000,000"] = measure("million", data, catalog, steps,
+                                                                args.million_cluster_steps, False, scratch)
+    result["projection"] = projection(result)
+    print(table(result))
+    with open(args.json, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+
+
+def table(result):
+    lines = [f"Cluster benchmark, {result['date']}, {result['machine']}", "",
+             "| catalog | how | steps | training s | steps/s | vs 1 thread | genre@10 | score@10 |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, catalog in result["catalogs"].items():
+        base = catalog["rows"]["1 concurrent step"]["steps_per_second"]
+        for how, row in catalog["rows"].items():
+            lines.append(f"| {name} | {how} | {row['steps']:,} | {row['seconds']:.1f} | {row['steps_per_second']:,.0f} | "
+                         f"{row['steps_per_second'] / base:.2f}x | {row['genre']:.1%} | {row['score']:.1%} |")
+    lines += ["", "| catalog | batch | bytes a step, each way, between a trainer and the ps tasks |",
+              "| --- | ---: | ---: |"]
+    lines += [f"| {name} | {c['batch_size']:,} | {c['bytes_per_step']:,} ({c['bytes_per_step'] / 2 ** 20:.2f} MiB) |"
+              for name, c in result["catalogs"].items()]
+    projected = result["projection"]
+    lines += ["", f"10,000,000 artists: {projected['steps_one_process']:,.0f} steps in one process by the defaults' "
+                  f"rules ({projected['one_thread_steps_per_second']:,.0f} steps/s with one thread here).", "",
+              "| machines | trainers | ps tasks (10 Gbit/s each) | steps in all | steps/s | hours |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {m} | {t} | {p} | {total:,.0f} | {rate:,.0f} | {hours:.1f} |" for m, t, p, total, rate, hours in
+              projected["rows"]]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

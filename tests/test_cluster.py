@@ -1,0 +1,207 @@
+"""Past one process: concurrent steps on one session, and a real local cluster of separate processes (a ps,
+the chief and a worker on free 127.0.0.1 ports) training one run on TensorFlow's parameter-server runtime."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import bands2vec
+import logdir
+from conftest import REPO, quiet
+
+BOUND = 240  # seconds any task of a demo run may take, start-up included
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+class Cluster:
+    """`python run.py ARGS` as every task of a cluster of `ps` ps tasks, the chief and `workers` workers, each
+    a process with its own TF_CONFIG; stopped, whatever happens, by the fixture that made it."""
+
+    def __init__(self, tmp_path, ps=1, workers=1):
+        ports = iter(_free_ports(1 + workers + ps))
+        self.spec = {"chief": [f"127.0.0.1:{next(ports)}"],
+                     "worker": [f"127.0.0.1:{next(ports)}" for _ in range(workers)],
+                     "ps": [f"127.0.0.1:{next(ports)}" for _ in range(ps)]}
+        self.tmp_path, self.processes = tmp_path, {}
+
+    def start(self, job, index, *args):
+        config = {"cluster": self.spec, "task": {"type": job, "index": index}}
+        out = open(self.tmp_path / f"{job}{index}.out", "w")
+        self.processes[(job, index)] = subprocess.Popen(
+            [sys.executable, "-u", os.path.join(REPO, "run.py"), *args], stdout=out, stderr=subprocess.STDOUT,
+            env=dict(os.environ, TF_CONFIG=json.dumps(config)), text=True)
+        return self.processes[(job, index)]
+
+    def start_all(self, *args):
+        for job in ("ps", "worker", "chief"):
+            for index in range(len(self.spec[job])):
+                self.start(job, index, *args)
+
+    def wait(self, job, index=0, timeout=BOUND):
+        return self.processes[(job, index)].wait(timeout=timeout)
+
+    def output(self, job, index=0):
+        return (self.tmp_path / f"{job}{index}.out").read_text()
+
+    def wait_for_line(self, job, text, index=0, timeout=BOUND):
+        deadline = time.time() + timeout
+        while text not in self.output(job, index):
+            assert time.time() < deadline and self.processes[(job, index)].poll() is None, self.output(job, index)
+            time.sleep(0.2)
+
+    def stop(self):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    made = []
+
+    def make(**sizes):
+        made.append(Cluster(tmp_path, **sizes))
+        return made[-1]
+    yield make
+    for each in made:
+        each.stop()
+
+
+def _run_files(folder):
+    return sorted(os.path.relpath(os.path.join(root, name), folder).split(".out.tfevents")[0]
+                  for root, _, names in os.walk(folder) for name in names if not name.startswith("model.ckpt"))
+
+
+def test_a_local_cluster_trains_one_run(cluster, tmp_path):
+    tasks = cluster()
+    logs = tmp_path / "logs"
+    tasks.start_all("--data", "demo", "--logdir", str(logs), "--run", "c", "--steps", "600")
+    assert [tasks.wait(job) for job in ("chief", "worker", "ps")] == [0, 0, 0], tasks.output("chief")
+    assert "ps 0: the run is done" in tasks.output("ps") and "worker 0: done, at the run's step" in tasks.output(
+        "worker")
+    # The chief alone wrote the run, with every file one process writes, and TensorBoard, queries, evaluate
+    # and --resume take it as they take one process's.
+    assert os.listdir(logs) == ["c"]
+    single = bands2vec.train("demo", bands2vec.TrainOptions(steps=600), logs=str(tmp_path / "one"), name="c",
+                             say=quiet)
+    assert _run_files(logs / "c") == _run_files(single.folder)
+    run = bands2vec.open_run(str(logs))
+    info = run.info
+    assert info["state"] == "finished" and info["cluster"] == tasks.spec and 600 <= info["stats"]["steps"] <= 603
+    quality = info["quality"]
+    assert quality["genre"]["trained"] > quality["genre"]["random"] + 0.4
+    assert quality["score"]["trained"] > quality["score"]["random"] + 0.3
+    # Both trainers trained: the worker's share of the steps is in its progress.
+    assert "worker 0: [" in tasks.output("worker")
+    result = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--resume", "--logdir", str(logs),
+                             "--run", "c", "--steps", str(info["stats"]["steps"] + 100), "--no-plots"],
+                            capture_output=True, text=True, timeout=BOUND)
+    assert result.returncode == 0, result.stderr  # a cluster's run resumes in one process
+    assert run.vectors.most_similar("!?!", topn=3)
+
+
+def test_a_worker_that_dies_does_not_stop_the_run(cluster, tmp_path):
+    tasks = cluster()
+    tasks.start_all("--data", "demo", "--logdir", str(tmp_path / "logs"), "--run", "c", "--steps", "1500",
+                    "--no-plots")
+    tasks.wait_for_line("worker", "average loss")
+    tasks.processes[("worker", 0)].kill()
+    assert tasks.wait("chief") == 0, tasks.output("chief")
+    assert tasks.wait("ps") == 0 and "1 worker did not say they had stopped" in tasks.output("ps")
+    assert logdir.read_run_info(str(tmp_path / "logs" / "c"))["state"] == "finished"
+
+
+def test_a_ps_that_dies_stops_every_task_in_one_line(cluster, tmp_path):
+    tasks = cluster()
+    tasks.start_all("--data", "demo", "--logdir", str(tmp_path / "logs"), "--run", "c", "--steps", "100000",
+                    "--no-plots")
+    tasks.wait_for_line("chief", "average loss")
+    tasks.processes[("ps", 0)].kill()
+    started = time.time()
+    assert tasks.wait("chief", timeout=120) == 2 and tasks.wait("worker", timeout=120) == 2
+    assert time.time() - started < 90  # within the timeout: never a hang
+    for job in ("chief", "worker"):
+        last = tasks.output(job).strip().splitlines()[-1]
+        assert last.startswith(f"run.py: error: {job} 0: lost the parameter servers ("), tasks.output(job)
+    # A new run that had no checkpoint yet leaves nothing.
+    assert not os.path.exists(tmp_path / "logs" / "c")
+
+
+@pytest.mark.parametrize("config, message", [
+    ("{not json", "TF_CONFIG is not a cluster description"),
+    ('{"cluster": {"chief": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}',
+     "this task's type 'worker' is not a job of the cluster"),
+    ('{"cluster": {"chief": ["a:1"], "ps": ["b:2"]}, "task": {"type": "ps", "index": 3}}',
+     "task index 3 is out of range for the 1 ps task"),
+    ('{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}',
+     "a cluster has one chief and at least one ps task"),
+    ('{"cluster": {"chief": ["a"], "ps": ["b:2"]}, "task": {"type": "chief", "index": 0}}',
+     "every task's address is host:port"),
+    ('{"cluster": {"chief": ["a:1"], "ps": ["b:2"], "evaluator": ["c:3"]}, "task": {"type": "chief", "index": 0}}',
+     "the cluster's jobs are chief, worker, ps"),
+])
+def test_bad_tf_config(tmp_path, config, message):
+    result = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--data", "demo", "--logdir",
+                             str(tmp_path)], capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, TF_CONFIG=config))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and os.listdir(tmp_path) == []
+
+
+def test_a_task_with_other_data_is_refused(cluster, tmp_path):
+    tasks = cluster()
+    args = ["--logdir", str(tmp_path / "logs"), "--run", "c", "--steps", "1500", "--no-plots"]
+    tasks.start("ps", 0, "--data", "demo", *args)
+    tasks.start("chief", 0, "--data", "demo", *args)
+    tasks.start("worker", 0, "--data", "demo", *args, "--seed", "7")
+    assert tasks.wait("worker") == 2
+    assert tasks.output("worker").strip().splitlines()[-1].startswith(
+        "run.py: error: worker 0: the chief trains other data or options (fingerprint ")
+    assert tasks.wait("chief") == 0 and tasks.wait("ps") == 0  # the run goes on without it
+
+
+def test_concurrent_steps_on_one_session(tmp_path, demo_catalog):
+    two = bands2vec.train(demo_catalog, bands2vec.TrainOptions(steps=600, concurrent_steps=2), logs=str(tmp_path),
+                          name="two", plots=False, say=quiet)
+    assert two.info["options"]["concurrent_steps"] == 2 and two.info["stats"]["steps"] == 600
+    assert two.quality["genre"]["trained"] > 0.8 and two.quality["score"]["trained"] > 0.6
+    assert bands2vec.TrainOptions().resolved(demo_catalog).concurrent_steps == 1  # XLA holds the demo's tables
+
+
+def test_one_concurrent_step_trains_as_the_tutorial_loop(tmp_path, demo_catalog):
+    """The library's loop with one thread gives exactly the vectors of the plain loop: one session, one
+    sampler seeded [seed, 0], 100 batches a draw, the same fetches."""
+    import data_utils
+    from bands2vec_graph import build_graph, tf1
+
+    options = bands2vec.TrainOptions(steps=250, seed=3, concurrent_steps=1).resolved(demo_catalog)
+    run = bands2vec.train(demo_catalog, options, logs=str(tmp_path), name="one", plots=False, say=quiet)
+    sampler = data_utils.PairSampler(demo_catalog, options.contexts)
+    sampler.rng = np.random.default_rng([3, 0])
+    model = build_graph(len(demo_catalog), 64, options.num_sampled, options.learning_rate, decay_steps=250,
+                        context_distribution=sampler.context_distribution(), init_scale=options.init_scale, seed=3)
+    config = tf1.ConfigProto(intra_op_parallelism_threads=2, inter_op_parallelism_threads=2)
+    config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
+    with tf1.Session(graph=model.graph, config=config) as session:
+        session.run(model.init)
+        for draw in (100, 100, 50):
+            inputs, labels = sampler.batches(options.batch_size, draw)
+            for batch_inputs, batch_labels in zip(inputs, labels):
+                session.run([model.optimizer, model.loss, model.summary],
+                            {model.train_inputs: batch_inputs, model.train_labels: batch_labels})
+        assert np.array_equal(session.run(model.embeddings), run.vectors.vectors)
