@@ -24,7 +24,7 @@ import numpy as np
 
 import logdir
 import tensorboard_files
-from cluster import ClusterError, Task, serve
+from cluster import ClusterError, ClusterLost, Task, serve
 from artist_vectors import (ArtistVectors, cluster_summary, kmeans_clusters, quality_report, quality_sample_size,
                             training_probe)
 from data_utils import (DEFAULT_CONTEXTS, DEMO_SOURCE, KAGGLE_URL, Catalog, DataError, context_memberships,
@@ -267,9 +267,11 @@ class Run:
 
     def _completed(self, part):
         """run.json, once `part` of an incomplete run is written."""
-        missing = [name for name in self.info.get("missing", []) if name != part]
-        if missing != self.info.get("missing", []):
-            _save_info(self.folder, self.info, "incomplete", missing=missing) if missing else \
+        if part in self.info.get("missing", []):
+            missing = [name for name in self.info["missing"] if name != part]
+            if missing:
+                _save_info(self.folder, self.info, "incomplete", missing=missing)
+            else:
                 _save_info(self.folder, self.info, "finished")
 
 
@@ -433,10 +435,10 @@ def _guarded(catalog, options, folder, info, plots, new, say, task=None):
         elif to_train:
             _save_info(folder, info, "interrupted", error=str(error).splitlines()[0] if str(error) else
                        type(error).__name__)
-        # Diverged and UnreadableCheckpoint say what to try: going on from the checkpoint is not it.
-        if _has_checkpoint(folder) and not isinstance(error, (Diverged, UnreadableCheckpoint)):
+        # These say what to try themselves: going on from the checkpoint as it is is not it, or they say so.
+        if _has_checkpoint(folder) and not isinstance(error, (Diverged, UnreadableCheckpoint, ClusterLost)):
             _add_note(error, f"{folder} keeps its checkpoint at step {info['stats']['steps']:,}: continue with: "
-                             f"{info['next'] if 'next' in info else before.get('next')}")
+                             f"{_next_command(folder, ())}")
         raise
     phases["train"] = time.perf_counter() - mark
     seconds = _write(catalog, artists.with_vectors(vectors), options, folder, info,
@@ -451,9 +453,8 @@ def _guarded(catalog, options, folder, info, plots, new, say, task=None):
 def _train(catalog, options, folder, info, artists, say, task):
     """Train from the run's last checkpoint (or the start), saving run.json as `training` at the start and at
     each checkpoint; returns (vectors, stats). On a cluster this is the chief."""
-    from training import train as train_vectors
-
     from bands2vec_graph import tf1
+    from training import train as train_vectors
 
     say(f"Training {options.steps:,} steps of {options.batch_size:,} pairs ({format_contexts(options.contexts)}), "
         f"learning rate {options.learning_rate:g}" + (f", {options.concurrent_steps} concurrent steps"

@@ -161,8 +161,7 @@ class Shared:
                 self.fingerprint = tf1.get_variable("cluster/fingerprint", initializer=tf.constant(fingerprint),
                                                     trainable=False)
             self.init = tf1.variables_initializer([self.fingerprint])
-            self.queues = _done_queues(task)
-            self.done = [queue.enqueue(task.number) for queue in self.queues]
+            self.done = [_done_queue(task, index).enqueue(task.number) for index in range(len(task.cluster["ps"]))]
 
     def check(self, session, fingerprint):
         """A ClusterError if the chief trains other data or options than this task would."""
@@ -177,16 +176,14 @@ class Shared:
             session.run(done)
 
 
-def _done_queues(task):
+def _done_queue(task, index):
+    """ps task `index`'s queue of the trainers' word that they have stopped."""
     from bands2vec_graph import tf, tf1
 
-    queues = []
-    for index in range(len(task.cluster["ps"])):
-        with tf1.device(f"/job:ps/task:{index}"):
-            # Room for a word from every trainer, restarted ones too: a full queue would block the trainer.
-            queues.append(tf1.FIFOQueue(100 * task.trainers, tf.int32, shared_name=f"cluster/done_{index}",
-                                        name=f"cluster/done_{index}"))
-    return queues
+    with tf1.device(f"/job:ps/task:{index}"):
+        # Room for a word from every trainer, restarted ones too: a full queue would block the trainer.
+        return tf1.FIFOQueue(100 * task.trainers, tf.int32, shared_name=f"cluster/done_{index}",
+                             name=f"cluster/done_{index}")
 
 
 def serve(task, say=print):
@@ -197,9 +194,7 @@ def serve(task, say=print):
     server = task.server()
     graph = tf1.Graph()
     with graph.as_default():
-        with tf1.device(task.device):
-            queue = _done_queues(task)[task.index]
-            stopped = queue.dequeue()
+        stopped = _done_queue(task, task.index).dequeue()
     say(f"{task}: serving the variables at {task.address} until the run is done")
     config = tf1.ConfigProto(device_filters=[task.device])
     with tf1.Session(server.target, graph=graph, config=config) as session:

@@ -10,6 +10,7 @@ The full-disk and read-only cases mount a small tmpfs (root on Linux); where tha
 """
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -42,13 +43,14 @@ class Outcome:
         self.state, self.folders_clean = folder_state(logs)
 
 
-def run(args, logs, trigger=None, send=signal.SIGTERM, stdin=None, env=None):
-    """`python run.py ARGS --logdir LOGS` (or a script that first sets training's checkpoint interval, with
-    `env`); with `trigger`, a regex: `send` goes to the process when a line of its output matches."""
+def run(args, logs, trigger=None, send=signal.SIGTERM, stdin=None, checkpoint_seconds=None):
+    """`python run.py ARGS --logdir LOGS` (with `checkpoint_seconds`, a script that first sets training's
+    checkpoint interval); with `trigger`, a regex: `send` goes to the process when a line of its output matches."""
     command = [sys.executable, "-u", os.path.join(REPO, "run.py"), *args, "--logdir", logs]
-    if env:
+    if checkpoint_seconds:
         command[2:3] = ["-c", f"import sys; sys.path.insert(0, {REPO!r}); import training; "
-                              f"training.CHECKPOINT_SECONDS = {env}; import run; sys.exit(run.main(sys.argv[1:]))"]
+                              f"training.CHECKPOINT_SECONDS = {checkpoint_seconds}; import run; "
+                              f"sys.exit(run.main(sys.argv[1:]))"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if trigger else subprocess.PIPE,
                                stdin=subprocess.PIPE if stdin else None, text=True, cwd=REPO)
     if trigger:
@@ -376,7 +378,7 @@ signal_case("SIGTERM during t-SNE", r"t-SNE iteration 100 ", signal.SIGTERM, lam
 def kill_9_while_training_then_resume(tmp, data):
     logs = f"{tmp}/logs"
     killed = run(["--data", data, "--run", "r", "--steps", "40000", "--no-plots"], logs, trigger=r"step\s+5000/",
-                 send=signal.SIGKILL, env=2)
+                 send=signal.SIGKILL, checkpoint_seconds=2)
     info = logdir.read_run_info(f"{logs}/r")
     resumed = run(["--resume", "--run", "r", "--steps", str(info["stats"]["steps"] + 500), "--no-plots"], logs)
     resumed.stderr = (f"killed ({killed.returncode}) with its run.json saying {info['state']} at step "
@@ -397,6 +399,51 @@ def a_second_overwrite_while_training(tmp, data):
     first.communicate(timeout=600)
     second.stderr = second.stderr.strip() + f" (the first exited {first.returncode})"
     return second
+
+
+# ---------------------------------------------------------------------------------------------
+# A cluster's TF_CONFIG
+# ---------------------------------------------------------------------------------------------
+
+def cluster_case(name, config):
+    def run_case(tmp, data):
+        os.environ["TF_CONFIG"] = config
+        try:
+            return run(["--data", "demo"], f"{tmp}/logs")
+        finally:
+            del os.environ["TF_CONFIG"]
+    run_case.__name__ = f"TF_CONFIG {name}"
+    return case(run_case)
+
+
+cluster_case("not JSON", "{not json")
+cluster_case("index out of range", '{"cluster": {"chief": ["127.0.0.1:1"], "ps": ["127.0.0.1:2"]}, '
+                                   '"task": {"type": "ps", "index": 3}}')
+cluster_case("without a chief", '{"cluster": {"worker": ["127.0.0.1:1"], "ps": ["127.0.0.1:2"]}, '
+                                '"task": {"type": "worker", "index": 0}}')
+
+
+@case
+def a_chief_whose_ps_never_answers(tmp, data):
+    import cluster
+
+    port = socket_port()
+    os.environ["TF_CONFIG"] = json.dumps({"cluster": {"chief": [f"127.0.0.1:{socket_port()}"],
+                                                      "ps": [f"127.0.0.1:{port}"]},
+                                          "task": {"type": "chief", "index": 0}})
+    try:
+        outcome = run(["--data", "demo"], f"{tmp}/logs")
+    finally:
+        del os.environ["TF_CONFIG"]
+    outcome.stderr += f" (after waiting {cluster.WAIT_SECONDS} s)"
+    return outcome
+
+
+def socket_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def main():

@@ -2,8 +2,9 @@
 
 synthetic Pitchfork-shaped catalogs (benchmarks/synthetic_catalog.py) of 10,000 and 100,000 artists (and
 1,000,000 with --million), and the full Pitchfork data. For each: the seconds of each phase (load, train,
-write, plots), the whole run from outside, peak memory, genre@10 and score@10 (run.json), then the slope of
-time and memory against artists between sizes (1.0 is linear).
+write, plots), the whole run from outside, peak memory, genre@10 and score@10 (run.json), the concurrent
+steps, the periodic checkpoints and their seconds (what `kill -9` can cost: at most the interval and a
+save), then the slope of time and memory against artists between sizes (1.0 is linear).
 
     python benchmarks/scale_benchmark.py --data ../shared/data/pitchfork [--million]
 """
@@ -52,6 +53,9 @@ def main():
             info = measure(data, os.path.join(scratch, f"logs-{name.replace(' ', '-')}"))
             rows.append({"catalog": name, "artists": info["artists"], "steps": info["stats"]["steps"],
                          "batch_size": info["options"]["batch_size"], "learning_rate": info["options"]["learning_rate"],
+                         "concurrent_steps": info["options"]["concurrent_steps"],
+                         "checkpoints": info["stats"]["checkpoints"],
+                         "checkpoint_seconds": info["stats"]["checkpoint_seconds"],
                          "phases": info["phases"],
                          "wall_seconds": info["wall_seconds"], "peak_memory_mb": info["peak_memory_mb"],
                          "genre": info["quality"]["genre"]["trained"], "score": info["quality"]["score"]["trained"]})
@@ -70,16 +74,17 @@ def slope(a, b, key):
 
 def table(result):
     lines = [f"Scale benchmark, {result['date']}, {result['machine']}, defaults, plots included", "",
-             "| catalog | artists | steps | batch | rate | load s | train s | write s | plots s | whole run s "
-             "| peak MB | genre@10 | score@10 |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| catalog | artists | steps | batch | rate | concurrent | load s | train s | write s | plots s "
+             "| whole run s | peak MB | genre@10 | score@10 | checkpoints (s each) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in result["rows"]:
         p = row["phases"]
+        each = row["checkpoint_seconds"] / row["checkpoints"] if row["checkpoints"] else 0
         lines.append(f"| {row['catalog']} | {row['artists']:,} | {row['steps']:,} | {row['batch_size']:,} | "
-                     f"{row['learning_rate']:.3g} | "
+                     f"{row['learning_rate']:.3g} | {row['concurrent_steps']} | "
                      f"{p['load']:.1f} | {p['train']:.1f} | {p['write']:.1f} | {p['plots']:.1f} | "
                      f"{row['wall_seconds']:.1f} | {row['peak_memory_mb']:,.0f} | {row['genre']:.1%} | "
-                     f"{row['score']:.1%} |")
+                     f"{row['score']:.1%} | {row['checkpoints']} ({each:.1f}) |")
     synthetic = [row for row in result["rows"] if row["catalog"].startswith("synthetic")]
     lines += ["", "| from | to | time slope | memory slope |", "| --- | --- | ---: | ---: |"]
     for a, b in zip(synthetic, synthetic[1:]):
