@@ -302,6 +302,7 @@ def train(data=None, options=None, *, logs="logs", name=None, overwrite=False, c
     if task and task.job == "ps":
         return serve(task, say)
     catalog = data if isinstance(data, Catalog) else load_catalog(data, include_pseudo_artists)
+    _say_catalog(catalog, say)
     if len(catalog) < MIN_ARTISTS:
         raise DataError(f"{catalog.source}: {len(catalog)} artist{'s' * (len(catalog) != 1)} with a score; a run "
                         f"needs at least {MIN_ARTISTS}")
@@ -337,6 +338,7 @@ def resume(logs="logs", name=None, steps=None, data=None, plots=True, concurrent
     with logdir.writing(folder):
         info = logdir.read_run_info(folder)
         catalog = load_catalog(data or info["data"], info.get("include_pseudo_artists", False))
+        _say_catalog(catalog, say)
         _check_same_data(folder, info, catalog)
         options = dataclasses.replace(TrainOptions(**info["options"]), xla_tables=None,
                                       concurrent_steps=concurrent_steps)
@@ -403,7 +405,6 @@ def _guarded(catalog, options, folder, info, plots, new, say, task=None):
     before = copy.deepcopy(info)  # a resumption that gets nowhere leaves run.json as it was
     info["options"] = dataclasses.asdict(options)
     mark = time.perf_counter()
-    _say_catalog(catalog, say)
     artists = ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 1), np.float32))
     to_train = info["stats"]["steps"] < options.steps
     phases = {"load": time.perf_counter() - mark}

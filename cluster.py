@@ -94,7 +94,6 @@ class Task:
 
     def server(self):
         from bands2vec_graph import tf1
-
         from training import tf_reason
 
         try:
@@ -148,14 +147,14 @@ class Task:
 # ---------------------------------------------------------------------------------------------
 
 class Shared:
-    """Ops beside the model's, in its graph: the chief's fingerprint of the data and options in a variable
-    on ps 0, for every task to compare with its own; and a queue on each ps, on which the trainers say they
-    have stopped, for it to end."""
+    """A trainer's part in the cluster: its server (kept for as long as its session), and ops beside the
+    model's, in its graph: the chief's fingerprint of the data and options in a variable on ps 0, for every
+    task to compare with its own; and a queue on each ps, on which the trainers say they have stopped."""
 
     def __init__(self, task, graph, fingerprint):
         from bands2vec_graph import tf, tf1
 
-        self.task = task
+        self.task, self.server = task, task.server()
         with graph.as_default():
             with tf1.device("/job:ps/task:0"):
                 self.fingerprint = tf1.get_variable("cluster/fingerprint", initializer=tf.constant(fingerprint),
@@ -199,16 +198,13 @@ def serve(task, say=print):
     config = tf1.ConfigProto(device_filters=[task.device])
     with tf1.Session(server.target, graph=graph, config=config) as session:
         waiting, deadline = set(range(task.trainers)), None
-        while waiting:
-            options = None
-            if deadline is not None:  # the chief is done: the workers have a while to say so too
-                options = tf1.RunOptions(timeout_in_ms=max(1, int((deadline - time.monotonic()) * 1000)))
+        while waiting and (deadline is None or time.monotonic() < deadline):
             try:
-                waiting.discard(int(session.run(stopped, options=options)))
+                # A second at a time, so that Ctrl-C and SIGTERM are heard while it waits.
+                waiting.discard(int(session.run(stopped, options=tf1.RunOptions(timeout_in_ms=1000))))
             except tf.errors.DeadlineExceededError:
-                break
-            if 0 not in waiting and deadline is None:
+                continue
+            if 0 not in waiting and deadline is None:  # the chief is done: the workers have a while to say so
                 deadline = time.monotonic() + WORKERS_GRACE_SECONDS
     say(f"{task}: the run is done" + (f" ({len(waiting)} worker{'s' * (len(waiting) != 1)} did not say they "
                                       f"had stopped)" if waiting else ""))
-

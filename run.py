@@ -242,7 +242,7 @@ def export_command(args):
 
 
 # What Ctrl-C or SIGTERM leaves, where the library has not said more (a run it interrupts says how to go on).
-INTERRUPTED = {"train": "interrupted before training began: nothing was written", "plot":
+INTERRUPTED = {"train": "interrupted before a run folder was made: nothing was written", "plot":
                "interrupted: the plots may be half made; run `python run.py plot` again",
                "export": "interrupted: the exports may be missing; run `python run.py export` again"}
 

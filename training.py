@@ -70,7 +70,7 @@ def train(catalog, options, run_dir, say=print, checkpoint=None, probe=None, on_
                              inter_op_parallelism_threads=options.threads)
     config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
     writes = task is None or task.job == "chief"
-    session = writer = None
+    session = writer = shared = None
     try:
         session, shared = _session(model, config, task, checkpoint, fingerprint)
         # The graph goes into the events file, for TensorBoard's Graphs tab.
@@ -87,8 +87,6 @@ def train(catalog, options, run_dir, say=print, checkpoint=None, probe=None, on_
         if writes:
             _save(session, model, writer, run_dir, loop.stats["steps"])
             vectors = session.run(model.embeddings)
-        if shared:
-            shared.say_done(session)
     except LOST as error:
         if task is None:
             raise
@@ -101,6 +99,8 @@ def train(catalog, options, run_dir, say=print, checkpoint=None, probe=None, on_
         if writer is not None:
             writer.close()
         if session is not None and session not in _ABANDONED:
+            if shared:  # done or failed, this trainer has stopped: the ps tasks are not to wait for it
+                shared.say_done(session)
             session.close()
     if interrupted:
         raise Interrupted(vectors, loop.stats)
@@ -121,12 +121,11 @@ def _session(model, config, task, checkpoint, fingerprint):
         return session, None
     import cluster
 
-    server = task.server()
     shared = cluster.Shared(task, model.graph, fingerprint)
     config = task.session_config(config)
     task.wait_for_parameter_servers()
     if task.job == "chief":
-        session = tf1.Session(server.target, graph=model.graph, config=config)
+        session = tf1.Session(shared.server.target, graph=model.graph, config=config)
         session.run([shared.init, model.init])
         if checkpoint:
             _restore(session, model, checkpoint)
@@ -135,7 +134,8 @@ def _session(model, config, task, checkpoint, fingerprint):
             ready = tf1.report_uninitialized_variables()  # every variable, the shared fingerprint's too
         manager = tf1.train.SessionManager(graph=model.graph, ready_op=ready, recovery_wait_secs=0.5)
         try:
-            session = manager.wait_for_session(server.target, config=config, max_wait_secs=cluster.WAIT_SECONDS)
+            session = manager.wait_for_session(shared.server.target, config=config,
+                                               max_wait_secs=cluster.WAIT_SECONDS)
         except tf.errors.DeadlineExceededError:
             raise cluster.ClusterError(f"{task}: the chief has not started the run in {cluster.WAIT_SECONDS} s: "
                                        f"start it, with the same --data and options") from None

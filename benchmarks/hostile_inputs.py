@@ -45,7 +45,8 @@ class Outcome:
 
 def run(args, logs, trigger=None, send=signal.SIGTERM, stdin=None, checkpoint_seconds=None):
     """`python run.py ARGS --logdir LOGS` (with `checkpoint_seconds`, a script that first sets training's
-    checkpoint interval); with `trigger`, a regex: `send` goes to the process when a line of its output matches."""
+    checkpoint interval); with `trigger`, a regex: `send` goes to the process when a line of its output matches,
+    or a number: after that many seconds."""
     command = [sys.executable, "-u", os.path.join(REPO, "run.py"), *args, "--logdir", logs]
     if checkpoint_seconds:
         command[2:3] = ["-c", f"import sys; sys.path.insert(0, {REPO!r}); import training; "
@@ -53,6 +54,11 @@ def run(args, logs, trigger=None, send=signal.SIGTERM, stdin=None, checkpoint_se
                               f"sys.exit(run.main(sys.argv[1:]))"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if trigger else subprocess.PIPE,
                                stdin=subprocess.PIPE if stdin else None, text=True, cwd=REPO)
+    if isinstance(trigger, float):
+        time.sleep(trigger)
+        process.send_signal(send)
+        stdout, _ = process.communicate(timeout=600)
+        return Outcome(process.returncode, "", stdout, logs)
     if trigger:
         lines = []
         for line in process.stdout:
@@ -367,7 +373,7 @@ def signal_case(name, trigger, send, data_args):
     return case(run_case)
 
 
-signal_case("SIGTERM while loading", r"^", signal.SIGTERM, lambda data: ["--data", data])
+signal_case("SIGTERM while loading", 0.8, signal.SIGTERM, lambda data: ["--data", data])
 signal_case("SIGTERM while training", r"average loss", signal.SIGTERM, lambda data: ["--data", data])
 signal_case("SIGINT while clustering", r"^Clustering", signal.SIGINT, lambda data: ["--data", data])
 signal_case("SIGTERM while measuring", r"^Measuring", signal.SIGTERM, lambda data: ["--data", data])

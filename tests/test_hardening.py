@@ -128,10 +128,16 @@ def test_a_signal_in_any_phase(tmp_path, trigger, signum, state, missing, next_c
     assert _state(tmp_path / "logs" / "r")[0] == "finished"
 
 
-def test_a_signal_before_the_folder_leaves_nothing(tmp_path):
-    code, _, stderr = _signalled(["--data", "demo", "--logdir", str(tmp_path / "logs")], "", signal.SIGINT)
-    assert code == 130 and "nothing was written" in stderr
-    assert not (tmp_path / "logs").exists() or not os.listdir(tmp_path / "logs")
+def test_a_signal_before_the_folder_leaves_nothing(tmp_path, monkeypatch, capsys):
+    import run
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bands2vec, "load_catalog", ctrl_c)  # Ctrl-C while the data loads
+    assert run.main(["--data", "demo", "--logdir", str(tmp_path / "logs")]) == 130
+    assert capsys.readouterr().err == "run.py: interrupted before a run folder was made: nothing was written\n"
+    assert not (tmp_path / "logs").exists()
 
 
 # ---------------------------------------------------------------------------------------------
