@@ -73,6 +73,10 @@ XLA_MAX_ARTISTS = 20_000
 # steps (docs/cluster.md); inside XLA two steps copy a whole table each and lose each other's updates
 # (99% genre agreement fell to 90% on the full data), so there it is one.
 MAX_CONCURRENT_STEPS = 2
+# With the tables split across two ps tasks, steps of 2,048 pairs from two trainers wait for ever inside
+# TensorFlow's runtime (measured here, on the demo and on the full data; 1,024 train), so such a cluster
+# takes batches of at most this many pairs.
+SPLIT_TABLES_MAX_BATCH = 1024
 PHASES = ("load", "train", "write", "plots")  # what run.json's phases time, in order
 CLUSTERS = 10  # k-means clusters for metadata.tsv, the projector's colours and the plots
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
@@ -114,10 +118,11 @@ class TrainOptions:
         if isinstance(self.contexts, str):
             self.contexts = parse_contexts(self.contexts)
 
-    def resolved(self, catalog, trainers=1):
+    def resolved(self, catalog, trainers=1, ps_tasks=1):
         """These options with the steps, batch size, learning rate and report interval filled in for `catalog`
         (the rules above; on the full data batches of 2,048 pairs give the most quality per second, as
-        measured by benchmarks/train_benchmark.py), for `trainers` tasks of a cluster training together."""
+        measured by benchmarks/train_benchmark.py), for `trainers` tasks of a cluster training together with
+        `ps_tasks` parameter servers."""
         vocabulary_size = len(catalog)
         rate = min(vocabulary_size / ARTISTS_PER_RATE, MAX_RATE)
         memberships = sum(context_memberships(catalog, kind) for kind, share in self.contexts.items() if share > 0)
@@ -131,6 +136,7 @@ class TrainOptions:
         batch_size = 2 ** round(math.log2(PAIRS_PER_ARTIST * vocabulary_size / max(steps, 1)))
         # A small catalog's batch is at most the power of two that holds it.
         batch_size = min(max(smallest, batch_size), largest, 2 ** math.ceil(math.log2(max(vocabulary_size, 2))))
+        batch_size = min(batch_size, SPLIT_TABLES_MAX_BATCH) if ps_tasks > 1 else batch_size
         # Trainers of a cluster update the tables asynchronously, each from values the others have moved
         # since it read them, so a sampled negative can take several pushes at once: the full data's rate
         # diverged with two. The same movement at 2 / (trainers + 1) of the rate, over that many times more
@@ -306,8 +312,9 @@ def train(data=None, options=None, *, logs="logs", name=None, overwrite=False, c
     if len(catalog) < MIN_ARTISTS:
         raise DataError(f"{catalog.source}: {len(catalog)} artist{'s' * (len(catalog) != 1)} with a score; a run "
                         f"needs at least {MIN_ARTISTS}")
-    options = (options or TrainOptions()).resolved(catalog, task.trainers if task else 1)
+    options = (options or TrainOptions()).resolved(catalog, *_sizes(task))
     options.check(len(catalog))
+    _check_cluster_batch(options, task)
     _check_at_least_one("--clusters", clusters)
     for kind in options.contexts:
         catalog.context_groups(kind)  # a missing table is an error now, not after the run folder exists
@@ -343,12 +350,25 @@ def resume(logs="logs", name=None, steps=None, data=None, plots=True, concurrent
         options = dataclasses.replace(TrainOptions(**info["options"]), xla_tables=None,
                                       concurrent_steps=concurrent_steps)
         options = dataclasses.replace(options, steps=options.steps if steps is None else steps)
-        options = options.resolved(catalog, task.trainers if task else 1)
+        options = options.resolved(catalog, *_sizes(task))
         options.check(len(catalog))
+        _check_cluster_batch(options, task)
         if info["stats"]["steps"] >= options.steps and info.get("state") != "incomplete":
             raise ValueError(f"{folder} has trained all its {options.steps:,} steps; pass --steps N with more "
                              f"to train on")
         return _guarded(catalog, options, folder, info, plots, new=False, say=say, task=task)
+
+
+def _sizes(task):
+    """(trainers, ps tasks) of a cluster, or (1, 1) for one process."""
+    return (task.trainers, len(task.cluster["ps"])) if task else (1, 1)
+
+
+def _check_cluster_batch(options, task):
+    if task and len(task.cluster["ps"]) > 1 and options.batch_size > SPLIT_TABLES_MAX_BATCH:
+        raise ValueError(f"--batch-size {options.batch_size:,} with the tables split across "
+                         f"{len(task.cluster['ps'])} ps tasks: TensorFlow's runtime stalls on steps of more than "
+                         f"{SPLIT_TABLES_MAX_BATCH:,} pairs there; choose at most that")
 
 
 def _work(catalog, options, task, say):

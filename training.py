@@ -68,7 +68,10 @@ def train(catalog, options, run_dir, say=print, checkpoint=None, probe=None, on_
                         tables_in_xla=options.xla_tables, device=device, partitioner=partitioner)
     config = tf1.ConfigProto(intra_op_parallelism_threads=options.threads,
                              inter_op_parallelism_threads=options.threads)
-    config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
+    if task is None:
+        # Not on a cluster: the rows of tables split across ps tasks come in shapes that change every step,
+        # and XLA would compile anew for each (2 ps tasks: 96 s for the full data's steps, against 17 with one).
+        config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
     writes = task is None or task.job == "chief"
     session = writer = shared = None
     try:

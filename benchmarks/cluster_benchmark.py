@@ -87,10 +87,9 @@ def measure(name, data, catalog, steps, cluster_steps, with_defaults, scratch):
     for concurrent in (1, 2, 4):
         rows[f"{concurrent} concurrent step{'s' * (concurrent > 1)}"] = threads(catalog, options, concurrent)
         print(f"{name}, {concurrent} concurrent: {rows[list(rows)[-1]]}", file=sys.stderr, flush=True)
-    same = ["--steps", str(cluster_steps), "--batch-size", str(options.batch_size)]
     for ps in (1, 2):
         label = f"cluster: {ps} ps + chief + worker, the one process's steps"
-        rows[label] = local_cluster(data, ps, same, os.path.join(scratch, f"{name}-c{ps}"))
+        rows[label] = local_cluster(data, ps, ["--steps", str(cluster_steps)], os.path.join(scratch, f"{name}-c{ps}"))
         print(f"{name}, {label}: {rows[label]}", file=sys.stderr, flush=True)
     if with_defaults:
         label = "cluster: 1 ps + chief + worker, its defaults"

@@ -206,3 +206,15 @@ def test_one_concurrent_step_trains_as_the_tutorial_loop(tmp_path, demo_catalog)
                 session.run([model.optimizer, model.loss, model.summary],
                             {model.train_inputs: batch_inputs, model.train_labels: batch_labels})
         assert np.array_equal(session.run(model.embeddings), run.vectors.vectors)
+
+
+def test_steps_too_big_for_split_tables_are_refused(tmp_path, full_catalog):
+    config = {"cluster": {"chief": ["127.0.0.1:1"], "ps": ["127.0.0.1:2", "127.0.0.1:3"]},
+              "task": {"type": "chief", "index": 0}}
+    result = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--data", "demo", "--batch-size", "2048",
+                             "--logdir", str(tmp_path)], capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, TF_CONFIG=json.dumps(config)))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "split across 2 ps tasks" in result.stderr and "at most that" in result.stderr
+    assert bands2vec.TrainOptions().resolved(full_catalog, 2, 1).batch_size == 2048
+    assert bands2vec.TrainOptions().resolved(full_catalog, 2, 2).batch_size == bands2vec.SPLIT_TABLES_MAX_BATCH
