@@ -35,6 +35,7 @@ def _stderr_silenced():
 with _stderr_silenced():
     import tensorflow as tf
 
+tf.get_logger().setLevel("ERROR")  # its deprecation notes (a Saver's second checkpoint has one) are not ours
 tf1 = tf.compat.v1
 tf1.disable_eager_execution()
 

@@ -6,7 +6,8 @@ For the full data and (with --million) a 1,000,000-artist synthetic catalog:
    the same total steps as one process (at the cluster's rate: the one process's diverges), and (the full
    data) with the cluster's defaults, 1.5 times the steps;
 each with its training seconds, steps a second, genre@10 and score@10; then the bytes a step moves between
-a trainer and the ps tasks, and what N machines would take for 10,000,000 artists.
+a trainer and the ps tasks, and what N machines would take for 10,000,000 artists, from the CPU seconds each
+task of the 1-ps cluster spent on a step (its run less the same cluster's one-step run).
 
     python benchmarks/cluster_benchmark.py --data ../shared/data/pitchfork [--million] [--million-steps N]
 """
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -48,7 +50,8 @@ def threads(catalog, options, concurrent):
 
 
 def local_cluster(data, ps, args, logs):
-    """A chief, a worker and `ps` ps tasks of `python run.py ARGS` on free ports; the chief's run.json."""
+    """A chief, a worker and `ps` ps tasks of `python run.py ARGS` on free ports; the chief's run.json and the
+    CPU seconds each task took."""
     sockets = [socket.socket() for _ in range(2 + ps)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))
@@ -64,13 +67,30 @@ def local_cluster(data, ps, args, logs):
                                       {"cluster": spec, "task": {"type": job, "index": index}})))
                  for job, index in tasks]
     try:
-        codes = [process.wait(timeout=7200) for process in processes]
+        cpu = {f"{job} {index}": cpu_seconds(process, 7200) for (job, index), process in zip(tasks, processes)}
     finally:
         for process in processes:
             process.kill()
     info = logdir.read_run_info(os.path.join(logs, "c"))
-    return {"seconds": info["stats"]["seconds"], "steps": info["stats"]["steps"], "exits": codes,
+    return {"seconds": info["stats"]["seconds"], "steps": info["stats"]["steps"],
+            "exits": [process.returncode for process in processes], "cpu": cpu,
             "genre": info["quality"]["genre"]["trained"], "score": info["quality"]["score"]["trained"]}
+
+
+def cpu_seconds(process, timeout):
+    """Wait for `process` to end; the CPU seconds it took (user and system)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_utime + usage.ru_stime
+        time.sleep(0.2)
+    raise TimeoutError(f"a cluster task still runs after {timeout} s")
+
+
+def concurrent_label(threads):
+    return f"{threads} concurrent step{'s' * (threads > 1)}"
 
 
 def step_bytes(options):
@@ -85,7 +105,7 @@ def measure(name, data, catalog, steps, cluster_steps, with_defaults, scratch):
     one = bands2vec.TrainOptions().resolved(catalog)
     rows = {}
     for concurrent in (1, 2, 4):
-        rows[f"{concurrent} concurrent step{'s' * (concurrent > 1)}"] = threads(catalog, options, concurrent)
+        rows[concurrent_label(concurrent)] = threads(catalog, options, concurrent)
         print(f"{name}, {concurrent} concurrent: {rows[list(rows)[-1]]}", file=sys.stderr, flush=True)
     for ps in (1, 2):
         label = f"cluster: {ps} ps + chief + worker, the one process's steps"
@@ -95,32 +115,38 @@ def measure(name, data, catalog, steps, cluster_steps, with_defaults, scratch):
         label = "cluster: 1 ps + chief + worker, its defaults"
         rows[label] = local_cluster(data, 1, [], os.path.join(scratch, f"{name}-defaults"))
         print(f"{name}, {label}: {rows[label]}", file=sys.stderr, flush=True)
+    # The same cluster for one step: what its tasks spend apart from training (loading, writing the run).
+    start = local_cluster(data, 1, ["--steps", "1"], os.path.join(scratch, f"{name}-start"))
     for row in rows.values():
         row["steps_per_second"] = row["steps"] / row["seconds"]
     return {"artists": len(catalog), "steps": steps, "cluster_steps": cluster_steps, "batch_size": options.batch_size,
-            "bytes_per_step": step_bytes(options), "rows": rows,
+            "bytes_per_step": step_bytes(options), "rows": rows, "cluster_start": start,
+            "default_concurrent_steps": options.concurrent_steps,
             "memberships_per_artist": sum(data_utils.context_memberships(catalog, kind) for kind in one.contexts)
             / len(catalog)}
 
 
 def projection(result):
-    """Hours for 10,000,000 artists on N machines, from the measured steps a second and the rules."""
+    """Hours for 10,000,000 artists with N trainers, each on a machine like this one, from the CPU a step of
+    the 1-ps cluster took in each task (its run less the same cluster's one-step run) and the rules."""
     big = result["catalogs"].get("synthetic 1,000,000") or result["catalogs"]["pitchfork"]
     artists = 10_000_000
     move = bands2vec.MOVE_PER_MEMBERSHIP * (1 + bands2vec.MOVE_GROWTH * math.log10(artists / bands2vec.MOVE_GROWTH_ABOVE))
     steps = move * big["memberships_per_artist"] * artists / bands2vec.MAX_RATE
-    one_thread = big["rows"]["1 concurrent step"]["steps_per_second"]
-    best_threads = max(big["rows"][f"{n} concurrent steps"]["steps_per_second"] for n in (2, 4))
-    trainer = big["rows"]["cluster: 1 ps + chief + worker, the one process's steps"]["steps_per_second"] / 2
-    lines = []
-    for machines in (1, 2, 4, 8, 16):
-        trainers = machines
-        total = steps * (trainers + 1) / 2 if trainers > 1 else steps
-        rate = best_threads if trainers == 1 else trainer * trainers
-        # Each ps task's network (10 Gbit/s) carries its share of every trainer's rows, both ways.
-        ps_tasks = max(1, math.ceil(trainers * 2 * big["bytes_per_step"] * trainer / 1.25e9))
-        lines.append((machines, trainers, ps_tasks, total, rate, total / rate / 3600))
-    return {"steps_one_process": steps, "one_thread_steps_per_second": one_thread, "rows": lines}
+    one_process = big["rows"][concurrent_label(big["default_concurrent_steps"])]["steps_per_second"]
+    run, start = big["rows"]["cluster: 1 ps + chief + worker, the one process's steps"], big["cluster_start"]
+    work = {task: (run["cpu"][task] - start["cpu"][task]) / (run["steps"] - start["steps"]) for task in run["cpu"]}
+    trainer_cpu, ps_cpu = work["chief 0"] + work["worker 0"], work["ps 0"]
+    cores = os.cpu_count()
+    lines = [(1, 1, 0, steps, one_process, steps / one_process / 3600)]
+    for trainers in (2, 4, 8, 16, 32):
+        total = steps * (trainers + 1) / 2
+        rate = trainers / trainer_cpu  # a trainer steps one at a time, on its own machine
+        # Enough ps tasks (machines like this one, 10 Gbit/s each) for their share of every step's work and rows.
+        ps_tasks = math.ceil(max(rate * ps_cpu / cores, rate * big["bytes_per_step"] / 1.25e9))
+        lines.append((trainers + ps_tasks, trainers, ps_tasks, total, rate, total / rate / 3600))
+    return {"steps_one_process": steps, "one_process_steps_per_second": one_process,
+            "trainer_cpu_per_step": trainer_cpu, "ps_cpu_per_step": ps_cpu, "rows": lines}
 
 
 def main():
@@ -158,7 +184,7 @@ def table(result):
              "| catalog | how | steps | training s | steps/s | vs 1 thread | genre@10 | score@10 |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, catalog in result["catalogs"].items():
-        base = catalog["rows"]["1 concurrent step"]["steps_per_second"]
+        base = catalog["rows"][concurrent_label(1)]["steps_per_second"]
         for how, row in catalog["rows"].items():
             lines.append(f"| {name} | {how} | {row['steps']:,} | {row['seconds']:.1f} | {row['steps_per_second']:,.0f} | "
                          f"{row['steps_per_second'] / base:.2f}x | {row['genre']:.1%} | {row['score']:.1%} |")
@@ -168,8 +194,11 @@ def table(result):
               for name, c in result["catalogs"].items()]
     projected = result["projection"]
     lines += ["", f"10,000,000 artists: {projected['steps_one_process']:,.0f} steps in one process by the defaults' "
-                  f"rules ({projected['one_thread_steps_per_second']:,.0f} steps/s with one thread here).", "",
-              "| machines | trainers | ps tasks (10 Gbit/s each) | steps in all | steps/s | hours |",
+                  f"rules, at {projected['one_process_steps_per_second']:,.0f} steps/s here with the default concurrent steps. A step of the 1-ps "
+                  f"cluster took {projected['trainer_cpu_per_step'] * 1e3:.1f} ms of a trainer's CPU and "
+                  f"{projected['ps_cpu_per_step'] * 1e3:.1f} ms of the ps task's; with each trainer on a machine "
+                  f"like this one, and enough ps tasks for their share:", "",
+              "| machines | trainers | ps tasks | steps in all | steps/s | hours |",
               "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     lines += [f"| {m} | {t} | {p} | {total:,.0f} | {rate:,.0f} | {hours:.1f} |" for m, t, p, total, rate, hours in
               projected["rows"]]
