@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import functools
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -321,6 +322,7 @@ def train(data=None, options=None, *, logs="logs", name=None, overwrite=False, c
     if task and task.job == "worker":
         return _work(catalog, options, task, say)
     folder = logdir.run_path(logs, name)
+    importlib.import_module("training")  # TensorFlow takes seconds to load: before the folder, so Ctrl-C leaves none
     with logdir.writing(folder):
         logdir.make_run_dir(folder, overwrite)
         info = {"data": catalog.source if catalog.source == DEMO_SOURCE else os.path.abspath(catalog.source),
@@ -423,13 +425,13 @@ def _guarded(catalog, options, folder, info, plots, new, say, task=None):
     from training import Diverged, Interrupted, UnreadableCheckpoint
 
     before = copy.deepcopy(info)  # a resumption that gets nowhere leaves run.json as it was
-    info["options"] = dataclasses.asdict(options)
-    mark = time.perf_counter()
-    artists = ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 1), np.float32))
     to_train = info["stats"]["steps"] < options.steps
-    phases = {"load": time.perf_counter() - mark}
-    mark = time.perf_counter()
     try:
+        info["options"] = dataclasses.asdict(options)
+        mark = time.perf_counter()
+        artists = ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 1), np.float32))
+        phases = {"load": time.perf_counter() - mark}
+        mark = time.perf_counter()
         if to_train:
             vectors, info["stats"] = _train(catalog, options, folder, info, artists, say, task)
         else:

@@ -457,6 +457,7 @@ def main():
     parser.add_argument("--data", default=os.environ.get(data_utils.DATA_ENV, "../shared/data/pitchfork"))
     parser.add_argument("--only", help="the cases whose name has this word")
     args = parser.parse_args()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # run.py hears Ctrl-C even when this runs in the background
     data = os.path.abspath(os.path.join(args.data, "database.sqlite") if os.path.isdir(args.data) else args.data)
     rows, started = [], time.perf_counter()
     for function in CASES:

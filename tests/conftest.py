@@ -1,5 +1,6 @@
 """Shared fixtures: the full Pitchfork data in ../shared, a demo run and a full-data run, trained once."""
 import os
+import signal
 import sys
 
 import pytest
@@ -7,6 +8,10 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # synthetic_catalog: Kaggle-schema test data
+
+# The processes the tests interrupt hear Ctrl-C even when the tests were started in the background, where the
+# shell ignores SIGINT and every child would inherit that.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 FULL_DATA = os.environ.get("BANDS2VEC_DATA") or os.path.join(REPO, "..", "shared", "data", "pitchfork")
 

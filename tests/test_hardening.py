@@ -140,6 +140,22 @@ def test_a_signal_before_the_folder_leaves_nothing(tmp_path, monkeypatch, capsys
     assert not (tmp_path / "logs").exists()
 
 
+def test_tensorflow_loads_before_the_folder_so_a_signal_then_leaves_nothing(tmp_path):
+    # In a fresh process: the seconds TensorFlow takes to load come before the run folder is made.
+    script = (f"import sys; sys.path.insert(0, {REPO!r}); import bands2vec, logdir\n"
+              f"def made(*args):\n"
+              f"    print('tensorflow' in sys.modules)\n"
+              f"    raise KeyboardInterrupt\n"
+              f"logdir.make_run_dir = made\n"
+              f"try:\n"
+              f"    bands2vec.train('demo', logs={str(tmp_path / 'logs')!r}, name='r', say=print)\n"
+              f"except KeyboardInterrupt:\n"
+              f"    pass\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.stdout.splitlines()[-1] == "True", (result.stdout, result.stderr)
+    assert os.listdir(tmp_path / "logs") == []  # nor its lock file
+
+
 # ---------------------------------------------------------------------------------------------
 # kill -9 and periodic checkpoints
 # ---------------------------------------------------------------------------------------------
