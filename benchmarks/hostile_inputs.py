@@ -441,7 +441,7 @@ def a_chief_whose_ps_never_answers(tmp, data):
         outcome = run(["--data", "demo"], f"{tmp}/logs")
     finally:
         del os.environ["TF_CONFIG"]
-    outcome.stderr += f" (after waiting {cluster.WAIT_SECONDS} s)"
+    outcome.stderr = outcome.stderr.rstrip() + f" (after waiting {cluster.WAIT_SECONDS} s)"
     return outcome
 
 
