@@ -131,7 +131,8 @@ def projection(result):
     the 1-ps cluster took in each task (its run less the same cluster's one-step run) and the rules."""
     big = result["catalogs"].get("synthetic 1,000,000") or result["catalogs"]["pitchfork"]
     artists = 10_000_000
-    move = bands2vec.MOVE_PER_MEMBERSHIP * (1 + bands2vec.MOVE_GROWTH * math.log10(artists / bands2vec.MOVE_GROWTH_ABOVE))
+    growth = bands2vec.MOVE_GROWTH * math.log10(artists / bands2vec.MOVE_GROWTH_ABOVE)
+    move = bands2vec.MOVE_PER_MEMBERSHIP * (1 + growth)
     steps = move * big["memberships_per_artist"] * artists / bands2vec.MAX_RATE
     one_process = big["rows"][concurrent_label(big["default_concurrent_steps"])]["steps_per_second"]
     run, start = big["rows"]["cluster: 1 ps + chief + worker, the one process's steps"], big["cluster_start"]
@@ -186,16 +187,18 @@ def table(result):
     for name, catalog in result["catalogs"].items():
         base = catalog["rows"][concurrent_label(1)]["steps_per_second"]
         for how, row in catalog["rows"].items():
-            lines.append(f"| {name} | {how} | {row['steps']:,} | {row['seconds']:.1f} | {row['steps_per_second']:,.0f} | "
-                         f"{row['steps_per_second'] / base:.2f}x | {row['genre']:.1%} | {row['score']:.1%} |")
+            lines.append(f"| {name} | {how} | {row['steps']:,} | {row['seconds']:.1f} | "
+                         f"{row['steps_per_second']:,.0f} | {row['steps_per_second'] / base:.2f}x | "
+                         f"{row['genre']:.1%} | {row['score']:.1%} |")
     lines += ["", "| catalog | batch | bytes a step, each way, between a trainer and the ps tasks |",
               "| --- | ---: | ---: |"]
     lines += [f"| {name} | {c['batch_size']:,} | {c['bytes_per_step']:,} ({c['bytes_per_step'] / 2 ** 20:.2f} MiB) |"
               for name, c in result["catalogs"].items()]
     projected = result["projection"]
     lines += ["", f"10,000,000 artists: {projected['steps_one_process']:,.0f} steps in one process by the defaults' "
-                  f"rules, at {projected['one_process_steps_per_second']:,.0f} steps/s here with the default concurrent steps. A step of the 1-ps "
-                  f"cluster took {projected['trainer_cpu_per_step'] * 1e3:.1f} ms of a trainer's CPU and "
+                  f"rules, at {projected['one_process_steps_per_second']:,.0f} steps/s here with the default "
+                  f"concurrent steps. A step of the 1-ps cluster took "
+                  f"{projected['trainer_cpu_per_step'] * 1e3:.1f} ms of a trainer's CPU and "
                   f"{projected['ps_cpu_per_step'] * 1e3:.1f} ms of the ps task's; with each trainer on a machine "
                   f"like this one, and enough ps tasks for their share:", "",
               "| machines | trainers | ps tasks | steps in all | steps/s | hours |",

@@ -52,7 +52,8 @@ def run(args, logs, trigger=None, send=signal.SIGTERM, stdin=None, checkpoint_se
         command[2:3] = ["-c", f"import sys; sys.path.insert(0, {REPO!r}); import training; "
                               f"training.CHECKPOINT_SECONDS = {checkpoint_seconds}; import run; "
                               f"sys.exit(run.main(sys.argv[1:]))"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if trigger else subprocess.PIPE,
+    process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT if trigger else subprocess.PIPE,
                                stdin=subprocess.PIPE if stdin else None, text=True, cwd=REPO)
     if isinstance(trigger, float):
         time.sleep(trigger)
@@ -457,7 +458,7 @@ def main():
     parser.add_argument("--data", default=os.environ.get(data_utils.DATA_ENV, "../shared/data/pitchfork"))
     parser.add_argument("--only", help="the cases whose name has this word")
     args = parser.parse_args()
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # run.py hears Ctrl-C even when this runs in the background
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # run.py hears Ctrl-C when this runs in the background
     data = os.path.abspath(os.path.join(args.data, "database.sqlite") if os.path.isdir(args.data) else args.data)
     rows, started = [], time.perf_counter()
     for function in CASES:
