@@ -308,7 +308,9 @@ def train(data=None, options=None, *, logs="logs", name=None, overwrite=False, c
     task = Task.from_environment()
     if task and task.job == "ps":
         return serve(task, say)
+    mark = time.perf_counter()
     catalog = data if isinstance(data, Catalog) else load_catalog(data, include_pseudo_artists)
+    load_seconds = time.perf_counter() - mark
     _say_catalog(catalog, say)
     if len(catalog) < MIN_ARTISTS:
         raise DataError(f"{catalog.source}: {len(catalog)} artist{'s' * (len(catalog) != 1)} with a score; a run "
@@ -329,7 +331,8 @@ def train(data=None, options=None, *, logs="logs", name=None, overwrite=False, c
                 "catalog": catalog.fingerprint, "artists": len(catalog),
                 "include_pseudo_artists": catalog.include_pseudo_artists, "clusters": clusters,
                 "stats": {"steps": 0, "pairs": 0, "loss": None, "seconds": 0.0}}
-        return _guarded(catalog, options, folder, info, plots, new=True, say=say, task=task)
+        return _guarded(catalog, options, folder, info, plots, new=True, say=say, task=task,
+                        load_seconds=load_seconds)
 
 
 def resume(logs="logs", name=None, steps=None, data=None, plots=True, concurrent_steps=None, say=print):
@@ -346,7 +349,9 @@ def resume(logs="logs", name=None, steps=None, data=None, plots=True, concurrent
     folder = logdir.find_run(logs, name)
     with logdir.writing(folder):
         info = logdir.read_run_info(folder)
+        mark = time.perf_counter()
         catalog = load_catalog(data or info["data"], info.get("include_pseudo_artists", False))
+        load_seconds = time.perf_counter() - mark
         _say_catalog(catalog, say)
         _check_same_data(folder, info, catalog)
         options = dataclasses.replace(TrainOptions(**info["options"]), xla_tables=None,
@@ -358,7 +363,8 @@ def resume(logs="logs", name=None, steps=None, data=None, plots=True, concurrent
         if info["stats"]["steps"] >= options.steps and info.get("state") != "incomplete":
             raise ValueError(f"{folder} has trained all its {options.steps:,} steps; pass --steps N with more "
                              f"to train on")
-        return _guarded(catalog, options, folder, info, plots, new=False, say=say, task=task)
+        return _guarded(catalog, options, folder, info, plots, new=False, say=say, task=task,
+                        load_seconds=load_seconds)
 
 
 def _sizes(task):
@@ -416,7 +422,7 @@ class RunInterrupted(Exception):
 OUTPUTS = ("vectors", "metadata", "exports", "projector", "quality", "plots")
 
 
-def _guarded(catalog, options, folder, info, plots, new, say, task=None):
+def _guarded(catalog, options, folder, info, plots, new, say, task=None, load_seconds=0.0):
     """Train (unless all steps are trained) and write every file of the run, keeping run.json's `state`
     true at every moment: `training` (from the start, and at each checkpoint: a run killed then is continued
     by `--resume`), `interrupted` (stopped during training: its checkpoint and files are where it stood),
@@ -430,7 +436,7 @@ def _guarded(catalog, options, folder, info, plots, new, say, task=None):
         info["options"] = dataclasses.asdict(options)
         mark = time.perf_counter()
         artists = ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 1), np.float32))
-        phases = {"load": time.perf_counter() - mark}
+        phases = {"load": load_seconds + time.perf_counter() - mark}  # reading the catalog, and its table
         mark = time.perf_counter()
         if to_train:
             vectors, info["stats"] = _train(catalog, options, folder, info, artists, say, task)
