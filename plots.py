@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-import logdir
-from data_utils import NO_GENRE
+from atomic_files import atomic_write, write_bytes
+from contexts import NO_GENRE
 
 TSNE_CACHE = "tsne.npz"
 # t-SNE, the plots and the projector's map show at most this many artists, the most-reviewed: t-SNE costs
@@ -27,7 +27,7 @@ DPI = 100
 LABELLED = 300
 
 
-def fingerprint(vectors):
+def _cache_key(vectors):
     return hashlib.sha1(np.ascontiguousarray(vectors, dtype=np.float32).tobytes()).hexdigest()
 
 
@@ -38,12 +38,12 @@ def map_rows(review_counts):
     return np.sort(np.argsort(-np.asarray(review_counts), kind="stable")[:MAP_ARTISTS])
 
 
-def tsne_coordinates(vectors, run_dir, seed=0, say=None):
+def tsne_coordinates(artist_vectors, folder, seed=0, say=None):
     """2-d t-SNE coordinates of the map's artists (map_rows), from the cache when it was made from these
     vectors; t-SNE's progress to `say`."""
-    path = os.path.join(run_dir, TSNE_CACHE)
-    unit_vectors = vectors.unit_vectors[map_rows(vectors.artists.review_counts)]
-    key = fingerprint(unit_vectors)
+    path = os.path.join(folder, TSNE_CACHE)
+    unit_vectors = artist_vectors.unit_vectors[map_rows(artist_vectors.artists.review_counts)]
+    key = _cache_key(unit_vectors)
     if os.path.isfile(path):
         try:
             with np.load(path) as cached:
@@ -52,7 +52,7 @@ def tsne_coordinates(vectors, run_dir, seed=0, say=None):
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is recomputed and replaced
     coordinates = compute_tsne(unit_vectors, seed, say)
-    logdir.atomic_write(path, lambda f: np.savez(f, coordinates=coordinates, fingerprint=key))
+    atomic_write(path, lambda f: np.savez(f, coordinates=coordinates, fingerprint=key))
     return coordinates
 
 
@@ -83,34 +83,34 @@ class _TsneProgress(io.TextIOBase):
         return len(text)
 
 
-def write_plots(vectors, run_dir, seed=0, say=None):
-    """The three PNG plots in `run_dir`; returns their paths."""
+def write_plots(artist_vectors, folder, seed=0, say=None):
+    """The three PNG plots in `folder`; returns their paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = vectors.artists
+    table = artist_vectors.artists
     rows = map_rows(table.review_counts)
-    coordinates = tsne_coordinates(vectors, run_dir, seed, say)
+    coordinates = tsne_coordinates(artist_vectors, folder, seed, say)
     primary = table.primary_genres[rows]
-    clusters = vectors.clusters[rows]
+    clusters = artist_vectors.kmeans_clusters[rows]
     genre_colours = _palette(plt, primary)
-    which = "" if len(rows) == len(vectors) else f", the {len(rows):,} most-reviewed of {len(vectors):,} artists"
+    which = "" if len(rows) == len(artist_vectors) else f", the {len(rows):,} most-reviewed of {len(artist_vectors):,} artists"
     figures = {
         "clusters": _categorical(plt, "clusters", coordinates, clusters, _palette(plt, clusters),
                                  f"K-means clustering of the artists' embeddings (t-SNE{which})"),
         "genres": _categorical(plt, "genres", coordinates, primary, genre_colours,
                                f"Artists by primary genre (t-SNE{which})"),
-        "labelled": _labelled(plt, coordinates, [vectors.names[i] for i in rows], table.review_counts[rows],
+        "labelled": _labelled(plt, coordinates, [artist_vectors.names[i] for i in rows], table.review_counts[rows],
                               primary, genre_colours),
     }
     paths = {}
     for name, figure in figures.items():
-        paths[name] = os.path.join(run_dir, PLOTS[name])
+        paths[name] = os.path.join(folder, PLOTS[name])
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI)
         plt.close(figure)
-        logdir.write_bytes(paths[name], buffer.getvalue())
+        write_bytes(paths[name], buffer.getvalue())
     return paths
 
 

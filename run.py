@@ -8,20 +8,27 @@
     python run.py export                   vectors.npy, vectors.tsv and vectors.txt of a run
 """
 import argparse
+import dataclasses
 import json
 import os
 import signal
 import sys
 import warnings
+from typing import Callable
 
 import bands2vec
-import logdir
-from artist_vectors import QueryError, UnknownArtist, parse_expression
-from cluster import ClusterLost
-from data_utils import CONTEXTS, DEFAULT_CONTEXTS, DataError, format_contexts, parse_contexts
+import options as b
+from artist_vectors import NEIGHBOURS
+from atomic_files import os_error_line
+from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
+from errors import Bands2VecError, ClusterLost, QueryError, UnknownArtist
+from expressions import parse_expression
+from run_life import PHASES
+from vector_files import EXPORT_MAX
 
-COMMANDS = ("train", "similar", "query", "plot", "evaluate", "export")
-TRAIN_OPTIONS = ("steps", "batch_size", "embedding_size", "num_sampled", "learning_rate", "seed", "concurrent_steps")
+# The training options the command line sets, as TrainOptions names them.
+TRAIN_OPTIONS = ("steps", "batch_size", "embedding_size", "num_sampled", "learning_rate", "seed",
+                 "concurrent_steps")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -31,34 +38,35 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser():
-    """The command line; every number its help names comes from the library's constants."""
-    b, defaults = bands2vec, bands2vec.TrainOptions()
-    parser = ArgumentParser(prog="run.py", description="Bands2Vec: artist embeddings from Pitchfork reviews.")
-    commands = parser.add_subparsers(dest="command")
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
 
-    # Training options default to None here: None means "the default", or the resumed run's own value.
-    train = commands.add_parser("train", help="train (the default command)")
+def train_arguments(train):
+    """Training's options. They default to None here: None means the default, or a resumed run's own."""
+    defaults = b.TrainOptions()
     train.add_argument("--data", help="Kaggle database.sqlite, or a folder with it or with reviews.csv and "
-                                      "genres.csv (default: $BANDS2VEC_DATA, then data/, then the demo catalog)")
+                                      "genres.csv (default: $BANDS2VEC_DATA, then data/, then the demo "
+                                      "catalog)")
     train.add_argument("--steps", type=int,
-                       help=f"training steps (default: {b.MOVE_PER_MEMBERSHIP:g} x context memberships / learning "
-                            f"rate, x{1 + b.MOVE_GROWTH:g} for every tenfold of artists past "
+                       help=f"training steps (default: {b.MOVE_PER_MEMBERSHIP:g} x context memberships / "
+                            f"learning rate, x{1 + b.MOVE_GROWTH:g} for every tenfold of artists past "
                             f"{b.MOVE_GROWTH_ABOVE:,}, at least {b.MIN_STEPS:,})")
     train.add_argument("--batch-size", type=int,
-                       help=f"pairs per step (default: {b.PAIRS_PER_ARTIST} x artists / steps, a power of two from "
-                            f"{b.BATCH_SIZES[0]:,} to {b.BATCH_SIZES[1]:,}, at most the catalog's)")
+                       help=f"pairs per step (default: {b.PAIRS_PER_ARTIST} x artists / steps, a power of "
+                            f"two from {b.BATCH_SIZES[0]:,} to {b.BATCH_SIZES[1]:,}, at most the catalog's)")
     train.add_argument("--embedding-size", type=int, help=f"dimensions (default: {defaults.embedding_size})")
     train.add_argument("--num-sampled", type=int,
                        help=f"negative artists sampled per step by NCE (default: {defaults.num_sampled})")
     train.add_argument("--learning-rate", type=float,
-                       help=f"gradient-descent rate at the start, decayed linearly over the run (default: artists "
-                            f"/ {b.ARTISTS_PER_RATE}, at most {b.MAX_RATE})")
+                       help=f"gradient-descent rate at the start, decayed linearly over the run (default: "
+                            f"artists / {b.ARTISTS_PER_RATE}, at most {b.MAX_RATE})")
+    weights = ", ".join(f"{kind} {context.weight:g}" for kind, context in CONTEXTS.items())
     train.add_argument("--contexts",
-                       help=f"kinds of context ({', '.join(CONTEXTS)}), each optionally with its share of the "
-                            f"pairs, such as genre,score,label=0.3; a kind without a share takes its weight's part "
-                            f"of the rest ({', '.join(f'{kind} {c.weight:g}' for kind, c in CONTEXTS.items())}) "
-                            f"(default: {DEFAULT_CONTEXTS}, that is {format_contexts(defaults.contexts)})")
+                       help=f"kinds of context ({', '.join(CONTEXTS)}), each optionally with its share of "
+                            f"the pairs, such as genre,score,label=0.3; a kind without a share takes its "
+                            f"weight's part of the rest ({weights}) (default: {DEFAULT_CONTEXTS}, that is "
+                            f"{format_contexts(defaults.contexts)})")
     train.add_argument("--genre-share", type=float,
                        help=f"share of same-genre pairs, as genre=X in --contexts "
                             f"(default: {defaults.contexts['genre']:g})")
@@ -66,52 +74,19 @@ def build_parser():
                        help="keep 'various artists' and the other compilation names in the vocabulary")
     train.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
     train.add_argument("--concurrent-steps", type=int,
-                       help=f"threads stepping the session at once (default: 1 up to {b.XLA_MAX_ARTISTS:,} artists, "
-                            f"whose tables XLA holds, else the cores, at most {b.MAX_CONCURRENT_STEPS}); more than "
-                            f"one gives other vectors for the same seed")
-    train.add_argument("--clusters", type=int, default=b.CLUSTERS, help="k-means clusters (default: %(default)s)")
+                       help=f"threads stepping the session at once (default: 1 up to "
+                            f"{b.XLA_MAX_ARTISTS:,} artists, whose tables XLA holds, else the cores, at "
+                            f"most {b.MAX_CONCURRENT_STEPS}); more than one gives other vectors for the "
+                            f"same seed")
+    train.add_argument("--clusters", type=int, default=b.KMEANS_CLUSTERS,
+                       help="k-means clusters (default: %(default)s)")
     train.add_argument("--run", help="name of the run's folder under --logdir (default: run-<date>-<time>)")
     train.add_argument("--overwrite", action="store_true", help="replace the --run folder if it exists")
     train.add_argument("--no-plots", action="store_true", help="skip the t-SNE plots")
     train.add_argument("--resume", action="store_true",
-                       help="continue the latest run (or --run) from its last checkpoint, with its own options")
+                       help="continue the latest run (or --run) from its last checkpoint, with its own "
+                            "options")
 
-    similar = commands.add_parser("similar", help="artists nearest to an artist")
-    similar.add_argument("questions", nargs="+", metavar="name",
-                         help="an artist's name; several ask several questions, - reads one a line from stdin")
-    query = commands.add_parser("query", help='nearest artists to an expression, e.g. "coil - elder ones"')
-    query.add_argument("questions", nargs="+", metavar="expression",
-                       help="artists joined by ' + ' and ' - '; several ask several questions, - reads one a line "
-                            "from stdin")
-    for command in (similar, query):
-        command.add_argument("-k", type=int, default=b.NEIGHBOURS, help="how many artists (default: %(default)s)")
-        command.add_argument("--json", action="store_true",
-                             help="print JSON: a list of results, or for several questions one object a line")
-
-    plot = commands.add_parser("plot", help="t-SNE plots of a trained run")
-    plot.add_argument("--clusters", type=int, help="re-cluster with k-means into this many clusters")
-    evaluate = commands.add_parser("evaluate", help="quality of a trained run's vectors")
-    evaluate.add_argument("-k", type=int, default=b.NEIGHBOURS, help="neighbours per artist (default: %(default)s)")
-    evaluate.add_argument("--json", action="store_true", help="print JSON")
-
-    export = commands.add_parser("export", help="write vectors.npy, vectors.tsv and vectors.txt (word2vec format)")
-    for command in (train, similar, query, plot, evaluate, export):
-        command.add_argument("--logdir", default="logs", help="log directory (default: %(default)s)")
-    for command in (similar, query, plot, evaluate, export):
-        command.add_argument("--run", help="run folder under --logdir (default: the latest)")
-    return parser
-
-
-def parse_args(argv):
-    # Training is the default command: `python run.py --steps 100` trains.
-    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
-        argv = ["train"] + list(argv)
-    return build_parser().parse_args(argv)
-
-
-# ---------------------------------------------------------------------------------------------
-# train
-# ---------------------------------------------------------------------------------------------
 
 def train_command(args):
     given = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
@@ -124,7 +99,7 @@ def train_command(args):
         run = bands2vec.resume(args.logdir, args.run, given.get("steps"), args.data, plots=not args.no_plots,
                                concurrent_steps=given.get("concurrent_steps"))
     else:
-        run = bands2vec.train(args.data, bands2vec.TrainOptions(**given), logs=args.logdir, name=args.run,
+        run = bands2vec.train(args.data, b.TrainOptions(**given), logs=args.logdir, name=args.run,
                               overwrite=args.overwrite, clusters=args.clusters, plots=not args.no_plots,
                               include_pseudo_artists=args.include_pseudo_artists)
     if run:  # a cluster's worker and ps tasks have said what they did; the chief has a run to sum up
@@ -133,23 +108,24 @@ def train_command(args):
 
 
 def _say_summary(run, logs):
-    info = run.info
-    stats, report, phases = info["stats"], info["quality"], info["phases"]
+    record = run.record
+    stats, report, phases = record.stats, record.quality, record.phases
     print()
-    print(f"Artists:     {info['artists']:,}")
-    print(f"Pairs seen:  {stats['pairs']:,} in {stats['steps']:,} steps "
-          f"({stats['pairs'] / max(stats['seconds'], 1e-9):,.0f} pairs/s of training)")
-    print(f"Final loss:  {stats['loss']:.3f}")
+    print(f"Artists:     {record.artists:,}")
+    print(f"Pairs seen:  {stats.pairs:,} in {stats.steps:,} steps "
+          f"({stats.pairs / max(stats.seconds, 1e-9):,.0f} pairs/s of training)")
+    print(f"Final loss:  {stats.loss:.3f}")
     print(f"Quality:     10 nearest neighbours share a genre {report['genre']['trained']:.1%} "
           f"(random vectors {report['genre']['random']:.1%}), the same rounded mean score "
           f"{report['score']['trained']:.1%} (random {report['score']['random']:.1%})")
-    print(f"Time:        {stats['seconds']:.1f}s training, {sum(phases.values()):.1f}s in all ("
-          + ", ".join(f"{name} {phases[name]:.1f}s" for name in bands2vec.PHASES if name in phases)
-          + f"); peak memory {info['peak_memory_mb']:,.0f} MB")
+    print(f"Time:        {stats.seconds:.1f}s training, {sum(phases.values()):.1f}s in all ("
+          + ", ".join(f"{name} {phases[name]:.1f}s" for name in PHASES if name in phases)
+          + f"); peak memory {record.peak_memory_mb:,.0f} MB")
     print(f"Outputs in:  {run.folder}")
-    exports = ("vectors.tsv, vectors.txt (word2vec format)" if info["artists"] <= logdir.EXPORT_MAX else
-               f"no text exports past {logdir.EXPORT_MAX:,} artists: python run.py export writes them")
-    print(f"             checkpoints/, events, metadata.tsv, projector_config.pbtxt, run.json, vectors.npy, {exports}")
+    exports = ("vectors.tsv, vectors.txt (word2vec format)" if record.artists <= EXPORT_MAX else
+               f"no text exports past {EXPORT_MAX:,} artists: python run.py export writes them")
+    print(f"             checkpoints/, events, metadata.tsv, projector_config.pbtxt, run.json, vectors.npy, "
+          f"{exports}")
     for path in run.plots.values():
         print(f"             {path}")
     print(f"Next:        tensorboard --logdir {logs}")
@@ -159,18 +135,29 @@ def _say_summary(run, logs):
 # similar, query: many questions, one start-up
 # ---------------------------------------------------------------------------------------------
 
+def question_arguments(metavar, what):
+    def add(command):
+        command.add_argument("questions", nargs="+", metavar=metavar,
+                             help=f"{what}; several ask several questions, - reads one a line from stdin")
+        command.add_argument("-k", type=int, default=NEIGHBOURS, help="how many artists (default: %(default)s)")
+        command.add_argument("--json", action="store_true",
+                             help="print JSON: a list of results, or for several questions one object a line")
+    return add
+
+
 def questions_command(args):
     """Answer each question (an artist for `similar`, an expression for `query`) in turn; a question that
     cannot be answered is an error line, and the others are still answered."""
-    _check_at_least_one("-k", args.k)
-    vectors = bands2vec.open_run(args.logdir, args.run).vectors
+    b.check_at_least_one("-k", args.k)
+    artist_vectors = bands2vec.open_run(args.logdir, args.run).vectors
     questions = [line.strip() for question in args.questions
                  for line in (sys.stdin if question == "-" else [question]) if line.strip()]
     failed = 0
     for number, question in enumerate(questions):
         try:
-            positive, negative = ([question], []) if args.command == "similar" else parse_expression(question, vectors)
-            results = vectors.most_similar(positive, negative, topn=args.k)
+            positive, negative = ([question], []) if args.command == "similar" else \
+                parse_expression(question, artist_vectors)
+            results = artist_vectors.most_similar(positive, negative, topn=args.k)
         except (UnknownArtist, QueryError) as error:
             print(f"run.py: error: {error}", file=sys.stderr)
             failed += 1
@@ -178,28 +165,31 @@ def questions_command(args):
                 print(json.dumps({"question": question, "error": str(error)}, ensure_ascii=False))
             continue
         if args.json:
-            rows = [{"artist": name, "similarity": round(similarity, 6),
-                     "mean_score": round(float(vectors.artists.mean_scores[vectors.index(name)]), 4),
-                     "genres": list(vectors.artists.genres[vectors.index(name)]),
-                     "shares": vectors.shared(name, positive)} for name, similarity in results]
+            rows = [_json_row(artist_vectors, name, similarity, positive) for name, similarity in results]
             print(json.dumps(rows, ensure_ascii=False, indent=2) if len(questions) == 1 else
                   json.dumps({"question": question, "results": rows}, ensure_ascii=False))
             continue
         if len(questions) > 1:
             print(f"{'' if number == 0 else chr(10)}Nearest to {question}:")
         for name, similarity in results:
-            print(vectors.describe(name, similarity, shared_with=positive))
+            print(artist_vectors.describe(name, similarity, shared_with=positive))
     return 2 if failed else 0
 
 
-def _check_at_least_one(option, value):
-    if value < 1:
-        raise ValueError(f"{option} must be at least 1, not {value}")
+def _json_row(artist_vectors, name, similarity, asked):
+    i = artist_vectors.index(name)
+    return {"artist": name, "similarity": round(similarity, 6),
+            "mean_score": round(float(artist_vectors.artists.mean_scores[i]), 4),
+            "genres": list(artist_vectors.artists.genres[i]), "shares": artist_vectors.shared(name, asked)}
 
 
 # ---------------------------------------------------------------------------------------------
 # plot, evaluate, export
 # ---------------------------------------------------------------------------------------------
+
+def plot_arguments(plot):
+    plot.add_argument("--clusters", type=int, help="re-cluster with k-means into this many clusters")
+
 
 def plot_command(args):
     for path in bands2vec.open_run(args.logdir, args.run).plot(args.clusters).values():
@@ -207,20 +197,23 @@ def plot_command(args):
     return 0
 
 
+def evaluate_arguments(evaluate):
+    evaluate.add_argument("-k", type=int, default=NEIGHBOURS, help="neighbours per artist (default: %(default)s)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+
+
 def evaluate_command(args):
-    _check_at_least_one("-k", args.k)
+    b.check_at_least_one("-k", args.k)
     run = bands2vec.open_run(args.logdir, args.run)
     report, clusters = run.evaluate(k=args.k)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"Run {run.folder}: {report['artists']:,} artists; each figure beside the same for random vectors")
-    rows = [("neighbours sharing a genre", "genre", "{:.1%}", "no genres"),
-            ("neighbours with the same rounded mean score", "score", "{:.1%}", ""),
-            ("mean absolute score difference to neighbours", "score_difference", "{:.3f}", ""),
-            ("neighbours sharing a record label", "label", "{:.1%}", "the data has no labels table"),
-            ("mean release-year gap to neighbours", "year_gap", "{:.2f}", "the data has no years table"),
-            ("NMI of k-means clusters with primary genre", "cluster_genre_nmi", "{:.3f}", "")]
+    rows = [(CONTEXTS[kind].agreement, kind, "{:.1%}", CONTEXTS[kind].absent) for kind in quality_tags()]
+    rows += [("mean absolute score difference to neighbours", "score_difference", "{:.3f}", ""),
+             ("mean release-year gap to neighbours", "year_gap", "{:.2f}", "the data has no years table"),
+             ("NMI of k-means clusters with primary genre", "cluster_genre_nmi", "{:.3f}", "")]
     for label, key, form, missing in rows:
         trained, random = report[key]["trained"], report[key]["random"]
         if trained is None:
@@ -241,43 +234,82 @@ def export_command(args):
     return 0
 
 
-# What Ctrl-C or SIGTERM leaves, where the library has not said more (a run it interrupts says how to go on).
-INTERRUPTED = {"train": "interrupted before a run folder was made: nothing was written", "plot":
-               "interrupted: the plots may be half made; run `python run.py plot` again",
-               "export": "interrupted: the exports may be missing; run `python run.py export` again"}
+# ---------------------------------------------------------------------------------------------
+# The commands, and main
+# ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    run: Callable  # args -> exit status
+    help: str
+    arguments: Callable = lambda parser: None  # adds the command's own arguments
+    interrupted: str = "interrupted"  # what Ctrl-C or SIGTERM leaves, where the library says no more
+
+
+COMMANDS = {
+    "train": Command(train_command, "train (the default command)", train_arguments,
+                     "interrupted before a run folder was made: nothing was written"),
+    "similar": Command(questions_command, "artists nearest to an artist",
+                       question_arguments("name", "an artist's name")),
+    "query": Command(questions_command, 'nearest artists to an expression, e.g. "coil - elder ones"',
+                     question_arguments("expression", "artists joined by ' + ' and ' - '")),
+    "plot": Command(plot_command, "t-SNE plots of a trained run", plot_arguments,
+                    "interrupted: the plots may be half made; run `python run.py plot` again"),
+    "evaluate": Command(evaluate_command, "quality of a trained run's vectors", evaluate_arguments),
+    "export": Command(export_command, "write vectors.npy, vectors.tsv and vectors.txt (word2vec format)",
+                      interrupted="interrupted: the exports may be missing; run `python run.py export` again"),
+}
+
+
+def build_parser():
+    """The command line; every number its help names comes from the library's constants."""
+    parser = ArgumentParser(prog="run.py", description="Bands2Vec: artist embeddings from Pitchfork reviews.")
+    commands = parser.add_subparsers(dest="command")
+    for name, command in COMMANDS.items():
+        subparser = commands.add_parser(name, help=command.help)
+        command.arguments(subparser)
+        subparser.add_argument("--logdir", default="logs", help="log directory (default: %(default)s)")
+        if name != "train":  # training names the run it writes
+            subparser.add_argument("--run", help="run folder under --logdir (default: the latest)")
+    return parser
+
+
+def parse_args(argv):
+    # Training is the default command: `python run.py --steps 100` trains.
+    if not argv or argv[0] not in tuple(COMMANDS) + ("-h", "--help"):
+        argv = ["train"] + list(argv)
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    command = {"train": train_command, "similar": questions_command, "query": questions_command,
-               "plot": plot_command, "evaluate": evaluate_command, "export": export_command}[args.command]
     # SIGTERM stops a run as Ctrl-C does: training checkpoints where it stands.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _note  # the library's warnings, as one line each
-            return command(args)
+            return COMMANDS[args.command].run(args)
     except ClusterLost as error:
         # TensorFlow hangs closing a session whose parameter server has gone: end without it.
         _refuse(error, str(error))
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(2)
-    except (DataError, logdir.RunError, UnknownArtist, QueryError, ValueError) as error:
+    except (Bands2VecError, ValueError) as error:
         return _refuse(error, str(error))
     except BrokenPipeError:
         # The reader (`| head`) has gone; the rest of the output has nowhere to go.
         sys.stderr.close()
         return 1
     except OSError as error:
-        return _refuse(error, logdir.os_error_line(error))
+        return _refuse(error, os_error_line(error))
     except MemoryError as error:
         return _refuse(error, "out of memory; try a smaller --batch-size or --embedding-size")
     except bands2vec.RunInterrupted as stop:
         print(f"run.py: {stop}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print(f"run.py: {INTERRUPTED.get(args.command, 'interrupted')}", file=sys.stderr)
+        print(f"run.py: {COMMANDS[args.command].interrupted}", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)

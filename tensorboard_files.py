@@ -4,6 +4,7 @@ and summaries (quality scalars, text, images, hparams) as event-file protos.
 The projector reads one tensor, the artists (`vectors.tsv` with `metadata.tsv`), and a bookmark file of
 projector states that place every artist at the run's own t-SNE coordinates, one state per colouring.
 """
+import dataclasses
 import io
 import itertools
 import json
@@ -11,7 +12,11 @@ import os
 import socket
 import time
 
-import logdir
+from atomic_files import write_bytes, write_text
+from contexts import quality_tags
+from metadata import METADATA_FILE
+from run_folder import PROJECTOR_SAMPLE_DIR
+from vector_files import VECTORS_TSV
 
 PROJECTOR_FILE = "projector_config.pbtxt"
 BOOKMARKS_FILE = "projector_bookmarks.json"
@@ -19,31 +24,30 @@ PROJECTOR_TENSOR = "artists"
 # The projector's bookmarks: a label and the metadata column each colours by.
 BOOKMARKS = (("t-SNE by primary genre", "primary_genre"), ("t-SNE by k-means cluster", "cluster"),
              ("t-SNE by score bucket", "score_bucket"))
-QUALITY_TAGS = {"genre": "quality/genre_at_10", "score": "quality/score_at_10", "label": "quality/label_at_10"}
 
 
 # ---------------------------------------------------------------------------------------------
 # The projector
 # ---------------------------------------------------------------------------------------------
 
-def write_projector_config(run_dir, sampled=False, bookmarks=False):
+def write_projector_config(folder, sampled=False, bookmarks=False):
     """projector_config.pbtxt: the artists' tensor and metadata (the run's own, or with `sampled` those of
     the map's sample in projector/) and, with `bookmarks`, the bookmark file; without, an earlier bookmark
     file is removed, since its t-SNE belongs to other vectors."""
     from google.protobuf import text_format
     from tensorboard.plugins import projector
 
-    folder = logdir.PROJECTOR_SAMPLE_DIR if sampled else ""
+    sample = PROJECTOR_SAMPLE_DIR if sampled else ""
     config = projector.ProjectorConfig()
     embedding = config.embeddings.add()
     embedding.tensor_name = PROJECTOR_TENSOR
-    embedding.tensor_path = os.path.join(folder, logdir.VECTORS_TSV)
-    embedding.metadata_path = os.path.join(folder, logdir.METADATA_FILE)
+    embedding.tensor_path = os.path.join(sample, VECTORS_TSV)
+    embedding.metadata_path = os.path.join(sample, METADATA_FILE)
     if bookmarks:
         embedding.bookmarks_path = BOOKMARKS_FILE
-    elif os.path.exists(os.path.join(run_dir, BOOKMARKS_FILE)):
-        os.remove(os.path.join(run_dir, BOOKMARKS_FILE))
-    logdir.write_text(os.path.join(run_dir, PROJECTOR_FILE), text_format.MessageToString(config))
+    elif os.path.exists(os.path.join(folder, BOOKMARKS_FILE)):
+        os.remove(os.path.join(folder, BOOKMARKS_FILE))
+    write_text(os.path.join(folder, PROJECTOR_FILE), text_format.MessageToString(config))
 
 
 def bookmark_states(coordinates, dimensions):
@@ -65,10 +69,10 @@ def bookmark_states(coordinates, dimensions):
     return [dict(common, label=label, selectedColorOptionName=column) for label, column in BOOKMARKS]
 
 
-def write_bookmarks(run_dir, coordinates, dimensions, sampled=False):
+def write_bookmarks(folder, coordinates, dimensions, sampled=False):
     states = bookmark_states(coordinates, dimensions)
-    logdir.write_text(os.path.join(run_dir, BOOKMARKS_FILE), json.dumps(states, separators=(",", ":")))
-    write_projector_config(run_dir, sampled, bookmarks=True)
+    write_text(os.path.join(folder, BOOKMARKS_FILE), json.dumps(states, separators=(",", ":")))
+    write_projector_config(folder, sampled, bookmarks=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,8 +83,9 @@ def quality_summary(figures):
     """Scalars `quality/genre_at_10` ... from {"genre": 0.99, "score": ...}; figures that are None are left out."""
     from tensorboard.compat.proto.summary_pb2 import Summary
 
-    return Summary(value=[Summary.Value(tag=QUALITY_TAGS[name], simple_value=float(value))
-                          for name, value in figures.items() if name in QUALITY_TAGS and value is not None])
+    tags = quality_tags()
+    return Summary(value=[Summary.Value(tag=tags[name], simple_value=float(value))
+                          for name, value in figures.items() if name in tags and value is not None])
 
 
 def text_summary(tag, markdown):
@@ -102,32 +107,36 @@ def image_summary(tag, png_path):
 
 
 def hparams_summaries(hparams, started):
-    """The hparams plugin's experiment config (the options and QUALITY_TAGS as metrics) and this run's values."""
+    """The hparams plugin's experiment config (the options, and the quality tags as metrics) and this run's
+    values."""
     from tensorboard.plugins.hparams import summary_v2 as hp
 
-    metrics = [hp.Metric(tag, display_name=tag.split("/")[1]) for tag in QUALITY_TAGS.values()]
+    metrics = [hp.Metric(tag, display_name=tag.split("/")[1]) for tag in quality_tags().values()]
     config = hp.hparams_config_pb(hparams=[hp.HParam(name) for name in hparams], metrics=metrics)
     return [config, hp.hparams_pb(hparams, start_time_secs=started)]
 
 
-def write_run_summaries(run_dir, info, hparams):
+def write_run_summaries(folder, record):
     """At the run's last step: the full quality figures, the run's summary as text, and its hparams."""
-    quality = {name: figures["trained"] for name, figures in info["quality"].items() if isinstance(figures, dict)}
-    write_summaries(run_dir, info["stats"]["steps"], [
+    hparams = record.options.hparams()
+    quality = {name: figures["trained"] for name, figures in record.quality.items()
+               if isinstance(figures, dict)}
+    write_summaries(folder, record.stats.steps, [
         quality_summary(quality),
-        text_summary("run", run_markdown(info, hparams)),
-        *hparams_summaries(hparams, time.time() - info["stats"]["seconds"]),
+        text_summary("run", run_markdown(record)),
+        *hparams_summaries(hparams, time.time() - record.stats.seconds),
     ])
 
 
-def run_markdown(info, hparams):
-    """The run's data, options (as `hparams` shows those it has, such as the contexts' spec) and quality as a
-    markdown table."""
-    rows = [("data", info["data"]), ("artists", f"{info['artists']:,}"),
-            *((name, hparams.get(name, value)) for name, value in info["options"].items()),
-            ("steps trained", f"{info['stats']['steps']:,} in {info['stats']['seconds']:.1f} s"),
-            ("final loss", f"{info['stats']['loss']:.3f}")]
-    for name, figures in info["quality"].items():
+def run_markdown(record):
+    """The run's data, options (as its hparams show those they have, such as the contexts' spec) and
+    quality as a markdown table."""
+    hparams = record.options.hparams()
+    rows = [("data", record.data), ("artists", f"{record.artists:,}"),
+            *((name, hparams.get(name, value)) for name, value in dataclasses.asdict(record.options).items()),
+            ("steps trained", f"{record.stats.steps:,} in {record.stats.seconds:.1f} s"),
+            ("final loss", f"{record.stats.loss:.3f}")]
+    for name, figures in record.quality.items():
         if isinstance(figures, dict) and figures["trained"] is not None:
             rows.append((f"quality: {name}", f"{figures['trained']:.3f} (random vectors {figures['random']:.3f})"))
     return "\n".join(["| | |", "| --- | --- |", *(f"| {_cell(name)} | {_cell(value)} |" for name, value in rows)])
@@ -143,7 +152,7 @@ def _cell(text):
     return str(text).replace("|", "\\|")
 
 
-def write_summaries(run_dir, step, summaries):
+def write_summaries(folder, step, summaries):
     """Add summaries to the run's events, in an events file of their own beside training's, written whole.
     TensorBoard's record writer on a plain file: its EventFileWriter would import TensorFlow."""
     from tensorboard.compat.proto.event_pb2 import Event
@@ -155,7 +164,7 @@ def write_summaries(run_dir, step, summaries):
     for summary in summaries:
         records.write(Event(wall_time=time.time(), step=step, summary=summary).SerializeToString())
     name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_events_files)}"
-    logdir.write_bytes(os.path.join(run_dir, name), buffer.getvalue())
+    write_bytes(os.path.join(folder, name), buffer.getvalue())
 
 
 _events_files = itertools.count()  # tells apart the events files one process writes in one second

@@ -27,10 +27,13 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import bands2vec  # noqa: E402
 import data_utils  # noqa: E402
-import logdir  # noqa: E402
-from artist_vectors import ArtistVectors, neighbour_agreement, quality_sample_size, sample_rows  # noqa: E402
+import demo_data  # noqa: E402
+import run_record  # noqa: E402
+from artist_vectors import ArtistVectors  # noqa: E402
+from options import MAX_RATE, MOVE_GROWTH, MOVE_GROWTH_ABOVE, MOVE_PER_MEMBERSHIP, TrainOptions  # noqa: E402
+from pair_sampler import membership_count  # noqa: E402
+from quality import neighbour_agreement, quality_sample_size, sample_rows  # noqa: E402
 from synthetic_catalog import write_tables  # noqa: E402
 
 
@@ -41,12 +44,12 @@ def quality(catalog, vectors):
 
 
 def threads(catalog, options, concurrent):
-    from training import train
+    from training import train_vectors
 
     options = dataclasses.replace(options, concurrent_steps=concurrent)
     with tempfile.TemporaryDirectory() as folder:
-        vectors, stats = train(catalog, options, folder, say=lambda *lines: None)
-    return {"seconds": stats["seconds"], "steps": stats["steps"], **quality(catalog, vectors)}
+        vectors, stats = train_vectors(catalog, options, folder, say=lambda *lines: None)
+    return {"seconds": stats.seconds, "steps": stats.steps, **quality(catalog, vectors)}
 
 
 def local_cluster(data, ps, args, logs):
@@ -71,10 +74,10 @@ def local_cluster(data, ps, args, logs):
     finally:
         for process in processes:
             process.kill()
-    info = logdir.read_run_info(os.path.join(logs, "c"))
-    return {"seconds": info["stats"]["seconds"], "steps": info["stats"]["steps"],
+    record = run_record.read(os.path.join(logs, "c"))
+    return {"seconds": record.stats.seconds, "steps": record.stats.steps,
             "exits": [process.returncode for process in processes], "cpu": cpu,
-            "genre": info["quality"]["genre"]["trained"], "score": info["quality"]["score"]["trained"]}
+            "genre": record.quality["genre"]["trained"], "score": record.quality["score"]["trained"]}
 
 
 def cpu_seconds(process, timeout):
@@ -101,8 +104,8 @@ def step_bytes(options):
 
 
 def measure(name, data, catalog, steps, cluster_steps, with_defaults, scratch):
-    options = bands2vec.TrainOptions(steps=steps).resolved(catalog)
-    one = bands2vec.TrainOptions().resolved(catalog)
+    options = TrainOptions(steps=steps).resolved(catalog)
+    one = TrainOptions().resolved(catalog)
     rows = {}
     for concurrent in (1, 2, 4):
         rows[concurrent_label(concurrent)] = threads(catalog, options, concurrent)
@@ -122,8 +125,7 @@ def measure(name, data, catalog, steps, cluster_steps, with_defaults, scratch):
     return {"artists": len(catalog), "steps": steps, "cluster_steps": cluster_steps, "batch_size": options.batch_size,
             "bytes_per_step": step_bytes(options), "rows": rows, "cluster_start": start,
             "default_concurrent_steps": options.concurrent_steps,
-            "memberships_per_artist": sum(data_utils.context_memberships(catalog, kind) for kind in one.contexts)
-            / len(catalog)}
+            "memberships_per_artist": sum(membership_count(catalog, kind) for kind in one.contexts) / len(catalog)}
 
 
 def projection(result):
@@ -131,9 +133,9 @@ def projection(result):
     the 1-ps cluster took in each task (its run less the same cluster's one-step run) and the rules."""
     big = result["catalogs"].get("synthetic 1,000,000") or result["catalogs"]["pitchfork"]
     artists = 10_000_000
-    growth = bands2vec.MOVE_GROWTH * math.log10(artists / bands2vec.MOVE_GROWTH_ABOVE)
-    move = bands2vec.MOVE_PER_MEMBERSHIP * (1 + growth)
-    steps = move * big["memberships_per_artist"] * artists / bands2vec.MAX_RATE
+    growth = MOVE_GROWTH * math.log10(artists / MOVE_GROWTH_ABOVE)
+    move = MOVE_PER_MEMBERSHIP * (1 + growth)
+    steps = move * big["memberships_per_artist"] * artists / MAX_RATE
     one_process = big["rows"][concurrent_label(big["default_concurrent_steps"])]["steps_per_second"]
     run, start = big["rows"]["cluster: 1 ps + chief + worker, the one process's steps"], big["cluster_start"]
     work = {task: (run["cpu"][task] - start["cpu"][task]) / (run["steps"] - start["steps"]) for task in run["cpu"]}
@@ -165,12 +167,12 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         data = os.path.abspath(args.data)
         catalog = data_utils.load_catalog(data)
-        steps = bands2vec.TrainOptions().resolved(catalog).steps
+        steps = TrainOptions().resolved(catalog).steps
         result["catalogs"]["pitchfork"] = measure("pitchfork", data, catalog, steps, steps, True, scratch)
         if args.million:
-            data = write_tables(data_utils.demo_tables(1_000_000), os.path.join(scratch, "million"))
+            data = write_tables(demo_data.demo_tables(1_000_000), os.path.join(scratch, "million"))
             catalog = data_utils.load_catalog(data)
-            steps = args.million_steps or bands2vec.TrainOptions().resolved(catalog).steps
+            steps = args.million_steps or TrainOptions().resolved(catalog).steps
             result["catalogs"]["synthetic 1,000,000"] = measure("million", data, catalog, steps,
                                                                 args.million_cluster_steps, False, scratch)
     result["projection"] = projection(result)

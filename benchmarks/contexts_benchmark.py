@@ -26,10 +26,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import data_utils  # noqa: E402
-from artist_vectors import ArtistVectors, neighbour_agreement, random_like  # noqa: E402
-from bands2vec import TrainOptions  # noqa: E402
-from data_utils import format_contexts  # noqa: E402
-from training import train  # noqa: E402
+from artist_vectors import ArtistVectors  # noqa: E402
+from contexts import format_contexts  # noqa: E402
+from options import TrainOptions  # noqa: E402
+from quality import neighbour_agreement, random_like  # noqa: E402
+from ragged import Ragged  # noqa: E402
+from training import train_vectors  # noqa: E402
 
 CONTEXT_SETS = ("genre,score", "genre,score,label")
 MIXES = ("genre,score,label=0.2", "genre,score,label=0.3", "genre,score,label", "genre,score,label=0.5")
@@ -40,15 +42,15 @@ HIDDEN_SHARE = 0.2
 def trained(catalog, contexts, seed):
     """(ArtistVectors, training seconds, resolved options) of one training run with the defaults."""
     options = TrainOptions(contexts=contexts, seed=seed).resolved(catalog)
-    with tempfile.TemporaryDirectory() as run_dir:
-        vectors, stats = train(catalog, options, run_dir, say=lambda line: None)
-    return ArtistVectors.from_catalog(catalog, vectors), stats["seconds"], options
+    with tempfile.TemporaryDirectory() as folder:
+        vectors, stats = train_vectors(catalog, options, folder, say=lambda line: None)
+    return ArtistVectors(vectors, catalog.table), stats.seconds, options
 
 
 def hide_labels(catalog, share, seed):
     """The catalog with a seeded `share` of its label memberships removed, and the hidden (artist, label)
     pairs. Only memberships of labels with another artist can be found again, so only those are hidden."""
-    labels = catalog.labels
+    labels = catalog.contexts["label"]
     shared = pd.Series(labels.values).map(pd.Series(labels.values).value_counts()).to_numpy() >= 2
     memberships = np.flatnonzero(shared)  # positions in labels.values
     rng = np.random.default_rng(seed)
@@ -57,8 +59,8 @@ def hide_labels(catalog, share, seed):
     hidden = list(zip(owners[chosen].tolist(), labels.values[chosen].tolist()))
     kept = np.ones(len(labels.values), dtype=bool)
     kept[chosen] = False
-    masked = data_utils.Ragged.from_sorted(owners[kept], labels.values[kept], len(catalog))
-    return catalog.replace(labels=masked), hidden
+    masked = Ragged.from_sorted(owners[kept], labels.values[kept], len(catalog))
+    return catalog.replace(label=masked), hidden
 
 
 def held_out_hits(vectors, catalog, masked, hidden, k=10):
@@ -66,9 +68,9 @@ def held_out_hits(vectors, catalog, masked, hidden, k=10):
     artist of that label (by the full catalog): over all of them, over the artists that kept another label
     in training, and over those left with none."""
     neighbours = vectors.nearest_neighbours(k)
-    labels = [set(labels) for labels in catalog.labels.tuples()]
+    labels = [set(labels) for labels in catalog.contexts["label"].tuples()]
     hits = np.array([any(label in labels[j] for j in neighbours[i]) for i, label in hidden])
-    kept = masked.labels.counts[[i for i, _ in hidden]] > 0
+    kept = masked.contexts["label"].counts[[i for i, _ in hidden]] > 0
     return {"all": float(hits.mean()), "kept_a_label": float(hits[kept].mean()),
             "no_label_left": float(hits[~kept].mean()), "share_kept": float(kept.mean())}
 
@@ -85,7 +87,7 @@ def main():
     result = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "data": catalog.source, "artists": len(catalog), "repeats": args.repeats,
               "sets": {}, "mixes": {}, "held_out": {}, "neighbours": {}}
-    random_vectors = random_like(ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 64))), args.seed)
+    random_vectors = random_like(ArtistVectors(np.zeros((len(catalog), 64)), catalog.table), args.seed)
 
     for contexts in CONTEXT_SETS:
         runs = [trained(catalog, contexts, args.seed) for _ in range(args.repeats)]

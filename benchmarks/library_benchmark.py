@@ -29,6 +29,7 @@ sys.path.insert(0, REPO)
 
 import bands2vec  # noqa: E402
 import data_utils  # noqa: E402
+import vector_files  # noqa: E402
 
 
 def whole_process(command, stdin=None, cwd=REPO):
@@ -119,8 +120,9 @@ def main():
                 folder = os.path.join(scratch, f"train-{name}")
                 trained.setdefault(name, []).append(whole_process(
                     run_py(checkout, "--data", data, "--logdir", folder, "--run", str(repeat)), cwd=checkout))
-                vectors = np.load(os.path.join(folder, str(repeat), "vectors.npy")) if name == "now" else \
-                    _checkpoint_vectors(os.path.join(folder, str(repeat)))
+                run_dir = os.path.join(folder, str(repeat))
+                vectors = (np.load(os.path.join(run_dir, vector_files.VECTORS_FILE)) if name == "now" else
+                           vector_files.checkpoint_vectors(run_dir))
                 result.setdefault("vectors", {})[name] = vectors
         result["train"] = {name: medians(samples) for name, samples in trained.items()}
         vectors = result.pop("vectors")
@@ -131,11 +133,6 @@ def main():
     with open(args.json, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
-
-
-def _checkpoint_vectors(run_dir):
-    from artist_vectors import checkpoint_embeddings
-    return checkpoint_embeddings(run_dir)
 
 
 def table(result):
@@ -155,7 +152,8 @@ def table(result):
         train["before"]["seconds"] if before else None, ".1f")
     lines += ["",
               f"100 artists on standard input: {stdin['hundred']['seconds']:.2f} s, against "
-              f"{stdin['one']['seconds']:.2f} s for one ({stdin['hundred']['seconds'] - stdin['one']['seconds']:+.2f} s)",
+              f"{stdin['one']['seconds']:.2f} s for one "
+              f"({stdin['hundred']['seconds'] - stdin['one']['seconds']:+.2f} s)",
               f"A fresh Python, from importing the library to one most_similar's answer: "
               f"{result['fresh_python_seconds']:.3f} s",
               f"The notebook on the demo catalog: {result['notebook_demo_seconds']:.1f} s"]

@@ -23,18 +23,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import data_utils  # noqa: E402
-import logdir  # noqa: E402
+import demo_data  # noqa: E402
+import run_record  # noqa: E402
 from synthetic_catalog import write_tables  # noqa: E402
 
 
 def measure(data, logs):
-    """run.json of one `python run.py --data data`, with the wall time of the whole process."""
+    """(run.json's record, wall seconds of the whole process) of one `python run.py --data data`."""
     started = time.perf_counter()
     subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--data", data, "--logdir", logs, "--run", "r"],
                    check=True, stdout=subprocess.DEVNULL)
-    info = logdir.read_run_info(os.path.join(logs, "r"))
-    info["wall_seconds"] = time.perf_counter() - started
-    return info
+    wall_seconds = time.perf_counter() - started
+    return run_record.read(os.path.join(logs, "r")), wall_seconds
 
 
 def main():
@@ -48,18 +48,18 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for name, size in [("pitchfork", None)] + [(f"synthetic {n:,}", n) for n in sizes]:
-            data = args.data if size is None else write_tables(data_utils.demo_tables(size),
+            data = args.data if size is None else write_tables(demo_data.demo_tables(size),
                                                                os.path.join(scratch, f"data-{size}"))
-            info = measure(data, os.path.join(scratch, f"logs-{name.replace(' ', '-')}"))
-            rows.append({"catalog": name, "artists": info["artists"], "steps": info["stats"]["steps"],
-                         "batch_size": info["options"]["batch_size"], "learning_rate": info["options"]["learning_rate"],
-                         "concurrent_steps": info["options"]["concurrent_steps"],
-                         "checkpoints": info["stats"]["checkpoints"],
-                         "checkpoint_seconds": info["stats"]["checkpoint_seconds"],
-                         "phases": info["phases"],
-                         "wall_seconds": info["wall_seconds"], "peak_memory_mb": info["peak_memory_mb"],
-                         "genre": info["quality"]["genre"]["trained"], "score": info["quality"]["score"]["trained"]})
-            print(f"{name}: {info['wall_seconds']:.1f}s", file=sys.stderr, flush=True)
+            record, wall_seconds = measure(data, os.path.join(scratch, f"logs-{name.replace(' ', '-')}"))
+            rows.append({"catalog": name, "artists": record.artists, "steps": record.stats.steps,
+                         "batch_size": record.options.batch_size, "learning_rate": record.options.learning_rate,
+                         "concurrent_steps": record.options.concurrent_steps,
+                         "checkpoints": record.stats.checkpoints,
+                         "checkpoint_seconds": record.stats.checkpoint_seconds,
+                         "phases": record.phases,
+                         "wall_seconds": wall_seconds, "peak_memory_mb": record.peak_memory_mb,
+                         "genre": record.quality["genre"]["trained"], "score": record.quality["score"]["trained"]})
+            print(f"{name}: {wall_seconds:.1f}s", file=sys.stderr, flush=True)
     result = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "rows": rows}
     print(table(result))
@@ -76,7 +76,8 @@ def table(result):
     lines = [f"Scale benchmark, {result['date']}, {result['machine']}, defaults, plots included", "",
              "| catalog | artists | steps | batch | rate | concurrent | load s | train s | write s | plots s "
              "| whole run s | peak MB | genre@10 | score@10 | checkpoints (s each) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in result["rows"]:
         p = row["phases"]
         each = row["checkpoint_seconds"] / row["checkpoints"] if row["checkpoints"] else 0

@@ -1,6 +1,6 @@
 """Pitchfork-shaped catalogs of any size, written in the Kaggle schema, for benchmarks and tests.
 
-The tables are the built-in demo's generator (`data_utils.demo_tables`) at another size: Pitchfork's genre
+The tables are the built-in demo's generator (`demo_data.demo_tables`) at another size: Pitchfork's genre
 frequencies with about one artist in six without a genre, mean scores spread like Pitchfork's, 1 + Poisson(1.2)
 reviews an artist, labels and release years. They are written as `database.sqlite` or as a folder of CSVs,
 and read back by the project's one reader, as a user's data would be.
@@ -16,7 +16,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import data_utils  # noqa: E402
+import demo_data  # noqa: E402
 
 # The Kaggle file's column types, so the SQLite file looks as Kaggle ships it.
 SQL_TYPES = {"reviewid": "INTEGER", "artist": "TEXT", "score": "REAL", "genre": "TEXT", "label": "TEXT",
@@ -53,7 +53,7 @@ def main(argv=None):
     parser.add_argument("--csv", action="store_true", help="write CSV files instead of database.sqlite")
     parser.add_argument("--seed", type=int, default=2016)
     args = parser.parse_args(argv)
-    path = write_tables(data_utils.demo_tables(args.artists, args.seed), args.folder, csv=args.csv)
+    path = write_tables(demo_data.demo_tables(args.artists, args.seed), args.folder, csv=args.csv)
     print(path)
 
 

@@ -31,20 +31,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import data_utils  # noqa: E402
-from artist_vectors import ArtistVectors, neighbour_agreement, random_like, training_probe  # noqa: E402
-from bands2vec import TrainOptions  # noqa: E402
+from artist_vectors import ArtistVectors  # noqa: E402
 from bands2vec_graph import build_graph, tf1  # noqa: E402
-from training import train  # noqa: E402
+from options import TrainOptions  # noqa: E402
+from pair_sampler import PairSampler  # noqa: E402
+from quality import neighbour_agreement, random_like, training_probe  # noqa: E402
+from training import train_vectors  # noqa: E402
 
 
 def project(catalog, seed, quality=True):
     """Bands2Vec's defaults as run.py trains them: with the reports' neighbours and quality scalars taken while
     training, or without."""
     options = TrainOptions(seed=seed).resolved(catalog)
-    probe = training_probe(ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 1))), seed=seed)
-    with tempfile.TemporaryDirectory() as run_dir:
-        vectors, stats = train(catalog, options, run_dir, say=lambda line: None, probe=probe if quality else None)
-    return vectors, stats["seconds"], stats["pairs"]
+    probe = training_probe(ArtistVectors(np.zeros((len(catalog), 1)), catalog.table), seed=seed)
+    with tempfile.TemporaryDirectory() as folder:
+        vectors, stats = train_vectors(catalog, options, folder, say=lambda line: None,
+                                       probe=probe if quality else None)
+    return vectors, stats.seconds, stats.pairs
 
 
 def tutorial_dicts(catalog):
@@ -81,7 +84,7 @@ def gensim_word2vec(catalog, seed, pairs, genre_share=0.6):
     from gensim.models import Word2Vec
 
     shares = {"genre": genre_share, "score": 1 - genre_share}
-    inputs, labels = data_utils.PairSampler(catalog, shares, seed).pairs(pairs)
+    inputs, labels = PairSampler(catalog, shares, seed).pairs(pairs)
     tokens = [str(i) for i in range(len(catalog))]
     sentences = [[tokens[a], tokens[b]] for a, b in zip(inputs, labels[:, 0])]
     started = time.perf_counter()
@@ -121,9 +124,9 @@ def main():
     for name, fit in contenders:
         vectors, seconds, pairs = min((fit() for _ in range(args.repeats)), key=lambda run: run[1])
         rows[name] = {"seconds": seconds, "pairs": pairs, "pairs_per_second": pairs / seconds,
-                      **neighbour_agreement(ArtistVectors.from_catalog(catalog, vectors))}
+                      **neighbour_agreement(ArtistVectors(vectors, catalog.table))}
         print(f"{name}: {seconds:.1f}s", file=sys.stderr, flush=True)
-    blank = ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 64)))
+    blank = ArtistVectors(np.zeros((len(catalog), 64)), catalog.table)
     rows["random"] = {"seconds": 0.0, "pairs": 0, "pairs_per_second": 0.0,
                       **neighbour_agreement(random_like(blank, args.seed))}
     run_seconds = end_to_end(args.data)

@@ -13,6 +13,9 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # synthetic_catalog: Kaggl
 # shell ignores SIGINT and every child would inherit that.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# metadata.tsv's header: the artist, each context kind's columns, the k-means cluster.
+METADATA_HEADER = ["artist", "genres", "primary_genre", "mean_score", "score_bucket", "reviews", "labels", "main_label", "year", "era", "cluster"]
+
 FULL_DATA = os.environ.get("BANDS2VEC_DATA") or os.path.join(REPO, "..", "shared", "data", "pitchfork")
 
 

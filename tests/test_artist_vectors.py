@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import contexts
 import plots
 from artist_vectors import (ArtistVectors, QueryError, UnknownArtist, neighbour_agreement, parse_expression,
                             quality_report, random_like)
@@ -104,7 +105,7 @@ def test_evaluate_on_random_vectors_matches_the_random_baseline(full_vectors):
 
 def test_catalog_indicator_vectors_reach_the_ceiling(full_catalog):
     import data_utils
-    genres = np.array([[g in a.genres for g in data_utils.GENRES] for a in full_catalog], float)
+    genres = np.array([[g in a.genres for g in contexts.GENRES] for a in full_catalog], float)
     buckets = np.eye(11)[[a.score_bucket for a in full_catalog]]
     indicators = np.hstack([genres / np.maximum(1, np.linalg.norm(genres, axis=1, keepdims=True)), buckets])
     vectors = ArtistVectors(indicators, full_catalog.table)

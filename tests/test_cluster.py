@@ -10,8 +10,10 @@ import time
 import numpy as np
 import pytest
 
+import options
+import pair_sampler
+import run_record
 import bands2vec
-import logdir
 from conftest import REPO, quiet
 
 BOUND = 240  # seconds any task of a demo run may take, start-up included
@@ -101,15 +103,15 @@ def test_a_local_cluster_trains_one_run(cluster, tmp_path):
                              say=quiet)
     assert _run_files(logs / "c") == _run_files(single.folder)
     run = bands2vec.open_run(str(logs))
-    info = run.info
-    assert info["state"] == "finished" and info["cluster"] == tasks.spec and 600 <= info["stats"]["steps"] <= 603
-    quality = info["quality"]
+    record = run.record
+    assert record.state == "finished" and record.tf_cluster == tasks.spec and 600 <= record.stats.steps <= 603
+    quality = record.quality
     assert quality["genre"]["trained"] > quality["genre"]["random"] + 0.4
     assert quality["score"]["trained"] > quality["score"]["random"] + 0.3
     # Both trainers trained: the worker's share of the steps is in its progress.
     assert "worker 0: [" in tasks.output("worker")
     result = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--resume", "--logdir", str(logs),
-                             "--run", "c", "--steps", str(info["stats"]["steps"] + 100), "--no-plots"],
+                             "--run", "c", "--steps", str(record.stats.steps + 100), "--no-plots"],
                             capture_output=True, text=True, timeout=BOUND)
     assert result.returncode == 0, result.stderr  # a cluster's run resumes in one process
     assert run.vectors.most_similar("!?!", topn=3)
@@ -124,7 +126,7 @@ def test_a_worker_that_dies_does_not_stop_the_run(cluster, tmp_path):
     assert tasks.wait("chief") == 0, tasks.output("chief")
     for index in (0, 1):
         assert tasks.wait("ps", index) == 0 and "1 worker did not say they had stopped" in tasks.output("ps", index)
-    assert logdir.read_run_info(str(tmp_path / "logs" / "c"))["state"] == "finished"
+    assert run_record.read(str(tmp_path / "logs" / "c")).state == "finished"
 
 
 def test_a_ps_that_dies_stops_every_task_in_one_line(cluster, tmp_path):
@@ -179,7 +181,7 @@ def test_a_task_with_other_data_is_refused(cluster, tmp_path):
 def test_concurrent_steps_on_one_session(tmp_path, demo_catalog):
     two = bands2vec.train(demo_catalog, bands2vec.TrainOptions(steps=600, concurrent_steps=2), logs=str(tmp_path),
                           name="two", plots=False, say=quiet)
-    assert two.info["options"]["concurrent_steps"] == 2 and two.info["stats"]["steps"] == 600
+    assert two.record.options.concurrent_steps == 2 and two.record.stats.steps == 600
     assert two.quality["genre"]["trained"] > 0.8 and two.quality["score"]["trained"] > 0.6
     assert bands2vec.TrainOptions().resolved(demo_catalog).concurrent_steps == 1  # XLA holds the demo's tables
 
@@ -192,7 +194,7 @@ def test_one_concurrent_step_trains_as_the_tutorial_loop(tmp_path, demo_catalog)
 
     options = bands2vec.TrainOptions(steps=250, seed=3, concurrent_steps=1).resolved(demo_catalog)
     run = bands2vec.train(demo_catalog, options, logs=str(tmp_path), name="one", plots=False, say=quiet)
-    sampler = data_utils.PairSampler(demo_catalog, options.contexts)
+    sampler = pair_sampler.PairSampler(demo_catalog, options.contexts)
     sampler.rng = np.random.default_rng([3, 0])
     model = build_graph(len(demo_catalog), 64, options.num_sampled, options.learning_rate, decay_steps=250,
                         context_distribution=sampler.context_distribution(), init_scale=options.init_scale, seed=3)
@@ -217,4 +219,4 @@ def test_steps_too_big_for_split_tables_are_refused(tmp_path, full_catalog):
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "split across 2 ps tasks" in result.stderr and "at most that" in result.stderr
     assert bands2vec.TrainOptions().resolved(full_catalog, 2, 1).batch_size == 2048
-    assert bands2vec.TrainOptions().resolved(full_catalog, 2, 2).batch_size == bands2vec.SPLIT_TABLES_MAX_BATCH
+    assert bands2vec.TrainOptions().resolved(full_catalog, 2, 2).batch_size == options.SPLIT_TABLES_MAX_BATCH

@@ -8,10 +8,14 @@ import sys
 import numpy as np
 import pytest
 
+import contexts
+import demo_data
+import metadata
+import run_record
 import data_utils
-import logdir
-from conftest import REPO, train_run
-from data_utils import DataError, PairSampler
+from conftest import METADATA_HEADER, REPO, train_run
+from errors import DataError
+from pair_sampler import PairSampler
 from synthetic_catalog import write_tables
 
 
@@ -40,15 +44,15 @@ def _one_line_error(result, *fragments):
     ("genre=1,score", {"genre": 1.0, "score": 0.0}),
 ])
 def test_contexts_parser(spec, shares):
-    parsed = data_utils.parse_contexts(spec)
+    parsed = contexts.parse_contexts(spec)
     assert list(parsed) == list(shares)
     assert parsed == pytest.approx(shares)
-    assert data_utils.parse_contexts(data_utils.format_contexts(parsed)) == pytest.approx(shares)
+    assert contexts.parse_contexts(contexts.format_contexts(parsed)) == pytest.approx(shares)
 
 
 def test_canonical_spec_of_four_free_kinds_parses_again():
-    spec = data_utils.format_contexts(data_utils.parse_contexts("genre,score,label,year"))
-    assert sum(data_utils.parse_contexts(spec).values()) == pytest.approx(1, abs=1e-5)
+    spec = contexts.format_contexts(contexts.parse_contexts("genre,score,label,year"))
+    assert sum(contexts.parse_contexts(spec).values()) == pytest.approx(1, abs=1e-5)
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -63,15 +67,15 @@ def test_canonical_spec_of_four_free_kinds_parses_again():
 ])
 def test_contexts_parser_refuses_bad_values(spec, message):
     with pytest.raises(ValueError, match=message):
-        data_utils.parse_contexts(spec)
+        contexts.parse_contexts(spec)
 
 
 def test_genre_share_is_the_genre_context_share():
-    assert data_utils.parse_contexts("genre,score", genre_share=0.3) == pytest.approx({"genre": 0.3, "score": 0.7})
+    assert contexts.parse_contexts("genre,score", genre_share=0.3) == pytest.approx({"genre": 0.3, "score": 0.7})
     with pytest.raises(ValueError, match="once"):
-        data_utils.parse_contexts("genre=0.5,score", genre_share=0.3)
+        contexts.parse_contexts("genre=0.5,score", genre_share=0.3)
     with pytest.raises(ValueError, match="needs the genre context"):
-        data_utils.parse_contexts("label,score", genre_share=0.3)
+        contexts.parse_contexts("label,score", genre_share=0.3)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -97,7 +101,7 @@ def test_labels_and_years_from_the_full_data(full_data, full_catalog):
     assert radiohead.years[0] == 2000 and radiohead.era == "2005-2009"
     # 88% of artists share a real label with another artist (issue 9); nearly all have one.
     assert sum(bool(a.labels) for a in full_catalog) / len(full_catalog) > 0.95
-    assert not {label.casefold() for a in full_catalog for label in a.labels} & data_utils.NOT_A_LABEL
+    assert not {label.casefold() for a in full_catalog for label in a.labels} & contexts.NOT_A_LABEL
 
 
 def test_label_context_is_label_within_genre(full_catalog):
@@ -106,9 +110,9 @@ def test_label_context_is_label_within_genre(full_catalog):
     assert burial in groups[("hyperdub", "electronic")] and kode9 in groups[("hyperdub", "electronic")]
     for (label, genre), ids in list(groups.items())[:500]:
         assert all(label in full_catalog.artist(i).labels for i in ids)
-        assert all(genre in (full_catalog.artist(i).genres or (data_utils.NO_GENRE,)) for i in ids)
+        assert all(genre in (full_catalog.artist(i).genres or (contexts.NO_GENRE,)) for i in ids)
     eras = full_catalog.context_groups("year")
-    assert full_catalog.index["radiohead"] in eras[2005] and all(start % data_utils.ERA_YEARS == 0 for start in eras)
+    assert full_catalog.index["radiohead"] in eras[2005] and all(start % contexts.ERA_YEARS == 0 for start in eras)
 
 
 def test_pseudo_artists_left_out_unless_asked(full_data, full_catalog):
@@ -120,7 +124,7 @@ def test_pseudo_artists_left_out_unless_asked(full_data, full_catalog):
 
 
 def test_a_missing_table_is_an_error_only_for_its_context(tmp_path):
-    tables = data_utils.demo_tables(300)
+    tables = demo_data.demo_tables(300)
     for form in ("sqlite", "csv"):
         path = write_tables(tables, str(tmp_path / form), csv=form == "csv", only=("reviews", "genres"))
         catalog = data_utils.load_catalog(path)
@@ -143,12 +147,12 @@ def groups_of(artist, kind):
     """The groups of one kind an artist belongs to, from its own record."""
     return {"genre": lambda: set(artist.genres), "score": lambda: {artist.score_bucket},
             "label": lambda: {(label, genre) for label in artist.labels
-                              for genre in artist.genres or (data_utils.NO_GENRE,)},
-            "year": lambda: {year - year % data_utils.ERA_YEARS for year in artist.years}}[kind]()
+                              for genre in artist.genres or (contexts.NO_GENRE,)},
+            "year": lambda: {year - year % contexts.ERA_YEARS for year in artist.years}}[kind]()
 
 
 def test_context_groups_are_each_artists_own_groups(full_catalog):
-    for kind in data_utils.CONTEXTS:
+    for kind in contexts.CONTEXTS:
         found = [set() for _ in range(len(full_catalog))]
         for key, ids in full_catalog.context_groups(kind).items():
             assert list(ids) == sorted(set(ids))
@@ -184,13 +188,13 @@ def test_negatives_follow_the_mix(full_catalog):
 # ---------------------------------------------------------------------------------------------
 
 def test_metadata_has_main_label_and_era(demo_run, demo_catalog):
-    columns = logdir.read_metadata(demo_run)
-    assert list(columns) == list(logdir.METADATA_COLUMNS)
+    columns = metadata.read_columns(demo_run)
+    assert list(columns) == METADATA_HEADER
     rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
     for row, artist in zip(rows, demo_catalog):
-        # An empty field is written as one space (logdir.tsv_field).
+        # An empty field is written as one space (metadata.tsv_field).
         assert row["main_label"].strip() == artist.main_label and row["era"] == artist.era
-        assert list(filter(None, row["labels"].strip().split(logdir.LABEL_SEPARATOR))) == list(artist.labels)
+        assert list(filter(None, row["labels"].strip().split(contexts.LABEL_SEPARATOR))) == list(artist.labels)
     assert sum(bool(row["era"]) for row in rows) == len(rows) == len(demo_catalog)
 
 
@@ -202,7 +206,7 @@ def test_evaluate_reports_labels_and_years(demo_run, tmp_path):
     assert 0 < report["label"]["random"] < report["label"]["trained"] <= 1
     assert 0 < report["year_gap"]["trained"] and 0 < report["year_gap"]["random"]
 
-    path = write_tables(data_utils.demo_tables(300), str(tmp_path / "bare"), only=("reviews", "genres"))
+    path = write_tables(demo_data.demo_tables(300), str(tmp_path / "bare"), only=("reviews", "genres"))
     bare = train_run(tmp_path / "logs", path, steps=100)
     result = _run("evaluate", "--logdir", os.path.dirname(bare))
     assert "the data has no labels table" in result.stdout and "the data has no years table" in result.stdout
@@ -210,14 +214,14 @@ def test_evaluate_reports_labels_and_years(demo_run, tmp_path):
 
 
 def test_resume_keeps_the_contexts(tmp_path):
-    run_dir = train_run(tmp_path, "demo", contexts=data_utils.parse_contexts("genre,label=0.5"), steps=100)
-    first = logdir.read_run_info(run_dir)["options"]["contexts"]
+    run_dir = train_run(tmp_path, "demo", contexts=contexts.parse_contexts("genre,label=0.5"), steps=100)
+    first = run_record.read(run_dir).options.contexts
     assert first == {"genre": 0.5, "label": 0.5}
     result = _run("--resume", "--logdir", str(tmp_path), "--run", "trained", "--steps", "150", "--no-plots")
     assert result.returncode == 0, result.stderr
     assert "genre=0.5,label=0.5" in result.stdout
-    info = logdir.read_run_info(run_dir)
-    assert info["options"]["contexts"] == first and info["stats"]["steps"] == 150
+    record = run_record.read(run_dir)
+    assert record.options.contexts == first and record.stats.steps == 150
     _one_line_error(_run("--resume", "--logdir", str(tmp_path), "--run", "trained", "--contexts", "genre"),
                     "only --steps")
 
@@ -229,30 +233,30 @@ def test_divergence_stops_with_one_line_and_leaves_nothing(tmp_path):
 
 
 def test_divergence_on_resume_keeps_the_last_good_checkpoint(tmp_path):
-    from artist_vectors import checkpoint_embeddings
+    from vector_files import checkpoint_vectors
 
     run_dir = train_run(tmp_path, "demo", steps=100)
-    before = checkpoint_embeddings(run_dir)
-    info = logdir.read_run_info(run_dir)
+    before = checkpoint_vectors(run_dir)
+    record = run_record.read(run_dir)
     # A resumed run keeps its options; a damaged rate in run.json stands in for a run that goes wrong.
-    info["options"]["learning_rate"] = 1e9
-    logdir.write_run_info(run_dir, info)
+    record.options.learning_rate = 1e9
+    run_record.write(run_dir, record)
     _one_line_error(_run("--resume", "--logdir", str(tmp_path), "--run", "trained", "--steps", "200", "--no-plots"),
                     "training diverged")
-    assert np.array_equal(checkpoint_embeddings(run_dir), before)
-    assert logdir.read_run_info(run_dir)["stats"]["steps"] == 100
+    assert np.array_equal(checkpoint_vectors(run_dir), before)
+    assert run_record.read(run_dir).stats.steps == 100
 
 
-@pytest.mark.parametrize("contexts", ["genre,score,label,year", "label", "year"])
-def test_default_rate_is_stable_for_every_mix(tmp_path, contexts):
-    run_dir = train_run(tmp_path, "demo", contexts=data_utils.parse_contexts(contexts))
-    assert np.isfinite(logdir.read_run_info(run_dir)["stats"]["loss"])
+@pytest.mark.parametrize("spec", ["genre,score,label,year", "label", "year"])
+def test_default_rate_is_stable_for_every_mix(tmp_path, spec):
+    run_dir = train_run(tmp_path, "demo", contexts=contexts.parse_contexts(spec))
+    assert np.isfinite(run_record.read(run_dir).stats.loss)
 
 
 def test_label_context_on_the_full_data(tmp_path, full_data):
     """Floors under the benchmark's figures (README): labelmates become neighbours, genre holds."""
-    run_dir = train_run(tmp_path, full_data, contexts=data_utils.parse_contexts("genre,score,label"))
-    quality = logdir.read_run_info(run_dir)["quality"]
+    run_dir = train_run(tmp_path, full_data, contexts=contexts.parse_contexts("genre,score,label"))
+    quality = run_record.read(run_dir).quality
     assert quality["label"]["trained"] >= 0.45 and quality["label"]["random"] < 0.02
     assert quality["genre"]["trained"] >= 0.95
     assert quality["score_difference"]["trained"] < quality["score_difference"]["random"]

@@ -5,8 +5,11 @@ import sqlite3
 import numpy as np
 import pytest
 
+import contexts
+import demo_data
 import data_utils
-from data_utils import DataError, PairSampler
+from errors import DataError
+from pair_sampler import PairSampler
 
 
 def test_sqlite_and_csv_give_the_same_catalog(full_data):
@@ -42,7 +45,7 @@ def test_null_artist_skipped_duplicates_counted_once_genreless_kept(full_catalog
 
 
 def test_context_dictionaries(full_catalog):
-    assert set(full_catalog.genre_dict) == set(data_utils.GENRES)
+    assert set(full_catalog.genre_dict) == set(contexts.GENRES)
     assert len(full_catalog.genre_dict["rock"]) == 3945  # 3,946 with the compilations of "various artists"
     coil = full_catalog.index["coil"]
     assert all(coil in full_catalog.genre_dict[g] for g in ("electronic", "experimental", "rock"))
@@ -66,8 +69,8 @@ def test_data_path_order(monkeypatch, tmp_path, full_data):
 def test_demo_catalog_is_deterministic_and_pitchfork_shaped(demo_catalog):
     again = data_utils.load_catalog(data_utils.DEMO_SOURCE)
     assert list(again) == list(demo_catalog)
-    assert len(demo_catalog) == data_utils.DEMO_ARTISTS
-    assert set(demo_catalog.genre_dict) == set(data_utils.GENRES)
+    assert len(demo_catalog) == demo_data.DEMO_ARTISTS
+    assert set(demo_catalog.genre_dict) == set(contexts.GENRES)
     n_genres = [len(artist.genres) for artist in demo_catalog]
     assert min(n_genres) == 0 and max(n_genres) >= 2
     means = np.array([artist.mean_score for artist in demo_catalog])

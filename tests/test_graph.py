@@ -2,7 +2,7 @@
 import numpy as np
 
 from bands2vec_graph import EMBEDDINGS_VARIABLE, build_graph, tf1
-from data_utils import PairSampler
+from pair_sampler import PairSampler
 
 
 def test_graph_ops_and_shapes():

@@ -12,8 +12,15 @@ import sys
 import numpy as np
 import pytest
 
+import atomic_files
+import data_utils
+import demo_data
+import quality
+import run_folder
+import run_record
+import training
+import vector_files
 import bands2vec
-import logdir
 from conftest import REPO, quiet
 
 
@@ -51,8 +58,8 @@ def _signalled(args, trigger, signum, checkpoint_seconds=None):
 
 
 def _state(run_dir):
-    info = logdir.read_run_info(str(run_dir))
-    return info["state"], info.get("missing"), info["next"]
+    record = run_record.read(str(run_dir))
+    return record.state, record.missing, record.next
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,7 +78,7 @@ def test_a_failure_in_the_plots_leaves_a_usable_run_that_plot_completes(tmp_path
     state, missing, command = _state(tmp_path / "r")
     assert (state, missing) == ("incomplete", ["plots"]) and command.startswith("python run.py plot ")
     assert raised.value.__notes__ == [f"{tmp_path / 'r'} is usable, without its plots: complete it with: {command}"]
-    assert logdir.os_error_line(raised.value).endswith("No space left on device; free some space there, or use "
+    assert atomic_files.os_error_line(raised.value).endswith("No space left on device; free some space there, or use "
                                                        "another --logdir")
     assert bands2vec.open_run(str(tmp_path)).vectors.most_similar("!?!", topn=2)  # it can be asked already
     monkeypatch.undo()
@@ -90,11 +97,11 @@ def test_a_failure_after_training_is_completed_by_resume_without_training(tmp_pa
                         say=quiet)
     state, missing, command = _state(tmp_path / "r")
     assert state == "incomplete" and missing[:2] == ["metadata", "exports"] and "--resume" in command
-    vectors = np.load(tmp_path / "r" / logdir.VECTORS_FILE)
-    monkeypatch.setattr(bands2vec, "kmeans_clusters", artist_vectors.kmeans_clusters)
+    vectors = np.load(tmp_path / "r" / vector_files.VECTORS_FILE)
+    monkeypatch.setattr(bands2vec, "kmeans_clusters", quality.kmeans_clusters)
     said = []
     run = bands2vec.resume(str(tmp_path), "r", plots=False, say=said.append)
-    assert run.info["state"] == "finished" and run.info["stats"]["steps"] == 100
+    assert run.record.state == "finished" and run.record.stats.steps == 100
     assert not any("average loss" in line for line in said)  # no training: the files it lacked
     assert np.array_equal(run.vectors.vectors, vectors)
 
@@ -104,11 +111,11 @@ def test_a_resumption_that_fails_leaves_run_json_as_it_was(tmp_path, monkeypatch
 
     run = bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", plots=False,
                           say=quiet)
-    before = open(os.path.join(run.folder, logdir.RUN_FILE)).read()
+    before = open(os.path.join(run.folder, run_record.RUN_FILE)).read()
     monkeypatch.setattr(training, "train", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
     with pytest.raises(OSError) as raised:
         bands2vec.resume(str(tmp_path), "r", steps=200, say=quiet)
-    assert open(os.path.join(run.folder, logdir.RUN_FILE)).read() == before
+    assert open(os.path.join(run.folder, run_record.RUN_FILE)).read() == before
     assert "keeps its checkpoint at step 100: continue with: python run.py --resume" in raised.value.__notes__[0]
 
 
@@ -146,7 +153,7 @@ def test_tensorflow_loads_before_the_folder_so_a_signal_then_leaves_nothing(tmp_
               f"def made(*args):\n"
               f"    print('tensorflow' in sys.modules)\n"
               f"    raise KeyboardInterrupt\n"
-              f"logdir.make_run_dir = made\n"
+              f"run_folder.make_run_folder = made\n"
               f"try:\n"
               f"    bands2vec.train('demo', logs={str(tmp_path / 'logs')!r}, name='r', say=print)\n"
               f"except KeyboardInterrupt:\n"
@@ -166,11 +173,11 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, full_da
                                        "--no-plots"], "step  4000/", signal.SIGKILL, checkpoint_seconds=1)
     assert code == -signal.SIGKILL
     assert stderr == ""  # several checkpoints, and none of TensorFlow's notes about them
-    info = logdir.read_run_info(str(tmp_path / "logs" / "r"))
+    record = run_record.read(str(tmp_path / "logs" / "r"))
     # Checkpoints every second of a run at about 1,000 steps a second: at most a few seconds lost.
-    assert info["state"] == "training" and 1000 <= info["stats"]["steps"] <= 4000
-    assert info["next"] == f"python run.py --resume --logdir {logs} --run r"
-    steps = info["stats"]["steps"]
+    assert record.state == "training" and 1000 <= record.stats.steps <= 4000
+    assert record.next == f"python run.py --resume --logdir {logs} --run r"
+    steps = record.stats.steps
     result = _run("similar", "coil", "--logdir", logs)
     _refusal(result, "no run with vectors to ask yet (r: still training, or stopped before")
     result = _run("--resume", "--logdir", logs, "--run", "r", "--steps", str(steps + 300), "--no-plots")
@@ -186,7 +193,7 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, full_da
 def test_one_writer_per_run(tmp_path, demo_run):
     logs = tmp_path / "logs"
     shutil.copytree(demo_run, logs / "r")
-    with logdir.writing(str(logs / "r")):
+    with run_folder.writing(str(logs / "r")):
         holder = f"process {os.getpid()}"
         for args in (["--data", "demo", "--run", "r", "--overwrite"], ["--resume", "--run", "r", "--steps", "400"],
                      ["plot", "--run", "r"], ["export", "--run", "r"]):
@@ -241,14 +248,14 @@ def test_small_catalogs(tmp_path):
     import data_utils
     from synthetic_catalog import write_tables
 
-    _refusal(_run("--data", write_tables(data_utils.demo_tables(2, seed=3), str(tmp_path / "2")),
+    _refusal(_run("--data", write_tables(demo_data.demo_tables(2, seed=3), str(tmp_path / "2")),
                   "--logdir", str(tmp_path / "logs")), "2 artists with a score; a run needs at least 3")
-    five = write_tables(data_utils.demo_tables(5, seed=3), str(tmp_path / "5"))
+    five = write_tables(demo_data.demo_tables(5, seed=3), str(tmp_path / "5"))
     result = _run("--data", five, "--logdir", str(tmp_path / "logs"), "--run", "r")
     assert result.returncode == 0, result.stderr
-    info = logdir.read_run_info(str(tmp_path / "logs" / "r"))
-    assert info["options"]["num_sampled"] == 4 and info["options"]["batch_size"] == 8
-    assert info["quality"]["k"] == 4
+    record = run_record.read(str(tmp_path / "logs" / "r"))
+    assert record.options.num_sampled == 4 and record.options.batch_size == 8
+    assert record.quality["k"] == 4
     result = _run("similar", data_utils.load_catalog(five).names[0], "-k", "100", "--logdir", str(tmp_path / "logs"))
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 4
     assert json.loads(_run("evaluate", "--json", "-k", "50", "--logdir", str(tmp_path / "logs")).stdout)["k"] == 4

@@ -8,10 +8,14 @@ import sys
 import numpy as np
 import pytest
 
+import metadata
+import options
+import run_record
+import vector_files
 import bands2vec
 import data_utils
-import logdir
-from artist_vectors import ArtistVectors, checkpoint_embeddings, shares_text
+from artist_vectors import ArtistVectors, shares_text
+from vector_files import checkpoint_vectors
 from conftest import REPO, quiet
 
 
@@ -38,17 +42,17 @@ def test_the_library_writes_the_same_run_as_the_command_line(tmp_path):
                           logs=str(tmp_path / "lib"), name="r", say=quiet)
     cli = str(tmp_path / "cli" / "r")
     assert _files(run.folder) == _files(cli)
-    for name in (logdir.METADATA_FILE, logdir.WORD2VEC_FILE, logdir.VECTORS_TSV):
+    for name in (metadata.METADATA_FILE, vector_files.WORD2VEC_FILE, vector_files.VECTORS_TSV):
         assert open(os.path.join(run.folder, name), "rb").read() == open(os.path.join(cli, name), "rb").read()
-    assert np.array_equal(run.vectors.vectors, np.load(os.path.join(cli, logdir.VECTORS_FILE)))
-    assert np.array_equal(run.vectors.vectors, checkpoint_embeddings(run.folder))
-    assert run.info["options"] == logdir.read_run_info(cli)["options"]
-    assert run.info["options"]["contexts"] == {"genre": 0.375, "score": 0.25, "label": 0.375}
+    assert np.array_equal(run.vectors.vectors, np.load(os.path.join(cli, vector_files.VECTORS_FILE)))
+    assert np.array_equal(run.vectors.vectors, checkpoint_vectors(run.folder))
+    assert run.record.options == run_record.read(cli).options
+    assert run.record.options.contexts == {"genre": 0.375, "score": 0.25, "label": 0.375}
     # What the Run object offers: the facts, the quality report, the plots, its folder.
     assert run.artists.names == data_utils.load_catalog("demo").names
     assert set(run.plots) == {"clusters", "genres", "labelled"} and all(map(os.path.isfile, run.plots.values()))
     assert run.quality["genre"]["trained"] > run.quality["genre"]["random"]
-    assert run.options.steps == 120 and run.options.contexts == run.info["options"]["contexts"]
+    assert run.options.steps == 120 and run.options.contexts == run.record.options.contexts
 
     opened = bands2vec.open_run(str(tmp_path / "lib"))
     assert opened.folder == run.folder and np.array_equal(opened.vectors.vectors, run.vectors.vectors)
@@ -84,17 +88,17 @@ def test_a_run_from_before_vectors_npy_opens_from_its_checkpoint(tmp_path, demo_
 
     old = tmp_path / "old"
     shutil.copytree(demo_run, old)
-    os.remove(old / logdir.VECTORS_FILE)
+    os.remove(old / vector_files.VECTORS_FILE)
     with pytest.warns(UserWarning, match="vectors.npy: no such file.*checkpoint with TensorFlow") as caught:
         vectors = ArtistVectors.load(str(old))
     assert len(caught) == 1
-    assert np.array_equal(vectors.vectors, checkpoint_embeddings(demo_run))
+    assert np.array_equal(vectors.vectors, checkpoint_vectors(demo_run))
     # The command line says so once, on stderr, and answers; export then writes vectors.npy.
     result = _run("similar", "lune, marée", "!?!", "-k", "2", "--logdir", str(tmp_path), "--run", "old")
     assert result.returncode == 0 and result.stdout.count("Artist: ") == 4
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("run.py: note: ")
     assert _run("export", "--logdir", str(tmp_path), "--run", "old").returncode == 0
-    assert np.array_equal(np.load(old / logdir.VECTORS_FILE), vectors.vectors)
+    assert np.array_equal(np.load(old / vector_files.VECTORS_FILE), vectors.vectors)
 
 
 def test_the_artist_table_against_the_records(full_catalog):
@@ -180,15 +184,15 @@ def test_the_help_names_the_current_numbers(monkeypatch):
         return run.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
 
     text = " ".join(train_help().split())
-    for number in (f"{bands2vec.MIN_STEPS:,}", f"{bands2vec.MOVE_PER_MEMBERSHIP:g}", f"{bands2vec.MAX_RATE}",
-                   f"artists / {bands2vec.ARTISTS_PER_RATE}", f"{bands2vec.PAIRS_PER_ARTIST}",
-                   f"{bands2vec.BATCH_SIZES[0]:,}", f"{bands2vec.BATCH_SIZES[1]:,}", f"{bands2vec.MOVE_GROWTH_ABOVE:,}",
-                   f"x{1 + bands2vec.MOVE_GROWTH:g}", f"(default: {bands2vec.CLUSTERS})", "genre=0.6,score=0.4"):
+    for number in (f"{options.MIN_STEPS:,}", f"{options.MOVE_PER_MEMBERSHIP:g}", f"{options.MAX_RATE}",
+                   f"artists / {options.ARTISTS_PER_RATE}", f"{options.PAIRS_PER_ARTIST}",
+                   f"{options.BATCH_SIZES[0]:,}", f"{options.BATCH_SIZES[1]:,}", f"{options.MOVE_GROWTH_ABOVE:,}",
+                   f"x{1 + options.MOVE_GROWTH:g}", f"(default: {options.KMEANS_CLUSTERS})", "genre=0.6,score=0.4"):
         assert number in text, number
     # The help follows the constants: change them and it says the new numbers.
     for name, value in (("MIN_STEPS", 1234), ("MAX_RATE", 77), ("ARTISTS_PER_RATE", 91), ("PAIRS_PER_ARTIST", 333),
-                        ("MOVE_GROWTH", 0.7), ("CLUSTERS", 12)):
-        monkeypatch.setattr(bands2vec, name, value)
+                        ("MOVE_GROWTH", 0.7), ("KMEANS_CLUSTERS", 12)):
+        monkeypatch.setattr(options, name, value)
     text = " ".join(train_help().split())
     for number in ("at least 1,234", "at most 77", "artists / 91", "333 x artists", "x1.7", "(default: 12)"):
         assert number in text, number
@@ -211,17 +215,17 @@ def test_the_notebook_runs_on_the_demo_catalog(tmp_path, monkeypatch):
     assert "Shares: " in text and text.count("Artist: ") >= 17
     assert sum("image/png" in output.get("data", {}) for output in outputs) == 3
     run = bands2vec.open_run(str(tmp_path / "logs"), "notebook")
-    assert run.info["artists"] == 300 and run.quality["genre"]["trained"] > 0.8
+    assert run.record.artists == 300 and run.quality["genre"]["trained"] > 0.8
 
 
 def test_the_docs_name_the_current_numbers():
     """The options page states the default rules with the constants' numbers, as the help does."""
     with open(os.path.join(REPO, "docs", "options.md"), encoding="utf-8") as f:
         text = " ".join(f.read().split())
-    for number in (f"{bands2vec.MOVE_PER_MEMBERSHIP:g} x context memberships", f"at least {bands2vec.MIN_STEPS:,}",
-                   f"x{1 + bands2vec.MOVE_GROWTH:g} for every tenfold of artists past {bands2vec.MOVE_GROWTH_ABOVE:,}",
-                   f"{bands2vec.PAIRS_PER_ARTIST} x artists / steps",
-                   f"from {bands2vec.BATCH_SIZES[0]:,} to {bands2vec.BATCH_SIZES[1]:,}",
-                   f"artists / {bands2vec.ARTISTS_PER_RATE}, at most {bands2vec.MAX_RATE}",
-                   f"| `--clusters K` | {bands2vec.CLUSTERS} |"):
+    for number in (f"{options.MOVE_PER_MEMBERSHIP:g} x context memberships", f"at least {options.MIN_STEPS:,}",
+                   f"x{1 + options.MOVE_GROWTH:g} for every tenfold of artists past {options.MOVE_GROWTH_ABOVE:,}",
+                   f"{options.PAIRS_PER_ARTIST} x artists / steps",
+                   f"from {options.BATCH_SIZES[0]:,} to {options.BATCH_SIZES[1]:,}",
+                   f"artists / {options.ARTISTS_PER_RATE}, at most {options.MAX_RATE}",
+                   f"| `--clusters K` | {options.KMEANS_CLUSTERS} |"):
         assert number in text, number

@@ -12,9 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import atomic_files
+import bands2vec
+import contexts
+import errors
+import metadata
+import run_folder
+import run_record
+import vector_files
 import data_utils
-import logdir
-from conftest import REPO, quiet
+from conftest import METADATA_HEADER, REPO, quiet
 
 
 def _run(*args, **kwargs):
@@ -31,7 +38,7 @@ def _one_line_error(result, *fragments):
 
 
 def _metadata_lines(run_dir):
-    with open(os.path.join(run_dir, logdir.METADATA_FILE), encoding="utf-8") as f:
+    with open(os.path.join(run_dir, metadata.METADATA_FILE), encoding="utf-8") as f:
         return f.read().splitlines()
 
 
@@ -60,9 +67,9 @@ def test_interrupted_training_saves_a_consistent_run_and_resumes(tmp_path, full_
     assert "--resume" in stderr
 
     run_dir = str(logs / "r")
-    info = logdir.read_run_info(run_dir)
-    steps = info["stats"]["steps"]
-    assert info["state"] == "interrupted" and 250 <= steps < 1_000_000
+    record = run_record.read(run_dir)
+    steps = record.stats.steps
+    assert record.state == "interrupted" and 250 <= steps < 1_000_000
     assert len(_metadata_lines(run_dir)) == 8712 + 1
     vectors = ArtistVectors.load(run_dir)  # checkpoint and metadata agree
     assert len(vectors) == 8712 and np.all(np.isfinite(vectors.vectors))
@@ -70,9 +77,9 @@ def test_interrupted_training_saves_a_consistent_run_and_resumes(tmp_path, full_
 
     result = _run("--resume", "--logdir", str(logs), "--run", "r", "--steps", str(steps + 100), "--no-plots")
     assert result.returncode == 0, result.stderr
-    info = logdir.read_run_info(run_dir)
-    assert info["state"] == "finished" and info["stats"]["steps"] == steps + 100
-    assert info["stats"]["pairs"] == 100 * info["options"]["batch_size"]
+    record = run_record.read(run_dir)
+    assert record.state == "finished" and record.stats.steps == steps + 100
+    assert record.stats.pairs == 100 * record.options.batch_size
 
     _one_line_error(_run("--resume", "--logdir", str(logs), "--run", "r", "--data", "demo"), "trained on other data")
     _one_line_error(_run("--resume", "--logdir", str(logs), "--run", "r"), "has trained all its")
@@ -98,14 +105,14 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path, monkeypatch, demo_catalog
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     path = str(tmp_path / "metadata.tsv")
-    logdir.write_text(path, "old\n")
+    atomic_files.write_text(path, "old\n")
 
     def half_then_fail(f):
         f.write(b"half a fi")
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        logdir.atomic_write(path, half_then_fail)
+        atomic_files.atomic_write(path, half_then_fail)
     assert open(path).read() == "old\n"
     assert os.listdir(tmp_path) == ["metadata.tsv"]
 
@@ -143,7 +150,7 @@ def _odd_catalog(folder):
     reviews, genres = [], []
     for i, name in enumerate(names):
         reviews.append((i, name, round(float(rng.uniform(3, 9)), 1)))
-        genres.append((i, data_utils.GENRES[i % 4]))
+        genres.append((i, contexts.GENRES[i % 4]))
     reviews += [(100, "artist 1", "eleven"), (101, "artist 2", 11.5), (102, "artist 3", -1), (103, "artist 4", "")]
     return _csv_folder(folder, reviews, genres)
 
@@ -156,7 +163,7 @@ def test_odd_names_and_bad_scores(tmp_path):
     assert "Skipped 4 reviews whose score is missing or outside 0-10" in result.stdout
     lines = _metadata_lines(tmp_path / "logs" / "odd")
     assert len(lines) == 80 + 1
-    assert all(len(line.split("\t")) == len(logdir.METADATA_COLUMNS) for line in lines)
+    assert all(len(line.split("\t")) == len(METADATA_HEADER) for line in lines)
     assert any(line.startswith("tab here\t") for line in lines)
     result = _run("similar", 'say "hi"', "-k", "3", "--logdir", str(tmp_path / "logs"))
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 3, result.stderr
@@ -189,7 +196,7 @@ def test_fuzzed_csv_loads_or_is_refused_cleanly(review_columns, review_rows, gen
             f.write(garbage)
         try:
             catalog = data_utils.load_catalog(folder)
-        except data_utils.DataError as error:
+        except errors.DataError as error:
             assert "\n" not in str(error) and str(error)
         else:
             assert len(catalog) >= 1
@@ -212,15 +219,15 @@ def damaged_run(tmp_path, demo_run):
                                      ["evaluate"]])
 def test_missing_checkpoint(damaged_run, command):
     # vectors.npy is another whole copy of the vectors: the questions are still answered.
-    shutil.rmtree(damaged_run / logdir.CHECKPOINT_DIR)
+    shutil.rmtree(damaged_run / run_folder.CHECKPOINT_DIR)
     result = _run(*command, "--logdir", str(damaged_run.parent))
     assert result.returncode == 0 and not result.stderr, result.stderr
-    os.remove(damaged_run / logdir.VECTORS_FILE)
+    os.remove(damaged_run / vector_files.VECTORS_FILE)
     _one_line_error(_run(*command, "--logdir", str(damaged_run.parent)), "no such file", "no checkpoint")
 
 
 def _damage_checkpoint(run_dir):
-    checkpoints = run_dir / logdir.CHECKPOINT_DIR
+    checkpoints = run_dir / run_folder.CHECKPOINT_DIR
     for name in os.listdir(checkpoints):
         if name.startswith("model.ckpt") and name.endswith((".index", ".data-00000-of-00001")):
             (checkpoints / name).write_bytes(b"\x00garbage" * 10)
@@ -231,13 +238,13 @@ def test_corrupt_checkpoint(damaged_run, command):
     _damage_checkpoint(damaged_run)
     result = _run(*command, "--logdir", str(damaged_run.parent))
     assert result.returncode == 0 and not result.stderr, result.stderr
-    with open(damaged_run / logdir.VECTORS_FILE, "r+b") as f:
+    with open(damaged_run / vector_files.VECTORS_FILE, "r+b") as f:
         f.truncate(1000)  # a truncated copy as well: nothing whole is left
     _one_line_error(_run(*command, "--logdir", str(damaged_run.parent)), "unreadable checkpoint")
 
 
 def test_damaged_vectors_are_read_from_the_checkpoint(damaged_run):
-    with open(damaged_run / logdir.VECTORS_FILE, "r+b") as f:
+    with open(damaged_run / vector_files.VECTORS_FILE, "r+b") as f:
         f.truncate(1000)
     result = _run("similar", "lune, marée", "-k", "3", "--logdir", str(damaged_run.parent))
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 3
@@ -246,7 +253,7 @@ def test_damaged_vectors_are_read_from_the_checkpoint(damaged_run):
 
 
 def test_damaged_metadata(damaged_run):
-    with open(damaged_run / logdir.METADATA_FILE, "a") as f:
+    with open(damaged_run / metadata.METADATA_FILE, "a") as f:
         f.write("one\ttoo few\n")
     _one_line_error(_run("similar", "lune, marée", "--logdir", str(damaged_run.parent)), "malformed metadata")
 

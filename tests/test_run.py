@@ -7,9 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-import logdir
+import bands2vec
+import errors
+import metadata
+import run_folder
+import run_record
+import vector_files
 import tensorboard_files
-from conftest import REPO, quiet, train_run
+from conftest import METADATA_HEADER, REPO, quiet, train_run
 
 
 def test_run_dir_is_complete(demo_run, demo_catalog):
@@ -25,42 +30,42 @@ def test_run_dir_is_complete(demo_run, demo_catalog):
     assert any(record.graph_def for record in records)
     assert any(value.tag == "loss/nce" for record in records for value in record.summary.value)
 
-    with open(os.path.join(demo_run, logdir.METADATA_FILE), encoding="utf-8") as f:
+    with open(os.path.join(demo_run, metadata.METADATA_FILE), encoding="utf-8") as f:
         lines = f.read().splitlines()
     assert len(lines) == vocabulary + 1
-    assert lines[0].split("\t") == list(logdir.METADATA_COLUMNS)
-    assert all(len(line.split("\t")) == len(logdir.METADATA_COLUMNS) for line in lines)
+    assert lines[0].split("\t") == METADATA_HEADER
+    assert all(len(line.split("\t")) == len(METADATA_HEADER) for line in lines)
 
     config = projector.ProjectorConfig()
     with open(os.path.join(demo_run, tensorboard_files.PROJECTOR_FILE)) as f:
         text_format.Parse(f.read(), config)
     (embedding,) = config.embeddings
-    assert embedding.metadata_path == logdir.METADATA_FILE and embedding.tensor_path == logdir.VECTORS_TSV
+    assert embedding.metadata_path == metadata.METADATA_FILE and embedding.tensor_path == vector_files.VECTORS_TSV
     assert tf.train.latest_checkpoint(demo_run) is None  # the projector offers no checkpoint variables
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(logdir.checkpoint_dir(demo_run)))
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(run_folder.checkpoint_dir(demo_run)))
     assert reader.get_tensor("embeddings/embeddings").shape == (vocabulary, 64)
 
-    vectors_tsv = np.loadtxt(os.path.join(demo_run, logdir.VECTORS_TSV), delimiter="\t")
+    vectors_tsv = np.loadtxt(os.path.join(demo_run, vector_files.VECTORS_TSV), delimiter="\t")
     assert vectors_tsv.shape == (vocabulary, 64)
-    with open(os.path.join(demo_run, logdir.WORD2VEC_FILE), encoding="utf-8") as f:
+    with open(os.path.join(demo_run, vector_files.WORD2VEC_FILE), encoding="utf-8") as f:
         header, *rows = f.read().splitlines()
     assert header == f"{vocabulary} 64" and len(rows) == vocabulary
     assert all(len(row.split(" ")) == 65 for row in rows)
     assert any(row.startswith("lune,_marée ") for row in rows)
 
-    info = logdir.read_run_info(demo_run)
-    assert info["state"] == "finished" and info["artists"] == vocabulary and info["stats"]["steps"] == 300
+    record = run_record.read(demo_run)
+    assert record.state == "finished" and record.artists == vocabulary and record.stats.steps == 300
     np.testing.assert_allclose(reader.get_tensor("embeddings/embeddings"), vectors_tsv, atol=1e-6)
 
 
 def test_same_seed_same_vectors(tmp_path):
-    from artist_vectors import checkpoint_embeddings
+    from vector_files import checkpoint_vectors
 
     first = train_run(tmp_path / "a", "demo", steps=60)
     second = train_run(tmp_path / "b", "demo", steps=60)
     other = train_run(tmp_path / "c", "demo", steps=60, seed=1)
-    assert np.array_equal(checkpoint_embeddings(first), checkpoint_embeddings(second))
-    assert not np.allclose(checkpoint_embeddings(first), checkpoint_embeddings(other))
+    assert np.array_equal(checkpoint_vectors(first), checkpoint_vectors(second))
+    assert not np.allclose(checkpoint_vectors(first), checkpoint_vectors(other))
 
 
 def test_each_run_gets_its_own_folder(tmp_path):
@@ -73,8 +78,8 @@ def test_each_run_gets_its_own_folder(tmp_path):
     train()
     train(name="b")
     assert len(os.listdir(tmp_path)) == 2
-    assert logdir.find_run(str(tmp_path)) == os.path.join(str(tmp_path), "b")
-    with pytest.raises(logdir.RunError, match="already exists"):
+    assert run_folder.find_run(str(tmp_path)) == os.path.join(str(tmp_path), "b")
+    with pytest.raises(errors.RunError, match="already exists"):
         train(name="b")
     assert train(name="b", overwrite=True).folder == os.path.join(str(tmp_path), "b")
 

@@ -7,10 +7,17 @@ import sqlite3
 import numpy as np
 import pytest
 
+import demo_data
+import metadata
+import options
+import pair_sampler
+import quality
+import run_folder
+import run_record
+import vector_files
 import artist_vectors
 import bands2vec
 import data_utils
-import logdir
 import plots
 import tensorboard_files
 import training
@@ -23,7 +30,7 @@ SLOW = pytest.mark.skipif(not os.environ.get("BANDS2VEC_SLOW_TESTS"),
 
 @pytest.fixture(scope="module")
 def catalog_100k(tmp_path_factory):
-    path = write_tables(data_utils.demo_tables(100_000), str(tmp_path_factory.mktemp("syn-100k")))
+    path = write_tables(demo_data.demo_tables(100_000), str(tmp_path_factory.mktemp("syn-100k")))
     return path, data_utils.load_catalog(path)
 
 
@@ -32,7 +39,7 @@ def catalog_100k(tmp_path_factory):
 # ---------------------------------------------------------------------------------------------
 
 def test_synthetic_tables_have_the_kaggle_schema_and_size(tmp_path):
-    tables = data_utils.demo_tables(2_000, seed=5)
+    tables = demo_data.demo_tables(2_000, seed=5)
     path = write_tables(tables, str(tmp_path / "db"))
     with sqlite3.connect(path) as connection:
         schema = {table: [(column, kind) for _, column, kind, *_ in connection.execute(f"PRAGMA table_info({table})")]
@@ -50,10 +57,10 @@ def test_synthetic_tables_have_the_kaggle_schema_and_size(tmp_path):
 
 
 def test_synthetic_tables_are_seeded():
-    first, again, other = (data_utils.demo_tables(1_000, seed=s) for s in (3, 3, 4))
+    first, again, other = (demo_data.demo_tables(1_000, seed=s) for s in (3, 3, 4))
     assert all(first[name].equals(again[name]) for name in first)
     assert not first["reviews"].equals(other["reviews"])
-    assert data_utils.demo_tables()["reviews"]["artist"].nunique() == data_utils.DEMO_ARTISTS
+    assert demo_data.demo_tables()["reviews"]["artist"].nunique() == demo_data.DEMO_ARTISTS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,15 +70,15 @@ def test_synthetic_tables_are_seeded():
 def test_defaults_at_several_sizes(demo_catalog, full_catalog, catalog_100k):
     resolved = {name: bands2vec.TrainOptions().resolved(catalog)
                 for name, catalog in (("demo", demo_catalog), ("full", full_catalog), ("100k", catalog_100k[1]))}
-    assert resolved["demo"].learning_rate == pytest.approx(300 / bands2vec.ARTISTS_PER_RATE)
-    assert resolved["full"].learning_rate == pytest.approx(8712 / bands2vec.ARTISTS_PER_RATE)
-    assert resolved["100k"].learning_rate == bands2vec.MAX_RATE  # not 1,111: that diverges
-    assert resolved["demo"].steps == resolved["full"].steps == bands2vec.MIN_STEPS
+    assert resolved["demo"].learning_rate == pytest.approx(300 / options.ARTISTS_PER_RATE)
+    assert resolved["full"].learning_rate == pytest.approx(8712 / options.ARTISTS_PER_RATE)
+    assert resolved["100k"].learning_rate == options.MAX_RATE  # not 1,111: that diverges
+    assert resolved["demo"].steps == resolved["full"].steps == options.MIN_STEPS
     # Past the rate's cap, the steps grow with the context memberships (about 2.1 an artist here), and past
     # 10,000 artists with the movement each membership gets: two fifths as much again at 100,000.
-    memberships = sum(data_utils.context_memberships(catalog_100k[1], kind) for kind in ("genre", "score"))
-    move = bands2vec.MOVE_PER_MEMBERSHIP * 1.4
-    assert resolved["100k"].steps == pytest.approx(move * memberships / bands2vec.MAX_RATE, abs=10)
+    memberships = sum(pair_sampler.membership_count(catalog_100k[1], kind) for kind in ("genre", "score"))
+    move = options.MOVE_PER_MEMBERSHIP * 1.4
+    assert resolved["100k"].steps == pytest.approx(move * memberships / options.MAX_RATE, abs=10)
     assert [resolved[name].batch_size for name in ("demo", "full", "100k")] == [512, 2048, 2048]
     # Once the steps outgrow the artists, batches shrink to keep the pairs an artist sees (447 on the full
     # data), down to 1,024: at 4,000 steps the full data's batches are 1,024 (447 x 8,712 / 4,000 = 974).
@@ -91,7 +98,7 @@ def test_the_default_rate_trains_a_100k_catalog(catalog_100k, tmp_path):
     """A few hundred steps at 100,000 artists: the loss stays finite (at artists / 90 it was NaN by step 500)."""
     _, catalog = catalog_100k
     options = bands2vec.TrainOptions(steps=400).resolved(catalog)
-    vectors, stats = training.train(catalog, options, str(tmp_path), say=lambda line: None)
+    vectors, stats = training.train_vectors(catalog, options, str(tmp_path), say=lambda line: None)
     assert np.isfinite(stats["loss"]) and np.all(np.isfinite(vectors))
 
 
@@ -101,15 +108,15 @@ def test_the_default_rate_trains_a_100k_catalog(catalog_100k, tmp_path):
 
 def test_neighbours_of_some_rows_are_those_of_all(demo_run):
     vectors = artist_vectors.ArtistVectors.load(demo_run)
-    rows = artist_vectors.sample_rows(len(vectors), 50, seed=1)
+    rows = quality.sample_rows(len(vectors), 50, seed=1)
     assert len(rows) == 50 and np.all(np.diff(rows) > 0)
     np.testing.assert_array_equal(vectors.nearest_neighbours(10, rows), vectors.nearest_neighbours(10)[rows])
 
 
 def test_neighbours_in_a_long_row_through_block_maxima_are_exact(catalog_100k):
     _, catalog = catalog_100k
-    vectors = artist_vectors.random_like(artist_vectors.ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 64))))
-    rows = artist_vectors.sample_rows(len(catalog), 40, seed=3)
+    vectors = quality.random_like(artist_vectors.ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 64))))
+    rows = quality.sample_rows(len(catalog), 40, seed=3)
     assert len(catalog) >= artist_vectors.TOP_BLOCK * 10 * 4  # the block maxima path
     similarity = vectors.unit_vectors[rows] @ vectors.unit_vectors.T
     similarity[np.arange(len(rows)), rows] = -np.inf
@@ -130,7 +137,7 @@ def test_report_neighbours_are_the_cosine_neighbours(full_run):
     vectors = artist_vectors.ArtistVectors.load(full_run)
     texts = [value.tensor.string_val[0].decode() for path in glob.glob(os.path.join(full_run, "events.out.*"))
              for record in tf.compat.v1.train.summary_iterator(path) for value in record.summary.value
-             if value.tag == "neighbours" and record.step == logdir.read_run_info(full_run)["stats"]["steps"]]
+             if value.tag == "neighbours" and record.step == run_record.read(full_run).stats.steps]
     rows = [line.split(" | ") for line in texts[-1].splitlines()[2:]]
     assert len(rows) == 4
     for artist, nearest in rows:
@@ -140,10 +147,10 @@ def test_report_neighbours_are_the_cosine_neighbours(full_run):
 
 def test_sampled_quality_figures_are_close_to_the_exact_ones(full_run, monkeypatch):
     vectors = artist_vectors.ArtistVectors.load(full_run)
-    exact = artist_vectors.quality_report(vectors)
+    exact = quality.quality_report(vectors)
     assert exact["measured_on"] == len(vectors)
     monkeypatch.setattr(artist_vectors, "QUALITY_SAMPLE", 2_000)
-    sampled = artist_vectors.quality_report(vectors)
+    sampled = quality.quality_report(vectors)
     assert sampled["measured_on"] == 2_000
     for name in ("genre", "score", "label"):
         assert sampled[name]["trained"] == pytest.approx(exact[name]["trained"], abs=0.03)
@@ -155,32 +162,32 @@ def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, 
     from conftest import quiet
 
     monkeypatch.setattr(plots, "MAP_ARTISTS", 200)
-    monkeypatch.setattr(logdir, "EXPORT_MAX", 250)
+    monkeypatch.setattr(vector_files, "EXPORT_MAX", 250)
     run = bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
     run_dir = tmp_path / "r"
     counts = np.array([len(a.review_ids) for a in demo_catalog])
     rows = plots.map_rows(counts)
     assert len(rows) == 200 and counts[rows].min() >= np.sort(counts)[-200]  # the most-reviewed
-    sample = run_dir / logdir.PROJECTOR_SAMPLE_DIR
-    metadata = (sample / logdir.METADATA_FILE).read_text(encoding="utf-8").splitlines()
-    assert len(metadata) == 201 and metadata[1].split("\t")[0] == demo_catalog.names[rows[0]]
-    assert np.loadtxt(sample / logdir.VECTORS_TSV, delimiter="\t").shape == (200, 64)
+    sample = run_dir / run_folder.PROJECTOR_SAMPLE_DIR
+    lines = (sample / metadata.METADATA_FILE).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 201 and lines[1].split("\t")[0] == demo_catalog.names[rows[0]]
+    assert np.loadtxt(sample / vector_files.VECTORS_TSV, delimiter="\t").shape == (200, 64)
     states = json.loads((run_dir / tensorboard_files.BOOKMARKS_FILE).read_text())
     assert all(len(state["projections"]) == 200 and state["dataSetDimensions"] == [200, 64] for state in states)
     config = (run_dir / tensorboard_files.PROJECTOR_FILE).read_text()
     assert "projector/vectors.tsv" in config and "projector/metadata.tsv" in config
     # Past EXPORT_MAX the text exports wait for `run.py export`.
-    assert not (run_dir / logdir.WORD2VEC_FILE).exists() and not (run_dir / logdir.VECTORS_TSV).exists()
+    assert not (run_dir / vector_files.WORD2VEC_FILE).exists() and not (run_dir / vector_files.VECTORS_TSV).exists()
     run.export()
-    assert len((run_dir / logdir.WORD2VEC_FILE).read_text(encoding="utf-8").splitlines()) == len(demo_catalog) + 1
-    info = logdir.read_run_info(str(run_dir))
-    assert info["peak_memory_mb"] > 100 and set(info["phases"]) == {"load", "train", "write", "plots"}
+    assert len((run_dir / vector_files.WORD2VEC_FILE).read_text(encoding="utf-8").splitlines()) == len(demo_catalog) + 1
+    record = run_record.read(str(run_dir))
+    assert record.peak_memory_mb > 100 and set(record.phases) == {"load", "train", "write", "plots"}
 
 
 @SLOW
 def test_a_100k_catalog_end_to_end(catalog_100k, tmp_path):
     path, _ = catalog_100k
-    info = logdir.read_run_info(train_run(tmp_path, path, plots=True))
-    assert info["state"] == "finished" and np.isfinite(info["stats"]["loss"])
-    assert info["quality"]["genre"]["trained"] >= 0.95 and info["quality"]["score"]["trained"] >= 0.75
-    assert info["peak_memory_mb"] <= 3 * 1024
+    record = run_record.read(train_run(tmp_path, path, plots=True))
+    assert record.state == "finished" and np.isfinite(record.stats.loss)
+    assert record.quality["genre"]["trained"] >= 0.95 and record.quality["score"]["trained"] >= 0.75
+    assert record.peak_memory_mb <= 3 * 1024

@@ -13,6 +13,9 @@ import urllib.request
 import numpy as np
 import pytest
 
+import bands2vec
+import metadata
+import plots
 import tensorboard_files
 from conftest import train_run
 
@@ -235,7 +238,7 @@ def test_bookmarks_come_with_the_plots_and_follow_the_vectors(tmp_path, demo_cat
     bands2vec.open_run(str(tmp_path)).plot(say=quiet)
     assert _projector_config(run_dir).embeddings[0].bookmarks_path == tensorboard_files.BOOKMARKS_FILE
     states = _bookmarks(run_dir)
-    header = list(logdir.read_metadata(run_dir))
+    header = list(metadata.read_columns(run_dir))
     with np.load(os.path.join(run_dir, plots.TSNE_CACHE)) as cached:
         coordinates = cached["coordinates"]
     for state in states:

@@ -1,0 +1,60 @@
+"""Files written whole or not at all, and what to tell the user when the system refuses a write."""
+import errno
+import os
+import tempfile
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file, as the checkpoint and events files have
+
+
+def atomic_write(path, write):
+    """Call `write(file)` on a temporary file beside `path`, then rename it over `path`."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+    try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600: a TensorBoard of another user could not read it
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_bytes(path, data):
+    atomic_write(path, lambda f: f.write(data))
+
+
+def write_text(path, text):
+    write_bytes(path, text.encode("utf-8"))
+
+
+# What to do about an operating-system error where a run is written or read, by its errno.
+_OS_ADVICE = {errno.ENOSPC: "free some space there, or use another --logdir",
+              errno.EDQUOT: "free some space there, or use another --logdir",
+              errno.EACCES: "check who may write there, or use another --logdir",
+              errno.EPERM: "check who may write there, or use another --logdir",
+              errno.EROFS: "use another --logdir",
+              errno.ENAMETOOLONG: "use a shorter --run name or --logdir",
+              errno.ENOTDIR: "a part of that path is a file, not a folder",
+              errno.EISDIR: "that is a folder, not a file",
+              errno.EMFILE: "too many files are open: close some programs and try again",
+              errno.ENFILE: "too many files are open: close some programs and try again"}
+
+
+def os_error_line(error):
+    """An OSError as one line naming the path and what to do, such as `logs/r/run.json: No space left on
+    device; free some space there, or use another --logdir`."""
+    return f"{error.filename or 'a file'}: {error.strerror or error}" + os_advice(error.strerror or "")
+
+
+def os_advice(reason):
+    """`; what to do` about an operating system's error message (as TensorFlow's errors quote it), or ''."""
+    advice = [advice for number, advice in _OS_ADVICE.items() if os.strerror(number) in reason]
+    return f"; {advice[0]}" if advice else ""

@@ -1,0 +1,78 @@
+"""A TensorFlow cluster from TF_CONFIG: which tasks there are and which one this process is. No TensorFlow
+here: a ps task, a worker and the chief all read their place before anything loads.
+
+    TF_CONFIG='{"cluster": {"chief": ["a:2222"], "worker": ["b:2222"], "ps": ["c:2222"]},
+                "task": {"type": "worker", "index": 0}}'
+"""
+import json
+import os
+
+from errors import ClusterError
+
+TF_CONFIG = "TF_CONFIG"
+JOBS = ("chief", "worker", "ps")
+
+
+class Task:
+    """This process's place in the cluster that TF_CONFIG describes."""
+
+    def __init__(self, cluster, job, index):
+        self.cluster, self.job, self.index = cluster, job, index
+
+    @classmethod
+    def from_environment(cls):
+        """The task TF_CONFIG describes, or None where it is unset (one process)."""
+        text = os.environ.get(TF_CONFIG, "").strip()
+        if not text:
+            return None
+        try:
+            config = json.loads(text)
+            cluster, job, index = config["cluster"], config["task"]["type"], config["task"]["index"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise ClusterError(f"{TF_CONFIG} is not a cluster description ({type(error).__name__}: "
+                               f'{error}); expected {{"cluster": {{"chief": [...], "ps": [...]}}, "task": '
+                               f'{{"type": "worker", "index": 0}}}}') from None
+        _check(cluster, job, index)
+        return cls(cluster, job, index)
+
+    def __str__(self):
+        return f"{self.job} {self.index}"
+
+    @property
+    def address(self):
+        return self.cluster[self.job][self.index]
+
+    @property
+    def trainers(self):
+        """The tasks that train: the chief and the workers."""
+        return 1 + len(self.cluster.get("worker", []))
+
+    @property
+    def ps_tasks(self):
+        return len(self.cluster["ps"])
+
+    @property
+    def number(self):
+        """This trainer's number: 0 for the chief, 1... for the workers (its pairs' seed)."""
+        return 0 if self.job == "chief" else self.index + 1
+
+    @property
+    def device(self):
+        return f"/job:{self.job}/task:{self.index}"
+
+
+def _check(cluster, job, index):
+    """A ClusterError naming what is wrong with a cluster description."""
+    if not isinstance(cluster, dict) or set(cluster) - set(JOBS):
+        raise ClusterError(f"{TF_CONFIG}: the cluster's jobs are {', '.join(JOBS)}, not {cluster!r}")
+    if len(cluster.get("chief", [])) != 1 or not cluster.get("ps"):
+        raise ClusterError(f"{TF_CONFIG}: a cluster has one chief and at least one ps task")
+    if not all(isinstance(address, str) and address.rpartition(":")[2].isdigit()
+               for addresses in cluster.values() for address in addresses):
+        raise ClusterError(f"{TF_CONFIG}: every task's address is host:port")
+    if job not in cluster:
+        raise ClusterError(f"{TF_CONFIG}: this task's type {job!r} is not a job of the cluster "
+                           f"({', '.join(cluster)})")
+    if not isinstance(index, int) or not 0 <= index < len(cluster[job]):
+        raise ClusterError(f"{TF_CONFIG}: task index {index!r} is out of range for the "
+                           f"{len(cluster[job])} {job} task{'s' * (len(cluster[job]) != 1)}")

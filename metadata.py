@@ -1,0 +1,59 @@
+"""metadata.tsv: the artists' facts, one row per artist in vocabulary order, for the projector to label and
+colour by, and for queries to read back. Each context kind writes and reads its own columns."""
+import os
+
+import numpy as np
+
+from atomic_files import write_text
+from catalog import ArtistTable
+from contexts import CONTEXTS
+from errors import RunError
+
+METADATA_FILE = "metadata.tsv"
+
+
+def tsv_field(value):
+    """A value that cannot break a TSV row: tabs and line breaks become spaces."""
+    return " ".join(str(value).replace("\t", " ").splitlines()) if value != "" else " "
+
+
+def write_metadata(folder, table, kmeans_clusters, rows=None):
+    """metadata.tsv in `folder`: a row per artist of `table` (an ArtistTable), or per artist in `rows` (the
+    projector's sample): its name, each context kind's columns, and its k-means cluster."""
+    rows = range(len(table)) if rows is None else rows
+    columns = {"artist": [table.names[i] for i in rows]}
+    for kind in CONTEXTS.values():
+        columns.update(kind.to_metadata(table, rows))
+    columns["cluster"] = [int(kmeans_clusters[i]) for i in rows]
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(map(tsv_field, row)) for row in zip(*columns.values())]
+    write_text(os.path.join(folder, METADATA_FILE), "\n".join(lines) + "\n")
+
+
+def read_artists(folder):
+    """The artists of a run's metadata.tsv as an ArtistTable, and their k-means clusters."""
+    path = os.path.join(folder, METADATA_FILE)
+    columns = read_columns(folder)
+    try:
+        facts = {}
+        for kind in CONTEXTS.values():
+            facts.update(kind.from_metadata(columns))
+        kmeans_clusters = np.array(columns["cluster"], dtype=np.int64)
+    except KeyError as error:
+        raise RunError(f"{path}: malformed metadata (no column {error})") from None
+    except ValueError as error:
+        raise RunError(f"{path}: malformed metadata ({error})") from None
+    return ArtistTable.from_facts(columns["artist"], facts), kmeans_clusters
+
+
+def read_columns(folder):
+    """{column: [text per artist]} of a run's metadata.tsv."""
+    path = os.path.join(folder, METADATA_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            header, *rows = [line.rstrip("\n").split("\t") for line in f]
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise RunError(f"{path}: unreadable metadata ({getattr(error, 'strerror', None) or error})") from None
+    if "artist" not in header or any(len(row) != len(header) for row in rows):
+        raise RunError(f"{path}: malformed metadata (expected a header and a row per artist)")
+    return {column: list(values) for column, values in zip(header, zip(*rows) if rows else [()] * len(header))}

@@ -1,0 +1,258 @@
+"""A run's life: a new run or a resumed one is trained and its outputs written, under a guard that keeps
+run.json's state true at every moment (docs/runs.md):
+
+- `training`: from the start, and at each checkpoint; a run killed then is continued by `--resume`;
+- `interrupted`: stopped during training; its checkpoint and files are where it stood;
+- `incomplete`: trained, some outputs missing (`missing`);
+- `finished`.
+
+A new run that fails before its first checkpoint leaves no folder. On a TensorFlow cluster the chief lives
+this life; a worker trains with it and a ps task serves it (cluster_training.py).
+"""
+import copy
+import dataclasses
+import importlib
+import os
+import resource
+import shutil
+import time
+
+import numpy as np
+
+import run_folder
+import run_record
+from artist_vectors import ArtistVectors
+from catalog import Catalog
+from cluster_config import Task
+from contexts import format_contexts
+from data_utils import DEMO_SOURCE, KAGGLE_URL, load_catalog
+from errors import ClusterError, ClusterLost, DataError, RunError, RunInterrupted
+from options import MIN_ARTISTS, TrainOptions, check_at_least_one
+from quality import training_probe
+from run_outputs import OUTPUTS, write_output
+from run_record import RunRecord
+
+PHASES = ("load", "train", "write", "plots")  # what run.json's phases time, in order
+
+
+def new_run(data, options, logs, name, overwrite, kmeans_clusters, plots, include_pseudo_artists, say):
+    """Train a new run and write its folder; returns the folder (None for a cluster's worker or ps task).
+    Everything that can refuse the input does so before the folder is made."""
+    task = Task.from_environment()
+    if task and task.job == "ps":
+        return _serve(task, say)
+    mark = time.perf_counter()
+    catalog = data if isinstance(data, Catalog) else load_catalog(data, include_pseudo_artists)
+    load_seconds = time.perf_counter() - mark
+    _say_catalog(catalog, say)
+    if len(catalog) < MIN_ARTISTS:
+        raise DataError(f"{catalog.source}: {len(catalog)} artist{'s' * (len(catalog) != 1)} with a score; "
+                        f"a run needs at least {MIN_ARTISTS}")
+    options = _resolved(options or TrainOptions(), catalog, task)
+    check_at_least_one("--clusters", kmeans_clusters)
+    for kind in options.contexts:
+        catalog.context_groups(kind)  # a missing table is an error now, not after the run folder exists
+    if task and task.job == "worker":
+        import cluster_training
+        return cluster_training.work(catalog, options, task, say)
+    folder = run_folder.run_path(logs, name)
+    importlib.import_module("training")  # TensorFlow loads in seconds: before the folder, so Ctrl-C leaves none
+    with run_folder.writing(folder):
+        run_folder.make_run_folder(folder, overwrite)
+        data = catalog.source if catalog.source == DEMO_SOURCE else os.path.abspath(catalog.source)
+        record = RunRecord(data=data, artists=len(catalog), options=options,
+                           data_fingerprint=catalog.fingerprint,
+                           include_pseudo_artists=catalog.include_pseudo_artists,
+                           kmeans_clusters=kmeans_clusters)
+        return _guarded(catalog, record, folder, plots, new=True, say=say, task=task,
+                        load_seconds=load_seconds)
+
+
+def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
+    """Continue a run with its own options (only `steps` may change, and how it steps) on the same data
+    (`data` where it has moved): from its last checkpoint, or from the start if it stopped before its
+    first; or, if it has trained all its steps, write the outputs it lacks. Returns the folder."""
+    task = Task.from_environment()
+    if task and task.job == "ps":
+        return _serve(task, say)
+    if task and task.job == "worker":
+        raise ClusterError(f"{task}: --resume is the chief's; restart a worker with the command it was "
+                           f"started with")
+    folder = run_folder.find_run(logs, name)
+    with run_folder.writing(folder):
+        record = run_record.read(folder)
+        mark = time.perf_counter()
+        catalog = load_catalog(data or record.data, record.include_pseudo_artists)
+        load_seconds = time.perf_counter() - mark
+        _say_catalog(catalog, say)
+        _check_same_data(folder, record, catalog)
+        options = dataclasses.replace(record.options, xla_tables=None, concurrent_steps=concurrent_steps,
+                               steps=record.options.steps if steps is None else steps)
+        record.options = _resolved(options, catalog, task)
+        if record.stats.steps >= record.options.steps and record.state != "incomplete":
+            raise RunError(f"{folder} has trained all its {record.options.steps:,} steps; pass --steps N "
+                           f"with more to train on")
+        return _guarded(catalog, record, folder, plots, new=False, say=say, task=task,
+                        load_seconds=load_seconds)
+
+
+def _resolved(options, catalog, task):
+    """`options` filled in for `catalog` and the cluster, and checked."""
+    trainers, ps_tasks = (task.trainers, task.ps_tasks) if task else (1, 1)
+    options = options.resolved(catalog, trainers, ps_tasks)
+    options.check(len(catalog), ps_tasks)
+    return options
+
+
+def _serve(task, say):
+    import cluster_training
+    return cluster_training.serve(task, say)
+
+
+def _check_same_data(folder, record, catalog):
+    if record.data_fingerprint is not None:
+        same = record.data_fingerprint == catalog.fingerprint
+    else:  # a run from before the data's fingerprint was saved: its artists, in order
+        import metadata
+        same = metadata.read_columns(folder)["artist"] == [metadata.tsv_field(name) for name in catalog.names]
+    if not same:
+        raise RunError(f"{folder} was trained on other data ({record.artists:,} artists, from "
+                       f"{record.data}) than {catalog.source} ({len(catalog):,} artists)")
+
+
+def _guarded(catalog, record, folder, plots, new, say, task=None, load_seconds=0.0):
+    """Train (unless all steps are trained) and write every output of the run, keeping run.json's state
+    true; returns the folder."""
+    from training import Diverged, Interrupted, UnreadableCheckpoint
+
+    before = copy.deepcopy(record)  # a resumption that gets nowhere leaves run.json as it was
+    options = record.options
+    to_train = record.stats.steps < options.steps
+    try:
+        mark = time.perf_counter()
+        artists = ArtistVectors(np.zeros((len(catalog), 1), np.float32), catalog.table)
+        phases = {"load": load_seconds + time.perf_counter() - mark}  # reading the catalog, and its table
+        mark = time.perf_counter()
+        if to_train:
+            vectors, record.stats = _train(catalog, record, folder, artists, say, task)
+        else:
+            say(f"{folder} has trained all its {options.steps:,} steps: writing the files it lacks")
+            vectors = _saved_vectors(folder, len(catalog))
+    except Interrupted as stop:
+        record.stats = stop.stats
+        _save(folder, record, "interrupted")
+        message = (f"Interrupted at step {stop.stats.steps:,}: checkpoint saved in {folder}; continue "
+                   f"with: {record.next}")
+        try:  # the files of the vectors where training stood, to ask and to look at meanwhile
+            _write(catalog, artists.with_vectors(stop.vectors), record, folder, OUTPUTS[:-1], say)
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: the checkpoint is what matters
+        except Exception as error:
+            error.add_note(message)
+            raise
+        raise RunInterrupted(message, folder) from None
+    except BaseException as error:
+        if new and not run_folder.has_checkpoint(folder):
+            shutil.rmtree(folder, ignore_errors=True)  # nothing worth keeping: the run leaves nothing
+        elif not new and record.stats.steps == before.stats.steps:
+            run_record.write(folder, before)
+        elif to_train:
+            _save(folder, record, "interrupted", error=str(error).splitlines()[0] if str(error) else
+                  type(error).__name__)
+        # These say what to try themselves: going on from the checkpoint as it is is not it, or they say so.
+        if run_folder.has_checkpoint(folder) and isinstance(error, Exception) and \
+                not isinstance(error, (Diverged, UnreadableCheckpoint, ClusterLost)):
+            error.add_note(f"{folder} keeps its checkpoint at step {record.stats.steps:,}: continue with: "
+                           f"{run_record.next_command(folder)}")
+        raise
+    phases["train"] = time.perf_counter() - mark
+    seconds = _write(catalog, artists.with_vectors(vectors), record, folder,
+                     OUTPUTS if plots else OUTPUTS[:-1], say)
+    phases.update(write=sum(seconds.values()) - seconds.get("plots", 0.0), plots=seconds.get("plots", 0.0))
+    # What a run cost, for the scale benchmark and the reader: seconds by phase, and peak memory (KiB).
+    record.phases = phases
+    record.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _save(folder, record, "finished")
+    return folder
+
+
+def _train(catalog, record, folder, artists, say, task):
+    """Train from the run's last checkpoint (or the start), saving run.json as `training` at the start and
+    at each checkpoint; returns (vectors, Stats). On a cluster this is the chief."""
+    from training import latest_checkpoint, train_vectors
+
+    options = record.options
+    say(f"Training {options.steps:,} steps of {options.batch_size:,} pairs "
+        f"({format_contexts(options.contexts)}), learning rate {options.learning_rate:g}"
+        + (f", {options.concurrent_steps} concurrent steps" if options.concurrent_steps > 1 else "")
+        + (f", as the {task} of {task.trainers} trainers and {task.ps_tasks} ps" if task else "")
+        + f"; logs in {folder}")
+    runtime = None
+    if task:
+        import cluster_training
+        record.tf_cluster = task.cluster
+        runtime = cluster_training.Trainer(task, catalog, options)
+    _save(folder, record, "training")
+    checkpoint = latest_checkpoint(folder) if run_folder.has_checkpoint(folder) else None
+    probe = training_probe(artists, options.valid_size, seed=options.seed)
+
+    def checkpointed(stats):
+        record.stats = stats
+        _save(folder, record, "training")
+
+    return train_vectors(catalog, options, folder, say=say, checkpoint=checkpoint, probe=probe,
+                         on_checkpoint=checkpointed, runtime=runtime)
+
+
+def _saved_vectors(folder, rows):
+    import vector_files
+
+    try:
+        return vector_files.read_vectors(folder, rows)
+    except RunError:
+        return vector_files.checkpoint_vectors(folder)
+
+
+def _write(catalog, artist_vectors, record, folder, outputs, say):
+    """Write the run's `outputs` in order; returns {output: seconds}. On any failure or signal after all
+    steps are trained, run.json says what is missing and the command that completes it, and so does the
+    error."""
+    seconds = {}
+    try:
+        for output in outputs:
+            mark = time.perf_counter()
+            write_output(output, catalog, artist_vectors, record.options, folder, record, say)
+            seconds[output] = time.perf_counter() - mark
+    except BaseException as error:
+        if record.stats.steps >= record.options.steps:
+            missing = [output for output in OUTPUTS if output not in seconds]
+            _save(folder, record, "incomplete", missing=missing)
+            # With its metadata it can be asked questions; before, it is trained but cannot yet.
+            message = (f"{folder} is {'usable' if 'metadata' in seconds else 'trained'}, without its "
+                       f"{', '.join(missing)}: complete it with: {record.next}")
+            if isinstance(error, KeyboardInterrupt):
+                raise RunInterrupted(f"Interrupted while writing the {missing[0]}; {message}",
+                                     folder) from None
+            if isinstance(error, Exception):
+                error.add_note(message)
+        raise
+    return seconds
+
+
+def _save(folder, record, state, missing=None, error=None):
+    record.set_state(folder, state, missing, error)
+    run_record.write(folder, record)
+
+
+def _say_catalog(catalog, say):
+    if catalog.source == DEMO_SOURCE:
+        say(f"Using the built-in demo catalog ({len(catalog)} fictional artists). For the real thing, "
+            f"download database.sqlite from {KAGGLE_URL} into data/ or pass --data PATH.")
+    else:
+        say(f"Loaded {len(catalog):,} artists, {catalog.review_count:,} reviews from {catalog.source}")
+    if catalog.left_out:
+        names = ", ".join(f"{name!r} ({count:,} review{'s' * (count != 1)})"
+                          for name, count in sorted(catalog.left_out.items()))
+        say(f"Left out compilations, not artists: {names}; --include-pseudo-artists keeps them")
+    if catalog.dropped_scores:
+        say(f"Skipped {catalog.dropped_scores:,} reviews whose score is missing or outside 0-10")

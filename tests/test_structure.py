@@ -1,0 +1,189 @@
+"""The house: modules that import alone without cycles, run.json as a typed record that reads older
+versions, a context kind that is one entry, a command that is one entry."""
+import ast
+import dataclasses
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import bands2vec
+import contexts
+import data_utils
+import metadata
+import run
+import run_record
+from artist_vectors import ArtistVectors, shares_text
+from conftest import REPO, quiet
+from contexts import CONTEXTS, ContextKind, quality_tags
+from demo_data import demo_tables
+
+MODULES = sorted(os.path.basename(path)[:-3] for path in glob.glob(os.path.join(REPO, "*.py")))
+
+
+def _imports(module):
+    """The project modules `module` imports at its top level (not inside functions)."""
+    with open(os.path.join(REPO, f"{module}.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names & set(MODULES)
+
+
+def test_no_module_imports_itself_back():
+    graph = {module: _imports(module) for module in MODULES}
+
+    def reaches(start, goal, seen):
+        return any(step == goal or (step not in seen and reaches(step, goal, seen | {step}))
+                   for step in graph[start])
+
+    cycles = [module for module in MODULES if reaches(module, module, {module})]
+    assert not cycles, f"import cycles through {cycles}"
+
+
+def test_the_cluster_configuration_and_the_queries_need_no_tensorflow():
+    def needs(module, seen=()):
+        return set().union(*(needs(m, seen + (module,)) for m in _imports(module) if m not in seen),
+                           _imports(module))
+
+    for module in ("cluster_config", "artist_vectors", "quality", "run_record", "metadata", "bands2vec",
+                   "options", "contexts", "data_utils"):
+        assert "bands2vec_graph" not in needs(module) and "training" not in needs(module), module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", MODULES)
+def test_every_module_imports_alone_in_a_fresh_process(module):
+    result = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_no_module_over_500_lines():
+    for module in MODULES:
+        with open(os.path.join(REPO, f"{module}.py"), encoding="utf-8") as f:
+            assert len(f.readlines()) <= 500, module
+
+
+# ---------------------------------------------------------------------------------------------
+# run.json
+# ---------------------------------------------------------------------------------------------
+
+def test_run_json_round_trips(tmp_path):
+    record = run_record.RunRecord(data="demo", artists=300, options=bands2vec.TrainOptions(steps=5),
+                                  data_fingerprint="abc", kmeans_clusters=7)
+    record.set_state(str(tmp_path / "r"), "incomplete", missing=["plots"])
+    run_record.write(str(tmp_path), record)
+    assert run_record.read(str(tmp_path)) == record
+    assert record.next == f"python run.py plot --logdir {tmp_path} --run r"
+    assert json.loads((tmp_path / "run.json").read_text())["version"] == run_record.VERSION
+
+
+def test_a_run_json_of_the_first_version_is_read_with_todays_names(tmp_path):
+    old = {"data": "demo", "artists": 300, "catalog": "abc", "clusters": 12,
+           "cluster": {"chief": ["a:1"], "ps": ["b:2"]}, "include_pseudo_artists": False,
+           "options": {"steps": 60, "contexts": "genre,score"},
+           "stats": {"steps": 60, "pairs": 100, "loss": 4.5, "seconds": 1.0}}
+    (tmp_path / "run.json").write_text(json.dumps(old))
+    record = run_record.read(str(tmp_path))
+    assert (record.data_fingerprint, record.kmeans_clusters, record.tf_cluster) == ("abc", 12, old["cluster"])
+    assert record.options.contexts == {"genre": 0.6, "score": 0.4} and record.stats.steps == 60
+    assert record.state == "unknown" and record.version == run_record.VERSION
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"version": 99, "data": "demo"}', "from a newer Bands2Vec"),
+    ('{"data": "demo"}', "KeyError"),
+    ("[1, 2", "JSONDecodeError"),
+])
+def test_a_run_json_it_cannot_read_is_one_line(tmp_path, text, reason):
+    (tmp_path / "run.json").write_text(text)
+    with pytest.raises(bands2vec.RunError, match=reason) as error:
+        run_record.read(str(tmp_path))
+    assert "\n" not in str(error.value) and "unreadable run.json" in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# A new kind of context is one entry
+# ---------------------------------------------------------------------------------------------
+
+def _read_moods(frame, reviews, artists, source):
+    return contexts.values_by_artist(reviews, frame.dropna().drop_duplicates(), "mood", artists)
+
+
+MOOD = ContextKind(
+    "mood", "moods", ("reviewid", "mood"), weight=0.3, read=_read_moods,
+    groups=lambda catalog: (catalog.contexts["mood"].owners, [catalog.contexts["mood"].values]),
+    facts=lambda catalog: {"moods": catalog.contexts["mood"].tuples()},
+    to_metadata=lambda table, rows: {"moods": [" & ".join(table.more["moods"][i]) for i in rows]},
+    from_metadata=lambda columns: {"moods": [tuple(filter(None, text.strip().split(" & ")))
+                                             for text in columns["moods"]]},
+    common=lambda table: table.more.get("moods"), many=True, shared_as="moods", shown="{} (mood)",
+    answer_rank=1.5, quality_tag="quality/mood_at_10", agreement="neighbours sharing a mood",
+    absent="the data has no moods table")
+
+
+@pytest.fixture
+def mood_catalog(monkeypatch):
+    """The demo catalog with a made-up kind of context: a mood per review, two moods per genre."""
+    monkeypatch.setitem(CONTEXTS, "mood", MOOD)
+    tables = demo_tables()
+    genres = tables["genres"].dropna().drop_duplicates("reviewid")
+    moods = genres.assign(mood=genres["genre"] + np.where(genres["reviewid"] % 2, " calm", " loud"))
+    tables["moods"] = moods[["reviewid", "mood"]]
+    return data_utils.build_catalog(tables, source="demo with moods")
+
+
+def test_a_made_up_context_kind_is_one_entry(mood_catalog, tmp_path):
+    catalog = mood_catalog
+    assert catalog.context_groups("mood") and catalog.table.more["moods"][0]
+    options = bands2vec.TrainOptions(steps=300, contexts=contexts.parse_contexts("genre,score,mood"))
+    trained = bands2vec.train(catalog, options, logs=str(tmp_path), name="r", plots=False, say=quiet)
+    # It is trained, measured, written, read back and explained like the kinds the project ships.
+    assert trained.options.contexts["mood"] == pytest.approx(0.3 / 1.3, abs=1e-6)
+    assert 0.5 < trained.quality["mood"]["trained"] and trained.quality["mood"]["random"] < 0.5
+    assert quality_tags()["mood"] == "quality/mood_at_10"
+    assert "moods" in metadata.read_columns(trained.folder)
+    vectors = ArtistVectors.load(trained.folder)
+    assert vectors.artists.more["moods"] == catalog.table.more["moods"]
+    name = catalog.names[0]
+    mood = catalog.table.more["moods"][0][0]
+    mate = next(other for i, other in enumerate(catalog.names[1:], 1) if mood in catalog.table.more["moods"][i])
+    shared = vectors.shared(name, [mate])
+    assert mood in shared["moods"] and f"{mood} (mood)" in shares_text(shared)
+    assert list(shared) == ["labels", "genres", "moods", "era", "score_bucket"]  # by answer_rank
+
+
+# ---------------------------------------------------------------------------------------------
+# A new command is one entry
+# ---------------------------------------------------------------------------------------------
+
+def test_a_new_command_is_one_entry(monkeypatch, capsys):
+    def count(args):
+        print(f"{len(args.names)} names")
+        return 0
+
+    def arguments(parser):
+        parser.add_argument("names", nargs="+")
+
+    monkeypatch.setitem(run.COMMANDS, "count", run.Command(count, "count names", arguments))
+    assert run.main(["count", "a", "b", "c"]) == 0
+    assert capsys.readouterr().out == "3 names\n"
+    assert "count names" in run.build_parser().format_help()
+
+
+def test_every_command_has_its_help_and_its_run_option():
+    parser = run.build_parser()
+    for name, command in run.COMMANDS.items():
+        assert dataclasses.is_dataclass(command)
+        args = run.parse_args([name] + (["x"] if name in ("similar", "query") else []))
+        assert args.command == name and args.logdir == "logs"
+    assert all(name in parser.format_help() for name in run.COMMANDS)

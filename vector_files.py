@@ -1,0 +1,69 @@
+"""A run's vectors as files: vectors.npy (what queries read, with numpy alone), vectors.tsv (for the
+projector) and vectors.txt (word2vec's text format, for gensim), and the checkpoint's, where those are gone."""
+import os
+
+import numpy as np
+
+from atomic_files import atomic_write
+from errors import RunError
+from run_folder import checkpoint_dir
+
+VECTORS_FILE = "vectors.npy"
+VECTORS_TSV = "vectors.tsv"
+WORD2VEC_FILE = "vectors.txt"
+# Above this many artists the text exports (about 0.7 KB an artist each) wait for `run.py export`.
+EXPORT_MAX = 100_000
+
+
+def write_vectors(folder, vectors):
+    atomic_write(os.path.join(folder, VECTORS_FILE), lambda f: np.save(f, np.asarray(vectors, np.float32)))
+
+
+def read_vectors(folder, rows):
+    """vectors.npy, which must hold `rows` vectors; a RunError naming the file if it is missing or damaged."""
+    path = os.path.join(folder, VECTORS_FILE)
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise RunError(f"{path}: no such file") from None
+    except (OSError, ValueError, EOFError) as error:
+        reason = getattr(error, "strerror", None) or str(error).split(". ")[0]
+        raise RunError(f"{path}: damaged ({reason})") from None
+    if vectors.ndim != 2 or len(vectors) != rows or not np.issubdtype(vectors.dtype, np.floating):
+        raise RunError(f"{path}: damaged (holds {vectors.shape} {vectors.dtype}, not {rows:,} vectors)")
+    return vectors
+
+
+def write_tsv_vectors(folder, vectors):
+    """vectors.tsv, for the projector (TensorBoard's and the standalone one) beside metadata.tsv."""
+    atomic_write(os.path.join(folder, VECTORS_TSV),
+                 lambda f: np.savetxt(f, vectors, delimiter="\t", fmt="%.6f"))
+
+
+def write_word2vec(folder, names, vectors):
+    """vectors.txt in word2vec text format, for gensim and friends."""
+    def write(f):
+        f.write(f"{len(names)} {vectors.shape[1]}\n".encode("utf-8"))
+        for name, vector in zip(names, vectors):
+            f.write((word2vec_token(name) + " " + " ".join(f"{x:.6f}" for x in vector) + "\n").encode("utf-8"))
+
+    atomic_write(os.path.join(folder, WORD2VEC_FILE), write)
+
+
+def word2vec_token(name):
+    """word2vec's text format splits on spaces, so a name joins its words with '_', as phrase vectors do."""
+    return "_".join(name.split())
+
+
+def checkpoint_vectors(folder):
+    """The embeddings variable of the run's latest checkpoint, read with TensorFlow."""
+    from bands2vec_graph import EMBEDDINGS_VARIABLE, tf
+
+    checkpoint = tf.train.latest_checkpoint(checkpoint_dir(folder))
+    if checkpoint is None:
+        raise RunError(f"{folder}: no checkpoint there; train with `python run.py` first")
+    try:
+        return tf.train.load_checkpoint(checkpoint).get_tensor(EMBEDDINGS_VARIABLE)
+    except Exception as error:  # the reader's errors for a damaged file are of several kinds; all mean this
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise RunError(f"{checkpoint}: unreadable checkpoint ({message})") from None
