@@ -59,12 +59,8 @@ class ClusterLoop(Loop):
     def _draws(self):
         return self.options.steps_per_draw
 
-    def _claim(self):
-        with self.lock:
-            if self.stopping.is_set() or self.step >= self.options.steps:
-                return None
-            self.claimed += 1
-            return self.claimed
+    def _done(self):
+        return self.step >= self.options.steps
 
     def _step_of(self, claimed, fetched):
         return int(fetched[-1])
@@ -180,7 +176,7 @@ class Coordination:
         self.task, self.server = task, server(task)
         with graph.as_default():
             with tf1.device("/job:ps/task:0"):
-                self.digest = tf1.get_variable("cluster/fingerprint", initializer=tf.constant(digest),
+                self.digest = tf1.get_variable("cluster/run_digest", initializer=tf.constant(digest),
                                                trainable=False)
             self.init = tf1.variables_initializer([self.digest])
             self.done = [_done_queue(task, index).enqueue(task.number) for index in range(task.ps_tasks)]

@@ -47,12 +47,12 @@ def tsne_coordinates(artist_vectors, folder, seed=0, say=None):
     if os.path.isfile(path):
         try:
             with np.load(path) as cached:
-                if str(cached["fingerprint"]) == key:
+                if str(cached["key"]) == key:
                     return cached["coordinates"]
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is recomputed and replaced
     coordinates = compute_tsne(unit_vectors, seed, say)
-    atomic_write(path, lambda f: np.savez(f, coordinates=coordinates, fingerprint=key))
+    atomic_write(path, lambda f: np.savez(f, coordinates=coordinates, key=key))
     return coordinates
 
 

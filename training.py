@@ -170,10 +170,13 @@ class Loop:
     def _claim(self):
         """The number of the next step to run, or None when there are none left (or the run is stopping)."""
         with self.lock:
-            if self.stopping.is_set() or self.claimed >= self.options.steps:
+            if self.stopping.is_set() or self._done():
                 return None
             self.claimed += 1
             return self.claimed
+
+    def _done(self):
+        return self.claimed >= self.options.steps
 
     def _step_of(self, claimed, fetched):
         """The run's step once a claimed step has run."""

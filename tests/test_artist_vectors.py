@@ -10,8 +10,10 @@ import pytest
 
 import contexts
 import plots
-from artist_vectors import (ArtistVectors, QueryError, UnknownArtist, neighbour_agreement, parse_expression,
-                            quality_report, random_like)
+from artist_vectors import ArtistVectors
+from errors import QueryError, UnknownArtist
+from expressions import parse_expression
+from quality import neighbour_agreement, quality_report, random_like
 from conftest import REPO
 
 

@@ -17,6 +17,8 @@ import data_utils
 import demo_data
 import quality
 import run_folder
+import run_life
+import run_outputs
 import run_record
 import training
 import vector_files
@@ -91,14 +93,14 @@ def test_a_failure_in_the_plots_leaves_a_usable_run_that_plot_completes(tmp_path
 def test_a_failure_after_training_is_completed_by_resume_without_training(tmp_path, monkeypatch):
     import artist_vectors
 
-    monkeypatch.setattr(bands2vec, "kmeans_clusters", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    monkeypatch.setattr(run_outputs, "kmeans_clusters", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
     with pytest.raises(MemoryError):
         bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", plots=False,
                         say=quiet)
     state, missing, command = _state(tmp_path / "r")
     assert state == "incomplete" and missing[:2] == ["metadata", "exports"] and "--resume" in command
     vectors = np.load(tmp_path / "r" / vector_files.VECTORS_FILE)
-    monkeypatch.setattr(bands2vec, "kmeans_clusters", quality.kmeans_clusters)
+    monkeypatch.setattr(run_outputs, "kmeans_clusters", quality.kmeans_clusters)
     said = []
     run = bands2vec.resume(str(tmp_path), "r", plots=False, say=said.append)
     assert run.record.state == "finished" and run.record.stats.steps == 100
@@ -112,7 +114,7 @@ def test_a_resumption_that_fails_leaves_run_json_as_it_was(tmp_path, monkeypatch
     run = bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", plots=False,
                           say=quiet)
     before = open(os.path.join(run.folder, run_record.RUN_FILE)).read()
-    monkeypatch.setattr(training, "train", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    monkeypatch.setattr(training, "train_vectors", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
     with pytest.raises(OSError) as raised:
         bands2vec.resume(str(tmp_path), "r", steps=200, say=quiet)
     assert open(os.path.join(run.folder, run_record.RUN_FILE)).read() == before
@@ -141,7 +143,7 @@ def test_a_signal_before_the_folder_leaves_nothing(tmp_path, monkeypatch, capsys
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bands2vec, "load_catalog", ctrl_c)  # Ctrl-C while the data loads
+    monkeypatch.setattr(run_life, "load_catalog", ctrl_c)  # Ctrl-C while the data loads
     assert run.main(["--data", "demo", "--logdir", str(tmp_path / "logs")]) == 130
     assert capsys.readouterr().err == "run.py: interrupted before a run folder was made: nothing was written\n"
     assert not (tmp_path / "logs").exists()
@@ -149,7 +151,7 @@ def test_a_signal_before_the_folder_leaves_nothing(tmp_path, monkeypatch, capsys
 
 def test_tensorflow_loads_before_the_folder_so_a_signal_then_leaves_nothing(tmp_path):
     # In a fresh process: the seconds TensorFlow takes to load come before the run folder is made.
-    script = (f"import sys; sys.path.insert(0, {REPO!r}); import bands2vec, logdir\n"
+    script = (f"import sys; sys.path.insert(0, {REPO!r}); import bands2vec, run_folder\n"
               f"def made(*args):\n"
               f"    print('tensorflow' in sys.modules)\n"
               f"    raise KeyboardInterrupt\n"

@@ -93,7 +93,7 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path, monkeypatch, demo_catalog
     def fail(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(training, "train", fail)
+    monkeypatch.setattr(training, "train_vectors", fail)
     with pytest.raises(RuntimeError):
         bands2vec.train(demo_catalog, logs=str(tmp_path), plots=False, say=quiet)
     assert os.listdir(tmp_path) == []

@@ -7,6 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
+import catalog
 import demo_data
 import metadata
 import options
@@ -44,7 +45,7 @@ def test_synthetic_tables_have_the_kaggle_schema_and_size(tmp_path):
     with sqlite3.connect(path) as connection:
         schema = {table: [(column, kind) for _, column, kind, *_ in connection.execute(f"PRAGMA table_info({table})")]
                   for table in ("reviews", "genres", "labels", "years")}
-    for table, (columns, _) in data_utils.TABLES.items():
+    for table, columns in data_utils.TABLES.items():
         assert schema[table] == [(column, SQL_TYPES[column]) for column in columns]
     from_sqlite = data_utils.load_catalog(path)
     from_csv = data_utils.load_catalog(write_tables(tables, str(tmp_path / "csv"), csv=True))
@@ -99,7 +100,7 @@ def test_the_default_rate_trains_a_100k_catalog(catalog_100k, tmp_path):
     _, catalog = catalog_100k
     options = bands2vec.TrainOptions(steps=400).resolved(catalog)
     vectors, stats = training.train_vectors(catalog, options, str(tmp_path), say=lambda line: None)
-    assert np.isfinite(stats["loss"]) and np.all(np.isfinite(vectors))
+    assert np.isfinite(stats.loss) and np.all(np.isfinite(vectors))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,7 +116,7 @@ def test_neighbours_of_some_rows_are_those_of_all(demo_run):
 
 def test_neighbours_in_a_long_row_through_block_maxima_are_exact(catalog_100k):
     _, catalog = catalog_100k
-    vectors = quality.random_like(artist_vectors.ArtistVectors.from_catalog(catalog, np.zeros((len(catalog), 64))))
+    vectors = quality.random_like(artist_vectors.ArtistVectors(np.zeros((len(catalog), 64)), catalog.table))
     rows = quality.sample_rows(len(catalog), 40, seed=3)
     assert len(catalog) >= artist_vectors.TOP_BLOCK * 10 * 4  # the block maxima path
     similarity = vectors.unit_vectors[rows] @ vectors.unit_vectors.T
@@ -149,7 +150,7 @@ def test_sampled_quality_figures_are_close_to_the_exact_ones(full_run, monkeypat
     vectors = artist_vectors.ArtistVectors.load(full_run)
     exact = quality.quality_report(vectors)
     assert exact["measured_on"] == len(vectors)
-    monkeypatch.setattr(artist_vectors, "QUALITY_SAMPLE", 2_000)
+    monkeypatch.setattr(quality, "QUALITY_SAMPLE", 2_000)
     sampled = quality.quality_report(vectors)
     assert sampled["measured_on"] == 2_000
     for name in ("genre", "score", "label"):

@@ -227,7 +227,6 @@ def _bookmarks(run_dir):
 
 def test_bookmarks_come_with_the_plots_and_follow_the_vectors(tmp_path, demo_catalog):
     import bands2vec
-    import logdir
     import plots
     from conftest import quiet
 
