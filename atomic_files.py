@@ -1,4 +1,4 @@
-"""Files written whole or not at all, and what to tell the user when the system refuses a write."""
+"""Files written whole or not at all, and what to tell the user when a write is refused."""
 import errno
 import os
 import tempfile
@@ -10,7 +10,7 @@ def _umask():
     return mask
 
 
-FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file, as the checkpoint and events files have
+FILE_MODE = 0o666 & ~_umask()  # the mode open() gives, as the checkpoint and events files have
 
 
 def atomic_write(path, write):
@@ -18,7 +18,7 @@ def atomic_write(path, write):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
     try:
-        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600: a TensorBoard of another user could not read it
+        os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide it from another user's TensorBoard
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
@@ -49,12 +49,13 @@ _OS_ADVICE = {errno.ENOSPC: "free some space there, or use another --logdir",
 
 
 def os_error_line(error):
-    """An OSError as one line naming the path and what to do, such as `logs/r/run.json: No space left on
-    device; free some space there, or use another --logdir`."""
-    return f"{error.filename or 'a file'}: {error.strerror or error}" + os_advice(error.strerror or "")
+    """An OSError as one line naming the path and what to do, such as
+    `logs/r/run.json: No space left on device; free some space there, or use another --logdir`."""
+    return (f"{error.filename or 'a file'}: {error.strerror or error}"
+            + os_advice(error.strerror or ""))
 
 
 def os_advice(reason):
-    """`; what to do` about an operating system's error message (as TensorFlow's errors quote it), or ''."""
+    """`; what to do` about an OS error message (as TensorFlow's errors quote it), or ''."""
     advice = [advice for number, advice in _OS_ADVICE.items() if os.strerror(number) in reason]
     return f"; {advice[0]}" if advice else ""

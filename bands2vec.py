@@ -1,14 +1,14 @@
-"""Bands2Vec as a library: train a run, open one, ask it questions. `python run.py` is a command line over it.
+"""Bands2Vec as a library: train a run, open one, ask it questions; run.py is its command line.
 
     import bands2vec
-    run = bands2vec.train(data="demo")                 # or a Pitchfork database.sqlite; writes logs/<run>/
+    run = bands2vec.train(data="demo")                 # or a database.sqlite; writes logs/<run>/
     run.vectors.most_similar("coil")                   # an ArtistVectors (artist_vectors.py)
     run = bands2vec.open_run("logs")                   # the latest run, read with numpy alone
     run = bands2vec.resume("logs", steps=3000)         # continue it from its checkpoint
 
-A run's settings are a TrainOptions (options.py) and its record a RunRecord (run_record.py), saved in its
-run.json; its per-artist facts are an ArtistTable, saved as its metadata.tsv. Opening a run never imports
-TensorFlow; training does. Every error for the user is a Bands2VecError (errors.py).
+A run's settings are a TrainOptions (options.py) and its record a RunRecord (run_record.py), saved
+in its run.json; its per-artist facts are an ArtistTable, saved as its metadata.tsv. Opening a run
+never imports TensorFlow; training does. Every error for the user is a Bands2VecError (errors.py).
 """
 import functools
 import os
@@ -18,22 +18,23 @@ import run_life
 import run_outputs
 import run_record
 from artist_vectors import NEIGHBOURS, ArtistVectors
-from errors import (Bands2VecError, ClusterError, DataError, OptionError, QueryError, RunError,  # noqa: F401
-                    RunInterrupted, UnknownArtist)
+from errors import (Bands2VecError, ClusterError, DataError, OptionError,  # noqa: F401
+                    QueryError, RunError, RunInterrupted, UnknownArtist)
 from options import KMEANS_CLUSTERS, TrainOptions, check_at_least_one
 from quality import kmeans_clusters, kmeans_summary, quality_report
 
 
 class Run:
-    """A trained run's folder: its record (`record`, run.json: options, state, figures), its vectors (an
-    ArtistVectors, read with numpy alone), the artists' facts, its quality report and its plots."""
+    """A trained run's folder: its record (`record`, run.json: options, state, figures), its vectors
+    (an ArtistVectors, read with numpy alone), the artists' facts, its quality report and plots."""
 
     def __init__(self, folder):
         self.folder = folder
         self.record = run_record.read(folder)
 
     def __repr__(self):
-        return f"Run({self.folder!r}: {self.record.artists:,} artists, {self.record.stats.steps:,} steps)"
+        return (f"Run({self.folder!r}: {self.record.artists:,} artists, "
+                f"{self.record.stats.steps:,} steps)")
 
     @functools.cached_property
     def vectors(self):
@@ -63,25 +64,27 @@ class Run:
 
     def evaluate(self, k=NEIGHBOURS):
         """The quality report for `k` neighbours, and the k-means clusters' summary."""
-        return quality_report(self.vectors, k=k, seed=self.options.seed), kmeans_summary(self.vectors)
+        return (quality_report(self.vectors, k=k, seed=self.options.seed),
+                kmeans_summary(self.vectors))
 
     def plot(self, clusters=None, say=print):
-        """The t-SNE plots (re-clustered into `clusters` with k-means where given), the projector's bookmarks
-        of the same map, and the plots as images in TensorBoard; returns {kind: path}."""
+        """The t-SNE plots (re-clustered into `clusters` with k-means where given), the projector's
+        bookmarks of the same map, and the plots as images in TensorBoard; returns {kind: path}."""
         artist_vectors = self.vectors
         if clusters is not None:
             check_at_least_one("--clusters", clusters)
             # The run's own clusters stay as metadata.tsv has them.
             artist_vectors = artist_vectors.with_vectors(artist_vectors.vectors)
-            artist_vectors.kmeans_clusters = kmeans_clusters(artist_vectors, clusters, self.options.seed)
+            artist_vectors.kmeans_clusters = kmeans_clusters(artist_vectors, clusters,
+                                                             self.options.seed)
         with run_folder.writing(self.folder):
-            paths = run_outputs.plot(artist_vectors, self.folder, self.options.seed, self.record.stats.steps,
-                                     say)
+            paths = run_outputs.plot(artist_vectors, self.folder, self.options.seed,
+                                     self.record.stats.steps, say)
             self._completed("plots")
         return paths
 
     def export(self):
-        """vectors.npy, vectors.tsv and vectors.txt (word2vec format) of the run; returns their paths."""
+        """vectors.npy, vectors.tsv and vectors.txt (word2vec format); returns their paths."""
         with run_folder.writing(self.folder):
             return run_outputs.export(self.folder, self.vectors)
 
@@ -92,34 +95,36 @@ class Run:
 
 
 def open_run(logs="logs", name=None):
-    """The run `name` under `logs`, `logs` itself if it is a run folder, else the latest run there with
-    vectors to ask."""
+    """The run `name` under `logs`, `logs` itself if it is a run folder, else the latest run
+    there with vectors to ask."""
     return Run(run_folder.find_run(logs, name, usable=True))
 
 
-def train(data=None, options=None, *, logs="logs", name=None, overwrite=False, clusters=KMEANS_CLUSTERS,
-          plots=True, include_pseudo_artists=False, say=print):
-    """Train a new run and write its folder, `logs/<name>` (by default named by the time); returns the Run.
+def train(data=None, options=None, *, logs="logs", name=None, overwrite=False,
+          clusters=KMEANS_CLUSTERS, plots=True, include_pseudo_artists=False, say=print):
+    """Train a new run, written to `logs/<name>` (by default named by the time); returns the Run.
 
-    `data` is what --data takes (a database.sqlite, a folder of it or of CSVs, "demo"), a Catalog already
-    loaded, or None for the data found (data_utils.resolve_data_path); `options` a TrainOptions, None for
-    the defaults; `clusters` the k-means clusters of its metadata and plots. Everything that can refuse the
-    input does so before the folder is made; whatever fails after, the folder is removed, or keeps what
-    can be continued and a run.json that says how (run_life.py).
+    `data` is what --data takes (a database.sqlite, a folder of it or of CSVs, "demo"), a Catalog
+    already loaded, or None for the data found (data_utils.resolve_data_path); `options` a
+    TrainOptions, None for the defaults; `clusters` the k-means clusters of its metadata and plots.
+    Everything that can refuse the input does so before the folder is made; whatever fails after,
+    the folder is removed, or keeps what can be continued and a run.json saying how (run_life.py).
 
-    With TF_CONFIG set, this process is a task of a TensorFlow cluster (cluster_training.py) that trains
-    one run with the others: the chief writes the folder as one process does and returns its Run; a worker
-    trains, a ps task holds the variables, and both return None once the run is done.
+    With TF_CONFIG set, this process is a task of a TensorFlow cluster (cluster_training.py) that
+    trains one run with the others: the chief writes the folder as one process does and returns its
+    Run; a worker trains, a ps task holds the variables, and both return None once the run is done.
     """
     return _run(run_life.new_run, data, options, logs, name, overwrite, clusters, plots,
                 include_pseudo_artists, say)
 
 
-def resume(logs="logs", name=None, steps=None, data=None, plots=True, concurrent_steps=None, say=print):
-    """Continue the run `name` under `logs` (the latest by default) with its own options (only `steps` may
-    change, and how it steps) on the same data (`data` where it has moved): from its last checkpoint, or
-    from the start if it stopped before its first; or, if it has trained all its steps, write the files it
-    lacks. Returns the Run. On a TensorFlow cluster it is the chief that resumes (a ps task serves again)."""
+def resume(logs="logs", name=None, steps=None, data=None, plots=True, concurrent_steps=None,
+           say=print):
+    """Continue the run `name` under `logs` (the latest by default) with its own options (only
+    `steps` may change, and how it steps) on the same data (`data` where it has moved): from its
+    last checkpoint, or from the start if it stopped before its first; or, if it has trained all its
+    steps, write the files it lacks. Returns the Run. On a TensorFlow cluster it is the chief that
+    resumes (a ps task serves again)."""
     return _run(run_life.resume_run, logs, name, steps, data, plots, concurrent_steps, say)
 
 

@@ -1,9 +1,9 @@
-"""The Bands2Vec graph: skip-gram with NCE loss, built the way the TensorFlow word2vec tutorial builds it.
+"""The Bands2Vec graph: skip-gram with NCE loss, built as in the TensorFlow word2vec tutorial.
 
 `tf.compat.v1` graph mode: placeholders fed through `feed_dict`, an embeddings variable, NCE weights
 and biases, `tf.nn.nce_loss` and gradient descent. The tutorial's similarity op for a few validation
-artists is done in numpy by training's reports, on the table they fetch anyway: in the graph its norms
-of every row took 0.5 GB more at a million artists.
+artists is done in numpy by training's reports, on the table they fetch anyway: in the graph its
+norms of every row took 0.5 GB more at a million artists.
 This module only builds the graph; it reads and writes nothing.
 """
 import collections
@@ -12,8 +12,8 @@ import math
 import os
 
 # TensorFlow's C++ start-up chatter would bury our own output; oneDNN's custom ops do nothing for
-# these small sparse ops but reorder float sums between runs. XLA may compile on the CPU too: a session
-# that asks for it (training does) then fuses the step's many small ops, up to twice as fast.
+# these small sparse ops but reorder float sums between runs. XLA may compile on the CPU too: a
+# session that asks for it (training does) then fuses a step's many small ops, up to twice as fast.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_XLA_FLAGS", "--tf_xla_cpu_global_jit")
@@ -21,7 +21,7 @@ os.environ.setdefault("TF_XLA_FLAGS", "--tf_xla_cpu_global_jit")
 
 @contextlib.contextmanager
 def _stderr_silenced():
-    """Silence file descriptor 2: some TensorFlow builds log at import before their log level is read."""
+    """Silence stderr: some TensorFlow builds log at import before their log level is read."""
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
@@ -35,13 +35,14 @@ def _stderr_silenced():
 with _stderr_silenced():
     import tensorflow as tf
 
-tf.get_logger().setLevel("ERROR")  # its deprecation notes (a Saver's second checkpoint has one) are not ours
+# Its deprecation notes (a Saver's second checkpoint logs one) are not ours to act on.
+tf.get_logger().setLevel("ERROR")
 tf1 = tf.compat.v1
 tf1.disable_eager_execution()
 
 EMBEDDINGS_VARIABLE = "embeddings/embeddings"
-# The ops that read or write a whole artists x 64 table. An XLA cluster that updates a variable copies all
-# of it, so past a few tens of thousands of artists these stay out of XLA and only the loss's math is fused.
+# The ops that read or write a whole artists x 64 table. An XLA cluster updating a variable copies
+# all of it, so past tens of thousands of artists these stay out of XLA; only the loss is fused.
 TABLE_OPS = frozenset({"VarHandleOp", "ReadVariableOp", "AssignVariableOp", "VarIsInitializedOp",
                        "ResourceGather", "ResourceScatterAdd", "AssignAddVariableOp"})
 
@@ -51,16 +52,16 @@ Bands2VecGraph = collections.namedtuple("Bands2VecGraph", [
 
 
 def build_graph(vocabulary_size, embedding_size=64, num_sampled=64, learning_rate=1.0,
-                decay_steps=None, context_distribution=None, init_scale=1.0, seed=0, tables_in_xla=True,
-                device=None, partitioner=None):
+                decay_steps=None, context_distribution=None, init_scale=1.0, seed=0,
+                tables_in_xla=True, device=None, partitioner=None):
     """The training graph and the handles the training loop needs.
 
-    `context_distribution` (how often each artist is drawn as a context) makes NCE sample its negatives
-    from that distribution; without it they come from the tutorial's log-uniform sampler, which assumes a
-    vocabulary sorted by frequency. With `decay_steps` the learning rate falls linearly to 1% of its
-    start over that many steps. Without `tables_in_xla`, XLA (where the session uses it) leaves the
-    TABLE_OPS alone. On a cluster, `device` places the ops (the variables on the parameter servers) and
-    `partitioner` splits the two tables across them; one process takes neither.
+    `context_distribution` (how often each artist is drawn as a context) makes NCE draw its
+    negatives from it; without it they come from the tutorial's log-uniform sampler, which assumes
+    a vocabulary sorted by frequency. With `decay_steps` the learning rate falls linearly to 1% of
+    its start over that many steps. Without `tables_in_xla`, XLA (where the session uses it) leaves
+    the TABLE_OPS alone. On a cluster, `device` places the ops (the variables on the parameter
+    servers) and `partitioner` splits the two tables across them; one process takes neither.
     """
     graph = tf1.Graph()
     xla_scope = contextlib.nullcontext() if tables_in_xla else tf1.xla.experimental.jit_scope(
@@ -84,11 +85,13 @@ def build_graph(vocabulary_size, embedding_size=64, num_sampled=64, learning_rat
         with tf1.variable_scope("weights"):
             nce_weights = tf1.get_variable(
                 "nce_weights", [vocabulary_size, embedding_size], partitioner=partitioner,
-                initializer=tf1.truncated_normal_initializer(stddev=1.0 / math.sqrt(embedding_size)))
+                initializer=tf1.truncated_normal_initializer(
+                    stddev=1.0 / math.sqrt(embedding_size)))
         with tf1.name_scope("biases"):
             # Start at log(1/V), the log-probability of a uniform guess, where NCE's self-normalised
             # logits settle; zero biases would make the first steps huge.
-            nce_biases = tf1.Variable(tf1.fill([vocabulary_size], -math.log(vocabulary_size)), name="nce_biases")
+            nce_biases = tf1.Variable(tf1.fill([vocabulary_size], -math.log(vocabulary_size)),
+                                      name="nce_biases")
 
         # NCE turns "which artist is the context?" into "is this a true pair or a sampled one?",
         # so each step costs num_sampled logits instead of a softmax over every artist.
@@ -96,26 +99,29 @@ def build_graph(vocabulary_size, embedding_size=64, num_sampled=64, learning_rat
             sampled_values = None
             if context_distribution is not None:
                 sampled_values = tf.random.fixed_unigram_candidate_sampler(
-                    true_classes=tf.cast(train_labels, tf.int64), num_true=1, num_sampled=num_sampled,
-                    unique=True, range_max=vocabulary_size, unigrams=[float(p) for p in context_distribution])
+                    true_classes=tf.cast(train_labels, tf.int64), num_true=1,
+                    num_sampled=num_sampled, unique=True, range_max=vocabulary_size,
+                    unigrams=[float(p) for p in context_distribution])
             loss = tf.reduce_mean(tf.nn.nce_loss(
                 weights=nce_weights, biases=nce_biases, labels=train_labels, inputs=embed,
-                num_sampled=num_sampled, num_classes=vocabulary_size, sampled_values=sampled_values))
+                num_sampled=num_sampled, num_classes=vocabulary_size,
+                sampled_values=sampled_values))
             tf1.summary.scalar("nce", loss)  # TensorBoard tag loss/nce
 
-        # Plain gradient descent, as the tutorial; the rate decays so late steps refine instead of jitter.
+        # The tutorial's plain gradient descent; the rate decays so late steps refine, not jitter.
         with tf1.name_scope("optimizer"):
             global_step = tf1.train.get_or_create_global_step()
             rate = tf1.constant(float(learning_rate), name="initial_learning_rate")
             if decay_steps:
                 progress = tf.minimum(tf.cast(global_step, tf.float32) / decay_steps, 1.0)
                 rate = tf1.multiply(rate, 1.0 - 0.99 * progress, name="decayed_learning_rate")
-            optimizer = tf1.train.GradientDescentOptimizer(rate).minimize(loss, global_step=global_step)
+            optimizer = tf1.train.GradientDescentOptimizer(rate).minimize(
+                loss, global_step=global_step)
             tf1.summary.scalar("learning_rate", rate)
 
         summary = tf1.summary.merge_all()
         init = tf1.global_variables_initializer()
-        saver = tf1.train.Saver(max_to_keep=1, save_relative_paths=True)  # a run folder can be moved
+        saver = tf1.train.Saver(max_to_keep=1, save_relative_paths=True)  # a run folder may move
         if partitioner:
             embeddings = embeddings.as_tensor()  # the whole table, for the reports to fetch
 

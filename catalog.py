@@ -1,6 +1,6 @@
-"""The catalog of artists and what the data says of each: `Catalog` (its columns and context groups),
-`ArtistTable` (the per-artist facts the context kinds derive, which a run saves as its metadata.tsv) and
-`Artist`, the tutorial's record of one artist.
+"""The catalog of artists and what the data says of each: `Catalog` (its columns and context
+groups), `ArtistTable` (the per-artist facts the context kinds derive, which a run saves as its
+metadata.tsv) and `Artist`, the tutorial's record of one artist.
 """
 import copy
 import dataclasses
@@ -16,10 +16,10 @@ from ragged import Ragged
 
 @dataclasses.dataclass(frozen=True)
 class ArtistTable:
-    """What the data says of each artist, one row per artist in vocabulary order: derived once from a
-    catalog by its context kinds (`Catalog.table`), saved with a run as its metadata.tsv, and read by
-    queries, the quality report, the plots and the projector. A field is None where the data lacks its
-    kind's table; `more` holds the facts of kinds that have no field here."""
+    """What the data says of each artist, one row per artist in vocabulary order: derived once from
+    a catalog by its context kinds (`Catalog.table`), saved with a run as its metadata.tsv, and read
+    by queries, the quality report, the plots and the projector. A field is None where the data
+    lacks its kind's table; `more` holds the facts of kinds that have no field here."""
     names: list
     genres: list  # a tuple per artist, most reviewed first
     primary_genres: np.ndarray
@@ -34,7 +34,7 @@ class ArtistTable:
 
     @classmethod
     def from_facts(cls, names, facts):
-        """The table of `names` from {field: values}, the fields this class lacks going into `more`."""
+        """The table of `names` from {field: values}; fields this class lacks go into `more`."""
         own = {field.name for field in dataclasses.fields(cls)}
         return cls(names=names, **{name: value for name, value in facts.items() if name in own},
                    more={name: value for name, value in facts.items() if name not in own})
@@ -45,8 +45,8 @@ class ArtistTable:
 
 @dataclasses.dataclass(frozen=True)
 class Artist:
-    """One artist, as the tutorial's `Artist` class (name, reviews, genres and scores) with the facts the
-    catalog's ArtistTable derives from them."""
+    """One artist, as the tutorial's `Artist` class (name, reviews, genres and scores) with the
+    facts the catalog's ArtistTable derives from them."""
     name: str
     review_ids: tuple
     genres: tuple  # distinct genres, most reviewed first
@@ -62,10 +62,10 @@ class Artist:
 
 
 class Catalog:
-    """The artists, indexed 0..V-1, as columns: a name each, their reviews' ids and scores, and for each
-    context kind read from a table its values by artist (`contexts`: genres, labels, years...). Its context
-    groups are the tutorial's genre and score dictionaries. `catalog.artist(i)`, `catalog[name]` and
-    iteration give `Artist` records."""
+    """The artists, indexed 0..V-1, as columns: a name each, their reviews' ids and scores, and for
+    each context kind read from a table its values by artist (`contexts`: genres, labels, years...).
+    Its context groups are the tutorial's genre and score dictionaries. `catalog.artist(i)`,
+    `catalog[name]` and iteration give `Artist` records."""
 
     def __init__(self, names, *, review_ids, scores, contexts, source, tables, dropped_scores=0,
                  left_out=None, include_pseudo_artists=False):
@@ -77,7 +77,7 @@ class Catalog:
         self.source = source
         self.tables = frozenset(tables)  # the tables the data had
         self.dropped_scores = dropped_scores  # reviews skipped for a missing or out-of-range score
-        self.left_out = dict(left_out or {})  # pseudo-artist -> its reviews, left out of the vocabulary
+        self.left_out = dict(left_out or {})  # pseudo-artist -> its reviews, not in the vocabulary
         self.include_pseudo_artists = include_pseudo_artists
         self._groups = {}
 
@@ -99,11 +99,12 @@ class Catalog:
         return ArtistTable.from_facts(self.names, facts)
 
     def context_groups(self, kind):
-        """{group: artist ids} of one context kind; a DataError if the data lacks the kind's table."""
+        """{group: artist ids} of one context kind; DataError if the data lacks the kind's table."""
         if kind not in self._groups:
             context = CONTEXTS[kind]
             if context.table not in self.tables:
-                raise DataError(f"{self.source}: no {context.table} table, which the {kind} context needs")
+                raise DataError(f"{self.source}: no {context.table} table, "
+                                f"which the {kind} context needs")
             self._groups[kind] = _group_ids(*context.groups(self))
         return self._groups[kind]
 
@@ -121,8 +122,10 @@ class Catalog:
     def artist(self, i):
         table = self.table
         labels, years = self.contexts["label"][i], self.contexts["year"][i]
-        return Artist(self.names[i], self.review_ids[i], table.genres[i], self.scores[i], labels, years,
-                      mean_score=float(table.mean_scores[i]), score_bucket=int(table.score_buckets[i]),
+        return Artist(self.names[i], self.review_ids[i], table.genres[i], self.scores[i],
+                      labels, years,
+                      mean_score=float(table.mean_scores[i]),
+                      score_bucket=int(table.score_buckets[i]),
                       primary_genre=table.primary_genres[i],
                       main_label=table.main_labels[i] if table.main_labels is not None else "",
                       mean_year=float(table.years[i]) if years else None,

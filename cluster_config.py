@@ -1,5 +1,5 @@
-"""A TensorFlow cluster from TF_CONFIG: which tasks there are and which one this process is. No TensorFlow
-here: a ps task, a worker and the chief all read their place before anything loads.
+"""A TensorFlow cluster from TF_CONFIG: which tasks there are and which one this process is. No
+TensorFlow here: a ps task, a worker and the chief all read their place before anything loads.
 
     TF_CONFIG='{"cluster": {"chief": ["a:2222"], "worker": ["b:2222"], "ps": ["c:2222"]},
                 "task": {"type": "worker", "index": 0}}'
@@ -30,8 +30,8 @@ class Task:
             cluster, job, index = config["cluster"], config["task"]["type"], config["task"]["index"]
         except (ValueError, KeyError, TypeError) as error:
             raise ClusterError(f"{TF_CONFIG} is not a cluster description ({type(error).__name__}: "
-                               f'{error}); expected {{"cluster": {{"chief": [...], "ps": [...]}}, "task": '
-                               f'{{"type": "worker", "index": 0}}}}') from None
+                               f'{error}); expected {{"cluster": {{"chief": [...], "ps": [...]}}, '
+                               f'"task": {{"type": "worker", "index": 0}}}}') from None
         _check(cluster, job, index)
         return cls(cluster, job, index)
 
@@ -64,7 +64,8 @@ class Task:
 def _check(cluster, job, index):
     """A ClusterError naming what is wrong with a cluster description."""
     if not isinstance(cluster, dict) or set(cluster) - set(JOBS):
-        raise ClusterError(f"{TF_CONFIG}: the cluster's jobs are {', '.join(JOBS)}, not {cluster!r}")
+        raise ClusterError(f"{TF_CONFIG}: the cluster's jobs are {', '.join(JOBS)}, "
+                           f"not {cluster!r}")
     if len(cluster.get("chief", [])) != 1 or not cluster.get("ps"):
         raise ClusterError(f"{TF_CONFIG}: a cluster has one chief and at least one ps task")
     if not all(isinstance(address, str) and address.rpartition(":")[2].isdigit()

@@ -1,10 +1,10 @@
-"""Training on a TensorFlow cluster: between-graph replication with parameter servers, beside training.py.
+"""Training on a TensorFlow cluster: between-graph replication with ps tasks, beside training.py.
 
-Every task runs `python run.py` with the same data and options, and TF_CONFIG (cluster_config.py) saying
-which task it is. The ps tasks hold the variables, the two tables split across them; the chief and the
-workers each build the same graph, placed by `replica_device_setter`, and train asynchronously with
-training.py's loop, each with its own seeded pairs, counting the run's steps together. The chief
-initialises the variables and writes the run folder as one process does; the workers write nothing.
+Every task runs `python run.py` with the same data and options, and TF_CONFIG (cluster_config.py)
+saying which task it is. The ps tasks hold the variables, the two tables split across them; the
+chief and the workers each build the same graph, placed by `replica_device_setter`, and train
+asynchronously with training.py's loop, each with its own seeded pairs, counting the run's steps
+together. The chief initialises the variables and writes the run folder; the workers write nothing.
 """
 import hashlib
 import json
@@ -13,15 +13,16 @@ import time
 
 from bands2vec_graph import tf, tf1
 from errors import ClusterError, ClusterLost, RunError, RunInterrupted
-from training import Interrupted, Loop, OneProcess, latest_checkpoint, restore, tf_reason, train_vectors
+from training import (Interrupted, Loop, OneProcess, latest_checkpoint, restore, tf_reason,
+                      train_vectors)
 
-# How long a task waits for a ps task to answer, or a worker for the chief to initialise the variables,
+# How long a task waits for a ps task, or a worker for the chief to initialise the variables,
 # before it says so and stops: never a hang. The chief may first load a million artists (20 s).
 WAIT_SECONDS = 120
 # A session.run that takes longer than this has lost a task (a step takes milliseconds).
 STEP_TIMEOUT_MS = 60_000
-# How long a ps task waits for the workers' word that they have stopped, once the chief is done: a worker
-# that died says nothing.
+# How long a ps task waits, once the chief is done, for the workers' word that they have stopped:
+# a worker that died says nothing.
 WORKERS_GRACE_SECONDS = 10
 # The errors of a session whose cluster has lost a task.
 LOST = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError,
@@ -29,20 +30,22 @@ LOST = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineEx
 
 
 def run_digest(catalog, options):
-    """What every task of a cluster must agree on: the data, and the options that shape what it learns."""
+    """What every task of a cluster must agree on: the data, and the options that shape learning."""
     settings = json.dumps([catalog.fingerprint, options.hparams()], sort_keys=True)
     return hashlib.sha1(settings.encode()).hexdigest()
 
 
 def work(catalog, options, task, say):
     """A worker: train with the other tasks until the run's steps are done; nothing is written."""
-    say(f"{task}: training with the {task.trainers - 1} other trainer{'s' * (task.trainers != 2)} of the "
-        f"cluster ({options.steps:,} steps in all; the chief {task.cluster['chief'][0]} writes the run)")
+    say(f"{task}: training with the {task.trainers - 1} other "
+        f"trainer{'s' * (task.trainers != 2)} of the cluster ({options.steps:,} steps in all; "
+        f"the chief {task.cluster['chief'][0]} writes the run)")
     try:
-        _, stats = train_vectors(catalog, options, None, say=say, runtime=Trainer(task, catalog, options))
+        _, stats = train_vectors(catalog, options, None, say=say,
+                                 runtime=Trainer(task, catalog, options))
     except Interrupted as stop:
-        raise RunInterrupted(f"{task}: interrupted at the run's step {stop.stats.steps:,}; the run goes on "
-                             f"without it", None) from None
+        raise RunInterrupted(f"{task}: interrupted at the run's step {stop.stats.steps:,}; "
+                             f"the run goes on without it", None) from None
     say(f"{task}: done, at the run's step {stats.steps:,}")
 
 
@@ -50,8 +53,10 @@ class ClusterLoop(Loop):
     """training.Loop for a trainer of a cluster: it trains until the run's global step, which every
     trainer advances, reaches the run's steps."""
 
-    def __init__(self, task, session, model, catalog, options, writer, folder, say, probe, on_checkpoint):
-        super().__init__(session, model, catalog, options, writer, folder, say, probe, on_checkpoint)
+    def __init__(self, task, session, model, catalog, options, writer, folder, say, probe,
+                 on_checkpoint):
+        super().__init__(session, model, catalog, options, writer, folder, say, probe,
+                         on_checkpoint)
         self.trainer = task.number
         self.who = "" if writer else f"{task}: "
         self.fetches.append(model.global_step)
@@ -67,8 +72,8 @@ class ClusterLoop(Loop):
 
 
 class Trainer(OneProcess):
-    """How the chief or a worker trains: its variables on the ps tasks, its session through its server,
-    and a word to the ps tasks when it stops."""
+    """How the chief or a worker trains: its variables on the ps tasks, its session through its
+    server, and a word to the ps tasks when it stops."""
 
     def __init__(self, task, catalog, options):
         self.task, self.digest = task, run_digest(catalog, options)
@@ -80,13 +85,14 @@ class Trainer(OneProcess):
 
     def placement(self):
         """Variables round-robin on the ps tasks, the two tables split in as many parts."""
-        device = tf1.train.replica_device_setter(ps_tasks=self.task.ps_tasks, worker_device=self.task.device,
+        device = tf1.train.replica_device_setter(ps_tasks=self.task.ps_tasks,
+                                                 worker_device=self.task.device,
                                                  cluster=tf1.train.ClusterSpec(self.task.cluster))
         return device, tf1.fixed_size_partitioner(self.task.ps_tasks)
 
     def session_config(self, config):
-        """No XLA over the step (split tables' rows come in shapes that change every step, and XLA would
-        compile anew for each); talk to the ps tasks and itself only; a step that hangs fails."""
+        """No XLA over the step (split tables' rows come in shapes that change every step, and XLA
+        would recompile for each); talk to the ps tasks and itself only; a step that hangs fails."""
         config.device_filters.extend(["/job:ps", self.task.device])
         config.operation_timeout_in_ms = STEP_TIMEOUT_MS
         return config
@@ -103,18 +109,22 @@ class Trainer(OneProcess):
             return self.session
         with model.graph.as_default():
             ready = tf1.report_uninitialized_variables()  # every variable, the run digest's too
-        manager = tf1.train.SessionManager(graph=model.graph, ready_op=ready, recovery_wait_secs=0.5)
+        manager = tf1.train.SessionManager(graph=model.graph, ready_op=ready,
+                                           recovery_wait_secs=0.5)
         try:
-            self.session = manager.wait_for_session(target, config=config, max_wait_secs=WAIT_SECONDS)
+            self.session = manager.wait_for_session(target, config=config,
+                                                    max_wait_secs=WAIT_SECONDS)
         except tf.errors.DeadlineExceededError:
-            raise ClusterError(f"{self.task}: the chief has not started the run in {WAIT_SECONDS} s: start "
-                               f"it, with the same --data and options") from None
+            raise ClusterError(f"{self.task}: the chief has not started the run in "
+                               f"{WAIT_SECONDS} s: start it, "
+                               f"with the same --data and options") from None
         self.coordination.check(self.session, self.digest)
         return self.session
 
     def failed(self, error, folder):
         if isinstance(error, LOST):
-            _ABANDONED.append(self.session)  # closing it would hang: the process ends without closing it
+            # Closing it would hang: the process ends without closing it.
+            _ABANDONED.append(self.session)
             step = _checkpoint_step(folder) if self.writes else None
             return lost(self.task, error, step)
         return RunError(f"{folder or self.task}: training stopped: {tf_reason(error)}")
@@ -122,7 +132,7 @@ class Trainer(OneProcess):
     def close(self, session):
         if session in _ABANDONED:
             return
-        if self.coordination:  # done or failed, this trainer has stopped: the ps tasks are not to wait
+        if self.coordination:  # done or failed, it has stopped: the ps tasks are not to wait
             self.coordination.say_done(session)
         session.close()
 
@@ -138,21 +148,23 @@ def _checkpoint_step(folder):
 
 def lost(task, error, checkpoint_step=None):
     """ClusterLost for a TensorFlow error that says a task has gone."""
-    keeps = (f"; the run keeps its checkpoint at step {checkpoint_step:,}: restart the ps tasks, then "
-             f"`python run.py --resume` on the chief" if checkpoint_step is not None else "")
+    keeps = (f"; the run keeps its checkpoint at step {checkpoint_step:,}: "
+             f"restart the ps tasks, then `python run.py --resume` on the chief"
+             if checkpoint_step is not None else "")
     return ClusterLost(f"{task}: lost the parameter servers ({tf_reason(error)}){keeps}")
 
 
 def server(task):
     try:
-        return tf1.train.Server(tf1.train.ClusterSpec(task.cluster), job_name=task.job, task_index=task.index)
+        return tf1.train.Server(tf1.train.ClusterSpec(task.cluster), job_name=task.job,
+                                task_index=task.index)
     except Exception as error:  # TensorFlow's UnknownError for a port in use, among others
         raise ClusterError(f"{task} cannot serve at {task.address} ({tf_reason(error)})") from None
 
 
 def wait_for_parameter_servers(task):
-    """Return once every ps task accepts connections; ClusterLost after WAIT_SECONDS. (A session whose
-    ps is not there would wait for it for ever.)"""
+    """Return once every ps task accepts connections; ClusterLost after WAIT_SECONDS. (A session
+    whose ps is not there would wait for it for ever.)"""
     deadline = time.monotonic() + WAIT_SECONDS
     for index, address in enumerate(task.cluster["ps"]):
         host, _, port = address.rpartition(":")
@@ -162,31 +174,33 @@ def wait_for_parameter_servers(task):
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise ClusterLost(f"ps {index} at {address} has not answered in {WAIT_SECONDS} s: "
-                                      f"start it, or check TF_CONFIG") from None
+                    raise ClusterLost(f"ps {index} at {address} has not answered in "
+                                      f"{WAIT_SECONDS} s: start it, or check TF_CONFIG") from None
                 time.sleep(0.5)
 
 
 class Coordination:
-    """A trainer's part in the cluster beside the model: its server (kept for as long as its session); the
-    chief's run digest in a variable on ps 0, for every task to compare with its own; and a queue on each
-    ps, on which the trainers say they have stopped."""
+    """A trainer's part in the cluster beside the model: its server (kept for as long as its
+    session); the chief's run digest in a variable on ps 0, for every task to compare with its own;
+    and a queue on each ps, on which the trainers say they have stopped."""
 
     def __init__(self, task, graph, digest):
         self.task, self.server = task, server(task)
         with graph.as_default():
             with tf1.device("/job:ps/task:0"):
-                self.digest = tf1.get_variable("cluster/run_digest", initializer=tf.constant(digest),
-                                               trainable=False)
+                self.digest = tf1.get_variable("cluster/run_digest",
+                                               initializer=tf.constant(digest), trainable=False)
             self.init = tf1.variables_initializer([self.digest])
-            self.done = [_done_queue(task, index).enqueue(task.number) for index in range(task.ps_tasks)]
+            self.done = [_done_queue(task, index).enqueue(task.number)
+                         for index in range(task.ps_tasks)]
 
     def check(self, session, digest):
         """A ClusterError if the chief trains other data or options than this task would."""
         theirs = session.run(self.digest).decode()
         if theirs != digest:
-            raise ClusterError(f"{self.task}: the chief trains other data or options (digest {theirs[:12]}, "
-                               f"here {digest[:12]}): start every task with the same --data and options")
+            raise ClusterError(f"{self.task}: the chief trains other data or options "
+                               f"(digest {theirs[:12]}, here {digest[:12]}): "
+                               f"start every task with the same --data and options")
 
     def say_done(self, session):
         """Tell every ps task that this trainer has stopped."""
@@ -197,14 +211,14 @@ class Coordination:
 def _done_queue(task, index):
     """ps task `index`'s queue of the trainers' word that they have stopped."""
     with tf1.device(f"/job:ps/task:{index}"):
-        # Room for a word from every trainer, restarted ones too: a full queue would block the trainer.
+        # Room for a word from every trainer, restarted ones too: a full queue would block it.
         return tf1.FIFOQueue(100 * task.trainers, tf.int32, shared_name=f"cluster/done_{index}",
                              name=f"cluster/done_{index}")
 
 
 def serve(task, say=print):
-    """A ps task: serve the variables until the chief says the run is done, then wait a while for the
-    workers to say they have stopped too (one that died says nothing), and return."""
+    """A ps task: serve the variables until the chief says the run is done, then wait a while for
+    the workers to say they have stopped too (one that died says nothing), and return."""
     ps_server = server(task)
     graph = tf1.Graph()
     with graph.as_default():
@@ -216,10 +230,12 @@ def serve(task, say=print):
         while waiting and (deadline is None or time.monotonic() < deadline):
             try:
                 # A second at a time, so that Ctrl-C and SIGTERM are heard while it waits.
-                waiting.discard(int(session.run(stopped, options=tf1.RunOptions(timeout_in_ms=1000))))
+                waiting.discard(int(session.run(stopped,
+                                                options=tf1.RunOptions(timeout_in_ms=1000))))
             except tf.errors.DeadlineExceededError:
                 continue
             if 0 not in waiting and deadline is None:  # the chief is done: the workers have a while
                 deadline = time.monotonic() + WORKERS_GRACE_SECONDS
-    say(f"{task}: the run is done" + (f" ({len(waiting)} worker{'s' * (len(waiting) != 1)} did not say "
-                                      f"they had stopped)" if waiting else ""))
+    say(f"{task}: the run is done"
+        + (f" ({len(waiting)} worker{'s' * (len(waiting) != 1)} did not say they had stopped)"
+           if waiting else ""))

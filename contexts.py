@@ -1,9 +1,9 @@
-"""The kinds of context: what makes two artists a (target, context) pair. Each kind is one entry of CONTEXTS
-that says everything about itself: the data table it is read from, the groups pairs are drawn within, the
-facts it gives each artist (and their metadata.tsv columns), what two artists have in common through it,
-and the quality figure that measures it. The --contexts spec is parsed here too.
+"""The kinds of context: what makes two artists a (target, context) pair. Each kind is one entry of
+CONTEXTS that says everything about itself: the data table it is read from, the groups pairs are
+drawn within, the facts it gives each artist (and their metadata.tsv columns), what two artists
+share through it, and the quality figure that measures it. The --contexts spec is parsed here too.
 
-pandas is imported by the functions that read tables, not here: queries use the kinds with numpy alone.
+Only the functions that read tables import pandas: queries use the kinds with numpy alone.
 """
 import dataclasses
 from typing import Callable
@@ -14,7 +14,8 @@ from errors import DataError, OptionError
 from ragged import Ragged
 
 # Pitchfork's genres, and what an artist without one has as its primary genre.
-GENRES = ("rock", "electronic", "experimental", "rap", "pop/r&b", "metal", "folk/country", "jazz", "global")
+GENRES = ("rock", "electronic", "experimental", "rap", "pop/r&b", "metal", "folk/country", "jazz",
+          "global")
 NO_GENRE = "none"
 # Values of `labels.label` that are not a record label, so they make no label context.
 NOT_A_LABEL = frozenset({"self-released", "self", "none", "unknown", "n/a", "no label", ""})
@@ -30,11 +31,11 @@ class ContextKind:
     table: str  # the data table it comes from
     columns: tuple  # that table's columns
     weight: float  # its part of the pairs when --contexts gives it no share
-    read: Callable  # (table frame, reviews frame, artists, source) -> Ragged values by artist, or None
+    read: Callable  # (table frame, reviews frame, artists, source) -> Ragged by artist, or None
     groups: Callable  # Catalog -> (artist ids, group key columns), a row per membership
     facts: Callable  # Catalog -> {ArtistTable field: values per artist}
     to_metadata: Callable  # (ArtistTable, rows) -> {metadata.tsv column: text per row}
-    from_metadata: Callable  # {column: texts} -> {ArtistTable field: values}, without fields it lacks
+    from_metadata: Callable  # {column: texts} -> {ArtistTable field: values}, minus fields it lacks
     common: Callable  # ArtistTable -> values two artists can share: a tuple or one value per artist
     many: bool  # whether common() gives several values an artist (a tuple) or one (an array)
     shared_as: str  # the key of `shares` in a --json answer
@@ -50,7 +51,7 @@ class ContextKind:
 # ---------------------------------------------------------------------------------------------
 
 def score_buckets(mean_scores):
-    """Mean scores rounded half up, as people round (numpy and Python send 6.5 to 6 but 7.5 to 8)."""
+    """Mean scores rounded half up, as people do (numpy and Python send 6.5 to 6 but 7.5 to 8)."""
     return np.floor(np.asarray(mean_scores) + 0.5).astype(np.int64)
 
 
@@ -76,8 +77,8 @@ def eras(mean_years):
     known = np.isfinite(mean_years)
     names = np.full(len(mean_years), "", dtype=object)
     starts, where = np.unique(era_starts(mean_years[known]), return_inverse=True)
-    names[known] = np.array([f"{start}-{start + ERA_YEARS - 1}" for start in starts.tolist()] or [""],
-                            dtype=object)[where]
+    names[known] = np.array([f"{start}-{start + ERA_YEARS - 1}" for start in starts.tolist()]
+                            or [""], dtype=object)[where]
     return names
 
 
@@ -99,23 +100,25 @@ def review_ids(column):
 
 
 def values_by_artist(reviews, frame, column, artists):
-    """For each artist, the distinct values of `column` over its reviews, the most reviewed first."""
-    counts = frame.merge(reviews[["reviewid", "artist"]], on="reviewid").groupby(["artist", column]).size()
-    counts = counts.reset_index(name="n").sort_values(["artist", "n", column], ascending=[True, False, True])
+    """For each artist, the distinct values of `column` over its reviews, most reviewed first."""
+    counts = (frame.merge(reviews[["reviewid", "artist"]], on="reviewid")
+              .groupby(["artist", column]).size())
+    counts = counts.reset_index(name="n").sort_values(["artist", "n", column],
+                                                      ascending=[True, False, True])
     return Ragged.from_sorted(counts["artist"], counts[column].to_numpy(object), artists)
 
 
 def _read_genres(frame, reviews, artists, source):
     frame = frame.assign(reviewid=review_ids(frame["reviewid"])).dropna().drop_duplicates()
     if frame.empty:
-        raise DataError(f"{source}: no genres (every genre is NULL), so there is no genre context to "
-                        f"learn from")
+        raise DataError(f"{source}: no genres (every genre is NULL), "
+                        f"so there is no genre context to learn from")
     return values_by_artist(reviews, frame, "genre", artists)
 
 
 def _read_labels(frame, reviews, artists, source):
     frame = frame.assign(reviewid=review_ids(frame["reviewid"])).dropna()
-    label = frame["label"].astype(str).astype("category")  # the checks below once per distinct label
+    label = frame["label"].astype(str).astype("category")  # so checks below run once per label
     real = ~label.cat.categories.str.strip().str.casefold().isin(NOT_A_LABEL)
     frame = frame[real[label.cat.codes.to_numpy()]]
     return values_by_artist(reviews, frame.drop_duplicates(), "label", artists)
@@ -142,7 +145,8 @@ def _label_within_genre(catalog):
     by_genre = pd.DataFrame({"artist": np.concatenate([genres.owners, genreless]),
                              "genre": np.concatenate([genres.values,
                                                       np.full(len(genreless), NO_GENRE, object)])})
-    both = pd.DataFrame({"artist": labels.owners, "label": labels.values}).merge(by_genre, on="artist")
+    both = (pd.DataFrame({"artist": labels.owners, "label": labels.values})
+            .merge(by_genre, on="artist"))
     return both["artist"].to_numpy(), [both["label"].to_numpy(), both["genre"].to_numpy()]
 
 
@@ -152,7 +156,8 @@ def _label_within_genre(catalog):
 
 def _genre_facts(catalog):
     genres = catalog.contexts["genre"].tuples()
-    return {"genres": genres, "primary_genres": np.array([primary_genre(g) for g in genres], dtype=object)}
+    return {"genres": genres,
+            "primary_genres": np.array([primary_genre(g) for g in genres], dtype=object)}
 
 
 def _score_facts(catalog):
@@ -163,7 +168,8 @@ def _score_facts(catalog):
 
 def _label_facts(catalog):
     labels = catalog.contexts["label"].tuples()
-    return {"labels": labels, "main_labels": np.array([main_label(l) for l in labels], dtype=object)}
+    return {"labels": labels,
+            "main_labels": np.array([main_label(l) for l in labels], dtype=object)}
 
 
 def _year_facts(catalog):
@@ -191,7 +197,8 @@ def _known(texts):
 def _label_metadata(table, rows):
     if table.labels is None:
         return {"labels": [""] * len(rows), "main_label": [""] * len(rows)}
-    return {"labels": _joined(table.labels, rows, LABEL_SEPARATOR), "main_label": table.main_labels[rows]}
+    return {"labels": _joined(table.labels, rows, LABEL_SEPARATOR),
+            "main_label": table.main_labels[rows]}
 
 
 def _year_metadata(table, rows):
@@ -208,39 +215,44 @@ def _year_metadata(table, rows):
 CONTEXTS = {kind.name: kind for kind in (
     ContextKind(
         "genre", "genres", ("reviewid", "genre"), weight=0.6, read=_read_genres,
-        groups=lambda catalog: (catalog.contexts["genre"].owners, [catalog.contexts["genre"].values]),
+        groups=lambda catalog: (catalog.contexts["genre"].owners,
+                                [catalog.contexts["genre"].values]),
         facts=_genre_facts,
         to_metadata=lambda table, rows: {"genres": _joined(table.genres, rows, GENRE_SEPARATOR),
                                          "primary_genre": table.primary_genres[rows]},
         from_metadata=lambda columns: {"genres": _split(columns["genres"], GENRE_SEPARATOR),
                                        "primary_genres": _stripped(columns["primary_genre"])},
         common=lambda table: table.genres, many=True, shared_as="genres", shown="{}", answer_rank=1,
-        quality_tag="quality/genre_at_10", agreement="neighbours sharing a genre", absent="no genres"),
+        quality_tag="quality/genre_at_10", agreement="neighbours sharing a genre",
+        absent="no genres"),
     ContextKind(
-        # Score buckets come with the reviews themselves; four decimals of the mean score keep the bucket
-        # of every mean that scores to a tenth can give.
+        # Score buckets come with the reviews themselves; four decimals of the mean score keep the
+        # bucket of every mean that scores to a tenth can give.
         "score", "reviews", ("reviewid", "artist", "score"), weight=0.4, read=lambda *_: None,
         groups=lambda catalog: (np.arange(len(catalog)), [catalog.table.score_buckets]),
         facts=_score_facts,
-        to_metadata=lambda table, rows: {"mean_score": [f"{m:.4f}" for m in table.mean_scores[rows]],
-                                         "score_bucket": table.score_buckets[rows],
-                                         "reviews": table.review_counts[rows]},
-        from_metadata=lambda columns: {"mean_scores": np.array(columns["mean_score"], dtype=np.float64),
-                                       "score_buckets": np.array(columns["score_bucket"], dtype=np.int64),
-                                       "review_counts": np.array(columns["reviews"], dtype=np.int64)},
-        common=lambda table: table.score_buckets, many=False, shared_as="score_bucket", shown="score {}",
-        answer_rank=3, quality_tag="quality/score_at_10",
+        to_metadata=lambda table, rows: {
+            "mean_score": [f"{m:.4f}" for m in table.mean_scores[rows]],
+            "score_bucket": table.score_buckets[rows],
+            "reviews": table.review_counts[rows]},
+        from_metadata=lambda columns: {
+            "mean_scores": np.array(columns["mean_score"], dtype=np.float64),
+            "score_buckets": np.array(columns["score_bucket"], dtype=np.int64),
+            "review_counts": np.array(columns["reviews"], dtype=np.int64)},
+        common=lambda table: table.score_buckets, many=False, shared_as="score_bucket",
+        shown="score {}", answer_rank=3, quality_tag="quality/score_at_10",
         agreement="neighbours with the same rounded mean score"),
     ContextKind(
-        "label", "labels", ("reviewid", "label"), weight=0.6, read=_read_labels, groups=_label_within_genre,
+        "label", "labels", ("reviewid", "label"), weight=0.6, read=_read_labels,
+        groups=_label_within_genre,
         facts=_label_facts,
         to_metadata=_label_metadata,
         from_metadata=lambda columns: {"labels": _split(columns["labels"], LABEL_SEPARATOR),
                                        "main_labels": _stripped(columns["main_label"])}
         if _known(columns.get("labels", ())) else {},
-        common=lambda table: table.labels, many=True, shared_as="labels", shown="{} (label)", answer_rank=0,
-        quality_tag="quality/label_at_10", agreement="neighbours sharing a record label",
-        absent="the data has no labels table"),
+        common=lambda table: table.labels, many=True, shared_as="labels", shown="{} (label)",
+        answer_rank=0, quality_tag="quality/label_at_10",
+        agreement="neighbours sharing a record label", absent="the data has no labels table"),
     ContextKind(
         "year", "years", ("reviewid", "year"), weight=0.2, read=_read_years,
         groups=lambda catalog: (catalog.contexts["year"].owners,
@@ -248,13 +260,15 @@ CONTEXTS = {kind.name: kind for kind in (
         facts=_year_facts,
         to_metadata=_year_metadata,
         from_metadata=lambda columns: {
-            "years": np.array([text.strip() or "nan" for text in columns["year"]], dtype=np.float64),
+            "years": np.array([text.strip() or "nan" for text in columns["year"]],
+                              dtype=np.float64),
             "eras": _stripped(columns["era"])} if _known(columns.get("year", ())) else {},
         common=lambda table: table.eras, many=False, shared_as="era", shown="{}", answer_rank=2),
 )}
 
 DEFAULT_CONTEXTS = "genre,score"  # the tutorial's
-REQUIRED_TABLES = ("reviews", "genres")  # what every catalog is read from; other kinds' tables are optional
+# What every catalog is read from; the other kinds' tables are optional.
+REQUIRED_TABLES = ("reviews", "genres")
 
 
 def quality_tags():
@@ -267,8 +281,8 @@ def quality_tags():
 # ---------------------------------------------------------------------------------------------
 
 def parse_contexts(spec, genre_share=None):
-    """{kind: share} from `genre,score,label=0.3` and, given, --genre-share's share of genre: shares not
-    given are filled in by the kinds' weights. Options hold the result; nothing parses a spec again.
+    """{kind: share} from `genre,score,label=0.3` and, given, --genre-share's share of genre: shares
+    not given are filled in by the kinds' weights. Options hold the result; a spec is parsed once.
 
     An OptionError in one line for an unknown kind, a share outside 0-1, or shares over 1 in all.
     """
@@ -283,8 +297,9 @@ def parse_contexts(spec, genre_share=None):
         raise OptionError(f"--contexts: the shares add up to {fixed:g}; they must add up to 1 "
                           f"(or leave one kind without a share to take the rest)")
     weights = sum(CONTEXTS[kind].weight for kind in free)
-    # Six digits, as format_contexts prints them: the shares a run is trained with are the ones it shows.
-    return {kind: float(f"{share if share is not None else (1 - fixed) * CONTEXTS[kind].weight / weights:.6g}")
+    # Six digits, as format_contexts prints them: a run trains with the shares it shows.
+    return {kind: float(
+        f"{share if share is not None else (1 - fixed) * CONTEXTS[kind].weight / weights:.6g}")
             for kind, share in given.items()}
 
 
@@ -294,7 +309,8 @@ def _given_shares(spec):
     for item in spec.split(","):
         kind, _, share = (part.strip() for part in item.partition("="))
         if kind not in CONTEXTS:
-            raise OptionError(f"--contexts: unknown context {kind!r}; choose from {', '.join(CONTEXTS)}")
+            raise OptionError(f"--contexts: unknown context {kind!r}; "
+                              f"choose from {', '.join(CONTEXTS)}")
         if kind in given:
             raise OptionError(f"--contexts: {kind} is given twice")
         given[kind] = _share(kind, share) if share else None
@@ -307,7 +323,8 @@ def _share(kind, text):
     except ValueError:
         share = float("nan")
     if not 0.0 <= share <= 1.0:
-        raise OptionError(f"--contexts: the share of {kind} must be from 0 to 1, not {text.strip()!r}")
+        raise OptionError(f"--contexts: the share of {kind} must be from 0 to 1, "
+                          f"not {text.strip()!r}")
     return share
 
 

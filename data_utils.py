@@ -1,9 +1,9 @@
 """The data's entry point: where the Pitchfork data is found, and reading it into a Catalog.
 
-The catalog is read from the Kaggle `database.sqlite` (tables `reviews` and `genres`, joined on `reviewid`,
-and the tables of the other context kinds, such as `labels` and `years`, where present) or from the same
-tables as CSV files in a folder. With no data at hand, the demo catalog (demo_data.py) is used, so that a
-fresh clone runs with no download.
+The catalog is read from the Kaggle `database.sqlite` (tables `reviews` and `genres`, joined on
+`reviewid`, and the tables of the other context kinds, such as `labels` and `years`, where present)
+or from the same tables as CSV files in a folder. With no data at hand, the demo catalog
+(demo_data.py) is used, so that a fresh clone runs with no download.
 """
 import ctypes
 import os
@@ -22,7 +22,8 @@ REPO_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 KAGGLE_URL = "https://www.kaggle.com/datasets/nolanbconaway/pitchfork-data"
 DEMO_SOURCE = "demo"
 # Each table the context kinds read: its columns (the reviews' own come first).
-TABLES = {kind.table: kind.columns for kind in sorted(CONTEXTS.values(), key=lambda k: k.table != "reviews")}
+TABLES = {kind.table: kind.columns
+          for kind in sorted(CONTEXTS.values(), key=lambda k: k.table != "reviews")}
 # Names in the data that are not one artist (compilations): left out of the vocabulary by default.
 NOT_AN_ARTIST = frozenset({"various artists", "soundtrack"})
 
@@ -32,7 +33,7 @@ NOT_AN_ARTIST = frozenset({"various artists", "soundtrack"})
 # ---------------------------------------------------------------------------------------------
 
 def resolve_data_path(path=None):
-    """Where the data comes from: --data, then $BANDS2VEC_DATA, then data/ in the repository, else the demo."""
+    """The data's path: --data, then $BANDS2VEC_DATA, then the repository's data/, else the demo."""
     if path:
         return path
     if os.environ.get(DATA_ENV):
@@ -43,14 +44,15 @@ def resolve_data_path(path=None):
 
 
 def load_catalog(path=None, include_pseudo_artists=False):
-    """The catalog at `path` (a SQLite file, a folder of CSVs or one holding database.sqlite) or the demo."""
+    """The catalog at `path` (a SQLite file, a folder of CSVs or of database.sqlite) or the demo."""
     path = resolve_data_path(path)
     if path == DEMO_SOURCE:
         tables = demo_tables()
     elif os.path.isdir(path):
         source = _folder_source(path)
         if source is None:
-            raise DataError(f"{path}: no database.sqlite, and no reviews.csv and genres.csv in this folder")
+            raise DataError(f"{path}: no database.sqlite, and no reviews.csv and genres.csv "
+                            f"in this folder")
         tables = read_sqlite(source) if source.endswith(".sqlite") else read_csv_folder(path)
         path = source
     elif os.path.isfile(path):
@@ -64,8 +66,8 @@ def load_catalog(path=None, include_pseudo_artists=False):
 
 
 def _return_freed_memory():
-    """Hand the memory that the tables and pandas freed back to the system. glibc keeps it otherwise, and
-    at a million artists that is about 0.5 GB of a run's peak."""
+    """Hand the memory that the tables and pandas freed back to the system. glibc keeps it
+    otherwise, and at a million artists that is about 0.5 GB of a run's peak."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
@@ -82,7 +84,7 @@ def _folder_source(folder):
 
 
 def read_sqlite(path):
-    """{table: frame} of a Kaggle-schema SQLite file: `reviews` and `genres`, `labels` and `years` if there."""
+    """{table: frame} of a Kaggle-schema SQLite file; `labels` and `years` only if there."""
     try:
         with open(path, "rb") as f:
             header = f.read(16)
@@ -92,10 +94,12 @@ def read_sqlite(path):
         raise DataError(f"{path}: not a SQLite database")
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-            present = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            present = {row[0] for row in
+                       connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             missing = [table for table in REQUIRED_TABLES if table not in present]
             if missing:
-                raise DataError(f"{path}: no {' or '.join(missing)} table (expected the Kaggle Pitchfork schema)")
+                raise DataError(f"{path}: no {' or '.join(missing)} table "
+                                f"(expected the Kaggle Pitchfork schema)")
             return {table: _read_table(connection, path, table, columns)
                     for table, columns in TABLES.items() if table in present}
     except sqlite3.DatabaseError as error:
@@ -111,7 +115,7 @@ def _read_table(connection, path, table, columns):
 
 
 def read_csv_folder(folder):
-    """{table: frame} of `reviews.csv` and `genres.csv` in a folder, and `labels.csv`, `years.csv` if there."""
+    """{table: frame} of a folder's `<table>.csv` files; `labels` and `years` only if there."""
     return {table: _read_csv(os.path.join(folder, f"{table}.csv"), columns)
             for table, columns in TABLES.items()
             if table in REQUIRED_TABLES or os.path.isfile(os.path.join(folder, f"{table}.csv"))}
@@ -123,9 +127,10 @@ def _read_csv(path, columns):
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
     try:
-        # Text first, numbers checked when building. NULL is a bare NA, as R and the Kaggle export write it.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", "NA"], encoding="utf-8")
-    except (ValueError, OSError) as error:  # pandas' parser errors and UnicodeDecodeError are ValueErrors
+        # Text first, numbers checked later. NULL is a bare NA, as R and the Kaggle export write it.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", "NA"],
+                            encoding="utf-8")
+    except (ValueError, OSError) as error:  # parser errors and UnicodeDecodeError are ValueErrors
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(f"{path}: malformed CSV ({reason})") from None
     _require_columns(path, set(frame.columns), columns)
@@ -139,8 +144,8 @@ def _require_columns(where, present, columns):
 
 
 def build_catalog(tables, source, include_pseudo_artists=False):
-    """The catalog of {table: frame}: one artist per name; a duplicated review counts once; artists without
-    a genre are kept; compilations' pseudo-artists (NOT_AN_ARTIST) are left out unless asked for."""
+    """The catalog of {table: frame}: one artist per name, a duplicated review counted once,
+    artists with no genre kept, compilations' pseudo-artists (NOT_AN_ARTIST) left out by default."""
     import pandas as pd
 
     reviews = tables["reviews"]
@@ -165,12 +170,15 @@ def build_catalog(tables, source, include_pseudo_artists=False):
     names = names[kept]
     reviews = reviews.assign(artist=codes)
     contexts = {name: kind.read(tables[kind.table], reviews, len(names), source)
-                for name, kind in CONTEXTS.items() if kind.table in tables and kind.table != "reviews"}
+                for name, kind in CONTEXTS.items()
+                if kind.table in tables and kind.table != "reviews"}
     # Each artist's reviews in id order: one sort, and each artist's slice of it.
     reviews = reviews.sort_values(["artist", "reviewid"])
     by_artist = reviews["artist"]
     return Catalog([str(name) for name in names.tolist()], source=source, tables=tables,
-                   dropped_scores=dropped, left_out=left_out, include_pseudo_artists=include_pseudo_artists,
-                   contexts=contexts,
-                   review_ids=Ragged.from_sorted(by_artist, reviews["reviewid"].to_numpy(np.int64), len(names)),
-                   scores=Ragged.from_sorted(by_artist, reviews["score"].to_numpy(np.float64), len(names)))
+                   dropped_scores=dropped, left_out=left_out,
+                   include_pseudo_artists=include_pseudo_artists, contexts=contexts,
+                   review_ids=Ragged.from_sorted(by_artist, reviews["reviewid"].to_numpy(np.int64),
+                                                 len(names)),
+                   scores=Ragged.from_sorted(by_artist, reviews["score"].to_numpy(np.float64),
+                                             len(names)))

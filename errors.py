@@ -1,4 +1,4 @@
-"""The project's exceptions: each message is one line the user can act on, and run.py prints it as it is.
+"""The project's exceptions: each message is one line the user can act on; run.py prints it as is.
 
 Every error the library raises for the user's input, data, runs or cluster is a Bands2VecError.
 """
@@ -28,7 +28,8 @@ class UnknownArtist(Bands2VecError, KeyError):
         self.name, self.suggestions = name, suggestions
 
     def __str__(self):
-        hint = f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?" if self.suggestions else ""
+        hint = (f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
+                if self.suggestions else "")
         return f"unknown artist {self.name!r}{hint}"
 
 
@@ -41,12 +42,12 @@ class ClusterError(Bands2VecError, ValueError):
 
 
 class ClusterLost(ClusterError):
-    """A task of the cluster has gone (a parameter server died, or never answered). TensorFlow then hangs
-    closing the session, so the process must end without it (run.py does, with os._exit)."""
+    """A task of the cluster has gone (a parameter server died, or never answered). TensorFlow then
+    hangs closing the session, so the process must end without it (run.py does, with os._exit)."""
 
 
 class RunInterrupted(Exception):
-    """A run stopped by Ctrl-C or SIGTERM; `run` is what it saved, and the message says how to go on."""
+    """A run stopped by Ctrl-C or SIGTERM; `run` is what it saved; the message says how to go on."""
 
     def __init__(self, message, run):
         super().__init__(message)

@@ -1,5 +1,5 @@
-"""Expressions over artists, such as `coil - elder ones` or `"kleenex, liliput" + !!!`: which names are
-added and which taken away."""
+"""Expressions over artists, such as `coil - elder ones` or `"kleenex, liliput" + !!!`: which
+names are added and which taken away."""
 import re
 
 from errors import QueryError
@@ -11,9 +11,9 @@ _QUOTED_OPERATOR = re.compile(r"\s*([+-])\s*")
 def parse_expression(expression, known):
     """(positive names, negative names) of an expression over artists.
 
-    Terms are joined by ` + ` and ` - ` with spaces around them. A term in quotes ("..." or '...', a
-    doubled quote inside standing for one) is taken as it is; unquoted, the longest run of terms that
-    is one known name wins, so `scott walker + sunn o)))` is one artist where the vocabulary has it.
+    Terms are joined by ` + ` and ` - ` with spaces around them. A term in quotes ("..." or '...',
+    a doubled quote inside standing for one) is taken as it is; unquoted, the longest run of terms
+    that is one known name wins: `scott walker + sunn o)))` is one artist if the vocabulary has it.
     """
     terms = _terms(expression)
     positive, negative = [], []
@@ -24,7 +24,8 @@ def parse_expression(expression, known):
         if not quoted:
             # The longest run of bare terms i..j that spells a known name, else the term alone.
             for last in range(len(terms) - 1, i, -1):
-                if all(not t[2] for t in terms[i:last + 1]) and expression[start:terms[last][4]] in known:
+                if (all(not t[2] for t in terms[i:last + 1])
+                        and expression[start:terms[last][4]] in known):
                     j, text = last, expression[start:terms[last][4]]
                     break
         (positive if sign == "+" else negative).append(text)
@@ -46,7 +47,8 @@ def _terms(expression):
                 return terms
             operator = _QUOTED_OPERATOR.match(expression, stop, end)
             if not operator:
-                raise QueryError(f"expected + or - after {expression[position:stop]} in {expression!r}")
+                raise QueryError(f"expected + or - after {expression[position:stop]} "
+                                 f"in {expression!r}")
         else:
             operator = _OPERATOR.search(expression, position, end)
             stop = operator.start() if operator else end

@@ -1,5 +1,5 @@
-"""metadata.tsv: the artists' facts, one row per artist in vocabulary order, for the projector to label and
-colour by, and for queries to read back. Each context kind writes and reads its own columns."""
+"""metadata.tsv: the artists' facts, one row per artist in vocabulary order, for the projector to
+label and colour by, and for queries to read back. Each context kind owns its columns."""
 import os
 
 import numpy as np
@@ -18,8 +18,8 @@ def tsv_field(value):
 
 
 def write_metadata(folder, table, kmeans_clusters, rows=None):
-    """metadata.tsv in `folder`: a row per artist of `table` (an ArtistTable), or per artist in `rows` (the
-    projector's sample): its name, each context kind's columns, and its k-means cluster."""
+    """metadata.tsv in `folder`: a row per artist of `table` (an ArtistTable), or per artist in
+    `rows` (the projector's sample): its name, each kind's columns and its k-means cluster."""
     rows = range(len(table)) if rows is None else rows
     columns = {"artist": [table.names[i] for i in rows]}
     for kind in CONTEXTS.values():
@@ -53,7 +53,9 @@ def read_columns(folder):
         with open(path, encoding="utf-8") as f:
             header, *rows = [line.rstrip("\n").split("\t") for line in f]
     except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise RunError(f"{path}: unreadable metadata ({getattr(error, 'strerror', None) or error})") from None
+        raise RunError(f"{path}: unreadable metadata "
+                       f"({getattr(error, 'strerror', None) or error})") from None
     if "artist" not in header or any(len(row) != len(header) for row in rows):
         raise RunError(f"{path}: malformed metadata (expected a header and a row per artist)")
-    return {column: list(values) for column, values in zip(header, zip(*rows) if rows else [()] * len(header))}
+    return {column: list(values)
+            for column, values in zip(header, zip(*rows) if rows else [()] * len(header))}

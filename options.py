@@ -1,7 +1,7 @@
 """The training options of a run, and the rules that choose their defaults for any catalog size.
 
-A run saves its options in run.json as their one source. docs/defaults.md tells how each rule and number
-below was measured.
+A run saves its options in run.json as their one source. docs/defaults.md tells how each rule and
+number below was measured.
 """
 import dataclasses
 import math
@@ -15,16 +15,16 @@ from pair_sampler import membership_count, no_pairs
 
 # The learning rate grows with the artists: artists / ARTISTS_PER_RATE.
 ARTISTS_PER_RATE = 90
-# ... up to MAX_RATE: a sampled negative takes a push from the whole batch, so the rate has a ceiling.
+# ... up to MAX_RATE: a sampled negative takes a push from the whole batch, so the rate is capped.
 MAX_RATE = 100
-# The steps give every context membership this much movement (rate x steps x its share of the pairs).
+# The steps give every context membership this much movement (rate x steps x its share of pairs).
 MOVE_PER_MEMBERSHIP = 8.5
 # Past MOVE_GROWTH_ABOVE artists the movement grows by this fraction for every tenfold of artists.
 MOVE_GROWTH = 0.4
 MOVE_GROWTH_ABOVE = 10_000
 # Below this many steps SGD has too few updates to settle.
 MIN_STEPS = 1900
-# A batch holds PAIRS_PER_ARTIST x artists / steps pairs, to the nearest power of two in BATCH_SIZES.
+# A batch: PAIRS_PER_ARTIST x artists / steps pairs, to the nearest power of two in BATCH_SIZES.
 PAIRS_PER_ARTIST = 447
 BATCH_SIZES = (1024, 2048)
 # Reports (loss, neighbours, quality) every REPORT_EVERY steps; on a big catalog at most one every
@@ -32,18 +32,18 @@ BATCH_SIZES = (1024, 2048)
 REPORT_EVERY = 250
 REPORT_ARTISTS = 50
 REPORTS = 20
-# Up to this many artists XLA fuses the tables' reads and writes too; past it, copying a table costs more.
+# Up to this many artists, XLA fuses the tables' reads and writes too; past it, copies cost more.
 XLA_MAX_ARTISTS = 20_000
-# Threads stepping one session where the tables are out of XLA (inside it they lose each other's updates).
+# Threads stepping one session with the tables out of XLA (inside, they lose each other's updates).
 MAX_CONCURRENT_STEPS = 2
 # With the tables split across several ps tasks, bigger steps stall in TensorFlow's runtime.
 SPLIT_TABLES_MAX_BATCH = 1024
 NUM_SAMPLED = 64  # NCE's negatives a step, or one fewer than the artists of a smaller catalog
 KMEANS_CLUSTERS = 10  # k-means clusters for metadata.tsv, the projector's colours and the plots
-# NCE needs a negative besides the true context, and t-SNE more points than its perplexity (at least 2).
+# NCE needs a negative besides the true context; t-SNE more points than its perplexity (at least 2).
 MIN_ARTISTS = 3
-# Memory beyond the catalog: Python with TensorFlow and scikit-learn, and the artists x dimensions tables'
-# copies (NCE's weights, a report's, a checkpoint's, the quality report's: 8 in all).
+# Memory beyond the catalog: Python with TensorFlow and scikit-learn, and the artists x dimensions
+# tables' copies (NCE's weights, a report's, a checkpoint's, the quality report's: 8 in all).
 FIXED_MEMORY = 1.1e9
 TABLE_COPIES = 8
 SEEDS = 2 ** 32  # scikit-learn's k-means and t-SNE take seeds below this
@@ -58,25 +58,25 @@ class TrainOptions:
     num_sampled: int = None  # NCE's negatives a step, shared by the batch: NUM_SAMPLED
     learning_rate: float = None  # artists / ARTISTS_PER_RATE, at most MAX_RATE
     contexts: dict = dataclasses.field(default_factory=lambda: parse_contexts(DEFAULT_CONTEXTS))
-    init_scale: float = 0.01  # vectors start in +-0.01, as word2vec's C code: the signal is not buried
+    init_scale: float = 0.01  # start in +-0.01, as word2vec's C code: the signal is not buried
     seed: int = 0  # the same seed gives the same vectors
     threads: int = 2  # TensorFlow's threads: the machine's cores
     report_every: int = None  # every REPORT_EVERY steps, or about REPORTS a run
-    summary_every: int = 25  # the loss to TensorBoard: often enough for a curve, cheap enough to ignore
-    steps_per_draw: int = 100  # batches numpy draws in one call, instead of a Python loop over pairs
-    valid_size: int = 4  # artists whose neighbours each report shows: the most reviewed, easy to judge
-    # How this process steps, not what it learns (on --resume they are chosen again for where it runs):
+    summary_every: int = 25  # loss to TensorBoard: often enough for a curve, cheap enough to ignore
+    steps_per_draw: int = 100  # batches numpy draws in one call, not a Python loop over pairs
+    valid_size: int = 4  # artists whose neighbours reports show: the most reviewed, easy to judge
+    # How this process steps, not what it learns (--resume chooses them again for where it runs):
     xla_tables: bool = None  # XLA fuses the tables' reads and writes too: up to XLA_MAX_ARTISTS
-    concurrent_steps: int = None  # threads stepping the session: 1 with XLA's tables, else the cores
+    concurrent_steps: int = None  # threads stepping the session: 1 with XLA tables, else the cores
 
     def __post_init__(self):
-        # A spec such as "genre,score,label=0.3" (run.json's from before contexts were a dict): parsed once.
+        # A spec "genre,score,label=0.3", as run.json had before contexts were a dict: parsed once.
         if isinstance(self.contexts, str):
             self.contexts = parse_contexts(self.contexts)
 
     def resolved(self, catalog, trainers=1, ps_tasks=1):
-        """These options with the steps, batch size, learning rate and report interval filled in for
-        `catalog`, for `trainers` tasks of a TensorFlow cluster training with `ps_tasks` parameter servers."""
+        """These options with the steps, batch size, learning rate and report interval filled in
+        for `catalog`, on a cluster of `trainers` trainers and `ps_tasks` parameter servers."""
         artists = len(catalog)
         rate = min(artists / ARTISTS_PER_RATE, MAX_RATE)
         memberships = sum(membership_count(catalog, kind)
@@ -87,8 +87,8 @@ class TrainOptions:
         steps = max(MIN_STEPS, int(round(MOVE_PER_MEMBERSHIP * growth * memberships / rate, -1)))
         steps = steps if self.steps is None else self.steps
         batch_size = _batch_size(artists, steps, ps_tasks)
-        # Asynchronous trainers each push from values the others have moved since: the same movement at
-        # 2 / (trainers + 1) of the rate, over that many times more steps (docs/cluster.md).
+        # Asynchronous trainers each push from values the others have moved since: the same movement
+        # at 2 / (trainers + 1) of the rate, over that many times more steps (docs/cluster.md).
         slower = (trainers + 1) / 2
         rate = rate / slower
         steps = int(round(steps * slower, -1)) if self.steps is None else steps
@@ -96,22 +96,25 @@ class TrainOptions:
                            // REPORT_EVERY * REPORT_EVERY)
         xla_tables = artists <= XLA_MAX_ARTISTS and trainers == 1
         xla_tables = xla_tables if self.xla_tables is None else self.xla_tables
-        concurrent = 1 if xla_tables or trainers > 1 else min(os.cpu_count() or 1, MAX_CONCURRENT_STEPS)
+        concurrent = (1 if xla_tables or trainers > 1
+                      else min(os.cpu_count() or 1, MAX_CONCURRENT_STEPS))
         return dataclasses.replace(
             self, steps=steps, report_every=self.report_every or report_every,
             batch_size=batch_size if self.batch_size is None else self.batch_size,
-            num_sampled=min(NUM_SAMPLED, artists - 1) if self.num_sampled is None else self.num_sampled,
+            num_sampled=(min(NUM_SAMPLED, artists - 1) if self.num_sampled is None
+                         else self.num_sampled),
             learning_rate=rate if self.learning_rate is None else self.learning_rate,
             xla_tables=xla_tables,
             concurrent_steps=concurrent if self.concurrent_steps is None else self.concurrent_steps)
 
     def check(self, artists, ps_tasks=1):
-        """An OptionError naming the first option out of range, or too big for the machine's memory: what
-        a later stage (TensorFlow, k-means, t-SNE) would refuse after training is refused before it."""
+        """An OptionError naming the first option out of range, or too big for the machine's
+        memory: refused before training, not by a later stage (TensorFlow, k-means, t-SNE) after."""
         checks = [
             (self.steps >= 1, f"--steps must be at least 1, not {self.steps}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}"),
-            (self.embedding_size >= 1, f"--embedding-size must be at least 1, not {self.embedding_size}"),
+            (self.embedding_size >= 1,
+             f"--embedding-size must be at least 1, not {self.embedding_size}"),
             (1 <= self.num_sampled < artists,
              f"--num-sampled must be from 1 to {artists - 1} (fewer than the {artists} artists), "
              f"not {self.num_sampled}"),
@@ -123,8 +126,8 @@ class TrainOptions:
             (0 <= self.seed < SEEDS, f"--seed must be from 0 to {SEEDS - 1:,}, not {self.seed}"),
             (ps_tasks == 1 or self.batch_size <= SPLIT_TABLES_MAX_BATCH,
              f"--batch-size {self.batch_size:,} with the tables split across {ps_tasks} ps tasks: "
-             f"TensorFlow's runtime stalls on steps of more than {SPLIT_TABLES_MAX_BATCH:,} pairs there; "
-             f"choose at most that"),
+             f"TensorFlow's runtime stalls on steps of more than {SPLIT_TABLES_MAX_BATCH:,} pairs "
+             f"there; choose at most that"),
         ]
         for ok, message in checks:
             if not ok:
@@ -132,7 +135,7 @@ class TrainOptions:
         self._check_memory(artists)
 
     def _check_memory(self, artists):
-        """Refuse, naming the option whose halving saves the most, what the machine's memory cannot hold."""
+        """Refuse what memory cannot hold, naming the option whose halving saves the most."""
         tables = TABLE_COPIES * artists * self.embedding_size * 4
         step = 8 * self.batch_size * (self.embedding_size + self.num_sampled) * 4
         draws = self.steps_per_draw * self.batch_size * 16
@@ -143,20 +146,22 @@ class TrainOptions:
                              / (self.embedding_size + self.num_sampled)) / 2
             option = (f"--batch-size {self.batch_size:,}" if by_batch >= by_dimensions else
                       f"--embedding-size {self.embedding_size:,} for {artists:,} artists")
-            raise OptionError(f"{option} needs about {need / 1e9:,.1f} GB of memory, and this machine "
-                              f"has {available / 1e9:,.1f} GB available; choose a smaller one")
+            raise OptionError(f"{option} needs about {need / 1e9:,.1f} GB of memory, "
+                              f"and this machine has {available / 1e9:,.1f} GB available; "
+                              f"choose a smaller one")
 
     def hparams(self):
         """The options a reader compares runs by, for TensorBoard's HParams tab."""
-        return {"steps": self.steps, "batch_size": self.batch_size, "embedding_size": self.embedding_size,
-                "num_sampled": self.num_sampled, "learning_rate": self.learning_rate,
+        return {"steps": self.steps, "batch_size": self.batch_size,
+                "embedding_size": self.embedding_size, "num_sampled": self.num_sampled,
+                "learning_rate": self.learning_rate,
                 "genre_share": self.contexts.get("genre", 0.0),
                 "contexts": format_contexts(self.contexts), "seed": self.seed}
 
 
 def _batch_size(artists, steps, ps_tasks):
-    """PAIRS_PER_ARTIST x artists / steps pairs, to the nearest power of two within BATCH_SIZES, at most
-    the power of two that holds a small catalog, and at most SPLIT_TABLES_MAX_BATCH with split tables."""
+    """PAIRS_PER_ARTIST x artists / steps pairs, to the nearest power of two within BATCH_SIZES,
+    at most the power of two holding a small catalog, SPLIT_TABLES_MAX_BATCH with split tables."""
     smallest, largest = BATCH_SIZES
     # max(steps, 1): check() refuses --steps 0 in words, after this.
     size = 2 ** round(math.log2(PAIRS_PER_ARTIST * artists / max(steps, 1)))
@@ -170,9 +175,10 @@ def check_at_least_one(option, value):
 
 
 def _available_memory():
-    """Bytes of memory the machine can give now (Linux's MemAvailable), or None where it does not say."""
+    """Bytes of memory the machine can give now (Linux's MemAvailable), or None if unknown."""
     try:
         with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+            return next(int(line.split()[1]) * 1024 for line in f
+                        if line.startswith("MemAvailable:"))
     except (OSError, StopIteration, ValueError):
         return None

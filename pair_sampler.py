@@ -1,5 +1,5 @@
-"""Batches of (target, context) artist pairs: each kind of context drawn at its share of the pairs, each
-pair two members of one of the kind's groups."""
+"""Batches of (target, context) artist pairs: each kind of context drawn at its share of the pairs,
+each pair two members of one of the kind's groups."""
 import numpy as np
 
 from contexts import DEFAULT_CONTEXTS, parse_contexts
@@ -8,19 +8,20 @@ from errors import DataError
 
 def no_pairs(catalog, kinds):
     """The error of a catalog in which no context of the `kinds` has two artists to make a pair."""
-    return DataError(f"{catalog.source}: no two artists share a {' or a '.join(kinds)}, so there are no pairs")
+    return DataError(f"{catalog.source}: no two artists share a {' or a '.join(kinds)}, "
+                     f"so there are no pairs")
 
 
 def membership_count(catalog, kind):
-    """How many (artist, group) memberships of one kind can make a pair (the sampler's, groups of two or more)."""
+    """How many (artist, group) memberships of one kind can pair: those in groups of two or more."""
     return len(_ContextGroups(catalog.context_groups(kind)).members)
 
 
 class _ContextGroups:
-    """Flattened groups of artist ids, to draw (artist, other member of one of its groups) pairs in bulk.
+    """Flattened groups of artist ids, for drawing (artist, fellow group member) pairs in bulk.
 
     Drawing a membership uniformly gives every artist the same weight per group it belongs to,
-    however large the group; the partner is another member of the same group, never the artist itself.
+    however large the group; the partner is another member of that group, never the artist itself.
     """
 
     def __init__(self, groups):
@@ -39,7 +40,7 @@ class _ContextGroups:
 
 
 class PairSampler:
-    """Batches of (target, context) artist ids, each kind of context drawn at its share of the pairs."""
+    """Batches of (target, context) artist ids, each context kind drawn at its share of pairs."""
 
     def __init__(self, catalog, shares=None, seed=0):
         shares = parse_contexts(DEFAULT_CONTEXTS) if shares is None else shares
@@ -57,18 +58,19 @@ class PairSampler:
     def context_distribution(self):
         """The probability of each artist being drawn as a context, for NCE's negative sampler.
 
-        Every membership of a group is equally likely as a partner, so an artist's chance is its number
-        of memberships over the total, mixed by the shares; a little of the uniform distribution is
-        mixed in so that every artist can be drawn as a negative.
+        Every membership of a group is equally likely as a partner, so an artist's chance is its
+        number of memberships over the total, mixed by the shares; a little of the uniform
+        distribution is mixed in so that every artist can be drawn as a negative.
         """
         drawn = np.zeros(self.vocabulary_size)
         for share, groups in zip(self.shares, self.groups):
             if share:
-                drawn += share * np.bincount(groups.members, minlength=self.vocabulary_size) / len(groups.members)
+                drawn += (share * np.bincount(groups.members, minlength=self.vocabulary_size)
+                          / len(groups.members))
         return 0.999 * drawn + 0.001 / self.vocabulary_size
 
     def pairs(self, n):
-        """`n` pairs as (inputs[n], labels[n, 1]) int32 arrays, as the graph's placeholders take them."""
+        """`n` pairs as int32 arrays (inputs[n], labels[n, 1]) for the graph's placeholders."""
         inputs, labels, _ = self.pairs_with_kind(n)
         return inputs, labels
 

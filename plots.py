@@ -16,12 +16,13 @@ from atomic_files import atomic_write, write_bytes
 from contexts import NO_GENRE
 
 TSNE_CACHE = "tsne.npz"
-# t-SNE, the plots and the projector's map show at most this many artists, the most-reviewed: t-SNE costs
-# grow faster than the artists, and the projector's own t-SNE samples 10,000 points too.
+# t-SNE, the plots and the projector's map show at most this many artists, the most-reviewed:
+# t-SNE costs grow faster than the artists, and the projector's own t-SNE samples 10,000 points too.
 MAP_ARTISTS = 10_000
-# A PCA start and the automatic learning rate converge in 500 iterations on the full data's 8,712 artists.
+# A PCA start and the automatic learning rate converge in 500 iterations on the full 8,712 artists.
 TSNE_ITERATIONS = 500
-PLOTS = {"clusters": "tsne_clusters.png", "genres": "tsne_genres.png", "labelled": "tsne_top300.png"}
+PLOTS = {"clusters": "tsne_clusters.png", "genres": "tsne_genres.png",
+         "labelled": "tsne_top300.png"}
 FIGURE_INCHES = {"clusters": (12, 10), "genres": (12, 10), "labelled": (16, 16)}
 DPI = 100
 LABELLED = 300
@@ -32,15 +33,15 @@ def _cache_key(vectors):
 
 
 def map_rows(review_counts):
-    """The rows of the artists on the map: every artist, or the MAP_ARTISTS most-reviewed (in row order)."""
+    """The rows on the map: every artist, or the MAP_ARTISTS most-reviewed (in row order)."""
     if len(review_counts) <= MAP_ARTISTS:
         return np.arange(len(review_counts))
     return np.sort(np.argsort(-np.asarray(review_counts), kind="stable")[:MAP_ARTISTS])
 
 
 def tsne_coordinates(artist_vectors, folder, seed=0, say=None):
-    """2-d t-SNE coordinates of the map's artists (map_rows), from the cache when it was made from these
-    vectors; t-SNE's progress to `say`."""
+    """2-d t-SNE coordinates of the map's artists (map_rows), from the cache when it was made from
+    these vectors; t-SNE's progress to `say`."""
     path = os.path.join(folder, TSNE_CACHE)
     unit_vectors = artist_vectors.unit_vectors[map_rows(artist_vectors.artists.review_counts)]
     key = _cache_key(unit_vectors)
@@ -57,20 +58,22 @@ def tsne_coordinates(artist_vectors, folder, seed=0, say=None):
 
 
 def compute_tsne(unit_vectors, seed=0, say=None):
-    """t-SNE of the rows; with `say`, scikit-learn's word every 50 iterations as a line of progress."""
+    """t-SNE of the rows; with `say`, scikit-learn's word every 50 iterations as a progress line."""
     from sklearn.manifold import TSNE
 
     perplexity = min(30.0, max(2.0, (len(unit_vectors) - 1) / 3))
     # A PCA start needs two dimensions to start from.
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca" if unit_vectors.shape[1] >= 2 else "random",
-                learning_rate="auto", max_iter=TSNE_ITERATIONS, random_state=seed, n_jobs=2, verbose=2 * bool(say))
+    tsne = TSNE(n_components=2, perplexity=perplexity,
+                init="pca" if unit_vectors.shape[1] >= 2 else "random",
+                learning_rate="auto", max_iter=TSNE_ITERATIONS, random_state=seed, n_jobs=2,
+                verbose=2 * bool(say))
     with contextlib.redirect_stdout(_TsneProgress(say)) if say else contextlib.nullcontext():
         return tsne.fit_transform(unit_vectors).astype(np.float32)
 
 
 class _TsneProgress(io.TextIOBase):
-    """scikit-learn's t-SNE prints `[t-SNE] Iteration 50: error = 62.9, ...`: those lines, said shorter (to
-    the standard output there was before scikit-learn's was caught, where `say` may print)."""
+    """scikit-learn's t-SNE prints `[t-SNE] Iteration 50: error = 62.9, ...`: those lines, said
+    shorter, to the standard output from before scikit-learn's was caught, where `say` may print."""
 
     def __init__(self, say):
         self.say, self.stdout = say, sys.stdout
@@ -79,7 +82,8 @@ class _TsneProgress(io.TextIOBase):
         found = re.search(r"Iteration (\d+): error = ([\d.]+)", text)
         if found:
             with contextlib.redirect_stdout(self.stdout):
-                self.say(f"  t-SNE iteration {found[1]} of {TSNE_ITERATIONS}, error {float(found[2]):.2f}")
+                self.say(f"  t-SNE iteration {found[1]} of {TSNE_ITERATIONS}, "
+                         f"error {float(found[2]):.2f}")
         return len(text)
 
 
@@ -95,14 +99,15 @@ def write_plots(artist_vectors, folder, seed=0, say=None):
     primary = table.primary_genres[rows]
     clusters = artist_vectors.kmeans_clusters[rows]
     genre_colours = _palette(plt, primary)
-    which = "" if len(rows) == len(artist_vectors) else f", the {len(rows):,} most-reviewed of {len(artist_vectors):,} artists"
+    which = ("" if len(rows) == len(artist_vectors)
+             else f", the {len(rows):,} most-reviewed of {len(artist_vectors):,} artists")
     figures = {
         "clusters": _categorical(plt, "clusters", coordinates, clusters, _palette(plt, clusters),
                                  f"K-means clustering of the artists' embeddings (t-SNE{which})"),
         "genres": _categorical(plt, "genres", coordinates, primary, genre_colours,
                                f"Artists by primary genre (t-SNE{which})"),
-        "labelled": _labelled(plt, coordinates, [artist_vectors.names[i] for i in rows], table.review_counts[rows],
-                              primary, genre_colours),
+        "labelled": _labelled(plt, coordinates, [artist_vectors.names[i] for i in rows],
+                              table.review_counts[rows], primary, genre_colours),
     }
     paths = {}
     for name, figure in figures.items():
@@ -127,7 +132,8 @@ def _palette(plt, categories):
     ordered = [value for _, value in sorted(zip(-counts, values), key=lambda cv: cv[0])]
     named = [value for value in ordered if value != NO_GENRE]
     if len(named) <= 9:
-        colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]  # tab10 without its grey
+        # tab10 without its grey.
+        colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
     else:
         colours = plt.get_cmap("tab20").colors
     palette = {value: colours[i % len(colours)] for i, value in enumerate(named)}
@@ -142,38 +148,44 @@ def _categorical(plt, kind, coordinates, categories, palette, title):
         name = f"cluster {value}" if kind == "clusters" else value
         axes.scatter(points[:, 0], points[:, 1], s=6, color=colour, alpha=0.7, linewidths=0,
                      label=f"{name} ({len(points)})")
-    axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=3, frameon=False, fontsize=11)
+    axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=3, frameon=False,
+                fontsize=11)
     figure.subplots_adjust(left=0.02, right=0.78, top=0.94, bottom=0.02)
     return figure
 
 
 def _labelled(plt, coordinates, names, review_counts, primary, palette):
     shown = np.argsort(-np.asarray(review_counts), kind="stable")[:LABELLED]
-    figure, axes = _axis_free(plt, "labelled", f"The {len(shown)} most-reviewed artists (t-SNE), by primary genre")
+    figure, axes = _axis_free(plt, "labelled",
+                              f"The {len(shown)} most-reviewed artists (t-SNE), by primary genre")
     points = coordinates[shown]
     for genre, colour in palette.items():
         mask = primary[shown] == genre
         if mask.any():
             axes.scatter(points[mask, 0], points[mask, 1], s=14, label=genre, color=colour)
-    for (x, y), (label_x, label_y), i in zip(points, _label_positions(points, [names[i] for i in shown]), shown):
+    for (x, y), (label_x, label_y), i in zip(points,
+                                             _label_positions(points, [names[i] for i in shown]),
+                                             shown):
         if label_y != y:  # moved off its point to clear another label: draw a leader line
             axes.plot([x, label_x], [y, label_y], color="lightgrey", linewidth=0.5, zorder=0)
-        axes.annotate(names[i], (label_x, label_y), xytext=(3, 0), textcoords="offset points", fontsize=8,
-                      va="center")
+        axes.annotate(names[i], (label_x, label_y), xytext=(3, 0), textcoords="offset points",
+                      fontsize=8, va="center")
     axes.legend(loc="lower right", markerscale=1.5, frameon=False, fontsize=10)
     figure.subplots_adjust(left=0.02, right=0.98, top=0.96, bottom=0.02)
     return figure
 
 
 def _label_positions(points, labels):
-    """Where to write each label: at its point, or moved down until it overlaps no label placed before."""
+    """Where to write each label: at its point, or moved down until it overlaps no earlier label."""
     span = np.ptp(points, axis=0) + 1e-9
-    char_width, line_height = span[0] * 0.0045, span[1] * 0.011  # 8-point text on a 16-inch, 100-dpi figure
+    # For 8-point text on a 16-inch, 100-dpi figure.
+    char_width, line_height = span[0] * 0.0045, span[1] * 0.011
     placed, positions = [], [None] * len(points)
     for i in np.argsort(-points[:, 1], kind="stable"):
         x, y = points[i]
         width = char_width * (len(labels[i]) + 1)
-        while any(x < px + pw and px < x + width and abs(y - py) < line_height for px, py, pw in placed):
+        while any(x < px + pw and px < x + width and abs(y - py) < line_height
+                  for px, py, pw in placed):
             y -= line_height
         placed.append((x, y, width))
         positions[i] = (x, y)

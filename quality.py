@@ -1,29 +1,30 @@
-"""How good trained vectors are: do an artist's nearest neighbours share its contexts (a genre, a score
-bucket, a label...), beside random vectors; what training reports as it goes; and k-means over the vectors.
+"""How good trained vectors are: do an artist's nearest neighbours share its contexts (a genre, a
+score bucket, a label...), beside random vectors; training's running reports; k-means over them.
 """
 import numpy as np
 
 from artist_vectors import NEIGHBOURS
 from contexts import quality_tags
 
-# Above this many artists, k-means learns from mini-batches (scikit-learn's MiniBatchKMeans): memory and
-# time stay linear, where full k-means would take minutes at a million.
+# Above this many artists, k-means learns from mini-batches (scikit-learn's MiniBatchKMeans): memory
+# and time stay linear, where full k-means would take minutes at a million.
 MINI_BATCH_KMEANS_ABOVE = 50_000
-# Quality figures are exact up to QUALITY_SAMPLE artists, and on a seeded sample above, which shrinks to
-# keep QUALITY_COMPARISONS (1,000 artists at a million: a 95% figure is then +-0.7%).
+# Quality figures are exact up to QUALITY_SAMPLE artists, and on a seeded sample above, which
+# shrinks to keep QUALITY_COMPARISONS (1,000 artists at a million: a 95% figure is then +-0.7%).
 QUALITY_SAMPLE = 10_000
 QUALITY_COMPARISONS = 10 ** 9
 
 
 def neighbour_agreement(artist_vectors, k=NEIGHBOURS, rows=None):
     """Over every artist, or those in `rows`: for each context kind with a quality tag, how often an
-    artist's `k` nearest neighbours share a value of it (over the artists that have one; None where none
-    has); and the mean absolute differences of mean score and release year to them (None without years).
-    `k` is at most the other artists there are."""
+    artist's `k` nearest neighbours share a value of it (over the artists that have one; None where
+    none has); and the mean absolute differences of mean score and release year to them (None
+    without years). `k` is at most the other artists there are."""
     rows = np.arange(len(artist_vectors)) if rows is None else np.asarray(rows)
     neighbours = artist_vectors.nearest_neighbours(min(k, len(artist_vectors) - 1), rows)
     table = artist_vectors.artists
-    report = {kind: _shared_share(artist_vectors.indicator(kind), rows, neighbours) for kind in quality_tags()}
+    report = {kind: _shared_share(artist_vectors.indicator(kind), rows, neighbours)
+              for kind in quality_tags()}
     means = table.mean_scores
     report["score_difference"] = float(np.abs(means[neighbours] - means[rows, None]).mean())
     report["year_gap"] = None
@@ -34,8 +35,8 @@ def neighbour_agreement(artist_vectors, k=NEIGHBOURS, rows=None):
 
 
 def _shared_share(indicator, rows, neighbours):
-    """The share of (artist, neighbour) pairs, for the artists in `rows`, that have a value in common by
-    the `indicator` matrix, over the artists with a value at all; None if none has one."""
+    """The share of (artist, neighbour) pairs, for the artists in `rows`, that have a value in
+    common by the `indicator` matrix, over the artists with a value at all; None if none has one."""
     if indicator is None:
         return None
     artists = np.repeat(rows, neighbours.shape[1])
@@ -46,11 +47,11 @@ def _shared_share(indicator, rows, neighbours):
 
 
 def training_probe(artist_vectors, watch=4, top=5, sample=200, seed=0, k=NEIGHBOURS):
-    """What training reports at each report step, as a function of the table it fetched (normalised in
-    place, so no second copy of a million artists' vectors is made): the `top` nearest artists of the
-    `watch` most-reviewed artists, [(name, [names])], whose neighbours a reader can judge; and, asked for
-    `quality`, neighbour_agreement over a fixed seeded sample of `sample` artists, cheap enough to take
-    while training. `artist_vectors` holds the artists."""
+    """What training reports at each report step, as a function of the table it fetched (normalised
+    in place, so no second copy of a million artists' vectors is made): the `top` nearest artists of
+    the `watch` most-reviewed artists, [(name, [names])], whose neighbours a reader can judge; and,
+    asked for `quality`, neighbour_agreement over a fixed seeded sample of `sample` artists, cheap
+    enough to take while training. `artist_vectors` holds the artists."""
     from threadpoolctl import ThreadpoolController
 
     watched = np.argsort(-artist_vectors.artists.review_counts, kind="stable")[:watch]
@@ -59,7 +60,7 @@ def training_probe(artist_vectors, watch=4, top=5, sample=200, seed=0, k=NEIGHBO
     names = artist_vectors.names
 
     def probe(matrix, quality):
-        # One BLAS thread: idle BLAS threads spin for a while after a call, taking the cores from training.
+        # One BLAS thread: idle ones spin a while after a call, taking the cores from training.
         with blas.limit(limits=1, user_api="blas"):
             current = artist_vectors.with_vectors(matrix, for_neighbours_only=True)
             nearest = current.nearest_neighbours(min(top, len(artist_vectors) - 1), watched)
@@ -77,7 +78,8 @@ def sample_rows(n, size, seed=0):
 
 def random_like(artist_vectors, seed=0):
     """The same artists with random Gaussian vectors: the baseline any training must beat."""
-    random = np.random.default_rng(seed).standard_normal(artist_vectors.vectors.shape, dtype=np.float32)
+    random = np.random.default_rng(seed).standard_normal(artist_vectors.vectors.shape,
+                                                         dtype=np.float32)
     return artist_vectors.with_vectors(random, for_neighbours_only=True)
 
 
@@ -86,7 +88,7 @@ def quality_sample_size(n_artists):
 
 
 def kmeans_clusters(artist_vectors, k, seed=0):
-    """The k-means cluster of every artist, on the unit vectors (so clusters follow cosine similarity)."""
+    """Each artist's k-means cluster, on the unit vectors (so clusters follow cosine similarity)."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     k = max(1, min(k, len(artist_vectors)))
@@ -98,8 +100,8 @@ def kmeans_clusters(artist_vectors, k, seed=0):
 
 
 def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
-    """The evaluate command's figures, each beside the same figure for random vectors: over every artist,
-    or above QUALITY_SAMPLE artists over a seeded sample of quality_sample_size() of them."""
+    """The evaluate command's figures, each beside the same figure for random vectors: over every
+    artist, or above QUALITY_SAMPLE artists, a seeded sample of quality_sample_size() of them."""
     from sklearn.metrics import normalized_mutual_info_score
 
     rows = sample_rows(len(artist_vectors), quality_sample_size(len(artist_vectors)), seed)
@@ -109,8 +111,9 @@ def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
     clusters, genres = artist_vectors.kmeans_clusters, artist_vectors.artists.primary_genres
     if clusters is not None:
         shuffled = np.random.default_rng(seed).permutation(clusters)
-        report["cluster_genre_nmi"] = {"trained": float(normalized_mutual_info_score(genres, clusters)),
-                                       "random": float(normalized_mutual_info_score(genres, shuffled))}
+        report["cluster_genre_nmi"] = {
+            "trained": float(normalized_mutual_info_score(genres, clusters)),
+            "random": float(normalized_mutual_info_score(genres, shuffled))}
     report["k"] = min(k, len(artist_vectors) - 1)
     report["artists"] = len(artist_vectors)
     report["measured_on"] = len(rows)
@@ -118,15 +121,15 @@ def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
 
 
 def kmeans_summary(artist_vectors, top=3, examples=4):
-    """[(cluster, size, top genres, mean score, most-reviewed artists)] of the k-means clusters, largest
-    first."""
+    """[(cluster, size, top genres, mean score, most-reviewed artists)], largest cluster first."""
     summary, table, clusters = [], artist_vectors.artists, artist_vectors.kmeans_clusters
     for cluster in np.unique(clusters):
         members = np.flatnonzero(clusters == cluster)
         genres, counts = np.unique(table.primary_genres[members], return_counts=True)
         top_genres = [(str(g), int(c)) for c, g in sorted(zip(counts, genres), reverse=True)[:top]]
         order = members[np.argsort(-table.review_counts[members], kind="stable")]
-        summary.append((int(cluster), len(members), top_genres, float(table.mean_scores[members].mean()),
+        summary.append((int(cluster), len(members), top_genres,
+                        float(table.mean_scores[members].mean()),
                         [artist_vectors.names[i] for i in order[:examples]]))
     return sorted(summary, key=lambda row: -row[1])
 

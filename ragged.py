@@ -1,5 +1,5 @@
-"""Ragged: a list of values per artist, kept as one flat array, so a million artists' reviews are a few
-arrays rather than millions of tuples."""
+"""Ragged: a list of values per artist, kept as one flat array, so a million artists' reviews are a
+few arrays rather than millions of tuples."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +14,8 @@ class Ragged:
     @classmethod
     def from_sorted(cls, owners, values, n_artists):
         """From two columns sorted by owner (artist id)."""
-        return cls(np.asarray(values), np.searchsorted(np.asarray(owners), np.arange(n_artists + 1)))
+        return cls(np.asarray(values),
+                   np.searchsorted(np.asarray(owners), np.arange(n_artists + 1)))
 
     @classmethod
     def empty(cls, n_artists):
@@ -40,6 +41,7 @@ class Ragged:
         return np.bincount(self.owners, weights=self.values, minlength=len(self))
 
     def tuples(self):
-        """Every artist's tuple; equal tuples are one object (most artists share their genres with others)."""
+        """Every artist's tuple; equal tuples are one object (many artists have the same genres)."""
         shared = {}
-        return [shared.setdefault(values, values) for values in map(self.__getitem__, range(len(self)))]
+        return [shared.setdefault(values, values)
+                for values in map(self.__getitem__, range(len(self)))]

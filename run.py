@@ -1,7 +1,7 @@
 """Bands2Vec from the command line, over the library (bands2vec.py).
 
     python run.py                          train on the data found (see --data), write logs/<run>/
-    python run.py similar coil -k 5        the artists nearest to one artist (or several, or - for stdin)
+    python run.py similar coil -k 5        artists nearest to an artist (or several, or - for stdin)
     python run.py query "coil - elder ones"
     python run.py plot                     t-SNE plots of the latest run
     python run.py evaluate                 how good the latest run's vectors are
@@ -43,49 +43,56 @@ class ArgumentParser(argparse.ArgumentParser):
 # ---------------------------------------------------------------------------------------------
 
 def train_arguments(train):
-    """Training's options. They default to None here: None means the default, or a resumed run's own."""
+    """Training's options. None, their default here, means the default or a resumed run's own."""
     defaults = b.TrainOptions()
-    train.add_argument("--data", help="Kaggle database.sqlite, or a folder with it or with reviews.csv and "
-                                      "genres.csv (default: $BANDS2VEC_DATA, then data/, then the demo "
-                                      "catalog)")
+    train.add_argument("--data", help="Kaggle database.sqlite, or a folder with it or with "
+                                      "reviews.csv and genres.csv (default: $BANDS2VEC_DATA, "
+                                      "then data/, then the demo catalog)")
     train.add_argument("--steps", type=int,
-                       help=f"training steps (default: {b.MOVE_PER_MEMBERSHIP:g} x context memberships / "
-                            f"learning rate, x{1 + b.MOVE_GROWTH:g} for every tenfold of artists past "
-                            f"{b.MOVE_GROWTH_ABOVE:,}, at least {b.MIN_STEPS:,})")
+                       help=f"training steps (default: {b.MOVE_PER_MEMBERSHIP:g} x context "
+                            f"memberships / learning rate, x{1 + b.MOVE_GROWTH:g} for every "
+                            f"tenfold of artists past {b.MOVE_GROWTH_ABOVE:,}, "
+                            f"at least {b.MIN_STEPS:,})")
     train.add_argument("--batch-size", type=int,
-                       help=f"pairs per step (default: {b.PAIRS_PER_ARTIST} x artists / steps, a power of "
-                            f"two from {b.BATCH_SIZES[0]:,} to {b.BATCH_SIZES[1]:,}, at most the catalog's)")
-    train.add_argument("--embedding-size", type=int, help=f"dimensions (default: {defaults.embedding_size})")
+                       help=f"pairs per step (default: {b.PAIRS_PER_ARTIST} x artists / steps, "
+                            f"a power of two from {b.BATCH_SIZES[0]:,} to {b.BATCH_SIZES[1]:,}, "
+                            f"at most the catalog's)")
+    train.add_argument("--embedding-size", type=int,
+                       help=f"dimensions (default: {defaults.embedding_size})")
     train.add_argument("--num-sampled", type=int,
-                       help=f"negative artists sampled per step by NCE (default: {defaults.num_sampled})")
+                       help=f"negative artists sampled per step by NCE "
+                            f"(default: {defaults.num_sampled})")
     train.add_argument("--learning-rate", type=float,
-                       help=f"gradient-descent rate at the start, decayed linearly over the run (default: "
-                            f"artists / {b.ARTISTS_PER_RATE}, at most {b.MAX_RATE})")
+                       help=f"gradient-descent rate at the start, decayed linearly over the run "
+                            f"(default: artists / {b.ARTISTS_PER_RATE}, at most {b.MAX_RATE})")
     weights = ", ".join(f"{kind} {context.weight:g}" for kind, context in CONTEXTS.items())
     train.add_argument("--contexts",
-                       help=f"kinds of context ({', '.join(CONTEXTS)}), each optionally with its share of "
-                            f"the pairs, such as genre,score,label=0.3; a kind without a share takes its "
-                            f"weight's part of the rest ({weights}) (default: {DEFAULT_CONTEXTS}, that is "
-                            f"{format_contexts(defaults.contexts)})")
+                       help=f"kinds of context ({', '.join(CONTEXTS)}), each optionally with its "
+                            f"share of the pairs, such as genre,score,label=0.3; a kind without a "
+                            f"share takes its weight's part of the rest ({weights}) (default: "
+                            f"{DEFAULT_CONTEXTS}, that is {format_contexts(defaults.contexts)})")
     train.add_argument("--genre-share", type=float,
                        help=f"share of same-genre pairs, as genre=X in --contexts "
                             f"(default: {defaults.contexts['genre']:g})")
     train.add_argument("--include-pseudo-artists", action="store_true",
-                       help="keep 'various artists' and the other compilation names in the vocabulary")
+                       help="keep 'various artists' and the other compilation names in the "
+                            "vocabulary")
     train.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
     train.add_argument("--concurrent-steps", type=int,
                        help=f"threads stepping the session at once (default: 1 up to "
-                            f"{b.XLA_MAX_ARTISTS:,} artists, whose tables XLA holds, else the cores, at "
-                            f"most {b.MAX_CONCURRENT_STEPS}); more than one gives other vectors for the "
-                            f"same seed")
+                            f"{b.XLA_MAX_ARTISTS:,} artists, whose tables XLA holds, "
+                            f"else the cores, at most {b.MAX_CONCURRENT_STEPS}); "
+                            f"more than one gives other vectors for the same seed")
     train.add_argument("--clusters", type=int, default=b.KMEANS_CLUSTERS,
                        help="k-means clusters (default: %(default)s)")
-    train.add_argument("--run", help="name of the run's folder under --logdir (default: run-<date>-<time>)")
-    train.add_argument("--overwrite", action="store_true", help="replace the --run folder if it exists")
+    train.add_argument("--run",
+                       help="name of the run's folder under --logdir (default: run-<date>-<time>)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the --run folder if it exists")
     train.add_argument("--no-plots", action="store_true", help="skip the t-SNE plots")
     train.add_argument("--resume", action="store_true",
-                       help="continue the latest run (or --run) from its last checkpoint, with its own "
-                            "options")
+                       help="continue the latest run (or --run) from its last checkpoint, "
+                            "with its own options")
 
 
 def train_command(args):
@@ -96,13 +103,15 @@ def train_command(args):
         if set(given) - {"steps", "concurrent_steps"} or args.include_pseudo_artists:
             raise ValueError("--resume continues with the run's own options; only --steps (and "
                              "--concurrent-steps) may be changed")
-        run = bands2vec.resume(args.logdir, args.run, given.get("steps"), args.data, plots=not args.no_plots,
+        run = bands2vec.resume(args.logdir, args.run, given.get("steps"), args.data,
+                               plots=not args.no_plots,
                                concurrent_steps=given.get("concurrent_steps"))
     else:
         run = bands2vec.train(args.data, b.TrainOptions(**given), logs=args.logdir, name=args.run,
-                              overwrite=args.overwrite, clusters=args.clusters, plots=not args.no_plots,
+                              overwrite=args.overwrite, clusters=args.clusters,
+                              plots=not args.no_plots,
                               include_pseudo_artists=args.include_pseudo_artists)
-    if run:  # a cluster's worker and ps tasks have said what they did; the chief has a run to sum up
+    if run:  # workers and ps tasks have said what they did; the chief has a run to sum up
         _say_summary(run, args.logdir)
     return 0
 
@@ -124,8 +133,8 @@ def _say_summary(run, logs):
     print(f"Outputs in:  {run.folder}")
     exports = ("vectors.tsv, vectors.txt (word2vec format)" if record.artists <= EXPORT_MAX else
                f"no text exports past {EXPORT_MAX:,} artists: python run.py export writes them")
-    print(f"             checkpoints/, events, metadata.tsv, projector_config.pbtxt, run.json, vectors.npy, "
-          f"{exports}")
+    print(f"             checkpoints/, events, metadata.tsv, projector_config.pbtxt, run.json, "
+          f"vectors.npy, {exports}")
     for path in run.plots.values():
         print(f"             {path}")
     print(f"Next:        tensorboard --logdir {logs}")
@@ -138,16 +147,19 @@ def _say_summary(run, logs):
 def question_arguments(metavar, what):
     def add(command):
         command.add_argument("questions", nargs="+", metavar=metavar,
-                             help=f"{what}; several ask several questions, - reads one a line from stdin")
-        command.add_argument("-k", type=int, default=NEIGHBOURS, help="how many artists (default: %(default)s)")
+                             help=f"{what}; several ask several questions, "
+                                  f"- reads one a line from stdin")
+        command.add_argument("-k", type=int, default=NEIGHBOURS,
+                             help="how many artists (default: %(default)s)")
         command.add_argument("--json", action="store_true",
-                             help="print JSON: a list of results, or for several questions one object a line")
+                             help="print JSON: a list of results, or for several questions "
+                                  "one object a line")
     return add
 
 
 def questions_command(args):
-    """Answer each question (an artist for `similar`, an expression for `query`) in turn; a question that
-    cannot be answered is an error line, and the others are still answered."""
+    """Answer each question (an artist for `similar`, an expression for `query`) in turn; a
+    question that cannot be answered is an error line, and the others are still answered."""
     b.check_at_least_one("-k", args.k)
     artist_vectors = bands2vec.open_run(args.logdir, args.run).vectors
     questions = [line.strip() for question in args.questions
@@ -165,7 +177,8 @@ def questions_command(args):
                 print(json.dumps({"question": question, "error": str(error)}, ensure_ascii=False))
             continue
         if args.json:
-            rows = [_json_row(artist_vectors, name, similarity, positive) for name, similarity in results]
+            rows = [_json_row(artist_vectors, name, similarity, positive)
+                    for name, similarity in results]
             print(json.dumps(rows, ensure_ascii=False, indent=2) if len(questions) == 1 else
                   json.dumps({"question": question, "results": rows}, ensure_ascii=False))
             continue
@@ -180,7 +193,8 @@ def _json_row(artist_vectors, name, similarity, asked):
     i = artist_vectors.index(name)
     return {"artist": name, "similarity": round(similarity, 6),
             "mean_score": round(float(artist_vectors.artists.mean_scores[i]), 4),
-            "genres": list(artist_vectors.artists.genres[i]), "shares": artist_vectors.shared(name, asked)}
+            "genres": list(artist_vectors.artists.genres[i]),
+            "shares": artist_vectors.shared(name, asked)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +202,8 @@ def _json_row(artist_vectors, name, similarity, asked):
 # ---------------------------------------------------------------------------------------------
 
 def plot_arguments(plot):
-    plot.add_argument("--clusters", type=int, help="re-cluster with k-means into this many clusters")
+    plot.add_argument("--clusters", type=int,
+                      help="re-cluster with k-means into this many clusters")
 
 
 def plot_command(args):
@@ -198,7 +213,8 @@ def plot_command(args):
 
 
 def evaluate_arguments(evaluate):
-    evaluate.add_argument("-k", type=int, default=NEIGHBOURS, help="neighbours per artist (default: %(default)s)")
+    evaluate.add_argument("-k", type=int, default=NEIGHBOURS,
+                          help="neighbours per artist (default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -209,10 +225,13 @@ def evaluate_command(args):
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"Run {run.folder}: {report['artists']:,} artists; each figure beside the same for random vectors")
-    rows = [(CONTEXTS[kind].agreement, kind, "{:.1%}", CONTEXTS[kind].absent) for kind in quality_tags()]
+    print(f"Run {run.folder}: {report['artists']:,} artists; "
+          f"each figure beside the same for random vectors")
+    rows = [(CONTEXTS[kind].agreement, kind, "{:.1%}", CONTEXTS[kind].absent)
+            for kind in quality_tags()]
     rows += [("mean absolute score difference to neighbours", "score_difference", "{:.3f}", ""),
-             ("mean release-year gap to neighbours", "year_gap", "{:.2f}", "the data has no years table"),
+             ("mean release-year gap to neighbours", "year_gap", "{:.2f}",
+              "the data has no years table"),
              ("NMI of k-means clusters with primary genre", "cluster_genre_nmi", "{:.3f}", "")]
     for label, key, form, missing in rows:
         trained, random = report[key]["trained"], report[key]["random"]
@@ -243,7 +262,7 @@ class Command:
     run: Callable  # args -> exit status
     help: str
     arguments: Callable = lambda parser: None  # adds the command's own arguments
-    interrupted: str = "interrupted"  # what Ctrl-C or SIGTERM leaves, where the library says no more
+    interrupted: str = "interrupted"  # what Ctrl-C or SIGTERM leaves, unless the library says more
 
 
 COMMANDS = {
@@ -251,24 +270,29 @@ COMMANDS = {
                      "interrupted before a run folder was made: nothing was written"),
     "similar": Command(questions_command, "artists nearest to an artist",
                        question_arguments("name", "an artist's name")),
-    "query": Command(questions_command, 'nearest artists to an expression, e.g. "coil - elder ones"',
+    "query": Command(questions_command,
+                     'nearest artists to an expression, e.g. "coil - elder ones"',
                      question_arguments("expression", "artists joined by ' + ' and ' - '")),
     "plot": Command(plot_command, "t-SNE plots of a trained run", plot_arguments,
                     "interrupted: the plots may be half made; run `python run.py plot` again"),
     "evaluate": Command(evaluate_command, "quality of a trained run's vectors", evaluate_arguments),
-    "export": Command(export_command, "write vectors.npy, vectors.tsv and vectors.txt (word2vec format)",
-                      interrupted="interrupted: the exports may be missing; run `python run.py export` again"),
+    "export": Command(export_command,
+                      "write vectors.npy, vectors.tsv and vectors.txt (word2vec format)",
+                      interrupted="interrupted: the exports may be missing; "
+                                  "run `python run.py export` again"),
 }
 
 
 def build_parser():
     """The command line; every number its help names comes from the library's constants."""
-    parser = ArgumentParser(prog="run.py", description="Bands2Vec: artist embeddings from Pitchfork reviews.")
+    parser = ArgumentParser(prog="run.py",
+                            description="Bands2Vec: artist embeddings from Pitchfork reviews.")
     commands = parser.add_subparsers(dest="command")
     for name, command in COMMANDS.items():
         subparser = commands.add_parser(name, help=command.help)
         command.arguments(subparser)
-        subparser.add_argument("--logdir", default="logs", help="log directory (default: %(default)s)")
+        subparser.add_argument("--logdir", default="logs",
+                               help="log directory (default: %(default)s)")
         if name != "train":  # training names the run it writes
             subparser.add_argument("--run", help="run folder under --logdir (default: the latest)")
     return parser

@@ -1,4 +1,4 @@
-"""A run's folder under the log folder: its path, making it, its one writer's lock, and finding a run to read.
+"""A run's folder in the logs: its path, making it, its one writer's lock, finding a run to read.
 
 What each file of a run holds is told by the module that writes it: run_record (run.json), metadata
 (metadata.tsv), vector_files (vectors.npy, .tsv, .txt), tensorboard_files and plots.
@@ -16,15 +16,15 @@ import run_record
 from atomic_files import FILE_MODE
 from errors import RunError
 
-# The checkpoint has a folder of its own: TensorBoard's projector offers every 2-d variable of a checkpoint
-# in the run folder (NCE's weights too), and with none there it shows just the tensor its config names.
+# The checkpoint has a folder of its own: the projector offers every 2-d variable of a checkpoint
+# in the run folder (NCE's weights too); with none there it shows just the tensor its config names.
 CHECKPOINT_DIR = "checkpoints"
-PROJECTOR_SAMPLE_DIR = "projector"  # the projector's own vectors.tsv and metadata.tsv, for a sampled map
+# The projector's own vectors.tsv and metadata.tsv, for a sampled map.
+PROJECTOR_SAMPLE_DIR = "projector"
 
 
 def run_path(logs, name=None):
-    """Where the run `name` (by default named by the time) goes under `logs`, which is made, and must be
-    writable."""
+    """The path for run `name` (default: the time) in `logs`, which is made and must be writable."""
     if not logs.strip():
         raise RunError("--logdir is empty: name a directory for the logs, such as logs")
     try:
@@ -37,7 +37,7 @@ def run_path(logs, name=None):
     name = name or datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S")
     if os.sep in name or name in ("", ".", ".."):
         raise RunError(f"--run {name!r}: a run name is one folder name, without '{os.sep}'")
-    longest = os.pathconf(logs, "PC_NAME_MAX") - len(".lock.")  # its lock file's name is the longest
+    longest = os.pathconf(logs, "PC_NAME_MAX") - len(".lock.")  # its lock file's name is longest
     length = len(name.encode("utf-8", "surrogateescape"))
     if length > longest:
         raise RunError(f"--run is {length:,} bytes long; a run name here takes at most {longest}")
@@ -48,8 +48,10 @@ def make_run_folder(folder, overwrite=False):
     """The folder of a new run, replacing one there with `overwrite`."""
     if os.path.lexists(folder):
         if not overwrite:
-            raise RunError(f"{folder} already exists: pass --overwrite to replace it, or another --run name")
-        shutil.rmtree(folder) if os.path.isdir(folder) and not os.path.islink(folder) else os.remove(folder)
+            raise RunError(f"{folder} already exists: pass --overwrite to replace it, "
+                           f"or another --run name")
+        (shutil.rmtree(folder) if os.path.isdir(folder) and not os.path.islink(folder)
+         else os.remove(folder))
     os.makedirs(folder)
 
 
@@ -63,23 +65,24 @@ def has_checkpoint(folder):
 
 @contextlib.contextmanager
 def writing(folder):
-    """Hold the run's writer lock, a file beside its folder (so that --overwrite does not delete it) while it
-    is written: one process writes a run at a time, and a second is refused in one line naming the first.
-    The kernel drops the lock of a process that has gone, however it went, so a stale lock is taken over."""
+    """Hold the run's writer lock, a file beside its folder (so that --overwrite does not delete it)
+    while it is written: one process writes a run at a time, and a second is refused in one line
+    naming the first. The kernel drops the lock of a process that has gone, however it went, so a
+    stale lock is taken over."""
     path = os.path.join(os.path.dirname(folder) or ".", f".{os.path.basename(folder)}.lock")
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         except OSError as error:
-            raise RunError(f"{folder}: cannot be written ({error.strerror}); check who may write in "
-                           f"{os.path.dirname(folder) or '.'}") from None
+            raise RunError(f"{folder}: cannot be written ({error.strerror}); "
+                           f"check who may write in {os.path.dirname(folder) or '.'}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 1000, 0).decode("utf-8", "replace").strip() or "another process"
             os.close(fd)
-            raise RunError(f"{folder} is being written by {holder}; wait for it to finish, or stop it "
-                           f"first") from None
+            raise RunError(f"{folder} is being written by {holder}; "
+                           f"wait for it to finish, or stop it first") from None
         if _same_file(fd, path):
             break
         os.close(fd)  # its holder removed it between our open and our lock: lock the file there now
@@ -89,7 +92,7 @@ def writing(folder):
         os.pwrite(fd, f"process {os.getpid()} ({command})".encode("utf-8", "replace"), 0)
         yield
     finally:
-        os.unlink(path)  # while still locked: whoever opened it meanwhile sees it gone, and opens anew
+        os.unlink(path)  # while locked: whoever opened it meanwhile sees it gone and opens anew
         os.close(fd)
 
 
@@ -101,8 +104,8 @@ def _same_file(fd, path):
 
 
 def find_run(logs, name=None, usable=False):
-    """The run folder to read: `logs/name`, `logs` itself if it is a run, else its latest run. With
-    `usable`, only a run with vectors to ask (metadata.tsv): not one still training, or stopped before."""
+    """The run folder to read: `logs/name`, `logs` itself if it is a run, else its latest run.
+    With `usable`, only a run with vectors to ask (metadata.tsv): not one training or cut short."""
     def ready(path):
         return os.path.isfile(os.path.join(path, run_record.RUN_FILE)) and (
             not usable or os.path.isfile(os.path.join(path, metadata.METADATA_FILE)))
@@ -124,7 +127,9 @@ def find_run(logs, name=None, usable=False):
     if not runs:
         unready = [d for d in folders if os.path.isfile(os.path.join(logs, d, run_record.RUN_FILE))]
         if unready:
-            raise RunError(f"{logs}: no run with vectors to ask yet ({', '.join(unready)}: still training, "
-                           f"or stopped before; their run.json says how to go on)")
-        raise RunError(f"{logs}: no trained run found; train one with `python run.py --logdir {logs}`")
+            raise RunError(f"{logs}: no run with vectors to ask yet ({', '.join(unready)}: "
+                           f"still training, or stopped before; "
+                           f"their run.json says how to go on)")
+        raise RunError(f"{logs}: no trained run found; "
+                       f"train one with `python run.py --logdir {logs}`")
     return max(runs, key=lambda path: os.path.getmtime(os.path.join(path, run_record.RUN_FILE)))

@@ -1,13 +1,13 @@
-"""A run's life: a new run or a resumed one is trained and its outputs written, under a guard that keeps
-run.json's state true at every moment (docs/runs.md):
+"""A run's life: a new run or a resumed one is trained and its outputs written, under a guard that
+keeps run.json's state true at every moment (docs/runs.md):
 
 - `training`: from the start, and at each checkpoint; a run killed then is continued by `--resume`;
 - `interrupted`: stopped during training; its checkpoint and files are where it stood;
 - `incomplete`: trained, some outputs missing (`missing`);
 - `finished`.
 
-A new run that fails before its first checkpoint leaves no folder. On a TensorFlow cluster the chief lives
-this life; a worker trains with it and a ps task serves it (cluster_training.py).
+A new run that fails before its first checkpoint leaves no folder. On a TensorFlow cluster the chief
+lives this life; a worker trains with it and a ps task serves it (cluster_training.py).
 """
 import copy
 import dataclasses
@@ -35,9 +35,10 @@ from run_record import RunRecord
 PHASES = ("load", "train", "write", "plots")  # what run.json's phases time, in order
 
 
-def new_run(data, options, logs, name, overwrite, kmeans_clusters, plots, include_pseudo_artists, say):
-    """Train a new run and write its folder; returns the folder (None for a cluster's worker or ps task).
-    Everything that can refuse the input does so before the folder is made."""
+def new_run(data, options, logs, name, overwrite, kmeans_clusters, plots, include_pseudo_artists,
+            say):
+    """Train a new run and write its folder; returns the folder (None for a cluster's worker or ps
+    task). Everything that can refuse the input does so before the folder is made."""
     task = Task.from_environment()
     if task and task.job == "ps":
         return _serve(task, say)
@@ -46,17 +47,18 @@ def new_run(data, options, logs, name, overwrite, kmeans_clusters, plots, includ
     load_seconds = time.perf_counter() - mark
     _say_catalog(catalog, say)
     if len(catalog) < MIN_ARTISTS:
-        raise DataError(f"{catalog.source}: {len(catalog)} artist{'s' * (len(catalog) != 1)} with a score; "
-                        f"a run needs at least {MIN_ARTISTS}")
+        raise DataError(f"{catalog.source}: {len(catalog)} artist{'s' * (len(catalog) != 1)} "
+                        f"with a score; a run needs at least {MIN_ARTISTS}")
     options = _resolved(options or TrainOptions(), catalog, task)
     check_at_least_one("--clusters", kmeans_clusters)
     for kind in options.contexts:
-        catalog.context_groups(kind)  # a missing table is an error now, not after the run folder exists
+        catalog.context_groups(kind)  # a missing table fails now, not once the run folder exists
     if task and task.job == "worker":
         import cluster_training
         return cluster_training.work(catalog, options, task, say)
     folder = run_folder.run_path(logs, name)
-    importlib.import_module("training")  # TensorFlow loads in seconds: before the folder, so Ctrl-C leaves none
+    # TensorFlow takes seconds to load: load it before the folder, so Ctrl-C then leaves none.
+    importlib.import_module("training")
     with run_folder.writing(folder):
         run_folder.make_run_folder(folder, overwrite)
         data = catalog.source if catalog.source == DEMO_SOURCE else os.path.abspath(catalog.source)
@@ -64,20 +66,20 @@ def new_run(data, options, logs, name, overwrite, kmeans_clusters, plots, includ
                            data_fingerprint=catalog.fingerprint,
                            include_pseudo_artists=catalog.include_pseudo_artists,
                            kmeans_clusters=kmeans_clusters)
-        return _guarded(catalog, record, folder, plots, new=True, say=say, task=task,
+        return _guarded(catalog, record, options, folder, plots, new=True, say=say, task=task,
                         load_seconds=load_seconds)
 
 
 def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
-    """Continue a run with its own options (only `steps` may change, and how it steps) on the same data
-    (`data` where it has moved): from its last checkpoint, or from the start if it stopped before its
-    first; or, if it has trained all its steps, write the outputs it lacks. Returns the folder."""
+    """Continue a run with its own options (only `steps` may change, and how it steps) on the same
+    data (`data` if it has moved): from its last checkpoint, or from the start if it stopped before
+    its first; or, with all its steps trained, write the outputs it lacks; returns the folder."""
     task = Task.from_environment()
     if task and task.job == "ps":
         return _serve(task, say)
     if task and task.job == "worker":
-        raise ClusterError(f"{task}: --resume is the chief's; restart a worker with the command it was "
-                           f"started with")
+        raise ClusterError(f"{task}: --resume is the chief's; "
+                           f"restart a worker with the command it was started with")
     folder = run_folder.find_run(logs, name)
     with run_folder.writing(folder):
         record = run_record.read(folder)
@@ -86,13 +88,14 @@ def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
         load_seconds = time.perf_counter() - mark
         _say_catalog(catalog, say)
         _check_same_data(folder, record, catalog)
-        options = dataclasses.replace(record.options, xla_tables=None, concurrent_steps=concurrent_steps,
-                               steps=record.options.steps if steps is None else steps)
-        record.options = _resolved(options, catalog, task)
-        if record.stats.steps >= record.options.steps and record.state != "incomplete":
-            raise RunError(f"{folder} has trained all its {record.options.steps:,} steps; pass --steps N "
-                           f"with more to train on")
-        return _guarded(catalog, record, folder, plots, new=False, say=say, task=task,
+        options = dataclasses.replace(record.options, xla_tables=None,
+                                      concurrent_steps=concurrent_steps,
+                                      steps=record.options.steps if steps is None else steps)
+        options = _resolved(options, catalog, task)
+        if record.stats.steps >= options.steps and record.state != "incomplete":
+            raise RunError(f"{folder} has trained all its {options.steps:,} steps; "
+                           f"pass --steps N with more to train on")
+        return _guarded(catalog, record, options, folder, plots, new=False, say=say, task=task,
                         load_seconds=load_seconds)
 
 
@@ -114,24 +117,25 @@ def _check_same_data(folder, record, catalog):
         same = record.data_fingerprint == catalog.fingerprint
     else:  # a run from before the data's fingerprint was saved: its artists, in order
         import metadata
-        same = metadata.read_columns(folder)["artist"] == [metadata.tsv_field(name) for name in catalog.names]
+        same = (metadata.read_columns(folder)["artist"]
+                == [metadata.tsv_field(name) for name in catalog.names])
     if not same:
         raise RunError(f"{folder} was trained on other data ({record.artists:,} artists, from "
                        f"{record.data}) than {catalog.source} ({len(catalog):,} artists)")
 
 
-def _guarded(catalog, record, folder, plots, new, say, task=None, load_seconds=0.0):
-    """Train (unless all steps are trained) and write every output of the run, keeping run.json's state
-    true; returns the folder."""
+def _guarded(catalog, record, options, folder, plots, new, say, task=None, load_seconds=0.0):
+    """Train (unless all steps are trained) and write every output of the run, keeping run.json's
+    state true; returns the folder."""
     from training import Diverged, Interrupted, UnreadableCheckpoint
 
     before = copy.deepcopy(record)  # a resumption that gets nowhere leaves run.json as it was
-    options = record.options
+    record.options = options
     to_train = record.stats.steps < options.steps
     try:
         mark = time.perf_counter()
         artists = ArtistVectors(np.zeros((len(catalog), 1), np.float32), catalog.table)
-        phases = {"load": load_seconds + time.perf_counter() - mark}  # reading the catalog, and its table
+        phases = {"load": load_seconds + time.perf_counter() - mark}  # reading catalog and table
         mark = time.perf_counter()
         if to_train:
             vectors, record.stats = _train(catalog, record, folder, artists, say, task)
@@ -141,8 +145,8 @@ def _guarded(catalog, record, folder, plots, new, say, task=None, load_seconds=0
     except Interrupted as stop:
         record.stats = stop.stats
         _save(folder, record, "interrupted")
-        message = (f"Interrupted at step {stop.stats.steps:,}: checkpoint saved in {folder}; continue "
-                   f"with: {record.next}")
+        message = (f"Interrupted at step {stop.stats.steps:,}: checkpoint saved in {folder}; "
+                   f"continue with: {record.next}")
         try:  # the files of the vectors where training stood, to ask and to look at meanwhile
             _write(catalog, artists.with_vectors(stop.vectors), record, folder, OUTPUTS[:-1], say)
         except KeyboardInterrupt:
@@ -153,23 +157,25 @@ def _guarded(catalog, record, folder, plots, new, say, task=None, load_seconds=0
         raise RunInterrupted(message, folder) from None
     except BaseException as error:
         if new and not run_folder.has_checkpoint(folder):
-            shutil.rmtree(folder, ignore_errors=True)  # nothing worth keeping: the run leaves nothing
+            shutil.rmtree(folder, ignore_errors=True)  # nothing worth keeping: leave nothing
         elif not new and record.stats.steps == before.stats.steps:
             run_record.write(folder, before)
         elif to_train:
             _save(folder, record, "interrupted", error=str(error).splitlines()[0] if str(error) else
                   type(error).__name__)
-        # These say what to try themselves: going on from the checkpoint as it is is not it, or they say so.
+        # These say what to try themselves: resuming from the checkpoint as it is would not help,
+        # or their message says to.
         if run_folder.has_checkpoint(folder) and isinstance(error, Exception) and \
                 not isinstance(error, (Diverged, UnreadableCheckpoint, ClusterLost)):
-            error.add_note(f"{folder} keeps its checkpoint at step {record.stats.steps:,}: continue with: "
-                           f"{run_record.next_command(folder)}")
+            error.add_note(f"{folder} keeps its checkpoint at step {record.stats.steps:,}: "
+                           f"continue with: {run_record.next_command(folder)}")
         raise
     phases["train"] = time.perf_counter() - mark
     seconds = _write(catalog, artists.with_vectors(vectors), record, folder,
                      OUTPUTS if plots else OUTPUTS[:-1], say)
-    phases.update(write=sum(seconds.values()) - seconds.get("plots", 0.0), plots=seconds.get("plots", 0.0))
-    # What a run cost, for the scale benchmark and the reader: seconds by phase, and peak memory (KiB).
+    phases.update(write=sum(seconds.values()) - seconds.get("plots", 0.0),
+                  plots=seconds.get("plots", 0.0))
+    # What a run cost, for the scale benchmark and the reader: seconds by phase, peak memory (KiB).
     record.phases = phases
     record.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _save(folder, record, "finished")
@@ -177,8 +183,8 @@ def _guarded(catalog, record, folder, plots, new, say, task=None, load_seconds=0
 
 
 def _train(catalog, record, folder, artists, say, task):
-    """Train from the run's last checkpoint (or the start), saving run.json as `training` at the start and
-    at each checkpoint; returns (vectors, Stats). On a cluster this is the chief."""
+    """Train from the run's last checkpoint (or the start), saving run.json as `training` at the
+    start and at each checkpoint; returns (vectors, Stats). On a cluster this is the chief."""
     from training import latest_checkpoint, train_vectors
 
     options = record.options
@@ -214,9 +220,8 @@ def _saved_vectors(folder, rows):
 
 
 def _write(catalog, artist_vectors, record, folder, outputs, say):
-    """Write the run's `outputs` in order; returns {output: seconds}. On any failure or signal after all
-    steps are trained, run.json says what is missing and the command that completes it, and so does the
-    error."""
+    """Write the run's `outputs` in order; returns {output: seconds}. On any failure or signal after
+    all steps are trained, run.json and the error say what is missing and how to complete it."""
     seconds = {}
     try:
         for output in outputs:
@@ -228,8 +233,8 @@ def _write(catalog, artist_vectors, record, folder, outputs, say):
             missing = [output for output in OUTPUTS if output not in seconds]
             _save(folder, record, "incomplete", missing=missing)
             # With its metadata it can be asked questions; before, it is trained but cannot yet.
-            message = (f"{folder} is {'usable' if 'metadata' in seconds else 'trained'}, without its "
-                       f"{', '.join(missing)}: complete it with: {record.next}")
+            message = (f"{folder} is {'usable' if 'metadata' in seconds else 'trained'}, "
+                       f"without its {', '.join(missing)}: complete it with: {record.next}")
             if isinstance(error, KeyboardInterrupt):
                 raise RunInterrupted(f"Interrupted while writing the {missing[0]}; {message}",
                                      folder) from None
@@ -246,10 +251,12 @@ def _save(folder, record, state, missing=None, error=None):
 
 def _say_catalog(catalog, say):
     if catalog.source == DEMO_SOURCE:
-        say(f"Using the built-in demo catalog ({len(catalog)} fictional artists). For the real thing, "
-            f"download database.sqlite from {KAGGLE_URL} into data/ or pass --data PATH.")
+        say(f"Using the built-in demo catalog ({len(catalog)} fictional artists). "
+            f"For the real thing, download database.sqlite from {KAGGLE_URL} into data/ "
+            f"or pass --data PATH.")
     else:
-        say(f"Loaded {len(catalog):,} artists, {catalog.review_count:,} reviews from {catalog.source}")
+        say(f"Loaded {len(catalog):,} artists, {catalog.review_count:,} reviews "
+            f"from {catalog.source}")
     if catalog.left_out:
         names = ", ".join(f"{name!r} ({count:,} review{'s' * (count != 1)})"
                           for name, count in sorted(catalog.left_out.items()))

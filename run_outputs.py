@@ -1,6 +1,6 @@
-"""What a run writes once its vectors are trained, each output saying what it does as it starts: the vectors
-first (from then on the run can be asked questions), then the metadata with k-means clusters, the text
-exports, the projector's files, the quality report and the t-SNE plots.
+"""What a run writes once its vectors are trained, each output saying what it does as it starts: the
+vectors first (from then on the run can be asked questions), then the metadata with k-means
+clusters, the text exports, the projector's files, the quality report and the t-SNE plots.
 """
 import os
 
@@ -62,20 +62,22 @@ def export(folder, artist_vectors):
     vector_files.write_vectors(folder, artist_vectors.vectors)
     vector_files.write_tsv_vectors(folder, artist_vectors.vectors)
     vector_files.write_word2vec(folder, artist_vectors.names, artist_vectors.vectors)
-    return [os.path.join(folder, name) for name in (vector_files.VECTORS_FILE, vector_files.VECTORS_TSV,
-                                                    vector_files.WORD2VEC_FILE)]
+    return [os.path.join(folder, name)
+            for name in (vector_files.VECTORS_FILE, vector_files.VECTORS_TSV,
+                         vector_files.WORD2VEC_FILE)]
 
 
 def _projector_rows(artist_vectors, folder):
-    """The artists the projector shows: all, or (past plots.MAP_ARTISTS) the map's sample, whose vectors
-    and metadata are written in projector/."""
+    """The artists the projector shows: all, or (past plots.MAP_ARTISTS) the map's sample, whose
+    vectors and metadata are written in projector/."""
     import plots
 
     rows = plots.map_rows(artist_vectors.artists.review_counts)
     if len(rows) < len(artist_vectors):
         sample = os.path.join(folder, run_folder.PROJECTOR_SAMPLE_DIR)
         os.makedirs(sample, exist_ok=True)
-        metadata.write_metadata(sample, artist_vectors.artists, artist_vectors.kmeans_clusters, rows)
+        metadata.write_metadata(sample, artist_vectors.artists, artist_vectors.kmeans_clusters,
+                                rows)
         vector_files.write_tsv_vectors(sample, artist_vectors.vectors[rows])
     return rows
 
@@ -89,8 +91,10 @@ def plot(artist_vectors, folder, seed, step, say):
     say(f"t-SNE of {len(rows):,} artists ({plots.TSNE_ITERATIONS} iterations), then the plots")
     paths = plots.write_plots(artist_vectors, folder, seed, say)
     coordinates = plots.tsne_coordinates(artist_vectors, folder, seed)
-    tensorboard_files.write_bookmarks(folder, coordinates, (len(coordinates), artist_vectors.vectors.shape[1]),
+    tensorboard_files.write_bookmarks(folder, coordinates,
+                                      (len(coordinates), artist_vectors.vectors.shape[1]),
                                       sampled=len(coordinates) < len(artist_vectors))
-    tensorboard_files.write_summaries(folder, step, [tensorboard_files.image_summary(f"plots/{name}", path)
-                                                     for name, path in paths.items()])
+    tensorboard_files.write_summaries(folder, step,
+                                      [tensorboard_files.image_summary(f"plots/{name}", path)
+                                       for name, path in paths.items()])
     return paths

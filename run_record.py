@@ -1,6 +1,6 @@
-"""run.json: what a run is (its data and options) and where it stands (its state, figures and the command
-that goes on), as one typed record. This module is the only one that reads or writes the file; it reads the
-versions before this one too.
+"""run.json: what a run is (its data and options) and where it stands (its state, figures and the
+command that goes on), as one typed record. This module is the only one that reads or writes the
+file; it reads the versions before this one too.
 """
 import dataclasses
 import json
@@ -50,8 +50,8 @@ class RunRecord:
     def set_state(self, folder, state, missing=None, error=None):
         """The record in `state`, with the command that goes on from it."""
         self.state, self.missing, self.error = state, missing, error
-        self.next = (f"tensorboard --logdir {os.path.dirname(folder) or '.'}" if state == "finished" else
-                     next_command(folder, missing or ()))
+        self.next = (f"tensorboard --logdir {os.path.dirname(folder) or '.'}"
+                     if state == "finished" else next_command(folder, missing or ()))
 
     def completed(self, folder, output):
         """The record once `output` of an incomplete run is written."""
@@ -61,19 +61,21 @@ class RunRecord:
 
 
 def next_command(folder, missing=()):
-    """The command that completes a run missing `missing` outputs: all of them continues training, or
-    writes the files a trained run lacks; only the plots, `plot`."""
+    """The command that completes a run missing `missing` outputs: all of them continues training,
+    or writes the files a trained run lacks; only the plots, `plot`."""
     command = "plot " if list(missing) == ["plots"] else "--resume "
-    return f"python run.py {command}--logdir {os.path.dirname(folder) or '.'} --run {os.path.basename(folder)}"
+    return (f"python run.py {command}--logdir {os.path.dirname(folder) or '.'} "
+            f"--run {os.path.basename(folder)}")
 
 
 def write(folder, record):
-    fields = {name: value for name, value in dataclasses.asdict(record).items() if value is not None}
+    fields = {name: value for name, value in dataclasses.asdict(record).items()
+              if value is not None}
     write_text(os.path.join(folder, RUN_FILE), json.dumps(fields, indent=2, sort_keys=True) + "\n")
 
 
 def read(folder):
-    """The run.json of `folder`, of this version or an earlier one; a RunError in one line otherwise."""
+    """The run.json of `folder`, of this version or an earlier one; else a one-line RunError."""
     path = os.path.join(folder, RUN_FILE)
     try:
         with open(path, encoding="utf-8") as f:
@@ -81,18 +83,21 @@ def read(folder):
         options = TrainOptions(**fields.pop("options"))
         return RunRecord(options=options, stats=Stats(**fields.pop("stats")), **fields)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-        raise RunError(f"{folder}: unreadable {RUN_FILE} ({type(error).__name__}: {error})") from None
+        raise RunError(f"{folder}: unreadable {RUN_FILE} "
+                       f"({type(error).__name__}: {error})") from None
 
 
 def _upgraded(fields):
     """The fields of a run.json of any version as this version names them."""
     version = fields.get("version", 1)
     if not isinstance(version, int) or version > VERSION:
-        raise ValueError(f"version {version!r}, from a newer Bands2Vec than this one (version {VERSION})")
+        raise ValueError(f"version {version!r}, from a newer Bands2Vec than this one "
+                         f"(version {VERSION})")
     if version == 1:
         # Before version 2: k-means' k was `clusters`, the TensorFlow cluster `cluster`, the data's
         # fingerprint `catalog`, and a run from before states had none.
-        renamed = {"clusters": "kmeans_clusters", "cluster": "tf_cluster", "catalog": "data_fingerprint"}
+        renamed = {"clusters": "kmeans_clusters", "cluster": "tf_cluster",
+                   "catalog": "data_fingerprint"}
         fields = {renamed.get(name, name): value for name, value in fields.items()}
         fields.setdefault("state", "unknown")
         fields["version"] = VERSION

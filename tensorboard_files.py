@@ -1,8 +1,8 @@
-"""What TensorBoard shows of a run beyond the training graph and loss: the projector's config and bookmarks,
-and summaries (quality scalars, text, images, hparams) as event-file protos.
+"""What TensorBoard shows of a run beyond the training graph and loss: the projector's config and
+bookmarks, and summaries (quality scalars, text, images, hparams) as event-file protos.
 
-The projector reads one tensor, the artists (`vectors.tsv` with `metadata.tsv`), and a bookmark file of
-projector states that place every artist at the run's own t-SNE coordinates, one state per colouring.
+The projector reads one tensor, the artists (`vectors.tsv` with `metadata.tsv`), and a bookmark file
+of projector states, one per colouring, that place every artist at the run's own t-SNE coordinates.
 """
 import dataclasses
 import io
@@ -31,9 +31,9 @@ BOOKMARKS = (("t-SNE by primary genre", "primary_genre"), ("t-SNE by k-means clu
 # ---------------------------------------------------------------------------------------------
 
 def write_projector_config(folder, sampled=False, bookmarks=False):
-    """projector_config.pbtxt: the artists' tensor and metadata (the run's own, or with `sampled` those of
-    the map's sample in projector/) and, with `bookmarks`, the bookmark file; without, an earlier bookmark
-    file is removed, since its t-SNE belongs to other vectors."""
+    """projector_config.pbtxt: the artists' tensor and metadata (the run's own, or with `sampled`
+    those of the map's sample in projector/) and, with `bookmarks`, the bookmark file; without, an
+    earlier bookmark file is removed, since its t-SNE belongs to other vectors."""
     from google.protobuf import text_format
     from tensorboard.plugins import projector
 
@@ -51,22 +51,27 @@ def write_projector_config(folder, sampled=False, bookmarks=False):
 
 
 def bookmark_states(coordinates, dimensions):
-    """The projector's saved states (its `State` objects): every point at its 2-d t-SNE coordinates, one
-    state per colouring in BOOKMARKS. `dimensions` is the tensor's (rows, columns)."""
-    # The map goes in as the projector's "custom" projection (its keys linear-x, linear-y): a state whose
-    # projection is t-SNE makes the projector run its own t-SNE from it at once, which moves every point.
-    projections = [{"linear-x": round(float(x), 4), "linear-y": round(float(y), 4)} for x, y in coordinates]
+    """The projector's saved states (its `State` objects): every point at its 2-d t-SNE coordinates,
+    one state per colouring in BOOKMARKS. `dimensions` is the tensor's (rows, columns)."""
+    # The map goes in as the projector's "custom" projection (its keys linear-x, linear-y): a state
+    # whose projection is t-SNE makes the projector run its own t-SNE at once, moving every point.
+    projections = [{"linear-x": round(float(x), 4), "linear-y": round(float(y), 4)}
+                   for x, y in coordinates]
     common = {
         "isSelected": False, "projections": projections, "selectedProjection": "custom",
         "dataSetDimensions": list(dimensions),
         "tSNEIteration": 0, "tSNEPerplexity": 30, "tSNELearningRate": 1, "tSNEis3d": True,
-        "umapIs3d": True, "umapNeighbors": 15, "umapMinDist": 0.1, "pcaComponentDimensions": [0, 1, 2],
+        "umapIs3d": True, "umapNeighbors": 15, "umapMinDist": 0.1,
+        "pcaComponentDimensions": [0, 1, 2],
         "selectedPoints": [], "forceCategoricalColoring": False, "selectedLabelOption": "artist",
         "customSelectedSearchByMetadataOption": "artist",
-        "customXLeftText": "", "customXLeftRegex": False, "customXRightText": "", "customXRightRegex": False,
-        "customYUpText": "", "customYUpRegex": False, "customYDownText": "", "customYDownRegex": False,
+        "customXLeftText": "", "customXLeftRegex": False,
+        "customXRightText": "", "customXRightRegex": False,
+        "customYUpText": "", "customYUpRegex": False,
+        "customYDownText": "", "customYDownRegex": False,
     }
-    return [dict(common, label=label, selectedColorOptionName=column) for label, column in BOOKMARKS]
+    return [dict(common, label=label, selectedColorOptionName=column)
+            for label, column in BOOKMARKS]
 
 
 def write_bookmarks(folder, coordinates, dimensions, sampled=False):
@@ -80,7 +85,7 @@ def write_bookmarks(folder, coordinates, dimensions, sampled=False):
 # ---------------------------------------------------------------------------------------------
 
 def quality_summary(figures):
-    """Scalars `quality/genre_at_10` ... from {"genre": 0.99, "score": ...}; figures that are None are left out."""
+    """Scalars `quality/genre_at_10` ... from {"genre": 0.99, ...}, leaving out None figures."""
     from tensorboard.compat.proto.summary_pb2 import Summary
 
     tags = quality_tags()
@@ -107,8 +112,7 @@ def image_summary(tag, png_path):
 
 
 def hparams_summaries(hparams, started):
-    """The hparams plugin's experiment config (the options, and the quality tags as metrics) and this run's
-    values."""
+    """The hparams plugin's config (options; quality tags as metrics) and this run's values."""
     from tensorboard.plugins.hparams import summary_v2 as hp
 
     metrics = [hp.Metric(tag, display_name=tag.split("/")[1]) for tag in quality_tags().values()]
@@ -117,7 +121,7 @@ def hparams_summaries(hparams, started):
 
 
 def write_run_summaries(folder, record):
-    """At the run's last step: the full quality figures, the run's summary as text, and its hparams."""
+    """At the run's last step: the full quality figures, the run's summary as text, its hparams."""
     hparams = record.options.hparams()
     quality = {name: figures["trained"] for name, figures in record.quality.items()
                if isinstance(figures, dict)}
@@ -133,18 +137,22 @@ def run_markdown(record):
     quality as a markdown table."""
     hparams = record.options.hparams()
     rows = [("data", record.data), ("artists", f"{record.artists:,}"),
-            *((name, hparams.get(name, value)) for name, value in dataclasses.asdict(record.options).items()),
+            *((name, hparams.get(name, value))
+              for name, value in dataclasses.asdict(record.options).items()),
             ("steps trained", f"{record.stats.steps:,} in {record.stats.seconds:.1f} s"),
             ("final loss", f"{record.stats.loss:.3f}")]
     for name, figures in record.quality.items():
         if isinstance(figures, dict) and figures["trained"] is not None:
-            rows.append((f"quality: {name}", f"{figures['trained']:.3f} (random vectors {figures['random']:.3f})"))
-    return "\n".join(["| | |", "| --- | --- |", *(f"| {_cell(name)} | {_cell(value)} |" for name, value in rows)])
+            rows.append((f"quality: {name}",
+                         f"{figures['trained']:.3f} (random vectors {figures['random']:.3f})"))
+    return "\n".join(["| | |", "| --- | --- |",
+                      *(f"| {_cell(name)} | {_cell(value)} |" for name, value in rows)])
 
 
 def neighbours_markdown(neighbours):
     """[(artist, [nearest names])] as the markdown table the Text tab renders."""
-    rows = [f"| {_cell(name)} | {', '.join(_cell(n) for n in nearest)} |" for name, nearest in neighbours]
+    rows = [f"| {_cell(name)} | {', '.join(_cell(n) for n in nearest)} |"
+            for name, nearest in neighbours]
     return "\n".join(["| artist | nearest artists |", "| --- | --- |", *rows])
 
 
@@ -153,8 +161,8 @@ def _cell(text):
 
 
 def write_summaries(folder, step, summaries):
-    """Add summaries to the run's events, in an events file of their own beside training's, written whole.
-    TensorBoard's record writer on a plain file: its EventFileWriter would import TensorFlow."""
+    """Add summaries to the run's events, in an events file of their own beside training's,
+    written whole by TensorBoard's record writer (its EventFileWriter would import TensorFlow)."""
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.summary.writer.record_writer import RecordWriter
 
@@ -163,7 +171,8 @@ def write_summaries(folder, step, summaries):
     records.write(Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
     for summary in summaries:
         records.write(Event(wall_time=time.time(), step=step, summary=summary).SerializeToString())
-    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_events_files)}"
+    name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+            f"{os.getpid()}.{next(_events_files)}")
     write_bytes(os.path.join(folder, name), buffer.getvalue())
 
 

@@ -1,9 +1,9 @@
 """Training the vectors: the session loop of the TensorFlow word2vec tutorial, in one process.
 
-Each step feeds a batch of (target, context) pairs and runs the optimizer; every report step prints the
-average loss and the watched artists' nearest neighbours. The loop runs `concurrent_steps` threads on one
-session, as the tutorial's word2vec.py does (lock-free updates). A task of a TensorFlow cluster trains with
-the same loop through cluster_training.py, which says how its session and steps differ.
+Each step feeds a batch of (target, context) pairs and runs the optimizer; every report step prints
+the average loss and the watched artists' nearest neighbours. The loop runs `concurrent_steps`
+threads on one session, as the tutorial's word2vec.py does (lock-free updates). A cluster task
+trains with the same loop through cluster_training.py, which says how its session and steps differ.
 """
 import dataclasses
 import os
@@ -25,15 +25,16 @@ CHECKPOINT_SECONDS = 180
 
 
 class Diverged(ValueError):
-    """The loss went non-finite: the run's variables are lost, its last checkpoint (if any) is not."""
+    """The loss went non-finite: the run's variables are lost, its last checkpoint (if any) not."""
 
     def __init__(self, step, loss, learning_rate):
         super().__init__(f"training diverged at step {step:,} (loss {loss}) at learning rate "
-                         f"{learning_rate:g}; try a lower --learning-rate, such as {learning_rate / 4:.3g}")
+                         f"{learning_rate:g}; try a lower --learning-rate, "
+                         f"such as {learning_rate / 4:.3g}")
 
 
 class Interrupted(Exception):
-    """Training stopped by Ctrl-C or SIGTERM; the run was checkpointed with these vectors and stats."""
+    """Training stopped by Ctrl-C or SIGTERM; carries the checkpointed run's vectors and stats."""
 
     def __init__(self, vectors, stats):
         super().__init__(stats.steps)
@@ -44,16 +45,17 @@ class UnreadableCheckpoint(RunError):
     """The checkpoint to continue from cannot be read: the run cannot go on from it."""
 
 
-def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=None, on_checkpoint=None,
-                  runtime=None):
+def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=None,
+                  on_checkpoint=None, runtime=None):
     """Train the embeddings, writing events and checkpoints into `folder`; returns (vectors, Stats).
 
-    With `checkpoint`, training continues from it up to `options.steps`. Every CHECKPOINT_SECONDS the run
-    is checkpointed and `on_checkpoint(stats)` called; on Ctrl-C (KeyboardInterrupt) it is checkpointed
-    where it stands and `Interrupted` raised. At each report step, `probe(embeddings, quality)`
-    (quality.training_probe) gives the watched artists' neighbours, for TensorBoard's Text tab, and,
-    asked for before the last step, the quality figures for its Scalars tab. TensorFlow's errors come out
-    as one-line RunErrors. `runtime` is how this process trains: OneProcess(), or a cluster task's.
+    With `checkpoint`, training continues from it up to `options.steps`. Every CHECKPOINT_SECONDS
+    the run is checkpointed and `on_checkpoint(stats)` called; on Ctrl-C (KeyboardInterrupt) it is
+    checkpointed where it stands and `Interrupted` raised. At each report step,
+    `probe(embeddings, quality)` (quality.training_probe) gives the watched artists' neighbours, for
+    TensorBoard's Text tab, and, asked for before the last step, the quality figures for its Scalars
+    tab. TensorFlow's errors come out as one-line RunErrors. `runtime` is how this process trains:
+    OneProcess(), or a cluster task's.
     """
     runtime = runtime or OneProcess()
     sampler = PairSampler(catalog, options.contexts)
@@ -70,7 +72,8 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
         session = runtime.open_session(model, config, checkpoint)
         # The graph goes into the events file, for TensorBoard's Graphs tab.
         writer = tf1.summary.FileWriter(folder, model.graph) if runtime.writes else None
-        loop = runtime.loop(session, model, catalog, options, writer, folder, say, probe, on_checkpoint)
+        loop = runtime.loop(session, model, catalog, options, writer, folder, say, probe,
+                            on_checkpoint)
         try:
             loop.run()
         except KeyboardInterrupt:
@@ -95,9 +98,9 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
 
 
 class Loop:
-    """The steps of one process: `options.concurrent_steps` threads on one session, each drawing its own
-    seeded pairs and claiming the steps one by one up to `options.steps`. Thread 0 is the caller's, where
-    Ctrl-C lands."""
+    """The steps of one process: `options.concurrent_steps` threads on one session, each drawing its
+    own seeded pairs and claiming the steps one by one up to `options.steps`. Thread 0 is the
+    caller's, where Ctrl-C lands."""
     trainer = 0  # which trainer of a cluster this process is: its pairs' seed
     who = ""  # what starts its lines of progress
 
@@ -109,8 +112,8 @@ class Loop:
         self.stats = Stats(steps=self.first, loss=float("nan"))
         self.lock, self.stopping, self.failure = threading.Lock(), threading.Event(), None
         self.losses, self.reported = [], self.first
-        # The same fetches every step: other fetches would make XLA compile a second program, which costs
-        # more than the summary ops. Writing events is the cost worth spacing out.
+        # The same fetches every step: other fetches would make XLA compile a second program, which
+        # costs more than the summary ops. Writing events is the cost worth spacing out.
         self.fetches = [model.optimizer, model.loss] + ([model.summary] if writer else [])
         self.started = self.saved = time.perf_counter()
 
@@ -136,9 +139,10 @@ class Loop:
             self.stopping.set()
 
     def _steps(self, number):
-        """Thread `number`'s steps, in batches it draws `steps_per_draw` at a time. Its pairs are seeded by
-        the run's seed and first step (a resumed run draws new ones) and, past the first thread of the first
-        trainer, by those numbers: one thread of one process draws as the loop did before threads."""
+        """Thread `number`'s steps, in batches it draws `steps_per_draw` at a time. Its pairs are
+        seeded by the run's seed and first step (a resumed run draws new ones) and, past the first
+        thread of the first trainer, by those numbers: one thread of one process
+        draws as the loop did before threads."""
         options, model = self.options, self.model
         sampler = PairSampler(self.catalog, options.contexts)
         sampler.rng = np.random.default_rng(
@@ -164,11 +168,11 @@ class Loop:
                     self._checkpoint(step)
 
     def _draws(self):
-        """How many batches to draw next: no more than the steps left, so the draws are the steps'."""
+        """How many batches to draw next: at most the steps left, so the draws are the steps'."""
         return max(1, min(self.options.steps_per_draw, self.options.steps - self.claimed))
 
     def _claim(self):
-        """The number of the next step to run, or None when there are none left (or the run is stopping)."""
+        """The next step's number, or None when none are left (or the run is stopping)."""
         with self.lock:
             if self.stopping.is_set() or self._done():
                 return None
@@ -193,7 +197,7 @@ class Loop:
         self.saved = time.perf_counter()
 
     def _after(self, step):
-        """The report (progress, neighbours, quality) where `step` reaches a report step, once, or the end."""
+        """The report (progress, neighbours, quality), once per report step, and at the end."""
         options = self.options
         with self.lock:
             self.step = max(self.step, step)
@@ -207,14 +211,15 @@ class Loop:
         self.stats.loss = loss
         _progress(self.say, min(step, options.steps), options.steps, loss, self.started, self.who)
         if self.writer:
-            neighbours = _report(self.session, self.model, self.writer, step, self.probe, quality=not last)
+            neighbours = _report(self.session, self.model, self.writer, step, self.probe,
+                                 quality=not last)
             if step % (options.report_every * 4) == 0 or last:
                 for name, nearest in neighbours:
                     self.say(f"  nearest to {name}: {', '.join(nearest)}")
 
     def account(self):
-        """The stats of the run so far: its step (the session's counts what was applied: an interrupt can
-        fall between it and ours), the pairs this process trained on, the seconds."""
+        """The stats of the run so far: its step (the session's counts what was applied: an
+        interrupt can fall between it and ours), the pairs this process trained on, the seconds."""
         step = int(self.session.run(self.model.global_step))
         self.stats.steps = step
         self.stats.pairs = (step - self.first) * self.options.batch_size
@@ -252,14 +257,16 @@ def restore(session, model, checkpoint):
     try:
         model.saver.restore(session, checkpoint)
     except (tf.errors.OpError, ValueError) as error:
-        raise UnreadableCheckpoint(f"{checkpoint}: unreadable checkpoint ({tf_reason(error)}); the run "
-                                   f"cannot continue from it: train it anew with --overwrite") from None
+        raise UnreadableCheckpoint(f"{checkpoint}: unreadable checkpoint ({tf_reason(error)}); "
+                                   f"the run cannot continue from it: "
+                                   f"train it anew with --overwrite") from None
 
 
 def save_checkpoint(session, model, writer, folder, step):
-    """A checkpoint of the variables at `step` (only the latest is kept), with the events written so far."""
+    """A checkpoint of the variables at `step` (only the latest is kept), with the events so far."""
     try:
-        model.saver.save(session, os.path.join(checkpoint_dir(folder), "model.ckpt"), global_step=step)
+        model.saver.save(session, os.path.join(checkpoint_dir(folder), "model.ckpt"),
+                         global_step=step)
         writer.flush()
     except (tf.errors.OpError, ValueError) as error:
         reason = tf_reason(error)
@@ -272,14 +279,14 @@ def latest_checkpoint(folder):
     return tf1.train.latest_checkpoint(checkpoint_dir(folder))
 
 
-# The lines of a TensorFlow error that say where, not what: its graph's traceback, and where it came from.
-_WHERE = ("Graph execution error", "Detected at node", "File ", "Node: ", "From /job:", "[[", "=====",
-          "Additional GRPC", "Hint: ", ":UNKNOWN:")
+# The lines of a TensorFlow error that say where, not what: its graph's traceback and its origin.
+_WHERE = ("Graph execution error", "Detected at node", "File ", "Node: ", "From /job:", "[[",
+          "=====", "Additional GRPC", "Hint: ", ":UNKNOWN:")
 
 
 def tf_reason(error):
-    """The line of a TensorFlow error that says what went wrong, past the graph's traceback: where a failed
-    write names its file and the system's word (`...model.ckpt-20.data...; No space left on device`)."""
+    """The line of a TensorFlow error that says what went wrong, past the graph's traceback: for a
+    failed write, its file and the system's word (`model.ckpt-20...; No space left on device`)."""
     text = getattr(error, "message", None) or str(error)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return next((line for line in lines if not line.startswith(_WHERE)),

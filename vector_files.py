@@ -1,5 +1,5 @@
-"""A run's vectors as files: vectors.npy (what queries read, with numpy alone), vectors.tsv (for the
-projector) and vectors.txt (word2vec's text format, for gensim), and the checkpoint's, where those are gone."""
+"""A run's vectors as files: vectors.npy (what queries read, with numpy alone), vectors.tsv (for
+the projector) and vectors.txt (word2vec's text format, for gensim); else from the checkpoint."""
 import os
 
 import numpy as np
@@ -16,11 +16,12 @@ EXPORT_MAX = 100_000
 
 
 def write_vectors(folder, vectors):
-    atomic_write(os.path.join(folder, VECTORS_FILE), lambda f: np.save(f, np.asarray(vectors, np.float32)))
+    atomic_write(os.path.join(folder, VECTORS_FILE),
+                 lambda f: np.save(f, np.asarray(vectors, np.float32)))
 
 
 def read_vectors(folder, rows):
-    """vectors.npy, which must hold `rows` vectors; a RunError naming the file if it is missing or damaged."""
+    """vectors.npy, which must hold `rows` vectors; a RunError naming it if missing or damaged."""
     path = os.path.join(folder, VECTORS_FILE)
     try:
         vectors = np.load(path, allow_pickle=False)
@@ -30,7 +31,8 @@ def read_vectors(folder, rows):
         reason = getattr(error, "strerror", None) or str(error).split(". ")[0]
         raise RunError(f"{path}: damaged ({reason})") from None
     if vectors.ndim != 2 or len(vectors) != rows or not np.issubdtype(vectors.dtype, np.floating):
-        raise RunError(f"{path}: damaged (holds {vectors.shape} {vectors.dtype}, not {rows:,} vectors)")
+        raise RunError(f"{path}: damaged (holds {vectors.shape} {vectors.dtype}, "
+                       f"not {rows:,} vectors)")
     return vectors
 
 
@@ -45,13 +47,14 @@ def write_word2vec(folder, names, vectors):
     def write(f):
         f.write(f"{len(names)} {vectors.shape[1]}\n".encode("utf-8"))
         for name, vector in zip(names, vectors):
-            f.write((word2vec_token(name) + " " + " ".join(f"{x:.6f}" for x in vector) + "\n").encode("utf-8"))
+            f.write((word2vec_token(name) + " " + " ".join(f"{x:.6f}" for x in vector)
+                     + "\n").encode("utf-8"))
 
     atomic_write(os.path.join(folder, WORD2VEC_FILE), write)
 
 
 def word2vec_token(name):
-    """word2vec's text format splits on spaces, so a name joins its words with '_', as phrase vectors do."""
+    """`name` as a word2vec token: its words joined with '_', since the format splits on spaces."""
     return "_".join(name.split())
 
 
@@ -64,6 +67,6 @@ def checkpoint_vectors(folder):
         raise RunError(f"{folder}: no checkpoint there; train with `python run.py` first")
     try:
         return tf.train.load_checkpoint(checkpoint).get_tensor(EMBEDDINGS_VARIABLE)
-    except Exception as error:  # the reader's errors for a damaged file are of several kinds; all mean this
+    except Exception as error:  # a damaged file raises errors of several kinds; all mean this
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise RunError(f"{checkpoint}: unreadable checkpoint ({message})") from None
