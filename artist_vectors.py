@@ -24,7 +24,7 @@ NEIGHBOURS = 10  # how many artists a question and the quality figures take
 
 
 class ArtistVectors:
-    """A matrix of artist vectors (`vectors`) with the artists' facts (`artists`, an ArtistTable:
+    """A matrix of artist vectors (`vectors`) with the artists' facts (`artists`, an ArtistFacts:
     names, genres, mean scores, record labels, eras...) and, for a trained run, k-means clusters."""
 
     def __init__(self, vectors, artists, kmeans_clusters=None):

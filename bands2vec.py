@@ -7,7 +7,7 @@
     run = bands2vec.resume("logs", steps=3000)         # continue it from its checkpoint
 
 A run's settings are a TrainOptions (options.py) and its record a RunRecord (run_record.py), saved
-in its run.json; its per-artist facts are an ArtistTable, saved as its metadata.tsv. Opening a run
+in its run.json; its per-artist facts are an ArtistFacts, saved as its metadata.tsv. Opening a run
 never imports TensorFlow; training does. Every error for the user is a Bands2VecError (errors.py).
 """
 import functools
@@ -42,7 +42,7 @@ class Run:
 
     @property
     def artists(self):
-        """The per-artist facts (catalog.ArtistTable)."""
+        """The per-artist facts (catalog.ArtistFacts)."""
         return self.vectors.artists
 
     @property

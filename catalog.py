@@ -1,5 +1,5 @@
 """The catalog of artists and what the data says of each: `Catalog` (its columns and context
-groups), `ArtistTable` (the per-artist facts the context kinds derive, which a run saves as its
+groups), `ArtistFacts` (the per-artist facts the context kinds derive, which a run saves as its
 metadata.tsv) and `Artist`, the tutorial's record of one artist.
 """
 import copy
@@ -15,9 +15,9 @@ from ragged import Ragged
 
 
 @dataclasses.dataclass(frozen=True)
-class ArtistTable:
+class ArtistFacts:
     """What the data says of each artist, one row per artist in vocabulary order: derived once from
-    a catalog by its context kinds (`Catalog.table`), saved with a run as its metadata.tsv, and read
+    a catalog by its context kinds (`Catalog.facts`), saved with a run as its metadata.tsv, and read
     by queries, the quality report, the plots and the projector. A field is None where the data
     lacks its kind's table; `more` holds the facts of kinds that have no field here."""
     names: list
@@ -34,7 +34,7 @@ class ArtistTable:
 
     @classmethod
     def from_facts(cls, names, facts):
-        """The table of `names` from {field: values}; fields this class lacks go into `more`."""
+        """The facts of `names` from {field: values}; fields this class lacks go into `more`."""
         own = {field.name for field in dataclasses.fields(cls)}
         return cls(names=names, **{name: value for name, value in facts.items() if name in own},
                    more={name: value for name, value in facts.items() if name not in own})
@@ -46,7 +46,7 @@ class ArtistTable:
 @dataclasses.dataclass(frozen=True)
 class Artist:
     """One artist, as the tutorial's `Artist` class (name, reviews, genres and scores) with the
-    facts the catalog's ArtistTable derives from them."""
+    facts the catalog's ArtistFacts derives from them."""
     name: str
     review_ids: tuple
     genres: tuple  # distinct genres, most reviewed first
@@ -86,17 +86,17 @@ class Catalog:
         catalog = copy.copy(self)
         catalog.contexts = {**self.contexts, **contexts}
         catalog._groups = {}
-        vars(catalog).pop("table", None)  # derived from the columns replaced
+        vars(catalog).pop("facts", None)  # derived from the columns replaced
         return catalog
 
     @functools.cached_property
-    def table(self):
-        """The ArtistTable: every per-artist fact, derived here once by the context kinds."""
+    def facts(self):
+        """The ArtistFacts: every per-artist fact, derived here once by the context kinds."""
         facts = {}
         for kind in CONTEXTS.values():
             if kind.table in self.tables:
                 facts.update(kind.facts(self))
-        return ArtistTable.from_facts(self.names, facts)
+        return ArtistFacts.from_facts(self.names, facts)
 
     def context_groups(self, kind):
         """{group: artist ids} of one context kind; DataError if the data lacks the kind's table."""
@@ -120,16 +120,16 @@ class Catalog:
         return len(self.names)
 
     def artist(self, i):
-        table = self.table
+        facts = self.facts
         labels, years = self.contexts["label"][i], self.contexts["year"][i]
-        return Artist(self.names[i], self.review_ids[i], table.genres[i], self.scores[i],
+        return Artist(self.names[i], self.review_ids[i], facts.genres[i], self.scores[i],
                       labels, years,
-                      mean_score=float(table.mean_scores[i]),
-                      score_bucket=int(table.score_buckets[i]),
-                      primary_genre=table.primary_genres[i],
-                      main_label=table.main_labels[i] if table.main_labels is not None else "",
-                      mean_year=float(table.years[i]) if years else None,
-                      era=table.eras[i] if years else "")
+                      mean_score=float(facts.mean_scores[i]),
+                      score_bucket=int(facts.score_buckets[i]),
+                      primary_genre=facts.primary_genres[i],
+                      main_label=facts.main_labels[i] if facts.main_labels is not None else "",
+                      mean_year=float(facts.years[i]) if years else None,
+                      era=facts.eras[i] if years else "")
 
     def __iter__(self):
         return map(self.artist, range(len(self)))

@@ -33,10 +33,10 @@ class ContextKind:
     weight: float  # its part of the pairs when --contexts gives it no share
     read: Callable  # (table frame, reviews frame, artists, source) -> Ragged by artist, or None
     groups: Callable  # Catalog -> (artist ids, group key columns), a row per membership
-    facts: Callable  # Catalog -> {ArtistTable field: values per artist}
-    to_metadata: Callable  # (ArtistTable, rows) -> {metadata.tsv column: text per row}
-    from_metadata: Callable  # {column: texts} -> {ArtistTable field: values}, minus fields it lacks
-    common: Callable  # ArtistTable -> values two artists can share: a tuple or one value per artist
+    facts: Callable  # Catalog -> {ArtistFacts field: values per artist}
+    to_metadata: Callable  # (ArtistFacts, rows) -> {metadata.tsv column: text per row}
+    from_metadata: Callable  # {column: texts} -> {ArtistFacts field: values}, minus fields it lacks
+    common: Callable  # ArtistFacts -> values two artists can share: a tuple or one value per artist
     many: bool  # whether common() gives several values an artist (a tuple) or one (an array)
     shared_as: str  # the key of `shares` in a --json answer
     shown: str  # how an answer shows a shared value
@@ -194,18 +194,18 @@ def _known(texts):
     return any(text.strip() for text in texts)
 
 
-def _label_metadata(table, rows):
-    if table.labels is None:
+def _label_metadata(facts, rows):
+    if facts.labels is None:
         return {"labels": [""] * len(rows), "main_label": [""] * len(rows)}
-    return {"labels": _joined(table.labels, rows, LABEL_SEPARATOR),
-            "main_label": table.main_labels[rows]}
+    return {"labels": _joined(facts.labels, rows, LABEL_SEPARATOR),
+            "main_label": facts.main_labels[rows]}
 
 
-def _year_metadata(table, rows):
-    if table.years is None:
+def _year_metadata(facts, rows):
+    if facts.years is None:
         return {"year": [""] * len(rows), "era": [""] * len(rows)}
-    return {"year": [f"{year:.1f}" if np.isfinite(year) else "" for year in table.years[rows]],
-            "era": table.eras[rows]}
+    return {"year": [f"{year:.1f}" if np.isfinite(year) else "" for year in facts.years[rows]],
+            "era": facts.eras[rows]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,28 +218,28 @@ CONTEXTS = {kind.name: kind for kind in (
         groups=lambda catalog: (catalog.contexts["genre"].owners,
                                 [catalog.contexts["genre"].values]),
         facts=_genre_facts,
-        to_metadata=lambda table, rows: {"genres": _joined(table.genres, rows, GENRE_SEPARATOR),
-                                         "primary_genre": table.primary_genres[rows]},
+        to_metadata=lambda facts, rows: {"genres": _joined(facts.genres, rows, GENRE_SEPARATOR),
+                                         "primary_genre": facts.primary_genres[rows]},
         from_metadata=lambda columns: {"genres": _split(columns["genres"], GENRE_SEPARATOR),
                                        "primary_genres": _stripped(columns["primary_genre"])},
-        common=lambda table: table.genres, many=True, shared_as="genres", shown="{}", answer_rank=1,
+        common=lambda facts: facts.genres, many=True, shared_as="genres", shown="{}", answer_rank=1,
         quality_tag="quality/genre_at_10", agreement="neighbours sharing a genre",
         absent="no genres"),
     ContextKind(
         # Score buckets come with the reviews themselves; four decimals of the mean score keep the
         # bucket of every mean that scores to a tenth can give.
         "score", "reviews", ("reviewid", "artist", "score"), weight=0.4, read=lambda *_: None,
-        groups=lambda catalog: (np.arange(len(catalog)), [catalog.table.score_buckets]),
+        groups=lambda catalog: (np.arange(len(catalog)), [catalog.facts.score_buckets]),
         facts=_score_facts,
-        to_metadata=lambda table, rows: {
-            "mean_score": [f"{m:.4f}" for m in table.mean_scores[rows]],
-            "score_bucket": table.score_buckets[rows],
-            "reviews": table.review_counts[rows]},
+        to_metadata=lambda facts, rows: {
+            "mean_score": [f"{m:.4f}" for m in facts.mean_scores[rows]],
+            "score_bucket": facts.score_buckets[rows],
+            "reviews": facts.review_counts[rows]},
         from_metadata=lambda columns: {
             "mean_scores": np.array(columns["mean_score"], dtype=np.float64),
             "score_buckets": np.array(columns["score_bucket"], dtype=np.int64),
             "review_counts": np.array(columns["reviews"], dtype=np.int64)},
-        common=lambda table: table.score_buckets, many=False, shared_as="score_bucket",
+        common=lambda facts: facts.score_buckets, many=False, shared_as="score_bucket",
         shown="score {}", answer_rank=3, quality_tag="quality/score_at_10",
         agreement="neighbours with the same rounded mean score"),
     ContextKind(
@@ -250,7 +250,7 @@ CONTEXTS = {kind.name: kind for kind in (
         from_metadata=lambda columns: {"labels": _split(columns["labels"], LABEL_SEPARATOR),
                                        "main_labels": _stripped(columns["main_label"])}
         if _known(columns.get("labels", ())) else {},
-        common=lambda table: table.labels, many=True, shared_as="labels", shown="{} (label)",
+        common=lambda facts: facts.labels, many=True, shared_as="labels", shown="{} (label)",
         answer_rank=0, quality_tag="quality/label_at_10",
         agreement="neighbours sharing a record label", absent="the data has no labels table"),
     ContextKind(
@@ -263,7 +263,7 @@ CONTEXTS = {kind.name: kind for kind in (
             "years": np.array([text.strip() or "nan" for text in columns["year"]],
                               dtype=np.float64),
             "eras": _stripped(columns["era"])} if _known(columns.get("year", ())) else {},
-        common=lambda table: table.eras, many=False, shared_as="era", shown="{}", answer_rank=2),
+        common=lambda facts: facts.eras, many=False, shared_as="era", shown="{}", answer_rank=2),
 )}
 
 DEFAULT_CONTEXTS = "genre,score"  # the tutorial's

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from atomic_files import write_text
-from catalog import ArtistTable
+from catalog import ArtistFacts
 from contexts import CONTEXTS
 from errors import RunError
 
@@ -17,13 +17,13 @@ def tsv_field(value):
     return " ".join(str(value).replace("\t", " ").splitlines()) if value != "" else " "
 
 
-def write_metadata(folder, table, kmeans_clusters, rows=None):
-    """metadata.tsv in `folder`: a row per artist of `table` (an ArtistTable), or per artist in
+def write_metadata(folder, facts, kmeans_clusters, rows=None):
+    """metadata.tsv in `folder`: a row per artist of `facts` (an ArtistFacts), or per artist in
     `rows` (the projector's sample): its name, each kind's columns and its k-means cluster."""
-    rows = range(len(table)) if rows is None else rows
-    columns = {"artist": [table.names[i] for i in rows]}
+    rows = range(len(facts)) if rows is None else rows
+    columns = {"artist": [facts.names[i] for i in rows]}
     for kind in CONTEXTS.values():
-        columns.update(kind.to_metadata(table, rows))
+        columns.update(kind.to_metadata(facts, rows))
     columns["cluster"] = [int(kmeans_clusters[i]) for i in rows]
     lines = ["\t".join(columns)]
     lines += ["\t".join(map(tsv_field, row)) for row in zip(*columns.values())]
@@ -31,7 +31,7 @@ def write_metadata(folder, table, kmeans_clusters, rows=None):
 
 
 def read_artists(folder):
-    """The artists of a run's metadata.tsv as an ArtistTable, and their k-means clusters."""
+    """The artists of a run's metadata.tsv as an ArtistFacts, and their k-means clusters."""
     path = os.path.join(folder, METADATA_FILE)
     columns = read_columns(folder)
     try:
@@ -43,7 +43,7 @@ def read_artists(folder):
         raise RunError(f"{path}: malformed metadata (no column {error})") from None
     except ValueError as error:
         raise RunError(f"{path}: malformed metadata ({error})") from None
-    return ArtistTable.from_facts(columns["artist"], facts), kmeans_clusters
+    return ArtistFacts.from_facts(columns["artist"], facts), kmeans_clusters
 
 
 def read_columns(folder):

@@ -93,10 +93,10 @@ def write_plots(artist_vectors, folder, seed=0, say=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = artist_vectors.artists
-    rows = map_rows(table.review_counts)
+    facts = artist_vectors.artists
+    rows = map_rows(facts.review_counts)
     coordinates = tsne_coordinates(artist_vectors, folder, seed, say)
-    primary = table.primary_genres[rows]
+    primary = facts.primary_genres[rows]
     clusters = artist_vectors.kmeans_clusters[rows]
     genre_colours = _palette(plt, primary)
     which = ("" if len(rows) == len(artist_vectors)
@@ -107,7 +107,7 @@ def write_plots(artist_vectors, folder, seed=0, say=None):
         "genres": _categorical(plt, "genres", coordinates, primary, genre_colours,
                                f"Artists by primary genre (t-SNE{which})"),
         "labelled": _labelled(plt, coordinates, [artist_vectors.names[i] for i in rows],
-                              table.review_counts[rows], primary, genre_colours),
+                              facts.review_counts[rows], primary, genre_colours),
     }
     paths = {}
     for name, figure in figures.items():

@@ -22,14 +22,14 @@ def neighbour_agreement(artist_vectors, k=NEIGHBOURS, rows=None):
     without years). `k` is at most the other artists there are."""
     rows = np.arange(len(artist_vectors)) if rows is None else np.asarray(rows)
     neighbours = artist_vectors.nearest_neighbours(min(k, len(artist_vectors) - 1), rows)
-    table = artist_vectors.artists
+    facts = artist_vectors.artists
     report = {kind: _shared_share(artist_vectors.indicator(kind), rows, neighbours)
               for kind in quality_tags()}
-    means = table.mean_scores
+    means = facts.mean_scores
     report["score_difference"] = float(np.abs(means[neighbours] - means[rows, None]).mean())
     report["year_gap"] = None
-    if table.years is not None:
-        gaps = np.abs(table.years[neighbours] - table.years[rows, None])
+    if facts.years is not None:
+        gaps = np.abs(facts.years[neighbours] - facts.years[rows, None])
         report["year_gap"] = float(np.nanmean(gaps)) if np.isfinite(gaps).any() else None
     return report
 
@@ -122,14 +122,14 @@ def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
 
 def kmeans_summary(artist_vectors, top=3, examples=4):
     """[(cluster, size, top genres, mean score, most-reviewed artists)], largest cluster first."""
-    summary, table, clusters = [], artist_vectors.artists, artist_vectors.kmeans_clusters
+    summary, facts, clusters = [], artist_vectors.artists, artist_vectors.kmeans_clusters
     for cluster in np.unique(clusters):
         members = np.flatnonzero(clusters == cluster)
-        genres, counts = np.unique(table.primary_genres[members], return_counts=True)
+        genres, counts = np.unique(facts.primary_genres[members], return_counts=True)
         top_genres = [(str(g), int(c)) for c, g in sorted(zip(counts, genres), reverse=True)[:top]]
-        order = members[np.argsort(-table.review_counts[members], kind="stable")]
+        order = members[np.argsort(-facts.review_counts[members], kind="stable")]
         summary.append((int(cluster), len(members), top_genres,
-                        float(table.mean_scores[members].mean()),
+                        float(facts.mean_scores[members].mean()),
                         [artist_vectors.names[i] for i in order[:examples]]))
     return sorted(summary, key=lambda row: -row[1])
 

@@ -134,8 +134,8 @@ def _guarded(catalog, record, options, folder, plots, new, say, task=None, load_
     to_train = record.stats.steps < options.steps
     try:
         mark = time.perf_counter()
-        artists = ArtistVectors(np.zeros((len(catalog), 1), np.float32), catalog.table)
-        phases = {"load": load_seconds + time.perf_counter() - mark}  # reading catalog and table
+        artists = ArtistVectors(np.zeros((len(catalog), 1), np.float32), catalog.facts)
+        phases = {"load": load_seconds + time.perf_counter() - mark}  # the catalog and its facts
         mark = time.perf_counter()
         if to_train:
             vectors, record.stats = _train(catalog, record, folder, artists, say, task)

@@ -27,7 +27,7 @@ def _write_metadata(catalog, artist_vectors, options, folder, record, say):
     k = min(record.kmeans_clusters, len(artist_vectors))
     say(f"Clustering {len(artist_vectors):,} artists into {k} with k-means; writing metadata.tsv")
     artist_vectors.kmeans_clusters = kmeans_clusters(artist_vectors, k, options.seed)
-    metadata.write_metadata(folder, catalog.table, artist_vectors.kmeans_clusters)
+    metadata.write_metadata(folder, catalog.facts, artist_vectors.kmeans_clusters)
 
 
 def _write_exports(catalog, artist_vectors, options, folder, record, say):

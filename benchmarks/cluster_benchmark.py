@@ -39,7 +39,7 @@ from synthetic_catalog import write_tables  # noqa: E402
 
 def quality(catalog, vectors):
     rows = sample_rows(len(catalog), quality_sample_size(len(catalog)))
-    figures = neighbour_agreement(ArtistVectors(vectors, catalog.table), 10, rows)
+    figures = neighbour_agreement(ArtistVectors(vectors, catalog.facts), 10, rows)
     return {"genre": figures["genre"], "score": figures["score"]}
 
 

@@ -44,7 +44,7 @@ def trained(catalog, contexts, seed):
     options = TrainOptions(contexts=contexts, seed=seed).resolved(catalog)
     with tempfile.TemporaryDirectory() as folder:
         vectors, stats = train_vectors(catalog, options, folder, say=lambda line: None)
-    return ArtistVectors(vectors, catalog.table), stats.seconds, options
+    return ArtistVectors(vectors, catalog.facts), stats.seconds, options
 
 
 def hide_labels(catalog, share, seed):
@@ -87,7 +87,7 @@ def main():
     result = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "data": catalog.source, "artists": len(catalog), "repeats": args.repeats,
               "sets": {}, "mixes": {}, "held_out": {}, "neighbours": {}}
-    random_vectors = random_like(ArtistVectors(np.zeros((len(catalog), 64)), catalog.table), args.seed)
+    random_vectors = random_like(ArtistVectors(np.zeros((len(catalog), 64)), catalog.facts), args.seed)
 
     for contexts in CONTEXT_SETS:
         runs = [trained(catalog, contexts, args.seed) for _ in range(args.repeats)]

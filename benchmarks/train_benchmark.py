@@ -43,7 +43,7 @@ def project(catalog, seed, quality=True):
     """Bands2Vec's defaults as run.py trains them: with the reports' neighbours and quality scalars taken while
     training, or without."""
     options = TrainOptions(seed=seed).resolved(catalog)
-    probe = training_probe(ArtistVectors(np.zeros((len(catalog), 1)), catalog.table), seed=seed)
+    probe = training_probe(ArtistVectors(np.zeros((len(catalog), 1)), catalog.facts), seed=seed)
     with tempfile.TemporaryDirectory() as folder:
         vectors, stats = train_vectors(catalog, options, folder, say=lambda line: None,
                                        probe=probe if quality else None)
@@ -124,9 +124,9 @@ def main():
     for name, fit in contenders:
         vectors, seconds, pairs = min((fit() for _ in range(args.repeats)), key=lambda run: run[1])
         rows[name] = {"seconds": seconds, "pairs": pairs, "pairs_per_second": pairs / seconds,
-                      **neighbour_agreement(ArtistVectors(vectors, catalog.table))}
+                      **neighbour_agreement(ArtistVectors(vectors, catalog.facts))}
         print(f"{name}: {seconds:.1f}s", file=sys.stderr, flush=True)
-    blank = ArtistVectors(np.zeros((len(catalog), 64)), catalog.table)
+    blank = ArtistVectors(np.zeros((len(catalog), 64)), catalog.facts)
     rows["random"] = {"seconds": 0.0, "pairs": 0, "pairs_per_second": 0.0,
                       **neighbour_agreement(random_like(blank, args.seed))}
     run_seconds = end_to_end(args.data)

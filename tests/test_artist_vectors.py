@@ -110,7 +110,7 @@ def test_catalog_indicator_vectors_reach_the_ceiling(full_catalog):
     genres = np.array([[g in a.genres for g in contexts.GENRES] for a in full_catalog], float)
     buckets = np.eye(11)[[a.score_bucket for a in full_catalog]]
     indicators = np.hstack([genres / np.maximum(1, np.linalg.norm(genres, axis=1, keepdims=True)), buckets])
-    vectors = ArtistVectors(indicators, full_catalog.table)
+    vectors = ArtistVectors(indicators, full_catalog.facts)
     figures = neighbour_agreement(vectors)
     assert figures["genre"] > 0.99 and figures["score"] > 0.99
 

@@ -103,7 +103,7 @@ def test_a_run_from_before_vectors_npy_opens_from_its_checkpoint(tmp_path, demo_
 
 def test_the_artist_table_against_the_records(full_catalog):
     """Each fact computed from an artist's own reviews, independently of the table's rules."""
-    table = full_catalog.table
+    table = full_catalog.facts
     assert len(table) == len(full_catalog) == 8712
     for i in range(0, len(full_catalog), 7):
         artist = full_catalog.artist(i)
@@ -125,7 +125,7 @@ def test_the_artist_table_against_the_records(full_catalog):
 
 def test_the_table_a_run_saves_is_the_catalogs(full_run, full_catalog):
     saved = ArtistVectors.load(full_run).artists
-    table = full_catalog.table
+    table = full_catalog.facts
     assert saved.names == table.names and saved.genres == table.genres and saved.labels == table.labels
     for column in ("primary_genres", "score_buckets", "review_counts", "main_labels", "eras"):
         assert np.array_equal(getattr(saved, column), getattr(table, column)), column

@@ -144,7 +144,7 @@ def mood_catalog(monkeypatch):
 
 def test_a_made_up_context_kind_is_one_entry(mood_catalog, tmp_path):
     catalog = mood_catalog
-    assert catalog.context_groups("mood") and catalog.table.more["moods"][0]
+    assert catalog.context_groups("mood") and catalog.facts.more["moods"][0]
     options = bands2vec.TrainOptions(steps=300, contexts=contexts.parse_contexts("genre,score,mood"))
     trained = bands2vec.train(catalog, options, logs=str(tmp_path), name="r", plots=False, say=quiet)
     # It is trained, measured, written, read back and explained like the kinds the project ships.
@@ -153,10 +153,10 @@ def test_a_made_up_context_kind_is_one_entry(mood_catalog, tmp_path):
     assert quality_tags()["mood"] == "quality/mood_at_10"
     assert "moods" in metadata.read_columns(trained.folder)
     vectors = ArtistVectors.load(trained.folder)
-    assert vectors.artists.more["moods"] == catalog.table.more["moods"]
+    assert vectors.artists.more["moods"] == catalog.facts.more["moods"]
     name = catalog.names[0]
-    mood = catalog.table.more["moods"][0][0]
-    mate = next(other for i, other in enumerate(catalog.names[1:], 1) if mood in catalog.table.more["moods"][i])
+    mood = catalog.facts.more["moods"][0][0]
+    mate = next(other for i, other in enumerate(catalog.names[1:], 1) if mood in catalog.facts.more["moods"][i])
     shared = vectors.shared(name, [mate])
     assert mood in shared["moods"] and f"{mood} (mood)" in shares_text(shared)
     assert list(shared) == ["labels", "genres", "moods", "era", "score_bucket"]  # by answer_rank
