@@ -13,7 +13,7 @@ import time
 
 from bands2vec_graph import tf, tf1
 from errors import ClusterError, ClusterLost, RunError, RunInterrupted
-from training import (Interrupted, Loop, OneProcess, latest_checkpoint, restore, tf_reason,
+from training import (Interrupted, Loop, latest_checkpoint, restore, tf_reason,
                       train_vectors)
 
 # How long a task waits for a ps task, or a worker for the chief to initialise the variables,
@@ -71,7 +71,7 @@ class ClusterLoop(Loop):
         return int(fetched[-1])
 
 
-class Trainer(OneProcess):
+class Trainer:
     """How the chief or a worker trains: its variables on the ps tasks, its session through its
     server, and a word to the ps tasks when it stops."""
 
