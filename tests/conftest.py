@@ -1,20 +1,19 @@
 """Shared fixtures: the full Pitchfork data in ../shared, a demo run and a full-data run, trained once."""
 import os
+import shutil
 import signal
 import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import REPO, train_run  # tests/ is on the path: pytest puts a conftest's folder there
+
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # synthetic_catalog: Kaggle-schema test data
 
 # The processes the tests interrupt hear Ctrl-C even when the tests were started in the background, where the
 # shell ignores SIGINT and every child would inherit that.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-
-# metadata.tsv's header: the artist, each context kind's columns, the k-means cluster.
-METADATA_HEADER = ["artist", "genres", "primary_genre", "mean_score", "score_bucket", "reviews", "labels", "main_label", "year", "era", "cluster"]
 
 FULL_DATA = os.environ.get("BANDS2VEC_DATA") or os.path.join(REPO, "..", "shared", "data", "pitchfork")
 
@@ -38,21 +37,24 @@ def demo_catalog():
     return data_utils.load_catalog(data_utils.DEMO_SOURCE)
 
 
-def quiet(*lines):
-    """A `say` that keeps the library's progress out of the test output."""
-
-
-def train_run(logs, data="demo", plots=False, **options):
-    """Train a run named `trained` with the library; returns its folder."""
-    import bands2vec
-    return bands2vec.train(data, bands2vec.TrainOptions(**options), logs=str(logs), name="trained", plots=plots,
-                           say=quiet).folder
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """A complete run on the demo catalog, plots included (t-SNE makes it the end-to-end tier's)."""
+    return train_run(tmp_path_factory.mktemp("demo-logs"), "demo", plots=True, steps=300)
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    """A complete run on the demo catalog, plots included."""
-    return train_run(tmp_path_factory.mktemp("demo-logs"), "demo", plots=True, steps=300)
+def demo_trained(tmp_path_factory):
+    """The same run without its plots: all that questions and the files before the plots need."""
+    return train_run(tmp_path_factory.mktemp("demo-trained"), "demo", plots=False, steps=300)
+
+
+@pytest.fixture
+def demo_copy(tmp_path, demo_trained):
+    """A copy of the demo run without plots, logs/r, to damage or write into."""
+    copy = tmp_path / "logs" / "r"
+    shutil.copytree(demo_trained, copy)
+    return copy
 
 
 @pytest.fixture(scope="session")

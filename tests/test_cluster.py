@@ -2,9 +2,7 @@
 the chief and a worker on free 127.0.0.1 ports) training one run on TensorFlow's parameter-server runtime."""
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,19 +12,9 @@ import options
 import pair_sampler
 import run_record
 import bands2vec
-from conftest import REPO, quiet
+from helpers import cli_command, free_ports, quiet, run_cli
 
 BOUND = 240  # seconds any task of a demo run may take, start-up included
-
-
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 class Cluster:
@@ -34,7 +22,7 @@ class Cluster:
     a process with its own TF_CONFIG; stopped, whatever happens, by the fixture that made it."""
 
     def __init__(self, tmp_path, ps=1, workers=1):
-        ports = iter(_free_ports(1 + workers + ps))
+        ports = iter(free_ports(1 + workers + ps))
         self.spec = {"chief": [f"127.0.0.1:{next(ports)}"],
                      "worker": [f"127.0.0.1:{next(ports)}" for _ in range(workers)],
                      "ps": [f"127.0.0.1:{next(ports)}" for _ in range(ps)]}
@@ -44,7 +32,7 @@ class Cluster:
         config = {"cluster": self.spec, "task": {"type": job, "index": index}}
         out = open(self.tmp_path / f"{job}{index}.out", "w")
         self.processes[(job, index)] = subprocess.Popen(
-            [sys.executable, "-u", os.path.join(REPO, "run.py"), *args], stdout=out, stderr=subprocess.STDOUT,
+            cli_command(*args), stdout=out, stderr=subprocess.STDOUT,
             env=dict(os.environ, TF_CONFIG=json.dumps(config)), text=True)
         return self.processes[(job, index)]
 
@@ -89,6 +77,7 @@ def _run_files(folder):
                   for root, _, names in os.walk(folder) for name in names if not name.startswith("model.ckpt"))
 
 
+@pytest.mark.slow
 def test_a_local_cluster_trains_one_run(cluster, tmp_path):
     tasks = cluster()
     logs = tmp_path / "logs"
@@ -110,13 +99,13 @@ def test_a_local_cluster_trains_one_run(cluster, tmp_path):
     assert quality["score"]["trained"] > quality["score"]["random"] + 0.3
     # Both trainers trained: the worker's share of the steps is in its progress.
     assert "worker 0: [" in tasks.output("worker")
-    result = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--resume", "--logdir", str(logs),
-                             "--run", "c", "--steps", str(record.stats.steps + 100), "--no-plots"],
-                            capture_output=True, text=True, timeout=BOUND)
+    result = run_cli("--resume", "--logdir", str(logs), "--run", "c", "--steps", str(record.stats.steps + 100),
+                     "--no-plots", timeout=BOUND)
     assert result.returncode == 0, result.stderr  # a cluster's run resumes in one process
     assert run.vectors.most_similar("!?!", topn=3)
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_does_not_stop_the_run(cluster, tmp_path):
     tasks = cluster(ps=2)  # and the tables split across two ps tasks
     tasks.start_all("--data", "demo", "--logdir", str(tmp_path / "logs"), "--run", "c", "--steps", "1500",
@@ -129,6 +118,7 @@ def test_a_worker_that_dies_does_not_stop_the_run(cluster, tmp_path):
     assert run_record.read(str(tmp_path / "logs" / "c")).state == "finished"
 
 
+@pytest.mark.slow
 def test_a_ps_that_dies_stops_every_task_in_one_line(cluster, tmp_path):
     tasks = cluster()
     tasks.start_all("--data", "demo", "--logdir", str(tmp_path / "logs"), "--run", "c", "--steps", "100000",
@@ -145,27 +135,7 @@ def test_a_ps_that_dies_stops_every_task_in_one_line(cluster, tmp_path):
     assert not os.path.exists(tmp_path / "logs" / "c")
 
 
-@pytest.mark.parametrize("config, message", [
-    ("{not json", "TF_CONFIG is not a cluster description"),
-    ('{"cluster": {"chief": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}',
-     "this task's type 'worker' is not a job of the cluster"),
-    ('{"cluster": {"chief": ["a:1"], "ps": ["b:2"]}, "task": {"type": "ps", "index": 3}}',
-     "task index 3 is out of range for the 1 ps task"),
-    ('{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}',
-     "a cluster has one chief and at least one ps task"),
-    ('{"cluster": {"chief": ["a"], "ps": ["b:2"]}, "task": {"type": "chief", "index": 0}}',
-     "every task's address is host:port"),
-    ('{"cluster": {"chief": ["a:1"], "ps": ["b:2"], "evaluator": ["c:3"]}, "task": {"type": "chief", "index": 0}}',
-     "the cluster's jobs are chief, worker, ps"),
-])
-def test_bad_tf_config(tmp_path, config, message):
-    result = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--data", "demo", "--logdir",
-                             str(tmp_path)], capture_output=True, text=True, timeout=60,
-                            env=dict(os.environ, TF_CONFIG=config))
-    assert result.returncode == 2 and message in result.stderr, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and os.listdir(tmp_path) == []
-
-
+@pytest.mark.slow
 def test_a_task_with_other_data_is_refused(cluster, tmp_path):
     tasks = cluster()
     args = ["--logdir", str(tmp_path / "logs"), "--run", "c", "--steps", "1500", "--no-plots"]
@@ -178,6 +148,7 @@ def test_a_task_with_other_data_is_refused(cluster, tmp_path):
     assert tasks.wait("chief") == 0 and tasks.wait("ps") == 0  # the run goes on without it
 
 
+@pytest.mark.slow  # two trainings
 def test_concurrent_steps_on_one_session(tmp_path, demo_catalog):
     two = bands2vec.train(demo_catalog, bands2vec.TrainOptions(steps=600, concurrent_steps=2), logs=str(tmp_path),
                           name="two", plots=False, say=quiet)
@@ -186,10 +157,10 @@ def test_concurrent_steps_on_one_session(tmp_path, demo_catalog):
     assert bands2vec.TrainOptions().resolved(demo_catalog).concurrent_steps == 1  # XLA holds the demo's tables
 
 
+@pytest.mark.slow  # two trainings
 def test_one_concurrent_step_trains_as_the_tutorial_loop(tmp_path, demo_catalog):
     """The library's loop with one thread gives exactly the vectors of the plain loop: one session, one
     sampler seeded [seed, 0], 100 batches a draw, the same fetches."""
-    import data_utils
     from bands2vec_graph import build_graph, tf1
 
     options = bands2vec.TrainOptions(steps=250, seed=3, concurrent_steps=1).resolved(demo_catalog)
@@ -213,9 +184,8 @@ def test_one_concurrent_step_trains_as_the_tutorial_loop(tmp_path, demo_catalog)
 def test_steps_too_big_for_split_tables_are_refused(tmp_path, full_catalog):
     config = {"cluster": {"chief": ["127.0.0.1:1"], "ps": ["127.0.0.1:2", "127.0.0.1:3"]},
               "task": {"type": "chief", "index": 0}}
-    result = subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--data", "demo", "--batch-size", "2048",
-                             "--logdir", str(tmp_path)], capture_output=True, text=True, timeout=60,
-                            env=dict(os.environ, TF_CONFIG=json.dumps(config)))
+    result = run_cli("--data", "demo", "--batch-size", "2048", "--logdir", str(tmp_path),
+                     env={"TF_CONFIG": json.dumps(config)}, timeout=60)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "split across 2 ps tasks" in result.stderr and "at most that" in result.stderr
     assert bands2vec.TrainOptions().resolved(full_catalog, 2, 1).batch_size == 2048

@@ -1,12 +1,18 @@
-"""The loader on both forms of the Pitchfork data, the demo catalog, and the pair sampler."""
+"""The loader on both forms of the Pitchfork data, the demo catalog, the pair sampler, and bad data (from the
+command line: test_hostile_inputs.py)."""
+import csv
 import os
 import sqlite3
+import tempfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import contexts
 import demo_data
+import errors
 import data_utils
 from errors import DataError
 from pair_sampler import PairSampler
@@ -164,3 +170,32 @@ def test_csv_folder_missing_a_file_or_a_column(tmp_path, full_data):
         data_utils.load_catalog(str(tmp_path))
     with pytest.raises(DataError, match="reviews.csv: no such file"):
         data_utils.read_csv_folder(str(tmp_path / "nowhere"))
+
+
+_cells = st.one_of(st.text(max_size=12), st.integers(-5, 30).map(str), st.floats(allow_nan=True).map(str),
+                   st.sampled_from(["NA", "", '"', '""', ",", "\n", "rock", "7.5", "1e400", "-0"]))
+_columns = st.lists(st.sampled_from(["reviewid", "artist", "score", "genre", "other", ""]), min_size=0, max_size=5)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(review_columns=_columns, review_rows=st.lists(st.lists(_cells, max_size=6), max_size=8),
+       genre_columns=_columns, genre_rows=st.lists(st.lists(_cells, max_size=4), max_size=8),
+       garbage=st.binary(max_size=40))
+def test_fuzzed_csv_loads_or_is_refused_cleanly(review_columns, review_rows, genre_columns, genre_rows, garbage):
+    with tempfile.TemporaryDirectory() as folder:
+        for name, columns, rows in (("reviews.csv", review_columns, review_rows),
+                                    ("genres.csv", genre_columns, genre_rows)):
+            with open(os.path.join(folder, name), "w", newline="", encoding="utf-8", errors="surrogatepass") as f:
+                writer = csv.writer(f)
+                writer.writerow(columns)
+                writer.writerows(rows)
+        with open(os.path.join(folder, "reviews.csv"), "ab") as f:
+            f.write(garbage)
+        try:
+            catalog = data_utils.load_catalog(folder)
+        except errors.DataError as error:
+            assert "\n" not in str(error) and str(error)
+        else:
+            assert len(catalog) >= 1
+            assert all(0 <= artist.mean_score <= 10 for artist in catalog)
+            assert all(isinstance(artist.name, str) for artist in catalog)

@@ -1,7 +1,10 @@
 """What the defaults must reach on the full Pitchfork data."""
+import pytest
 import run_record
 
 
+
+@pytest.mark.slow
 def test_defaults_reach_the_quality_targets(full_run):
     record = run_record.read(full_run)
     quality = record.quality

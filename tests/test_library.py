@@ -16,12 +16,7 @@ import bands2vec
 import data_utils
 from artist_vectors import ArtistVectors, shares_text
 from vector_files import checkpoint_vectors
-from conftest import REPO, quiet
-
-
-def _run(*args, stdin=None):
-    return subprocess.run([sys.executable, os.path.join(REPO, "run.py"), *args], capture_output=True, text=True,
-                          timeout=600, input=stdin)
+from helpers import REPO, quiet, run_cli
 
 
 def _files(folder):
@@ -34,9 +29,10 @@ def _files(folder):
     return sorted(found)
 
 
+@pytest.mark.slow
 def test_the_library_writes_the_same_run_as_the_command_line(tmp_path):
     options = ["--steps", "120", "--seed", "3", "--contexts", "genre,score,label"]
-    result = _run("--data", "demo", "--logdir", str(tmp_path / "cli"), "--run", "r", *options)
+    result = run_cli("--data", "demo", "--logdir", str(tmp_path / "cli"), "--run", "r", *options)
     assert result.returncode == 0, result.stderr
     run = bands2vec.train("demo", bands2vec.TrainOptions(steps=120, seed=3, contexts="genre,score,label"),
                           logs=str(tmp_path / "lib"), name="r", say=quiet)
@@ -59,6 +55,7 @@ def test_the_library_writes_the_same_run_as_the_command_line(tmp_path):
     assert opened.vectors.most_similar("lune, marée", topn=3) == run.vectors.most_similar("lune, marée", topn=3)
 
 
+@pytest.mark.slow
 def test_queries_never_import_tensorflow_or_pandas(demo_run, tmp_path):
     """similar, query, evaluate, plot and opening a run from Python, in a fresh process."""
     import shutil
@@ -83,6 +80,7 @@ print("ok")
     assert result.returncode == 0 and result.stdout.endswith("ok\n"), result.stderr
 
 
+@pytest.mark.slow
 def test_a_run_from_before_vectors_npy_opens_from_its_checkpoint(tmp_path, demo_run):
     import shutil
 
@@ -94,10 +92,10 @@ def test_a_run_from_before_vectors_npy_opens_from_its_checkpoint(tmp_path, demo_
     assert len(caught) == 1
     assert np.array_equal(vectors.vectors, checkpoint_vectors(demo_run))
     # The command line says so once, on stderr, and answers; export then writes vectors.npy.
-    result = _run("similar", "lune, marée", "!?!", "-k", "2", "--logdir", str(tmp_path), "--run", "old")
+    result = run_cli("similar", "lune, marée", "!?!", "-k", "2", "--logdir", str(tmp_path), "--run", "old")
     assert result.returncode == 0 and result.stdout.count("Artist: ") == 4
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("run.py: note: ")
-    assert _run("export", "--logdir", str(tmp_path), "--run", "old").returncode == 0
+    assert run_cli("export", "--logdir", str(tmp_path), "--run", "old").returncode == 0
     assert np.array_equal(np.load(old / vector_files.VECTORS_FILE), vectors.vectors)
 
 
@@ -123,6 +121,7 @@ def test_the_artist_table_against_the_records(full_catalog):
     assert full_catalog["coil"].score_bucket == 8 and full_catalog["radiohead"].era == "2005-2009"
 
 
+@pytest.mark.slow
 def test_the_table_a_run_saves_is_the_catalogs(full_run, full_catalog):
     saved = ArtistVectors.load(full_run).artists
     table = full_catalog.facts
@@ -133,12 +132,13 @@ def test_the_table_a_run_saves_is_the_catalogs(full_run, full_catalog):
     np.testing.assert_allclose(saved.years, table.years, atol=0.05)
 
 
+@pytest.mark.slow
 def test_what_neighbours_share_in_text_and_json(full_run):
     logs = ["--logdir", os.path.dirname(full_run)]
     vectors = ArtistVectors.load(full_run)
     burial = vectors.artists.names.index("burial")
-    rows = json.loads(_run("similar", "burial", "-k", "5", "--json", *logs).stdout)
-    lines = _run("similar", "burial", "-k", "5", *logs).stdout.splitlines()
+    rows = json.loads(run_cli("similar", "burial", "-k", "5", "--json", *logs).stdout)
+    lines = run_cli("similar", "burial", "-k", "5", *logs).stdout.splitlines()
     assert len(rows) == len(lines) == 5
     for row, line in zip(rows, lines):
         i = vectors.artists.names.index(row["artist"])
@@ -154,14 +154,15 @@ def test_what_neighbours_share_in_text_and_json(full_run):
     # Labelmates are said to be so (the tutorial's contexts do not make them neighbours; the label context does).
     assert vectors.shared("kode9", ["burial"])["labels"] == ["hyperdub"]
     assert ", Shares: hyperdub (label), electronic" in vectors.describe("kode9", 0.5, shared_with=["burial"])
-    text = _run("query", "burial + kode9", "-k", "10", *logs).stdout
+    text = run_cli("query", "burial + kode9", "-k", "10", *logs).stdout
     assert text.count(", Shares: ") == 10
     assert shares_text({"labels": [], "genres": [], "era": None, "score_bucket": None}) == "nothing"
 
 
+@pytest.mark.slow
 def test_many_questions_on_stdin_with_an_unknown_one(full_run):
     logs = ["--logdir", os.path.dirname(full_run)]
-    result = _run("similar", "-", "-k", "3", *logs, stdin="radiohead\nradiohed\n\nsunn o)))\n")
+    result = run_cli("similar", "-", "-k", "3", *logs, stdin="radiohead\nradiohed\n\nsunn o)))\n")
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["run.py: error: unknown artist 'radiohed'; did you mean 'radiohead', "
                                           "'radio 4', 'airhead'?"]
@@ -169,12 +170,12 @@ def test_many_questions_on_stdin_with_an_unknown_one(full_run):
     assert [block.splitlines()[0] for block in blocks] == ["Nearest to radiohead:", "Nearest to sunn o))):"]
     assert all(len(block.splitlines()) == 4 for block in blocks)
     # Arguments and stdin mix; JSON is then one object a question, a line each.
-    result = _run("query", "coil - elder ones", "-", "--json", "-k", "2", *logs, stdin="coil - coil\n")
+    result = run_cli("query", "coil - elder ones", "-", "--json", "-k", "2", *logs, stdin="coil - coil\n")
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.returncode == 2 and [answer["question"] for answer in answers] == ["coil - elder ones",
                                                                                      "coil - coil"]
     assert len(answers[0]["results"]) == 2 and "zero vector" in answers[1]["error"]
-    assert _run("similar", "radiohead", "burial", *logs).returncode == 0
+    assert run_cli("similar", "radiohead", "burial", *logs).returncode == 0
 
 
 def test_the_help_names_the_current_numbers(monkeypatch):
@@ -198,6 +199,7 @@ def test_the_help_names_the_current_numbers(monkeypatch):
         assert number in text, number
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_on_the_demo_catalog(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

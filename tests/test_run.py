@@ -1,22 +1,21 @@
-"""`python run.py` end to end on the demo catalog: the log dir TensorBoard reads, and bad input."""
+"""A run on the demo catalog: the log dir TensorBoard reads, seeds, and a folder for each run. (Bad input on
+the command line: test_hostile_inputs.py.)"""
 import glob
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-import bands2vec
 import errors
 import metadata
 import run_folder
 import run_record
 import vector_files
 import tensorboard_files
-from conftest import METADATA_HEADER, REPO, quiet, train_run
+from helpers import METADATA_HEADER, quiet, train_run
 
 
+@pytest.mark.slow  # t-SNE
 def test_run_dir_is_complete(demo_run, demo_catalog):
     import tensorflow as tf
     from google.protobuf import text_format
@@ -58,6 +57,7 @@ def test_run_dir_is_complete(demo_run, demo_catalog):
     np.testing.assert_allclose(reader.get_tensor("embeddings/embeddings"), vectors_tsv, atol=1e-6)
 
 
+@pytest.mark.slow  # three runs
 def test_same_seed_same_vectors(tmp_path):
     from vector_files import checkpoint_vectors
 
@@ -68,6 +68,7 @@ def test_same_seed_same_vectors(tmp_path):
     assert not np.allclose(checkpoint_vectors(first), checkpoint_vectors(other))
 
 
+@pytest.mark.slow  # four runs
 def test_each_run_gets_its_own_folder(tmp_path):
     import bands2vec
 
@@ -82,44 +83,3 @@ def test_each_run_gets_its_own_folder(tmp_path):
     with pytest.raises(errors.RunError, match="already exists"):
         train(name="b")
     assert train(name="b", overwrite=True).folder == os.path.join(str(tmp_path), "b")
-
-
-def _run(*args, cwd=REPO):
-    return subprocess.run([sys.executable, os.path.join(REPO, "run.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--data", "/no/such/file.sqlite"], "no such file or folder"),
-    (["--data", "demo", "--steps", "0"], "--steps must be at least 1"),
-    (["--data", "demo", "--steps", "-5"], "--steps must be at least 1"),
-    (["--data", "demo", "--batch-size", "0"], "--batch-size must be at least 1"),
-    (["--data", "demo", "--embedding-size", "0"], "--embedding-size must be at least 1"),
-    (["--data", "demo", "--num-sampled", "300"], "--num-sampled must be from 1 to 299"),
-    (["--data", "demo", "--genre-share", "1.5"], "--genre-share must be from 0 to 1"),
-    (["--data", "demo", "--learning-rate", "-1"], "--learning-rate must be above 0"),
-    (["--data", "demo", "--steps", "ten"], "invalid int value"),
-])
-def test_bad_options_are_one_line_and_write_nothing(tmp_path, args, message):
-    result = _run(*args, "--logdir", str(tmp_path / "logs"))
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "logs").exists() or not os.listdir(tmp_path / "logs")
-
-
-def test_unusable_log_directory(tmp_path):
-    (tmp_path / "a-file").write_text("")
-    for bad in (str(tmp_path / "a-file"), ""):
-        result = _run("--data", "demo", "--logdir", bad)
-        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-        assert "log" in result.stderr
-
-
-def test_bad_data_from_the_command_line(tmp_path, full_data):
-    (tmp_path / "genres.csv").write_text("reviewid,genre\n1,rock\n")
-    (tmp_path / "reviews.csv").write_text("reviewid,artist,score\n")
-    result = _run("--data", str(tmp_path), "--logdir", str(tmp_path / "logs"))
-    assert result.returncode == 2 and "no reviews with an artist" in result.stderr
-    assert not (tmp_path / "logs").exists()

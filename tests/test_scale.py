@@ -7,7 +7,6 @@ import sqlite3
 import numpy as np
 import pytest
 
-import catalog
 import demo_data
 import metadata
 import options
@@ -22,11 +21,11 @@ import data_utils
 import plots
 import tensorboard_files
 import training
-from conftest import train_run
+from helpers import quiet, train_run
 from synthetic_catalog import SQL_TYPES, write_tables
 
-SLOW = pytest.mark.skipif(not os.environ.get("BANDS2VEC_SLOW_TESTS"),
-                          reason="slow (minutes): set BANDS2VEC_SLOW_TESTS=1")
+VERY_SLOW = pytest.mark.skipif(not os.environ.get("BANDS2VEC_SLOW_TESTS"),
+                               reason="slow (minutes): set BANDS2VEC_SLOW_TESTS=1")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +67,7 @@ def test_synthetic_tables_are_seeded():
 # Defaults derived from the catalog
 # ---------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_defaults_at_several_sizes(demo_catalog, full_catalog, catalog_100k):
     resolved = {name: bands2vec.TrainOptions().resolved(catalog)
                 for name, catalog in (("demo", demo_catalog), ("full", full_catalog), ("100k", catalog_100k[1]))}
@@ -95,6 +95,7 @@ def test_defaults_at_several_sizes(demo_catalog, full_catalog, catalog_100k):
     assert labelled.steps > resolved["full"].steps
 
 
+@pytest.mark.slow
 def test_the_default_rate_trains_a_100k_catalog(catalog_100k, tmp_path):
     """A few hundred steps at 100,000 artists: the loss stays finite (at artists / 90 it was NaN by step 500)."""
     _, catalog = catalog_100k
@@ -107,16 +108,18 @@ def test_the_default_rate_trains_a_100k_catalog(catalog_100k, tmp_path):
 # Memory-bounded quality figures, sampled map and projector, exports
 # ---------------------------------------------------------------------------------------------
 
-def test_neighbours_of_some_rows_are_those_of_all(demo_run):
-    vectors = artist_vectors.ArtistVectors.load(demo_run)
+def test_neighbours_of_some_rows_are_those_of_all(demo_trained):
+    vectors = artist_vectors.ArtistVectors.load(demo_trained)
     rows = quality.sample_rows(len(vectors), 50, seed=1)
     assert len(rows) == 50 and np.all(np.diff(rows) > 0)
     np.testing.assert_array_equal(vectors.nearest_neighbours(10, rows), vectors.nearest_neighbours(10)[rows])
 
 
+@pytest.mark.slow
 def test_neighbours_in_a_long_row_through_block_maxima_are_exact(catalog_100k):
     _, catalog = catalog_100k
-    vectors = quality.random_like(artist_vectors.ArtistVectors(np.zeros((len(catalog), 64)), catalog.facts))
+    vectors = quality.random_like(artist_vectors.ArtistVectors.from_catalog(catalog,
+                                                                                   np.zeros((len(catalog), 64))))
     rows = quality.sample_rows(len(catalog), 40, seed=3)
     assert len(catalog) >= artist_vectors.TOP_BLOCK * 10 * 4  # the block maxima path
     similarity = vectors.unit_vectors[rows] @ vectors.unit_vectors.T
@@ -129,6 +132,7 @@ def test_neighbours_in_a_long_row_through_block_maxima_are_exact(catalog_100k):
     assert np.all(flat.unit_vectors[found, 0] == flat.unit_vectors[rows[:5], None, 0])
 
 
+@pytest.mark.slow
 def test_report_neighbours_are_the_cosine_neighbours(full_run):
     """The last report's neighbours in TensorBoard's Text tab are the final vectors' most_similar."""
     import glob
@@ -146,6 +150,7 @@ def test_report_neighbours_are_the_cosine_neighbours(full_run):
         assert nearest.rstrip(" |") == ", ".join(name for name, _ in vectors.most_similar(artist, topn=5))
 
 
+@pytest.mark.slow
 def test_sampled_quality_figures_are_close_to_the_exact_ones(full_run, monkeypatch):
     vectors = artist_vectors.ArtistVectors.load(full_run)
     exact = quality.quality_report(vectors)
@@ -158,10 +163,8 @@ def test_sampled_quality_figures_are_close_to_the_exact_ones(full_run, monkeypat
     assert sampled["score_difference"]["trained"] == pytest.approx(exact["score_difference"]["trained"], rel=0.1)
 
 
+@pytest.mark.slow
 def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, monkeypatch, demo_catalog):
-    import bands2vec
-    from conftest import quiet
-
     monkeypatch.setattr(plots, "MAP_ARTISTS", 200)
     monkeypatch.setattr(vector_files, "EXPORT_MAX", 250)
     run = bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
@@ -185,7 +188,8 @@ def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, 
     assert record.peak_memory_mb > 100 and set(record.phases) == {"load", "train", "write", "plots"}
 
 
-@SLOW
+@pytest.mark.slow
+@VERY_SLOW
 def test_a_100k_catalog_end_to_end(catalog_100k, tmp_path):
     path, _ = catalog_100k
     record = run_record.read(train_run(tmp_path, path, plots=True))

@@ -18,7 +18,7 @@ import metadata
 import run
 import run_record
 from artist_vectors import ArtistVectors, shares_text
-from conftest import REPO, quiet
+from helpers import REPO, quiet
 from contexts import CONTEXTS, ContextKind, quality_tags
 from demo_data import demo_tables
 
@@ -38,25 +38,25 @@ def _imports(module):
     return names & set(MODULES)
 
 
+def _needs(module):
+    """Every project module `module` imports at its top level, directly or through another."""
+    found, todo = set(), [module]
+    while todo:
+        for imported in _imports(todo.pop()) - found:
+            found.add(imported)
+            todo.append(imported)
+    return found
+
+
 def test_no_module_imports_itself_back():
-    graph = {module: _imports(module) for module in MODULES}
-
-    def reaches(start, goal, seen):
-        return any(step == goal or (step not in seen and reaches(step, goal, seen | {step}))
-                   for step in graph[start])
-
-    cycles = [module for module in MODULES if reaches(module, module, {module})]
+    cycles = [module for module in MODULES if module in _needs(module)]
     assert not cycles, f"import cycles through {cycles}"
 
 
 def test_the_cluster_configuration_and_the_queries_need_no_tensorflow():
-    def needs(module, seen=()):
-        return set().union(*(needs(m, seen + (module,)) for m in _imports(module) if m not in seen),
-                           _imports(module))
-
     for module in ("cluster_config", "artist_vectors", "quality", "run_record", "metadata", "bands2vec",
                    "options", "contexts", "data_utils"):
-        assert "bands2vec_graph" not in needs(module) and "training" not in needs(module), module
+        assert not {"bands2vec_graph", "training"} & _needs(module), module
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,11 +12,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-import bands2vec
 import metadata
-import plots
 import tensorboard_files
-from conftest import train_run
+from helpers import free_ports, quiet, train_run
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -26,12 +23,6 @@ RUN = "trained"
 TENSOR = tensorboard_files.PROJECTOR_TENSOR
 STEPS = 600  # report steps 250 and 500 write sampled quality, the last step the full figures
 SCREENSHOT = os.path.join(os.environ.get("BANDS2VEC_SCREENSHOT_DIR", tempfile.gettempdir()), "projector-bookmark.png")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(base, path):
@@ -51,7 +42,7 @@ def tensorboard(tmp_path_factory, demo_catalog):
     """A demo run, plots included, served by the installed TensorBoard on 127.0.0.1; stopped whatever happens."""
     logs = tmp_path_factory.mktemp("tb-logs")
     run_dir = train_run(logs, "demo", plots=True, steps=STEPS)
-    port = _free_port()
+    (port,) = free_ports(1)
     server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", "127.0.0.1",
                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -84,6 +75,7 @@ def _wait_for(fetch, ready, seconds=60):
         time.sleep(1)
 
 
+@pytest.mark.slow
 def test_projector_shows_one_tensor_and_the_bookmarks(tensorboard):
     base, vocabulary, _ = tensorboard
     runs = _wait_for(lambda: json.loads(_get(base, "/data/plugin/projector/runs")), lambda r: RUN in r)
@@ -106,6 +98,7 @@ def test_projector_shows_one_tensor_and_the_bookmarks(tensorboard):
         assert state["selectedColorOptionName"] in header.split("\t")
 
 
+@pytest.mark.slow
 def test_scalars_text_images_and_hparams(tensorboard):
     base, _, _ = tensorboard
     tags = _wait_for(lambda: json.loads(_get(base, "/data/plugin/scalars/tags")), lambda t: RUN in t)[RUN]
@@ -136,9 +129,9 @@ def test_scalars_text_images_and_hparams(tensorboard):
     assert {"quality/genre_at_10", "quality/score_at_10"} <= set(metrics)
 
 
-def test_run_files_are_readable_by_others(tensorboard):
-    _, _, run_dir = tensorboard
-    for folder, _, names in os.walk(run_dir):
+@pytest.mark.slow  # t-SNE
+def test_run_files_are_readable_by_others(demo_run):
+    for folder, _, names in os.walk(demo_run):
         for name in names:
             mode = os.stat(os.path.join(folder, name)).st_mode & 0o777
             assert mode & 0o044 == 0o044, f"{name} has mode {oct(mode)}"
@@ -174,6 +167,7 @@ def _colours(pixels, min_pixels=40):
     return int((counts >= min_pixels).sum())
 
 
+@pytest.mark.slow
 def test_one_click_on_a_bookmark_shows_the_runs_map(tensorboard, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -225,10 +219,10 @@ def _bookmarks(run_dir):
         return json.load(f)
 
 
+@pytest.mark.slow
 def test_bookmarks_come_with_the_plots_and_follow_the_vectors(tmp_path, demo_catalog):
     import bands2vec
     import plots
-    from conftest import quiet
 
     run_dir = train_run(tmp_path, "demo", steps=100)
     bookmarks = os.path.join(run_dir, tensorboard_files.BOOKMARKS_FILE)
@@ -253,6 +247,7 @@ def test_bookmarks_come_with_the_plots_and_follow_the_vectors(tmp_path, demo_cat
     assert len(_bookmarks(run_dir)) == len(tensorboard_files.BOOKMARKS)
 
 
+@pytest.mark.slow  # t-SNE
 def test_summaries_in_the_events_files(demo_run):
     import glob
 

@@ -1,0 +1,172 @@
+"""Faults inside a run: whatever fails or stops it, after whatever phase, the folder is gone or tells its state
+in run.json and how to go on; files written whole or not at all; a run whose checkpoint or metadata is gone
+or damaged; every phase saying what it does. (The hostile inputs from outside, signals, kill -9 and a second
+writer among them, are in test_hostile_inputs.py.)"""
+import errno
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import atomic_files
+import metadata
+import quality
+import run_folder
+import run_life
+import run_outputs
+import run_record
+import vector_files
+import bands2vec
+from helpers import REPO, assert_refused, quiet, run_cli, run_state
+
+
+
+# ---------------------------------------------------------------------------------------------
+# One guard for the whole run
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_failure_in_the_plots_leaves_a_usable_run_that_plot_completes(tmp_path, monkeypatch):
+    import plots
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "r" / "tsne_clusters.png"))
+
+    monkeypatch.setattr(plots, "write_plots", full_disk)
+    with pytest.raises(OSError) as raised:
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
+    state, missing, command = run_state(tmp_path / "r")
+    assert (state, missing) == ("incomplete", ["plots"]) and command.startswith("python run.py plot ")
+    assert raised.value.__notes__ == [f"{tmp_path / 'r'} is usable, without its plots: complete it with: {command}"]
+    assert atomic_files.os_error_line(raised.value).endswith("No space left on device; free some space there, or use "
+                                                       "another --logdir")
+    assert bands2vec.open_run(str(tmp_path)).vectors.most_similar("!?!", topn=2)  # it can be asked already
+    monkeypatch.undo()
+    result = run_cli(*command.split()[2:])
+    assert result.returncode == 0, result.stderr
+    assert run_state(tmp_path / "r")[0] == "finished" and all(os.path.isfile(p) for p in bands2vec.open_run(
+        str(tmp_path)).plots.values())
+
+
+def test_a_failure_after_training_is_completed_by_resume_without_training(tmp_path, monkeypatch):
+
+    monkeypatch.setattr(run_outputs, "kmeans_clusters", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    with pytest.raises(MemoryError):
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", plots=False,
+                        say=quiet)
+    state, missing, command = run_state(tmp_path / "r")
+    assert state == "incomplete" and missing[:2] == ["metadata", "exports"] and "--resume" in command
+    vectors = np.load(tmp_path / "r" / vector_files.VECTORS_FILE)
+    monkeypatch.setattr(run_outputs, "kmeans_clusters", quality.kmeans_clusters)
+    said = []
+    run = bands2vec.resume(str(tmp_path), "r", plots=False, say=said.append)
+    assert run.record.state == "finished" and run.record.stats.steps == 100
+    assert not any("average loss" in line for line in said)  # no training: the files it lacked
+    assert np.array_equal(run.vectors.vectors, vectors)
+
+
+def test_a_resumption_that_fails_leaves_run_json_as_it_was(tmp_path, monkeypatch):
+    import training
+
+    run = bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", plots=False,
+                          say=quiet)
+    before = open(os.path.join(run.folder, run_record.RUN_FILE)).read()
+    monkeypatch.setattr(training, "train_vectors", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    with pytest.raises(OSError) as raised:
+        bands2vec.resume(str(tmp_path), "r", steps=200, say=quiet)
+    assert open(os.path.join(run.folder, run_record.RUN_FILE)).read() == before
+    assert "keeps its checkpoint at step 100: continue with: python run.py --resume" in raised.value.__notes__[0]
+
+
+def test_a_failed_start_leaves_no_run_folder(tmp_path, monkeypatch, demo_catalog):
+    import training
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(training, "train_vectors", fail)
+    with pytest.raises(RuntimeError):
+        bands2vec.train(demo_catalog, logs=str(tmp_path), plots=False, say=quiet)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_signal_before_the_folder_leaves_nothing(tmp_path, monkeypatch, capsys):
+    import run
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_life, "load_catalog", ctrl_c)  # Ctrl-C while the data loads
+    assert run.main(["--data", "demo", "--logdir", str(tmp_path / "logs")]) == 130
+    assert capsys.readouterr().err == "run.py: interrupted before a run folder was made: nothing was written\n"
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.slow
+def test_tensorflow_loads_before_the_folder_so_a_signal_then_leaves_nothing(tmp_path):
+    # In a fresh process: the seconds TensorFlow takes to load come before the run folder is made.
+    script = (f"import sys; sys.path.insert(0, {REPO!r}); import bands2vec, run_folder\n"
+              f"def made(*args):\n"
+              f"    print('tensorflow' in sys.modules)\n"
+              f"    raise KeyboardInterrupt\n"
+              f"run_folder.make_run_folder = made\n"
+              f"try:\n"
+              f"    bands2vec.train('demo', logs={str(tmp_path / 'logs')!r}, name='r', say=print)\n"
+              f"except KeyboardInterrupt:\n"
+              f"    pass\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.stdout.splitlines()[-1] == "True", (result.stdout, result.stderr)
+    assert os.listdir(tmp_path / "logs") == []  # nor its lock file
+
+
+@pytest.mark.slow
+def test_every_phase_says_what_it_does(tmp_path):
+    lines = []
+    bands2vec.train("demo", bands2vec.TrainOptions(steps=300), logs=str(tmp_path), name="r", say=lines.append)
+    for start in ("Using the built-in demo catalog", "Training 300 steps", "[####", "Clustering 300 artists",
+                  "Writing vectors.tsv", "Measuring the vectors' quality", "t-SNE of 300 artists",
+                  "  t-SNE iteration 250 of 500", "  t-SNE iteration 500 of 500"):
+        assert any(line.startswith(start) for line in lines), start
+
+
+# ---------------------------------------------------------------------------------------------
+# Files written whole or not at all
+# ---------------------------------------------------------------------------------------------
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = str(tmp_path / "metadata.tsv")
+    atomic_files.write_text(path, "old\n")
+
+    def half_then_fail(f):
+        f.write(b"half a fi")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_files.atomic_write(path, half_then_fail)
+    assert open(path).read() == "old\n"
+    assert os.listdir(tmp_path) == ["metadata.tsv"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A run whose checkpoint or metadata is gone or damaged (more in test_hostile_inputs.py)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["similar", "lune, marée"], ["query", "lune, marée - !?!"],
+                                     pytest.param(["plot"], marks=pytest.mark.slow),  # t-SNE
+                                     pytest.param(["evaluate"], marks=pytest.mark.slow)])
+def test_missing_checkpoint(demo_copy, command):
+    # vectors.npy is another whole copy of the vectors: the questions are still answered.
+    shutil.rmtree(demo_copy / run_folder.CHECKPOINT_DIR)
+    result = run_cli(*command, "--logdir", str(demo_copy.parent))
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    os.remove(demo_copy / vector_files.VECTORS_FILE)
+    assert_refused(run_cli(*command, "--logdir", str(demo_copy.parent)), "no such file", "no checkpoint")
+
+
+def test_damaged_metadata(demo_copy):
+    with open(demo_copy / metadata.METADATA_FILE, "a") as f:
+        f.write("one\ttoo few\n")
+    assert_refused(run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent)), "malformed metadata")

@@ -1,0 +1,525 @@
+"""Hostile input: cases that try to break `python run.py` (bad data and options, catalogs too small, unusable
+folders, a full disk, damaged runs, a signal in each phase, kill -9, two writers, a bad TF_CONFIG), each run
+as whole processes. Every case keeps the promise (helpers.assert_promise): exit 0, 2 or 130, no traceback, a
+refusal in at most two lines, every run folder left with a run.json telling its state and no temporary file;
+and says what it is about. The full-disk and read-only cases mount a small tmpfs (root on Linux), and are
+skipped where that is refused.
+
+    python -m pytest tests/test_hostile_inputs.py
+"""
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+import contexts
+import demo_data
+import metadata
+import run_folder
+import run_record
+import vector_files
+import data_utils
+from helpers import (CHECKPOINT_SECONDS, CLUSTER_WAIT_SECONDS, METADATA_HEADER, assert_promise,
+                     assert_refused, free_ports, has_open, run_cli, run_many, run_state, signalled)
+from synthetic_catalog import write_tables
+
+# Each case is whole processes: the end-to-end tier.
+pytestmark = pytest.mark.slow
+
+
+
+def _csv_folder(folder, reviews, genres):
+    os.makedirs(folder, exist_ok=True)
+    for name, header, rows in (("reviews.csv", ["reviewid", "artist", "score"], reviews),
+                               ("genres.csv", ["reviewid", "genre"], genres)):
+        with open(os.path.join(folder, name), "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+    return str(folder)
+
+
+def _text(path, text, mode="w"):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, mode) as f:
+        f.write(text)
+    return str(path)
+
+
+def _synthetic(tmp_path, artists):
+    return write_tables(demo_data.demo_tables(artists, seed=3), str(tmp_path / f"d{artists}"))
+
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(size): a new folder on a tmpfs of that size, unmounted afterwards; the test is skipped where
+    mounting is refused (it takes root)."""
+    mounted = []
+
+    def mount(size):
+        folder = tmp_path / f"tmpfs{len(mounted)}"
+        folder.mkdir()
+        try:
+            refused = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                     capture_output=True).returncode
+        except OSError:  # no mount command
+            refused = True
+        if refused:
+            pytest.skip("mounting a tmpfs was refused here")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+BAD_DATA = {  # case: (its --data, made in a folder; what run.py says)
+    "missing data path": (lambda tmp: "/no/such/file.sqlite", "/no/such/file.sqlite: no such file or folder"),
+    "folder without the data": (lambda tmp: os.makedirs(tmp / "empty") or str(tmp / "empty"),
+                                "empty: no database.sqlite, and no reviews.csv and genres.csv in this folder"),
+    "text file as sqlite": (lambda tmp: _text(tmp / "x.sqlite", "not a database"), "x.sqlite: not a SQLite database"),
+    "dev null as data": (lambda tmp: "/dev/null", "/dev/null: no such file or folder"),
+    "database sqlite is a folder": (lambda tmp: os.makedirs(tmp / "d" / "database.sqlite") or str(tmp / "d"),
+                                    "d: no database.sqlite, and no reviews.csv and genres.csv"),
+    "csv missing a column": (lambda tmp: _text(tmp / "d" / "genres.csv", "reviewid,genre\n1,rock\n")
+                             and os.path.dirname(_text(tmp / "d" / "reviews.csv", "reviewid,artist\n1,a\n")),
+                             "reviews.csv: missing column score"),
+    "every genre null": (lambda tmp: _csv_folder(tmp / "d", [(1, "a", 7.0), (2, "b", 6.0)], [(1, "NA"), (2, "")]),
+                         "every genre is NULL"),
+    "binary garbage csv": (lambda tmp: _text(tmp / "d" / "genres.csv", "reviewid,genre\n1,rock\n")
+                           and os.path.dirname(_text(tmp / "d" / "reviews.csv",
+                                                     b'reviewid,artist,score\n1,"unclosed,7\n\xff\xfe\x00\n', "wb")),
+                           "reviews.csv: malformed CSV"),
+    "empty tables": (lambda tmp: _csv_folder(tmp / "d", [], []), "no reviews with an artist"),
+    "two artists": (lambda tmp: _synthetic(tmp, 2), "2 artists with a score; a run needs at least 3"),
+    "three artists sharing nothing": (lambda tmp: _synthetic(tmp, 3),
+                                      "no two artists share a genre or a score, so there are no pairs"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_data(tmp_path_factory):
+    """{case: (its folder, what `python run.py --data ...` said)} of every BAD_DATA case, run at once."""
+    folders = {case: tmp_path_factory.mktemp("bad-data") for case in BAD_DATA}
+    results = run_many({case: ("--data", make(folders[case]), "--logdir", str(folders[case] / "logs"))
+                        for case, (make, _) in BAD_DATA.items()})
+    return {case: (folders[case], results[case]) for case in BAD_DATA}
+
+
+@pytest.mark.parametrize("case", BAD_DATA)
+def test_bad_data_is_refused_before_anything_is_written(bad_data, case):
+    folder, result = bad_data[case]
+    assert_promise(result, folder / "logs", 2, BAD_DATA[case][1], lines=1)
+    assert not (folder / "logs").exists()
+
+
+def test_an_unreadable_database(tmp_path):
+    path = _synthetic(tmp_path, 300)
+    os.chmod(path, 0)
+    logs = tmp_path / "logs"
+    result = run_cli("--data", path, "--logdir", str(logs), "--steps", "0")
+    if os.access(path, os.R_OK):  # root reads any file: read whole, it is the option that is refused
+        assert_promise(result, logs, 2, "--steps must be at least 1", lines=1)
+    else:
+        assert_promise(result, logs, 2, "database.sqlite: cannot read it (Permission denied)", lines=1)
+    assert not logs.exists()
+
+
+def _odd_catalog(folder):
+    """80 artists, some with tabs, newlines and quotes in their names, and some bad scores."""
+    rng = np.random.default_rng(0)
+    names = [f"artist {i}" for i in range(76)] + ["tab\there", "new\nline", 'say "hi"', "it's, like, \u00e9"]
+    reviews, genres = [], []
+    for i, name in enumerate(names):
+        reviews.append((i, name, round(float(rng.uniform(3, 9)), 1)))
+        genres.append((i, contexts.GENRES[i % 4]))
+    reviews += [(100, "artist 1", "eleven"), (101, "artist 2", 11.5), (102, "artist 3", -1), (103, "artist 4", "")]
+    return _csv_folder(folder, reviews, genres)
+
+
+def test_odd_names_and_bad_scores(tmp_path):
+    folder = _odd_catalog(tmp_path / "data")
+    logs = tmp_path / "logs"
+    result = run_cli("--data", folder, "--logdir", str(logs), "--run", "odd", "--num-sampled", "8", "--steps", "50",
+                     "--no-plots")
+    assert result.returncode == 0, result.stderr
+    assert_promise(result, logs, 0, "Skipped 4 reviews whose score is missing or outside 0-10")
+    with open(logs / "odd" / metadata.METADATA_FILE, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 80 + 1
+    assert all(len(line.split("\t")) == len(METADATA_HEADER) for line in lines)
+    assert any(line.startswith("tab here\t") for line in lines)
+    result = run_cli("similar", 'say "hi"', "-k", "3", "--logdir", str(logs))
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 3, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Small catalogs, and options out of range
+# ---------------------------------------------------------------------------------------------
+
+def test_five_artists(tmp_path):
+    five = _synthetic(tmp_path, 5)
+    logs = tmp_path / "logs"
+    result = run_cli("--data", five, "--logdir", str(logs), "--run", "r")
+    assert result.returncode == 0, result.stderr
+    assert assert_promise(result, logs, 0)["r"]["state"] == "finished"
+    record = run_record.read(str(logs / "r"))
+    assert record.options.num_sampled == 4 and record.options.batch_size == 8
+    assert record.quality["k"] == 4
+    result = run_cli("similar", data_utils.load_catalog(five).names[0], "-k", "100", "--logdir", str(logs))
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 4
+    assert json.loads(run_cli("evaluate", "--json", "-k", "50", "--logdir", str(logs)).stdout)["k"] == 4
+
+
+def test_forty_artists_fewer_than_the_negatives(tmp_path):
+    logs = tmp_path / "logs"
+    result = run_cli("--data", _synthetic(tmp_path, 40), "--logdir", str(logs), "--run", "r", "--steps", "200",
+                     "--no-plots")
+    record = assert_promise(result, logs, 0)["r"]
+    assert record.state == "finished" and record.options.num_sampled == 39  # 64 by default
+
+
+BAD_OPTIONS = {  # the options given to train on the demo catalog: what run.py says
+    ("--steps", "0"): "--steps must be at least 1, not 0",
+    ("--steps", "-5"): "--steps must be at least 1",
+    ("--steps", "ten"): "invalid int value",
+    ("--batch-size", "0"): "--batch-size must be at least 1",
+    ("--batch-size", "1000000000"): "--batch-size 1,000,000,000 needs about",
+    ("--embedding-size", "0"): "--embedding-size must be at least 1",
+    ("--embedding-size", "10000000"): "--embedding-size 10,000,000 for 300 artists needs about",
+    ("--seed", "-1"): "--seed must be from 0 to 4,294,967,295, not -1",
+    ("--seed", "4294967296"): "--seed must be from 0 to 4,294,967,295, not 4294967296",
+    ("--learning-rate", "-1"): "--learning-rate must be above 0",
+    ("--learning-rate", "inf"): "--learning-rate must be above 0, not inf",
+    ("--learning-rate", "nan"): "--learning-rate must be above 0, not nan",
+    ("--num-sampled", "300"): "--num-sampled must be from 1 to 299",
+    ("--genre-share", "1.5"): "--genre-share must be from 0 to 1",
+    ("--contexts", "genre,mood"): "--contexts: unknown context 'mood'",
+    ("--clusters", "0"): "--clusters must be at least 1, not 0",
+    ("--run", "x" * 300): "--run is 300 bytes long; a run name here takes at most",
+    ("--run", "a/b"): "--run 'a/b': a run name is one folder name, without '/'",
+}
+
+
+@pytest.fixture(scope="module")
+def bad_options(tmp_path_factory):
+    """{options: (the log directory, what `python run.py --data demo OPTIONS` said)}, all run at once."""
+    folders = {options: tmp_path_factory.mktemp("bad-options") / "logs" for options in BAD_OPTIONS}
+    results = run_many({options: ("--data", "demo", *options, "--logdir", str(folders[options]))
+                        for options in BAD_OPTIONS})
+    return {options: (folders[options], results[options]) for options in BAD_OPTIONS}
+
+
+@pytest.mark.parametrize("options", BAD_OPTIONS, ids=[" ".join(options)[:40] for options in BAD_OPTIONS])
+def test_bad_options_are_one_line_and_write_nothing(bad_options, options):
+    logs, result = bad_options[options]
+    assert_promise(result, logs, 2, BAD_OPTIONS[options], lines=1)
+    assert not logs.exists() or not os.listdir(logs)
+
+
+def test_divergence_stops_with_one_line_and_leaves_nothing(tmp_path):
+    result = run_cli("--data", "demo", "--logdir", str(tmp_path), "--learning-rate", "1e9", "--no-plots")
+    assert_promise(result, tmp_path, 2, "training diverged at step", "try a lower --learning-rate", lines=1)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, note", [
+    (["--clusters", "100000"], None),
+    (["--embedding-size", "1"], "found smaller than n_clusters"),  # k-means says so, in one line
+], ids=["clusters 100000", "embedding size 1"])
+def test_options_at_their_edges_train(tmp_path, args, note):
+    logs = tmp_path / "logs"
+    result = run_cli("--data", "demo", *args, "--steps", "50", "--run", "r", "--logdir", str(logs))
+    assert assert_promise(result, logs, 0)["r"]["state"] == "finished"
+    said = result.stderr.strip().splitlines()
+    assert all(line.startswith("run.py: note: ") and note in line for line in said) if note else not said, said
+
+
+# ---------------------------------------------------------------------------------------------
+# Log directories and disks
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad, message", [
+    ("a-file", "a-file: log directory is not writable (File exists); choose another --logdir"),
+    ("", "--logdir is empty"),
+], ids=["logdir is a file", "empty logdir"])
+def test_unusable_log_directory(tmp_path, bad, message):
+    (tmp_path / "a-file").write_text("")
+    logs = str(tmp_path / bad) if bad else bad
+    assert_promise(run_cli("--data", "demo", "--logdir", logs), logs, 2, "log", message, lines=1)
+
+
+def test_run_exists_without_overwrite(demo_copy):
+    logs = demo_copy.parent
+    result = run_cli("--data", "demo", "--run", "r", "--logdir", str(logs))
+    runs = assert_promise(result, logs, 2, f"{demo_copy} already exists: pass --overwrite", lines=1)
+    assert runs["r"]["state"] == "finished"
+
+
+def test_a_read_only_folder(tmpfs, demo_run):
+    """A read-only log directory, and a run in one: plot, export and --resume refused, questions answered."""
+    mount = tmpfs("1m")
+    shutil.copytree(demo_run, mount / "r", ignore=shutil.ignore_patterns("*.png", "events.*"))
+    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+    for args in (["plot"], ["export"], ["--resume", "--steps", "400"]):
+        result = run_cli(*args, "--logdir", str(mount), "--run", "r")
+        assert_refused(result, "Read-only file system")
+        assert_promise(result, mount, 2, f"{mount / 'r'}: cannot be written (Read-only file system)")
+    result = run_cli("--data", "demo", "--logdir", str(mount))
+    assert_refused(result, "log directory is not writable (Read-only file system)")
+    assert_promise(result, mount, 2)
+    assert run_cli("similar", "!?!", "--logdir", str(mount)).returncode == 0
+
+
+@pytest.mark.parametrize("size, data, message, left", [
+    # Not even the checkpoint fits: nothing is left.
+    ("300k", "demo", "cannot write the checkpoint (", None),
+    # The plots do not fit.
+    ("1m", "demo", "No space left on device; free some space there, or use another --logdir", "incomplete"),
+    # The exports of 8,712 artists do not fit. (Its first line says "a file: 557568 requested and 124896
+    # written", numpy's word for it, without the path or the reason.)
+    ("8m", "full_data", "is usable, without its exports", "incomplete"),
+], ids=["300k", "1m", "8m, full data"])
+def test_a_full_disk(tmpfs, request, size, data, message, left):
+    mount = tmpfs(size)
+    data = request.getfixturevalue(data) if data == "full_data" else data
+    steps = ["--steps", "100"] if size != "1m" else []  # fewer steps, the same files
+    result = run_cli("--data", data, "--logdir", str(mount), "--run", "r", *steps)
+    runs = assert_promise(result, mount, 2, message)
+    if left is None:
+        assert_refused(result, "No space left on device); free some space there, or use another --logdir")
+        assert runs == {}
+    else:
+        assert len(result.stderr.strip().splitlines()) == 2
+        state, missing, command = run_state(mount / "r")
+        assert state == left and missing and command in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged runs, and questions
+# ---------------------------------------------------------------------------------------------
+
+def test_an_unknown_artist_among_questions(demo_run):
+    logs = os.path.dirname(demo_run)
+    result = run_cli("similar", "-", "-k", "2", "--logdir", logs, stdin="lune, marée\nno such band\n!?!\n")
+    assert_promise(result, logs, 2, "run.py: error: unknown artist 'no such band'", lines=1)
+    blocks = result.stdout.strip().split("\n\n")  # the others are answered
+    assert [block.splitlines()[0] for block in blocks] == ["Nearest to lune, marée:", "Nearest to !?!:"]
+    assert all(len(block.splitlines()) == 3 for block in blocks)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["query", "!?! - !?!"], "the expression cancels out to the zero vector"),
+    (["similar", "lune, marée", "-k", "0"], "-k must be at least 1"),
+    (["similar", "lune, marée", "--run", "nope"], "no trained run"),
+    (["plot", "--clusters", "0"], "--clusters must be at least 1"),
+], ids=["an artist minus itself", "k of 0", "no such run", "plot into 0 clusters"])
+def test_bad_questions(demo_run, args, message):
+    logs = os.path.dirname(demo_run)
+    assert_promise(run_cli(*args, "--logdir", logs), logs, 2, message, lines=1)
+
+
+def test_k_of_a_billion(demo_run, demo_catalog):
+    logs = os.path.dirname(demo_run)
+    result = run_cli("similar", "!?!", "-k", "1000000000", "--logdir", logs)
+    assert_promise(result, logs, 0)
+    assert len(result.stdout.splitlines()) == len(demo_catalog) - 1  # every other artist
+
+
+def test_questions_without_a_run(tmp_path):
+    result = run_cli("similar", "coil", "--logdir", str(tmp_path / "logs"))
+    assert_promise(result, tmp_path / "logs", 2, "no trained run found; train one with", lines=1)
+
+
+def _damage_checkpoint(run_dir, how):
+    checkpoints = run_dir / run_folder.CHECKPOINT_DIR
+    for name in os.listdir(checkpoints):
+        if how == "garbage" and name.startswith("model.ckpt") and name.endswith((".index", ".data-00000-of-00001")):
+            (checkpoints / name).write_bytes(b"\x00garbage" * 10)
+        elif how == "truncated" and name.endswith(".data-00000-of-00001"):
+            with open(checkpoints / name, "r+b") as f:
+                f.truncate(100)
+
+
+@pytest.mark.parametrize("command, how", [(["similar", "lune, marée"], "garbage"), (["evaluate"], "garbage"),
+                                          (["evaluate"], "truncated")])
+def test_corrupt_checkpoint(demo_copy, command, how):
+    _damage_checkpoint(demo_copy, how)
+    result = run_cli(*command, "--logdir", str(demo_copy.parent))
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    with open(demo_copy / vector_files.VECTORS_FILE, "r+b") as f:
+        f.truncate(1000)  # a truncated copy as well: nothing whole is left
+    result = run_cli(*command, "--logdir", str(demo_copy.parent))
+    assert_refused(result, "unreadable checkpoint")
+    assert_promise(result, demo_copy.parent, 2)
+
+
+def test_damaged_vectors_are_read_from_the_checkpoint(demo_copy):
+    with open(demo_copy / vector_files.VECTORS_FILE, "r+b") as f:
+        f.truncate(1000)
+    result = run_cli("similar", "lune, marée", "-k", "3", "--logdir", str(demo_copy.parent))
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 3
+    (note,) = result.stderr.splitlines()
+    assert note.startswith("run.py: note: ") and "vectors.npy: damaged" in note and "checkpoint" in note
+    assert_promise(result, demo_copy.parent, 0)
+
+
+def test_resume_from_a_truncated_checkpoint(demo_copy):
+    _damage_checkpoint(demo_copy, "truncated")
+    result = run_cli("--resume", "--run", "r", "--steps", "400", "--logdir", str(demo_copy.parent))
+    runs = assert_promise(result, demo_copy.parent, 2, "unreadable checkpoint",
+                          "the run cannot continue from it: train it anew with --overwrite", lines=1)
+    assert runs["r"]["state"] == "finished" and runs["r"]["stats"]["steps"] == 300  # as it was
+
+
+# ---------------------------------------------------------------------------------------------
+# Signals, kill -9 and two writers
+# ---------------------------------------------------------------------------------------------
+
+def test_a_signal_while_loading_leaves_nothing(tmp_path, full_data):
+    logs = tmp_path / "logs"
+    database = os.path.realpath(os.path.join(full_data, "database.sqlite"))
+    result = signalled(["--data", full_data, "--logdir", str(logs), "--run", "r"], has_open(database),
+                       signal.SIGTERM)
+    assert_promise(result, logs, 130, "run.py: interrupted before a run folder was made: nothing was written")
+    assert not logs.exists()
+
+
+@pytest.mark.parametrize("trigger, signum, state, missing, next_command", [
+    ("t-SNE iteration 100 ", signal.SIGTERM, "incomplete", ["plots"], "python run.py plot"),
+    ("Measuring", signal.SIGINT, "incomplete", ["quality", "plots"], "python run.py --resume"),
+    ("Clustering", signal.SIGINT, "incomplete", ["metadata", "exports", "projector", "quality", "plots"],
+     "python run.py --resume"),
+    ("average loss", signal.SIGTERM, "interrupted", None, "python run.py --resume"),
+], ids=["SIGTERM during t-SNE", "SIGINT while measuring", "SIGINT while clustering", "SIGTERM while training"])
+def test_a_signal_in_any_phase(tmp_path, trigger, signum, state, missing, next_command):
+    logs = tmp_path / "logs"
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "600"], trigger, signum)
+    assert result.returncode == 130 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert next_command in result.stderr
+    assert_promise(result, logs, 130)
+    assert run_state(logs / "r")[:2] == (state, missing)
+    result = run_cli(*run_state(logs / "r")[2].split()[2:])
+    assert result.returncode == 0, result.stderr
+    assert run_state(logs / "r")[0] == "finished"
+
+
+def test_interrupted_training_on_the_full_data_saves_a_consistent_run_and_resumes(tmp_path, full_data):
+    from artist_vectors import ArtistVectors
+
+    logs = tmp_path / "logs"
+    result = signalled(["--data", full_data, "--logdir", str(logs), "--run", "r", "--steps", "1000000",
+                        "--no-plots"], "average loss", signal.SIGINT, timeout=120)
+    assert result.returncode == 130, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Interrupted at step" in result.stderr
+    assert "--resume" in result.stderr
+    assert_promise(result, logs, 130)
+
+    run_dir = str(logs / "r")
+    record = run_record.read(run_dir)
+    steps = record.stats.steps
+    assert record.state == "interrupted" and 250 <= steps < 1_000_000
+    with open(os.path.join(run_dir, metadata.METADATA_FILE), encoding="utf-8") as f:
+        assert len(f.read().splitlines()) == 8712 + 1
+    vectors = ArtistVectors.load(run_dir)  # checkpoint and metadata agree
+    assert len(vectors) == 8712 and np.all(np.isfinite(vectors.vectors))
+    assert not [name for name in os.listdir(run_dir) if name.startswith(".")]  # no temporary files left
+
+    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", str(steps + 100), "--no-plots")
+    assert result.returncode == 0, result.stderr
+    record = run_record.read(run_dir)
+    assert record.state == "finished" and record.stats.steps == steps + 100
+    assert record.stats.pairs == 100 * record.options.batch_size
+
+    assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r", "--data", "demo"), "trained on other data")
+    assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r"), "has trained all its")
+    assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r", "--seed", "3"), "only --steps")
+
+
+def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, full_data):
+    logs = str(tmp_path / "logs")
+    result = signalled(["--data", full_data, "--logdir", logs, "--run", "r", "--steps", "50000", "--no-plots"],
+                       "step  4000/", signal.SIGKILL, settings={CHECKPOINT_SECONDS: 1})
+    assert result.returncode == -signal.SIGKILL
+    assert result.stderr == ""  # several checkpoints, and none of TensorFlow's notes about them
+    record = run_record.read(str(tmp_path / "logs" / "r"))
+    # Checkpoints every second of a run at about 1,000 steps a second: at most a few seconds lost.
+    assert record.state == "training" and 1000 <= record.stats.steps <= 4000
+    assert record.next == f"python run.py --resume --logdir {logs} --run r"
+    steps = record.stats.steps
+    result = run_cli("similar", "coil", "--logdir", logs)
+    assert_refused(result, "no run with vectors to ask yet (r: still training, or stopped before")
+    result = run_cli("--resume", "--logdir", logs, "--run", "r", "--steps", str(steps + 300), "--no-plots")
+    assert result.returncode == 0, result.stderr
+    assert f"step {steps + 300}/{steps + 300}" in result.stdout and run_state(tmp_path / "logs" / "r")[0] == "finished"
+    assert_promise(result, logs, 0)
+    assert os.listdir(logs) == ["r"]  # the dead process's lock was taken over, and removed
+
+
+def test_one_writer_per_run(tmp_path, demo_run):
+    """A second writer, such as --overwrite while a run trains, is refused; readers are not writers."""
+    logs = tmp_path / "logs"
+    shutil.copytree(demo_run, logs / "r")
+    with run_folder.writing(str(logs / "r")):  # held here as a training run holds it
+        holder = f"process {os.getpid()}"
+        for args in (["--data", "demo", "--run", "r", "--overwrite"], ["--resume", "--run", "r", "--steps", "400"],
+                     ["plot", "--run", "r"], ["export", "--run", "r"]):
+            result = run_cli(*args, "--logdir", str(logs))
+            assert_refused(result, f"{logs / 'r'} is being written by {holder}")
+            assert assert_promise(result, logs, 2)["r"]["state"] == "finished"
+        assert run_cli("similar", "!?!", "--logdir", str(logs)).returncode == 0  # readers are not writers
+    assert os.listdir(logs) == ["r"]
+    # A lock file left by a process that has gone is taken over.
+    (logs / ".r.lock").write_text("process 99999999 (run.py, killed)")
+    assert run_cli("export", "--run", "r", "--logdir", str(logs)).returncode == 0
+    assert os.listdir(logs) == ["r"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A cluster's TF_CONFIG
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("config, message", [
+    pytest.param("{not json", "TF_CONFIG is not a cluster description", id="not JSON"),
+    pytest.param('{"cluster": {"chief": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}',
+                 "this task's type 'worker' is not a job of the cluster", id="a job not in the cluster"),
+    pytest.param('{"cluster": {"chief": ["a:1"], "ps": ["b:2"]}, "task": {"type": "ps", "index": 3}}',
+                 "task index 3 is out of range for the 1 ps task", id="index out of range"),
+    pytest.param('{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}',
+                 "a cluster has one chief and at least one ps task", id="without a chief"),
+    pytest.param('{"cluster": {"chief": ["a"], "ps": ["b:2"]}, "task": {"type": "chief", "index": 0}}',
+                 "every task's address is host:port", id="an address without a port"),
+    pytest.param('{"cluster": {"chief": ["a:1"], "ps": ["b:2"], "evaluator": ["c:3"]}, '
+                 '"task": {"type": "chief", "index": 0}}', "the cluster's jobs are chief, worker, ps",
+                 id="an unknown job"),
+])
+def test_bad_tf_config(tmp_path, config, message):
+    result = run_cli("--data", "demo", "--logdir", str(tmp_path), env={"TF_CONFIG": config}, timeout=60)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and os.listdir(tmp_path) == []
+    assert_promise(result, tmp_path, 2)
+
+
+def test_a_chief_whose_ps_never_answers(tmp_path):
+    chief, ps = free_ports(2)
+    config = {"cluster": {"chief": [f"127.0.0.1:{chief}"], "ps": [f"127.0.0.1:{ps}"]},
+              "task": {"type": "chief", "index": 0}}
+    logs = tmp_path / "logs"
+    started = time.monotonic()
+    result = run_cli("--data", "demo", "--logdir", str(logs), env={"TF_CONFIG": json.dumps(config)},
+                     settings={CLUSTER_WAIT_SECONDS: 3})  # 120 s in use
+    runs = assert_promise(result, logs, 2, f"ps 0 at 127.0.0.1:{ps} has not answered in 3 s: start it, or check "
+                                           f"TF_CONFIG", lines=1)
+    assert runs == {} and time.monotonic() - started < 120
