@@ -174,7 +174,7 @@ def test_five_artists(tmp_path):
     logs = tmp_path / "logs"
     result = run_cli("--data", five, "--logdir", str(logs), "--run", "r")
     assert result.returncode == 0, result.stderr
-    assert assert_promise(result, logs, 0)["r"]["state"] == "finished"
+    assert assert_promise(result, logs, 0)["r"].state == "finished"
     record = run_record.read(str(logs / "r"))
     assert record.options.num_sampled == 4 and record.options.batch_size == 8
     assert record.quality["k"] == 4
@@ -242,7 +242,7 @@ def test_divergence_stops_with_one_line_and_leaves_nothing(tmp_path):
 def test_options_at_their_edges_train(tmp_path, args, note):
     logs = tmp_path / "logs"
     result = run_cli("--data", "demo", *args, "--steps", "50", "--run", "r", "--logdir", str(logs))
-    assert assert_promise(result, logs, 0)["r"]["state"] == "finished"
+    assert assert_promise(result, logs, 0)["r"].state == "finished"
     said = result.stderr.strip().splitlines()
     assert all(line.startswith("run.py: note: ") and note in line for line in said) if note else not said, said
 
@@ -265,7 +265,7 @@ def test_run_exists_without_overwrite(demo_copy):
     logs = demo_copy.parent
     result = run_cli("--data", "demo", "--run", "r", "--logdir", str(logs))
     runs = assert_promise(result, logs, 2, f"{demo_copy} already exists: pass --overwrite", lines=1)
-    assert runs["r"]["state"] == "finished"
+    assert runs["r"].state == "finished"
 
 
 def test_a_read_only_folder(tmpfs, demo_run):
@@ -381,7 +381,7 @@ def test_resume_from_a_truncated_checkpoint(demo_copy):
     result = run_cli("--resume", "--run", "r", "--steps", "400", "--logdir", str(demo_copy.parent))
     runs = assert_promise(result, demo_copy.parent, 2, "unreadable checkpoint",
                           "the run cannot continue from it: train it anew with --overwrite", lines=1)
-    assert runs["r"]["state"] == "finished" and runs["r"]["stats"]["steps"] == 300  # as it was
+    assert runs["r"].state == "finished" and runs["r"].stats.steps == 300  # as it was
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,7 +478,7 @@ def test_one_writer_per_run(tmp_path, demo_run):
                      ["plot", "--run", "r"], ["export", "--run", "r"]):
             result = run_cli(*args, "--logdir", str(logs))
             assert_refused(result, f"{logs / 'r'} is being written by {holder}")
-            assert assert_promise(result, logs, 2)["r"]["state"] == "finished"
+            assert assert_promise(result, logs, 2)["r"].state == "finished"
         assert run_cli("similar", "!?!", "--logdir", str(logs)).returncode == 0  # readers are not writers
     assert os.listdir(logs) == ["r"]
     # A lock file left by a process that has gone is taken over.

@@ -118,8 +118,7 @@ def test_neighbours_of_some_rows_are_those_of_all(demo_trained):
 @pytest.mark.slow
 def test_neighbours_in_a_long_row_through_block_maxima_are_exact(catalog_100k):
     _, catalog = catalog_100k
-    vectors = quality.random_like(artist_vectors.ArtistVectors.from_catalog(catalog,
-                                                                                   np.zeros((len(catalog), 64))))
+    vectors = quality.random_like(artist_vectors.ArtistVectors(np.zeros((len(catalog), 64)), catalog.facts))
     rows = quality.sample_rows(len(catalog), 40, seed=3)
     assert len(catalog) >= artist_vectors.TOP_BLOCK * 10 * 4  # the block maxima path
     similarity = vectors.unit_vectors[rows] @ vectors.unit_vectors.T
