@@ -21,6 +21,9 @@ TSNE_CACHE = "tsne.npz"
 MAP_ARTISTS = 10_000
 # A PCA start and the automatic learning rate converge in 500 iterations on the full 8,712 artists.
 TSNE_ITERATIONS = 500
+# t-SNE's gradient opens OpenMP threads every iteration; beside OpenBLAS's spinning threads on a
+# shared 2-core machine they wait on each other (300 artists: 7-22 s, against 1-2 s on one thread).
+TSNE_OPENMP_THREADS = 1
 PLOTS = {"clusters": "tsne_clusters.png", "genres": "tsne_genres.png",
          "labelled": "tsne_top300.png"}
 FIGURE_INCHES = {"clusters": (12, 10), "genres": (12, 10), "labelled": (16, 16)}
@@ -60,6 +63,7 @@ def tsne_coordinates(artist_vectors, folder, seed=0, say=None):
 def compute_tsne(unit_vectors, seed=0, say=None):
     """t-SNE of the rows; with `say`, scikit-learn's word every 50 iterations as a progress line."""
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     perplexity = min(30.0, max(2.0, (len(unit_vectors) - 1) / 3))
     # A PCA start needs two dimensions to start from.
@@ -67,7 +71,8 @@ def compute_tsne(unit_vectors, seed=0, say=None):
                 init="pca" if unit_vectors.shape[1] >= 2 else "random",
                 learning_rate="auto", max_iter=TSNE_ITERATIONS, random_state=seed, n_jobs=2,
                 verbose=2 * bool(say))
-    with contextlib.redirect_stdout(_TsneProgress(say)) if say else contextlib.nullcontext():
+    with contextlib.redirect_stdout(_TsneProgress(say)) if say else contextlib.nullcontext(), \
+            threadpool_limits(TSNE_OPENMP_THREADS, user_api="openmp"):
         return tsne.fit_transform(unit_vectors).astype(np.float32)
 
 
