@@ -21,7 +21,9 @@ from artist_vectors import NEIGHBOURS, ArtistVectors
 from errors import (Bands2VecError, ClusterError, DataError, OptionError,  # noqa: F401
                     QueryError, RunError, RunInterrupted, UnknownArtist)
 from options import KMEANS_CLUSTERS, TrainOptions, check_at_least_one
-from quality import kmeans_clusters, kmeans_summary, quality_report
+from quality import Evaluation, kmeans_clusters, kmeans_summary, quality_report
+
+__version__ = "0.1.0"  # the one place the version is written; `python run.py --version` says it
 
 
 class Run:
@@ -63,9 +65,10 @@ class Run:
         return {kind: path for kind, path in paths.items() if os.path.isfile(path)}
 
     def evaluate(self, k=NEIGHBOURS):
-        """The quality report for `k` neighbours, and the k-means clusters' summary."""
-        return (quality_report(self.vectors, k=k, seed=self.options.seed),
-                kmeans_summary(self.vectors))
+        """An Evaluation (quality.py): `report`, the quality report for `k` neighbours, and
+        `clusters`, the k-means clusters' summary."""
+        return Evaluation(quality_report(self.vectors, k=k, seed=self.options.seed),
+                          kmeans_summary(self.vectors))
 
     def plot(self, clusters=None, say=print):
         """The t-SNE plots (re-clustered into `clusters` with k-means where given), the projector's

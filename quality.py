@@ -1,6 +1,8 @@
 """How good trained vectors are: do an artist's nearest neighbours share its contexts (a genre, a
 score bucket, a label...), beside random vectors; training's running reports; k-means over them.
 """
+import dataclasses
+
 import numpy as np
 
 from artist_vectors import NEIGHBOURS
@@ -120,16 +122,36 @@ def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
     return report
 
 
+@dataclasses.dataclass(frozen=True)
+class ClusterSummary:
+    """One k-means cluster, as evaluate lists it."""
+    cluster: int
+    size: int  # its artists
+    genres: dict  # {primary genre: its artists there}, the `top` most common first
+    mean_score: float  # the mean of its artists' mean scores
+    examples: list  # its most-reviewed artists
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """What Run.evaluate() returns: the quality report and a summary of the k-means clusters."""
+    report: dict  # quality_report(): {figure: {"trained": x, "random": y}}, k, artists, measured_on
+    clusters: list  # [ClusterSummary], the largest first
+
+    def as_dict(self):
+        """The report with the clusters under "clusters": what `evaluate --json` prints."""
+        return {**self.report, "clusters": [dataclasses.asdict(c) for c in self.clusters]}
+
+
 def kmeans_summary(artist_vectors, top=3, examples=4):
-    """[(cluster, size, top genres, mean score, most-reviewed artists)], largest cluster first."""
+    """[ClusterSummary] of the run's k-means clusters, the largest first."""
     summary, facts, clusters = [], artist_vectors.artists, artist_vectors.kmeans_clusters
     for cluster in np.unique(clusters):
         members = np.flatnonzero(clusters == cluster)
         genres, counts = np.unique(facts.primary_genres[members], return_counts=True)
-        top_genres = [(str(g), int(c)) for c, g in sorted(zip(counts, genres), reverse=True)[:top]]
+        top_genres = {str(g): int(c) for c, g in sorted(zip(counts, genres), reverse=True)[:top]}
         order = members[np.argsort(-facts.review_counts[members], kind="stable")]
-        summary.append((int(cluster), len(members), top_genres,
-                        float(facts.mean_scores[members].mean()),
-                        [artist_vectors.names[i] for i in order[:examples]]))
-    return sorted(summary, key=lambda row: -row[1])
-
+        summary.append(ClusterSummary(int(cluster), len(members), top_genres,
+                                      float(facts.mean_scores[members].mean()),
+                                      [artist_vectors.names[i] for i in order[:examples]]))
+    return sorted(summary, key=lambda row: -row.size)

@@ -9,7 +9,9 @@
 """
 import argparse
 import dataclasses
+import difflib
 import json
+import math
 import os
 import signal
 import sys
@@ -19,7 +21,9 @@ from typing import Callable
 import bands2vec
 import options as b
 from artist_vectors import NEIGHBOURS
+from data_utils import DEMO_SOURCE
 from atomic_files import os_error_line
+import run_folder
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
 from errors import Bands2VecError, ClusterLost, QueryError, UnknownArtist
 from expressions import parse_expression
@@ -60,8 +64,8 @@ def train_arguments(train):
     train.add_argument("--embedding-size", type=int,
                        help=f"dimensions (default: {defaults.embedding_size})")
     train.add_argument("--num-sampled", type=int,
-                       help=f"negative artists sampled per step by NCE "
-                            f"(default: {defaults.num_sampled})")
+                       help=f"negative artists sampled per step by NCE (default: "
+                            f"{b.NUM_SAMPLED}, or one fewer than the artists of a smaller catalog)")
     train.add_argument("--learning-rate", type=float,
                        help=f"gradient-descent rate at the start, decayed linearly over the run "
                             f"(default: artists / {b.ARTISTS_PER_RATE}, at most {b.MAX_RATE})")
@@ -123,11 +127,15 @@ def _say_summary(run, logs):
     print(f"Artists:     {record.artists:,}")
     print(f"Pairs seen:  {stats.pairs:,} in {stats.steps:,} steps "
           f"({stats.pairs / max(stats.seconds, 1e-9):,.0f} pairs/s of training)")
+    if 0 < stats.part_from < stats.steps:  # a resumed run: the part this process trained
+        part = stats.steps - stats.part_from
+        print(f"             of which {part * record.options.batch_size:,} in the {part:,} steps "
+              f"from step {stats.part_from:,} just trained, in {stats.part_seconds:.1f}s")
     print(f"Final loss:  {stats.loss:.3f}")
     print(f"Quality:     10 nearest neighbours share a genre {report['genre']['trained']:.1%} "
           f"(random vectors {report['genre']['random']:.1%}), the same rounded mean score "
           f"{report['score']['trained']:.1%} (random {report['score']['random']:.1%})")
-    print(f"Time:        {stats.seconds:.1f}s training, {sum(phases.values()):.1f}s in all ("
+    print(f"Time:        {stats.part_seconds:.1f}s training, {sum(phases.values()):.1f}s in all ("
           + ", ".join(f"{name} {phases[name]:.1f}s" for name in PHASES if name in phases)
           + f"); peak memory {record.peak_memory_mb:,.0f} MB")
     print(f"Outputs in:  {run.folder}")
@@ -152,8 +160,8 @@ def question_arguments(metavar, what):
         command.add_argument("-k", type=int, default=NEIGHBOURS,
                              help="how many artists (default: %(default)s)")
         command.add_argument("--json", action="store_true",
-                             help="print JSON: a list of results, or for several questions "
-                                  "one object a line")
+                             help="print one JSON list, an object for each question "
+                                  "(question, and results or error)")
     return add
 
 
@@ -161,32 +169,64 @@ def questions_command(args):
     """Answer each question (an artist for `similar`, an expression for `query`) in turn; a
     question that cannot be answered is an error line, and the others are still answered."""
     b.check_at_least_one("-k", args.k)
-    artist_vectors = bands2vec.open_run(args.logdir, args.run).vectors
-    questions = [line.strip() for question in args.questions
-                 for line in (sys.stdin if question == "-" else [question]) if line.strip()]
-    failed = 0
-    for number, question in enumerate(questions):
-        try:
-            positive, negative = ([question], []) if args.command == "similar" else \
-                parse_expression(question, artist_vectors)
-            results = artist_vectors.most_similar(positive, negative, topn=args.k)
-        except (UnknownArtist, QueryError) as error:
-            print(f"run.py: error: {error}", file=sys.stderr)
+    questions = _questions(args.questions)
+    run = bands2vec.open_run(args.logdir, args.run)
+    if args.run is None:
+        _say_which_run(args.logdir, run)
+    if not questions:
+        if not args.json:
+            print("run.py: nothing was asked: every question given is empty", file=sys.stderr)
+    answers, failed = [], 0
+    for number, (question, asked, results) in enumerate(
+            _answers(run.vectors, args.command, questions, args.k)):
+        if isinstance(results, Bands2VecError):
+            print(f"run.py: error: {results}", file=sys.stderr)
             failed += 1
-            if args.json and len(questions) > 1:
-                print(json.dumps({"question": question, "error": str(error)}, ensure_ascii=False))
-            continue
-        if args.json:
-            rows = [_json_row(artist_vectors, name, similarity, positive)
-                    for name, similarity in results]
-            print(json.dumps(rows, ensure_ascii=False, indent=2) if len(questions) == 1 else
-                  json.dumps({"question": question, "results": rows}, ensure_ascii=False))
-            continue
-        if len(questions) > 1:
-            print(f"{'' if number == 0 else chr(10)}Nearest to {question}:")
-        for name, similarity in results:
-            print(artist_vectors.describe(name, similarity, shared_with=positive))
+            answers.append({"question": question, "error": str(results)})
+        elif args.json:
+            answers.append({"question": question, "results": [
+                _json_row(run.vectors, name, similarity, asked) for name, similarity in results]})
+        else:
+            if len(questions) > 1:
+                print(f"{'' if number == 0 else chr(10)}Nearest to {question}:")
+            for name, similarity in results:
+                print(run.vectors.describe(name, similarity, shared_with=asked))
+    if args.json:
+        print(_json_list(answers))
     return 2 if failed else 0
+
+
+def _questions(given):
+    """The questions given, `-` replaced by stdin's lines, empty ones left out. Bytes that are not
+    UTF-8, in an argument or on stdin, become U+FFFD, so that no answer carries them on."""
+    questions = []
+    for question in given:
+        if question != "-":
+            lines = [os.fsencode(question)]
+        elif sys.stdin is None:
+            raise QueryError("- reads the questions from stdin, which is closed")
+        else:
+            lines = sys.stdin.buffer
+        questions += [line.decode("utf-8", "replace").strip() for line in lines]
+    return [question for question in questions if question]
+
+
+def _answers(artist_vectors, command, questions, k):
+    """(question, the artists it asks about, [(name, similarity)] or the error) for each."""
+    for question in questions:
+        asked = [question]
+        try:
+            if command == "query":
+                asked, negative = parse_expression(question, artist_vectors)
+            else:
+                negative = []
+            results = artist_vectors.most_similar(asked, negative, topn=k)
+            if not all(math.isfinite(similarity) for _, similarity in results):
+                raise QueryError(f"{question}: the run's vectors give similarities that are not "
+                                 f"numbers; its vectors.npy is damaged")
+        except (UnknownArtist, QueryError) as error:
+            results = error
+        yield question, asked, results
 
 
 def _json_row(artist_vectors, name, similarity, asked):
@@ -195,6 +235,24 @@ def _json_row(artist_vectors, name, similarity, asked):
             "mean_score": round(float(artist_vectors.artists.mean_scores[i]), 4),
             "genres": list(artist_vectors.artists.genres[i]),
             "shares": artist_vectors.shared(name, asked)}
+
+
+def _json_list(items):
+    """A JSON list with an item a line. No NaN (not JSON): a value that is not a number is
+    refused, as Python's json writes NaN otherwise."""
+    return "[" + ",\n ".join(json.dumps(item, ensure_ascii=False, allow_nan=False)
+                             for item in items) + "]"
+
+
+def _say_which_run(logs, run):
+    """Which run answers, on stderr, where the log folder holds several: the latest run there
+    may not be the one the user means (a demo trained since, say)."""
+    names = run_folder.run_names(logs)
+    if len(names) > 1:
+        data = "the demo catalog" if run.record.data == DEMO_SOURCE else run.record.data
+        print(f"run.py: note: answering from {run.folder}, the latest of {len(names)} runs "
+              f"in {logs} ({run.record.artists:,} artists from {data}); --run NAME asks "
+              f"another", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,9 +279,10 @@ def evaluate_arguments(evaluate):
 def evaluate_command(args):
     b.check_at_least_one("-k", args.k)
     run = bands2vec.open_run(args.logdir, args.run)
-    report, clusters = run.evaluate(k=args.k)
+    evaluation = run.evaluate(k=args.k)
+    report = evaluation.report
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(evaluation.as_dict(), indent=2, ensure_ascii=False, allow_nan=False))
         return 0
     print(f"Run {run.folder}: {report['artists']:,} artists; "
           f"each figure beside the same for random vectors")
@@ -241,9 +300,10 @@ def evaluate_command(args):
             print(f"  {label:<46} {form.format(trained):>8}   random {form.format(random)}")
     print(f"  ({report['k']} nearest neighbours by cosine similarity)")
     print("Clusters (size, top primary genres, mean score, most-reviewed artists):")
-    for cluster, size, genres, mean_score, examples in clusters:
-        top = ", ".join(f"{genre} {count}" for genre, count in genres)
-        print(f"  {cluster:>2}: {size:>5}  {top:<40} {mean_score:4.2f}  {', '.join(examples)}")
+    for cluster in evaluation.clusters:
+        top = ", ".join(f"{genre} {count}" for genre, count in cluster.genres.items())
+        print(f"  {cluster.cluster:>2}: {cluster.size:>5}  {top:<40} {cluster.mean_score:4.2f}  "
+              f"{', '.join(cluster.examples)}")
     return 0
 
 
@@ -287,6 +347,7 @@ def build_parser():
     """The command line; every number its help names comes from the library's constants."""
     parser = ArgumentParser(prog="run.py",
                             description="Bands2Vec: artist embeddings from Pitchfork reviews.")
+    parser.add_argument("--version", action="version", version=f"Bands2Vec {bands2vec.__version__}")
     commands = parser.add_subparsers(dest="command")
     for name, command in COMMANDS.items():
         subparser = commands.add_parser(name, help=command.help)
@@ -299,10 +360,21 @@ def build_parser():
 
 
 def parse_args(argv):
-    # Training is the default command: `python run.py --steps 100` trains.
-    if not argv or argv[0] not in tuple(COMMANDS) + ("-h", "--help"):
-        argv = ["train"] + list(argv)
-    return build_parser().parse_args(argv)
+    # Training is the default command: `python run.py --steps 100` trains. Training takes no word
+    # of its own, so a first word that is no command is a command mistyped, not training's.
+    argv = list(argv)
+    parser = build_parser()
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        parser.error(_unknown_command(argv[0]))
+    if not argv or argv[0] not in tuple(COMMANDS) + ("-h", "--help", "--version"):
+        argv = ["train"] + argv
+    return parser.parse_args(argv)
+
+
+def _unknown_command(word):
+    close = difflib.get_close_matches(word.casefold(), COMMANDS, n=1)
+    return f"unknown command {word!r}; " + (f"did you mean {close[0]!r}?" if close else
+                                            f"the commands are {', '.join(COMMANDS)}")
 
 
 def main(argv=None):

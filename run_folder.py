@@ -122,14 +122,19 @@ def find_run(logs, name=None, usable=False):
         return path
     if ready(logs):
         return logs
-    folders = sorted(os.listdir(logs)) if os.path.isdir(logs) else []
-    runs = [os.path.join(logs, d) for d in folders if ready(os.path.join(logs, d))]
+    names = run_names(logs)
+    runs = [os.path.join(logs, d) for d in names if ready(os.path.join(logs, d))]
     if not runs:
-        unready = [d for d in folders if os.path.isfile(os.path.join(logs, d, run_record.RUN_FILE))]
-        if unready:
-            raise RunError(f"{logs}: no run with vectors to ask yet ({', '.join(unready)}: "
+        if names:
+            raise RunError(f"{logs}: no run with vectors to ask yet ({', '.join(names)}: "
                            f"still training, or stopped before; "
                            f"their run.json says how to go on)")
         raise RunError(f"{logs}: no trained run found; "
                        f"train one with `python run.py --logdir {logs}`")
     return max(runs, key=lambda path: os.path.getmtime(os.path.join(path, run_record.RUN_FILE)))
+
+
+def run_names(logs):
+    """The names of the runs in `logs` (its folders with a run.json), sorted."""
+    folders = sorted(os.listdir(logs)) if os.path.isdir(logs) else []
+    return [d for d in folders if os.path.isfile(os.path.join(logs, d, run_record.RUN_FILE))]

@@ -141,6 +141,8 @@ def _guarded(catalog, record, options, folder, plots, new, say, task=None, load_
             vectors, record.stats = _train(catalog, record, folder, artists, say, task)
         else:
             say(f"{folder} has trained all its {options.steps:,} steps: writing the files it lacks")
+            record.stats = dataclasses.replace(record.stats, part_from=record.stats.steps,
+                                               part_seconds=0.0)  # this part trains nothing
             vectors = _saved_vectors(folder, len(catalog))
     except Interrupted as stop:
         record.stats = stop.stats
@@ -185,7 +187,7 @@ def _guarded(catalog, record, options, folder, plots, new, say, task=None, load_
 def _train(catalog, record, folder, artists, say, task):
     """Train from the run's last checkpoint (or the start), saving run.json as `training` at the
     start and at each checkpoint; returns (vectors, Stats). On a cluster this is the chief."""
-    from training import latest_checkpoint, train_vectors
+    from training import Interrupted, latest_checkpoint, train_vectors
 
     options = record.options
     say(f"Training {options.steps:,} steps of {options.batch_size:,} pairs "
@@ -202,12 +204,19 @@ def _train(catalog, record, folder, artists, say, task):
     checkpoint = latest_checkpoint(folder) if run_folder.has_checkpoint(folder) else None
     probe = training_probe(artists, options.valid_size, seed=options.seed)
 
+    earlier = record.stats  # the parts of the run before this one, if it was resumed
+
     def checkpointed(stats):
-        record.stats = stats
+        record.stats = earlier.of_run(stats, options.batch_size)
         _save(folder, record, "training")
 
-    return train_vectors(catalog, options, folder, say=say, checkpoint=checkpoint, probe=probe,
-                         on_checkpoint=checkpointed, runtime=runtime)
+    try:
+        vectors, stats = train_vectors(catalog, options, folder, say=say, checkpoint=checkpoint,
+                                       probe=probe, on_checkpoint=checkpointed, runtime=runtime)
+    except Interrupted as stop:
+        stop.stats = earlier.of_run(stop.stats, options.batch_size)
+        raise
+    return vectors, earlier.of_run(stats, options.batch_size)
 
 
 def _saved_vectors(folder, rows):

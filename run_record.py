@@ -18,13 +18,27 @@ STATES = ("training", "interrupted", "incomplete", "finished")
 
 @dataclasses.dataclass
 class Stats:
-    """How far training has gone: the run's step, and what this process's part of it cost."""
-    steps: int = 0
-    pairs: int = 0  # pairs trained on by this process, since it started or resumed
+    """How far training has gone and what it cost: over the run (all its parts, for a run that was
+    resumed), and in its latest part (the process that started or resumed it)."""
+    steps: int = 0  # the run's step
+    pairs: int = 0  # pairs trained on (every trainer's, on a cluster)
     loss: float = None  # the average loss of the last report
-    seconds: float = 0.0
+    seconds: float = 0.0  # of training
     checkpoints: int = 0  # periodic checkpoints saved while training
     checkpoint_seconds: float = 0.0
+    part_from: int = 0  # the step the latest part started from: 0 unless it was resumed
+    part_seconds: float = 0.0  # the latest part's seconds of training
+
+    def of_run(self, part, batch_size):
+        """The run's stats, these being those of the parts before and `part` those of the latest
+        as training counts them (its own pairs, seconds and checkpoints since it started)."""
+        part_from = part.steps - part.pairs // batch_size
+        return dataclasses.replace(part, pairs=part.steps * batch_size,
+                                   seconds=self.seconds + part.seconds,
+                                   checkpoints=self.checkpoints + part.checkpoints,
+                                   checkpoint_seconds=(self.checkpoint_seconds
+                                                       + part.checkpoint_seconds),
+                                   part_from=part_from, part_seconds=part.seconds)
 
 
 @dataclasses.dataclass

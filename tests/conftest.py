@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import REPO, train_run  # tests/ is on the path: pytest puts a conftest's folder there
+from helpers import REPO, csv_copy, train_run  # tests/ is on the path: pytest puts a conftest's folder there
 
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # synthetic_catalog: Kaggle-schema test data
@@ -15,14 +15,26 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # synthetic_catalog: Kaggl
 # shell ignores SIGINT and every child would inherit that.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
-FULL_DATA = os.environ.get("BANDS2VEC_DATA") or os.path.join(REPO, "..", "shared", "data", "pitchfork")
+# The full data: $BANDS2VEC_DATA (the database.sqlite file or its folder, as docs/data.md allows), else data/ as the
+# README places it, else ../shared/data/pitchfork as CI has it.
+FULL_DATA = os.environ.get("BANDS2VEC_DATA") or next(
+    (place for place in (os.path.join(REPO, "data"), os.path.join(REPO, "..", "shared", "data", "pitchfork"))
+     if os.path.isfile(os.path.join(place, "database.sqlite"))), os.path.join(REPO, "data"))
 
 
 @pytest.fixture(scope="session")
 def full_data():
-    if not os.path.isdir(FULL_DATA):
-        pytest.skip(f"the full Pitchfork data is not at {FULL_DATA}")
-    return FULL_DATA
+    """The full data's database.sqlite: all the full-data tests need (the CSV tests make their CSVs from it)."""
+    database = FULL_DATA if os.path.isfile(FULL_DATA) else os.path.join(FULL_DATA, "database.sqlite")
+    if not os.path.isfile(database):
+        pytest.skip(f"the full Pitchfork data is not at {FULL_DATA} (no database.sqlite)")
+    return database
+
+
+@pytest.fixture(scope="session")
+def full_data_csv(tmp_path_factory, full_data):
+    """A folder of the full data's tables as CSV files, made from its database.sqlite."""
+    return csv_copy(full_data, str(tmp_path_factory.mktemp("full-csv")))
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,11 @@
 the one-line refusal and the promise every hostile input must keep, and runs trained quietly with the
 library."""
 import concurrent.futures
+import contextlib
+import csv
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -31,6 +34,21 @@ def train_run(logs, data="demo", plots=False, **options):
     import bands2vec
     return bands2vec.train(data, bands2vec.TrainOptions(**options), logs=str(logs), name="trained", plots=plots,
                            say=quiet).folder
+
+
+def csv_copy(database, folder):
+    """Every table of a SQLite file as `<table>.csv` in `folder`, as the Kaggle export writes them (a header row,
+    NULL as a bare NA); returns the folder."""
+    os.makedirs(folder, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            cursor = connection.execute(f"SELECT * FROM {table}")
+            with open(os.path.join(folder, f"{table}.csv"), "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow([column[0] for column in cursor.description])
+                writer.writerows(["NA" if value is None else value for value in row] for row in cursor)
+    return folder
 
 
 def cli_command(*args, settings=None):

@@ -78,8 +78,8 @@ def test_bad_contexts_on_the_command_line(tmp_path, args, message):
 # Reading labels and years
 # ---------------------------------------------------------------------------------------------
 
-def test_labels_and_years_from_the_full_data(full_data, full_catalog):
-    from_csv = data_utils.build_catalog(data_utils.read_csv_folder(full_data), source="csv")
+def test_labels_and_years_from_the_full_data(full_data_csv, full_catalog):
+    from_csv = data_utils.load_catalog(full_data_csv)
     assert [(a.labels, a.years) for a in from_csv] == [(a.labels, a.years) for a in full_catalog]
     radiohead = full_catalog["radiohead"]
     assert radiohead.main_label == "capitol" and "xl" in radiohead.labels

@@ -390,7 +390,7 @@ def test_resume_from_a_truncated_checkpoint(demo_copy):
 
 def test_a_signal_while_loading_leaves_nothing(tmp_path, full_data):
     logs = tmp_path / "logs"
-    database = os.path.realpath(os.path.join(full_data, "database.sqlite"))
+    database = os.path.realpath(full_data)
     result = signalled(["--data", full_data, "--logdir", str(logs), "--run", "r"], has_open(database),
                        signal.SIGTERM)
     assert_promise(result, logs, 130, "run.py: interrupted before a run folder was made: nothing was written")

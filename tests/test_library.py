@@ -188,14 +188,16 @@ def test_the_help_names_the_current_numbers(monkeypatch):
     for number in (f"{options.MIN_STEPS:,}", f"{options.MOVE_PER_MEMBERSHIP:g}", f"{options.MAX_RATE}",
                    f"artists / {options.ARTISTS_PER_RATE}", f"{options.PAIRS_PER_ARTIST}",
                    f"{options.BATCH_SIZES[0]:,}", f"{options.BATCH_SIZES[1]:,}", f"{options.MOVE_GROWTH_ABOVE:,}",
-                   f"x{1 + options.MOVE_GROWTH:g}", f"(default: {options.KMEANS_CLUSTERS})", "genre=0.6,score=0.4"):
+                   f"x{1 + options.MOVE_GROWTH:g}", f"(default: {options.KMEANS_CLUSTERS})", "genre=0.6,score=0.4",
+                   f"(default: {options.NUM_SAMPLED}, or one fewer than the artists"):
         assert number in text, number
     # The help follows the constants: change them and it says the new numbers.
     for name, value in (("MIN_STEPS", 1234), ("MAX_RATE", 77), ("ARTISTS_PER_RATE", 91), ("PAIRS_PER_ARTIST", 333),
-                        ("MOVE_GROWTH", 0.7), ("KMEANS_CLUSTERS", 12)):
+                        ("MOVE_GROWTH", 0.7), ("KMEANS_CLUSTERS", 12), ("NUM_SAMPLED", 17)):
         monkeypatch.setattr(options, name, value)
     text = " ".join(train_help().split())
-    for number in ("at least 1,234", "at most 77", "artists / 91", "333 x artists", "x1.7", "(default: 12)"):
+    for number in ("at least 1,234", "at most 77", "artists / 91", "333 x artists", "x1.7", "(default: 12)",
+                   "(default: 17, or one fewer"):
         assert number in text, number
 
 
@@ -229,5 +231,6 @@ def test_the_docs_name_the_current_numbers():
                    f"{options.PAIRS_PER_ARTIST} x artists / steps",
                    f"from {options.BATCH_SIZES[0]:,} to {options.BATCH_SIZES[1]:,}",
                    f"artists / {options.ARTISTS_PER_RATE}, at most {options.MAX_RATE}",
-                   f"| `--clusters K` | {options.KMEANS_CLUSTERS} |"):
+                   f"| `--clusters K` | {options.KMEANS_CLUSTERS} |",
+                   f"| `--num-sampled N` | {options.NUM_SAMPLED} |"):
         assert number in text, number
