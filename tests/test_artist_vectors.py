@@ -158,7 +158,8 @@ def test_command_line_queries(full_run):
                and ", Similarity: " in line for line in lines)
 
     result = run_cli("similar", "kleenex, liliput", "-k", "4", "--json", *logs)
-    rows = json.loads(result.stdout)
+    (answer,) = json.loads(result.stdout)
+    rows = answer["results"]
     assert len(rows) == 4 and {"artist", "similarity", "mean_score", "genres"} <= set(rows[0])
 
     result = run_cli("similar", "radiohed", *logs)
@@ -174,6 +175,7 @@ def test_evaluate_and_plot_commands_on_the_full_data(full_run):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["artists"] == 8712 and report["k"] == 10
+    assert sum(cluster["size"] for cluster in report["clusters"]) == 8712
     result = run_cli("evaluate", *logs)
     assert "neighbours sharing a genre" in result.stdout and "random" in result.stdout
     result = run_cli("plot", *logs)

@@ -14,7 +14,9 @@ import run_record
 import bands2vec
 from helpers import cli_command, free_ports, quiet, run_cli
 
-BOUND = 240  # seconds any task of a demo run may take, start-up included
+# Seconds any task of a demo run may take, start-up included: only a hang reaches it, also on a machine shared by
+# many, where a test that gave its tasks 240 s timed out (issue 24).
+BOUND = 900
 
 
 class Cluster:
@@ -125,9 +127,8 @@ def test_a_ps_that_dies_stops_every_task_in_one_line(cluster, tmp_path):
                     "--no-plots")
     tasks.wait_for_line("chief", "average loss")
     tasks.processes[("ps", 0)].kill()
-    started = time.time()
-    assert tasks.wait("chief", timeout=120) == 2 and tasks.wait("worker", timeout=120) == 2
-    assert time.time() - started < 90  # within the timeout: never a hang
+    # Each ends, saying it lost the ps: never a hang (a step's timeout stops a session.run left waiting on it).
+    assert tasks.wait("chief") == 2 and tasks.wait("worker") == 2
     for job in ("chief", "worker"):
         last = tasks.output(job).strip().splitlines()[-1]
         assert last.startswith(f"run.py: error: {job} 0: lost the parameter servers ("), tasks.output(job)
@@ -185,7 +186,7 @@ def test_steps_too_big_for_split_tables_are_refused(tmp_path, full_catalog):
     config = {"cluster": {"chief": ["127.0.0.1:1"], "ps": ["127.0.0.1:2", "127.0.0.1:3"]},
               "task": {"type": "chief", "index": 0}}
     result = run_cli("--data", "demo", "--batch-size", "2048", "--logdir", str(tmp_path),
-                     env={"TF_CONFIG": json.dumps(config)}, timeout=60)
+                     env={"TF_CONFIG": json.dumps(config)})
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "split across 2 ps tasks" in result.stderr and "at most that" in result.stderr
     assert bands2vec.TrainOptions().resolved(full_catalog, 2, 1).batch_size == 2048

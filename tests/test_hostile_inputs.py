@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -421,7 +420,7 @@ def test_interrupted_training_on_the_full_data_saves_a_consistent_run_and_resume
 
     logs = tmp_path / "logs"
     result = signalled(["--data", full_data, "--logdir", str(logs), "--run", "r", "--steps", "1000000",
-                        "--no-plots"], "average loss", signal.SIGINT, timeout=120)
+                        "--no-plots"], "average loss", signal.SIGINT)
     assert result.returncode == 130, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Interrupted at step" in result.stderr
     assert "--resume" in result.stderr
@@ -441,7 +440,8 @@ def test_interrupted_training_on_the_full_data_saves_a_consistent_run_and_resume
     assert result.returncode == 0, result.stderr
     record = run_record.read(run_dir)
     assert record.state == "finished" and record.stats.steps == steps + 100
-    assert record.stats.pairs == 100 * record.options.batch_size
+    assert record.stats.pairs == (steps + 100) * record.options.batch_size and record.stats.part_from == steps
+    assert f"of which {100 * record.options.batch_size:,} in the 100 steps from step {steps:,}" in result.stdout
 
     assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r", "--data", "demo"), "trained on other data")
     assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r"), "has trained all its")
@@ -506,7 +506,7 @@ def test_one_writer_per_run(tmp_path, demo_run):
                  id="an unknown job"),
 ])
 def test_bad_tf_config(tmp_path, config, message):
-    result = run_cli("--data", "demo", "--logdir", str(tmp_path), env={"TF_CONFIG": config}, timeout=60)
+    result = run_cli("--data", "demo", "--logdir", str(tmp_path), env={"TF_CONFIG": config})
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and os.listdir(tmp_path) == []
     assert_promise(result, tmp_path, 2)
@@ -517,9 +517,10 @@ def test_a_chief_whose_ps_never_answers(tmp_path):
     config = {"cluster": {"chief": [f"127.0.0.1:{chief}"], "ps": [f"127.0.0.1:{ps}"]},
               "task": {"type": "chief", "index": 0}}
     logs = tmp_path / "logs"
-    started = time.monotonic()
+    # Its message is the event that it waited 3 s, not 120; run_cli's timeout is the guard against a hang, wide
+    # enough for a machine under load.
     result = run_cli("--data", "demo", "--logdir", str(logs), env={"TF_CONFIG": json.dumps(config)},
                      settings={CLUSTER_WAIT_SECONDS: 3})  # 120 s in use
     runs = assert_promise(result, logs, 2, f"ps 0 at 127.0.0.1:{ps} has not answered in 3 s: start it, or check "
                                            f"TF_CONFIG", lines=1)
-    assert runs == {} and time.monotonic() - started < 120
+    assert runs == {}

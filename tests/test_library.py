@@ -137,7 +137,8 @@ def test_what_neighbours_share_in_text_and_json(full_run):
     logs = ["--logdir", os.path.dirname(full_run)]
     vectors = ArtistVectors.load(full_run)
     burial = vectors.artists.names.index("burial")
-    rows = json.loads(run_cli("similar", "burial", "-k", "5", "--json", *logs).stdout)
+    (answer,) = json.loads(run_cli("similar", "burial", "-k", "5", "--json", *logs).stdout)
+    rows = answer["results"]
     lines = run_cli("similar", "burial", "-k", "5", *logs).stdout.splitlines()
     assert len(rows) == len(lines) == 5
     for row, line in zip(rows, lines):
@@ -169,9 +170,10 @@ def test_many_questions_on_stdin_with_an_unknown_one(full_run):
     blocks = result.stdout.strip().split("\n\n")
     assert [block.splitlines()[0] for block in blocks] == ["Nearest to radiohead:", "Nearest to sunn o))):"]
     assert all(len(block.splitlines()) == 4 for block in blocks)
-    # Arguments and stdin mix; JSON is then one object a question, a line each.
+    # Arguments and stdin mix; JSON is one list, an object a question, a line each.
     result = run_cli("query", "coil - elder ones", "-", "--json", "-k", "2", *logs, stdin="coil - coil\n")
-    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    answers = json.loads(result.stdout)
+    assert len(result.stdout.splitlines()) == 2
     assert result.returncode == 2 and [answer["question"] for answer in answers] == ["coil - elder ones",
                                                                                      "coil - coil"]
     assert len(answers[0]["results"]) == 2 and "zero vector" in answers[1]["error"]

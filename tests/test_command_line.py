@@ -1,0 +1,223 @@
+"""The command line's conventions: --version, a mistyped command, one --json shape for any number of questions,
+questions from stdin whatever it holds, evaluate's object, which run answers, a resumed run's totals. Fast
+cases call run.py's main in this process; the slow ones need a process of their own."""
+import glob
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import bands2vec
+import run
+import vector_files
+from helpers import REPO, RUN_PY, assert_refused, quiet, run_cli
+
+
+def _main(capsys, *args, stdin=None, monkeypatch=None):
+    """run.py's main in this process: (exit status, stdout, stderr); `stdin` bytes, or None for a closed one."""
+    if monkeypatch is not None:
+        monkeypatch.setattr(sys, "stdin", None if stdin is None else io.TextIOWrapper(io.BytesIO(stdin)))
+    try:
+        status = run.main(list(args))
+    except SystemExit as stop:  # argparse's own exits: --version, --help, a bad command
+        status = stop.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _one_line_refusal(status, err):
+    assert status == 2 and len(err.splitlines()) == 1 and err.startswith("run.py: error: "), err
+
+
+# ---------------------------------------------------------------------------------------------
+# --version, and a command mistyped
+# ---------------------------------------------------------------------------------------------
+
+def test_the_version_is_one_string_in_one_place(capsys):
+    assert re.fullmatch(r"\d+\.\d+\.\d+", bands2vec.__version__)
+    assert _main(capsys, "--version") == (0, f"Bands2Vec {bands2vec.__version__}\n", "")
+    written = [path for path in glob.glob(os.path.join(REPO, "*.py"))
+               if f'"{bands2vec.__version__}"' in open(path, encoding="utf-8").read()]
+    assert written == [os.path.join(REPO, "bands2vec.py")]
+
+
+@pytest.mark.parametrize("word, said", [
+    ("simlar", "unknown command 'simlar'; did you mean 'similar'?"),
+    ("evalute", "unknown command 'evalute'; did you mean 'evaluate'?"),
+    ("qeury", "unknown command 'qeury'; did you mean 'query'?"),
+    ("exprot", "unknown command 'exprot'; did you mean 'export'?"),
+    ("Plot", "unknown command 'Plot'; did you mean 'plot'?"),
+    ("burial", "unknown command 'burial'; the commands are train, similar, query, plot, evaluate, export"),
+])
+def test_a_mistyped_command_gets_the_nearest(capsys, word, said):
+    status, out, err = _main(capsys, word, "burial", "-k", "3")
+    _one_line_refusal(status, err)
+    assert err == f"run.py: error: {said}\n" and out == ""
+
+
+def test_options_alone_still_train():
+    """Training is the default command: a first word that is an option is training's."""
+    assert run.parse_args([]).command == "train"
+    args = run.parse_args(["--steps", "5", "--run", "similar"])
+    assert args.command == "train" and args.steps == 5 and args.run == "similar"
+
+
+# ---------------------------------------------------------------------------------------------
+# Questions: one --json shape, stdin as it comes
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def logs(demo_trained):
+    return ["--logdir", os.path.dirname(demo_trained)]
+
+
+def test_json_is_one_list_for_one_question_or_many(capsys, logs, demo_trained):
+    vectors = bands2vec.open_run(demo_trained).vectors
+    first, second = vectors.names[0], vectors.names[1]
+    status, out, err = _main(capsys, "similar", first, "-k", "3", "--json", *logs)
+    assert status == 0 and err == ""
+    (one,) = json.loads(out)
+    assert one["question"] == first and [row["artist"] for row in one["results"]] == [
+        name for name, _ in vectors.most_similar(first, topn=3)]
+    assert set(one["results"][0]) == {"artist", "similarity", "mean_score", "genres", "shares"}
+
+    status, out, err = _main(capsys, "similar", first, "no such band", second, "-k", "3", "--json", *logs)
+    answers = json.loads(out)
+    assert status == 2 and err.startswith("run.py: error: unknown artist 'no such band'")
+    assert [answer["question"] for answer in answers] == [first, "no such band", second]
+    assert answers[0] == one and "unknown artist 'no such band'" in answers[1]["error"]
+    assert len(out.splitlines()) == 3  # an answer a line
+
+    status, out, _ = _main(capsys, "query", f"{first} - {first}", "--json", *logs)
+    assert status == 2 and "zero vector" in json.loads(out)[0]["error"]
+
+
+def test_invalid_utf8_on_stdin_becomes_replacement_characters(capsys, monkeypatch, logs, demo_trained):
+    name = bands2vec.open_run(demo_trained).vectors.names[0]
+    status, out, err = _main(capsys, "similar", "-", "--json", "-k", "2", *logs, monkeypatch=monkeypatch,
+                             stdin=b"\xff\xfe\n" + name.encode() + b"\n")
+    answers = json.loads(out)
+    assert status == 2 and [answer["question"] for answer in answers] == ["\ufffd\ufffd", name]
+    assert len(answers[1]["results"]) == 2 and "\ufffd\ufffd" in answers[0]["error"]
+    out.encode("utf-8")  # no lone surrogate for raw bytes: what was printed is UTF-8
+    assert "\udcff" not in out + err
+
+
+@pytest.mark.parametrize("args, stdin", [(["query", ""], None), (["similar", "-"], b""),
+                                         (["similar", "  ", "-"], b"\n \n")],
+                         ids=["an empty expression", "empty stdin", "blank lines"])
+def test_nothing_asked_is_said(capsys, monkeypatch, logs, args, stdin):
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    assert _main(capsys, *args, "--json", *logs) == (0, "[]\n", "")
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    assert _main(capsys, *args, *logs) == (0, "", "run.py: nothing was asked: every question given is empty\n")
+
+
+def test_a_closed_stdin_is_one_line(capsys, monkeypatch, logs):
+    status, out, err = _main(capsys, "similar", "-", *logs, monkeypatch=monkeypatch, stdin=None)
+    _one_line_refusal(status, err)
+    assert "- reads the questions from stdin, which is closed" in err and out == ""
+
+
+def test_vectors_that_are_not_numbers_give_no_nan_in_json(capsys, demo_copy):
+    vectors = np.load(demo_copy / vector_files.VECTORS_FILE)
+    vectors[:5] = np.nan
+    np.save(demo_copy / vector_files.VECTORS_FILE, vectors)
+    name = bands2vec.open_run(str(demo_copy)).vectors.names[7]
+    status, out, err = _main(capsys, "similar", name, "--json", "--logdir", str(demo_copy.parent))
+    assert status == 2 and err.startswith("run.py: error: "), err
+    assert "NaN" not in out
+    if out:  # refused as an answer, where the vectors were read at all
+        (answer,) = json.loads(out)
+        assert "not numbers" in answer["error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------
+
+def test_evaluate_returns_a_documented_object(capsys, logs, demo_trained):
+    opened = bands2vec.open_run(demo_trained)
+    evaluation = opened.evaluate(k=5)
+    assert isinstance(evaluation, bands2vec.Evaluation)
+    report = evaluation.report
+    assert report["k"] == 5 and report["artists"] == len(opened.vectors)
+    assert report["genre"]["trained"] > report["genre"]["random"]
+    clusters = evaluation.clusters
+    assert sum(cluster.size for cluster in clusters) == len(opened.vectors)
+    assert [cluster.size for cluster in clusters] == sorted((cluster.size for cluster in clusters), reverse=True)
+    biggest = clusters[0]
+    members = np.flatnonzero(opened.vectors.kmeans_clusters == biggest.cluster)
+    assert len(members) == biggest.size and set(biggest.examples) <= {opened.vectors.names[i] for i in members}
+    assert list(biggest.genres.values()) == sorted(biggest.genres.values(), reverse=True)
+
+    status, out, _ = _main(capsys, "evaluate", "-k", "5", "--json", *logs)
+    printed = json.loads(out)
+    assert status == 0 and printed == json.loads(json.dumps(evaluation.as_dict()))
+    assert printed["clusters"][0] == {"cluster": biggest.cluster, "size": biggest.size, "genres": biggest.genres,
+                                      "mean_score": biggest.mean_score, "examples": biggest.examples}
+    status, out, _ = _main(capsys, "evaluate", "-k", "5", *logs)
+    assert f"{biggest.size:>5}  " in out and ", ".join(biggest.examples) in out
+
+
+# ---------------------------------------------------------------------------------------------
+# Which run answers
+# ---------------------------------------------------------------------------------------------
+
+def test_which_run_answers_is_said_where_there_are_several(capsys, tmp_path, demo_trained):
+    logs = tmp_path / "logs"
+    shutil.copytree(demo_trained, logs / "older")
+    name = bands2vec.open_run(demo_trained).vectors.names[0]
+    status, out, err = _main(capsys, "similar", name, "--logdir", str(logs))
+    assert status == 0 and err == "" and out  # one run: nothing to say
+    shutil.copytree(demo_trained, logs / "newer")
+    os.utime(logs / "newer" / "run.json")  # the latest
+    status, out, err = _main(capsys, "similar", name, "--logdir", str(logs))
+    assert status == 0 and err == (f"run.py: note: answering from {logs / 'newer'}, the latest of 2 runs in {logs} "
+                                   f"(300 artists from the demo catalog); --run NAME asks another\n")
+    assert _main(capsys, "similar", name, "--logdir", str(logs), "--run", "older")[2] == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# A resumed run's totals
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.slow  # training again
+def test_a_resumed_run_says_the_runs_totals(capsys, demo_copy):
+    before = bands2vec.open_run(str(demo_copy)).record.stats
+    resumed = bands2vec.resume(str(demo_copy.parent), "r", steps=before.steps + 20, plots=False, say=quiet)
+    stats, batch = resumed.record.stats, resumed.options.batch_size
+    assert stats.steps == before.steps + 20 and stats.pairs == stats.steps * batch
+    assert stats.part_from == before.steps and stats.seconds == pytest.approx(before.seconds + stats.part_seconds)
+    run._say_summary(resumed, str(demo_copy.parent))
+    out = capsys.readouterr().out
+    assert f"Pairs seen:  {stats.pairs:,} in {stats.steps:,} steps (" in out
+    assert f"of which {20 * batch:,} in the 20 steps from step {before.steps:,} just trained" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# As processes
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_command_line_as_processes(demo_trained):
+    logs = ["--logdir", os.path.dirname(demo_trained)]
+    assert run_cli("--version").stdout == f"Bands2Vec {bands2vec.__version__}\n"
+    assert_refused(run_cli("simlar", "burial", *logs), "unknown command 'simlar'; did you mean 'similar'?")
+    # A closed stdin (the shell's <&-), and bytes that are not UTF-8 on a real one.
+    closed = subprocess.run([sys.executable, RUN_PY, "similar", "-", *logs], stdin=subprocess.DEVNULL,
+                            preexec_fn=lambda: os.close(0), capture_output=True, text=True, timeout=600)
+    assert_refused(closed, "- reads the questions from stdin, which is closed")
+    result = subprocess.run([sys.executable, RUN_PY, "similar", "-", "--json", *logs], input=b"\xff\xfe\n",
+                            capture_output=True, timeout=600)
+    assert result.returncode == 2
+    assert json.loads(result.stdout.decode("utf-8"))[0]["question"] == "\ufffd\ufffd"
+    assert run_cli("query", "", "--json", *logs).stdout == "[]\n"
