@@ -2,6 +2,7 @@
 table, what neighbours share, many questions in one start-up, the help's numbers, and the notebook."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -224,6 +225,19 @@ def test_the_notebook_runs_on_the_demo_catalog(tmp_path, monkeypatch):
     assert run.record.artists == 300 and run.quality["genre"]["trained"] > 0.8
 
 
+def test_the_notebooks_saved_outputs_carry_no_machine_path():
+    """The outputs saved in the notebook are read by everyone: no path of the machine that ran it."""
+    import nbformat
+
+    notebook = nbformat.read(os.path.join(REPO, "examples", "bands2vec.ipynb"), as_version=4)
+    texts = [text for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+             for text in [output.get("text", ""), output.get("evalue", ""), *output.get("traceback", []),
+                          *(value for kind, value in output.get("data", {}).items() if kind.startswith("text/"))]]
+    assert len(texts) > 20 and any("data/database.sqlite" in text for text in texts)
+    absolute = re.compile(r"""(?:^|[\s'"(\[=])(?:(?:/[\w.-]+){2,}|~/|[A-Za-z]:\\)""")
+    assert not [text for text in texts if absolute.search(text)]
+
+
 def test_the_docs_name_the_current_numbers():
     """The options page states the default rules with the constants' numbers, as the help does."""
     with open(os.path.join(REPO, "docs", "options.md"), encoding="utf-8") as f:
@@ -234,5 +248,5 @@ def test_the_docs_name_the_current_numbers():
                    f"from {options.BATCH_SIZES[0]:,} to {options.BATCH_SIZES[1]:,}",
                    f"artists / {options.ARTISTS_PER_RATE}, at most {options.MAX_RATE}",
                    f"| `--clusters K` | {options.KMEANS_CLUSTERS} |",
-                   f"| `--num-sampled N` | {options.NUM_SAMPLED} |"):
+                   f"| `--num-sampled N` | {options.NUM_SAMPLED}, or one fewer than the artists of a smaller catalog |"):
         assert number in text, number
