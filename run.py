@@ -20,10 +20,10 @@ from typing import Callable
 
 import bands2vec
 import options as b
-from artist_vectors import NEIGHBOURS
-from data_utils import DEMO_SOURCE
-from atomic_files import os_error_line
 import run_folder
+from artist_vectors import NEIGHBOURS
+from atomic_files import os_error_line
+from data_utils import DEMO_SOURCE
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
 from errors import Bands2VecError, ClusterLost, QueryError, UnknownArtist
 from expressions import parse_expression
@@ -173,9 +173,8 @@ def questions_command(args):
     run = bands2vec.open_run(args.logdir, args.run)
     if args.run is None:
         _say_which_run(args.logdir, run)
-    if not questions:
-        if not args.json:
-            print("run.py: nothing was asked: every question given is empty", file=sys.stderr)
+    if not questions and not args.json:
+        print("run.py: nothing was asked: every question given is empty", file=sys.stderr)
     answers, failed = [], 0
     for number, (question, asked, results) in enumerate(
             _answers(run.vectors, args.command, questions, args.k)):
