@@ -5,10 +5,13 @@
     artist_vectors.most_similar(positive=["coil"], negative=["elder ones"])
     artist_vectors.query("coil - elder ones")                        # the same, from an expression
     artist_vectors.describe("burial", 0.81, shared_with=["kode9"])   # source line, what is shared
+    artist_vectors.similarity("burial", "wolf_parade")               # and gensim's methods
 """
 import copy
 import difflib
 import functools
+import numbers
+import os
 import warnings
 
 import numpy as np
@@ -19,16 +22,19 @@ import vector_files
 from contexts import CONTEXTS
 from errors import QueryError, RunError, UnknownArtist
 from expressions import parse_expression
+from keyed_vectors import (KeyedVectorsQueries, checked_path, checked_topn, is_key, key_list,
+                           shown)
 
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
 
 
-class ArtistVectors:
+class ArtistVectors(KeyedVectorsQueries):
     """A matrix of artist vectors (`vectors`) with the artists' facts (`artists`, an ArtistFacts:
-    names, genres, mean scores, record labels, eras...) and, for a trained run, k-means clusters."""
+    names, genres, mean scores, record labels, eras...) and, for a trained run, k-means clusters.
+    gensim's KeyedVectors methods come from KeyedVectorsQueries (keyed_vectors.py)."""
 
     def __init__(self, vectors, artists, kmeans_clusters=None):
-        self.vectors = np.asarray(vectors, dtype=np.float32)
+        self.vectors = _matrix(vectors, len(artists))
         self.artists = artists
         self.kmeans_clusters = None if kmeans_clusters is None else np.asarray(kmeans_clusters)
         self._indicators = {}  # kind -> sparse artists x values matrix; other vectors share it
@@ -39,12 +45,26 @@ class ArtistVectors:
         """The vectors a run saved (vectors.npy, labelled by metadata.tsv), with numpy alone. A
         run from before vectors.npy, or whose copy is damaged, is read from its checkpoint with
         TensorFlow, with a warning."""
+        folder = checked_path(folder, "ArtistVectors.load")
         artists, kmeans_clusters = metadata.read_artists(folder)
         try:
             vectors = vector_files.read_vectors(folder, len(artists))
         except RunError as error:
             vectors = _checkpoint_instead(folder, error, len(artists))
-        return cls(vectors, artists, kmeans_clusters)
+        return cls(vectors, artists, None if (kmeans_clusters < 0).all() else kmeans_clusters)
+
+    def save(self, folder):
+        """vectors.npy and metadata.tsv in `folder`, made if need be, for load() to read back (the
+        k-means clusters -1 where there are none)."""
+        folder = checked_path(folder, "ArtistVectors.save")
+        clusters = self.kmeans_clusters
+        try:
+            os.makedirs(folder, exist_ok=True)
+            metadata.write_metadata(folder, self.artists,
+                                    np.full(len(self), -1) if clusters is None else clusters)
+            vector_files.write_vectors(folder, self.vectors)
+        except OSError as error:
+            raise RunError(f"{error.filename or folder}: {error.strerror or error}") from None
 
     @property
     def names(self):
@@ -53,11 +73,14 @@ class ArtistVectors:
     def __len__(self):
         return len(self.names)
 
-    def __contains__(self, name):
-        return self._find(name) is not None
+    def __contains__(self, key):
+        return self._find(key) is not None
 
-    def __getitem__(self, name):
-        return self.vectors[self.index(name)]
+    def __getitem__(self, key_or_keys):
+        """A key's vector, or the vectors of a list of keys, one a row."""
+        if is_key(key_or_keys):
+            return self.get_vector(key_or_keys)
+        return self.vectors[[self.index(key) for key in key_list(key_or_keys, "the keys")]]
 
     # The name indexes are built on the first lookup: training and its reports never look a name up.
     @functools.cached_property
@@ -68,42 +91,81 @@ class ArtistVectors:
     def _folded(self):
         return {name.casefold(): i for i, name in reversed(list(enumerate(self.names)))}
 
-    def _find(self, name):
-        i = self.key_to_index.get(name)
-        return self._folded.get(name.casefold()) if i is None else i
+    @functools.cached_property
+    def export_keys(self):
+        """Each artist's key in vectors.txt and to_gensim(): `wolf_parade` for `wolf parade`."""
+        return vector_files.word2vec_keys(self.names)
+
+    @functools.cached_property
+    def _export_index(self):
+        return {key: i for i, key in enumerate(self.export_keys)}
+
+    @functools.cached_property
+    def _folded_export(self):
+        return {key.casefold(): i for i, key in reversed(list(enumerate(self.export_keys)))}
+
+    def _find(self, key):
+        """The row of a row number, else of the first spelling to know `key`: the name, the export
+        key, the name ignoring case, the export key ignoring case; None for none or another type."""
+        if not isinstance(key, str):
+            return int(key) if is_key(key) and 0 <= key < len(self) else None
+        i = self.key_to_index.get(key)
+        if i is None:
+            i = self._export_index.get(key)
+        if i is None:
+            i = self._folded.get(key.casefold())
+        if i is None:
+            i = self._folded_export.get(key.casefold())
+        return i
 
     def index(self, name):
-        """The row of `name` (exact, else ignoring case); UnknownArtist with close names if none."""
+        """The row of `name` (exact, else ignoring case, as written or with `_` for spaces as in
+        vectors.txt) or of a row number; UnknownArtist with close names if none."""
+        if not is_key(name):
+            raise QueryError(f"an artist is a name or a row number, not {shown(name)}")
         i = self._find(name)
         if i is None:
-            close = difflib.get_close_matches(name.casefold(), list(self._folded), n=3, cutoff=0.6)
+            close = (difflib.get_close_matches(name.casefold(), list(self._folded), n=3,
+                                               cutoff=0.6) if isinstance(name, str) else [])
             raise UnknownArtist(name, [self.names[self._folded[c]] for c in close])
         return i
 
-    def most_similar(self, positive=(), negative=(), topn=NEIGHBOURS):
-        """The `topn` artists nearest (cosine) to the sum of the positive unit vectors minus the
-        negative ones, the query artists excluded: [(name, similarity)], most similar first."""
-        positive = [positive] if isinstance(positive, str) else list(positive)
-        negative = [negative] if isinstance(negative, str) else list(negative)
-        ids = [self.index(name) for name in positive + negative]
-        if not positive and not negative:
-            raise QueryError("nothing to look for: name at least one artist")
-        signs = np.array([1.0] * len(positive) + [-1.0] * len(negative))
-        target = signs @ self.unit_vectors[ids]
+    def most_similar(self, positive=None, negative=None, topn=NEIGHBOURS):
+        """The `topn` artists nearest (cosine) to the positive unit vectors less the negative ones,
+        the artists asked about excluded: [(name, similarity)], most similar first; with
+        topn=None every artist's similarity, an array in row order. As gensim's, a term may be a
+        name, a row number, a vector or a (name or vector, weight) pair."""
+        topn = checked_topn(topn)
+        rows, target = self.weighted_target(positive, negative)
         if np.linalg.norm(target) < 1e-6:
             raise QueryError("the expression cancels out to the zero vector, "
                              "which has no nearest artists")
-        return self.similar_by_vector(target, topn=topn, exclude=ids)
+        return self.similar_by_vector(target, topn=topn, exclude=rows)
 
     def similar_by_vector(self, vector, topn=NEIGHBOURS, exclude=()):
-        """The `topn` artists nearest (cosine) to `vector`, skipping the rows in `exclude`."""
-        similarity = self.unit_vectors @ (vector / np.linalg.norm(vector))
-        similarity[list(exclude)] = -np.inf
-        topn = max(0, min(topn, len(self) - len(set(exclude))))
-        return [(self.names[i], float(similarity[i])) for i in top_k(similarity[None, :], topn)[0]]
+        """The `topn` artists nearest (cosine) to `vector`, skipping the rows in `exclude`; every
+        artist's similarity with topn=None."""
+        vector = self.checked_vector(vector, "similar_by_vector")
+        norm = np.linalg.norm(vector)
+        if norm == 0:
+            raise QueryError("similar_by_vector: the zero vector has no nearest artists")
+        return self._ranked(self.unit_vectors @ (vector / norm).astype(np.float32),
+                            checked_topn(topn), exclude)
+
+    def _ranked(self, scores, topn, exclude):
+        """[(name, score)] of the `topn` best scores (a row's, every artist's), skipping the rows
+        in `exclude`, best first; with topn=None the scores themselves, as gensim gives them."""
+        if topn is None:
+            return scores
+        scores[list(exclude)] = -np.inf
+        topn = min(topn, len(self) - len(set(exclude)))
+        return [(self.names[i], float(scores[i])) for i in top_k(scores[None, :], topn)[0]]
 
     def query(self, expression, topn=NEIGHBOURS):
         """most_similar for an expression like `coil - elder ones` or `"kleenex, liliput" + !!!`."""
+        if not isinstance(expression, str):
+            raise QueryError(f"an expression is text such as 'coil - elder ones', "
+                             f"not {shown(expression)}")
         positive, negative = parse_expression(expression, self)
         return self.most_similar(positive, negative, topn=topn)
 
@@ -111,7 +173,7 @@ class ArtistVectors:
         """What artist `name` shares in the data with any of the artists `others`, by context kind
         in the order an answer lists them: {"labels": [...], "genres": [...], "era": "2005-2009"
         or None, "score_bucket": 7 or None}."""
-        i, rows = self.index(name), [self.index(other) for other in others]
+        i, rows = self.index(name), [self.index(other) for other in key_list(others, "others")]
         shared = {}
         for kind in sorted(CONTEXTS.values(), key=lambda kind: kind.answer_rank):
             values = kind.common(self.artists)
@@ -131,6 +193,10 @@ class ArtistVectors:
         """The source's line for an artist, with a similarity and what it shares with the artists
         `shared_with` where given: `Artist: black lips, Mean Score: 7.48, Genres: ['rock']`."""
         i = self.index(name)
+        if similarity is not None and (not isinstance(similarity, numbers.Real)
+                                       or isinstance(similarity, bool)):
+            raise QueryError(f"describe: similarity must be a number, not {shown(similarity)}")
+        shared_with = key_list(shared_with, "shared_with")
         line = (f"Artist: {self.names[i]}, Mean Score: {self.artists.mean_scores[i]:.2f}, "
                 f"Genres: {list(self.artists.genres[i])}")
         if similarity is not None:
@@ -144,6 +210,9 @@ class ArtistVectors:
         (kind.common); None where no artist has one."""
         from scipy import sparse
 
+        if kind not in CONTEXTS:
+            raise QueryError(f"unknown context kind {shown(kind)}; the kinds are "
+                             f"{', '.join(CONTEXTS)}")
         if kind not in self._indicators:
             values = CONTEXTS[kind].common(self.artists)
             if values is not None and not CONTEXTS[kind].many:
@@ -163,7 +232,7 @@ class ArtistVectors:
         without k-means clusters. With `for_neighbours_only`, `vectors` (float32, the caller's to
         lose) is normalised in place and serves as both: a million artists' vectors are 256 MB."""
         other = copy.copy(self)
-        other.vectors = np.asarray(vectors, dtype=np.float32)
+        other.vectors = _matrix(vectors, len(self))
         other.unit_vectors = _unit(other.vectors,
                                    out=other.vectors if for_neighbours_only else None)
         other.kmeans_clusters = None
@@ -173,7 +242,10 @@ class ArtistVectors:
         """For every artist (or those in `rows`), the rows of its `k` nearest artists (cosine,
         itself excluded), nearest first. Similarities are taken a block of rows at a time, about
         2**25 values (128 MB) a block whatever the number of artists."""
-        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
+        if not (is_key(k) and not isinstance(k, str) and 0 <= k < len(self)):
+            raise QueryError(f"k must be a whole number of neighbours from 0 to {len(self) - 1}, "
+                             f"not {shown(k)}")
+        rows = np.arange(len(self)) if rows is None else self._row_numbers(rows)
         neighbours = np.empty((len(rows), k), dtype=np.int64)
         chunk = max(1, min(2048, 2 ** 25 // len(self)))
         for start in range(0, len(rows), chunk):
@@ -182,6 +254,17 @@ class ArtistVectors:
             similarity[np.arange(len(block)), block] = -np.inf
             neighbours[start:start + chunk] = top_k(similarity, k)
         return neighbours
+
+    def _row_numbers(self, rows):
+        """`rows` as an array of row numbers, else a QueryError."""
+        array = np.asarray(rows)
+        if array.size == 0 and array.ndim == 1:
+            return array.astype(np.int64)
+        if (array.ndim != 1 or not np.issubdtype(array.dtype, np.integer)
+                or array.min() < 0 or array.max() >= len(self)):
+            raise QueryError(f"rows must be a list of artists' row numbers from 0 to "
+                             f"{len(self) - 1}, not {shown(rows)}")
+        return array
 
 
 def shares_text(shared):
@@ -220,6 +303,18 @@ def top_k(similarity, k):
     rows = np.arange(len(similarity))[:, None]
     best = np.argpartition(similarity, -k, axis=1)[:, -k:]  # the k largest, in no order
     return best[rows, np.argsort(-similarity[rows, best], axis=1, kind="stable")]
+
+
+def _matrix(vectors, rows):
+    """`vectors` as float32, one a row for `rows` artists, else a QueryError."""
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError):
+        matrix = None
+    if matrix is None or matrix.ndim != 2 or len(matrix) != rows:
+        raise QueryError(f"expected a matrix of vectors, one a row for the {rows:,} artists, "
+                         f"not {shown(vectors)}")
+    return matrix
 
 
 def _unit(vectors, out=None):

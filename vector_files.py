@@ -44,18 +44,40 @@ def write_tsv_vectors(folder, vectors):
 
 def write_word2vec(folder, names, vectors):
     """vectors.txt in word2vec text format, for gensim and friends."""
+    write_word2vec_file(os.path.join(folder, WORD2VEC_FILE), word2vec_keys(names), vectors)
+
+
+def write_word2vec_file(path, keys, vectors, binary=False, header=True):
+    """`vectors` under `keys` in word2vec's format, as gensim's save_word2vec_format writes it: text
+    with six decimals, or binary float32 (each vector ended by a newline, as word2vec's C tool)."""
     def write(f):
-        f.write(f"{len(names)} {vectors.shape[1]}\n".encode("utf-8"))
-        for name, vector in zip(names, vectors):
-            f.write((word2vec_token(name) + " " + " ".join(f"{x:.6f}" for x in vector)
-                     + "\n").encode("utf-8"))
+        if header:
+            f.write(f"{len(keys)} {vectors.shape[1]}\n".encode("utf-8"))
+        for key, vector in zip(keys, vectors):
+            if binary:
+                f.write(key.encode("utf-8") + b" " + vector.astype("<f4").tobytes() + b"\n")
+            else:
+                f.write((key + " " + " ".join(f"{x:.6f}" for x in vector) + "\n").encode("utf-8"))
 
-    atomic_write(os.path.join(folder, WORD2VEC_FILE), write)
+    atomic_write(path, write)
 
 
-def word2vec_token(name):
-    """`name` as a word2vec token: its words joined with '_', since the format splits on spaces."""
-    return "_".join(name.split())
+def word2vec_keys(names):
+    """Each name as a word2vec key, in order: its words joined with '_', since the format splits on
+    spaces (`wolf parade` -> `wolf_parade`). A name without spaces keeps itself; a key that would
+    be another artist's name or key gets a number (`wolf_parade_2` beside an artist `wolf_parade`),
+    so every key is unique and names no other artist: queries find each artist by either."""
+    taken, keys = set(names), []
+    for name in names:
+        key = "_".join(name.split()) or "_"
+        if key != name and key in taken:
+            number = 2
+            while f"{key}_{number}" in taken:
+                number += 1
+            key = f"{key}_{number}"
+        taken.add(key)
+        keys.append(key)
+    return keys
 
 
 def checkpoint_vectors(folder):

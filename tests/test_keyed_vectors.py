@@ -1,0 +1,292 @@
+"""ArtistVectors answers gensim's KeyedVectors queries as gensim does on the same vectors (the demo
+run's, under the keys its vectors.txt gives them), finds an artist by its name or by its key in the
+export, and refuses a wrong argument with a Bands2VecError of one line saying what was expected."""
+import dataclasses
+import os
+import sys
+
+import gensim
+import numpy as np
+import pytest
+
+import vector_files
+from artist_vectors import ArtistVectors
+from errors import Bands2VecError, QueryError, RunError, UnknownArtist
+
+# Demo artists whose names have spaces, commas, '&', '+' and quotes: vectors.txt spells them
+# otherwise (`lune,_marée`).
+A, B, C, D = "lune, marée", "kit & the keys", 'dj "static" ray', "orbit + halo"
+FIGURES = 1e-5  # how close our figures and gensim's must be (float32 sums in another order)
+
+
+@pytest.fixture(scope="module")
+def ours(demo_trained):
+    return ArtistVectors.load(demo_trained)
+
+
+@pytest.fixture(scope="module")
+def exported(demo_trained):
+    """The run's vectors.txt, as gensim loads it."""
+    path = os.path.join(demo_trained, vector_files.WORD2VEC_FILE)
+    return gensim.models.KeyedVectors.load_word2vec_format(path)
+
+
+@pytest.fixture(scope="module")
+def theirs(exported, demo_trained):
+    """gensim's KeyedVectors of the export's keys with the run's exact vectors (vectors.txt rounds
+    them to six decimals), so that both answer from the same numbers."""
+    model = gensim.models.KeyedVectors(exported.vector_size)
+    model.add_vectors(exported.index_to_key,
+                      np.load(os.path.join(demo_trained, vector_files.VECTORS_FILE)))
+    return model
+
+
+def test_the_export_holds_the_vectors_under_their_export_keys(ours, exported):
+    assert exported.index_to_key == ours.export_keys and len(exported) == len(ours)
+    assert exported.index_to_key[ours.index(A)] == "lune,_marée"
+    np.testing.assert_allclose(exported.vectors, ours.vectors, atol=1e-6)
+    model = ours.to_gensim()
+    assert isinstance(model, gensim.models.KeyedVectors) and model.index_to_key == ours.export_keys
+    assert np.array_equal(model.vectors, ours.vectors)
+    assert_same(model.most_similar("lune,_marée", topn=3),
+                exported.most_similar("lune,_marée", topn=3))
+
+
+# Each question as `ask(vectors, key)`, where key(name) is the name as that side spells it.
+QUESTIONS = {
+    "most_similar": lambda kv, key: kv.most_similar(key(A)),
+    "most_similar topn=3": lambda kv, key: kv.most_similar(key(A), topn=3),
+    "most_similar topn=None": lambda kv, key: kv.most_similar(key(A), topn=None),
+    "most_similar topn=0": lambda kv, key: kv.most_similar(key(A), topn=0),
+    "most_similar topn past the artists": lambda kv, key: kv.most_similar([key(A), key(B)],
+                                                                         topn=1000),
+    "analogy": lambda kv, key: kv.most_similar(positive=[key(A), key(B)], negative=[key(C)]),
+    "negative alone": lambda kv, key: kv.most_similar(negative=key(D), topn=5),
+    "weighted pairs": lambda kv, key: kv.most_similar(positive=[(key(A), 0.5), (key(B), 2.0)],
+                                                      negative=[(key(C), -1.5)]),
+    "a vector and a key": lambda kv, key: kv.most_similar(
+        positive=[kv.get_vector(key(A)) * 3, key(B)]),
+    "a weighted vector": lambda kv, key: kv.most_similar(
+        positive=[(kv.get_vector(key(A)), 2.0)], negative=[key(D)]),
+    "a row number": lambda kv, key: kv.most_similar(7, topn=5),
+    "most_similar_cosmul": lambda kv, key: kv.most_similar_cosmul(positive=[key(A), key(B)],
+                                                                  negative=[key(C)]),
+    "most_similar_cosmul topn=None": lambda kv, key: kv.most_similar_cosmul(key(A), key(B),
+                                                                            topn=None),
+    "most_similar_cosmul of a vector": lambda kv, key: kv.most_similar_cosmul(
+        [kv.get_vector(key(A), norm=True), key(D)], topn=4),
+    "similar_by_vector": lambda kv, key: kv.similar_by_vector(kv.get_vector(key(B)), topn=6),
+    "similar_by_key": lambda kv, key: kv.similar_by_key(key(C), topn=4),
+    "similarity": lambda kv, key: kv.similarity(key(A), key(B)),
+    "distance": lambda kv, key: kv.distance(key(A), key(C)),
+    "n_similarity": lambda kv, key: kv.n_similarity([key(A), key(B)], [key(C), key(D)]),
+    "doesnt_match": lambda kv, key: kv.doesnt_match([key(A), key(B), key(C), key(D)]),
+    "distances to all": lambda kv, key: kv.distances(key(A)),
+    "distances to some": lambda kv, key: kv.distances(key(A), [key(B), key(C), key(D)]),
+    "distances from a vector": lambda kv, key: kv.distances(kv.get_vector(key(D)) + 0.01),
+    "rank": lambda kv, key: kv.rank(key(A), key(B)),
+    "rank of the nearest": lambda kv, key: kv.rank(key(A), kv.most_similar(key(A), topn=1)[0][0]),
+    "closer_than": lambda kv, key: kv.closer_than(key(A), key(B)),
+    "get_vector": lambda kv, key: kv.get_vector(key(B)),
+    "get_vector norm": lambda kv, key: kv.get_vector(key(B), norm=True),
+    "a key's vector": lambda kv, key: kv[key(C)],
+    "the vectors of keys": lambda kv, key: kv[[key(C), key(A)]],
+    "vector_size": lambda kv, key: kv.vector_size,
+    "index_to_key": lambda kv, key: kv.index_to_key,
+    "len": lambda kv, key: len(kv),
+    "in, a name": lambda kv, key: key(A) in kv,
+    "in, a row": lambda kv, key: (0 in kv, len(kv) - 1 in kv, len(kv) in kv, -1 in kv),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated `init_sims`")  # gensim's cosmul calls it
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_each_query_answers_as_gensim_does(question, ours, theirs):
+    ask = QUESTIONS[question]
+    mine = ask(ours, lambda name: name)
+    gensims = ask(theirs, lambda name: ours.export_keys[ours.index(name)])
+    assert_same(_as_keys(mine, ours), gensims)
+
+
+def _as_keys(answer, ours):
+    """An answer of ours with each artist's name as gensim's side spells it (its export key)."""
+    if isinstance(answer, str):
+        return ours.export_keys[ours.index(answer)]
+    if isinstance(answer, list):
+        return [_as_keys(item, ours) for item in answer]
+    if isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[0], str):
+        return _as_keys(answer[0], ours), answer[1]
+    return answer
+
+
+def assert_same(mine, gensims):
+    """The same keys in the same order, the same types of answer, the same figures."""
+    if isinstance(gensims, np.ndarray):
+        assert isinstance(mine, np.ndarray) and mine.shape == gensims.shape
+        np.testing.assert_allclose(mine, gensims, atol=FIGURES)
+    elif isinstance(gensims, list) and gensims and isinstance(gensims[0], tuple):
+        assert [key for key, _ in mine] == [key for key, _ in gensims]
+        assert all(type(figure) is float for _, figure in mine)
+        np.testing.assert_allclose([f for _, f in mine], [f for _, f in gensims], atol=FIGURES)
+    elif isinstance(gensims, (np.floating, float)):
+        assert type(mine) is float and mine == pytest.approx(float(gensims), abs=FIGURES)
+    else:
+        assert mine == gensims and type(mine) is type(gensims)
+
+
+def test_the_questions_are_not_trivial(ours):
+    """The comparisons above compare something: answers of several artists that differ."""
+    assert len(ours.most_similar(A)) == 10 and ours.most_similar(A) != ours.most_similar(B)
+    assert 1 < ours.rank(A, B) < len(ours) and 0 < len(ours.closer_than(A, B)) < len(ours) - 2
+    assert ours.doesnt_match([A, B, C, D]) in {A, B, C, D}
+    # topn=None keeps the artists asked about, as gensim's does: the artist itself is nearest.
+    assert ours.most_similar(A, topn=None)[ours.index(A)] == pytest.approx(1, abs=1e-6)
+    assert ours.most_similar([A, B], topn=1000)[-1][0] not in (A, B)
+    assert len(ours.most_similar([A, B], topn=1000)) == len(ours) - 2
+
+
+def test_the_api_finds_an_artist_by_its_export_key(ours, demo_trained):
+    assert ours.index("lune,_marée") == ours.index(A) == ours.index("Lune,_Marée")
+    assert "kit_&_the_keys" in ours and "kit_&_the_keys" not in ours.key_to_index
+    assert ours.most_similar("lune,_marée", topn=3) == ours.most_similar(A, topn=3)
+    # Every key of the export names its artist in the API.
+    with open(os.path.join(demo_trained, vector_files.WORD2VEC_FILE), encoding="utf-8") as f:
+        keys = [line.split(" ", 1)[0] for line in f.read().splitlines()[1:]]
+    assert [ours.index(key) for key in keys] == list(range(len(ours)))
+
+
+def _renamed(ours, names):
+    """The first len(names) demo artists, renamed: names that meet when spaces become '_'."""
+    facts = ours.artists
+    rows = slice(0, len(names))
+    fields = {field.name: getattr(facts, field.name) for field in dataclasses.fields(facts)}
+    fields = {name: (value[rows] if name != "more" and value is not None else value)
+              for name, value in fields.items()}
+    return ArtistVectors(ours.vectors[rows], dataclasses.replace(facts, **dict(fields, names=names)))
+
+
+COLLIDING = ["wolf parade", "wolf_parade", "wolf  parade", "wolf_parade_2", "Wolf Parade",
+             "how to destroy angels_", "how to destroy angels", " ", "sleep\tover", "sleep_over_2"]
+
+
+def test_names_that_meet_as_export_keys_stay_apart_and_found(ours, tmp_path):
+    vectors = _renamed(ours, COLLIDING)
+    keys = vectors.export_keys
+    assert keys == ["wolf_parade_3", "wolf_parade", "wolf_parade_4", "wolf_parade_2", "Wolf_Parade",
+                    "how_to_destroy_angels_", "how_to_destroy_angels", "_", "sleep_over",
+                    "sleep_over_2"]
+    assert [vectors.index(key) for key in keys] == list(range(len(keys)))
+    assert [vectors.index(name) for name in COLLIDING] == list(range(len(keys)))
+    for binary in (False, True):
+        path = tmp_path / "new" / f"vectors-{binary}.bin"
+        vectors.save_word2vec_format(path, binary=binary)
+        loaded = gensim.models.KeyedVectors.load_word2vec_format(str(path), binary=binary)
+        assert loaded.index_to_key == keys
+        np.testing.assert_allclose(loaded.vectors, vectors.vectors, atol=0 if binary else 1e-6)
+    model = vectors.to_gensim()
+    assert model.index_to_key == keys and all(model.has_index_for(key) for key in keys)
+    # gensim writes the model it was given in word2vec's format, and reads it back, keys and all.
+    model.save_word2vec_format(str(tmp_path / "again.txt"))
+    assert gensim.models.KeyedVectors.load_word2vec_format(str(tmp_path / "again.txt")
+                                                           ).index_to_key == keys
+
+
+def test_every_artist_of_the_full_data_is_found_by_its_export_key(full_catalog):
+    vectors = ArtistVectors(np.zeros((len(full_catalog), 2), np.float32), full_catalog.facts)
+    keys = vectors.export_keys
+    assert len(set(keys)) == len(keys) and not any(" " in key or "\t" in key for key in keys)
+    assert [vectors.index(key) for key in keys] == list(range(len(keys)))
+    assert keys[vectors.index("sleep  over")] == "sleep_over"
+
+
+def test_save_makes_its_folder_and_loads_back(ours, tmp_path):
+    folder = tmp_path / "new" / "dir"
+    ours.save(folder)
+    again = ArtistVectors.load(folder)
+    assert again.names == ours.names and np.array_equal(again.vectors, ours.vectors)
+    assert np.array_equal(again.kmeans_clusters, ours.kmeans_clusters)
+    random = ours.with_vectors(ours.vectors[::-1])
+    random.save(str(folder))
+    again = ArtistVectors.load(str(folder))
+    assert again.kmeans_clusters is None and np.array_equal(again.vectors, ours.vectors[::-1])
+
+
+def test_to_gensim_without_gensim_says_so(ours, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gensim", None)
+    monkeypatch.setitem(sys.modules, "gensim.models", None)
+    with pytest.raises(Bands2VecError, match=r"to_gensim\(\) needs gensim.*pip install gensim"):
+        ours.to_gensim()
+
+
+def test_containment_never_raises(ours):
+    assert A in ours and "lune,_marée" in ours and 0 in ours and np.int64(3) in ours
+    for key in ("nobody", len(ours), -1, None, 1.5, [1], {"a": 1}, b"lune", True, np.zeros(64)):
+        assert key not in ours, key
+
+
+# (call, expected error, what its message says)
+WRONG = {
+    "topn as text": (lambda v: v.most_similar(A, topn="5"), QueryError, "topn must be a whole"),
+    "topn below 0": (lambda v: v.most_similar(A, topn=-1), QueryError, "not -1"),
+    "topn a fraction": (lambda v: v.most_similar(A, topn=2.5), QueryError, "not 2.5"),
+    "topn True": (lambda v: v.most_similar(A, topn=True), QueryError, "not True"),
+    "nothing asked": (lambda v: v.most_similar(), QueryError, "nothing to look for"),
+    "empty positive": (lambda v: v.most_similar(positive=[], negative=()), QueryError,
+                       "nothing to look for"),
+    "a number for a list": (lambda v: v.most_similar(3.5), QueryError, "positive must be"),
+    "None in the list": (lambda v: v.most_similar([A, None]), QueryError,
+                         "expected artist names, vectors or (name, weight) pairs, not None"),
+    "a weight as text": (lambda v: v.most_similar([(A, "heavy")]), QueryError, "(name, weight)"),
+    "a short vector": (lambda v: v.most_similar(np.zeros(3)), QueryError, "vector of 64 numbers"),
+    "a NaN vector": (lambda v: v.most_similar(np.full(64, np.nan)), QueryError, "NaN"),
+    "cancels out": (lambda v: v.most_similar(A, A), QueryError, "zero vector"),
+    "unknown name": (lambda v: v.most_similar("lune marée!"), UnknownArtist, "did you mean"),
+    "row past the end": (lambda v: v.most_similar(10_000), UnknownArtist, "unknown artist 10000"),
+    "bytes": (lambda v: v.similarity(A, b"x"), QueryError, "a name or a row number, not b'x'"),
+    "None key": (lambda v: v.similarity(A, None), QueryError, "not None"),
+    "empty n_similarity": (lambda v: v.n_similarity([], [A]), QueryError, "ws1 names no artist"),
+    "empty doesnt_match": (lambda v: v.doesnt_match([]), QueryError, "no artists given"),
+    "cosmul without positive": (lambda v: v.most_similar_cosmul(negative=[A]), QueryError,
+                                "no positive artist"),
+    "distances from None": (lambda v: v.distances(None), QueryError, "vector of 64 numbers"),
+    "norm as text": (lambda v: v.get_vector(A, norm="yes"), QueryError, "norm must be True"),
+    "zero vector": (lambda v: v.similar_by_vector(np.zeros(64)), QueryError, "zero vector"),
+    "expression not text": (lambda v: v.query(5), QueryError, "an expression is text"),
+    "empty expression": (lambda v: v.query(""), QueryError, "expected an artist name"),
+    "similarity as text": (lambda v: v.describe(A, "high"), QueryError,
+                           "similarity must be a number"),
+    "shared with a number": (lambda v: v.shared(A, 5.5), QueryError, "others must be"),
+    "unknown context kind": (lambda v: v.indicator("mood"), QueryError,
+                             "unknown context kind 'mood'"),
+    "k below 0": (lambda v: v.nearest_neighbours(k=-1), QueryError, "k must be a whole number"),
+    "k as text": (lambda v: v.nearest_neighbours(k="3"), QueryError, "not '3'"),
+    "rows as fractions": (lambda v: v.nearest_neighbours(rows=[1.5]), QueryError, "rows must be"),
+    "rows past the end": (lambda v: v.nearest_neighbours(rows=[10 ** 6]), QueryError,
+                          "from 0 to 299"),
+    "vectors of other artists": (lambda v: v.with_vectors(np.zeros((3, 64))), QueryError,
+                                 "one a row for the 300 artists"),
+    "a table of text": (lambda v: ArtistVectors([["a"]], v.artists), QueryError,
+                        "matrix of vectors"),
+    "load None": (lambda v: ArtistVectors.load(None), RunError, "expected a path, not None"),
+    "save to a number": (lambda v: v.save(5), RunError, "expected a path, not 5"),
+    "export to None": (lambda v: v.save_word2vec_format(None), RunError, "expected a path"),
+    "binary as text": (lambda v: v.save_word2vec_format("x.bin", binary="yes"), QueryError,
+                       "binary must be True or False"),
+}
+
+
+@pytest.mark.parametrize("case", WRONG)
+def test_a_wrong_argument_is_a_bands2vec_error_saying_what_was_expected(case, ours):
+    call, error, says = WRONG[case]
+    with pytest.raises(error) as raised:
+        call(ours)
+    assert isinstance(raised.value, Bands2VecError)
+    assert says in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_saving_under_a_file_is_a_run_error_naming_it(ours, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(RunError, match="a-file"):
+        ours.save(tmp_path / "a-file" / "run")
+    with pytest.raises(RunError, match="a-file"):
+        ours.save_word2vec_format(tmp_path / "a-file" / "vectors.txt")
