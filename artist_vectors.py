@@ -89,7 +89,7 @@ class ArtistVectors(KeyedVectorsQueries):
 
     @functools.cached_property
     def _folded(self):
-        return {name.casefold(): i for i, name in reversed(list(enumerate(self.names)))}
+        return _first_rows([name.casefold() for name in self.names])
 
     @functools.cached_property
     def export_keys(self):
@@ -98,11 +98,11 @@ class ArtistVectors(KeyedVectorsQueries):
 
     @functools.cached_property
     def _export_index(self):
-        return {key: i for i, key in enumerate(self.export_keys)}
+        return _first_rows(self.export_keys)
 
     @functools.cached_property
     def _folded_export(self):
-        return {key.casefold(): i for i, key in reversed(list(enumerate(self.export_keys)))}
+        return _first_rows([key.casefold() for key in self.export_keys])
 
     def _find(self, key):
         """The row of a row number, else of the first spelling to know `key`: the name, the export
@@ -127,7 +127,8 @@ class ArtistVectors(KeyedVectorsQueries):
         if i is None:
             close = (difflib.get_close_matches(name.casefold(), list(self._folded), n=3,
                                                cutoff=0.6) if isinstance(name, str) else [])
-            raise UnknownArtist(name, [self.names[self._folded[c]] for c in close])
+            raise UnknownArtist(name if isinstance(name, str) else int(name),
+                                [self.names[self._folded[c]] for c in close])
         return i
 
     def most_similar(self, positive=None, negative=None, topn=NEIGHBOURS):
@@ -153,8 +154,8 @@ class ArtistVectors(KeyedVectorsQueries):
                             checked_topn(topn), exclude)
 
     def _ranked(self, scores, topn, exclude):
-        """[(name, score)] of the `topn` best scores (a row's, every artist's), skipping the rows
-        in `exclude`, best first; with topn=None the scores themselves, as gensim gives them."""
+        """[(name, score)] of the `topn` best of `scores` (one an artist), skipping the rows in
+        `exclude`, best first; with topn=None the scores themselves, as gensim gives them."""
         if topn is None:
             return scores
         scores[list(exclude)] = -np.inf
@@ -303,6 +304,11 @@ def top_k(similarity, k):
     rows = np.arange(len(similarity))[:, None]
     best = np.argpartition(similarity, -k, axis=1)[:, -k:]  # the k largest, in no order
     return best[rows, np.argsort(-similarity[rows, best], axis=1, kind="stable")]
+
+
+def _first_rows(keys):
+    """{key: the first row that has it}."""
+    return {key: i for i, key in reversed(list(enumerate(keys)))}
 
 
 def _matrix(vectors, rows):
