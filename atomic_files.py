@@ -14,7 +14,10 @@ FILE_MODE = 0o666 & ~_umask()  # the mode open() gives, as the checkpoint and ev
 
 
 def atomic_write(path, write):
-    """Call `write(file)` on a temporary file beside `path`, then rename it over `path`."""
+    """Call `write(file)` on a temporary file beside `path`, then rename it over `path`. Neither
+    step follows a link someone may have put at `path` (mkstemp makes a new file, O_EXCL and
+    O_NOFOLLOW; a rename replaces the link itself), so no file outside the folder is written.
+    A failed write is an OSError naming `path`."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
     try:
@@ -22,9 +25,24 @@ def atomic_write(path, write):
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
+    except OSError as error:
+        named = _named(error, path, folder)
+        os.unlink(tmp)
+        raise named from None
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _named(error, path, folder):
+    """`error` naming `path`: a file object's and numpy's failed writes name no file, and numpy's
+    (`557568 requested and 124896 written`) no reason either, which a full disk is."""
+    if error.filename is not None:
+        return error
+    number = error.errno
+    if number is None and os.statvfs(folder).f_bavail == 0:
+        number = errno.ENOSPC
+    return OSError(number, os.strerror(number) if number else str(error), path)
 
 
 def write_bytes(path, data):

@@ -35,8 +35,10 @@ def _stderr_silenced():
 with _stderr_silenced():
     import tensorflow as tf
 
-# Its deprecation notes (a Saver's second checkpoint logs one) are not ours to act on.
-tf.get_logger().setLevel("ERROR")
+# Its deprecation notes (a Saver's second checkpoint logs one) are not ours to act on, and its
+# error lines (a checkpoint not found, its events thread failing) come to us as exceptions or
+# answers that we tell in one line each: raw, they would say it twice.
+tf.get_logger().setLevel("CRITICAL")
 tf1 = tf.compat.v1
 tf1.disable_eager_execution()
 

@@ -6,15 +6,18 @@ chief and the workers each build the same graph, placed by `replica_device_sette
 asynchronously with training.py's loop, each with its own seeded pairs, counting the run's steps
 together. The chief initialises the variables and writes the run folder; the workers write nothing.
 """
+import contextlib
 import hashlib
 import json
+import signal
 import socket
+import threading
 import time
 
 from bands2vec_graph import tf, tf1
 from errors import ClusterError, ClusterLost, RunError, RunInterrupted
-from training import (Interrupted, Loop, latest_checkpoint, restore, tf_reason,
-                      train_vectors)
+from training import (Interrupted, Loop, UnreadableCheckpoint, latest_checkpoint, restore,
+                      tf_reason, train_vectors)
 
 # How long a task waits for a ps task, or a worker for the chief to initialise the variables,
 # before it says so and stops: never a hang. The chief may first load a million artists (20 s).
@@ -142,7 +145,10 @@ _ABANDONED = []  # sessions of a cluster that lost a task: TensorFlow would hang
 
 def _checkpoint_step(folder):
     """The step of the run's last checkpoint, or None."""
-    checkpoint = latest_checkpoint(folder)
+    try:
+        checkpoint = latest_checkpoint(folder)
+    except UnreadableCheckpoint:
+        return None
     return int(checkpoint.rpartition("-")[2]) if checkpoint else None
 
 
@@ -218,24 +224,47 @@ def _done_queue(task, index):
 
 def serve(task, say=print):
     """A ps task: serve the variables until the chief says the run is done, then wait a while for
-    the workers to say they have stopped too (one that died says nothing), and return."""
-    ps_server = server(task)
-    graph = tf1.Graph()
-    with graph.as_default():
-        stopped = _done_queue(task, task.index).dequeue()
-    say(f"{task}: serving the variables at {task.address} until the run is done")
-    config = tf1.ConfigProto(device_filters=[task.device])
-    with tf1.Session(ps_server.target, graph=graph, config=config) as session:
-        waiting, deadline = set(range(task.trainers)), None
-        while waiting and (deadline is None or time.monotonic() < deadline):
-            try:
-                # A second at a time, so that Ctrl-C and SIGTERM are heard while it waits.
-                waiting.discard(int(session.run(stopped,
-                                                options=tf1.RunOptions(timeout_in_ms=1000))))
-            except tf.errors.DeadlineExceededError:
-                continue
-            if 0 not in waiting and deadline is None:  # the chief is done: the workers have a while
-                deadline = time.monotonic() + WORKERS_GRACE_SECONDS
+    the workers to say they have stopped too (one that died says nothing), and return. Ctrl-C or
+    SIGTERM stops it between two waits (raised inside TensorFlow's wait, it would be garbled)."""
+    with _signals_as_a_flag() as stopping:
+        ps_server = server(task)
+        graph = tf1.Graph()
+        with graph.as_default():
+            stopped = _done_queue(task, task.index).dequeue()
+        say(f"{task}: serving the variables at {task.address} until the run is done")
+        config = tf1.ConfigProto(device_filters=[task.device])
+        with tf1.Session(ps_server.target, graph=graph, config=config) as session:
+            waiting, deadline = set(range(task.trainers)), None
+            while waiting and (deadline is None or time.monotonic() < deadline) \
+                    and not stopping.is_set():
+                try:
+                    # A second at a time, so that Ctrl-C and SIGTERM are heard while it waits.
+                    waiting.discard(int(session.run(stopped,
+                                                    options=tf1.RunOptions(timeout_in_ms=1000))))
+                except tf.errors.DeadlineExceededError:
+                    continue
+                if 0 not in waiting and deadline is None:  # the chief is done: the rest a while
+                    deadline = time.monotonic() + WORKERS_GRACE_SECONDS
+    if stopping.is_set():
+        raise RunInterrupted(f"{task}: interrupted; the trainers lose the variables it served: "
+                             f"start it again, then `python run.py --resume` on the chief", None)
     say(f"{task}: the run is done"
         + (f" ({len(waiting)} worker{'s' * (len(waiting) != 1)} did not say they had stopped)"
            if waiting else ""))
+
+
+@contextlib.contextmanager
+def _signals_as_a_flag():
+    """An Event that Ctrl-C and SIGTERM set, while it lasts, instead of raising (where this is not
+    the main thread, no signal comes: the Event is never set)."""
+    stopping = threading.Event()
+    try:
+        previous = {signum: signal.signal(signum, lambda *_: stopping.set())
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        yield stopping
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -109,7 +109,9 @@ def values_by_artist(reviews, frame, column, artists):
 
 
 def _read_genres(frame, reviews, artists, source):
-    frame = frame.assign(reviewid=review_ids(frame["reviewid"])).dropna().drop_duplicates()
+    frame = frame.assign(reviewid=review_ids(frame["reviewid"])).dropna()
+    # A genre is a name: one stored as a number (an untyped SQLite column) is its text.
+    frame = frame.assign(genre=frame["genre"].astype(str)).drop_duplicates()
     if frame.empty:
         raise DataError(f"{source}: no genres (every genre is NULL), "
                         f"so there is no genre context to learn from")

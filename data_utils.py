@@ -34,6 +34,9 @@ NOT_AN_ARTIST = frozenset({"various artists", "soundtrack"})
 
 def resolve_data_path(path=None):
     """The data's path: --data, then $BANDS2VEC_DATA, then the repository's data/, else the demo."""
+    if path is not None and not str(path).strip():
+        raise DataError("--data is empty: give the data's path, or leave --data out for the data "
+                        "found (see docs/data.md)")
     if path:
         return path
     if os.environ.get(DATA_ENV):

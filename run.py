@@ -13,6 +13,7 @@ import difflib
 import json
 import math
 import os
+import shlex
 import signal
 import sys
 import warnings
@@ -87,8 +88,8 @@ def train_arguments(train):
                             f"{b.XLA_MAX_ARTISTS:,} artists, whose tables XLA holds, "
                             f"else the cores, at most {b.MAX_CONCURRENT_STEPS}); "
                             f"more than one gives other vectors for the same seed")
-    train.add_argument("--clusters", type=int, default=b.KMEANS_CLUSTERS,
-                       help="k-means clusters (default: %(default)s)")
+    train.add_argument("--clusters", type=int,
+                       help=f"k-means clusters (default: {b.KMEANS_CLUSTERS})")
     train.add_argument("--run",
                        help="name of the run's folder under --logdir (default: run-<date>-<time>)")
     train.add_argument("--overwrite", action="store_true",
@@ -104,20 +105,35 @@ def train_command(args):
     if args.contexts is not None or args.genre_share is not None:
         given["contexts"] = parse_contexts(args.contexts or DEFAULT_CONTEXTS, args.genre_share)
     if args.resume:
-        if set(given) - {"steps", "concurrent_steps"} or args.include_pseudo_artists:
-            raise ValueError("--resume continues with the run's own options; only --steps (and "
-                             "--concurrent-steps) may be changed")
+        _check_resumable(args, given)
         run = bands2vec.resume(args.logdir, args.run, given.get("steps"), args.data,
                                plots=not args.no_plots,
                                concurrent_steps=given.get("concurrent_steps"))
     else:
         run = bands2vec.train(args.data, b.TrainOptions(**given), logs=args.logdir, name=args.run,
-                              overwrite=args.overwrite, clusters=args.clusters,
+                              overwrite=args.overwrite,
+                              clusters=(b.KMEANS_CLUSTERS if args.clusters is None
+                                        else args.clusters),
                               plots=not args.no_plots,
                               include_pseudo_artists=args.include_pseudo_artists)
     if run:  # workers and ps tasks have said what they did; the chief has a run to sum up
         _say_summary(run, args.logdir)
     return 0
+
+
+def _check_resumable(args, given):
+    """--resume goes on with the run as it is, its options and its k-means clusters (as a seed, a
+    new k would give another run): `plot --clusters K` re-clusters its plots."""
+    if args.overwrite:
+        raise ValueError("--resume continues a run and --overwrite replaces it: give one of them")
+    changed = [f"--{name.replace('_', '-')}" for name in given
+               if name not in ("steps", "concurrent_steps")]
+    changed += [option for option, value in (("--clusters", args.clusters is not None),
+                                             ("--include-pseudo-artists",
+                                              args.include_pseudo_artists)) if value]
+    if changed:
+        raise ValueError(f"--resume continues with the run's own options, not {', '.join(changed)}"
+                         f"; only --steps (and --concurrent-steps) may be changed")
 
 
 def _say_summary(run, logs):
@@ -132,9 +148,8 @@ def _say_summary(run, logs):
         print(f"             of which {part * record.options.batch_size:,} in the {part:,} steps "
               f"from step {stats.part_from:,} just trained, in {stats.part_seconds:.1f}s")
     print(f"Final loss:  {stats.loss:.3f}")
-    print(f"Quality:     10 nearest neighbours share a genre {report['genre']['trained']:.1%} "
-          f"(random vectors {report['genre']['random']:.1%}), the same rounded mean score "
-          f"{report['score']['trained']:.1%} (random {report['score']['random']:.1%})")
+    print(f"Quality:     10 nearest neighbours share a genre {_share(report['genre'], 'vectors ')}"
+          f", the same rounded mean score {_share(report['score'])}")
     print(f"Time:        {stats.part_seconds:.1f}s training, {sum(phases.values()):.1f}s in all ("
           + ", ".join(f"{name} {phases[name]:.1f}s" for name in PHASES if name in phases)
           + f"); peak memory {record.peak_memory_mb:,.0f} MB")
@@ -145,7 +160,15 @@ def _say_summary(run, logs):
           f"vectors.npy, {exports}")
     for path in run.plots.values():
         print(f"             {path}")
-    print(f"Next:        tensorboard --logdir {logs}")
+    print(f"Next:        {shlex.join(['tensorboard', '--logdir', logs])}")
+
+
+def _share(figures, random=""):
+    """`61.3% (random 20.1%)` of a quality figure; `-` where the data has none (a catalog whose
+    genres join none of its reviews)."""
+    if figures["trained"] is None:
+        return "- (no such facts in the data)"
+    return f"{figures['trained']:.1%} (random {random}{figures['random']:.1%})"
 
 
 # ---------------------------------------------------------------------------------------------

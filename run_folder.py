@@ -7,9 +7,12 @@ import contextlib
 import datetime
 import fcntl
 import os
+import shlex
 import shutil
+import stat
 import sys
 import tempfile
+import unicodedata
 
 import metadata
 import run_record
@@ -27,6 +30,8 @@ def run_path(logs, name=None):
     """The path for run `name` (default: the time) in `logs`, which is made and must be writable."""
     if not logs.strip():
         raise RunError("--logdir is empty: name a directory for the logs, such as logs")
+    name = check_run_name(datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S")
+                          if name is None else name)
     try:
         os.makedirs(logs, exist_ok=True)
         probe = tempfile.TemporaryFile(dir=logs)
@@ -34,14 +39,29 @@ def run_path(logs, name=None):
     except OSError as error:
         raise RunError(f"{logs}: log directory is not writable ({error.strerror or error}); "
                        f"choose another --logdir") from None
-    name = name or datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S")
-    if os.sep in name or name in ("", ".", ".."):
-        raise RunError(f"--run {name!r}: a run name is one folder name, without '{os.sep}'")
     longest = os.pathconf(logs, "PC_NAME_MAX") - len(".lock.")  # its lock file's name is longest
     length = len(name.encode("utf-8", "surrogateescape"))
     if length > longest:
         raise RunError(f"--run is {length:,} bytes long; a run name here takes at most {longest}")
     return os.path.join(logs, name)
+
+
+def check_run_name(name):
+    """`name` if it can name a run: one folder name, not hidden (a run's lock is `.NAME.lock`, and
+    no run can be named so), not read as an option (`-x`), without control characters or spaces
+    at its ends; else a one-line RunError."""
+    problems = [
+        (not name.strip(), "it is empty"),
+        (os.sep in name, f"a run name is one folder name, without '{os.sep}'"),
+        (name.startswith("."), "it starts with '.', as hidden files and the runs' locks do"),
+        (name.startswith("-"), "it starts with '-', as an option does"),
+        (any(unicodedata.category(c) == "Cc" for c in name),
+         "it has a control character, such as a line break"),
+        (name != name.strip(), "it starts or ends with a space")]
+    problem = next((problem for found, problem in problems if found), None)
+    if problem:
+        raise RunError(f"--run {name!r}: {problem}; choose another, such as my-run")
+    return name
 
 
 def make_run_folder(folder, overwrite=False):
@@ -69,13 +89,9 @@ def writing(folder):
     while it is written: one process writes a run at a time, and a second is refused in one line
     naming the first. The kernel drops the lock of a process that has gone, however it went, so a
     stale lock is taken over."""
-    path = os.path.join(os.path.dirname(folder) or ".", f".{os.path.basename(folder)}.lock")
+    path = lock_path(folder)
     while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        except OSError as error:
-            raise RunError(f"{folder}: cannot be written ({error.strerror}); "
-                           f"check who may write in {os.path.dirname(folder) or '.'}") from None
+        fd = _open_lock(folder, path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -88,7 +104,7 @@ def writing(folder):
         os.close(fd)  # its holder removed it between our open and our lock: lock the file there now
     try:
         os.ftruncate(fd, 0)
-        command = " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])
+        command = shlex.join([os.path.basename(sys.argv[0])] + sys.argv[1:])
         os.pwrite(fd, f"process {os.getpid()} ({command})".encode("utf-8", "replace"), 0)
         yield
     finally:
@@ -96,9 +112,37 @@ def writing(folder):
         os.close(fd)
 
 
+def lock_path(folder):
+    """The lock of run `folder`: a hidden file beside it, which no run name can be."""
+    return os.path.join(os.path.dirname(folder) or ".", f".{os.path.basename(folder)}.lock")
+
+
+def _open_lock(folder, path):
+    """The lock file's descriptor, made if absent. Whoever may write in the logs could have put a
+    link there to a file of ours, or a FIFO: the lock is opened without following a link, and only
+    a regular file of its own is used (never truncated or written otherwise)."""
+    where = os.path.dirname(folder) or "."
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, FILE_MODE)
+    except OSError as error:
+        if os.path.islink(path):
+            raise RunError(f"{path}: the lock of {folder} is a symbolic link, which run.py never "
+                           f"makes; remove it (and see who put it in {where})") from None
+        raise RunError(f"{folder}: cannot be written ({error.strerror}); "
+                       f"check who may write in {where}") from None
+    status = os.fstat(fd)  # no link left (0) is a lock its holder has just removed: tried anew
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink > 1:
+        os.close(fd)
+        kind = "a hard link to another file" if stat.S_ISREG(status.st_mode) else \
+            "not a regular file"
+        raise RunError(f"{path}: the lock of {folder} is {kind}, which run.py never makes; "
+                       f"remove it (and see who put it in {where})")
+    return fd
+
+
 def _same_file(fd, path):
     try:
-        return os.fstat(fd).st_ino == os.stat(path).st_ino
+        return os.fstat(fd).st_ino == os.lstat(path).st_ino
     except FileNotFoundError:
         return False
 
@@ -110,8 +154,8 @@ def find_run(logs, name=None, usable=False):
         return os.path.isfile(os.path.join(path, run_record.RUN_FILE)) and (
             not usable or os.path.isfile(os.path.join(path, metadata.METADATA_FILE)))
 
-    if name:
-        path = os.path.join(logs, name)
+    if name is not None:
+        path = os.path.join(logs, check_run_name(name))
         if not os.path.isfile(os.path.join(path, run_record.RUN_FILE)):
             raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); train with "
                            f"`python run.py` first")
@@ -129,8 +173,8 @@ def find_run(logs, name=None, usable=False):
             raise RunError(f"{logs}: no run with vectors to ask yet ({', '.join(names)}: "
                            f"still training, or stopped before; "
                            f"their run.json says how to go on)")
-        raise RunError(f"{logs}: no trained run found; "
-                       f"train one with `python run.py --logdir {logs}`")
+        raise RunError(f"{logs}: no trained run found; train one with "
+                       f"`{shlex.join(['python', 'run.py', '--logdir', logs])}`")
     return max(runs, key=lambda path: os.path.getmtime(os.path.join(path, run_record.RUN_FILE)))
 
 

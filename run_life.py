@@ -9,7 +9,6 @@ keeps run.json's state true at every moment (docs/runs.md):
 A new run that fails before its first checkpoint leaves no folder. On a TensorFlow cluster the chief
 lives this life; a worker trains with it and a ps task serves it (cluster_training.py).
 """
-import copy
 import dataclasses
 import importlib
 import os
@@ -83,8 +82,10 @@ def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
     folder = run_folder.find_run(logs, name)
     with run_folder.writing(folder):
         record = run_record.read(folder)
+        _check_steps(folder, record, steps)
         mark = time.perf_counter()
-        catalog = load_catalog(data or record.data, record.include_pseudo_artists)
+        catalog = load_catalog(record.data if data is None else data,
+                               record.include_pseudo_artists)
         load_seconds = time.perf_counter() - mark
         _say_catalog(catalog, say)
         _check_same_data(folder, record, catalog)
@@ -92,11 +93,23 @@ def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
                                       concurrent_steps=concurrent_steps,
                                       steps=record.options.steps if steps is None else steps)
         options = _resolved(options, catalog, task)
-        if record.stats.steps >= options.steps and record.state != "incomplete":
-            raise RunError(f"{folder} has trained all its {options.steps:,} steps; "
-                           f"pass --steps N with more to train on")
         return _guarded(catalog, record, options, folder, plots, new=False, say=say, task=task,
                         load_seconds=load_seconds)
+
+
+def _check_steps(folder, record, steps):
+    """A RunError unless the run has steps left to train up to `steps` (None: its own), or is
+    incomplete, with the files it lacks to write."""
+    trained, planned = record.stats.steps, record.options.steps if steps is None else steps
+    if trained < planned or (record.state == "incomplete" and trained == planned):
+        return
+    if trained > planned:
+        go_on = (f"leave --steps out to go on to its {record.options.steps:,}, or "
+                 if trained < record.options.steps else "")
+        raise RunError(f"{folder} has already trained {trained:,} steps, more than --steps "
+                       f"{planned:,}; {go_on}pass --steps N above {trained:,} to train on")
+    raise RunError(f"{folder} has trained all its {trained:,} steps; "
+                   f"pass --steps N above {trained:,} to train on")
 
 
 def _resolved(options, catalog, task):
@@ -129,7 +142,7 @@ def _guarded(catalog, record, options, folder, plots, new, say, task=None, load_
     state true; returns the folder."""
     from training import Diverged, Interrupted, UnreadableCheckpoint
 
-    before = copy.deepcopy(record)  # a resumption that gets nowhere leaves run.json as it was
+    before = record.stats.steps  # a resumption that gets nowhere leaves run.json as it was
     record.options = options
     to_train = record.stats.steps < options.steps
     try:
@@ -138,7 +151,7 @@ def _guarded(catalog, record, options, folder, plots, new, say, task=None, load_
         phases = {"load": load_seconds + time.perf_counter() - mark}  # the catalog and its facts
         mark = time.perf_counter()
         if to_train:
-            vectors, record.stats = _train(catalog, record, folder, artists, say, task)
+            vectors, record.stats = _train(catalog, record, folder, artists, say, task, new)
         else:
             say(f"{folder} has trained all its {options.steps:,} steps: writing the files it lacks")
             record.stats = dataclasses.replace(record.stats, part_from=record.stats.steps,
@@ -158,21 +171,20 @@ def _guarded(catalog, record, options, folder, plots, new, say, task=None, load_
             raise
         raise RunInterrupted(message, folder) from None
     except BaseException as error:
-        if new and not run_folder.has_checkpoint(folder):
-            shutil.rmtree(folder, ignore_errors=True)  # nothing worth keeping: leave nothing
-        elif not new and record.stats.steps == before.stats.steps:
-            run_record.write(folder, before)
-        elif to_train:
-            _save(folder, record, "interrupted", error=str(error).splitlines()[0] if str(error) else
-                  type(error).__name__)
+        kept = _after_failure(folder, record, new, before, to_train, error)
+        if isinstance(error, KeyboardInterrupt):
+            raise RunInterrupted(_interrupted_message(folder, record, new, kept),
+                                 folder if kept else None) from None
         # These say what to try themselves: resuming from the checkpoint as it is would not help,
         # or their message says to.
-        if run_folder.has_checkpoint(folder) and isinstance(error, Exception) and \
+        if kept and isinstance(error, Exception) and \
                 not isinstance(error, (Diverged, UnreadableCheckpoint, ClusterLost)):
             error.add_note(f"{folder} keeps its checkpoint at step {record.stats.steps:,}: "
                            f"continue with: {run_record.next_command(folder)}")
         raise
     phases["train"] = time.perf_counter() - mark
+    if to_train:  # trained, nothing written yet: what kill -9 leaves from here, --resume completes
+        _save(folder, record, "incomplete", missing=list(OUTPUTS))
     seconds = _write(catalog, artists.with_vectors(vectors), record, folder,
                      OUTPUTS if plots else OUTPUTS[:-1], say)
     phases.update(write=sum(seconds.values()) - seconds.get("plots", 0.0),
@@ -184,12 +196,39 @@ def _guarded(catalog, record, options, folder, plots, new, say, task=None, load_
     return folder
 
 
-def _train(catalog, record, folder, artists, say, task):
+def _after_failure(folder, record, new, before, to_train, error):
+    """What a run keeps when training or loading its vectors failed: a new run without a
+    checkpoint is removed; a resumed one that got nowhere has had nothing written; one that
+    trained on is saved as interrupted. Returns whether the folder is kept."""
+    if new and not run_folder.has_checkpoint(folder):
+        shutil.rmtree(folder, ignore_errors=True)  # nothing worth keeping: leave nothing
+        return False
+    if to_train and record.stats.steps != before:
+        _save(folder, record, "interrupted",
+              error=None if isinstance(error, KeyboardInterrupt) else
+              str(error).splitlines()[0] if str(error) else type(error).__name__)
+    return True
+
+
+def _interrupted_message(folder, record, new, kept):
+    """What Ctrl-C or SIGTERM outside the training loop (building the graph, opening the
+    session, reading the vectors) leaves."""
+    if not kept:
+        return f"Interrupted before the first checkpoint: {folder} is removed, nothing was kept"
+    if new or record.stats.steps:
+        return (f"Interrupted at step {record.stats.steps:,}: {folder} keeps its checkpoint; "
+                f"continue with: {run_record.next_command(folder)}")
+    return f"Interrupted before training went on: {folder} is as it was"
+
+
+def _train(catalog, record, folder, artists, say, task, new):
     """Train from the run's last checkpoint (or the start), saving run.json as `training` at the
-    start and at each checkpoint; returns (vectors, Stats). On a cluster this is the chief."""
-    from training import Interrupted, latest_checkpoint, train_vectors
+    start of a new run and at each checkpoint (a resumed one keeps its state until its first);
+    returns (vectors, Stats). On a cluster this is the chief."""
+    from training import Interrupted, train_vectors
 
     options = record.options
+    checkpoint = None if new else _checkpoint_to_resume(folder, record, say)
     say(f"Training {options.steps:,} steps of {options.batch_size:,} pairs "
         f"({format_contexts(options.contexts)}), learning rate {options.learning_rate:g}"
         + (f", {options.concurrent_steps} concurrent steps" if options.concurrent_steps > 1 else "")
@@ -200,8 +239,8 @@ def _train(catalog, record, folder, artists, say, task):
         import cluster_training
         record.tf_cluster = task.cluster
         runtime = cluster_training.Trainer(task, catalog, options)
-    _save(folder, record, "training")
-    checkpoint = latest_checkpoint(folder) if run_folder.has_checkpoint(folder) else None
+    if new:
+        _save(folder, record, "training")
     probe = training_probe(artists, options.valid_size, seed=options.seed)
 
     earlier = record.stats  # the parts of the run before this one, if it was resumed
@@ -219,6 +258,23 @@ def _train(catalog, record, folder, artists, say, task):
     return vectors, earlier.of_run(stats, options.batch_size)
 
 
+def _checkpoint_to_resume(folder, record, say):
+    """The checkpoint a resumed run goes on from; None, said, where it stopped before its first.
+    One that run.json counts steps of but that cannot be found is an UnreadableCheckpoint: never
+    a silent start from step 0."""
+    from training import UnreadableCheckpoint, latest_checkpoint
+
+    checkpoint = latest_checkpoint(folder)
+    if checkpoint is None and record.stats.steps:
+        index = os.path.join(run_folder.checkpoint_dir(folder), "checkpoint")
+        raise UnreadableCheckpoint(f"{index}: missing, though run.json says the run was "
+                                   f"checkpointed at step {record.stats.steps:,}; put it back, "
+                                   f"or train the run anew with --overwrite")
+    if checkpoint is None:
+        say(f"{folder} stopped before its first checkpoint: training from step 0")
+    return checkpoint
+
+
 def _saved_vectors(folder, rows):
     import vector_files
 
@@ -229,17 +285,21 @@ def _saved_vectors(folder, rows):
 
 
 def _write(catalog, artist_vectors, record, folder, outputs, say):
-    """Write the run's `outputs` in order; returns {output: seconds}. On any failure or signal after
-    all steps are trained, run.json and the error say what is missing and how to complete it."""
+    """Write the run's `outputs` in order; returns {output: seconds}. Once all steps are trained,
+    run.json says after each output what is still missing and how to complete it, and so does
+    the error of any failure or signal."""
     seconds = {}
+    trained = record.stats.steps >= record.options.steps
     try:
         for output in outputs:
             mark = time.perf_counter()
             write_output(output, catalog, artist_vectors, record.options, folder, record, say)
             seconds[output] = time.perf_counter() - mark
+            if trained and output != outputs[-1]:
+                _save(folder, record, "incomplete", missing=_missing(seconds))
     except BaseException as error:
-        if record.stats.steps >= record.options.steps:
-            missing = [output for output in OUTPUTS if output not in seconds]
+        if trained:
+            missing = _missing(seconds)
             _save(folder, record, "incomplete", missing=missing)
             # With its metadata it can be asked questions; before, it is trained but cannot yet.
             message = (f"{folder} is {'usable' if 'metadata' in seconds else 'trained'}, "
@@ -251,6 +311,10 @@ def _write(catalog, artist_vectors, record, folder, outputs, say):
                 error.add_note(message)
         raise
     return seconds
+
+
+def _missing(written):
+    return [output for output in OUTPUTS if output not in written]
 
 
 def _save(folder, record, state, missing=None, error=None):

@@ -5,6 +5,7 @@ file; it reads the versions before this one too.
 import dataclasses
 import json
 import os
+import shlex
 
 from atomic_files import write_text
 from errors import RunError
@@ -64,7 +65,7 @@ class RunRecord:
     def set_state(self, folder, state, missing=None, error=None):
         """The record in `state`, with the command that goes on from it."""
         self.state, self.missing, self.error = state, missing, error
-        self.next = (f"tensorboard --logdir {os.path.dirname(folder) or '.'}"
+        self.next = (shlex.join(["tensorboard", "--logdir", os.path.dirname(folder) or "."])
                      if state == "finished" else next_command(folder, missing or ()))
 
     def completed(self, folder, output):
@@ -76,10 +77,11 @@ class RunRecord:
 
 def next_command(folder, missing=()):
     """The command that completes a run missing `missing` outputs: all of them continues training,
-    or writes the files a trained run lacks; only the plots, `plot`."""
-    command = "plot " if list(missing) == ["plots"] else "--resume "
-    return (f"python run.py {command}--logdir {os.path.dirname(folder) or '.'} "
-            f"--run {os.path.basename(folder)}")
+    or writes the files a trained run lacks; only the plots, `plot`. Quoted for a shell, as a user
+    pastes it: a run or folder name may hold spaces or `;`."""
+    command = "plot" if list(missing) == ["plots"] else "--resume"
+    return shlex.join(["python", "run.py", command, "--logdir", os.path.dirname(folder) or ".",
+                       "--run", os.path.basename(folder)])
 
 
 def write(folder, record):

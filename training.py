@@ -5,6 +5,7 @@ the average loss and the watched artists' nearest neighbours. The loop runs `con
 threads on one session, as the tutorial's word2vec.py does (lock-free updates). A cluster task
 trains with the same loop through cluster_training.py, which says how its session and steps differ.
 """
+import contextlib
 import dataclasses
 import os
 import threading
@@ -85,16 +86,41 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
         if writer:
             save_checkpoint(session, model, writer, folder, loop.stats.steps)
             vectors = session.run(model.embeddings)
+            writer, closing = None, writer
+            closing.close()  # its last events written: a full disk fails here, if not before
     except tf.errors.OpError as error:
         raise runtime.failed(error, folder) from None
+    except RuntimeError as error:
+        if not _events_failed(error, folder):
+            raise
+        reason = tf_reason(error)
+        raise RunError(f"{folder}: cannot write the events ({reason}){os_advice(reason)}") \
+            from None
     finally:
-        if writer is not None:
-            writer.close()
+        if writer is not None:  # failed: its error is the first one, not a second from closing
+            with contextlib.suppress(RuntimeError):
+                writer.close()
         if session is not None:
             runtime.close(session)
     if interrupted:
         raise Interrupted(vectors, loop.stats)
     return vectors, loop.stats
+
+
+def _events_failed(error, folder):
+    """Whether `error` is TensorFlow's events writer's: it fails in a thread of its own (a full
+    disk), then raises a RuntimeError naming the file in whatever writes the events next."""
+    return folder is not None and os.path.join(folder, "events.out.tfevents") in str(error)
+
+
+def _quiet_events_thread(args, told=threading.excepthook):
+    """The events writer's thread ends on its error, which the training thread then raises and
+    run.py tells in one line: not its traceback as well."""
+    if args.thread is None or args.thread.name != "EventLoggerThread":
+        told(args)
+
+
+threading.excepthook = _quiet_events_thread
 
 
 class Loop:
@@ -275,8 +301,26 @@ def save_checkpoint(session, model, writer, folder, step):
 
 
 def latest_checkpoint(folder):
-    """The path of the run's last checkpoint, or None."""
-    return tf1.train.latest_checkpoint(checkpoint_dir(folder))
+    """The path of the run's last checkpoint, or None where none was written (no
+    checkpoints/checkpoint). One that names no checkpoint of the run's own, or one whose files are
+    gone, is an UnreadableCheckpoint naming the file."""
+    directory = checkpoint_dir(folder)
+    state_file = os.path.join(directory, "checkpoint")
+    if not os.path.lexists(state_file):
+        return None
+    state = tf1.train.get_checkpoint_state(directory)  # None if it cannot be read
+    path = state.model_checkpoint_path if state else None
+    problem = ("unreadable, or it names no checkpoint" if not path else
+               f"names {path}, not a checkpoint in {directory}"
+               if os.path.dirname(os.path.realpath(path)) != os.path.realpath(directory) else
+               None)
+    if problem:
+        raise UnreadableCheckpoint(f"{state_file}: {problem}; the run cannot continue from it: "
+                                   f"put back its own, or train it anew with --overwrite")
+    if not os.path.isfile(f"{path}.index"):
+        raise UnreadableCheckpoint(f"{path}.index: missing; the run cannot continue from its "
+                                   f"checkpoint: put it back, or train it anew with --overwrite")
+    return path
 
 
 # The lines of a TensorFlow error that say where, not what: its graph's traceback and its origin.

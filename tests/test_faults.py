@@ -3,6 +3,7 @@ in run.json and how to go on; files written whole or not at all; a run whose che
 or damaged; every phase saying what it does. (The hostile inputs from outside, signals, kill -9 and a second
 writer among them, are in test_hostile_inputs.py.)"""
 import errno
+import glob
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 import atomic_files
+import errors
 import metadata
 import quality
 import run_folder
@@ -170,3 +172,93 @@ def test_damaged_metadata(demo_copy):
     with open(demo_copy / metadata.METADATA_FILE, "a") as f:
         f.write("one\ttoo few\n")
     assert_refused(run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent)), "malformed metadata")
+
+
+# ---------------------------------------------------------------------------------------------
+# A resumption that cannot go on as asked: one line, run.json as it was, never a silent restart
+# ---------------------------------------------------------------------------------------------
+
+def _checkpoint_state(run_dir):
+    return os.path.join(run_dir, run_folder.CHECKPOINT_DIR, "checkpoint")
+
+
+def _point_elsewhere(run_dir):
+    path = _checkpoint_state(run_dir)
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("model.ckpt", "/elsewhere/model.ckpt"))
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda run_dir: os.remove(_checkpoint_state(run_dir)), "checkpoints/checkpoint: missing, though run.json "
+                                                           "says the run was checkpointed at step 300"),
+    (lambda run_dir: [os.remove(path) for path in glob.glob(os.path.join(run_dir, "checkpoints", "*.index"))],
+     "checkpoints/model.ckpt-300.index: missing"),
+    (_point_elsewhere, "checkpoints/checkpoint: names /elsewhere/model.ckpt-300, not a checkpoint in"),
+    (lambda run_dir: open(_checkpoint_state(run_dir), "w").write("garbage {"), "checkpoints/checkpoint: unreadable"),
+], ids=["no checkpoint file", "no index", "pointing elsewhere", "garbage"])
+def test_a_checkpoint_run_json_counts_but_that_is_gone_is_named_not_restarted(demo_copy, damage, named, capsys):
+    import run
+
+    damage(str(demo_copy))
+    before = (demo_copy / run_record.RUN_FILE).read_text()
+    assert run.main(["--resume", "--logdir", str(demo_copy.parent), "--run", "r", "--steps", "400"]) == 2
+    said = capsys.readouterr()
+    (line,) = said.err.splitlines()
+    assert line.startswith(f"run.py: error: {demo_copy}/") and named in line and "--overwrite" in line, line
+    assert "Training" not in said.out and (demo_copy / run_record.RUN_FILE).read_text() == before
+
+
+def test_a_run_stopped_before_its_first_checkpoint_restarts_from_zero_and_says_so(demo_copy):
+    record = run_record.read(str(demo_copy))
+    record.stats = run_record.Stats()
+    record.set_state(str(demo_copy), "training")
+    run_record.write(str(demo_copy), record)
+    shutil.rmtree(demo_copy / run_folder.CHECKPOINT_DIR)
+    said = []
+    run = bands2vec.resume(str(demo_copy.parent), "r", steps=50, plots=False, say=said.append)
+    assert f"{demo_copy} stopped before its first checkpoint: training from step 0" in said
+    assert run.record.state == "finished" and run.record.stats.steps == 50
+
+
+@pytest.mark.parametrize("steps, message", [
+    (10, "has already trained 300 steps, more than --steps 10; pass --steps N above 300 to train on"),
+    (300, "has trained all its 300 steps; pass --steps N above 300 to train on"),
+])
+def test_resume_with_no_steps_left_says_how_many_it_has(demo_copy, steps, message):
+    before = (demo_copy / run_record.RUN_FILE).read_text()
+    with pytest.raises(errors.RunError, match=message):
+        bands2vec.resume(str(demo_copy.parent), "r", steps=steps, say=quiet)
+    assert (demo_copy / run_record.RUN_FILE).read_text() == before
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--overwrite"], "--resume continues a run and --overwrite replaces it: give one of them"),
+    (["--clusters", "4"], "--resume continues with the run's own options, not --clusters; only --steps"),
+    (["--seed", "3", "--batch-size", "8"], "own options, not --batch-size, --seed; only --steps"),
+], ids=["overwrite", "clusters", "seed and batch size"])
+def test_resume_refuses_what_would_change_the_run(demo_copy, options, message, capsys):
+    import run
+
+    before = (demo_copy / run_record.RUN_FILE).read_text()
+    assert run.main(["--resume", "--logdir", str(demo_copy.parent), "--run", "r", *options]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("run.py: error: --resume continues ") and message in line
+    assert (demo_copy / run_record.RUN_FILE).read_text() == before
+
+
+def test_a_signal_once_the_folder_is_named_says_it_is_removed(tmp_path, monkeypatch, capsys):
+    import run
+    import training
+
+    def ctrl_c(*args, **kwargs):  # Ctrl-C while the graph is built, before the first step
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_vectors", ctrl_c)
+    assert run.main(["--data", "demo", "--logdir", str(tmp_path), "--run", "r"]) == 130
+    said = capsys.readouterr()
+    assert f"logs in {tmp_path / 'r'}" in said.out
+    assert said.err == f"run.py: Interrupted before the first checkpoint: {tmp_path / 'r'} is removed, " \
+                       f"nothing was kept\n"
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,97 @@
+"""A run's folder in a log folder others may write in: the names a run may have, its lock, and links planted
+where a run writes, which must never lead it to write a file outside its folder. (The same cases as whole
+processes: test_hostile_inputs.py.)"""
+import os
+import shlex
+
+import pytest
+
+import bands2vec
+import run_folder
+import run_record
+import vector_files
+from errors import RunError
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("", "it is empty"), (" ", "it is empty"), ("a/b", "without '/'"), ("...", "starts with '.'"),
+    (".x.lock", "starts with '.'"), ("-x", "starts with '-'"), ("a\nb", "control character"),
+    ("tab\there", "control character"), (" x", "starts or ends with a space"), ("x ", "starts or ends"),
+])
+def test_names_a_run_cannot_have(tmp_path, name, problem):
+    with pytest.raises(RunError, match=problem) as refused:
+        run_folder.run_path(str(tmp_path / "logs"), name)
+    assert len(str(refused.value).splitlines()) == 1 and str(refused.value).startswith(f"--run {name!r}: ")
+    assert not (tmp_path / "logs").exists()  # refused before anything is made
+    with pytest.raises(RunError, match=problem):  # nor can a command that reads or writes a run name one
+        run_folder.find_run(str(tmp_path), name)
+
+
+@pytest.mark.parametrize("name", ["my run;echo PWNED", "r", "ünïcode", "run-20260101-000000", "x.lock"])
+def test_names_a_run_may_have(tmp_path, name):
+    assert run_folder.run_path(str(tmp_path), name) == os.path.join(str(tmp_path), name)
+
+
+def test_no_run_name_is_a_lock(tmp_path):
+    lock = os.path.basename(run_folder.lock_path(str(tmp_path / "r")))
+    with pytest.raises(RunError):
+        run_folder.check_run_name(lock)
+
+
+@pytest.mark.parametrize("folder", ["logs", "my logs", "it's; rm -rf ~", "-odd"])
+@pytest.mark.parametrize("name", ["r", "my run;echo PWNED", "$(touch x)", "a'b\"c"])
+def test_the_commands_to_paste_are_quoted_for_a_shell(folder, name):
+    run = os.path.join(folder, name)
+    assert shlex.split(run_record.next_command(run)) == ["python", "run.py", "--resume", "--logdir", folder,
+                                                         "--run", name]
+    assert shlex.split(run_record.next_command(run, ["plots"]))[2] == "plot"
+    record = run_record.RunRecord(data="demo", artists=3, options=bands2vec.TrainOptions())
+    record.set_state(run, "finished")
+    assert shlex.split(record.next) == ["tensorboard", "--logdir", folder]
+
+
+def _victim(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's notes\n")
+    return victim
+
+
+def test_a_link_planted_as_the_lock_is_refused_and_its_target_untouched(tmp_path):
+    victim = _victim(tmp_path)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    os.symlink(victim, logs / ".r.lock")
+    with pytest.raises(RunError, match=r"\.r\.lock: the lock of .* is a symbolic link, which run.py never makes"):
+        with run_folder.writing(str(logs / "r")):
+            pass
+    assert victim.read_text() == "the user's notes\n" and os.path.islink(logs / ".r.lock")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "hard link", "folder"])
+def test_a_lock_that_is_not_a_file_of_its_own_is_refused(tmp_path, kind):
+    victim = _victim(tmp_path)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lock = logs / ".r.lock"
+    {"fifo": os.mkfifo, "hard link": lambda path: os.link(victim, path), "folder": os.mkdir}[kind](lock)
+    with pytest.raises(RunError, match=r"\.r\.lock: |cannot be written") as refused:
+        with run_folder.writing(str(logs / "r")):
+            pass
+    assert len(str(refused.value).splitlines()) == 1
+    assert "Invalid argument" not in str(refused.value)
+    assert victim.read_text() == "the user's notes\n"
+
+
+def test_links_planted_where_a_run_writes_are_replaced_not_followed(demo_copy, tmp_path):
+    victim = _victim(tmp_path)
+    run = bands2vec.open_run(str(demo_copy.parent), "r")
+    assert run.vectors  # read before the links are planted
+    names = [vector_files.VECTORS_FILE, vector_files.VECTORS_TSV, vector_files.WORD2VEC_FILE]
+    for name in names:
+        os.remove(demo_copy / name)
+        os.symlink(victim, demo_copy / name)
+    paths = run.export()
+    assert victim.read_text() == "the user's notes\n"
+    assert [os.path.basename(path) for path in paths] == names
+    assert not any(os.path.islink(path) for path in paths)
+    assert bands2vec.open_run(str(demo_copy.parent), "r").vectors.most_similar("!?!", topn=1)
