@@ -1,6 +1,6 @@
 """What a run writes once its vectors are trained, each output saying what it does as it starts: the
-vectors first (from then on the run can be asked questions), then the metadata with k-means
-clusters, the text exports, the projector's files, the quality report and the t-SNE plots.
+vectors first, then the metadata with k-means clusters (from then on the run can be asked
+questions), the text exports, the projector's files, the quality report and the t-SNE plots.
 """
 import os
 

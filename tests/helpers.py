@@ -85,11 +85,11 @@ def start_cli(*args, env=None, settings=None):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def signalled(args, trigger, signum, settings=None, timeout=300):
+def signalled(args, trigger, signum, settings=None, timeout=300, env=None):
     """Run `python run.py ARGS` and send it `signum` once a line of its output contains `trigger`, or, with
     a function for `trigger`, once trigger(process) is true; then wait for its end. Returns the result as
     subprocess.run does, the output with every line it printed."""
-    process = start_cli(*args, settings=settings)
+    process = start_cli(*args, settings=settings, env=env)
     try:
         lines = []
         if callable(trigger):

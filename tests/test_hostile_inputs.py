@@ -11,8 +11,11 @@ import csv
 import json
 import os
 import shutil
+import shlex
 import signal
+import sqlite3
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -24,7 +27,7 @@ import run_folder
 import run_record
 import vector_files
 import data_utils
-from helpers import (CHECKPOINT_SECONDS, CLUSTER_WAIT_SECONDS, METADATA_HEADER, assert_promise,
+from helpers import (CHECKPOINT_SECONDS, CLUSTER_WAIT_SECONDS, METADATA_HEADER, REPO, assert_promise,
                      assert_refused, free_ports, has_open, run_cli, run_many, run_state, signalled)
 from synthetic_catalog import write_tables
 
@@ -164,6 +167,28 @@ def test_odd_names_and_bad_scores(tmp_path):
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 3, result.stderr
 
 
+def _retyped_genres(tmp_path, sql):
+    """The demo's tables of 60 artists in database.sqlite, its genres table rewritten by `sql`."""
+    path = _synthetic(tmp_path, 60)
+    with sqlite3.connect(path) as connection:
+        connection.executescript(sql)
+    return path
+
+
+@pytest.mark.parametrize("sql, said", [
+    # An untyped column keeps a number a number, as a user's own file may.
+    ("CREATE TABLE g (reviewid, genre); INSERT INTO g SELECT reviewid, CASE WHEN rowid % 3 = 0 THEN 42 "
+     "ELSE genre END FROM genres; DROP TABLE genres; ALTER TABLE g RENAME TO genres;", "share a genre "),
+    ("UPDATE genres SET reviewid = reviewid + 1000000;", "share a genre - (no such facts in the data)"),
+], ids=["a genre stored as a number", "genres joining none of the reviews"])
+def test_genres_of_another_type_or_joining_nothing_train(tmp_path, sql, said):
+    logs = tmp_path / "logs"
+    result = run_cli("--data", _retyped_genres(tmp_path, sql), "--logdir", str(logs), "--run", "r", "--steps", "50",
+                     "--no-plots")
+    assert assert_promise(result, logs, 0, said)["r"].state == "finished"
+    assert result.stderr == ""
+
+
 # ---------------------------------------------------------------------------------------------
 # Small catalogs, and options out of range
 # ---------------------------------------------------------------------------------------------
@@ -209,6 +234,12 @@ BAD_OPTIONS = {  # the options given to train on the demo catalog: what run.py s
     ("--clusters", "0"): "--clusters must be at least 1, not 0",
     ("--run", "x" * 300): "--run is 300 bytes long; a run name here takes at most",
     ("--run", "a/b"): "--run 'a/b': a run name is one folder name, without '/'",
+    ("--run", " "): "--run ' ': it is empty",
+    ("--run", "..."): "--run '...': it starts with '.'",
+    ("--run", ".x.lock"): "--run '.x.lock': it starts with '.', as hidden files and the runs' locks do",
+    ("--run=-x",): "--run '-x': it starts with '-', as an option does",
+    ("--run", "a\nb"): "--run 'a\\nb': it has a control character",
+    ("--data", ""): "--data is empty",
 }
 
 
@@ -304,6 +335,46 @@ def test_a_full_disk(tmpfs, request, size, data, message, left):
         assert len(result.stderr.strip().splitlines()) == 2
         state, missing, command = run_state(mount / "r")
         assert state == left and missing and command in result.stderr
+
+
+def _fill(mount, leave):
+    """Fill the tmpfs `mount` but for about `leave` bytes, with a file beside its logs."""
+    stats = os.statvfs(mount)
+    with open(mount / "filler", "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, stats.f_bavail * stats.f_frsize - leave)
+
+
+def test_a_new_run_with_150k_free(tmpfs):
+    mount = tmpfs("2m")
+    _fill(mount, 150_000)
+    logs = mount / "logs"
+    result = run_cli("--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "50", "--no-plots")
+    assert_refused(result, f"{logs / 'r'}", "No space left on device", "free some space there")
+    assert assert_promise(result, logs, 2) == {}
+
+
+def test_resume_with_150k_free_leaves_the_run_as_it_was(tmpfs, demo_trained):
+    mount = tmpfs("2m")
+    logs = mount / "logs"
+    shutil.copytree(demo_trained, logs / "r", ignore=shutil.ignore_patterns("events.*", "vectors.t*"))
+    before = (logs / "r" / run_record.RUN_FILE).read_text()
+    _fill(mount, 150_000)
+    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", "400", "--no-plots")
+    assert_refused(result, f"{logs / 'r'}", "No space left on device", "free some space there",
+                   "keeps its checkpoint at step 300", lines=2)
+    assert_promise(result, logs, 2)
+    assert (logs / "r" / run_record.RUN_FILE).read_text() == before  # finished at step 300, as it was
+
+
+@pytest.mark.parametrize("command, path", [("export", vector_files.VECTORS_FILE), ("plot", "tsne")])
+def test_a_full_disk_names_the_file_it_could_not_write(tmpfs, demo_run, command, path):
+    mount = tmpfs("2m")
+    logs = mount / "logs"
+    shutil.copytree(demo_run, logs / "r", ignore=shutil.ignore_patterns("events.*", "*.png", "vectors.t*"))
+    _fill(mount, 20_000)
+    result = run_cli(command, "--logdir", str(logs), "--run", "r")
+    assert_refused(result, f"{logs / 'r' / path}", "No space left on device; free some space there")
+    assert assert_promise(result, logs, 2)["r"].state == "finished"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,6 +539,51 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, full_da
     assert os.listdir(logs) == ["r"]  # the dead process's lock was taken over, and removed
 
 
+def test_kill_9_while_writing_leaves_a_trained_run_that_resume_completes(tmp_path):
+    logs = tmp_path / "logs"
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "300", "--no-plots"],
+                       "Clustering", signal.SIGKILL)
+    assert result.returncode == -signal.SIGKILL and result.stderr == ""
+    record = run_record.read(str(logs / "r"))
+    # Trained to its last step, as its checkpoint is: not step 0.
+    assert record.state == "incomplete" and record.stats.steps == 300 and record.missing
+    assert record.next == f"python run.py --resume --logdir {logs} --run r"
+    if "metadata" in record.missing:  # the vectors, without what questions need: --resume writes it
+        assert_refused(run_cli("similar", "!?!", "--logdir", str(logs), "--run", "r"),
+                       "no vectors to ask yet (its state: incomplete); python run.py --resume")
+    result = run_cli(*shlex.split(record.next)[2:], "--no-plots")
+    assert "has trained all its 300 steps: writing the files it lacks" in result.stdout
+    assert assert_promise(result, logs, 0)["r"].state == "finished"
+    assert run_cli("similar", "!?!", "--logdir", str(logs)).returncode == 0
+
+
+def test_the_command_to_go_on_is_pasted_into_a_shell_as_it_is(tmp_path):
+    logs, name = tmp_path / "my logs", "my run;echo PWNED"
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", name, "--steps", "600", "--no-plots"],
+                       "average loss", signal.SIGTERM)
+    assert_promise(result, logs, 130)
+    command = run_record.read(str(logs / name)).next
+    assert f"continue with: {command}" in result.stderr
+    assert shlex.split(command) == ["python", "run.py", "--resume", "--logdir", str(logs), "--run", name]
+    # Pasted into a shell, where `python` is this one, in the repository.
+    path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
+    pasted = subprocess.run(["bash", "-c", f"{command} --no-plots"], cwd=REPO, env=dict(os.environ, PATH=path),
+                            capture_output=True, text=True, timeout=300)
+    assert pasted.returncode == 0 and "PWNED" not in pasted.stdout.splitlines(), pasted.stderr  # no echo ran
+    assert run_state(logs / name)[0] == "finished"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_a_signal_to_a_waiting_ps_task(tmp_path, signum):
+    chief, ps = free_ports(2)
+    config = {"cluster": {"chief": [f"127.0.0.1:{chief}"], "ps": [f"127.0.0.1:{ps}"]},
+              "task": {"type": "ps", "index": 0}}
+    result = signalled(["--data", "demo", "--logdir", str(tmp_path)], "serving the variables", signum,
+                       env={"TF_CONFIG": json.dumps(config)}, timeout=120)
+    assert_promise(result, tmp_path, 130, "ps 0: interrupted; the trainers lose the variables it served")
+    assert len(result.stderr.splitlines()) == 1 and os.listdir(tmp_path) == []
+
+
 def test_one_writer_per_run(tmp_path, demo_run):
     """A second writer, such as --overwrite while a run trains, is refused; readers are not writers."""
     logs = tmp_path / "logs"
@@ -485,6 +601,19 @@ def test_one_writer_per_run(tmp_path, demo_run):
     (logs / ".r.lock").write_text("process 99999999 (run.py, killed)")
     assert run_cli("export", "--run", "r", "--logdir", str(logs)).returncode == 0
     assert os.listdir(logs) == ["r"]
+
+
+@pytest.mark.parametrize("plant", ["link", "fifo"])
+def test_a_lock_planted_by_another_user(demo_copy, tmp_path, plant):
+    """`ln -s ~/notes.txt logs/.r.lock` (or a FIFO there) by whoever may write in the logs: refused in one line,
+    and the file the link points to is left as it was."""
+    victim = tmp_path / "notes.txt"
+    victim.write_text("the user's notes\n")
+    logs, lock = demo_copy.parent, demo_copy.parent / ".r.lock"
+    os.symlink(victim, lock) if plant == "link" else os.mkfifo(lock)
+    result = run_cli("export", "--logdir", str(logs), "--run", "r")
+    assert_refused(result, f"{lock}: the lock of {demo_copy} is ", "which run.py never makes; remove it")
+    assert victim.read_text() == "the user's notes\n"
 
 
 # ---------------------------------------------------------------------------------------------
