@@ -156,7 +156,8 @@ class TrainOptions:
                 "embedding_size": self.embedding_size, "num_sampled": self.num_sampled,
                 "learning_rate": self.learning_rate,
                 "genre_share": self.contexts.get("genre", 0.0),
-                "contexts": format_contexts(self.contexts), "seed": self.seed}
+                "contexts": format_contexts(self.contexts), "init_scale": self.init_scale,
+                "seed": self.seed}
 
 
 def _batch_size(artists, steps, ps_tasks):

@@ -94,7 +94,9 @@ def plot(artist_vectors, folder, seed, step, say):
     tensorboard_files.write_bookmarks(folder, coordinates,
                                       (len(coordinates), artist_vectors.vectors.shape[1]),
                                       sampled=len(coordinates) < len(artist_vectors))
+    # The images replace an earlier plot's: they are maps of these vectors only.
     tensorboard_files.write_summaries(folder, step,
                                       [tensorboard_files.image_summary(f"plots/{name}", path)
-                                       for name, path in paths.items()])
+                                       for name, path in paths.items()],
+                                      replacing=tensorboard_files.PLOTS_EVENTS)
     return paths

@@ -142,6 +142,8 @@ class Loop:
         # costs more than the summary ops. Writing events is the cost worth spacing out.
         self.fetches = [model.optimizer, model.loss] + ([model.summary] if writer else [])
         self.started = self.saved = time.perf_counter()
+        # The graph's scalars, described, and the pairs a second.
+        self.scalars = tensorboard_files.TrainingScalars(options, self.first)
 
     def run(self):
         threads = [threading.Thread(target=self._guarded, args=(number,), daemon=True)
@@ -186,7 +188,8 @@ class Loop:
                     # Stop before anything saves the broken variables; the caller cleans up.
                     raise Diverged(step, loss_value, options.learning_rate)
                 if self.writer and (step % options.summary_every == 0 or step >= options.steps):
-                    self.writer.add_summary(fetched[2], step)
+                    for summary in self.scalars.at(step, fetched[2]):
+                        self.writer.add_summary(summary, step)
                 self.losses.append(loss_value)
                 self._after(step)
                 if number == 0 and self.writer and step < options.steps \

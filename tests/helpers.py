@@ -12,6 +12,7 @@ import sys
 import time
 
 import run_record
+import tensorboard_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_PY = os.path.join(REPO, "run.py")
@@ -151,7 +152,7 @@ def assert_promise(result, logs, code, *fragments, lines=2):
     runs = {}
     for name in os.listdir(logs) if os.path.isdir(logs) else []:
         path = os.path.join(logs, name)
-        if not name.endswith(".lock"):
+        if not name.endswith(".lock") and name != tensorboard_files.EXPERIMENT_FILE:
             runs[name] = run_record.read(path)  # a RunError if it has none
             assert runs[name].state in ("training", "interrupted", "incomplete", "finished"), runs[name]
             assert not [f for f in os.listdir(path) if f.startswith(".")], os.listdir(path)

@@ -11,6 +11,7 @@ import pytest
 import options
 import pair_sampler
 import run_record
+import tensorboard_files
 import bands2vec
 from helpers import cli_command, free_ports, quiet, run_cli
 
@@ -89,7 +90,7 @@ def test_a_local_cluster_trains_one_run(cluster, tmp_path):
         "worker")
     # The chief alone wrote the run, with every file one process writes, and TensorBoard, queries, evaluate
     # and --resume take it as they take one process's.
-    assert os.listdir(logs) == ["c"]
+    assert sorted(os.listdir(logs)) == ["c", tensorboard_files.EXPERIMENT_FILE]  # and the hparams config
     single = bands2vec.train("demo", bands2vec.TrainOptions(steps=600), logs=str(tmp_path / "one"), name="c",
                              say=quiet)
     assert _run_files(logs / "c") == _run_files(single.folder)

@@ -25,6 +25,7 @@ import demo_data
 import metadata
 import run_folder
 import run_record
+import tensorboard_files
 import vector_files
 import data_utils
 from helpers import (CHECKPOINT_SECONDS, CLUSTER_WAIT_SECONDS, METADATA_HEADER, REPO, assert_promise,
@@ -536,7 +537,8 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, full_da
     assert result.returncode == 0, result.stderr
     assert f"step {steps + 300}/{steps + 300}" in result.stdout and run_state(tmp_path / "logs" / "r")[0] == "finished"
     assert_promise(result, logs, 0)
-    assert os.listdir(logs) == ["r"]  # the dead process's lock was taken over, and removed
+    # The dead process's lock was taken over, and removed; beside the run, the log folder's hparams.
+    assert sorted(os.listdir(logs)) == ["r", tensorboard_files.EXPERIMENT_FILE]
 
 
 def test_kill_9_while_writing_leaves_a_trained_run_that_resume_completes(tmp_path):

@@ -1,4 +1,6 @@
 """The log dir in the real TensorBoard server, through its HTTP API, and the projector in a real browser."""
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -12,7 +14,9 @@ import urllib.request
 import numpy as np
 import pytest
 
+import contexts
 import metadata
+import run_record
 import tensorboard_files
 from helpers import free_ports, quiet, train_run
 
@@ -37,11 +41,9 @@ def _post(base, path, body):
         return json.loads(response.read())
 
 
-@pytest.fixture(scope="module")
-def tensorboard(tmp_path_factory, demo_catalog):
-    """A demo run, plots included, served by the installed TensorBoard on 127.0.0.1; stopped whatever happens."""
-    logs = tmp_path_factory.mktemp("tb-logs")
-    run_dir = train_run(logs, "demo", plots=True, steps=STEPS)
+@contextlib.contextmanager
+def _serving(logs):
+    """The installed TensorBoard serving `logs` on 127.0.0.1 (its base URL); stopped whatever happens."""
     (port,) = free_ports(1)
     server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", "127.0.0.1",
                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -56,13 +58,22 @@ def tensorboard(tmp_path_factory, demo_catalog):
                 if server.poll() is not None or time.time() > deadline:
                     pytest.fail(f"TensorBoard did not start: {server.stderr.read().decode()[-2000:]}")
                 time.sleep(0.5)
-        yield base, len(demo_catalog), run_dir
+        yield base
     finally:
         server.terminate()
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@pytest.fixture(scope="module")
+def tensorboard(tmp_path_factory, demo_catalog):
+    """A demo run, plots included, served by the installed TensorBoard."""
+    logs = tmp_path_factory.mktemp("tb-logs")
+    run_dir = train_run(logs, "demo", plots=True, steps=STEPS)
+    with _serving(logs) as base:
+        yield base, len(demo_catalog), run_dir
 
 
 def _wait_for(fetch, ready, seconds=60):
@@ -167,37 +178,71 @@ def _colours(pixels, min_pixels=40):
     return int((counts >= min_pixels).sum())
 
 
-@pytest.mark.slow
-def test_one_click_on_a_bookmark_shows_the_runs_map(tensorboard, tmp_path):
+@contextlib.contextmanager
+def _browser_page(profile):
+    """A page of headless Chromium (Debian's), with its profile in `profile`; closed whatever happens."""
     from playwright.sync_api import sync_playwright
 
     chromium = _chromium_or_skip()
-    base, vocabulary, _ = tensorboard
-    later = str(tmp_path / "later.png")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
+            str(profile), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
             viewport={"width": 1400, "height": 900})
         try:
-            page = browser.new_page()
-            page.goto(base + "/#projector")
-            # The projector runs in its own frame; it says how many points it has loaded once they are in.
-            frame = _projector_frame(page)
-            frame.get_by_text(f"Points: {vocabulary}").first.wait_for(timeout=90_000)
-            assert frame.get_by_text("1 tensor found").count() == 1
-            # The bookmark panel's first unselected radio button: "t-SNE by primary genre".
-            frame.locator("paper-icon-button[icon=radio-button-unchecked]").first.click()
-            page.wait_for_timeout(3000)  # a few frames for the scatter plot to draw
-            page.screenshot(path=SCREENSHOT)
-            assert frame.get_by_text("Error", exact=True).count() == 0
-            page.wait_for_timeout(30_000)
-            page.screenshot(path=later)
+            yield browser.new_page()
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_one_click_on_a_bookmark_shows_the_runs_map(tensorboard, tmp_path):
+    base, vocabulary, _ = tensorboard
+    later = str(tmp_path / "later.png")
+    with _browser_page(tmp_path / "profile") as page:
+        page.goto(base + "/#projector")
+        # The projector runs in its own frame; it says how many points it has loaded once they are in.
+        frame = _projector_frame(page)
+        frame.get_by_text(f"Points: {vocabulary}").first.wait_for(timeout=90_000)
+        assert frame.get_by_text("1 tensor found").count() == 1
+        # The bookmark panel's first unselected radio button: "t-SNE by primary genre".
+        frame.locator("paper-icon-button[icon=radio-button-unchecked]").first.click()
+        page.wait_for_timeout(3000)  # a few frames for the scatter plot to draw
+        page.screenshot(path=SCREENSHOT)
+        assert frame.get_by_text("Error", exact=True).count() == 0
+        page.wait_for_timeout(30_000)
+        page.screenshot(path=later)
     first = _plot_area(SCREENSHOT)
     assert _colours(first) >= 4, f"fewer than 4 genre colours in {SCREENSHOT}"
     # No in-browser t-SNE moved the points: the map 30 s later is the same picture.
     assert np.mean(np.abs(first - _plot_area(later)).max(axis=2) > 0.1) < 0.001
+
+
+@pytest.mark.slow
+def test_the_hparams_dashboard_compares_two_runs_by_what_they_learned(tmp_path):
+    """Two demo runs that differ in their learning rate, in TensorBoard's HParams dashboard."""
+    import bands2vec
+
+    logs = tmp_path / "logs"
+    for name, rate in (("slow", 1.0), ("fast", 3.0)):
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=300, learning_rate=rate), logs=str(logs), name=name,
+                        plots=False, say=quiet)
+    records = {name: run_record.read(str(logs / name)) for name in ("slow", "fast")}
+    with _serving(logs) as base, _browser_page(tmp_path / "profile") as page:
+        page.goto(base + "/#hparams")
+        grid = page.locator("vaadin-grid-cell-content")
+        grid.filter(has_text="fast").first.wait_for(timeout=90_000)
+        # The dashboard shows the settings that differ first, and five at first: alphabetically,
+        # learning_rate would be the seventh, not shown.
+        boxes = page.locator("tf-hparams-query-pane paper-checkbox")
+        shown = [boxes.nth(i).inner_text().strip() for i in range(boxes.count())
+                 if boxes.nth(i).get_attribute("aria-checked") == "true"]
+        assert shown[0] == "learning_rate", shown
+        headers = [grid.nth(i).inner_text().strip() for i in range(grid.count())]
+        assert {"learning_rate", "genre agreement", "score agreement", "final loss"} <= set(headers), headers
+        for record in records.values():  # each run's rate and quality, as the table writes numbers
+            figures = [record.options.learning_rate, record.quality["genre"]["trained"],
+                       record.quality["score"]["trained"]]
+            assert all(f"{figure:#.5g}" in headers for figure in figures), (figures, headers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,3 +313,104 @@ def test_summaries_in_the_events_files(demo_run):
     final = [value.simple_value for step, value in values if value.tag == "quality/genre_at_10" and step == 300]
     info_genre = json.load(open(os.path.join(demo_run, "run.json")))["quality"]["genre"]["trained"]
     assert final == [pytest.approx(info_genre, abs=1e-6)]  # the last step has the full figure, once
+
+
+# ---------------------------------------------------------------------------------------------
+# Scalars described, the hparams config typed, the plots' images once
+# ---------------------------------------------------------------------------------------------
+
+def _accumulated(folder):
+    """TensorBoard's own reading of a run's (or the log folder's) events: its event accumulator."""
+    from tensorboard.backend.event_processing import plugin_event_accumulator
+
+    accumulator = plugin_event_accumulator.EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def _scalar_tags(accumulator):
+    return [tag for tag, data in accumulator.AllSummaryMetadata().items()
+            if data.plugin_data.plugin_name == "scalars"]
+
+
+def _values(accumulator, tag):
+    from tensorboard.util import tensor_util
+
+    return [(event.step, float(tensor_util.make_ndarray(event.tensor_proto)))
+            for event in accumulator.Tensors(tag)]
+
+
+def test_every_scalar_has_a_description_and_the_throughput_is_the_runs(demo_trained):
+    record = run_record.read(demo_trained)
+    accumulator = _accumulated(demo_trained)
+    tags = _scalar_tags(accumulator)
+    assert {"loss/nce", "optimizer/learning_rate", "speed/pairs_per_second", "quality/genre_at_10",
+            "run/final_loss", "run/training_seconds"} <= set(tags)
+    for tag in tags:
+        assert len(accumulator.SummaryMetadata(tag).summary_description) > 80, tag
+    loss = accumulator.SummaryMetadata("loss/nce").summary_description
+    guess = tensorboard_files.uniform_guess_loss(record.options.num_sampled)
+    assert f"starts at {guess:.2f}" in loss and "quality/" in loss
+    # The curve starts where the description says: a model that finds every artist equally likely.
+    assert _values(accumulator, "loss/nce")[0][1] == pytest.approx(guess, abs=0.3)
+    # Pairs a second every 25 steps: the seconds they add up to are the run's training seconds.
+    speed = _values(accumulator, "speed/pairs_per_second")
+    assert [step for step, _ in speed] == list(range(25, record.options.steps + 1, 25))
+    seconds = sum(25 * record.options.batch_size / value for _, value in speed)
+    assert seconds == pytest.approx(record.stats.seconds, rel=0.25)
+    assert _values(accumulator, "run/training_seconds") == [(record.stats.steps, pytest.approx(record.stats.seconds))]
+    assert _values(accumulator, "run/final_loss") == [(record.stats.steps, pytest.approx(record.stats.loss))]
+
+
+def _experiment(folder):
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+    content = _accumulated(folder).PluginTagToContent("hparams")["_hparams_/experiment"]
+    return hparams_metadata.parse_experiment_plugin_data(content)
+
+
+def test_the_log_folders_hparams_config_is_typed_with_the_quality_as_metrics(demo_trained):
+    from tensorboard.plugins.hparams import api_pb2
+
+    logs = os.path.dirname(demo_trained)
+    assert os.listdir(demo_trained).count(tensorboard_files.EXPERIMENT_FILE) == 0  # the folder's, not the run's
+    experiment = _experiment(logs)
+    infos = {info.name: info for info in experiment.hparam_infos}
+    record = run_record.read(demo_trained)
+    assert set(infos) == {"data", *record.options.hparams()}
+    assert all(info.type != api_pb2.DATA_TYPE_UNSET and not info.differs for info in infos.values())
+    assert infos["contexts"].type == api_pb2.DATA_TYPE_STRING
+    assert list(infos["contexts"].domain_discrete.values[0].string_value.split(",")) == ["genre=0.6", "score=0.4"]
+    assert infos["batch_size"].type == api_pb2.DATA_TYPE_FLOAT64
+    assert infos["batch_size"].domain_interval.min_value == record.options.batch_size
+    metrics = {info.name.tag: info for info in experiment.metric_infos}
+    assert set(metrics) == {*contexts.quality_tags().values(), "run/final_loss", "run/training_seconds"}
+    assert all(info.description and info.display_name for info in metrics.values())
+
+
+def test_a_setting_that_differs_between_runs_is_marked_so(demo_trained, tmp_path):
+    record = run_record.read(demo_trained)
+    other = dataclasses.replace(record, options=dataclasses.replace(record.options, batch_size=2 * record.options.batch_size))
+    for name, each in (("a", record), ("b", other)):
+        os.makedirs(tmp_path / name)
+        run_record.write(str(tmp_path / name), each)
+    tensorboard_files.write_experiment(str(tmp_path))
+    infos = {info.name: info for info in _experiment(tmp_path).hparam_infos}
+    assert [name for name, info in infos.items() if info.differs] == ["batch_size"]
+    interval = infos["batch_size"].domain_interval
+    assert (interval.min_value, interval.max_value) == (record.options.batch_size, 2 * record.options.batch_size)
+
+
+@pytest.mark.slow  # t-SNE
+def test_plot_replaces_the_runs_images(demo_run, tmp_path):
+    import bands2vec
+
+    copy = tmp_path / "logs" / "r"
+    shutil.copytree(demo_run, copy)
+    bands2vec.open_run(str(copy)).plot(say=quiet)
+    bands2vec.open_run(str(copy)).plot(say=quiet)
+    accumulator = _accumulated(copy)
+    images = [tag for tag, data in accumulator.AllSummaryMetadata().items()
+              if data.plugin_data.plugin_name == "images"]
+    assert {"plots/genres", "plots/clusters", "plots/labelled"} <= set(images)
+    assert all(len(accumulator.Tensors(tag)) == 1 for tag in images)
