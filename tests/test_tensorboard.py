@@ -25,6 +25,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run
                   "--disable-component-update", "--disable-sync"]
 RUN = "trained"
 TENSOR = tensorboard_files.PROJECTOR_TENSOR
+# TensorBoard takes a few seconds to start on an idle machine, minutes on one shared by eight people.
+START_SECONDS = 600
 STEPS = 600  # report steps 250 and 500 write sampled quality, the last step the full figures
 SCREENSHOT = os.path.join(os.environ.get("BANDS2VEC_SCREENSHOT_DIR", tempfile.gettempdir()), "projector-bookmark.png")
 
@@ -49,14 +51,15 @@ def _serving(logs):
                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
+        deadline = time.time() + START_SECONDS
         while True:
             try:
                 _get(base, "/data/plugins_listing")
                 break
             except (urllib.error.URLError, ConnectionError):
                 if server.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"TensorBoard did not start: {server.stderr.read().decode()[-2000:]}")
+                    server.kill()  # first: its stderr ends only when it does
+                    pytest.fail(f"TensorBoard did not start: {server.communicate()[1].decode()[-2000:]}")
                 time.sleep(0.5)
         yield base
     finally:
@@ -65,6 +68,7 @@ def _serving(logs):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+            server.wait()
 
 
 @pytest.fixture(scope="module")
@@ -298,6 +302,7 @@ def test_summaries_in_the_events_files(demo_run):
 
     import tensorflow as tf
     from tensorboard.plugins.hparams import plugin_data_pb2
+    from tensorboard.util import tensor_util
 
     records = [record for path in sorted(glob.glob(os.path.join(demo_run, "events.out.tfevents.*")))
                for record in tf.compat.v1.train.summary_iterator(path)]
@@ -310,7 +315,8 @@ def test_summaries_in_the_events_files(demo_run):
     assert {"steps", "batch_size", "learning_rate", "contexts", "genre_share"} <= set(data.session_start_info.hparams)
     run_text = next(value for _, value in values if value.tag == "run")
     assert b"quality: genre" in run_text.tensor.string_val[0]
-    final = [value.simple_value for step, value in values if value.tag == "quality/genre_at_10" and step == 300]
+    final = [float(tensor_util.make_ndarray(value.tensor)) for step, value in values
+             if value.tag == "quality/genre_at_10" and step == 300]
     info_genre = json.load(open(os.path.join(demo_run, "run.json")))["quality"]["genre"]["trained"]
     assert final == [pytest.approx(info_genre, abs=1e-6)]  # the last step has the full figure, once
 
@@ -390,7 +396,8 @@ def test_the_log_folders_hparams_config_is_typed_with_the_quality_as_metrics(dem
 
 def test_a_setting_that_differs_between_runs_is_marked_so(demo_trained, tmp_path):
     record = run_record.read(demo_trained)
-    other = dataclasses.replace(record, options=dataclasses.replace(record.options, batch_size=2 * record.options.batch_size))
+    doubled = dataclasses.replace(record.options, batch_size=2 * record.options.batch_size)
+    other = dataclasses.replace(record, options=doubled)
     for name, each in (("a", record), ("b", other)):
         os.makedirs(tmp_path / name)
         run_record.write(str(tmp_path / name), each)
