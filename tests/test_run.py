@@ -78,7 +78,7 @@ def test_each_run_gets_its_own_folder(tmp_path):
 
     train()
     train(name="b")
-    assert len(os.listdir(tmp_path)) == 2
+    assert len([name for name in os.listdir(tmp_path) if (tmp_path / name).is_dir()]) == 2  # and the hparams config
     assert run_folder.find_run(str(tmp_path)) == os.path.join(str(tmp_path), "b")
     with pytest.raises(errors.RunError, match="already exists"):
         train(name="b")
