@@ -308,11 +308,14 @@ def test_summaries_in_the_events_files(demo_run):
                for record in tf.compat.v1.train.summary_iterator(path)]
     values = [(record.step, value) for record in records for value in record.summary.value]
     tags = {value.tag for _, value in values}
-    assert {"neighbours", "run", "plots/genres", "quality/genre_at_10", "_hparams_/experiment",
-            "_hparams_/session_start_info"} <= tags
+    # The hparams config is the log folder's (one for all its runs); the run has its values, named for it.
+    assert {"neighbours", "run", "plots/genres", "quality/genre_at_10", "_hparams_/session_start_info"} <= tags
+    assert "_hparams_/experiment" not in tags
+    assert os.path.isfile(os.path.join(os.path.dirname(demo_run), tensorboard_files.EXPERIMENT_FILE))
     start = next(value for _, value in values if value.tag == "_hparams_/session_start_info")
     data = plugin_data_pb2.HParamsPluginData.FromString(start.metadata.plugin_data.content)
     assert {"steps", "batch_size", "learning_rate", "contexts", "genre_share"} <= set(data.session_start_info.hparams)
+    assert data.session_start_info.group_name == os.path.basename(demo_run)
     run_text = next(value for _, value in values if value.tag == "run")
     assert b"quality: genre" in run_text.tensor.string_val[0]
     final = [float(tensor_util.make_ndarray(value.tensor)) for step, value in values
