@@ -20,6 +20,7 @@ import metadata
 import run_folder
 import vector_files
 from contexts import CONTEXTS
+from ensemble import member_similarities, member_vectors
 from errors import QueryError, RunError, UnknownArtist
 from expressions import parse_expression
 from keyed_vectors import (KeyedVectorsQueries, checked_path, checked_topn, is_key, key_list,
@@ -33,9 +34,10 @@ class ArtistVectors(KeyedVectorsQueries):
     names, genres, mean scores, record labels, eras...) and, for a trained run, k-means clusters.
     gensim's KeyedVectors methods come from KeyedVectorsQueries (keyed_vectors.py)."""
 
-    def __init__(self, vectors, artists, kmeans_clusters=None):
+    def __init__(self, vectors, artists, kmeans_clusters=None, members=1):
         self.vectors = _matrix(vectors, len(artists))
         self.artists = artists
+        self.members = members  # an ensemble's members side by side in `vectors` (ensemble.py)
         self.kmeans_clusters = None if kmeans_clusters is None else np.asarray(kmeans_clusters)
         self._indicators = {}  # kind -> sparse artists x values matrix; other vectors share it
         self.unit_vectors = _unit(self.vectors)
@@ -51,7 +53,8 @@ class ArtistVectors(KeyedVectorsQueries):
             vectors = vector_files.read_vectors(folder, len(artists))
         except RunError as error:
             vectors = _checkpoint_instead(folder, error, len(artists))
-        return cls(vectors, artists, None if (kmeans_clusters < 0).all() else kmeans_clusters)
+        return cls(vectors, artists, None if (kmeans_clusters < 0).all() else kmeans_clusters,
+                   members=_members(folder, vectors))
 
     def save(self, folder):
         """vectors.npy and metadata.tsv in `folder`, made if need be, for load() to read back (the
@@ -267,6 +270,39 @@ class ArtistVectors(KeyedVectorsQueries):
                              f"{len(self) - 1}, not {shown(rows)}")
         return array
 
+    # An ensemble's certainty: how far its members agree on an answer.
+
+    def certainty(self, positive=(), negative=(), answers=(), topn=NEIGHBOURS):
+        """For each artist of `answers` to most_similar(positive, negative, topn): in how many
+        members' `topn` nearest it is, and the spread (standard deviation) of its similarity across
+        members, {"members": N, "in_members_top_k": n, "similarity_spread": s}; for one model the
+        last two are None, as one model cannot tell."""
+        positive = [positive] if isinstance(positive, str) else list(positive)
+        negative = [negative] if isinstance(negative, str) else list(negative)
+        if self.members == 1:
+            return [{"members": 1, "in_members_top_k": None, "similarity_spread": None}
+                    for _ in answers]
+        ids = [self.index(name) for name in positive + negative]
+        signs = np.array([1.0] * len(positive) + [-1.0] * len(negative), np.float32)
+        similarity = member_similarities(self.vectors, self.members, ids, signs)
+        similarity[:, ids] = -np.inf
+        top = top_k(similarity, max(0, min(topn, len(self) - len(set(ids)))))
+        rows = [self.index(name) for name in answers]
+        in_top = (top[:, :, None] == np.array(rows)[None, None, :]).any(axis=1).sum(axis=0)
+        spread = similarity[:, rows].std(axis=0)
+        return [{"members": self.members, "in_members_top_k": int(count),
+                 "similarity_spread": round(float(deviation), 6)}
+                for count, deviation in zip(in_top, spread)]
+
+
+def certainty_text(certainty, topn):
+    """ArtistVectors.certainty() of one answer as an answer line's end: `, In the top 10 of 4/5
+    members, Spread: 0.031`; nothing for one model."""
+    if certainty["in_members_top_k"] is None:
+        return ""
+    return (f", In the top {topn} of {certainty['in_members_top_k']}/{certainty['members']} "
+            f"members, Spread: {certainty['similarity_spread']:.3f}")
+
 
 def shares_text(shared):
     """ArtistVectors.shared() as `hyperdub (label), electronic, 2005-2009, score 7` or `nothing`."""
@@ -326,6 +362,17 @@ def _matrix(vectors, rows):
 def _unit(vectors, out=None):
     return np.divide(vectors, np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12),
                      out=out)
+
+
+def _members(folder, vectors):
+    """The members of the run's ensemble, as its run.json says (1 where it has none)."""
+    import run_record
+
+    if not os.path.isfile(os.path.join(folder, run_record.RUN_FILE)):
+        return 1
+    members = run_record.read(folder).options.ensemble or 1
+    member_vectors(vectors[:0], members)  # a RunError if the columns do not split so
+    return members
 
 
 def _checkpoint_instead(folder, reason, rows):

@@ -11,6 +11,8 @@ import contextlib
 import math
 import os
 
+from ensemble import member_seeds
+
 # TensorFlow's C++ start-up chatter would bury our own output; oneDNN's custom ops do nothing for
 # these small sparse ops but reorder float sums between runs. XLA may compile on the CPU too: a
 # session that asks for it (training does) then fuses a step's many small ops, up to twice as fast.
@@ -55,7 +57,7 @@ Bands2VecGraph = collections.namedtuple("Bands2VecGraph", [
 
 def build_graph(vocabulary_size, embedding_size=64, num_sampled=64, learning_rate=1.0,
                 decay_steps=None, context_distribution=None, init_scale=1.0, seed=0,
-                tables_in_xla=True, device=None, partitioner=None):
+                tables_in_xla=True, device=None, partitioner=None, ensemble=1):
     """The training graph and the handles the training loop needs.
 
     `context_distribution` (how often each artist is drawn as a context) makes NCE draw its
@@ -64,6 +66,10 @@ def build_graph(vocabulary_size, embedding_size=64, num_sampled=64, learning_rat
     its start over that many steps. Without `tables_in_xla`, XLA (where the session uses it) leaves
     the TABLE_OPS alone. On a cluster, `device` places the ops (the variables on the parameter
     servers) and `partitioner` splits the two tables across them; one process takes neither.
+    With `ensemble` N above 1, N members (member_scope) each take their equal part of a batch of N
+    times the pairs, with tables and NCE of their own, seeded by ensemble.member_seeds; the
+    optimizer minimises their summed loss, `loss` is their mean, and `embeddings` their tables side
+    by side (ensemble.combined stores them). One member is the tutorial's graph as it was.
     """
     graph = tf1.Graph()
     xla_scope = contextlib.nullcontext() if tables_in_xla else tf1.xla.experimental.jit_scope(
@@ -76,38 +82,20 @@ def build_graph(vocabulary_size, embedding_size=64, num_sampled=64, learning_rat
             train_inputs = tf1.placeholder(tf.int32, shape=[None], name="train_inputs")
             train_labels = tf1.placeholder(tf.int32, shape=[None, 1], name="train_labels")
 
-        # Look up the embeddings of the targets: the vectors we are here to learn.
-        with tf1.variable_scope("embeddings"):
-            embeddings = tf1.get_variable(
-                "embeddings", [vocabulary_size, embedding_size], partitioner=partitioner,
-                initializer=tf1.random_uniform_initializer(-init_scale, init_scale))
-            embed = tf.nn.embedding_lookup(embeddings, train_inputs)
+        tables, losses = [], []
+        for member, member_seed in enumerate(member_seeds(seed, ensemble)):
+            tf1.set_random_seed(member_seed)  # the member's ops take their seeds from it
+            with member_scope(member):
+                inputs, labels = _member_batch(train_inputs, train_labels, member, ensemble)
+                table, member_loss = _skip_gram(inputs, labels, vocabulary_size, embedding_size,
+                                                num_sampled, context_distribution, init_scale,
+                                                partitioner)
+            tables.append(table)
+            losses.append(member_loss)
 
-        # The output side: one weight vector and one bias per artist, for the NCE logits.
-        with tf1.variable_scope("weights"):
-            nce_weights = tf1.get_variable(
-                "nce_weights", [vocabulary_size, embedding_size], partitioner=partitioner,
-                initializer=tf1.truncated_normal_initializer(
-                    stddev=1.0 / math.sqrt(embedding_size)))
-        with tf1.name_scope("biases"):
-            # Start at log(1/V), the log-probability of a uniform guess, where NCE's self-normalised
-            # logits settle; zero biases would make the first steps huge.
-            nce_biases = tf1.Variable(tf1.fill([vocabulary_size], -math.log(vocabulary_size)),
-                                      name="nce_biases")
-
-        # NCE turns "which artist is the context?" into "is this a true pair or a sampled one?",
-        # so each step costs num_sampled logits instead of a softmax over every artist.
-        with tf1.name_scope("loss"):
-            sampled_values = None
-            if context_distribution is not None:
-                sampled_values = tf.random.fixed_unigram_candidate_sampler(
-                    true_classes=tf.cast(train_labels, tf.int64), num_true=1,
-                    num_sampled=num_sampled, unique=True, range_max=vocabulary_size,
-                    unigrams=[float(p) for p in context_distribution])
-            loss = tf.reduce_mean(tf.nn.nce_loss(
-                weights=nce_weights, biases=nce_biases, labels=train_labels, inputs=embed,
-                num_sampled=num_sampled, num_classes=vocabulary_size,
-                sampled_values=sampled_values))
+        with tf1.name_scope("loss/"):
+            summed = losses[0] if ensemble == 1 else tf1.add_n(losses, name="summed")
+            loss = summed if ensemble == 1 else tf1.divide(summed, ensemble, name="mean")
             tf1.summary.scalar("nce", loss)  # TensorBoard tag loss/nce
 
         # The tutorial's plain gradient descent; the rate decays so late steps refine, not jitter.
@@ -118,14 +106,72 @@ def build_graph(vocabulary_size, embedding_size=64, num_sampled=64, learning_rat
                 progress = tf.minimum(tf.cast(global_step, tf.float32) / decay_steps, 1.0)
                 rate = tf1.multiply(rate, 1.0 - 0.99 * progress, name="decayed_learning_rate")
             optimizer = tf1.train.GradientDescentOptimizer(rate).minimize(
-                loss, global_step=global_step)
+                summed, global_step=global_step)
             tf1.summary.scalar("learning_rate", rate)
 
         summary = tf1.summary.merge_all()
         init = tf1.global_variables_initializer()
         saver = tf1.train.Saver(max_to_keep=1, save_relative_paths=True)  # a run folder may move
         if partitioner:
-            embeddings = embeddings.as_tensor()  # the whole table, for the reports to fetch
+            tables = [table.as_tensor() for table in tables]  # whole tables, for the reports
+        embeddings = tables[0] if ensemble == 1 else tf.concat(tables, axis=1, name="members")
 
     return Bands2VecGraph(graph, train_inputs, train_labels, embeddings,
                           loss, optimizer, rate, global_step, summary, init, saver)
+
+
+def member_scope(member):
+    """Where member `member`'s variables and ops live: member 0 (one model) where the tutorial's
+    are, so its checkpoints read as before; member 1 under `member_1/`..."""
+    return contextlib.nullcontext() if member == 0 else tf1.variable_scope(f"member_{member}")
+
+
+def member_variable(member):
+    """The checkpoint name of member `member`'s embeddings."""
+    return EMBEDDINGS_VARIABLE if member == 0 else f"member_{member}/{EMBEDDINGS_VARIABLE}"
+
+
+def _member_batch(train_inputs, train_labels, member, ensemble):
+    """Member `member`'s part of the batch: all of it for one model, else its Nth."""
+    if ensemble == 1:
+        return train_inputs, train_labels
+    with tf1.name_scope("batch"):
+        return (tf.split(train_inputs, ensemble)[member],
+                tf.split(train_labels, ensemble)[member])
+
+
+def _skip_gram(train_inputs, train_labels, vocabulary_size, embedding_size, num_sampled,
+               context_distribution, init_scale, partitioner):
+    """One model's embeddings table and mean NCE loss over the batch, as the tutorial builds them."""
+    # Look up the embeddings of the targets: the vectors we are here to learn.
+    with tf1.variable_scope("embeddings"):
+        embeddings = tf1.get_variable(
+            "embeddings", [vocabulary_size, embedding_size], partitioner=partitioner,
+            initializer=tf1.random_uniform_initializer(-init_scale, init_scale))
+        embed = tf.nn.embedding_lookup(embeddings, train_inputs)
+
+    # The output side: one weight vector and one bias per artist, for the NCE logits.
+    with tf1.variable_scope("weights"):
+        nce_weights = tf1.get_variable(
+            "nce_weights", [vocabulary_size, embedding_size], partitioner=partitioner,
+            initializer=tf1.truncated_normal_initializer(stddev=1.0 / math.sqrt(embedding_size)))
+    with tf1.name_scope("biases"):
+        # Start at log(1/V), the log-probability of a uniform guess, where NCE's self-normalised
+        # logits settle; zero biases would make the first steps huge.
+        nce_biases = tf1.Variable(tf1.fill([vocabulary_size], -math.log(vocabulary_size)),
+                                  name="nce_biases")
+
+    # NCE turns "which artist is the context?" into "is this a true pair or a sampled one?",
+    # so each step costs num_sampled logits instead of a softmax over every artist.
+    with tf1.name_scope("loss"):
+        sampled_values = None
+        if context_distribution is not None:
+            sampled_values = tf.random.fixed_unigram_candidate_sampler(
+                true_classes=tf.cast(train_labels, tf.int64), num_true=1,
+                num_sampled=num_sampled, unique=True, range_max=vocabulary_size,
+                unigrams=[float(p) for p in context_distribution])
+        loss = tf.reduce_mean(tf.nn.nce_loss(
+            weights=nce_weights, biases=nce_biases, labels=train_labels, inputs=embed,
+            num_sampled=num_sampled, num_classes=vocabulary_size,
+            sampled_values=sampled_values))
+    return embeddings, loss

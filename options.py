@@ -47,6 +47,9 @@ MIN_ARTISTS = 3
 FIXED_MEMORY = 1.1e9
 TABLE_COPIES = 8
 SEEDS = 2 ** 32  # scikit-learn's k-means and t-SNE take seeds below this
+# Members of the default ensemble where `label` is a context: the fewest whose runs of seeds 0 and
+# 1000 share half their 10 nearest neighbours (mean Jaccard >= 0.5; docs/contexts.md, stability).
+LABEL_ENSEMBLE = 5
 
 
 @dataclasses.dataclass
@@ -68,6 +71,7 @@ class TrainOptions:
     # How this process steps, not what it learns (--resume chooses them again for where it runs):
     xla_tables: bool = None  # XLA fuses the tables' reads and writes too: up to XLA_MAX_ARTISTS
     concurrent_steps: int = None  # threads stepping the session: 1 with XLA tables, else the cores
+    ensemble: int = None  # members differing only in seed: LABEL_ENSEMBLE with labels, else 1
 
     def __post_init__(self):
         # A spec "genre,score,label=0.3", as run.json had before contexts were a dict: parsed once.
@@ -105,7 +109,13 @@ class TrainOptions:
                          else self.num_sampled),
             learning_rate=rate if self.learning_rate is None else self.learning_rate,
             xla_tables=xla_tables,
-            concurrent_steps=concurrent if self.concurrent_steps is None else self.concurrent_steps)
+            concurrent_steps=concurrent if self.concurrent_steps is None else self.concurrent_steps,
+            ensemble=self.default_ensemble() if self.ensemble is None else self.ensemble)
+
+    def default_ensemble(self):
+        """One model, as the tutorial; LABEL_ENSEMBLE members where labels are a context, whose
+        single models' neighbours are half a draw of the seed."""
+        return LABEL_ENSEMBLE if self.contexts.get("label", 0) > 0 else 1
 
     def check(self, artists, ps_tasks=1):
         """An OptionError naming the first option out of range, or too big for the machine's
@@ -121,6 +131,7 @@ class TrainOptions:
             (np.isfinite(self.learning_rate) and self.learning_rate > 0,
              f"--learning-rate must be above 0, not {self.learning_rate}"),
             (self.threads >= 1, f"--threads must be at least 1, not {self.threads}"),
+            (self.ensemble >= 1, f"--ensemble must be at least 1, not {self.ensemble}"),
             (self.concurrent_steps >= 1,
              f"--concurrent-steps must be at least 1, not {self.concurrent_steps}"),
             (0 <= self.seed < SEEDS, f"--seed must be from 0 to {SEEDS - 1:,}, not {self.seed}"),
@@ -136,9 +147,9 @@ class TrainOptions:
 
     def _check_memory(self, artists):
         """Refuse what memory cannot hold, naming the option whose halving saves the most."""
-        tables = TABLE_COPIES * artists * self.embedding_size * 4
-        step = 8 * self.batch_size * (self.embedding_size + self.num_sampled) * 4
-        draws = self.steps_per_draw * self.batch_size * 16
+        tables = TABLE_COPIES * artists * self.embedding_size * 4 * self.ensemble
+        step = 8 * self.batch_size * (self.embedding_size + self.num_sampled) * 4 * self.ensemble
+        draws = self.steps_per_draw * self.batch_size * 16 * self.ensemble
         need, available = FIXED_MEMORY + tables + step + draws, _available_memory()
         if available and need > available:
             by_batch = (step + draws) / 2
@@ -157,7 +168,7 @@ class TrainOptions:
                 "learning_rate": self.learning_rate,
                 "genre_share": self.contexts.get("genre", 0.0),
                 "contexts": format_contexts(self.contexts), "init_scale": self.init_scale,
-                "seed": self.seed}
+                "seed": self.seed, "ensemble": self.ensemble}
 
 
 def _batch_size(artists, steps, ps_tasks):

@@ -2,11 +2,13 @@
 score bucket, a label...), beside random vectors; training's running reports; k-means over them.
 """
 import dataclasses
+import itertools
 
 import numpy as np
 
 from artist_vectors import NEIGHBOURS
 from contexts import quality_tags
+from ensemble import member_vectors
 
 # Above this many artists, k-means learns from mini-batches (scikit-learn's MiniBatchKMeans): memory
 # and time stay linear, where full k-means would take minutes at a million.
@@ -15,6 +17,8 @@ MINI_BATCH_KMEANS_ABOVE = 50_000
 # shrinks to keep QUALITY_COMPARISONS (1,000 artists at a million: a 95% figure is then +-0.7%).
 QUALITY_SAMPLE = 10_000
 QUALITY_COMPARISONS = 10 ** 9
+# Artists whose neighbours two runs, or two members, are compared on: a mean Jaccard to about +-0.01.
+STABILITY_SAMPLE = 400
 
 
 def neighbour_agreement(artist_vectors, k=NEIGHBOURS, rows=None):
@@ -67,7 +71,11 @@ def training_probe(artist_vectors, watch=4, top=5, sample=200, seed=0, k=NEIGHBO
             current = artist_vectors.with_vectors(matrix, for_neighbours_only=True)
             nearest = current.nearest_neighbours(min(top, len(artist_vectors) - 1), watched)
             neighbours = [(names[i], [names[j] for j in row]) for i, row in zip(watched, nearest)]
-            return neighbours, neighbour_agreement(current, k, rows) if quality else None
+            if not quality:
+                return neighbours, None
+            figures = neighbour_agreement(current, k, rows)
+            figures["member_agreement"] = member_agreement(current, k, rows)
+            return neighbours, figures
     return probe
 
 
@@ -116,6 +124,10 @@ def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
         report["cluster_genre_nmi"] = {
             "trained": float(normalized_mutual_info_score(genres, clusters)),
             "random": float(normalized_mutual_info_score(genres, shuffled))}
+    stability_rows = sample_rows(len(artist_vectors), STABILITY_SAMPLE, seed)
+    report["member_agreement"] = {
+        "trained": member_agreement(artist_vectors, k, stability_rows),
+        "random": member_agreement(random_like(artist_vectors, seed), k, stability_rows)}
     report["k"] = min(k, len(artist_vectors) - 1)
     report["artists"] = len(artist_vectors)
     report["measured_on"] = len(rows)
@@ -155,3 +167,46 @@ def kmeans_summary(artist_vectors, top=3, examples=4):
                                       float(facts.mean_scores[members].mean()),
                                       [artist_vectors.names[i] for i in order[:examples]]))
     return sorted(summary, key=lambda row: -row.size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stability: how far the neighbours of two runs, or of an ensemble's members, agree
+# ---------------------------------------------------------------------------------------------
+
+def member_agreement(artist_vectors, k=NEIGHBOURS, rows=None):
+    """For an ensemble, the mean Jaccard of the top-`k` sets of every two of its members over the
+    artists in `rows`: how far single models of different seeds agree. None for one model."""
+    members = artist_vectors.members
+    if members == 1:
+        return None
+    rows = np.arange(len(artist_vectors)) if rows is None else np.asarray(rows)
+    k = min(k, len(artist_vectors) - 1)
+    neighbours = [artist_vectors.with_vectors(unit, for_neighbours_only=True)
+                  .nearest_neighbours(k, rows)
+                  for unit in member_vectors(artist_vectors.vectors, members)]
+    kept = [_kept(first, second) for first, second in itertools.combinations(neighbours, 2)]
+    return float(np.mean([np.mean(both / (2 * k - both)) for both in kept]))
+
+
+def neighbour_stability(first, second, k=NEIGHBOURS, sample=STABILITY_SAMPLE, seed=0):
+    """How far two runs' vectors agree on the neighbours, over a seeded sample of `sample` of the
+    artists both have (the same whatever the runs' seeds): the mean Jaccard of their top-`k` sets,
+    and how many of the `k` the second run keeps on average."""
+    in_second = np.array([second.key_to_index.get(name, -1) for name in first.names])
+    common = np.flatnonzero(in_second >= 0)
+    rows = common[sample_rows(len(common), sample, seed)]
+    k = min(k, len(first) - 1, len(second) - 1)
+    mine = first.nearest_neighbours(k, rows)
+    # The second run's neighbours as the first's rows; one it lacks matches nothing.
+    to_first = np.full(len(second), -1, dtype=np.int64)
+    to_first[in_second[common]] = common
+    theirs = to_first[second.nearest_neighbours(k, in_second[rows])]
+    theirs = np.where(theirs >= 0, theirs, -1 - np.arange(theirs.size).reshape(theirs.shape))
+    kept = _kept(mine, theirs)
+    return {"jaccard": float(np.mean(kept / (2 * k - kept))), "kept": float(kept.mean()),
+            "k": k, "artists": len(rows)}
+
+
+def _kept(first, second):
+    """For each row of two (rows x k) neighbour arrays, how many of the first's are in the second."""
+    return (first[:, :, None] == second[:, None, :]).any(axis=2).sum(axis=1)

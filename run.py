@@ -22,7 +22,7 @@ from typing import Callable
 import bands2vec
 import options as b
 import run_folder
-from artist_vectors import NEIGHBOURS
+from artist_vectors import NEIGHBOURS, certainty_text
 from atomic_files import os_error_line
 from data_utils import DEMO_SOURCE
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
@@ -33,7 +33,7 @@ from vector_files import EXPORT_MAX
 
 # The training options the command line sets, as TrainOptions names them.
 TRAIN_OPTIONS = ("steps", "batch_size", "embedding_size", "num_sampled", "learning_rate", "seed",
-                 "concurrent_steps")
+                 "concurrent_steps", "ensemble")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -83,6 +83,11 @@ def train_arguments(train):
                        help="keep 'various artists' and the other compilation names in the "
                             "vocabulary")
     train.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
+    train.add_argument("--ensemble", type=int,
+                       help=f"train N models that differ only in their seeds, as one run whose "
+                            f"similarities are the mean of theirs, each answer saying how far "
+                            f"they agree (default: {b.LABEL_ENSEMBLE} with label among the "
+                            f"--contexts, else 1, the tutorial's one model)")
     train.add_argument("--concurrent-steps", type=int,
                        help=f"threads stepping the session at once (default: 1 up to "
                             f"{b.XLA_MAX_ARTISTS:,} artists, whose tables XLA holds, "
@@ -145,11 +150,15 @@ def _say_summary(run, logs):
           f"({stats.pairs / max(stats.seconds, 1e-9):,.0f} pairs/s of training)")
     if 0 < stats.part_from < stats.steps:  # a resumed run: the part this process trained
         part = stats.steps - stats.part_from
-        print(f"             of which {part * record.options.batch_size:,} in the {part:,} steps "
+        print(f"             of which {part * record.options.batch_size * record.options.ensemble:,} in the {part:,} steps "
               f"from step {stats.part_from:,} just trained, in {stats.part_seconds:.1f}s")
     print(f"Final loss:  {stats.loss:.3f}")
     print(f"Quality:     10 nearest neighbours share a genre {_share(report['genre'], 'vectors ')}"
           f", the same rounded mean score {_share(report['score'])}")
+    if report["member_agreement"]["trained"] is not None:
+        print(f"Stability:   {record.options.ensemble} members of other seeds agree on the 10 "
+              f"nearest neighbours at mean Jaccard {report['member_agreement']['trained']:.3f}; "
+              f"answers are their mean and say how far they agree")
     print(f"Time:        {stats.part_seconds:.1f}s training, {sum(phases.values()):.1f}s in all ("
           + ", ".join(f"{name} {phases[name]:.1f}s" for name in PHASES if name in phases)
           + f"); peak memory {record.peak_memory_mb:,.0f} MB")
@@ -205,14 +214,18 @@ def questions_command(args):
             print(f"run.py: error: {results}", file=sys.stderr)
             failed += 1
             answers.append({"question": question, "error": str(results)})
-        elif args.json:
+            continue
+        certainty = _certainty(run.vectors, args.command, question, results, args.k)
+        if args.json:
             answers.append({"question": question, "results": [
-                _json_row(run.vectors, name, similarity, asked) for name, similarity in results]})
+                {**_json_row(run.vectors, name, similarity, asked), **sure}
+                for (name, similarity), sure in zip(results, certainty)]})
         else:
             if len(questions) > 1:
                 print(f"{'' if number == 0 else chr(10)}Nearest to {question}:")
-            for name, similarity in results:
-                print(run.vectors.describe(name, similarity, shared_with=asked))
+            for (name, similarity), sure in zip(results, certainty):
+                print(run.vectors.describe(name, similarity, shared_with=asked)
+                      + certainty_text(sure, args.k))
     if args.json:
         print(_json_list(answers))
     return 2 if failed else 0
@@ -249,6 +262,13 @@ def _answers(artist_vectors, command, questions, k):
         except (UnknownArtist, QueryError) as error:
             results = error
         yield question, asked, results
+
+
+def _certainty(artist_vectors, command, question, results, k):
+    """ArtistVectors.certainty() of an answer's artists: how far an ensemble's members agree."""
+    positive, negative = (parse_expression(question, artist_vectors) if command == "query"
+                          else ([question], []))
+    return artist_vectors.certainty(positive, negative, [name for name, _ in results], topn=k)
 
 
 def _json_row(artist_vectors, name, similarity, asked):
@@ -296,6 +316,9 @@ def evaluate_arguments(evaluate):
     evaluate.add_argument("-k", type=int, default=NEIGHBOURS,
                           help="neighbours per artist (default: %(default)s)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument("--against", metavar="RUN",
+                          help="also compare the neighbours with another run's (a run folder, or "
+                               "its name under --logdir): how stable they are across seeds")
 
 
 def evaluate_command(args):
@@ -303,6 +326,8 @@ def evaluate_command(args):
     run = bands2vec.open_run(args.logdir, args.run)
     evaluation = run.evaluate(k=args.k)
     report = evaluation.report
+    if args.against:
+        report["against"] = _against(run, args)
     if args.json:
         print(json.dumps(evaluation.as_dict(), indent=2, ensure_ascii=False, allow_nan=False))
         return 0
@@ -321,12 +346,40 @@ def evaluate_command(args):
         else:
             print(f"  {label:<46} {form.format(trained):>8}   random {form.format(random)}")
     print(f"  ({report['k']} nearest neighbours by cosine similarity)")
+    _say_stability(report, run.options.ensemble)
     print("Clusters (size, top primary genres, mean score, most-reviewed artists):")
     for cluster in evaluation.clusters:
         top = ", ".join(f"{genre} {count}" for genre, count in cluster.genres.items())
         print(f"  {cluster.cluster:>2}: {cluster.size:>5}  {top:<40} {cluster.mean_score:4.2f}  "
               f"{', '.join(cluster.examples)}")
     return 0
+
+
+def _against(run, args):
+    """quality.neighbour_stability of the run against --against (a folder, or a run's name)."""
+    from quality import neighbour_stability
+
+    folder = args.against if os.path.isfile(os.path.join(args.against, "run.json")) else None
+    other = bands2vec.open_run(folder) if folder else bands2vec.open_run(args.logdir, args.against)
+    return {"run": other.folder, "seed": other.options.seed, "ensemble": other.options.ensemble,
+            **neighbour_stability(run.vectors, other.vectors, k=args.k)}
+
+
+def _say_stability(report, members):
+    """How stable the neighbours are across seeds, as far as the run (and --against) can tell."""
+    agreement, against = report["member_agreement"]["trained"], report.get("against")
+    if agreement is not None:
+        print(f"  its {members} members, models of other seeds, agree on their {report['k']} "
+              f"nearest neighbours: mean Jaccard {agreement:.3f} (random vectors "
+              f"{report['member_agreement']['random']:.3f}); the ensemble's mean is steadier")
+    elif against is None:
+        print("  stability across seeds: unknown for one model; compare a run of another --seed "
+              "(evaluate --against RUN), or train an ensemble (--ensemble N)")
+    if against is not None:
+        print(f"  against {against['run']} (seed {against['seed']}, ensemble "
+              f"{against['ensemble']}): the {against['k']} nearest neighbours of "
+              f"{against['artists']:,} artists have mean Jaccard {against['jaccard']:.3f}; "
+              f"{against['kept']:.1f} of {against['k']} kept on average")
 
 
 def export_command(args):

@@ -117,4 +117,6 @@ def _upgraded(fields):
         fields = {renamed.get(name, name): value for name, value in fields.items()}
         fields.setdefault("state", "unknown")
         fields["version"] = VERSION
+    # A run from before ensembles was one model.
+    fields["options"].setdefault("ensemble", 1)
     return fields

@@ -26,6 +26,8 @@ from run_folder import PROJECTOR_SAMPLE_DIR
 from vector_files import VECTORS_TSV
 
 PROJECTOR_FILE = "projector_config.pbtxt"
+# An ensemble's members' agreement: the mean Jaccard of every two members' 10 nearest neighbours.
+MEMBER_AGREEMENT_TAG = "quality/member_agreement_at_10"
 BOOKMARKS_FILE = "projector_bookmarks.json"
 PROJECTOR_TENSOR = "artists"
 # The projector's bookmarks: a label and the metadata column each colours by.
@@ -136,6 +138,10 @@ def scalar_descriptions(num_sampled):
         SECONDS_TAG: ("Seconds of training (run.json's stats.seconds), without loading the data "
                       "or writing the outputs; a resumed run's counts its resumed part."),
     }
+    descriptions[MEMBER_AGREEMENT_TAG] = (
+        "An ensemble's (--ensemble N) stability: the mean Jaccard of every two members' 10 "
+        "nearest artists, over a fixed seeded sample of artists: how far single models of other "
+        "seeds agree. The ensemble's answers, their mean, are steadier; one model has none.")
     for name, kind in CONTEXTS.items():
         if kind.quality_tag:
             descriptions[kind.quality_tag] = (
@@ -194,7 +200,8 @@ def quality_summary(figures):
     described (a run's first point of a tag may be any of them: training's or the final one)."""
     from tensorboard.compat.proto.summary_pb2 import Summary
 
-    tags, descriptions = quality_tags(), scalar_descriptions(NUM_SAMPLED)
+    tags = {**quality_tags(), "member_agreement": MEMBER_AGREEMENT_TAG}
+    descriptions = scalar_descriptions(NUM_SAMPLED)
     return Summary(value=[scalar_summary(tags[name], value, descriptions[tags[name]]).value[0]
                           for name, value in figures.items()
                           if name in tags and value is not None])

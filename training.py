@@ -16,6 +16,7 @@ import numpy as np
 import tensorboard_files
 from atomic_files import os_advice
 from bands2vec_graph import build_graph, tf, tf1
+from ensemble import combined
 from errors import RunError
 from pair_sampler import PairSampler
 from run_folder import checkpoint_dir
@@ -65,7 +66,8 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
                         options.learning_rate, decay_steps=options.steps,
                         context_distribution=sampler.context_distribution(),
                         init_scale=options.init_scale, seed=options.seed,
-                        tables_in_xla=options.xla_tables, device=device, partitioner=partitioner)
+                        tables_in_xla=options.xla_tables, device=device, partitioner=partitioner,
+                        ensemble=options.ensemble)
     config = runtime.session_config(tf1.ConfigProto(intra_op_parallelism_threads=options.threads,
                                                     inter_op_parallelism_threads=options.threads))
     session = writer = None
@@ -85,7 +87,7 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
         vectors = None
         if writer:
             save_checkpoint(session, model, writer, folder, loop.stats.steps)
-            vectors = session.run(model.embeddings)
+            vectors = combined(session.run(model.embeddings), options.ensemble)
             writer, closing = None, writer
             closing.close()  # its last events written: a full disk fails here, if not before
     except tf.errors.OpError as error:
@@ -175,8 +177,9 @@ class Loop:
         sampler = PairSampler(self.catalog, options.contexts)
         sampler.rng = np.random.default_rng(
             [options.seed, self.first] + ([self.trainer, number] if self.trainer or number else []))
+        pairs = options.batch_size * options.ensemble  # every member its own batch
         while True:
-            inputs, labels = sampler.batches(options.batch_size, self._draws())
+            inputs, labels = sampler.batches(pairs, self._draws())
             for batch_inputs, batch_labels in zip(inputs, labels):
                 step = self._claim()
                 if step is None:
@@ -241,7 +244,7 @@ class Loop:
         _progress(self.say, min(step, options.steps), options.steps, loss, self.started, self.who)
         if self.writer:
             neighbours = _report(self.session, self.model, self.writer, step, self.probe,
-                                 quality=not last)
+                                 quality=not last, members=options.ensemble)
             if step % (options.report_every * 4) == 0 or last:
                 for name, nearest in neighbours:
                     self.say(f"  nearest to {name}: {', '.join(nearest)}")
@@ -251,7 +254,7 @@ class Loop:
         interrupt can fall between it and ours), the pairs this process trained on, the seconds."""
         step = int(self.session.run(self.model.global_step))
         self.stats.steps = step
-        self.stats.pairs = (step - self.first) * self.options.batch_size
+        self.stats.pairs = (step - self.first) * self.options.batch_size * self.options.ensemble
         self.stats.seconds = time.perf_counter() - self.started
 
 
@@ -340,12 +343,12 @@ def tf_reason(error):
                 lines[0] if lines else type(error).__name__)
 
 
-def _report(session, model, writer, step, probe, quality):
-    """The watched artists' nearest neighbours [(name, [names])] by `probe`, also written as a text
-    summary, and with `quality` the quality scalars."""
+def _report(session, model, writer, step, probe, quality, members):
+    """The watched artists' nearest neighbours [(name, [names])] by `probe` (of the vectors as the
+    run stores them), also written as a text summary, and with `quality` the quality scalars."""
     if probe is None:
         return []
-    neighbours, figures = probe(session.run(model.embeddings), quality)
+    neighbours, figures = probe(combined(session.run(model.embeddings), members), quality)
     markdown = tensorboard_files.neighbours_markdown(neighbours)
     summaries = [tensorboard_files.text_summary("neighbours", markdown)]
     if figures:

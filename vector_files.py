@@ -81,14 +81,21 @@ def word2vec_keys(names):
 
 
 def checkpoint_vectors(folder):
-    """The embeddings variable of the run's latest checkpoint, read with TensorFlow."""
-    from bands2vec_graph import EMBEDDINGS_VARIABLE, tf
+    """The run's vectors from its latest checkpoint, read with TensorFlow: the embeddings variable,
+    or an ensemble's members' side by side as the run stores them (ensemble.combined)."""
+    from bands2vec_graph import member_variable, tf
+    from ensemble import combined
 
     checkpoint = tf.train.latest_checkpoint(checkpoint_dir(folder))
     if checkpoint is None:
         raise RunError(f"{folder}: no checkpoint there; train with `python run.py` first")
     try:
-        return tf.train.load_checkpoint(checkpoint).get_tensor(EMBEDDINGS_VARIABLE)
+        reader = tf.train.load_checkpoint(checkpoint)
+        members = 1
+        while reader.has_tensor(member_variable(members)):
+            members += 1
+        tables = [reader.get_tensor(member_variable(member)) for member in range(members)]
+        return combined(np.hstack(tables), members)
     except Exception as error:  # a damaged file raises errors of several kinds; all mean this
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise RunError(f"{checkpoint}: unreadable checkpoint ({message})") from None

@@ -61,6 +61,13 @@ def demo_trained(tmp_path_factory):
     return train_run(tmp_path_factory.mktemp("demo-trained"), "demo", plots=False, steps=300)
 
 
+@pytest.fixture(scope="session")
+def demo_ensemble(tmp_path_factory):
+    """The demo trained as an ensemble of 3 seeds, without plots, as demo_trained is one model."""
+    return train_run(tmp_path_factory.mktemp("demo-ensemble"), "demo", plots=False, steps=300,
+                     ensemble=3)
+
+
 @pytest.fixture
 def demo_copy(tmp_path, demo_trained):
     """A copy of the demo run without plots, logs/r, to damage or write into."""

@@ -1,0 +1,51 @@
+"""Ensembles of seeds: a run of N members that differ only in their seeds, stored as one matrix.
+
+One model's neighbours are largely a draw of its seed (Antoniak and Mimno, TACL 2018); the mean of
+several members' cosine similarities is steadier. The run stores each member's unit vectors side by
+side, scaled by 1/sqrt(N): a row has norm 1 and the dot product of two rows is the mean of the
+members' cosines, so every reader of vectors (queries, the projector, t-SNE, gensim) sees the mean
+without knowing there are members, and the members come back by splitting the columns (N is in
+run.json). One model (N = 1) is stored as the tutorial's table, untouched. Numpy only.
+"""
+import numpy as np
+
+from errors import RunError
+
+
+def member_seeds(seed, members):
+    """Each member's seed: member 0 is the single model of `seed`; the others' seeds are hashed
+    from (seed, member), so ensembles of different --seed (0 and 1, or 0 and 1000) share none."""
+    return [seed] + [int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
+                     for member in range(1, members)]
+
+
+def combined(tables, members):
+    """The run's vectors from its members' tables side by side (artists x members * dimensions):
+    one model's table as it is; else each member's rows made unit, all scaled by 1/sqrt(members)."""
+    if members == 1:
+        return tables
+    blocks = np.split(np.asarray(tables, np.float32), members, axis=1)
+    scale = np.float32(1 / np.sqrt(members))
+    return np.hstack([block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+                      for block in blocks]) * scale
+
+
+def member_vectors(vectors, members):
+    """The members' unit vectors (members x artists x dimensions) from a run's stored vectors; a
+    RunError if the columns do not split into `members` equal parts."""
+    if vectors.shape[1] % members:
+        raise RunError(f"{vectors.shape[1]} vector columns do not split into {members} members")
+    blocks = np.stack(np.split(np.asarray(vectors, np.float32), members, axis=1))
+    return blocks / np.maximum(np.linalg.norm(blocks, axis=2, keepdims=True), 1e-12)
+
+
+def member_similarities(vectors, members, ids, signs):
+    """Each member's cosine similarity (members x artists) to the signed sum of the rows `ids`,
+    a member's columns at a time: the stored blocks' rows are unit / sqrt(members) already, and a
+    copy of every member's vectors would be gigabytes at a million artists."""
+    similarity = np.empty((members, len(vectors)), np.float32)
+    for member, block in enumerate(np.split(np.asarray(vectors, np.float32), members, axis=1)):
+        target = signs @ block[ids]
+        similarity[member] = block @ (target / max(np.linalg.norm(target), 1e-12)) \
+            * np.float32(np.sqrt(members))
+    return similarity

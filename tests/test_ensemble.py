@@ -1,0 +1,146 @@
+"""Ensembles of seeds (--ensemble N): one model is the tutorial's, an ensemble's similarities are its
+members' mean, every answer says how far the members agree, and evaluate --against compares two runs."""
+import json
+
+import numpy as np
+import pytest
+
+import bands2vec
+import ensemble
+from helpers import assert_refused, quiet, run_cli, train_run
+from options import LABEL_ENSEMBLE, TrainOptions
+
+
+def _checkpoint_tables(folder):
+    """The members' embeddings tables as the checkpoint holds them, read apart from the run's code."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{folder}/checkpoints"))
+    names = sorted(name for name in reader.get_variable_to_shape_map()
+                   if name.endswith("embeddings/embeddings"))
+    return [reader.get_tensor(name) for name in names]
+
+
+def _cosines(table, rows):
+    unit = table / np.linalg.norm(table, axis=1, keepdims=True)
+    return unit[rows] @ unit.T
+
+
+def test_the_default_ensemble_follows_the_contexts(demo_catalog):
+    def members(**given):
+        return TrainOptions(**given).resolved(demo_catalog).ensemble
+
+    assert members() == 1  # the tutorial's run: one model
+    assert members(contexts="genre,score,label") == LABEL_ENSEMBLE > 1
+    assert members(contexts="genre,score,label=0") == 1  # no label pairs, no label ensemble
+    assert members(contexts="genre,score,label", ensemble=2) == 2
+
+
+def test_member_seeds_of_different_runs_are_disjoint():
+    seeds = {seed: ensemble.member_seeds(seed, 10) for seed in (0, 1, 1000)}
+    assert seeds[0][0] == 0 and seeds[1000][0] == 1000  # member 0 is the single model of --seed
+    assert all(len(set(s)) == 10 for s in seeds.values())
+    assert not set(seeds[0]) & set(seeds[1000]) and not set(seeds[0]) & set(seeds[1])
+    assert ensemble.member_seeds(0, 10) == seeds[0]  # the same seed, the same members
+
+
+def test_one_member_is_the_single_model(demo_trained, tmp_path):
+    """--ensemble 1 trains exactly the tutorial's single model of the seed: the same vectors, byte for
+    byte, as the default run, and those are the checkpoint's one table as it is (not made unit)."""
+    explicit = train_run(tmp_path, "demo", steps=300, ensemble=1)
+    stored = np.load(f"{explicit}/vectors.npy")
+    assert stored.tobytes() == np.load(f"{demo_trained}/vectors.npy").tobytes()
+    (table,) = _checkpoint_tables(explicit)
+    assert stored.tobytes() == table.tobytes()
+    assert np.ptp(np.linalg.norm(stored, axis=1)) > 0.01  # raw vectors, as one model always stored
+    assert bands2vec.open_run(explicit).vectors.members == 1
+
+
+def test_an_ensembles_cosine_is_its_members_mean(demo_ensemble):
+    tables = _checkpoint_tables(demo_ensemble)
+    assert len(tables) == 3 and not np.allclose(tables[0], tables[1])  # members differ
+    run = bands2vec.open_run(demo_ensemble)
+    stored = run.vectors.vectors
+    assert run.options.ensemble == 3 and stored.shape == (len(tables[0]), 3 * tables[0].shape[1])
+    rows = np.arange(0, len(stored), 7)
+    mean = np.mean([_cosines(table, rows) for table in tables], axis=0)
+    np.testing.assert_allclose(stored[rows] @ stored.T, mean, atol=2e-6)
+    # The members come back from the stored vectors alone, as the run's answers split them.
+    for unit, table in zip(ensemble.member_vectors(stored, 3), tables):
+        np.testing.assert_allclose(unit, table / np.linalg.norm(table, axis=1, keepdims=True),
+                                   atol=2e-6)
+    agreement = run.quality["member_agreement"]
+    assert 0.2 < agreement["trained"] < 1 and agreement["random"] < 0.1
+
+
+def test_answers_say_how_far_the_members_agree(demo_ensemble):
+    run = bands2vec.open_run(demo_ensemble)
+    name = run.vectors.names[0]
+    answer = run_cli("similar", name, "-k", "5", "--json", "--logdir", str(demo_ensemble))
+    rows = json.loads(answer.stdout)
+    # Each member's own 5 nearest, from the checkpoint's tables: what the fields must count.
+    i = run.vectors.index(name)
+    tops = []
+    for table in _checkpoint_tables(demo_ensemble):
+        similarity = _cosines(table, [i])[0]
+        similarity[i] = -np.inf
+        tops.append(set(np.argsort(-similarity)[:5]))
+    for row in rows:
+        j = run.vectors.index(row["artist"])
+        assert row["members"] == 3
+        assert row["in_members_top_k"] == sum(j in top for top in tops)
+        spread = np.std([_cosines(table, [i])[0, j] for table in _checkpoint_tables(demo_ensemble)])
+        assert row["similarity_spread"] == pytest.approx(spread, abs=1e-5)
+    assert any(row["in_members_top_k"] == 3 for row in rows)
+    text = run_cli("similar", name, "-k", "5", "--logdir", str(demo_ensemble)).stdout.splitlines()
+    assert [f"In the top 5 of {row['in_members_top_k']}/3 members" in line
+            for row, line in zip(rows, text)] == [True] * 5
+
+
+def test_one_models_answers_have_no_member_figures(demo_trained):
+    answer = run_cli("similar", "-", "-k", "3", "--json", "--logdir", str(demo_trained),
+                     stdin=bands2vec.open_run(demo_trained).vectors.names[0])
+    row = json.loads(answer.stdout)[0]
+    assert (row["members"], row["in_members_top_k"], row["similarity_spread"]) == (1, None, None)
+
+
+def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemble):
+    def against(run, other):
+        result = run_cli("evaluate", "--json", "--logdir", str(run), "--against", str(other))
+        return json.loads(result.stdout)["against"]
+
+    itself = against(demo_trained, demo_trained)
+    assert (itself["jaccard"], itself["kept"], itself["artists"]) == (1.0, 10.0, 300)
+    other = against(demo_trained, demo_ensemble)
+    assert 0 < other["jaccard"] < 1 and other["ensemble"] == 3
+    # A top-10 keeping n of 10 has Jaccard n / (20 - n), convex in n: the mean of those is at least
+    # the Jaccard of the mean kept, and at most the mean kept's share of 10.
+    assert other["kept"] / (20 - other["kept"]) - 1e-9 <= other["jaccard"] <= other["kept"] / 10
+    text = run_cli("evaluate", "--logdir", str(demo_trained), "--against", str(demo_ensemble)).stdout
+    assert f"{other['kept']:.1f} of 10 kept" in text and "unknown for one model" not in text
+    assert "unknown for one model" in run_cli("evaluate", "--logdir", str(demo_trained)).stdout
+    assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), "--against", "no-such-run"),
+                   "no-such-run")
+
+
+@pytest.mark.slow  # resumes in-process twice
+def test_an_ensemble_resumes(tmp_path):
+    folder = train_run(tmp_path, "demo", steps=150, ensemble=2)
+    first = np.load(f"{folder}/vectors.npy")
+    run = bands2vec.resume(str(tmp_path), "trained", steps=250, plots=False, say=quiet)
+    assert run.record.stats.steps == 250 and run.options.ensemble == 2
+    assert run.vectors.vectors.shape == first.shape and not np.allclose(run.vectors.vectors, first)
+
+
+def test_tensorboard_shows_the_members_agreement(demo_ensemble):
+    import glob
+
+    import tensorflow as tf
+
+    values = [(record.step, value.simple_value)
+              for path in sorted(glob.glob(f"{demo_ensemble}/events.out.tfevents.*"))
+              for record in tf.compat.v1.train.summary_iterator(path)
+              for value in record.summary.value if value.tag == "quality/member_agreement_at_10"]
+    assert len(values) >= 2 and all(0 < value < 1 for _, value in values)
+    final = bands2vec.open_run(demo_ensemble).quality["member_agreement"]["trained"]
+    assert values[-1] == (300, pytest.approx(final, abs=1e-6))
