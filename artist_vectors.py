@@ -275,13 +275,12 @@ class ArtistVectors(KeyedVectorsQueries):
     def certainty(self, positive=(), negative=(), answers=(), topn=NEIGHBOURS):
         """For each artist of `answers` to most_similar(positive, negative, topn): in how many
         members' `topn` nearest it is, and the spread (standard deviation) of its similarity across
-        members, {"members": N, "in_members_top_k": n, "similarity_spread": s}; for one model the
-        last two are None, as one model cannot tell."""
+        members, {"members": N, "in_members_top_k": n, "similarity_spread": s}; for one model,
+        which cannot tell, {}."""
         positive = [positive] if isinstance(positive, str) else list(positive)
         negative = [negative] if isinstance(negative, str) else list(negative)
         if self.members == 1:
-            return [{"members": 1, "in_members_top_k": None, "similarity_spread": None}
-                    for _ in answers]
+            return [{} for _ in answers]
         ids = [self.index(name) for name in positive + negative]
         signs = np.array([1.0] * len(positive) + [-1.0] * len(negative), np.float32)
         similarity = member_similarities(self.vectors, self.members, ids, signs)
@@ -298,7 +297,7 @@ class ArtistVectors(KeyedVectorsQueries):
 def certainty_text(certainty, topn):
     """ArtistVectors.certainty() of one answer as an answer line's end: `, In the top 10 of 4/5
     members, Spread: 0.031`; nothing for one model."""
-    if certainty["in_members_top_k"] is None:
+    if not certainty:
         return ""
     return (f", In the top {topn} of {certainty['in_members_top_k']}/{certainty['members']} "
             f"members, Spread: {certainty['similarity_spread']:.3f}")

@@ -116,7 +116,8 @@ def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
 
     rows = sample_rows(len(artist_vectors), quality_sample_size(len(artist_vectors)), seed)
     trained = neighbour_agreement(artist_vectors, k, rows)
-    baseline = neighbour_agreement(random_like(artist_vectors, seed), k, rows)
+    random = random_like(artist_vectors, seed)
+    baseline = neighbour_agreement(random, k, rows)
     report = {name: {"trained": trained[name], "random": baseline[name]} for name in trained}
     clusters, genres = artist_vectors.kmeans_clusters, artist_vectors.artists.primary_genres
     if clusters is not None:
@@ -127,7 +128,7 @@ def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
     stability_rows = sample_rows(len(artist_vectors), STABILITY_SAMPLE, seed)
     report["member_agreement"] = {
         "trained": member_agreement(artist_vectors, k, stability_rows),
-        "random": member_agreement(random_like(artist_vectors, seed), k, stability_rows)}
+        "random": member_agreement(random, k, stability_rows)}
     report["k"] = min(k, len(artist_vectors) - 1)
     report["artists"] = len(artist_vectors)
     report["measured_on"] = len(rows)
