@@ -142,7 +142,8 @@ def _member_batch(train_inputs, train_labels, member, ensemble):
 
 def _skip_gram(train_inputs, train_labels, vocabulary_size, embedding_size, num_sampled,
                context_distribution, init_scale, partitioner):
-    """One model's embeddings table and mean NCE loss over the batch, as the tutorial builds them."""
+    """One model's embeddings table and mean NCE loss over the batch, as the tutorial builds
+    them."""
     # Look up the embeddings of the targets: the vectors we are here to learn.
     with tf1.variable_scope("embeddings"):
         embeddings = tf1.get_variable(

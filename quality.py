@@ -17,7 +17,7 @@ MINI_BATCH_KMEANS_ABOVE = 50_000
 # shrinks to keep QUALITY_COMPARISONS (1,000 artists at a million: a 95% figure is then +-0.7%).
 QUALITY_SAMPLE = 10_000
 QUALITY_COMPARISONS = 10 ** 9
-# Artists whose neighbours two runs, or two members, are compared on: a mean Jaccard to about +-0.01.
+# Artists whose neighbours two runs, or two members, are compared on: a mean Jaccard to +-0.01.
 STABILITY_SAMPLE = 400
 
 
@@ -209,5 +209,5 @@ def neighbour_stability(first, second, k=NEIGHBOURS, sample=STABILITY_SAMPLE, se
 
 
 def _kept(first, second):
-    """For each row of two (rows x k) neighbour arrays, how many of the first's are in the second."""
+    """For each row of two (rows x k) neighbour arrays, how many of the first's the second has."""
     return (first[:, :, None] == second[:, None, :]).any(axis=2).sum(axis=1)

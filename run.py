@@ -150,7 +150,8 @@ def _say_summary(run, logs):
           f"({stats.pairs / max(stats.seconds, 1e-9):,.0f} pairs/s of training)")
     if 0 < stats.part_from < stats.steps:  # a resumed run: the part this process trained
         part = stats.steps - stats.part_from
-        print(f"             of which {part * record.options.batch_size * record.options.ensemble:,} in the {part:,} steps "
+        pairs = part * record.options.batch_size * record.options.ensemble
+        print(f"             of which {pairs:,} in the {part:,} steps "
               f"from step {stats.part_from:,} just trained, in {stats.part_seconds:.1f}s")
     print(f"Final loss:  {stats.loss:.3f}")
     print(f"Quality:     10 nearest neighbours share a genre {_share(report['genre'], 'vectors ')}"

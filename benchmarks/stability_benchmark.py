@@ -1,5 +1,7 @@
-"""How much of an answer is a draw of the seed: pairs of runs that differ only in --seed (0 and 1000),
-for one model and ensembles of 2, 3, 5 and 10 members, with the tutorial's contexts and with labels.
+"""How much of an answer is a draw of the seed: pairs of runs that differ only in their seed.
+
+Runs of --seed 0 and --seed 1000, for one model and ensembles of 2, 3, 5 and 10 members, with the
+tutorial's contexts and with labels.
 
 Each run is `python run.py --no-plots` as a user starts it (the whole run timed: loading, training,
 writing, the quality report; no t-SNE plots), with default steps. A row gives the stability (mean
