@@ -26,8 +26,6 @@ from run_folder import PROJECTOR_SAMPLE_DIR
 from vector_files import VECTORS_TSV
 
 PROJECTOR_FILE = "projector_config.pbtxt"
-# An ensemble's members' agreement: the mean Jaccard of every two members' 10 nearest neighbours.
-MEMBER_AGREEMENT_TAG = "quality/member_agreement_at_10"
 BOOKMARKS_FILE = "projector_bookmarks.json"
 PROJECTOR_TENSOR = "artists"
 # The projector's bookmarks: a label and the metadata column each colours by.
@@ -100,6 +98,8 @@ RATE_TAG = "optimizer/learning_rate"
 SPEED_TAG = "speed/pairs_per_second"
 FINAL_LOSS_TAG = "run/final_loss"
 SECONDS_TAG = "run/training_seconds"
+# An ensemble's members' agreement: the mean Jaccard of every two members' 10 nearest neighbours.
+MEMBER_AGREEMENT_TAG = "quality/member_agreement_at_10"
 # The group of events files whose summaries a newer one replaces (see write_summaries).
 PLOTS_EVENTS = "plots"
 # The log folder's hparams config (TensorBoard's experiment): one for all the runs in it.

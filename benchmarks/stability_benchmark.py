@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,29 +36,44 @@ QUALITY = ("genre", "score", "label")
 
 
 def whole_run(data, logs, name, contexts, ensemble, seed):
-    """Train one run with the command line; returns (its Run, the whole run's seconds)."""
+    """Train one run with the command line; returns (its Run, the whole run's seconds, its CPU
+    seconds: on a shared machine the wall clock counts the others' work too)."""
     command = [sys.executable, os.path.join(REPO, "run.py"), "--data", data, "--logdir", logs,
                "--run", name, "--contexts", contexts, "--ensemble", str(ensemble),
                "--seed", str(seed), "--no-plots"]
-    mark = time.perf_counter()
+    mark, cpu = time.perf_counter(), _children_cpu()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return bands2vec.open_run(logs, name), time.perf_counter() - mark
+    return bands2vec.open_run(logs, name), time.perf_counter() - mark, _children_cpu() - cpu
+
+
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measured(data, contexts, ensemble):
     """A row of the table: the two seeds' runs compared."""
     with tempfile.TemporaryDirectory() as logs:
         runs = [whole_run(data, logs, f"seed-{seed}", contexts, ensemble, seed) for seed in SEEDS]
-        (first, first_seconds), (second, second_seconds) = runs
+        (first, first_seconds, first_cpu), (second, second_seconds, second_cpu) = runs
         stability = neighbour_stability(first.vectors, second.vectors, k=10)
-        quality = {kind: sum(run.quality[kind]["trained"] for run, _ in runs) / 2
+        quality = {kind: sum(run.quality[kind]["trained"] for run, _, _ in runs) / 2
                    for kind in QUALITY}
         agreement = first.quality["member_agreement"]["trained"]
         return {"contexts": contexts, "ensemble": ensemble, "steps": first.options.steps,
                 **stability, "artists": len(first.vectors), "member_agreement": agreement,
                 **quality,
                 "seconds": (first_seconds + second_seconds) / 2,
+                "cpu_seconds": (first_cpu + second_cpu) / 2,
                 "training_seconds": (first.record.stats.seconds + second.record.stats.seconds) / 2}
+
+
+def _cpu(row, single=None):
+    """The row's CPU seconds, or their ratio to one model's; blank where not measured."""
+    if row.get("cpu_seconds") is None or (single and single.get("cpu_seconds") is None):
+        return ""
+    return (f"{row['cpu_seconds']:.1f}" if single is None
+            else f"{row['cpu_seconds'] / single['cpu_seconds']:.2f}x")
 
 
 def table(result):
@@ -65,8 +81,10 @@ def table(result):
              f"artists, runs of --seed {SEEDS[0]} and --seed {SEEDS[1]} with default steps, "
              f"whole runs without plots (load average {result['load']:.1f} at the start)", "",
              "| contexts | ensemble | Jaccard@10 | kept of 10 | members agree | genre@10 "
-             "| score@10 | label@10 | whole run s | time / one model | training s |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| score@10 | label@10 | whole run s | time / one model | CPU s | CPU / one model "
+             "| training s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+             "| ---: |"]
     order = {contexts: number for number, contexts in enumerate(CONTEXT_SETS)}
     for row in sorted(result["rows"], key=lambda row: (order.get(row["contexts"], 0),
                                                       row["ensemble"])):
@@ -77,8 +95,8 @@ def table(result):
         lines.append(f"| {row['contexts']} | {row['ensemble']} | {row['jaccard']:.3f} "
                      f"| {row['kept']:.1f} | {agreement} | {row['genre']:.1%} "
                      f"| {row['score']:.1%} | {row['label']:.1%} | {row['seconds']:.1f} "
-                     f"| {row['seconds'] / single['seconds']:.2f}x "
-                     f"| {row['training_seconds']:.1f} |")
+                     f"| {row['seconds'] / single['seconds']:.2f}x | {_cpu(row)} "
+                     f"| {_cpu(row, single)} | {row['training_seconds']:.1f} |")
     return "\n".join(lines)
 
 
