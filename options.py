@@ -47,8 +47,8 @@ MIN_ARTISTS = 3
 FIXED_MEMORY = 1.1e9
 TABLE_COPIES = 8
 SEEDS = 2 ** 32  # scikit-learn's k-means and t-SNE take seeds below this
-# Members of the default ensemble where `label` is a context: the fewest whose runs of seeds 0 and
-# 1000 share half their 10 nearest neighbours (mean Jaccard >= 0.5; docs/contexts.md, stability).
+# Members of the default ensemble where `label` is a context: runs of seeds 0 and 1000 share half
+# their 10 nearest neighbours (Jaccard 0.504; 3 seeds' mean gave 0.47; docs/contexts.md).
 LABEL_ENSEMBLE = 5
 
 
