@@ -21,7 +21,8 @@ from artist_vectors import NEIGHBOURS, ArtistVectors
 from errors import (Bands2VecError, ClusterError, DataError, OptionError,  # noqa: F401
                     QueryError, RunError, RunInterrupted, UnknownArtist)
 from options import KMEANS_CLUSTERS, TrainOptions, check_at_least_one
-from quality import Evaluation, kmeans_clusters, kmeans_summary, quality_report
+from quality import (Evaluation, kmeans_clusters, kmeans_summary, neighbour_stability,
+                     quality_report)
 
 __version__ = "0.1.0"  # the one place the version is written; `python run.py --version` says it
 
@@ -69,6 +70,13 @@ class Run:
         `clusters`, the k-means clusters' summary."""
         return Evaluation(quality_report(self.vectors, k=k, seed=self.options.seed),
                           kmeans_summary(self.vectors))
+
+    def against(self, other, k=NEIGHBOURS):
+        """How far this run's `k` nearest neighbours agree with those of the Run `other`, which
+        differs in its seed, say (quality.neighbour_stability), and which run that is."""
+        return {"run": other.folder, "seed": other.options.seed,
+                "ensemble": other.options.ensemble,
+                **neighbour_stability(self.vectors, other.vectors, k=k)}
 
     def plot(self, clusters=None, say=print):
         """The t-SNE plots (re-clustered into `clusters` with k-means where given), the projector's

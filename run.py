@@ -327,8 +327,10 @@ def evaluate_command(args):
     run = bands2vec.open_run(args.logdir, args.run)
     evaluation = run.evaluate(k=args.k)
     report = evaluation.report
-    if args.against:
-        report["against"] = _against(run, args)
+    if args.against:  # a run's folder, or its name under --logdir
+        named = not os.path.isfile(os.path.join(args.against, "run.json"))
+        other = bands2vec.open_run(*((args.logdir, args.against) if named else (args.against,)))
+        report["against"] = run.against(other, args.k)
     if args.json:
         print(json.dumps(evaluation.as_dict(), indent=2, ensure_ascii=False, allow_nan=False))
         return 0
@@ -354,16 +356,6 @@ def evaluate_command(args):
         print(f"  {cluster.cluster:>2}: {cluster.size:>5}  {top:<40} {cluster.mean_score:4.2f}  "
               f"{', '.join(cluster.examples)}")
     return 0
-
-
-def _against(run, args):
-    """quality.neighbour_stability of the run against --against (a folder, or a run's name)."""
-    from quality import neighbour_stability
-
-    folder = args.against if os.path.isfile(os.path.join(args.against, "run.json")) else None
-    other = bands2vec.open_run(folder) if folder else bands2vec.open_run(args.logdir, args.against)
-    return {"run": other.folder, "seed": other.options.seed, "ensemble": other.options.ensemble,
-            **neighbour_stability(run.vectors, other.vectors, k=args.k)}
 
 
 def _say_stability(report, members):
