@@ -140,8 +140,9 @@ def test_tensorboard_shows_the_members_agreement(demo_ensemble):
     import glob
 
     import tensorflow as tf
+    from tensorboard.util import tensor_util
 
-    values = [(record.step, value.simple_value)
+    values = [(record.step, float(tensor_util.make_ndarray(value.tensor)))
               for path in sorted(glob.glob(f"{demo_ensemble}/events.out.tfevents.*"))
               for record in tf.compat.v1.train.summary_iterator(path)
               for value in record.summary.value if value.tag == "quality/member_agreement_at_10"]
