@@ -44,6 +44,7 @@ class ContextKind:
     quality_tag: str = None  # TensorBoard's scalar of the neighbours' agreement, if it is measured
     agreement: str = ""  # what that figure says, in evaluate's words
     absent: str = ""  # why evaluate has no figure for it
+    within: str = None  # the kind whose values split its groups (a label's, by genre), if any
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +247,7 @@ CONTEXTS = {kind.name: kind for kind in (
         agreement="neighbours with the same rounded mean score"),
     ContextKind(
         "label", "labels", ("reviewid", "label"), weight=0.6, read=_read_labels,
-        groups=_label_within_genre,
+        groups=_label_within_genre, within="genre",
         facts=_label_facts,
         to_metadata=_label_metadata,
         from_metadata=lambda columns: {"labels": _split(columns["labels"], LABEL_SEPARATOR),

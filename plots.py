@@ -19,7 +19,7 @@ TSNE_CACHE = "tsne.npz"
 # t-SNE, the plots and the projector's map show at most this many artists, the most-reviewed:
 # t-SNE costs grow faster than the artists, and the projector's own t-SNE samples 10,000 points too.
 MAP_ARTISTS = 10_000
-# A PCA start and the automatic learning rate converge in 500 iterations on the full 8,712 artists.
+# A PCA start and the automatic learning rate converge in 500 iterations on the full 8,630 artists.
 TSNE_ITERATIONS = 500
 # t-SNE's gradient opens OpenMP threads every iteration; beside OpenBLAS's spinning threads on a
 # shared 2-core machine they wait on each other (300 artists: 7-22 s, against 1-2 s on one thread).

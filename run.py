@@ -206,11 +206,15 @@ def questions_command(args):
             failed += 1
             answers.append({"question": question, "error": str(results)})
         elif args.json:
-            answers.append({"question": question, "results": [
-                _json_row(run.vectors, name, similarity, asked) for name, similarity in results]})
+            rows = [_json_row(run.vectors, name, similarity, asked) for name, similarity in results]
+            answers.append({"question": question,
+                            **_json_twins(run.vectors, args.command, question),
+                            "results": _tied_rows(run.vectors, rows)})
         else:
             if len(questions) > 1:
                 print(f"{'' if number == 0 else chr(10)}Nearest to {question}:")
+            for line in _tie_lines(run.vectors, args.command, question, results):
+                print(line)
             for name, similarity in results:
                 print(run.vectors.describe(name, similarity, shared_with=asked))
     if args.json:
@@ -249,6 +253,32 @@ def _answers(artist_vectors, command, questions, k):
         except (UnknownArtist, QueryError) as error:
             results = error
         yield question, asked, results
+
+
+def _tie_lines(artist_vectors, command, question, results):
+    """What an answer says of ties before its lines: the asked artist's twins for `similar`, the
+    answers that are twins of each other for `query`."""
+    if command == "similar":
+        note = artist_vectors.tie_note(question)
+        return [note] if note else []
+    return artist_vectors.tied_answers_notes([name for name, _ in results])
+
+
+def _json_twins(artist_vectors, command, question):
+    """A --json answer's fields on the asked artist's twins, for `similar`: how many (`twins`) and
+    what they share (`twins_share`)."""
+    if command != "similar":
+        return {}
+    return {"twins": artist_vectors.twins(question),
+            "twins_share": artist_vectors.memberships(question)}
+
+
+def _tied_rows(artist_vectors, rows):
+    """The --json rows, each with the other answers it is a twin of (`tied_with`)."""
+    tied = {name: group for group, _ in artist_vectors.tied_answers([row["artist"] for row in rows])
+            for name in group}
+    return [{**row, "tied_with": [name for name in tied.get(row["artist"], ())
+                                  if name != row["artist"]]} for row in rows]
 
 
 def _json_row(artist_vectors, name, similarity, asked):
