@@ -85,7 +85,7 @@ def test_json_is_one_list_for_one_question_or_many(capsys, logs, demo_trained):
     (one,) = json.loads(out)
     assert one["question"] == first and [row["artist"] for row in one["results"]] == [
         name for name, _ in vectors.most_similar(first, topn=3)]
-    assert set(one["results"][0]) == {"artist", "similarity", "mean_score", "genres", "shares"}
+    assert set(one["results"][0]) == {"artist", "similarity", "mean_score", "genres", "shares", "tied_with"}
 
     status, out, err = _main(capsys, "similar", first, "no such band", second, "-k", "3", "--json", *logs)
     answers = json.loads(out)

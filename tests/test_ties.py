@@ -90,7 +90,7 @@ def test_the_json_answer_has_the_twins(demo_trained, capsys):
     name = facts.names[int(np.argmax([_brute_twins(facts, i) for i in range(len(facts))]))]
     logs = ["--logdir", os.path.dirname(demo_trained)]
     assert run.main(["similar", name, "-k", "20", "--json", *logs]) == 0
-    answer = json.loads(capsys.readouterr().out)
+    (answer,) = json.loads(capsys.readouterr().out)
     assert answer["question"] == name and answer["twins"] == _brute_twins(facts, facts.names.index(name))
     i = facts.names.index(name)
     assert answer["twins_share"] == {"genres": list(facts.genres[i]),
@@ -143,7 +143,7 @@ def test_every_answer_on_the_full_data_says_its_ties(full_run, full_catalog):
     assert result.stdout.splitlines()[0].startswith(
         f"radiohead: {twins:,} artists have exactly its contexts (rock, score 8); the vectors cannot "
         f"order them (--contexts genre,score,label would leave ")
-    answer = json.loads(run_cli("similar", "björk", "--json", *logs).stdout)
+    (answer,) = json.loads(run_cli("similar", "björk", "--json", *logs).stdout)
     assert answer["twins"] == _brute_twins(facts, facts.names.index("bjrk"))
     result = run_cli("query", "radiohead + burial", "-k", "10", *logs)
     notes = result.stdout.splitlines()[:-10]
