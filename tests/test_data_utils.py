@@ -206,7 +206,7 @@ def test_fuzzed_csv_loads_or_is_refused_cleanly(review_columns, review_rows, gen
 
 
 def test_joint_releases_count_for_each_of_their_artists(full_data, full_catalog):
-    with sqlite3.connect(os.path.join(full_data, "database.sqlite")) as connection:
+    with sqlite3.connect(full_data) as connection:
         joint = {name for (name,) in connection.execute(
             "SELECT DISTINCT r.artist FROM reviews r JOIN artists a USING (reviewid) "
             "GROUP BY r.reviewid HAVING COUNT(DISTINCT a.artist) > 1")}
