@@ -105,6 +105,12 @@ class ArtistVectors(KeyedVectorsQueries):
         return vector_files.word2vec_keys(self.names)
 
     @functools.cached_property
+    def longest_name(self):
+        """The length of the longest name or export key, case-folded (folding never shortens): no
+        longer text names an artist, in any spelling _find takes."""
+        return max((len(key.casefold()) for key in [*self.names, *self.export_keys]), default=0)
+
+    @functools.cached_property
     def _export_index(self):
         return _first_rows(self.export_keys)
 
@@ -446,12 +452,10 @@ def _checkpoint_instead(folder, reason, rows):
         raise RunError(f"{reason}, and no checkpoint to read instead; "
                        f"train with `python run.py` first")
     try:
-        vectors = vector_files.checkpoint_vectors(folder)
+        vectors = vector_files.checked_vectors(vector_files.checkpoint_vectors(folder), rows,
+                                               "the checkpoint")
     except RunError as error:
         raise RunError(f"{reason}; {error}") from None
-    if len(vectors) != rows:
-        raise RunError(f"{reason}; the checkpoint has {len(vectors):,} vectors but the metadata "
-                       f"{rows:,} artists")
     warnings.warn(f"{reason}; read the vectors from the checkpoint with TensorFlow instead, "
                   f"which takes seconds (`python run.py export` writes vectors.npy)", stacklevel=3)
     return vectors

@@ -5,8 +5,10 @@ import dataclasses
 
 import numpy as np
 
+import checks
 from artist_vectors import NEIGHBOURS
 from contexts import quality_tags
+from errors import QueryError
 
 # Above this many artists, k-means learns from mini-batches (scikit-learn's MiniBatchKMeans): memory
 # and time stay linear, where full k-means would take minutes at a million.
@@ -22,8 +24,11 @@ def neighbour_agreement(artist_vectors, k=NEIGHBOURS, rows=None):
     artist's `k` nearest neighbours share a value of it (over the artists that have one; None where
     none has); and the mean absolute differences of mean score and release year to them (None
     without years). `k` is at most the other artists there are."""
+    k = min(checks.whole("k", k, 1), len(artist_vectors) - 1)
+    if k < 1:
+        raise QueryError(f"measuring neighbours takes at least 2 artists, not {len(artist_vectors)}")
     rows = np.arange(len(artist_vectors)) if rows is None else np.asarray(rows)
-    neighbours = artist_vectors.nearest_neighbours(min(k, len(artist_vectors) - 1), rows)
+    neighbours = artist_vectors.nearest_neighbours(k, rows)
     facts = artist_vectors.artists
     report = {kind: _shared_share(artist_vectors.indicator(kind), rows, neighbours)
               for kind in quality_tags()}

@@ -20,6 +20,7 @@ import warnings
 from typing import Callable
 
 import bands2vec
+import checks
 import options as b
 import run_folder
 from artist_vectors import NEIGHBOURS
@@ -191,7 +192,7 @@ def question_arguments(metavar, what):
 def questions_command(args):
     """Answer each question (an artist for `similar`, an expression for `query`) in turn; a
     question that cannot be answered is an error line, and the others are still answered."""
-    b.check_at_least_one("-k", args.k)
+    checks.whole("-k", args.k, 1)
     questions = _questions(args.questions)
     run = bands2vec.open_run(args.logdir, args.run)
     if args.run is None:
@@ -329,7 +330,7 @@ def evaluate_arguments(evaluate):
 
 
 def evaluate_command(args):
-    b.check_at_least_one("-k", args.k)
+    checks.whole("-k", args.k, 1)
     run = bands2vec.open_run(args.logdir, args.run)
     evaluation = run.evaluate(k=args.k)
     report = evaluation.report

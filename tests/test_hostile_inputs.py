@@ -22,6 +22,7 @@ import pytest
 
 import contexts
 import demo_data
+import expressions
 import metadata
 import run_folder
 import run_record
@@ -132,9 +133,10 @@ def test_an_unreadable_database(tmp_path):
     path = _synthetic(tmp_path, 300)
     os.chmod(path, 0)
     logs = tmp_path / "logs"
-    result = run_cli("--data", path, "--logdir", str(logs), "--steps", "0")
+    # --num-sampled is checked against the catalog's artists, so once the data is read.
+    result = run_cli("--data", path, "--logdir", str(logs), "--num-sampled", "100000")
     if os.access(path, os.R_OK):  # root reads any file: read whole, it is the option that is refused
-        assert_promise(result, logs, 2, "--steps must be at least 1", lines=1)
+        assert_promise(result, logs, 2, "--num-sampled must be from 1 to 299", lines=1)
     else:
         assert_promise(result, logs, 2, "database.sqlite: cannot read it (Permission denied)", lines=1)
     assert not logs.exists()
@@ -241,6 +243,7 @@ BAD_OPTIONS = {  # the options given to train on the demo catalog: what run.py s
     ("--run=-x",): "--run '-x': it starts with '-', as an option does",
     ("--run", "a\nb"): "--run 'a\\nb': it has a control character",
     ("--data", ""): "--data is empty",
+    ("--contexts", "genre=0.5"): "--contexts: the shares add up to 0.5; they must add up to 1",
 }
 
 
@@ -453,6 +456,62 @@ def test_resume_from_a_truncated_checkpoint(demo_copy):
     runs = assert_promise(result, demo_copy.parent, 2, "unreadable checkpoint",
                           "the run cannot continue from it: train it anew with --overwrite", lines=1)
     assert runs["r"].state == "finished" and runs["r"].stats.steps == 300  # as it was
+
+
+def _edit_json(run_dir, edit):
+    with open(run_dir / run_record.RUN_FILE, encoding="utf-8") as f:
+        fields = json.load(f)
+    edit(fields)
+    (run_dir / run_record.RUN_FILE).write_text(json.dumps(fields))
+
+
+def _nan_vectors_alone(run_dir):
+    vectors = np.load(run_dir / vector_files.VECTORS_FILE)
+    vectors[[3, 7]] = np.nan
+    np.save(run_dir / vector_files.VECTORS_FILE, vectors)
+    shutil.rmtree(run_dir / run_folder.CHECKPOINT_DIR)
+
+
+def _big_bucket(run_dir):
+    path = run_dir / metadata.METADATA_FILE
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+    rows[2][METADATA_HEADER.index("score_bucket")] = "9" * 20
+    path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+
+
+TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
+
+
+@pytest.mark.parametrize("damage, args, message", [
+    (lambda run_dir: _edit_json(run_dir, lambda fields: fields["options"].update(mood_share=0.3)),
+     ["similar", "!?!"], "unreadable run.json (options: unknown field 'mood_share', not one this version writes)"),
+    (lambda run_dir: _edit_json(run_dir, lambda fields: fields.pop("stats")), ["evaluate"],
+     "unreadable run.json (no 'stats')"),
+    (lambda run_dir: _edit_json(run_dir, lambda fields: fields.update(version=3)), ["export"],
+     "unreadable run.json (version 3, from a newer Bands2Vec than this one"),
+    (_big_bucket, ["similar", "!?!"], "metadata.tsv: malformed metadata (line 3: score_bucket is "
+                                      "'99999999999999999999', too big)"),
+    (_nan_vectors_alone, ["evaluate"], "vectors.npy: damaged (2 of its vectors with NaN or infinite values), "
+                                       "and no checkpoint to read instead"),
+    (None, ["query", TERMS], f"an expression takes at most {expressions.MAX_TERMS:,} artists"),
+    (None, ["evaluate", "-k", "0"], "-k must be at least 1, not 0"),
+], ids=["run.json with an unknown option", "run.json without stats", "run.json of a newer version",
+        "score bucket too big", "NaN vectors without a checkpoint", "too many terms", "evaluate k 0"])
+def test_what_the_library_refuses_is_one_line(demo_copy, damage, args, message):
+    if damage:
+        damage(demo_copy)
+    result = run_cli(*args, "--logdir", str(demo_copy.parent))
+    assert_refused(result, message)
+    if "run.json" not in message:  # the promise reads the run's run.json, which the others damage
+        assert_promise(result, demo_copy.parent, 2)
+
+
+def test_a_query_of_many_terms_is_answered(demo_copy):
+    terms = " + ".join(["lune, marée", "!?!"] * (expressions.MAX_TERMS // 2))
+    started = time.monotonic()
+    result = run_cli("query", terms, "-k", "3", "--logdir", str(demo_copy.parent))
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 3, result.stderr
+    assert time.monotonic() - started < 60  # 1,000 terms took 22 s to parse before, on top of the start
 
 
 # ---------------------------------------------------------------------------------------------
