@@ -191,6 +191,8 @@ STATS_FIELDS = {
     "seconds": ("a number", _is_number, False),
     "checkpoints": ("a count", _is_count, False),
     "checkpoint_seconds": ("a number", _is_number, False),
+    "part_from": ("a count", _is_count, False),
+    "part_seconds": ("a number", _is_number, False),
 }
 # Options are checked by TrainOptions; these are the ones every version wrote as chosen for the
 # catalog, which a run cannot go on without.

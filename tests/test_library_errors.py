@@ -80,6 +80,14 @@ def test_options_are_checked_as_they_enter(arguments, message):
     assert _one_line(error) == message or _one_line(error).startswith(message), str(error.value)
 
 
+def test_options_set_after_they_were_made_are_checked_by_train(tmp_path):
+    changed = bands2vec.TrainOptions()
+    changed.steps = "5"
+    with pytest.raises(OptionError, match="--steps must be a whole number, not '5'"):
+        bands2vec.train("demo", changed, logs=str(tmp_path / "logs"))
+    assert not (tmp_path / "logs").exists()
+
+
 def test_options_of_numpy_types_are_taken_as_python_ones():
     """A numpy number is a number: taken, and saved in run.json as JSON can write it."""
     taken = bands2vec.TrainOptions(steps=np.int64(5), learning_rate=np.float32(0.5), seed=np.uint32(3),
@@ -131,13 +139,13 @@ def test_any_value_of_any_option_is_taken_or_refused_in_words(demo_catalog, name
     (lambda logs: bands2vec.resume(logs, steps="5"), "--steps must be a whole number, not '5'"),
     (lambda logs: bands2vec.resume(logs, steps=0), "--steps must be at least 1, not 0"),
     (lambda logs: bands2vec.resume(logs, concurrent_steps=0), "--concurrent-steps must be from 1 to 1,024"),
-    (lambda logs: bands2vec.resume(logs, data=""), "--data is empty"),
+    (lambda logs: bands2vec.resume(logs, data=5), "--data must be a path (text), not 5"),
     (lambda logs: bands2vec.resume(None), "--logdir must be a path (text), not None"),
     (lambda logs: bands2vec.open_run(""), "--logdir is empty"),
     (lambda logs: bands2vec.open_run(logs, name=["r"]), "--run must be a run's name (text), not ['r']"),
 ], ids=["data 5", "data empty", "options a dict", "logs 5", "logs blank", "name 3", "clusters 0", "clusters text",
         "plots text", "overwrite 1", "say text", "resume steps text", "resume steps 0", "resume concurrent 0",
-        "resume data empty", "resume logs None", "open_run logs empty", "open_run name a list"])
+        "resume data 5", "resume logs None", "open_run logs empty", "open_run name a list"])
 def test_run_arguments_are_checked_before_anything_is_read_or_written(tmp_path, call, message):
     logs = str(tmp_path / "logs")
     with pytest.raises(Bands2VecError) as error:
@@ -165,7 +173,7 @@ def test_evaluate_takes_k_up_to_the_other_artists_without_warnings(demo_copy):
     run = bands2vec.open_run(str(demo_copy))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a RuntimeWarning (a mean of nothing, 0 / 0) fails the test
-        report, _ = run.evaluate(k=10 ** 9)
+        report = run.evaluate(k=10 ** 9).report
     assert report["k"] == run.record.artists - 1
     assert all(np.isfinite(_finite_figures(report)))
     # Every artist is every artist's neighbour: what they share is the share of pairs that do.
@@ -181,7 +189,7 @@ def test_a_zero_vector_is_no_nan(demo_copy):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         every = run.vectors.most_similar(other, topn=len(run.vectors))
-        report, _ = run.evaluate()
+        report = run.evaluate().report
     assert dict(every)[zero] == 0.0 and all(np.isfinite([similarity for _, similarity in every]))
     assert all(np.isfinite(_finite_figures(report)))
     with pytest.raises(QueryError, match="zero vector"):
@@ -233,6 +241,16 @@ def test_a_run_json_it_cannot_read_is_one_line_saying_why(demo_trained, tmp_path
     with pytest.raises(RunError) as error:
         run_record.read(str(tmp_path))
     assert _one_line(error) == f"{tmp_path}: unreadable run.json ({reason})" or reason in str(error.value)
+
+
+def test_the_reader_knows_every_field_this_version_writes():
+    """A field added to RunRecord, Stats or TrainOptions must be known to the reader too, or the runs
+    that write it cannot be read back."""
+    fields = {record: {field.name for field in dataclasses.fields(record)}
+              for record in (run_record.RunRecord, run_record.Stats, bands2vec.TrainOptions)}
+    assert set(run_record.RECORD_FIELDS) == fields[run_record.RunRecord]
+    assert set(run_record.STATS_FIELDS) == fields[run_record.Stats]
+    assert set(run_record.OPTIONS_REQUIRED) == fields[bands2vec.TrainOptions]
 
 
 @pytest.mark.parametrize("content, reason", [
