@@ -99,7 +99,8 @@ def compute_tsne(unit_vectors, seed=0, say=None):
 def _opentsne(unit_vectors, perplexity, start, seed, say):
     from openTSNE import TSNE
 
-    reached = itertools.count(30, 30)  # every 30 iterations: openTSNE counts each phase from 0
+    # Said every 30 iterations (both phases' lengths are multiples): openTSNE counts each from 0.
+    reached = itertools.count(30, 30)
 
     def progress(iteration, error, embedding):
         say(f"  t-SNE iteration {next(reached)} of {FAST_TSNE_ITERATIONS}, error {error:.2f}")
