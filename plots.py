@@ -30,7 +30,7 @@ TSNE_ITERATIONS = 500
 FAST_TSNE_EXAGGERATED = 60
 FAST_TSNE_ITERATIONS = 150
 # openTSNE's FFT gradients cost a fixed grid each iteration, its Barnes-Hut ones grow with the
-# points: Barnes-Hut is 8x faster on the 300-artist demo, FFT 2.5x faster on the full 8,712.
+# points: Barnes-Hut is 8x faster on the 300-artist demo, FFT 2.5x faster on 8,712 full-data ones.
 FAST_TSNE_FFT_ABOVE = 2_000
 # t-SNE's gradient opens OpenMP threads every iteration; beside OpenBLAS's spinning threads on a
 # shared 2-core machine they wait on each other (300 artists: 7-22 s, against 1-2 s on one thread).
