@@ -178,6 +178,7 @@ def run_python(text, home):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("docs")  # one worker, one clone, the docs in order
 @pytest.mark.parametrize("doc", DOCS)
 def test_every_block_of_the_doc_runs(doc, fresh_clone):
     """The doc's blocks in the order written; the docs in the README's order, so that a run the README
