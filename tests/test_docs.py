@@ -178,21 +178,25 @@ def run_python(text, home):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("docs")  # one worker, one clone, the docs in order
-@pytest.mark.parametrize("doc", DOCS)
-def test_every_block_of_the_doc_runs(doc, fresh_clone):
-    """The doc's blocks in the order written; the docs in the README's order, so that a run the README
-    trains is there for the docs after it."""
-    for line, language, text in fenced_blocks(doc):
-        if language == "python":
-            run_python(text, fresh_clone)
-        elif language == "text":
-            continue  # an excerpt of an output, shown beside the command that prints it
-        elif language in ("", "sh", "bash", "shell"):
-            for command, expected in shell_steps(text):
-                run_step(command, expected, fresh_clone)
-        else:
-            pytest.fail(f"{doc}:{line}: a block in {language!r}, which the docs test cannot run")
+def test_every_block_of_the_docs_runs(fresh_clone):
+    """Each doc's blocks in the order written; the docs in the order of DOCS, one after another in one
+    clone, so that a run the README trains is there for the docs after it."""
+    for doc in DOCS:
+        for line, language, text in fenced_blocks(doc):
+            try:
+                run_block(language, text, fresh_clone)
+            except AssertionError as error:
+                raise AssertionError(f"{doc}, the block at line {line}: {error}") from None
+
+
+def run_block(language, text, home):
+    if language == "python":
+        run_python(text, home)
+    elif language in ("", "sh", "bash", "shell"):
+        for command, expected in shell_steps(text):
+            run_step(command, expected, home)
+    else:
+        assert language == "text", f"a block in {language!r}, which the docs test cannot run"
 
 
 def test_the_block_reader_sees_every_command():
