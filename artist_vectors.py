@@ -6,6 +6,7 @@
     artist_vectors.query("coil - elder ones")                        # the same, from an expression
     artist_vectors.describe("burial", 0.81, shared_with=["kode9"])   # source line, what is shared
     artist_vectors.similarity("burial", "wolf_parade")               # and gensim's methods
+    artist_vectors.twins("radiohead")                                # artists it cannot tell from
 """
 import copy
 import difflib
@@ -18,9 +19,11 @@ import numpy as np
 
 import metadata
 import run_folder
+import run_record
+import twins
 import vector_files
-from contexts import CONTEXTS
-from ensemble import member_similarities, member_vectors
+from contexts import CONTEXTS, DEFAULT_CONTEXTS, parse_contexts
+from ensemble import EnsembleQueries, member_vectors
 from errors import QueryError, RunError, UnknownArtist
 from expressions import parse_expression
 from keyed_vectors import (KeyedVectorsQueries, checked_path, checked_topn, is_key, key_list,
@@ -29,17 +32,24 @@ from keyed_vectors import (KeyedVectorsQueries, checked_path, checked_topn, is_k
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
 
 
-class ArtistVectors(KeyedVectorsQueries):
+class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
     """A matrix of artist vectors (`vectors`) with the artists' facts (`artists`, an ArtistFacts:
-    names, genres, mean scores, record labels, eras...) and, for a trained run, k-means clusters.
-    gensim's KeyedVectors methods come from KeyedVectorsQueries (keyed_vectors.py)."""
+    names, genres, mean scores, record labels, eras...), for a trained run its k-means clusters,
+    the context kinds it was trained on (`contexts`; the tutorial's by default) and, for an ensemble
+    of seeds, its members side by side (`members`). gensim's KeyedVectors methods come from
+    KeyedVectorsQueries (keyed_vectors.py), an ensemble's certainty from EnsembleQueries
+    (ensemble.py)."""
 
-    def __init__(self, vectors, artists, kmeans_clusters=None, members=1):
+    def __init__(self, vectors, artists, kmeans_clusters=None, contexts=DEFAULT_CONTEXTS,
+                 members=1):
         self.vectors = _matrix(vectors, len(artists))
         self.artists = artists
         self.members = members  # an ensemble's members side by side in `vectors` (ensemble.py)
         self.kmeans_clusters = None if kmeans_clusters is None else np.asarray(kmeans_clusters)
+        self.contexts = trained_kinds(contexts)
         self._indicators = {}  # kind -> sparse artists x values matrix; other vectors share it
+        self._value_ids = {}  # kind -> its values' ids by artist, as value_ids() gives them
+        self._twin_groups = {}  # context kinds -> twin_groups() under them
         self.unit_vectors = _unit(self.vectors)
 
     @classmethod
@@ -54,7 +64,7 @@ class ArtistVectors(KeyedVectorsQueries):
         except RunError as error:
             vectors = _checkpoint_instead(folder, error, len(artists))
         return cls(vectors, artists, None if (kmeans_clusters < 0).all() else kmeans_clusters,
-                   members=_members(folder, vectors))
+                   *_run_options(folder, vectors))
 
     def save(self, folder):
         """vectors.npy and metadata.tsv in `folder`, made if need be, for load() to read back (the
@@ -100,6 +110,12 @@ class ArtistVectors(KeyedVectorsQueries):
         return vector_files.word2vec_keys(self.names)
 
     @functools.cached_property
+    def longest_name(self):
+        """The length of the longest name or export key, case-folded (folding never shortens): no
+        longer text names an artist, in any spelling _find takes."""
+        return max((len(key.casefold()) for key in [*self.names, *self.export_keys]), default=0)
+
+    @functools.cached_property
     def _export_index(self):
         return _first_rows(self.export_keys)
 
@@ -107,9 +123,14 @@ class ArtistVectors(KeyedVectorsQueries):
     def _folded_export(self):
         return _first_rows([key.casefold() for key in self.export_keys])
 
+    @functools.cached_property
+    def _spelled(self):
+        return _first_rows([spelling_key(name) for name in self.names])
+
     def _find(self, key):
         """The row of a row number, else of the first spelling to know `key`: the name, the export
-        key, the name ignoring case, the export key ignoring case; None for none or another type."""
+        key, the name ignoring case, the export key ignoring case, the name as the data spells it
+        (spelling_key: `björk` is `bjrk`); None for none or another type."""
         if not isinstance(key, str):
             return int(key) if is_key(key) and 0 <= key < len(self) else None
         i = self.key_to_index.get(key)
@@ -119,19 +140,22 @@ class ArtistVectors(KeyedVectorsQueries):
             i = self._folded.get(key.casefold())
         if i is None:
             i = self._folded_export.get(key.casefold())
+        if i is None:
+            i = self._spelled.get(spelling_key(key))
         return i
 
     def index(self, name):
         """The row of `name` (exact, else ignoring case, as written or with `_` for spaces as in
-        vectors.txt) or of a row number; UnknownArtist with close names if none."""
+        vectors.txt, else without the letters the data lost: `björk` finds `bjrk`) or of a row
+        number; UnknownArtist with close names, by the data's spelling, if none."""
         if not is_key(name):
             raise QueryError(f"an artist is a name or a row number, not {shown(name)}")
         i = self._find(name)
         if i is None:
-            close = (difflib.get_close_matches(name.casefold(), list(self._folded), n=3,
+            close = (difflib.get_close_matches(spelling_key(name), list(self._spelled), n=3,
                                                cutoff=0.6) if isinstance(name, str) else [])
             raise UnknownArtist(name if isinstance(name, str) else int(name),
-                                [self.names[self._folded[c]] for c in close])
+                                [self.names[self._spelled[c]] for c in close])
         return i
 
     def most_similar(self, positive=None, negative=None, topn=NEIGHBOURS):
@@ -209,25 +233,39 @@ class ArtistVectors(KeyedVectorsQueries):
             line += f", Shares: {shares_text(self.shared(name, shared_with))}"
         return line
 
+    def value_ids(self, kind):
+        """Each artist's values of a context kind (kind.common) as ids 0..n-1, with numpy alone:
+        (bounds, ids), artist i's ids[bounds[i]:bounds[i + 1]]; None where no artist has one."""
+        if kind not in CONTEXTS:
+            raise QueryError(f"unknown context kind {shown(kind)}; the kinds are "
+                             f"{', '.join(CONTEXTS)}")
+        if kind not in self._value_ids:
+            values = CONTEXTS[kind].common(self.artists)
+            if values is not None and not CONTEXTS[kind].many:
+                values = [() if value == "" else (value,) for value in values.tolist()]
+            found = None
+            if values is not None:
+                ids = {}
+                columns = np.array([ids.setdefault(value, len(ids))
+                                    for artist_values in values for value in artist_values],
+                                   dtype=np.int64)
+                bounds = np.concatenate([[0], np.cumsum([len(v) for v in values], dtype=np.int64)])
+                found = (bounds, columns) if ids else None
+            self._value_ids[kind] = found
+        return self._value_ids[kind]
+
     def indicator(self, kind):
         """The sparse (artists x values) indicator matrix of a context kind's values
         (kind.common); None where no artist has one."""
         from scipy import sparse
 
-        if kind not in CONTEXTS:
-            raise QueryError(f"unknown context kind {shown(kind)}; the kinds are "
-                             f"{', '.join(CONTEXTS)}")
         if kind not in self._indicators:
-            values = CONTEXTS[kind].common(self.artists)
-            if values is not None and not CONTEXTS[kind].many:
-                values = [() if value == "" else (value,) for value in values.tolist()]
-            ids, matrix = {}, None
-            if values is not None:
-                rows = np.repeat(np.arange(len(values)), [len(v) for v in values])
-                columns = [ids.setdefault(value, len(ids))
-                           for artist_values in values for value in artist_values]
+            found, matrix = self.value_ids(kind), None
+            if found is not None:
+                bounds, columns = found
+                rows = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
                 matrix = sparse.csr_matrix((np.ones(len(columns), np.float32), (rows, columns)),
-                                           shape=(len(values), len(ids))) if ids else None
+                                           shape=(len(bounds) - 1, columns.max() + 1))
             self._indicators[kind] = matrix
         return self._indicators[kind]
 
@@ -270,37 +308,90 @@ class ArtistVectors(KeyedVectorsQueries):
                              f"{len(self) - 1}, not {shown(rows)}")
         return array
 
-    # An ensemble's certainty: how far its members agree on an answer.
+    # -----------------------------------------------------------------------------------------
+    # Ties: twins, artists with exactly the same context memberships (twins.py)
+    # -----------------------------------------------------------------------------------------
 
-    def certainty(self, positive=(), negative=(), answers=(), topn=NEIGHBOURS):
-        """For each artist of `answers` to most_similar(positive, negative, topn): in how many
-        members' `topn` nearest it is, and the spread (standard deviation) of its similarity across
-        members, {"members": N, "in_members_top_k": n, "similarity_spread": s}; for one model,
-        which cannot tell, {}."""
-        positive = [positive] if isinstance(positive, str) else list(positive)
-        negative = [negative] if isinstance(negative, str) else list(negative)
-        if self.members == 1:
-            return [{} for _ in answers]
-        ids = [self.index(name) for name in positive + negative]
-        signs = np.array([1.0] * len(positive) + [-1.0] * len(negative), np.float32)
-        similarity = member_similarities(self.vectors, self.members, ids, signs)
-        similarity[:, ids] = -np.inf
-        top = top_k(similarity, max(0, min(topn, len(self) - len(set(ids)))))
-        rows = [self.index(name) for name in answers]
-        in_top = (top[:, :, None] == np.array(rows)[None, None, :]).any(axis=1).sum(axis=0)
-        spread = similarity[:, rows].std(axis=0)
-        return [{"members": self.members, "in_members_top_k": int(count),
-                 "similarity_spread": round(float(deviation), 6)}
-                for count, deviation in zip(in_top, spread)]
+    def twin_groups(self, contexts=None):
+        """(the twin group of each artist, each group's size) under the run's contexts, or those
+        `contexts` gives (a --contexts spec or {kind: share})."""
+        kinds = self.contexts if contexts is None else trained_kinds(contexts)
+        if kinds not in self._twin_groups:
+            self._twin_groups[kinds] = twins.twin_groups(self, kinds)
+        return self._twin_groups[kinds]
+
+    def twins(self, name, contexts=None):
+        """How many other artists have exactly the context memberships of `name`, under the run's
+        contexts or those `contexts` gives: the vectors cannot order them."""
+        group, sizes = self.twin_groups(contexts)
+        return int(sizes[group[self.index(name)]]) - 1
+
+    def memberships(self, name):
+        """{shares key: value(s)} of the run's contexts for `name`, as shared() gives them: what
+        its twins share with it."""
+        trained = {CONTEXTS[kind].shared_as for kind in self.contexts}
+        return {key: value for key, value in self.shared(name, [name]).items() if key in trained}
+
+    def tie_note(self, name):
+        """The line an answer about `name` starts with when it has twins, else None:
+        `radiohead: 697 artists have exactly its contexts (rock, score 8); the vectors cannot order
+        them`, with how many a run with the label contexts would leave where this one lacks them."""
+        count = self.twins(name)
+        if not count:
+            return None
+        many = "artists have" if count > 1 else "artist has"
+        note = (f"{self.names[self.index(name)]}: {count:,} {many} exactly its contexts "
+                f"({shares_text(self.memberships(name))}); the vectors cannot order them")
+        breaking = twins.TIE_BREAKING_CONTEXTS
+        if not set(breaking) <= set(self.contexts) and self.value_ids("label") is not None:
+            left = self.twins(name, ",".join(breaking))
+            note += f" (--contexts {','.join(breaking)} would leave {left:,})"
+        return note
+
+    def tied_answers(self, names):
+        """[(answers that are twins of each other, in the order given; their group's size)] of a
+        list of answers, for groups of two answers or more."""
+        group, sizes = self.twin_groups()
+        rows = np.array([self.index(name) for name in names], dtype=np.int64)
+        ids, first, inverse, counts = np.unique(group[rows], return_index=True,
+                                                return_inverse=True, return_counts=True)
+        # The answers by group, each group's in the order given.
+        members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+        return [([names[i] for i in members[j]], int(sizes[ids[j]]))
+                for j in np.argsort(first) if counts[j] > 1]
+
+    def tied_answers_notes(self, names):
+        """A line for each group of answers that are twins of each other."""
+        return [f"{len(tied)} of these answers have exactly the same contexts "
+                f"({shares_text(self.memberships(tied[0]))}), as {size:,} artists do; the vectors "
+                f"cannot order them: {', '.join(tied)}" for tied, size in self.tied_answers(names)]
 
 
-def certainty_text(certainty, topn):
-    """ArtistVectors.certainty() of one answer as an answer line's end: `, In the top 10 of 4/5
-    members, Spread: 0.031`; nothing for one model."""
-    if not certainty:
-        return ""
-    return (f", In the top {topn} of {certainty['in_members_top_k']}/{certainty['members']} "
-            f"members, Spread: {certainty['similarity_spread']:.3f}")
+def spelling_key(name):
+    """A name as the data spells it, to find what a listener types: without the letters outside
+    ASCII, which the Pitchfork data lost (`björk` is `bjrk`, `sigur rós` `sigur rs`), casefolded.
+    A name of such letters alone keeps them."""
+    kept = name.encode("ascii", "ignore").decode("ascii")
+    return (kept if kept.strip() else name).casefold()
+
+
+def trained_kinds(contexts):
+    """The kinds a run trains on, from its {kind: share} or a --contexts spec: those with pairs."""
+    shares = parse_contexts(contexts) if isinstance(contexts, str) else contexts
+    return tuple(kind for kind, share in shares.items() if share > 0)
+
+
+def _run_options(folder, vectors):
+    """(the contexts, the ensemble's members) a run folder was trained with, as its run.json says;
+    the tutorial's contexts and one model if it cannot say (opening the run reads run.json and says
+    what is wrong with it). A RunError if the vectors' columns do not split into the members."""
+    try:
+        options = run_record.read(folder).options
+    except RunError:
+        return DEFAULT_CONTEXTS, 1
+    members = options.ensemble or 1
+    member_vectors(vectors[:0], members)
+    return options.contexts, members
 
 
 def shares_text(shared):
@@ -363,17 +454,6 @@ def _unit(vectors, out=None):
                      out=out)
 
 
-def _members(folder, vectors):
-    """The members of the run's ensemble, as its run.json says (1 where it has none)."""
-    import run_record
-
-    if not os.path.isfile(os.path.join(folder, run_record.RUN_FILE)):
-        return 1
-    members = run_record.read(folder).options.ensemble or 1
-    member_vectors(vectors[:0], members)  # a RunError if the columns do not split so
-    return members
-
-
 def _checkpoint_instead(folder, reason, rows):
     """The checkpoint's vectors, where vectors.npy cannot be read (a run from before it, or a
     damaged copy), with a warning; a RunError naming both where neither can be read."""
@@ -381,12 +461,10 @@ def _checkpoint_instead(folder, reason, rows):
         raise RunError(f"{reason}, and no checkpoint to read instead; "
                        f"train with `python run.py` first")
     try:
-        vectors = vector_files.checkpoint_vectors(folder)
+        vectors = vector_files.checked_vectors(vector_files.checkpoint_vectors(folder), rows,
+                                               "the checkpoint")
     except RunError as error:
         raise RunError(f"{reason}; {error}") from None
-    if len(vectors) != rows:
-        raise RunError(f"{reason}; the checkpoint has {len(vectors):,} vectors but the metadata "
-                       f"{rows:,} artists")
     warnings.warn(f"{reason}; read the vectors from the checkpoint with TensorFlow instead, "
                   f"which takes seconds (`python run.py export` writes vectors.npy)", stacklevel=3)
     return vectors

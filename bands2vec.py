@@ -10,9 +10,12 @@ A run's settings are a TrainOptions (options.py) and its record a RunRecord (run
 in its run.json; its per-artist facts are an ArtistFacts, saved as its metadata.tsv. Opening a run
 never imports TensorFlow; training does. Every error for the user is a Bands2VecError (errors.py).
 """
+import dataclasses
 import functools
 import os
 
+import checks
+import options as training_options
 import run_folder
 import run_life
 import run_outputs
@@ -20,7 +23,8 @@ import run_record
 from artist_vectors import NEIGHBOURS, ArtistVectors
 from errors import (Bands2VecError, ClusterError, DataError, OptionError,  # noqa: F401
                     QueryError, RunError, RunInterrupted, UnknownArtist)
-from options import KMEANS_CLUSTERS, TrainOptions, check_at_least_one
+from catalog import Catalog
+from options import KMEANS_CLUSTERS, TrainOptions
 from quality import (Evaluation, kmeans_clusters, kmeans_summary, neighbour_stability,
                      quality_report)
 
@@ -66,14 +70,18 @@ class Run:
         return {kind: path for kind, path in paths.items() if os.path.isfile(path)}
 
     def evaluate(self, k=NEIGHBOURS):
-        """An Evaluation (quality.py): `report`, the quality report for `k` neighbours, and
-        `clusters`, the k-means clusters' summary."""
+        """An Evaluation (quality.py): `report`, the quality report for `k` neighbours (at most
+        the other artists there are), and `clusters`, the k-means clusters' summary."""
+        k = checks.whole("k", k, 1)
         return Evaluation(quality_report(self.vectors, k=k, seed=self.options.seed),
                           kmeans_summary(self.vectors))
 
     def against(self, other, k=NEIGHBOURS):
         """How far this run's `k` nearest neighbours agree with those of the Run `other`, which
         differs in its seed, say (quality.neighbour_stability), and which run that is."""
+        k = checks.whole("k", k, 1)
+        if not isinstance(other, Run):
+            raise QueryError(f"Run.against takes another Run, not {type(other).__name__}")
         return {"run": other.folder, "seed": other.options.seed,
                 "ensemble": other.options.ensemble,
                 **neighbour_stability(self.vectors, other.vectors, k=k)}
@@ -81,9 +89,10 @@ class Run:
     def plot(self, clusters=None, say=print):
         """The t-SNE plots (re-clustered into `clusters` with k-means where given), the projector's
         bookmarks of the same map, and the plots as images in TensorBoard; returns {kind: path}."""
+        clusters = None if clusters is None else checks.whole("--clusters", clusters, 1)
+        checks.function("say", say)
         artist_vectors = self.vectors
         if clusters is not None:
-            check_at_least_one("--clusters", clusters)
             # The run's own clusters stay as metadata.tsv has them.
             artist_vectors = artist_vectors.with_vectors(artist_vectors.vectors)
             artist_vectors.kmeans_clusters = kmeans_clusters(artist_vectors, clusters,
@@ -108,7 +117,7 @@ class Run:
 def open_run(logs="logs", name=None):
     """The run `name` under `logs`, `logs` itself if it is a run folder, else the latest run
     there with vectors to ask."""
-    return Run(run_folder.find_run(logs, name, usable=True))
+    return Run(run_folder.find_run(_logs(logs), _name(name), usable=True))
 
 
 def train(data=None, options=None, *, logs="logs", name=None, overwrite=False,
@@ -125,8 +134,15 @@ def train(data=None, options=None, *, logs="logs", name=None, overwrite=False,
     trains one run with the others: the chief writes the folder as one process does and returns its
     Run; a worker trains, a ps task holds the variables, and both return None once the run is done.
     """
-    return _run(run_life.new_run, data, options, logs, name, overwrite, clusters, plots,
-                include_pseudo_artists, say)
+    if not isinstance(options, (TrainOptions, type(None))):
+        raise OptionError(f"options must be a TrainOptions, not {options!r}")
+    # Made anew, so checked anew: a field may have been set since the options were made.
+    options = options and dataclasses.replace(options)
+    return _run(run_life.new_run, _data(data, Catalog), options, _logs(logs), _name(name),
+                checks.flag("overwrite", overwrite), checks.whole("--clusters", clusters, 1),
+                checks.flag("plots", plots),
+                checks.flag("include_pseudo_artists", include_pseudo_artists),
+                checks.function("say", say))
 
 
 def resume(logs="logs", name=None, steps=None, data=None, plots=True, concurrent_steps=None,
@@ -136,7 +152,32 @@ def resume(logs="logs", name=None, steps=None, data=None, plots=True, concurrent
     last checkpoint, or from the start if it stopped before its first; or, if it has trained all its
     steps, write the files it lacks. Returns the Run. On a TensorFlow cluster it is the chief that
     resumes (a ps task serves again)."""
-    return _run(run_life.resume_run, logs, name, steps, data, plots, concurrent_steps, say)
+    return _run(run_life.resume_run, _logs(logs), _name(name),
+                training_options.checked("steps", steps), _data(data),
+                checks.flag("plots", plots),
+                training_options.checked("concurrent_steps", concurrent_steps),
+                checks.function("say", say))
+
+
+# Where a run's arguments enter: checked, so that a wrong one is an OptionError in one line.
+
+def _logs(logs):
+    return checks.path("--logdir", logs, "a directory for the logs, such as logs")
+
+
+def _name(name):
+    """None, or a name as text (run_folder says which names a run may have)."""
+    if name is not None and not isinstance(name, str):
+        raise OptionError(f"--run must be a run's name (text), not {name!r}")
+    return name
+
+
+def _data(data, *objects):
+    """`data` as a path (data_utils checks its value), or None, or one of the `objects` (such as a
+    Catalog) taken as it is."""
+    if data is None or isinstance(data, objects):
+        return data
+    return checks.path("--data", data)
 
 
 def _run(life, *args):

@@ -153,9 +153,10 @@ class Catalog:
                           if values.dtype == object else values.tobytes())
         return digest.hexdigest()
 
-    @property
+    @functools.cached_property
     def review_count(self):
-        return len(self.review_ids.values)
+        """The reviews, a joint release's once (each of its artists has it among its own)."""
+        return len(np.unique(self.review_ids.values))
 
 
 def _group_ids(artist_ids, keys):

@@ -6,6 +6,7 @@ share through it, and the quality figure that measures it. The --contexts spec i
 Only the functions that read tables import pandas: queries use the kinds with numpy alone.
 """
 import dataclasses
+import numbers
 from typing import Callable
 
 import numpy as np
@@ -44,6 +45,7 @@ class ContextKind:
     quality_tag: str = None  # TensorBoard's scalar of the neighbours' agreement, if it is measured
     agreement: str = ""  # what that figure says, in evaluate's words
     absent: str = ""  # why evaluate has no figure for it
+    within: str = None  # the kind whose values split its groups (a label's, by genre), if any
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,6 +194,32 @@ def _stripped(texts):
     return np.array([text.strip() for text in texts], dtype=object)
 
 
+def metadata_numbers(columns, column, whole=False, blanks=False):
+    """metadata.tsv's `column` as numbers: whole ones (int64), or finite ones (float64, NaN where
+    blank if `blanks` allows); else a ValueError naming the line and the value that is not."""
+    texts = [text.strip() or ("nan" if blanks else "") for text in columns[column]]
+    dtype = np.int64 if whole else np.float64
+    try:
+        values = np.array(texts, dtype=dtype)
+        wrong = ~np.isfinite(values) & (np.array(texts, dtype=object) != "nan" if blanks else True)
+    except (ValueError, OverflowError):  # numpy names neither the value nor where it is
+        wrong = [not _converts(text, dtype) for text in texts]
+    if not np.any(wrong):
+        return values
+    line = int(np.argmax(wrong))
+    text = texts[line]
+    reason = ("too big" if whole and text.lstrip("+-").isdigit() else
+              "not a whole number" if whole else "not a finite number")
+    raise ValueError(f"line {line + 2}: {column} is {text[:40]!r}, {reason}")
+
+
+def _converts(text, dtype):
+    try:
+        return bool(np.isfinite(np.array(text, dtype=dtype)))
+    except (ValueError, OverflowError):
+        return False
+
+
 def _known(texts):
     return any(text.strip() for text in texts)
 
@@ -238,15 +266,15 @@ CONTEXTS = {kind.name: kind for kind in (
             "score_bucket": facts.score_buckets[rows],
             "reviews": facts.review_counts[rows]},
         from_metadata=lambda columns: {
-            "mean_scores": np.array(columns["mean_score"], dtype=np.float64),
-            "score_buckets": np.array(columns["score_bucket"], dtype=np.int64),
-            "review_counts": np.array(columns["reviews"], dtype=np.int64)},
+            "mean_scores": metadata_numbers(columns, "mean_score"),
+            "score_buckets": metadata_numbers(columns, "score_bucket", whole=True),
+            "review_counts": metadata_numbers(columns, "reviews", whole=True)},
         common=lambda facts: facts.score_buckets, many=False, shared_as="score_bucket",
         shown="score {}", answer_rank=3, quality_tag="quality/score_at_10",
         agreement="neighbours with the same rounded mean score"),
     ContextKind(
         "label", "labels", ("reviewid", "label"), weight=0.6, read=_read_labels,
-        groups=_label_within_genre,
+        groups=_label_within_genre, within="genre",
         facts=_label_facts,
         to_metadata=_label_metadata,
         from_metadata=lambda columns: {"labels": _split(columns["labels"], LABEL_SEPARATOR),
@@ -262,13 +290,14 @@ CONTEXTS = {kind.name: kind for kind in (
         facts=_year_facts,
         to_metadata=_year_metadata,
         from_metadata=lambda columns: {
-            "years": np.array([text.strip() or "nan" for text in columns["year"]],
-                              dtype=np.float64),
+            "years": metadata_numbers(columns, "year", blanks=True),
             "eras": _stripped(columns["era"])} if _known(columns.get("year", ())) else {},
         common=lambda facts: facts.eras, many=False, shared_as="era", shown="{}", answer_rank=2),
 )}
 
 DEFAULT_CONTEXTS = "genre,score"  # the tutorial's
+# How far from 1 the shares may add up: canonical specs keep six digits.
+SHARES_SLACK = 1e-5
 # What every catalog is read from; the other kinds' tables are optional.
 REQUIRED_TABLES = ("reviews", "genres")
 
@@ -292,10 +321,10 @@ def parse_contexts(spec, genre_share=None):
     if genre_share is not None:
         given["genre"] = _genre_share(given, genre_share)
     fixed = sum(share for share in given.values() if share is not None)
-    if fixed > 1 + 1e-5:  # canonical specs keep six digits
+    if fixed > 1 + SHARES_SLACK:
         raise OptionError(f"--contexts: the shares add up to {fixed:g}, over 1")
     free = [kind for kind, share in given.items() if share is None]
-    if not free and abs(fixed - 1) > 1e-5:
+    if not free and abs(fixed - 1) > SHARES_SLACK:
         raise OptionError(f"--contexts: the shares add up to {fixed:g}; they must add up to 1 "
                           f"(or leave one kind without a share to take the rest)")
     weights = sum(CONTEXTS[kind].weight for kind in free)
@@ -305,14 +334,38 @@ def parse_contexts(spec, genre_share=None):
             for kind, share in given.items()}
 
 
+def checked_shares(contexts):
+    """{kind: share} from TrainOptions' `contexts`: a spec, parsed, or a dict whose kinds are known,
+    whose shares are from 0 to 1 and add up to 1; else an OptionError in one line."""
+    if isinstance(contexts, str):
+        return parse_contexts(contexts)
+    if not isinstance(contexts, dict):
+        raise OptionError(f"--contexts must be a spec such as 'genre,score,label=0.3' or a "
+                          f"{{kind: share}} dict, not {contexts!r}")
+    if not contexts:
+        raise OptionError(f"--contexts is empty: name at least one of {', '.join(CONTEXTS)}")
+    for kind, share in contexts.items():
+        _check_kind(kind)
+        if isinstance(share, bool) or not isinstance(share, numbers.Real) or not 0 <= share <= 1:
+            raise OptionError(f"--contexts: the share of {kind} must be from 0 to 1, not {share!r}")
+    total = sum(contexts.values())
+    if abs(total - 1) > SHARES_SLACK:
+        raise OptionError(f"--contexts: the shares add up to {total:g}; they must add up to 1")
+    return {kind: float(share) for kind, share in contexts.items()}
+
+
+def _check_kind(kind):
+    if kind not in CONTEXTS:
+        raise OptionError(f"--contexts: unknown context {kind!r}; "
+                          f"choose from {', '.join(CONTEXTS)}")
+
+
 def _given_shares(spec):
     """{kind: share, or None where the spec gives none}, in the spec's order."""
     given = {}
     for item in spec.split(","):
         kind, _, share = (part.strip() for part in item.partition("="))
-        if kind not in CONTEXTS:
-            raise OptionError(f"--contexts: unknown context {kind!r}; "
-                              f"choose from {', '.join(CONTEXTS)}")
+        _check_kind(kind)
         if kind in given:
             raise OptionError(f"--contexts: {kind} is given twice")
         given[kind] = _share(kind, share) if share else None

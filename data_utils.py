@@ -1,9 +1,10 @@
 """The data's entry point: where the Pitchfork data is found, and reading it into a Catalog.
 
 The catalog is read from the Kaggle `database.sqlite` (tables `reviews` and `genres`, joined on
-`reviewid`, and the tables of the other context kinds, such as `labels` and `years`, where present)
-or from the same tables as CSV files in a folder. With no data at hand, the demo catalog
-(demo_data.py) is used, so that a fresh clone runs with no download.
+`reviewid`; `artists`, which credits each review to each of its artists, and the tables of the
+other context kinds, such as `labels` and `years`, where present) or from the same tables as CSV
+files in a folder. With no data at hand, the demo catalog (demo_data.py) is used, so that a fresh
+clone runs with no download.
 """
 import ctypes
 import os
@@ -21,9 +22,11 @@ DATA_ENV = "BANDS2VEC_DATA"
 REPO_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 KAGGLE_URL = "https://www.kaggle.com/datasets/nolanbconaway/pitchfork-data"
 DEMO_SOURCE = "demo"
-# Each table the context kinds read: its columns (the reviews' own come first).
-TABLES = {kind.table: kind.columns
-          for kind in sorted(CONTEXTS.values(), key=lambda k: k.table != "reviews")}
+# The table that credits a review to each of its artists: a joint release is a row per artist.
+ARTISTS_TABLE = "artists"
+# Each table read: its columns (the reviews' own first, then the artists', then the context kinds').
+TABLES = {"reviews": CONTEXTS["score"].columns, ARTISTS_TABLE: ("reviewid", "artist"),
+          **{kind.table: kind.columns for kind in CONTEXTS.values()}}
 # Names in the data that are not one artist (compilations): left out of the vocabulary by default.
 NOT_AN_ARTIST = frozenset({"various artists", "soundtrack"})
 
@@ -87,7 +90,7 @@ def _folder_source(folder):
 
 
 def read_sqlite(path):
-    """{table: frame} of a Kaggle-schema SQLite file; `labels` and `years` only if there."""
+    """{table: frame} of a Kaggle-schema SQLite file; `artists`, `labels`, `years` only if there."""
     try:
         with open(path, "rb") as f:
             header = f.read(16)
@@ -118,7 +121,7 @@ def _read_table(connection, path, table, columns):
 
 
 def read_csv_folder(folder):
-    """{table: frame} of a folder's `<table>.csv` files; `labels` and `years` only if there."""
+    """{table: frame} of a folder's `<table>.csv` files; `artists`, `labels`, `years` if there."""
     return {table: _read_csv(os.path.join(folder, f"{table}.csv"), columns)
             for table, columns in TABLES.items()
             if table in REQUIRED_TABLES or os.path.isfile(os.path.join(folder, f"{table}.csv"))}
@@ -147,15 +150,18 @@ def _require_columns(where, present, columns):
 
 
 def build_catalog(tables, source, include_pseudo_artists=False):
-    """The catalog of {table: frame}: one artist per name, a duplicated review counted once,
-    artists with no genre kept, compilations' pseudo-artists (NOT_AN_ARTIST) left out by default."""
+    """The catalog of {table: frame}: one artist per name, each review credited to each of its
+    artists (credited_reviews), a duplicated review counted once, artists with no genre kept,
+    compilations' pseudo-artists (NOT_AN_ARTIST) left out by default."""
     import pandas as pd
 
     reviews = tables["reviews"]
     reviews = reviews.assign(
         reviewid=review_ids(reviews["reviewid"]),
         score=pd.to_numeric(reviews["score"], errors="coerce"),
-    ).dropna(subset=["reviewid", "artist"])
+    )
+    reviews = credited_reviews(reviews, tables.get(ARTISTS_TABLE)).dropna(
+        subset=["reviewid", "artist"])
     # Artists as integer codes in name order: every later sort, merge and group is on integers.
     codes, names = pd.factorize(reviews["artist"], sort=True)
     reviews = reviews.assign(artist=codes).drop_duplicates(subset=["reviewid", "artist"])
@@ -185,3 +191,17 @@ def build_catalog(tables, source, include_pseudo_artists=False):
                                                  len(names)),
                    scores=Ragged.from_sorted(by_artist, reviews["score"].to_numpy(np.float64),
                                              len(names)))
+
+
+def credited_reviews(reviews, artists):
+    """The reviews frame with a row per review and artist it credits: a review's rows in the
+    `artists` table where it has some (`lou reed, metallica` is `lou reed` and `metallica`), else
+    its own `reviews.artist`, as with no artists table at all."""
+    import pandas as pd
+
+    if artists is None:
+        return reviews
+    artists = artists.assign(reviewid=review_ids(artists["reviewid"])).dropna().drop_duplicates()
+    listed = reviews["reviewid"].isin(artists["reviewid"]).to_numpy()
+    joint = reviews.loc[listed, ["reviewid", "score"]].merge(artists, on="reviewid")
+    return pd.concat([reviews[~listed], joint[list(reviews.columns)]], ignore_index=True)

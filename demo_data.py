@@ -22,8 +22,9 @@ _DEMO_LABEL_KINDS = ("records", "tapes", "sound", "recordings", "music")
 
 
 def demo_tables(n_artists=DEMO_ARTISTS, seed=2016):
-    """Fictional Kaggle tables (reviews, genres, labels, years) for `n_artists` artists, shaped
-    like Pitchfork's, the same for the same seed. The demo has 300; benchmarks make larger ones."""
+    """Fictional Kaggle tables (reviews, artists, genres, labels, years) for `n_artists` artists,
+    shaped like Pitchfork's, the same for the same seed. The demo has 300; benchmarks make larger
+    ones. Each review is of one artist, so `artists` credits it to its `reviews.artist`."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -78,6 +79,7 @@ def demo_tables(n_artists=DEMO_ARTISTS, seed=2016):
     return {
         "reviews": pd.DataFrame({"reviewid": review_ids, "artist": names[review_artist],
                                  "score": scores}),
+        "artists": pd.DataFrame({"reviewid": review_ids, "artist": names[review_artist]}),
         "genres": pd.DataFrame({"reviewid": review_ids[genre_review],
                                 "genre": genre_names[genre_index]}),
         "labels": pd.DataFrame({"reviewid": review_ids, "label": review_label_name}),

@@ -5,7 +5,8 @@ several members' cosine similarities is steadier. The run stores each member's u
 side, scaled by 1/sqrt(N): a row has norm 1 and the dot product of two rows is the mean of the
 members' cosines, so every reader of vectors (queries, the projector, t-SNE, gensim) sees the mean
 without knowing there are members, and the members come back by splitting the columns (N is in
-run.json). One model (N = 1) is stored as the tutorial's table, untouched. Numpy only.
+run.json). One model (N = 1) is stored as the tutorial's table, untouched. Answers say how far
+the members agree (EnsembleQueries.certainty). Numpy only.
 """
 import numpy as np
 
@@ -49,3 +50,40 @@ def member_similarities(vectors, members, ids, signs):
         similarity[member] = block @ (target / max(np.linalg.norm(target), 1e-12)) \
             * np.float32(np.sqrt(members))
     return similarity
+
+
+class EnsembleQueries:
+    """An ensemble's certainty in its answers, for ArtistVectors: a class with `vectors`, `members`
+    (how many side by side in `vectors`), `index(name)` and `__len__`."""
+
+    def certainty(self, positive, negative, answers, topn):
+        """For each artist of `answers` to most_similar(positive, negative, topn): in how many
+        members' `topn` nearest it is, and the spread (standard deviation) of its similarity across
+        members, {"members": N, "in_members_top_k": n, "similarity_spread": s}; for one model,
+        which cannot tell, {}."""
+        from artist_vectors import top_k  # artist_vectors builds on this class
+
+        positive = [positive] if isinstance(positive, str) else list(positive)
+        negative = [negative] if isinstance(negative, str) else list(negative)
+        if self.members == 1:
+            return [{} for _ in answers]
+        ids = [self.index(name) for name in positive + negative]
+        signs = np.array([1.0] * len(positive) + [-1.0] * len(negative), np.float32)
+        similarity = member_similarities(self.vectors, self.members, ids, signs)
+        similarity[:, ids] = -np.inf
+        top = top_k(similarity, max(0, min(topn, len(self) - len(set(ids)))))
+        rows = [self.index(name) for name in answers]
+        in_top = (top[:, :, None] == np.array(rows)[None, None, :]).any(axis=1).sum(axis=0)
+        spread = similarity[:, rows].std(axis=0)
+        return [{"members": self.members, "in_members_top_k": int(count),
+                 "similarity_spread": round(float(deviation), 6)}
+                for count, deviation in zip(in_top, spread)]
+
+
+def certainty_text(certainty, topn):
+    """EnsembleQueries.certainty() of one answer as an answer line's end: `, In the top 10 of 4/5
+    members, Spread: 0.031`; nothing for one model."""
+    if not certainty:
+        return ""
+    return (f", In the top {topn} of {certainty['in_members_top_k']}/{certainty['members']} "
+            f"members, Spread: {certainty['similarity_spread']:.3f}")

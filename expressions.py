@@ -1,15 +1,23 @@
 """Expressions over artists, such as `coil - elder ones` or `"kleenex, liliput" + !!!`: which
-names are added and which taken away."""
+names are added and which taken away. Parsing takes time linear in the expression's length."""
 import re
 
 from errors import QueryError
 
-_OPERATOR = re.compile(r"\s+([+-])\s+")
+# An operator: + or - between spaces; more spaces on either side belong to it. Searched for with a
+# space on each side only, as a search for every space of a run before it is quadratic in the run.
+_OPERATOR = re.compile(r"\s([+-])\s")
 _QUOTED_OPERATOR = re.compile(r"\s*([+-])\s*")
+_SPACES = re.compile(r"\s*")
+# A question adds and takes away a few artists; past this many terms it is a file pasted as one
+# expression, refused in one line rather than answered with the catalog's mean.
+MAX_TERMS = 1000
+SHOWN = 60  # characters of an expression an error message quotes
 
 
 def parse_expression(expression, known):
-    """(positive names, negative names) of an expression over artists.
+    """(positive names, negative names) of an expression over artists; `known` is an
+    ArtistVectors (its names, and the length of its longest one).
 
     Terms are joined by ` + ` and ` - ` with spaces around them. A term in quotes ("..." or '...',
     a doubled quote inside standing for one) is taken as it is; unquoted, the longest run of terms
@@ -22,11 +30,15 @@ def parse_expression(expression, known):
         sign, text, quoted, start, _ = terms[i]
         j = i
         if not quoted:
-            # The longest run of bare terms i..j that spells a known name, else the term alone.
-            for last in range(len(terms) - 1, i, -1):
-                if (all(not t[2] for t in terms[i:last + 1])
-                        and expression[start:terms[last][4]] in known):
-                    j, text = last, expression[start:terms[last][4]]
+            # The longest run of bare terms i..j that spells a known name, else the term alone. No
+            # run longer than the longest name can spell one: the runs tried stay a handful.
+            last = i
+            while (last + 1 < len(terms) and not terms[last + 1][2]
+                   and terms[last + 1][4] - start <= known.longest_name):
+                last += 1
+            for end in range(last, i, -1):
+                if expression[start:terms[end][4]] in known:
+                    j, text = end, expression[start:terms[end][4]]
                     break
         (positive if sign == "+" else negative).append(text)
         i = j + 1
@@ -38,8 +50,11 @@ def _terms(expression):
     terms, sign = [], "+"
     position, end = len(expression) - len(expression.lstrip()), len(expression.rstrip())
     while True:
+        if len(terms) == MAX_TERMS:
+            raise QueryError(f"an expression takes at most {MAX_TERMS:,} artists; "
+                             f"{_shown(expression)} has more")
         if position >= end:
-            raise QueryError(f"expected an artist name after {sign!r} in {expression!r}")
+            raise QueryError(f"expected an artist name after {sign!r} in {_shown(expression)}")
         if expression[position] in "\"'":
             text, stop = _quoted(expression, position)
             terms.append((sign, text, True, position, stop))
@@ -47,15 +62,15 @@ def _terms(expression):
                 return terms
             operator = _QUOTED_OPERATOR.match(expression, stop, end)
             if not operator:
-                raise QueryError(f"expected + or - after {expression[position:stop]} "
-                                 f"in {expression!r}")
+                raise QueryError(f"expected + or - after {_shown(expression[position:stop])} "
+                                 f"in {_shown(expression)}")
         else:
             operator = _OPERATOR.search(expression, position, end)
-            stop = operator.start() if operator else end
-            terms.append((sign, expression[position:stop], False, position, stop))
+            text = expression[position:operator.start() if operator else end].rstrip()
+            terms.append((sign, text, False, position, position + len(text)))
             if not operator:
                 return terms
-        sign, position = operator.group(1), operator.end()
+        sign, position = operator.group(1), _SPACES.match(expression, operator.end(), end).end()
 
 
 def _quoted(expression, start):
@@ -64,10 +79,14 @@ def _quoted(expression, start):
     while True:
         close = expression.find(quote, position)
         if close < 0:
-            raise QueryError(f"unclosed {quote} in {expression!r}")
+            raise QueryError(f"unclosed {quote} in {_shown(expression)}")
         parts.append(expression[position:close])
         if not expression.startswith(quote * 2, close):
             return "".join(parts), close + 1
         parts.append(quote)
         position = close + 2
 
+
+def _shown(text):
+    """`text` quoted for a message, cut short past SHOWN characters."""
+    return repr(text) if len(text) <= SHOWN else repr(text[:SHOWN - 3] + "...")

@@ -2,12 +2,11 @@
 label and colour by, and for queries to read back. Each context kind owns its columns."""
 import os
 
-import numpy as np
-
 from atomic_files import write_text
 from catalog import ArtistFacts
-from contexts import CONTEXTS
+from contexts import CONTEXTS, metadata_numbers
 from errors import RunError
+from options import MIN_ARTISTS
 
 METADATA_FILE = "metadata.tsv"
 
@@ -31,14 +30,18 @@ def write_metadata(folder, facts, kmeans_clusters, rows=None):
 
 
 def read_artists(folder):
-    """The artists of a run's metadata.tsv as an ArtistFacts, and their k-means clusters."""
+    """The artists of a run's metadata.tsv as an ArtistFacts, and their k-means clusters; a
+    RunError in one line naming the file where a column is missing or a value is not a number."""
     path = os.path.join(folder, METADATA_FILE)
     columns = read_columns(folder)
+    if len(columns["artist"]) < MIN_ARTISTS:
+        raise RunError(f"{path}: malformed metadata ({len(columns['artist'])} artists, where a "
+                       f"run has at least {MIN_ARTISTS})")
     try:
         facts = {}
         for kind in CONTEXTS.values():
             facts.update(kind.from_metadata(columns))
-        kmeans_clusters = np.array(columns["cluster"], dtype=np.int64)
+        kmeans_clusters = metadata_numbers(columns, "cluster", whole=True)
     except KeyError as error:
         raise RunError(f"{path}: malformed metadata (no column {error})") from None
     except ValueError as error:
@@ -51,8 +54,8 @@ def read_columns(folder):
     path = os.path.join(folder, METADATA_FILE)
     try:
         with open(path, encoding="utf-8") as f:
-            header, *rows = [line.rstrip("\n").split("\t") for line in f]
-    except (OSError, ValueError, UnicodeDecodeError) as error:
+            header, *rows = [line.rstrip("\n").split("\t") for line in f] or [[]]
+    except (OSError, UnicodeDecodeError) as error:
         raise RunError(f"{path}: unreadable metadata "
                        f"({getattr(error, 'strerror', None) or error})") from None
     if "artist" not in header or any(len(row) != len(header) for row in rows):

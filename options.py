@@ -7,9 +7,8 @@ import dataclasses
 import math
 import os
 
-import numpy as np
-
-from contexts import DEFAULT_CONTEXTS, format_contexts, parse_contexts
+import checks
+from contexts import DEFAULT_CONTEXTS, checked_shares, format_contexts, parse_contexts
 from errors import OptionError
 from pair_sampler import membership_count, no_pairs
 
@@ -50,6 +49,9 @@ SEEDS = 2 ** 32  # scikit-learn's k-means and t-SNE take seeds below this
 # Members of the default ensemble where `label` is a context: runs of seeds 0 and 1000 share half
 # their 10 nearest neighbours (Jaccard 0.504; 3 seeds' mean gave 0.47; docs/contexts.md).
 LABEL_ENSEMBLE = 5
+# Threads, TensorFlow's or stepping the session: past any machine's cores they only wait on each
+# other, and a slip of the keyboard must not start millions.
+MAX_THREADS = 1024
 
 
 @dataclasses.dataclass
@@ -74,9 +76,14 @@ class TrainOptions:
     ensemble: int = None  # members differing only in seed: LABEL_ENSEMBLE with labels, else 1
 
     def __post_init__(self):
-        # A spec "genre,score,label=0.3", as run.json had before contexts were a dict: parsed once.
-        if isinstance(self.contexts, str):
-            self.contexts = parse_contexts(self.contexts)
+        """Each option checked as it enters, from Python, the command line or run.json: an
+        OptionError naming it, not a later stage's error (TensorFlow's, numpy's) after."""
+        # A spec "genre,score,label=0.3" (as run.json had before contexts were a dict) is parsed.
+        self.contexts = checked_shares(self.contexts)
+        for field in dataclasses.fields(self):
+            if field.name in OPTION_CHECKS:  # None is for resolved() where it is the default
+                setattr(self, field.name, checked(field.name, getattr(self, field.name),
+                                                  none=field.default is None))
 
     def resolved(self, catalog, trainers=1, ps_tasks=1):
         """These options with the steps, batch size, learning rate and report interval filled in
@@ -118,29 +125,20 @@ class TrainOptions:
         return LABEL_ENSEMBLE if self.contexts.get("label", 0) > 0 else 1
 
     def check(self, artists, ps_tasks=1):
-        """An OptionError naming the first option out of range, or too big for the machine's
-        memory: refused before training, not by a later stage (TensorFlow, k-means, t-SNE) after."""
-        checks = [
-            (self.steps >= 1, f"--steps must be at least 1, not {self.steps}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}"),
-            (self.embedding_size >= 1,
-             f"--embedding-size must be at least 1, not {self.embedding_size}"),
-            (1 <= self.num_sampled < artists,
+        """An OptionError naming the first option out of range for `artists` artists and
+        `ps_tasks` ps tasks, or too big for the machine's memory: refused before training, not by
+        a later stage (TensorFlow, k-means, t-SNE) after. Each option alone was checked as it
+        entered."""
+        rules = [
+            (self.num_sampled < artists,
              f"--num-sampled must be from 1 to {artists - 1} (fewer than the {artists} artists), "
              f"not {self.num_sampled}"),
-            (np.isfinite(self.learning_rate) and self.learning_rate > 0,
-             f"--learning-rate must be above 0, not {self.learning_rate}"),
-            (self.threads >= 1, f"--threads must be at least 1, not {self.threads}"),
-            (self.ensemble >= 1, f"--ensemble must be at least 1, not {self.ensemble}"),
-            (self.concurrent_steps >= 1,
-             f"--concurrent-steps must be at least 1, not {self.concurrent_steps}"),
-            (0 <= self.seed < SEEDS, f"--seed must be from 0 to {SEEDS - 1:,}, not {self.seed}"),
             (ps_tasks == 1 or self.batch_size <= SPLIT_TABLES_MAX_BATCH,
              f"--batch-size {self.batch_size:,} with the tables split across {ps_tasks} ps tasks: "
              f"TensorFlow's runtime stalls on steps of more than {SPLIT_TABLES_MAX_BATCH:,} pairs "
              f"there; choose at most that"),
         ]
-        for ok, message in checks:
+        for ok, message in rules:
             if not ok:
                 raise OptionError(message)
         self._check_memory(artists)
@@ -149,7 +147,8 @@ class TrainOptions:
         """Refuse what memory cannot hold, naming the option whose halving saves the most."""
         tables = TABLE_COPIES * artists * self.embedding_size * 4 * self.ensemble
         step = 8 * self.batch_size * (self.embedding_size + self.num_sampled) * 4 * self.ensemble
-        draws = self.steps_per_draw * self.batch_size * 16 * self.ensemble
+        # As training draws, for each member.
+        draws = min(self.steps_per_draw, self.steps) * self.batch_size * 16 * self.ensemble
         need, available = FIXED_MEMORY + tables + step + draws, _available_memory()
         if available and need > available:
             by_batch = (step + draws) / 2
@@ -171,19 +170,43 @@ class TrainOptions:
                 "seed": self.seed, "ensemble": self.ensemble}
 
 
+# How each option is checked as it enters: (check, the option as the user names it, its bounds).
+# Those without a flag of the command line are named as TrainOptions names them.
+OPTION_CHECKS = {
+    "steps": (checks.whole, "--steps", 1),
+    "batch_size": (checks.whole, "--batch-size", 1),
+    "embedding_size": (checks.whole, "--embedding-size", 1),
+    "num_sampled": (checks.whole, "--num-sampled", 1),
+    "learning_rate": (checks.positive, "--learning-rate"),
+    "init_scale": (checks.positive, "init_scale"),
+    "seed": (checks.whole, "--seed", 0, SEEDS - 1),
+    "threads": (checks.whole, "threads", 1, MAX_THREADS),
+    "report_every": (checks.whole, "report_every", 1),
+    "summary_every": (checks.whole, "summary_every", 1),
+    "steps_per_draw": (checks.whole, "steps_per_draw", 1),
+    "valid_size": (checks.whole, "valid_size", 1),
+    "xla_tables": (checks.flag, "xla_tables"),
+    "concurrent_steps": (checks.whole, "--concurrent-steps", 1, MAX_THREADS),
+    "ensemble": (checks.whole, "--ensemble", 1),
+}
+
+
+def checked(name, value, none=True):
+    """`value` for the option `name` of TrainOptions, checked by OPTION_CHECKS; None is taken
+    where `none` allows it (the option is then chosen for the catalog)."""
+    if value is None and none:
+        return None
+    check, option, *bounds = OPTION_CHECKS[name]
+    return check(option, value, *bounds)
+
+
 def _batch_size(artists, steps, ps_tasks):
     """PAIRS_PER_ARTIST x artists / steps pairs, to the nearest power of two within BATCH_SIZES,
     at most the power of two holding a small catalog, SPLIT_TABLES_MAX_BATCH with split tables."""
     smallest, largest = BATCH_SIZES
-    # max(steps, 1): check() refuses --steps 0 in words, after this.
-    size = 2 ** round(math.log2(PAIRS_PER_ARTIST * artists / max(steps, 1)))
+    size = 2 ** round(math.log2(PAIRS_PER_ARTIST * artists / steps))
     size = min(max(smallest, size), largest, 2 ** math.ceil(math.log2(max(artists, 2))))
     return min(size, SPLIT_TABLES_MAX_BATCH) if ps_tasks > 1 else size
-
-
-def check_at_least_one(option, value):
-    if value < 1:
-        raise OptionError(f"{option} must be at least 1, not {value}")
 
 
 def _available_memory():

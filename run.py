@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import difflib
 import json
-import math
 import os
 import shlex
 import signal
@@ -20,14 +19,13 @@ import warnings
 from typing import Callable
 
 import bands2vec
+import checks
 import options as b
-import run_folder
-from artist_vectors import NEIGHBOURS, certainty_text
+from artist_vectors import NEIGHBOURS
 from atomic_files import os_error_line
-from data_utils import DEMO_SOURCE
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
-from errors import Bands2VecError, ClusterLost, QueryError, UnknownArtist
-from expressions import parse_expression
+from errors import Bands2VecError, ClusterLost
+from questions import question_arguments, questions_command
 from run_life import PHASES
 from vector_files import EXPORT_MAX
 
@@ -182,123 +180,6 @@ def _share(figures, random=""):
 
 
 # ---------------------------------------------------------------------------------------------
-# similar, query: many questions, one start-up
-# ---------------------------------------------------------------------------------------------
-
-def question_arguments(metavar, what):
-    def add(command):
-        command.add_argument("questions", nargs="+", metavar=metavar,
-                             help=f"{what}; several ask several questions, "
-                                  f"- reads one a line from stdin")
-        command.add_argument("-k", type=int, default=NEIGHBOURS,
-                             help="how many artists (default: %(default)s)")
-        command.add_argument("--json", action="store_true",
-                             help="print one JSON list, an object for each question "
-                                  "(question, and results or error)")
-    return add
-
-
-def questions_command(args):
-    """Answer each question (an artist for `similar`, an expression for `query`) in turn; a
-    question that cannot be answered is an error line, and the others are still answered."""
-    b.check_at_least_one("-k", args.k)
-    questions = _questions(args.questions)
-    run = bands2vec.open_run(args.logdir, args.run)
-    if args.run is None:
-        _say_which_run(args.logdir, run)
-    if not questions and not args.json:
-        print("run.py: nothing was asked: every question given is empty", file=sys.stderr)
-    answers, failed = [], 0
-    for number, (question, asked, results) in enumerate(
-            _answers(run.vectors, args.command, questions, args.k)):
-        if isinstance(results, Bands2VecError):
-            print(f"run.py: error: {results}", file=sys.stderr)
-            failed += 1
-            answers.append({"question": question, "error": str(results)})
-            continue
-        certainty = _certainty(run.vectors, args.command, question, results, args.k)
-        if args.json:
-            answers.append({"question": question, "results": [
-                {**_json_row(run.vectors, name, similarity, asked), **sure}
-                for (name, similarity), sure in zip(results, certainty)]})
-        else:
-            if len(questions) > 1:
-                print(f"{'' if number == 0 else chr(10)}Nearest to {question}:")
-            for (name, similarity), sure in zip(results, certainty):
-                print(run.vectors.describe(name, similarity, shared_with=asked)
-                      + certainty_text(sure, args.k))
-    if args.json:
-        print(_json_list(answers))
-    return 2 if failed else 0
-
-
-def _questions(given):
-    """The questions given, `-` replaced by stdin's lines, empty ones left out. Bytes that are not
-    UTF-8, in an argument or on stdin, become U+FFFD, so that no answer carries them on."""
-    questions = []
-    for question in given:
-        if question != "-":
-            lines = [os.fsencode(question)]
-        elif sys.stdin is None:
-            raise QueryError("- reads the questions from stdin, which is closed")
-        else:
-            lines = sys.stdin.buffer
-        questions += [line.decode("utf-8", "replace").strip() for line in lines]
-    return [question for question in questions if question]
-
-
-def _answers(artist_vectors, command, questions, k):
-    """(question, the artists it asks about, [(name, similarity)] or the error) for each."""
-    for question in questions:
-        asked = [question]
-        try:
-            if command == "query":
-                asked, negative = parse_expression(question, artist_vectors)
-            else:
-                negative = []
-            results = artist_vectors.most_similar(asked, negative, topn=k)
-            if not all(math.isfinite(similarity) for _, similarity in results):
-                raise QueryError(f"{question}: the run's vectors give similarities that are not "
-                                 f"numbers; its vectors.npy is damaged")
-        except (UnknownArtist, QueryError) as error:
-            results = error
-        yield question, asked, results
-
-
-def _certainty(artist_vectors, command, question, results, k):
-    """ArtistVectors.certainty() of an answer's artists: how far an ensemble's members agree."""
-    positive, negative = (parse_expression(question, artist_vectors) if command == "query"
-                          else ([question], []))
-    return artist_vectors.certainty(positive, negative, [name for name, _ in results], topn=k)
-
-
-def _json_row(artist_vectors, name, similarity, asked):
-    i = artist_vectors.index(name)
-    return {"artist": name, "similarity": round(similarity, 6),
-            "mean_score": round(float(artist_vectors.artists.mean_scores[i]), 4),
-            "genres": list(artist_vectors.artists.genres[i]),
-            "shares": artist_vectors.shared(name, asked)}
-
-
-def _json_list(items):
-    """A JSON list with an item a line. No NaN (not JSON): a value that is not a number is
-    refused, as Python's json writes NaN otherwise."""
-    return "[" + ",\n ".join(json.dumps(item, ensure_ascii=False, allow_nan=False)
-                             for item in items) + "]"
-
-
-def _say_which_run(logs, run):
-    """Which run answers, on stderr, where the log folder holds several: the latest run there
-    may not be the one the user means (a demo trained since, say)."""
-    names = run_folder.run_names(logs)
-    if len(names) > 1:
-        data = "the demo catalog" if run.record.data == DEMO_SOURCE else run.record.data
-        print(f"run.py: note: answering from {run.folder}, the latest of {len(names)} runs "
-              f"in {logs} ({run.record.artists:,} artists from {data}); --run NAME asks "
-              f"another", file=sys.stderr)
-
-
-# ---------------------------------------------------------------------------------------------
 # plot, evaluate, export
 # ---------------------------------------------------------------------------------------------
 
@@ -323,7 +204,7 @@ def evaluate_arguments(evaluate):
 
 
 def evaluate_command(args):
-    b.check_at_least_one("-k", args.k)
+    checks.whole("-k", args.k, 1)
     run = bands2vec.open_run(args.logdir, args.run)
     evaluation = run.evaluate(k=args.k)
     report = evaluation.report

@@ -26,7 +26,7 @@ from cluster_config import Task
 from contexts import format_contexts
 from data_utils import DEMO_SOURCE, KAGGLE_URL, load_catalog
 from errors import ClusterError, ClusterLost, DataError, RunError, RunInterrupted
-from options import MIN_ARTISTS, TrainOptions, check_at_least_one
+from options import MIN_ARTISTS, TrainOptions
 from quality import training_probe
 from run_outputs import OUTPUTS, write_output
 from run_record import RunRecord
@@ -49,7 +49,6 @@ def new_run(data, options, logs, name, overwrite, kmeans_clusters, plots, includ
         raise DataError(f"{catalog.source}: {len(catalog)} artist{'s' * (len(catalog) != 1)} "
                         f"with a score; a run needs at least {MIN_ARTISTS}")
     options = _resolved(options or TrainOptions(), catalog, task)
-    check_at_least_one("--clusters", kmeans_clusters)
     for kind in options.contexts:
         catalog.context_groups(kind)  # a missing table fails now, not once the run folder exists
     if task and task.job == "worker":
@@ -245,18 +244,19 @@ def _train(catalog, record, folder, artists, say, task, new):
     probe = training_probe(artists, options.valid_size, seed=options.seed)
 
     earlier = record.stats  # the parts of the run before this one, if it was resumed
+    step_pairs = options.batch_size * options.ensemble  # every member of an ensemble its own batch
 
     def checkpointed(stats):
-        record.stats = earlier.of_run(stats, options.batch_size)
+        record.stats = earlier.of_run(stats, step_pairs)
         _save(folder, record, "training")
 
     try:
         vectors, stats = train_vectors(catalog, options, folder, say=say, checkpoint=checkpoint,
                                        probe=probe, on_checkpoint=checkpointed, runtime=runtime)
     except Interrupted as stop:
-        stop.stats = earlier.of_run(stop.stats, options.batch_size)
+        stop.stats = earlier.of_run(stop.stats, step_pairs)
         raise
-    return vectors, earlier.of_run(stats, options.batch_size)
+    return vectors, earlier.of_run(stats, step_pairs)
 
 
 def _checkpoint_to_resume(folder, record, say):

@@ -8,7 +8,8 @@ import os
 import shlex
 
 from atomic_files import write_text
-from errors import RunError
+from contexts import parse_contexts
+from errors import OptionError, RunError
 from options import KMEANS_CLUSTERS, TrainOptions
 
 RUN_FILE = "run.json"
@@ -30,11 +31,12 @@ class Stats:
     part_from: int = 0  # the step the latest part started from: 0 unless it was resumed
     part_seconds: float = 0.0  # the latest part's seconds of training
 
-    def of_run(self, part, batch_size):
+    def of_run(self, part, step_pairs):
         """The run's stats, these being those of the parts before and `part` those of the latest
-        as training counts them (its own pairs, seconds and checkpoints since it started)."""
-        part_from = part.steps - part.pairs // batch_size
-        return dataclasses.replace(part, pairs=part.steps * batch_size,
+        as training counts them (its own pairs, seconds and checkpoints since it started), for
+        `step_pairs` pairs a step (the batch size, for each member of an ensemble)."""
+        part_from = part.steps - part.pairs // step_pairs
+        return dataclasses.replace(part, pairs=part.steps * step_pairs,
                                    seconds=self.seconds + part.seconds,
                                    checkpoints=self.checkpoints + part.checkpoints,
                                    checkpoint_seconds=(self.checkpoint_seconds
@@ -91,32 +93,159 @@ def write(folder, record):
 
 
 def read(folder):
-    """The run.json of `folder`, of this version or an earlier one; else a one-line RunError."""
+    """The run.json of `folder`, of this version or an earlier one; else a RunError in one line
+    naming the file and what in it cannot be read."""
     path = os.path.join(folder, RUN_FILE)
     try:
         with open(path, encoding="utf-8") as f:
-            fields = _upgraded(json.load(f))
-        options = TrainOptions(**fields.pop("options"))
-        return RunRecord(options=options, stats=Stats(**fields.pop("stats")), **fields)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-        raise RunError(f"{folder}: unreadable {RUN_FILE} "
-                       f"({type(error).__name__}: {error})") from None
+            fields = json.load(f)
+    except OSError as error:
+        raise RunError(f"{folder}: unreadable {RUN_FILE} ({error.strerror or error})") from None
+    except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, nested past Python's stack
+        raise RunError(f"{folder}: unreadable {RUN_FILE} (not JSON: {error})") from None
+    try:
+        return _record(_upgraded(fields))
+    except ValueError as error:  # an OptionError, too
+        raise RunError(f"{folder}: unreadable {RUN_FILE} ({error})") from None
+
+
+def _record(fields):
+    """The RunRecord of run.json's fields, each checked."""
+    fields = _fields("", fields, RECORD_FIELDS)
+    options = _fields("options", fields.pop("options"), OPTIONS_REQUIRED)
+    try:
+        options = TrainOptions(**options)
+    except OptionError as error:
+        raise ValueError(f"options: {error}") from None
+    stats = Stats(**_fields("stats", fields.pop("stats"), STATS_FIELDS))
+    return RunRecord(options=options, stats=stats, **fields)
+
+
+def _fields(part, fields, checks):
+    """`fields` if it is an object whose names are all known, with every required one and each
+    value as `checks` says ({name: (what it must be, its test, whether required)}): else a
+    ValueError saying which is not. `part` names the object, or is empty for the whole file."""
+    prefix = f"{part}: " if part else ""
+    if not isinstance(fields, dict):
+        raise ValueError(f"{part or 'it'} is {_short(fields)}, not an object")
+    unknown = [name for name in fields if name not in checks]
+    if unknown:
+        raise ValueError(f"{prefix}unknown field {unknown[0]!r}, not one this version writes")
+    for name, (what, test, required) in checks.items():
+        if name not in fields and required:
+            raise ValueError(f"{prefix}no {name!r}")
+        if name in fields and what and not test(fields[name]):
+            raise ValueError(f"{prefix}{name!r} is {_short(fields[name])}, not {what}")
+    return fields
+
+
+def _short(value, most=40):
+    text = repr(value)
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _or_none(test):
+    return lambda value: value is None or test(value)
+
+
+def _texts(value):
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _is_text(value):
+    return isinstance(value, str)
+
+
+# What each field of run.json holds: (what it must be, its test, whether every run.json has it).
+MAYBE_TEXT = ("text or null", _or_none(_is_text), False)
+MAYBE_OBJECT = ("an object or null", _or_none(lambda value: isinstance(value, dict)), False)
+RECORD_FIELDS = {
+    "data": ("text", _is_text, True),
+    "artists": ("a count", _is_count, True),
+    "options": ("", None, True),  # checked as TrainOptions check their values
+    "data_fingerprint": MAYBE_TEXT,
+    "include_pseudo_artists": ("true or false", lambda value: isinstance(value, bool), False),
+    "kmeans_clusters": ("a count", _is_count, False),
+    "stats": ("", None, True),  # checked by STATS_FIELDS
+    "state": (f"one of {', '.join(STATES)}", lambda value: value in STATES, True),
+    "next": MAYBE_TEXT,
+    "missing": ("a list of text or null", _or_none(_texts), False),
+    "error": MAYBE_TEXT,
+    "quality": MAYBE_OBJECT,
+    "phases": MAYBE_OBJECT,
+    "peak_memory_mb": ("a number or null", _or_none(_is_number), False),
+    "tf_cluster": MAYBE_OBJECT,
+    "version": ("a count", _is_count, False),
+}
+STATS_FIELDS = {
+    "steps": ("a count", _is_count, True),
+    "pairs": ("a count", _is_count, False),
+    "loss": ("a number or null", _or_none(_is_number), False),  # NaN before the first report
+    "seconds": ("a number", _is_number, False),
+    "checkpoints": ("a count", _is_count, False),
+    "checkpoint_seconds": ("a number", _is_number, False),
+    "part_from": ("a count", _is_count, False),
+    "part_seconds": ("a number", _is_number, False),
+}
+# Options are checked by TrainOptions; these are the ones every version wrote as chosen for the
+# catalog, which a run cannot go on without.
+OPTIONS_REQUIRED = {field.name: ("", None, field.name in (
+    "steps", "batch_size", "num_sampled", "learning_rate")) for field in dataclasses.fields(
+        TrainOptions)}
 
 
 def _upgraded(fields):
     """The fields of a run.json of any version as this version names them."""
+    if not isinstance(fields, dict):
+        raise ValueError(f"it is {_short(fields)}, not an object")
     version = fields.get("version", 1)
-    if not isinstance(version, int) or version > VERSION:
-        raise ValueError(f"version {version!r}, from a newer Bands2Vec than this one "
+    if not _is_count(version) or version < 1:
+        raise ValueError(f"version {_short(version)} is not one Bands2Vec writes")
+    if version > VERSION:
+        raise ValueError(f"version {version}, from a newer Bands2Vec than this one "
                          f"(version {VERSION})")
     if version == 1:
-        # Before version 2: k-means' k was `clusters`, the TensorFlow cluster `cluster`, the data's
-        # fingerprint `catalog`, and a run from before states had none.
-        renamed = {"clusters": "kmeans_clusters", "cluster": "tf_cluster",
-                   "catalog": "data_fingerprint"}
-        fields = {renamed.get(name, name): value for name, value in fields.items()}
-        fields.setdefault("state", "unknown")
-        fields["version"] = VERSION
-    # A run from before ensembles was one model.
-    fields["options"].setdefault("ensemble", 1)
+        fields = _first_version(fields)
+    options = fields.get("options")
+    if isinstance(options, dict) and "ensemble" not in options:
+        # A run from before ensembles was one model.
+        fields["options"] = {**options, "ensemble": 1}
+    return fields
+
+
+# Before version 2: k-means' k was `clusters`, the TensorFlow cluster `cluster`, the data's
+# fingerprint `catalog`.
+RENAMED = {"clusters": "kmeans_clusters", "cluster": "tf_cluster", "catalog": "data_fingerprint"}
+
+
+def _first_version(fields):
+    """Version 1's fields as version 2 names them. Before states, a run said whether it had
+    `finished`, or not even that; before contexts, its options had a `genre_share` (of genre pairs,
+    the rest of score pairs)."""
+    fields = {RENAMED.get(name, name): value for name, value in fields.items()}
+    finished = fields.pop("finished", None)
+    if "state" not in fields:
+        if finished is None:  # before even that: finished if it trained all its steps
+            try:
+                finished = fields["stats"]["steps"] >= fields["options"]["steps"]
+            except (KeyError, TypeError):
+                pass  # the checks of the fields say what is wrong
+        fields["state"] = "finished" if finished else "interrupted"
+    options = fields.get("options")
+    if isinstance(options, dict) and "genre_share" in options:
+        options = dict(options)
+        share = options.pop("genre_share")
+        if not _is_number(share):
+            raise ValueError(f"options: 'genre_share' is {_short(share)}, not a number")
+        options.setdefault("contexts", parse_contexts("genre,score", share))
+        fields["options"] = options
+    fields["version"] = VERSION
     return fields

@@ -6,6 +6,7 @@ import numpy as np
 
 from atomic_files import atomic_write
 from errors import RunError
+from metadata import METADATA_FILE
 from run_folder import checkpoint_dir
 
 VECTORS_FILE = "vectors.npy"
@@ -30,9 +31,24 @@ def read_vectors(folder, rows):
     except (OSError, ValueError, EOFError) as error:
         reason = getattr(error, "strerror", None) or str(error).split(". ")[0]
         raise RunError(f"{path}: damaged ({reason})") from None
-    if vectors.ndim != 2 or len(vectors) != rows or not np.issubdtype(vectors.dtype, np.floating):
-        raise RunError(f"{path}: damaged (holds {vectors.shape} {vectors.dtype}, "
-                       f"not {rows:,} vectors)")
+    return checked_vectors(vectors, rows, path)
+
+
+def checked_vectors(vectors, rows, source):
+    """`vectors` as float32 if they are `rows` vectors of finite numbers; else a RunError naming
+    their `source`."""
+    if vectors.ndim != 2 or not vectors.shape[1] or not np.issubdtype(vectors.dtype, np.floating):
+        raise RunError(f"{source}: damaged (holds {vectors.shape} {vectors.dtype}, "
+                       f"not a matrix of vectors)")
+    if len(vectors) != rows:
+        raise RunError(f"{source}: {len(vectors):,} vectors, not one for each of the {rows:,} "
+                       f"artists in {METADATA_FILE}")
+    with np.errstate(over="ignore"):  # numbers past float32's range become infinite: refused below
+        vectors = vectors.astype(np.float32, copy=False)
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        raise RunError(f"{source}: damaged ({np.count_nonzero(~finite):,} of its vectors with NaN "
+                       f"or infinite values)")
     return vectors
 
 

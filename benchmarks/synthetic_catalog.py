@@ -2,11 +2,11 @@
 
 The tables are the built-in demo's generator (`demo_data.demo_tables`) at another size: Pitchfork's genre
 frequencies with about one artist in six without a genre, mean scores spread like Pitchfork's, 1 + Poisson(1.2)
-reviews an artist, labels and release years. They are written as `database.sqlite` or as a folder of CSVs,
-and read back by the project's one reader, as a user's data would be.
+reviews an artist (each credited to its one artist in `artists`), labels and release years. They are written
+as `database.sqlite` or as a folder of CSVs, and read back by the project's one reader, as a user's data would be.
 
     python benchmarks/synthetic_catalog.py 100000 /tmp/catalog-100k            # database.sqlite
-    python benchmarks/synthetic_catalog.py 100000 /tmp/catalog-100k --csv      # reviews.csv, genres.csv, ...
+    python benchmarks/synthetic_catalog.py 100000 /tmp/catalog-100k --csv      # reviews.csv, artists.csv, ...
 """
 import argparse
 import os

@@ -72,6 +72,12 @@ def run_cli(*args, stdin=None, cwd=REPO, env=None, timeout=600, settings=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def answer_lines(text):
+    """The answer lines of `similar` or `query` output (`Artist: ...`), without its questions' headings and
+    its notes on ties."""
+    return [line for line in text.splitlines() if line.startswith("Artist: ")]
+
+
 def run_many(commands, at_once=2):
     """{key: run_cli(*args)} for {key: args}, `at_once` processes at a time: a refusal is about a second of
     one core's work, most of it Python starting, so the machine's two cores take two."""

@@ -85,7 +85,7 @@ def test_json_is_one_list_for_one_question_or_many(capsys, logs, demo_trained):
     (one,) = json.loads(out)
     assert one["question"] == first and [row["artist"] for row in one["results"]] == [
         name for name, _ in vectors.most_similar(first, topn=3)]
-    assert set(one["results"][0]) == {"artist", "similarity", "mean_score", "genres", "shares"}
+    assert set(one["results"][0]) == {"artist", "similarity", "mean_score", "genres", "shares", "tied_with"}
 
     status, out, err = _main(capsys, "similar", first, "no such band", second, "-k", "3", "--json", *logs)
     answers = json.loads(out)
@@ -132,12 +132,14 @@ def test_vectors_that_are_not_numbers_give_no_nan_in_json(capsys, demo_copy):
     vectors[:5] = np.nan
     np.save(demo_copy / vector_files.VECTORS_FILE, vectors)
     name = bands2vec.open_run(str(demo_copy)).vectors.names[7]
+    # With its checkpoint, the run is answered from it, with a note; without, refused in one line.
     status, out, err = _main(capsys, "similar", name, "--json", "--logdir", str(demo_copy.parent))
-    assert status == 2 and err.startswith("run.py: error: "), err
-    assert "NaN" not in out
-    if out:  # refused as an answer, where the vectors were read at all
-        (answer,) = json.loads(out)
-        assert "not numbers" in answer["error"]
+    assert status == 0 and err.startswith("run.py: note: ") and "NaN or infinite values" in err, err
+    assert "NaN" not in out and len(json.loads(out)[0]["results"]) == 10
+    shutil.rmtree(demo_copy / "checkpoints")
+    status, out, err = _main(capsys, "similar", name, "--json", "--logdir", str(demo_copy.parent))
+    _one_line_refusal(status, err)
+    assert "vectors.npy: damaged (5 of its vectors with NaN or infinite values)" in err and out == ""
 
 
 # ---------------------------------------------------------------------------------------------

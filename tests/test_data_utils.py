@@ -6,6 +6,7 @@ import sqlite3
 import tempfile
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,8 +23,9 @@ def test_sqlite_and_csv_give_the_same_catalog(full_data, full_data_csv):
     from_sqlite = data_utils.load_catalog(full_data)
     from_csv = data_utils.load_catalog(full_data_csv)
     assert from_csv.source == full_data_csv  # read from the CSVs, not from a database.sqlite
-    assert len(from_sqlite) == len(from_csv) == 8712  # 8,714 names less 'various artists' and 'soundtrack'
-    assert from_sqlite.tables == from_csv.tables == {"reviews", "genres", "labels", "years"}
+    # The artists table's 8,632 names less 'various artists' and 'soundtrack'.
+    assert len(from_sqlite) == len(from_csv) == 8630
+    assert from_sqlite.tables == from_csv.tables == {"reviews", "artists", "genres", "labels", "years"}
     assert list(from_sqlite) == list(from_csv)
 
 
@@ -48,13 +50,13 @@ def test_null_artist_skipped_duplicates_counted_once_genreless_kept(full_catalog
     assert len(xasthur.review_ids) == len(set(xasthur.review_ids))
     assert xasthur.review_ids.count(9460) == 1
     genreless = [artist for artist in full_catalog if not artist.genres]
-    assert len(genreless) == 1392
+    assert len(genreless) == 1388
     assert all(artist.scores for artist in genreless)
 
 
 def test_context_dictionaries(full_catalog):
     assert set(full_catalog.genre_dict) == set(contexts.GENRES)
-    assert len(full_catalog.genre_dict["rock"]) == 3945  # 3,946 with the compilations of "various artists"
+    assert len(full_catalog.genre_dict["rock"]) == 3956  # 3,957 with the compilations of "various artists"
     coil = full_catalog.index["coil"]
     assert all(coil in full_catalog.genre_dict[g] for g in ("electronic", "experimental", "rock"))
     assert coil in full_catalog.score_dict[8]
@@ -201,3 +203,42 @@ def test_fuzzed_csv_loads_or_is_refused_cleanly(review_columns, review_rows, gen
             assert len(catalog) >= 1
             assert all(0 <= artist.mean_score <= 10 for artist in catalog)
             assert all(isinstance(artist.name, str) for artist in catalog)
+
+
+def test_joint_releases_count_for_each_of_their_artists(full_data, full_catalog):
+    with sqlite3.connect(full_data) as connection:
+        joint = {name for (name,) in connection.execute(
+            "SELECT DISTINCT r.artist FROM reviews r JOIN artists a USING (reviewid) "
+            "GROUP BY r.reviewid HAVING COUNT(DISTINCT a.artist) > 1")}
+        credited = {name for (name,) in connection.execute(
+            "SELECT DISTINCT artist FROM artists WHERE artist IS NOT NULL")}
+        (metallica,) = connection.execute(
+            "SELECT AVG(score) FROM (SELECT DISTINCT reviewid, score FROM reviews JOIN artists "
+            "USING (reviewid) WHERE artists.artist = 'metallica')").fetchone()
+    # 369 joint names: the 387 names with a comma less 18 single artists such as `tyler, the creator`.
+    assert len(joint) == 369 and "lou reed, metallica" in joint and "jay z, kanye west" in joint
+    assert "tyler, the creator" in full_catalog.index
+    # Every artist is one the artists table credits; no joint name is an artist of its own.
+    assert set(full_catalog.names) == credited - data_utils.NOT_AN_ARTIST
+    assert not joint & set(full_catalog.names)
+    assert 15996 in full_catalog["lou reed"].review_ids and 15996 in full_catalog["metallica"].review_ids
+    assert full_catalog["metallica"].mean_score == pytest.approx(metallica)
+    assert "metal" in full_catalog["lou reed"].genres  # Lulu, the joint release, is metal
+    # A joint release is one review: the load line counts it once.
+    assert full_catalog.review_count == len(np.unique(full_catalog.review_ids.values)) == 17699
+
+
+def test_a_review_without_artists_rows_keeps_its_own_artist(tmp_path):
+    from synthetic_catalog import write_tables
+    tables = {"reviews": pd.DataFrame({"reviewid": [1, 2, 3], "artist": ["a, b", "c", "a"],
+                                       "score": [8.0, 6.0, 7.0]}),
+              "artists": pd.DataFrame({"reviewid": [1, 1, 3], "artist": ["a", "b", "a"]}),
+              "genres": pd.DataFrame({"reviewid": [1, 2, 3], "genre": ["rock", "jazz", "rock"]})}
+    for form in ("sqlite", "csv"):
+        catalog = data_utils.load_catalog(write_tables(tables, str(tmp_path / form), csv=form == "csv"))
+        assert catalog.names == ["a", "b", "c"] and catalog.tables == set(tables)
+        assert [catalog[name].scores for name in catalog.names] == [(8.0, 7.0), (8.0,), (6.0,)]
+        assert catalog.review_count == 3
+    # Without the artists table, each reviews.artist name is an artist, joint ones too.
+    del tables["artists"]
+    assert data_utils.build_catalog(tables, source="x").names == ["a", "a, b", "c"]

@@ -43,7 +43,7 @@ def test_synthetic_tables_have_the_kaggle_schema_and_size(tmp_path):
     path = write_tables(tables, str(tmp_path / "db"))
     with sqlite3.connect(path) as connection:
         schema = {table: [(column, kind) for _, column, kind, *_ in connection.execute(f"PRAGMA table_info({table})")]
-                  for table in ("reviews", "genres", "labels", "years")}
+                  for table in data_utils.TABLES}
     for table, columns in data_utils.TABLES.items():
         assert schema[table] == [(column, SQL_TYPES[column]) for column in columns]
     from_sqlite = data_utils.load_catalog(path)
@@ -72,7 +72,7 @@ def test_defaults_at_several_sizes(demo_catalog, full_catalog, catalog_100k):
     resolved = {name: bands2vec.TrainOptions().resolved(catalog)
                 for name, catalog in (("demo", demo_catalog), ("full", full_catalog), ("100k", catalog_100k[1]))}
     assert resolved["demo"].learning_rate == pytest.approx(300 / options.ARTISTS_PER_RATE)
-    assert resolved["full"].learning_rate == pytest.approx(8712 / options.ARTISTS_PER_RATE)
+    assert resolved["full"].learning_rate == pytest.approx(8630 / options.ARTISTS_PER_RATE)
     assert resolved["100k"].learning_rate == options.MAX_RATE  # not 1,111: that diverges
     assert resolved["demo"].steps == resolved["full"].steps == options.MIN_STEPS
     # Past the rate's cap, the steps grow with the context memberships (about 2.1 an artist here), and past
@@ -82,12 +82,12 @@ def test_defaults_at_several_sizes(demo_catalog, full_catalog, catalog_100k):
     assert resolved["100k"].steps == pytest.approx(move * memberships / options.MAX_RATE, abs=10)
     assert [resolved[name].batch_size for name in ("demo", "full", "100k")] == [512, 2048, 2048]
     # Once the steps outgrow the artists, batches shrink to keep the pairs an artist sees (447 on the full
-    # data), down to 1,024: at 4,000 steps the full data's batches are 1,024 (447 x 8,712 / 4,000 = 974).
+    # data), down to 1,024: at 4,000 steps the full data's batches are 1,024 (447 x 8,630 / 4,000 = 964).
     longer = {steps: bands2vec.TrainOptions(steps=steps).resolved(full_catalog)
-              for steps in (1_900, 2_640, 4_000, 1_000_000)}  # 2,640: genre,score,label
-    assert {steps: o.batch_size for steps, o in longer.items()} == {1_900: 2048, 2_640: 2048, 4_000: 1024,
+              for steps in (1_900, 2_770, 4_000, 1_000_000)}  # 2,770: genre,score,label
+    assert {steps: o.batch_size for steps, o in longer.items()} == {1_900: 2048, 2_770: 1024, 4_000: 1024,
                                                                       1_000_000: 1024}
-    assert longer[1_000_000].report_every == 250  # 8,712 artists: a report is cheap
+    assert longer[1_000_000].report_every == 250  # 8,630 artists: a report is cheap
     # Reports every 250 steps, or on a big catalog (each reads the whole table) about 20 over the run.
     assert resolved["demo"].report_every == resolved["full"].report_every == 250
     assert resolved["100k"].report_every == resolved["100k"].steps // 20 // 250 * 250 == 1000

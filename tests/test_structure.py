@@ -90,19 +90,21 @@ def test_run_json_round_trips(tmp_path):
 def test_a_run_json_of_the_first_version_is_read_with_todays_names(tmp_path):
     old = {"data": "demo", "artists": 300, "catalog": "abc", "clusters": 12,
            "cluster": {"chief": ["a:1"], "ps": ["b:2"]}, "include_pseudo_artists": False,
-           "options": {"steps": 60, "contexts": "genre,score"},
+           "options": {"steps": 60, "batch_size": 512, "num_sampled": 64, "learning_rate": 3.3,
+                       "contexts": "genre,score"},
            "stats": {"steps": 60, "pairs": 100, "loss": 4.5, "seconds": 1.0}}
     (tmp_path / "run.json").write_text(json.dumps(old))
     record = run_record.read(str(tmp_path))
     assert (record.data_fingerprint, record.kmeans_clusters, record.tf_cluster) == ("abc", 12, old["cluster"])
     assert record.options.contexts == {"genre": 0.6, "score": 0.4} and record.stats.steps == 60
-    assert record.state == "unknown" and record.version == run_record.VERSION
+    # Before states, a run that trained all its steps.
+    assert record.state == "finished" and record.version == run_record.VERSION
 
 
 @pytest.mark.parametrize("text, reason", [
     ('{"version": 99, "data": "demo"}', "from a newer Bands2Vec"),
-    ('{"data": "demo"}', "KeyError"),
-    ("[1, 2", "JSONDecodeError"),
+    ('{"data": "demo"}', "no 'artists'"),
+    ("[1, 2", "not JSON"),
 ])
 def test_a_run_json_it_cannot_read_is_one_line(tmp_path, text, reason):
     (tmp_path / "run.json").write_text(text)

@@ -1,0 +1,59 @@
+"""Checks of the values a user gives the library, where they enter: each returns the value, or
+raises an OptionError in the user's words, naming the option as the user gave it (`--steps` for a
+training option, as the command line names it; `k` for a method's argument)."""
+import math
+import numbers
+import os
+
+from errors import OptionError
+
+# Counts go into numpy's and TensorFlow's 64-bit integers.
+LARGEST_WHOLE = 2 ** 63 - 1
+
+
+def whole(option, value, least=None, most=LARGEST_WHOLE):
+    """`value` if it is a whole number (not True or False) from `least` to `most`, as an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise OptionError(f"{option} must be a whole number, not {value!r}")
+    value = int(value)
+    if least is not None and most != LARGEST_WHOLE and not least <= value <= most:
+        raise OptionError(f"{option} must be from {least:,} to {most:,}, not {value}")
+    if least is not None and value < least:
+        raise OptionError(f"{option} must be at least {least:,}, not {value}")
+    if value > most:
+        raise OptionError(f"{option} must be at most {most:,}, not {value:,}")
+    return value
+
+
+def positive(option, value):
+    """`value` if it is a finite number above 0, as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise OptionError(f"{option} must be a number, not {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise OptionError(f"{option} must be above 0, not {value}")
+    return float(value)
+
+
+def flag(option, value):
+    """`value` if it is True or False."""
+    if not isinstance(value, bool):
+        raise OptionError(f"{option} must be True or False, not {value!r}")
+    return value
+
+
+def path(option, value, what=None):
+    """`value` as a str if it is a path (a str or an os.PathLike of one); with `what`, what it
+    names, not an empty one either."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str):
+        raise OptionError(f"{option} must be a path (text), not {value!r}")
+    if what and not text.strip():
+        raise OptionError(f"{option} is empty: name {what}")
+    return text
+
+
+def function(option, value):
+    """`value` if it can be called."""
+    if not callable(value):
+        raise OptionError(f"{option} must be a function, not {value!r}")
+    return value

@@ -1,0 +1,469 @@
+"""The library's errors: every wrong type or value given to TrainOptions, train, resume, open_run and
+Run.evaluate, every run.json, vectors.npy and metadata.tsv it cannot read, and every expression too long
+is a Bands2VecError in one line, raised where the value enters, before anything is loaded or written;
+never another exception, a NaN or a RuntimeWarning. The parser takes time linear in its input."""
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import bands2vec
+import expressions
+import metadata
+import options
+import run_record
+import vector_files
+from artist_vectors import ArtistVectors
+from errors import Bands2VecError, OptionError, QueryError, RunError
+from helpers import METADATA_HEADER
+
+
+def _one_line(error):
+    assert "\n" not in str(error.value), str(error.value)
+    return str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# TrainOptions
+# ---------------------------------------------------------------------------------------------
+
+BAD_OPTIONS = [  # TrainOptions' arguments: what it says
+    ({"steps": "5"}, "--steps must be a whole number, not '5'"),
+    ({"steps": True}, "--steps must be a whole number, not True"),
+    ({"steps": 0}, "--steps must be at least 1, not 0"),
+    ({"steps": 2 ** 63}, "--steps must be at most 9,223,372,036,854,775,807"),
+    ({"seed": 1.5}, "--seed must be a whole number, not 1.5"),
+    ({"seed": -1}, "--seed must be from 0 to 4,294,967,295, not -1"),
+    ({"seed": None}, "--seed must be a whole number, not None"),
+    ({"embedding_size": 2.0}, "--embedding-size must be a whole number, not 2.0"),
+    ({"embedding_size": -3}, "--embedding-size must be at least 1, not -3"),
+    ({"batch_size": 0}, "--batch-size must be at least 1, not 0"),
+    ({"num_sampled": False}, "--num-sampled must be a whole number, not False"),
+    ({"learning_rate": 0}, "--learning-rate must be above 0, not 0"),
+    ({"learning_rate": -0.5}, "--learning-rate must be above 0, not -0.5"),
+    ({"learning_rate": "0.1"}, "--learning-rate must be a number, not '0.1'"),
+    ({"learning_rate": math.inf}, "--learning-rate must be above 0, not inf"),
+    ({"init_scale": math.nan}, "init_scale must be above 0, not nan"),
+    ({"init_scale": math.inf}, "init_scale must be above 0, not inf"),
+    ({"init_scale": 0.0}, "init_scale must be above 0, not 0.0"),
+    ({"summary_every": 0}, "summary_every must be at least 1, not 0"),
+    ({"report_every": -1}, "report_every must be at least 1, not -1"),
+    ({"steps_per_draw": 0}, "steps_per_draw must be at least 1, not 0"),
+    ({"valid_size": 0}, "valid_size must be at least 1, not 0"),
+    ({"threads": 0}, "threads must be from 1 to 1,024, not 0"),
+    ({"threads": 10 ** 6}, "threads must be from 1 to 1,024, not 1000000"),
+    ({"concurrent_steps": 10 ** 6}, "--concurrent-steps must be from 1 to 1,024"),
+    ({"xla_tables": "yes"}, "xla_tables must be True or False, not 'yes'"),
+    ({"contexts": {"mood": 1}}, "--contexts: unknown context 'mood'; choose from genre, score, label, year"),
+    ({"contexts": {}}, "--contexts is empty: name at least one of genre, score, label, year"),
+    ({"contexts": {"genre": -1, "score": 2}}, "--contexts: the share of genre must be from 0 to 1, not -1"),
+    ({"contexts": {"genre": 0.5}}, "--contexts: the shares add up to 0.5; they must add up to 1"),
+    ({"contexts": {"genre": math.nan, "score": 1}}, "--contexts: the share of genre must be from 0 to 1, not nan"),
+    ({"contexts": {"genre": "0.5", "score": 0.5}}, "--contexts: the share of genre must be from 0 to 1, not '0.5'"),
+    ({"contexts": 5}, "--contexts must be a spec such as 'genre,score,label=0.3' or a {kind: share} dict, not 5"),
+    ({"contexts": "genre,mood"}, "--contexts: unknown context 'mood'"),
+]
+
+
+@pytest.mark.parametrize("arguments, message", BAD_OPTIONS, ids=[str(a)[:40] for a, _ in BAD_OPTIONS])
+def test_options_are_checked_as_they_enter(arguments, message):
+    with pytest.raises(OptionError) as error:
+        bands2vec.TrainOptions(**arguments)
+    assert _one_line(error) == message or _one_line(error).startswith(message), str(error.value)
+
+
+def test_options_set_after_they_were_made_are_checked_by_train(tmp_path):
+    changed = bands2vec.TrainOptions()
+    changed.steps = "5"
+    with pytest.raises(OptionError, match="--steps must be a whole number, not '5'"):
+        bands2vec.train("demo", changed, logs=str(tmp_path / "logs"))
+    assert not (tmp_path / "logs").exists()
+
+
+def test_options_of_numpy_types_are_taken_as_python_ones():
+    """A numpy number is a number: taken, and saved in run.json as JSON can write it."""
+    taken = bands2vec.TrainOptions(steps=np.int64(5), learning_rate=np.float32(0.5), seed=np.uint32(3),
+                                   contexts={"genre": np.float64(0.25), "score": 0.75})
+    assert (taken.steps, taken.learning_rate, taken.seed) == (5, 0.5, 3)
+    assert json.loads(json.dumps(dataclasses.asdict(taken)))["contexts"] == {"genre": 0.25, "score": 0.75}
+
+
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70), st.floats(allow_nan=True),
+                   st.text(max_size=8), st.lists(st.integers(), max_size=2),
+                   st.dictionaries(st.sampled_from(["genre", "score", "label", "mood", ""]),
+                                   st.one_of(st.floats(-1, 2), st.integers(-1, 2)), max_size=3))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from([field.name for field in dataclasses.fields(bands2vec.TrainOptions)]),
+       value=VALUES)
+def test_any_value_of_any_option_is_taken_or_refused_in_words(demo_catalog, name, value):
+    """Taken, an option resolves and checks for the demo catalog or says why not; refused, it is an
+    OptionError naming the option. Nothing else is raised."""
+    try:
+        taken = bands2vec.TrainOptions(**{name: value})
+    except OptionError as error:
+        flag = options.OPTION_CHECKS[name][1] if name in options.OPTION_CHECKS else "--contexts"
+        assert str(error).startswith(flag) and "\n" not in str(error)
+        return
+    try:
+        taken.resolved(demo_catalog).check(len(demo_catalog))
+    except Bands2VecError as error:
+        assert "\n" not in str(error)
+
+
+# ---------------------------------------------------------------------------------------------
+# train, resume, open_run, Run.evaluate
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda logs: bands2vec.train(5, logs=logs), "--data must be a path (text), not 5"),
+    (lambda logs: bands2vec.train("", logs=logs), "--data is empty"),
+    (lambda logs: bands2vec.train("demo", {"steps": 5}, logs=logs), "options must be a TrainOptions, not"),
+    (lambda logs: bands2vec.train("demo", logs=5), "--logdir must be a path (text), not 5"),
+    (lambda logs: bands2vec.train("demo", logs=" "), "--logdir is empty: name a directory for the logs"),
+    (lambda logs: bands2vec.train("demo", logs=logs, name=3), "--run must be a run's name (text), not 3"),
+    (lambda logs: bands2vec.train("demo", logs=logs, clusters=0), "--clusters must be at least 1, not 0"),
+    (lambda logs: bands2vec.train("demo", logs=logs, clusters="10"), "--clusters must be a whole number"),
+    (lambda logs: bands2vec.train("demo", logs=logs, plots="no"), "plots must be True or False, not 'no'"),
+    (lambda logs: bands2vec.train("demo", logs=logs, overwrite=1), "overwrite must be True or False, not 1"),
+    (lambda logs: bands2vec.train("demo", logs=logs, say="quiet"), "say must be a function, not 'quiet'"),
+    (lambda logs: bands2vec.resume(logs, steps="5"), "--steps must be a whole number, not '5'"),
+    (lambda logs: bands2vec.resume(logs, steps=0), "--steps must be at least 1, not 0"),
+    (lambda logs: bands2vec.resume(logs, concurrent_steps=0), "--concurrent-steps must be from 1 to 1,024"),
+    (lambda logs: bands2vec.resume(logs, data=5), "--data must be a path (text), not 5"),
+    (lambda logs: bands2vec.resume(None), "--logdir must be a path (text), not None"),
+    (lambda logs: bands2vec.open_run(""), "--logdir is empty"),
+    (lambda logs: bands2vec.open_run(logs, name=["r"]), "--run must be a run's name (text), not ['r']"),
+], ids=["data 5", "data empty", "options a dict", "logs 5", "logs blank", "name 3", "clusters 0", "clusters text",
+        "plots text", "overwrite 1", "say text", "resume steps text", "resume steps 0", "resume concurrent 0",
+        "resume data 5", "resume logs None", "open_run logs empty", "open_run name a list"])
+def test_run_arguments_are_checked_before_anything_is_read_or_written(tmp_path, call, message):
+    logs = str(tmp_path / "logs")
+    with pytest.raises(Bands2VecError) as error:
+        call(logs)
+    assert _one_line(error).startswith(message), str(error.value)
+    assert not os.path.exists(logs)
+
+
+@pytest.mark.parametrize("k, message", [(-1, "k must be at least 1, not -1"), (0, "k must be at least 1, not 0"),
+                                        ("5", "k must be a whole number, not '5'"),
+                                        (2.5, "k must be a whole number, not 2.5"),
+                                        (True, "k must be a whole number, not True")])
+def test_evaluate_refuses_a_k_that_is_no_count(demo_copy, k, message):
+    with pytest.raises(OptionError) as error:
+        bands2vec.open_run(str(demo_copy)).evaluate(k=k)
+    assert _one_line(error) == message
+
+
+def _finite_figures(report):
+    return [value for figure in report.values() if isinstance(figure, dict)
+            for value in figure.values() if value is not None]
+
+
+def test_evaluate_takes_k_up_to_the_other_artists_without_warnings(demo_copy):
+    run = bands2vec.open_run(str(demo_copy))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning (a mean of nothing, 0 / 0) fails the test
+        report = run.evaluate(k=10 ** 9).report
+    assert report["k"] == run.record.artists - 1
+    assert all(np.isfinite(_finite_figures(report)))
+    # Every artist is every artist's neighbour: what they share is the share of pairs that do.
+    assert report["genre"]["trained"] == pytest.approx(report["genre"]["random"])
+
+
+def test_a_zero_vector_is_no_nan(demo_copy):
+    vectors = np.load(demo_copy / vector_files.VECTORS_FILE)
+    vectors[0] = 0
+    np.save(demo_copy / vector_files.VECTORS_FILE, vectors)
+    run = bands2vec.open_run(str(demo_copy))
+    zero, other = run.vectors.names[0], run.vectors.names[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        every = run.vectors.most_similar(other, topn=len(run.vectors))
+        report = run.evaluate().report
+    assert dict(every)[zero] == 0.0 and all(np.isfinite([similarity for _, similarity in every]))
+    assert all(np.isfinite(_finite_figures(report)))
+    with pytest.raises(QueryError, match="zero vector"):
+        run.vectors.most_similar(zero)
+
+
+# ---------------------------------------------------------------------------------------------
+# run.json
+# ---------------------------------------------------------------------------------------------
+
+def _set(path, value):
+    """An edit of run.json's fields that sets `path` ("options.steps") to `value`."""
+    def edit(fields):
+        *parents, name = path.split(".")
+        for parent in parents:
+            fields = fields[parent]
+        fields[name] = value
+    return edit
+
+
+def _drop(name):
+    return lambda fields: fields.pop(name)
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (_set("options.mood_share", 0.3), "options: unknown field 'mood_share', not one this version writes"),
+    (_set("colour", "red"), "unknown field 'colour', not one this version writes"),
+    (_drop("stats"), "no 'stats'"),
+    (_drop("state"), "no 'state'"),
+    (_set("stats", [300]), "stats is [300], not an object"),
+    (_set("options", "fast"), "options is 'fast', not an object"),
+    (_set("options.steps", "300"), "options: --steps must be a whole number, not '300'"),
+    (_set("options.contexts", {"genre": 2}), "options: --contexts: the share of genre must be from 0 to 1"),
+    (_set("options.ensemble", 0), "options: --ensemble must be at least 1, not 0"),
+    (_set("options.ensemble", "5"), "options: --ensemble must be a whole number, not '5'"),
+    (_set("stats.steps", -5), "stats: 'steps' is -5, not a count"),
+    (_set("stats.loss", "low"), "stats: 'loss' is 'low', not a number or null"),
+    (_set("artists", 3.5), "'artists' is 3.5, not a count"),
+    (_set("state", "done"), "'state' is 'done', not one of training, interrupted, incomplete, finished"),
+    (_set("missing", "plots"), "'missing' is 'plots', not a list of text or null"),
+    (_set("data", None), "'data' is None, not text"),
+    (_set("version", 3), f"version 3, from a newer Bands2Vec than this one (version {run_record.VERSION})"),
+    (_set("version", "2"), "version '2' is not one Bands2Vec writes"),
+    (_set("version", 0), "version 0 is not one Bands2Vec writes"),
+])
+def test_a_run_json_it_cannot_read_is_one_line_saying_why(demo_trained, tmp_path, edit, reason):
+    with open(os.path.join(demo_trained, run_record.RUN_FILE), encoding="utf-8") as f:
+        fields = json.load(f)
+    edit(fields)
+    (tmp_path / run_record.RUN_FILE).write_text(json.dumps(fields))
+    with pytest.raises(RunError) as error:
+        run_record.read(str(tmp_path))
+    assert _one_line(error) == f"{tmp_path}: unreadable run.json ({reason})" or reason in str(error.value)
+
+
+def test_the_reader_knows_every_field_this_version_writes():
+    """A field added to RunRecord, Stats or TrainOptions must be known to the reader too, or the runs
+    that write it cannot be read back."""
+    fields = {record: {field.name for field in dataclasses.fields(record)}
+              for record in (run_record.RunRecord, run_record.Stats, bands2vec.TrainOptions)}
+    assert set(run_record.RECORD_FIELDS) == fields[run_record.RunRecord]
+    assert set(run_record.STATS_FIELDS) == fields[run_record.Stats]
+    assert set(run_record.OPTIONS_REQUIRED) == fields[bands2vec.TrainOptions]
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"[1, 2", "not JSON: Expecting ',' delimiter"),
+    (b"[" * 100_000, "not JSON: maximum recursion depth exceeded"),
+    (b"\xff\xfe{}", "not JSON: 'utf-8' codec can't decode byte 0xff"),
+    (b"[1, 2]", "it is [1, 2], not an object"),
+    (b"", "not JSON: Expecting value"),
+])
+def test_a_run_json_that_is_no_json_object_is_one_line(tmp_path, content, reason):
+    (tmp_path / run_record.RUN_FILE).write_bytes(content)
+    with pytest.raises(RunError) as error:
+        run_record.read(str(tmp_path))
+    assert _one_line(error).startswith(f"{tmp_path}: unreadable run.json ({reason}")
+
+
+def _first_version(**more):
+    """A run.json of version 1 as the project wrote it before states (with `finished`) and before
+    contexts (with `genre_share`)."""
+    fields = {"data": "demo", "artists": 300, "clusters": 10, "include_pseudo_artists": False,
+              "options": {"steps": 60, "batch_size": 512, "embedding_size": 64, "num_sampled": 64,
+                          "learning_rate": 3.3, "genre_share": 0.7, "init_scale": 0.01, "seed": 0, "threads": 2,
+                          "report_every": 250, "summary_every": 25, "steps_per_draw": 100, "valid_size": 4},
+              "stats": {"steps": 60, "pairs": 30720, "loss": math.nan, "seconds": 1.0}, "quality": {}}
+    fields.update(more)
+    return fields
+
+
+@pytest.mark.parametrize("fields, state, shares", [
+    (_first_version(finished=True), "finished", {"genre": 0.7, "score": 0.3}),
+    (_first_version(finished=False), "interrupted", {"genre": 0.7, "score": 0.3}),
+    (_first_version(), "finished", {"genre": 0.7, "score": 0.3}),  # all its steps trained
+    (_first_version(stats={"steps": 10, "pairs": 0, "loss": 4.5, "seconds": 1.0}), "interrupted",
+     {"genre": 0.7, "score": 0.3}),
+    (_first_version(state="incomplete", missing=["plots"], catalog="abc"), "incomplete", {"genre": 0.7, "score": 0.3}),
+], ids=["finished", "not finished", "before finished, all steps", "before finished, some steps", "with a state"])
+def test_a_run_json_of_the_first_version_is_read(tmp_path, fields, state, shares):
+    (tmp_path / run_record.RUN_FILE).write_text(json.dumps(fields))
+    record = run_record.read(str(tmp_path))
+    assert record.state == state and record.options.contexts == shares and record.kmeans_clusters == 10
+    assert record.version == run_record.VERSION and repr(record.stats.loss) == repr(fields["stats"]["loss"])
+    assert record.options.ensemble == 1  # before ensembles, one model
+    if "catalog" in fields:
+        assert record.data_fingerprint == "abc" and record.missing == ["plots"]
+
+
+def test_a_run_json_from_before_ensembles_is_one_model(demo_trained, tmp_path):
+    with open(os.path.join(demo_trained, run_record.RUN_FILE), encoding="utf-8") as f:
+        fields = json.load(f)
+    del fields["options"]["ensemble"]
+    (tmp_path / run_record.RUN_FILE).write_text(json.dumps(fields))
+    assert run_record.read(str(tmp_path)).options.ensemble == 1
+
+
+def test_a_first_version_with_a_wrong_genre_share_is_one_line(tmp_path):
+    fields = _first_version()
+    fields["options"]["genre_share"] = "most"
+    (tmp_path / run_record.RUN_FILE).write_text(json.dumps(fields))
+    with pytest.raises(RunError, match=r"options: 'genre_share' is 'most', not a number\)$"):
+        run_record.read(str(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------
+# vectors.npy and metadata.tsv read back
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def saved(demo_trained, tmp_path):
+    """A run folder of the demo run's metadata.tsv and a vectors.npy to make, without a checkpoint to fall
+    back on; returns (folder, the run's vectors)."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    shutil.copy(os.path.join(demo_trained, metadata.METADATA_FILE), folder)
+    return folder, np.load(os.path.join(demo_trained, vector_files.VECTORS_FILE))
+
+
+def _with_nan(vectors):
+    vectors = vectors.copy()
+    vectors[[3, 7], 5] = np.nan
+    return vectors
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (_with_nan, "vectors.npy: damaged (2 of its vectors with NaN or infinite values)"),
+    (lambda v: v * np.inf, "vectors.npy: damaged (300 of its vectors with NaN or infinite values)"),
+    (lambda v: v.astype(np.float64) * 1e300, "vectors.npy: damaged (300 of its vectors with NaN or infinite"),
+    (lambda v: v.astype(np.int64), "vectors.npy: damaged (holds (300, 64) int64, not a matrix of vectors)"),
+    (lambda v: v.astype(np.complex64), "vectors.npy: damaged (holds (300, 64) complex64"),
+    (np.ravel, "vectors.npy: damaged (holds (19200,) float32, not a matrix of vectors)"),
+    (lambda v: v[:, :0], "vectors.npy: damaged (holds (300, 0) float32, not a matrix of vectors)"),
+    (lambda v: v[:-1], "vectors.npy: 299 vectors, not one for each of the 300 artists in metadata.tsv"),
+    (lambda v: np.concatenate([v, v]), "vectors.npy: 600 vectors, not one for each of the 300 artists"),
+], ids=["NaN", "inf", "past float32", "int", "complex", "1-d", "no columns", "a row less", "twice the rows"])
+def test_vectors_read_back_are_checked(saved, damage, reason):
+    folder, vectors = saved
+    np.save(folder / vector_files.VECTORS_FILE, damage(vectors))
+    with pytest.raises(RunError) as error:
+        ArtistVectors.load(str(folder))
+    assert _one_line(error).startswith(str(folder / reason[:reason.index(":")]) + reason[reason.index(":"):])
+    assert "no checkpoint to read instead" in str(error.value)
+
+
+def test_vectors_of_another_float_type_are_read(saved):
+    folder, vectors = saved
+    np.save(folder / vector_files.VECTORS_FILE, vectors.astype(np.float16))
+    loaded = ArtistVectors.load(str(folder))
+    assert loaded.vectors.dtype == np.float32 and np.allclose(loaded.vectors, vectors, atol=1e-2)
+
+
+def test_nan_vectors_with_a_checkpoint_are_read_from_it_with_a_warning(demo_copy):
+    vectors = np.load(demo_copy / vector_files.VECTORS_FILE)
+    np.save(demo_copy / vector_files.VECTORS_FILE, _with_nan(vectors))
+    with pytest.warns(UserWarning, match="NaN or infinite values.*from the checkpoint"):
+        loaded = ArtistVectors.load(str(demo_copy))
+    assert np.array_equal(loaded.vectors, vectors)
+
+
+def _edit_metadata(folder, edit):
+    path = folder / metadata.METADATA_FILE
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+    edit(rows)
+    path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def _cell(column, text, row=2):
+    def edit(rows):
+        rows[row][METADATA_HEADER.index(column)] = text
+    return edit
+
+
+def _without(column):
+    def edit(rows):
+        for row in rows:
+            del row[METADATA_HEADER.index(column)]
+    return edit
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (_cell("score_bucket", "9" * 20), "line 3: score_bucket is '99999999999999999999', too big"),
+    (_cell("reviews", "-" + "9" * 30), "line 3: reviews is '-99999999999999999999999999999999999999'"[:40]),
+    (_cell("cluster", "2.5"), "line 3: cluster is '2.5', not a whole number"),
+    (_cell("mean_score", "good"), "line 3: mean_score is 'good', not a finite number"),
+    (_cell("mean_score", "nan"), "line 3: mean_score is 'nan', not a finite number"),
+    (_cell("mean_score", " "), "line 3: mean_score is '', not a finite number"),
+    (_cell("year", "inf", row=5), "line 6: year is 'inf', not a finite number"),
+    (_without("cluster"), "no column 'cluster'"),
+    (_without("mean_score"), "no column 'mean_score'"),
+    (lambda rows: rows[1].pop(), "expected a header and a row per artist"),
+    (lambda rows: rows.__delitem__(slice(3, None)), "2 artists, where a run has at least 3"),
+    (lambda rows: rows.clear(), "expected a header and a row per artist"),
+], ids=["bucket too big", "reviews too small", "cluster 2.5", "score text", "score NaN", "score blank", "year inf",
+        "no cluster column", "no mean_score column", "a short row", "two artists", "empty"])
+def test_metadata_read_back_is_checked(demo_copy, edit, reason):
+    _edit_metadata(demo_copy, edit)
+    with pytest.raises(RunError) as error:
+        bands2vec.open_run(str(demo_copy)).vectors
+    assert _one_line(error).startswith(f"{demo_copy / metadata.METADATA_FILE}: malformed metadata ({reason}")
+
+
+def test_blank_years_are_unknown_years(demo_copy):
+    _edit_metadata(demo_copy, _cell("year", " ", row=5))
+    assert np.isnan(bands2vec.open_run(str(demo_copy)).vectors.artists.years[4])
+
+
+# ---------------------------------------------------------------------------------------------
+# Expressions
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo_names(demo_catalog):
+    """The demo's artists with vectors of ones: what parsing needs."""
+    return ArtistVectors(np.ones((len(demo_catalog), 2), np.float32), demo_catalog.facts)
+
+
+def _expression(names, terms):
+    return " - ".join(names[i % len(names)] for i in range(terms))
+
+
+def test_the_parser_is_linear_in_its_input(demo_names, monkeypatch):
+    """1,000 terms took 22.5 s (the parser tried every run of terms, each joined anew: cubic). Now a
+    bound's worth of them, and ten times more with the bound lifted, take well under a second each."""
+    names = [name for name in demo_names.names if " + " not in name and " - " not in name]
+    started = time.perf_counter()
+    positive, negative = expressions.parse_expression(_expression(names, expressions.MAX_TERMS), demo_names)
+    assert len(positive) == 1 and len(negative) == expressions.MAX_TERMS - 1
+    assert time.perf_counter() - started < 1
+    tenfold = _expression(names, 10 * expressions.MAX_TERMS)
+    monkeypatch.setattr(expressions, "MAX_TERMS", 10 ** 9)
+    for hostile in (tenfold, "a" + " " * 10 ** 6 + "b",
+                    "a " + "+ " * 10 ** 4 + "b", "'it''s' + " * 10 ** 4 + "x", "x" * 10 ** 7):
+        started = time.perf_counter()
+        expressions.parse_expression(hostile, demo_names)
+        assert time.perf_counter() - started < 5, hostile[:40]
+
+
+def test_an_expression_past_the_bound_is_one_line(demo_names):
+    names = demo_names.names
+    with pytest.raises(QueryError) as error:
+        demo_names.query(_expression(names, expressions.MAX_TERMS + 1))
+    message = _one_line(error)
+    assert message.startswith(f"an expression takes at most {expressions.MAX_TERMS:,} artists; ")
+    assert len(message) < 200  # it quotes the start of the expression, not all of it
+
+
+def test_a_name_of_several_terms_is_found_anywhere_in_a_long_expression(demo_catalog):
+    """The runs of terms tried stay within the longest name, and still find one at the end."""
+    joint = "scott walker + sunn o)))"
+    facts = dataclasses.replace(demo_catalog.facts, names=demo_catalog.names[:-2] + [joint, "scott walker"])
+    known = ArtistVectors(np.ones((len(facts), 2), np.float32), facts)
+    expression = _expression(known.names[:10], 500) + " + scott walker + sunn o)))"
+    positive, negative = expressions.parse_expression(expression, known)
+    assert positive[-1] == joint and len(positive) + len(negative) == 501
+    assert expressions.parse_expression("Scott Walker + SUNN O)))", known) == (["Scott Walker + SUNN O)))"], [])
+    assert expressions.parse_expression("scott walker - sunn o)))", known) == (["scott walker"], ["sunn o)))"])
