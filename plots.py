@@ -1,11 +1,14 @@
 """Static t-SNE plots of the artist vectors: the fallback to TensorBoard's projector.
 
-t-SNE (scikit-learn) maps the vectors to 2-d once; the coordinates are cached beside the checkpoint,
-keyed by the vectors they came from, so re-plotting does not re-run it.
+t-SNE maps the vectors to 2-d once (openTSNE where it is installed, else scikit-learn); the
+coordinates are cached beside the checkpoint, keyed by the vectors they came from, so re-plotting
+does not re-run it.
 """
 import contextlib
 import hashlib
+import importlib.util
 import io
+import itertools
 import os
 import re
 import sys
@@ -19,8 +22,16 @@ TSNE_CACHE = "tsne.npz"
 # t-SNE, the plots and the projector's map show at most this many artists, the most-reviewed:
 # t-SNE costs grow faster than the artists, and the projector's own t-SNE samples 10,000 points too.
 MAP_ARTISTS = 10_000
-# A PCA start and the automatic learning rate converge in 500 iterations on the full 8,630 artists.
+# scikit-learn's t-SNE: a PCA start and the automatic learning rate converge in 500 iterations on
+# the full 8,630 artists (250 of them exaggerated, scikit-learn's fixed share).
 TSNE_ITERATIONS = 500
+# openTSNE's, from the same PCA start with FFT gradients and exact neighbours: 60 exaggerated and
+# 90 plain iterations make a map as trustworthy and as separated by genre as scikit-learn's 500.
+FAST_TSNE_EXAGGERATED = 60
+FAST_TSNE_ITERATIONS = 150
+# openTSNE's FFT gradients cost a fixed grid each iteration, its Barnes-Hut ones grow with the
+# points: Barnes-Hut is 8x faster on the 300-artist demo, FFT 2.5x faster on 8,712 full-data ones.
+FAST_TSNE_FFT_ABOVE = 2_000
 # t-SNE's gradient opens OpenMP threads every iteration; beside OpenBLAS's spinning threads on a
 # shared 2-core machine they wait on each other (300 artists: 7-22 s, against 1-2 s on one thread).
 TSNE_OPENMP_THREADS = 1
@@ -60,19 +71,57 @@ def tsne_coordinates(artist_vectors, folder, seed=0, say=None):
     return coordinates
 
 
+def fast_tsne_installed():
+    """Whether openTSNE, the faster t-SNE (an optional dependency), is there to import."""
+    return importlib.util.find_spec("openTSNE") is not None
+
+
+def tsne_iterations():
+    """The iterations compute_tsne runs: openTSNE's where it is installed, else scikit-learn's."""
+    return FAST_TSNE_ITERATIONS if fast_tsne_installed() else TSNE_ITERATIONS
+
+
 def compute_tsne(unit_vectors, seed=0, say=None):
-    """t-SNE of the rows; with `say`, scikit-learn's word every 50 iterations as a progress line."""
-    from sklearn.manifold import TSNE
+    """t-SNE of the rows, by openTSNE where it is installed, else by scikit-learn; with `say`, a
+    progress line every 30 (openTSNE) or 50 iterations."""
     from threadpoolctl import threadpool_limits
 
-    perplexity = min(30.0, max(2.0, (len(unit_vectors) - 1) / 3))
+    # A point's neighbourhood is about 3 x perplexity points, fewer in a small catalog.
+    perplexity = min(30.0, (len(unit_vectors) - 1) / 3)
     # A PCA start needs two dimensions to start from.
-    tsne = TSNE(n_components=2, perplexity=perplexity,
-                init="pca" if unit_vectors.shape[1] >= 2 else "random",
-                learning_rate="auto", max_iter=TSNE_ITERATIONS, random_state=seed, n_jobs=2,
-                verbose=2 * bool(say))
-    with contextlib.redirect_stdout(_TsneProgress(say)) if say else contextlib.nullcontext(), \
-            threadpool_limits(TSNE_OPENMP_THREADS, user_api="openmp"):
+    start = "pca" if unit_vectors.shape[1] >= 2 else "random"
+    with threadpool_limits(TSNE_OPENMP_THREADS, user_api="openmp"):
+        if fast_tsne_installed():
+            return _opentsne(unit_vectors, perplexity, start, seed, say)
+        return _sklearn_tsne(unit_vectors, perplexity, start, seed, say)
+
+
+def _opentsne(unit_vectors, perplexity, start, seed, say):
+    from openTSNE import TSNE
+
+    # Said every 30 iterations (both phases' lengths are multiples): openTSNE counts each from 0.
+    reached = itertools.count(30, 30)
+
+    def progress(iteration, error, embedding):
+        say(f"  t-SNE iteration {next(reached)} of {FAST_TSNE_ITERATIONS}, error {error:.2f}")
+
+    gradients = "fft" if len(unit_vectors) > FAST_TSNE_FFT_ABOVE else "bh"
+    tsne = TSNE(n_components=2, perplexity=perplexity, initialization=start,
+                early_exaggeration_iter=FAST_TSNE_EXAGGERATED,
+                n_iter=FAST_TSNE_ITERATIONS - FAST_TSNE_EXAGGERATED, neighbors="exact",
+                negative_gradient_method=gradients, n_jobs=1, random_state=seed,
+                callbacks=progress if say else None, callbacks_every_iters=30)
+    return np.asarray(tsne.fit(unit_vectors), dtype=np.float32)
+
+
+def _sklearn_tsne(unit_vectors, perplexity, start, seed, say):
+    """scikit-learn's t-SNE, its word every 50 iterations said shorter."""
+    from sklearn.manifold import TSNE
+
+    # scikit-learn takes no perplexity under 2 (it must stay under the number of points).
+    tsne = TSNE(n_components=2, perplexity=max(2.0, perplexity), init=start, learning_rate="auto",
+                max_iter=TSNE_ITERATIONS, random_state=seed, verbose=2 * bool(say))
+    with contextlib.redirect_stdout(_TsneProgress(say)) if say else contextlib.nullcontext():
         return tsne.fit_transform(unit_vectors).astype(np.float32)
 
 
@@ -160,6 +209,8 @@ def _categorical(plt, kind, coordinates, categories, palette, title):
 
 
 def _labelled(plt, coordinates, names, review_counts, primary, palette):
+    from matplotlib.collections import LineCollection
+
     shown = np.argsort(-np.asarray(review_counts), kind="stable")[:LABELLED]
     figure, axes = _axis_free(plt, "labelled",
                               f"The {len(shown)} most-reviewed artists (t-SNE), by primary genre")
@@ -168,11 +219,11 @@ def _labelled(plt, coordinates, names, review_counts, primary, palette):
         mask = primary[shown] == genre
         if mask.any():
             axes.scatter(points[mask, 0], points[mask, 1], s=14, label=genre, color=colour)
-    for (x, y), (label_x, label_y), i in zip(points,
-                                             _label_positions(points, [names[i] for i in shown]),
-                                             shown):
-        if label_y != y:  # moved off its point to clear another label: draw a leader line
-            axes.plot([x, label_x], [y, label_y], color="lightgrey", linewidth=0.5, zorder=0)
+    positions = np.array(_label_positions(points, [names[i] for i in shown]))
+    moved = positions[:, 1] != points[:, 1]  # moved off its point to clear another label
+    axes.add_collection(LineCollection(np.stack([points[moved], positions[moved]], axis=1),
+                                       colors="lightgrey", linewidths=0.5, zorder=0))
+    for (label_x, label_y), i in zip(positions, shown):
         axes.annotate(names[i], (label_x, label_y), xytext=(3, 0), textcoords="offset points",
                       fontsize=8, va="center")
     axes.legend(loc="lower right", markerscale=1.5, frameon=False, fontsize=10)

@@ -13,10 +13,15 @@ from errors import QueryError
 # Above this many artists, k-means learns from mini-batches (scikit-learn's MiniBatchKMeans): memory
 # and time stay linear, where full k-means would take minutes at a million.
 MINI_BATCH_KMEANS_ABOVE = 50_000
+# k-means's OpenMP threads wait on each other on a shared 2-core machine: one is 5-20x faster on the
+# full data, with the same clusters.
+KMEANS_OPENMP_THREADS = 1
 # Quality figures are exact up to QUALITY_SAMPLE artists, and on a seeded sample above, which
 # shrinks to keep QUALITY_COMPARISONS (1,000 artists at a million: a 95% figure is then +-0.7%).
 QUALITY_SAMPLE = 10_000
 QUALITY_COMPARISONS = 10 ** 9
+# The map's quality is measured on this many of its points: +-1% on a figure near 90%.
+MAP_QUALITY_SAMPLE = 2_000
 
 
 def neighbour_agreement(artist_vectors, k=NEIGHBOURS, rows=None):
@@ -97,6 +102,7 @@ def quality_sample_size(n_artists):
 def kmeans_clusters(artist_vectors, k, seed=0):
     """Each artist's k-means cluster, on the unit vectors (so clusters follow cosine similarity)."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
+    from threadpoolctl import threadpool_limits
 
     k = min(checks.whole("k", k, 1), len(artist_vectors))
     seed = checks.whole("seed", seed, 0)
@@ -104,7 +110,8 @@ def kmeans_clusters(artist_vectors, k, seed=0):
         model = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=4096, random_state=seed)
     else:
         model = KMeans(n_clusters=k, n_init=4, random_state=seed)
-    return model.fit_predict(artist_vectors.unit_vectors)
+    with threadpool_limits(KMEANS_OPENMP_THREADS, user_api="openmp"):
+        return model.fit_predict(artist_vectors.unit_vectors)
 
 
 def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
@@ -162,3 +169,34 @@ def kmeans_summary(artist_vectors, top=3, examples=4):
                                       float(facts.mean_scores[members].mean()),
                                       [artist_vectors.names[i] for i in order[:examples]]))
     return sorted(summary, key=lambda row: -row.size)
+
+
+def map_quality(unit_vectors, coordinates, genres, k=NEIGHBOURS, sample=MAP_QUALITY_SAMPLE,
+                seed=0):
+    """How well a 2-d map (the t-SNE plots') keeps the vectors' neighbourhoods, over a seeded
+    sample of its points: trustworthiness (1 when a point's k nearest on the map are its k nearest
+    by cosine, lower as they rank further; scikit-learn's definition) and the share of a point's k
+    nearest on the map that have its primary genre (over the points with one)."""
+    from artist_vectors import top_k
+    from contexts import NO_GENRE
+
+    n, k = len(coordinates), min(k, len(coordinates) - 1)
+    rows = sample_rows(n, sample, seed)
+    penalty = 0
+    on_map = np.empty((len(rows), k), dtype=np.int64)
+    for start in range(0, len(rows), 256):  # 256 rows of n ranks at a time bound the memory
+        block = rows[start:start + 256]
+        distance = ((coordinates[block, None, :] - coordinates[None, :, :]) ** 2).sum(axis=2)
+        distance[np.arange(len(block)), block] = np.inf
+        on_map[start:start + 256] = near = top_k(-distance, k)
+        similarity = unit_vectors[block] @ unit_vectors.T
+        similarity[np.arange(len(block)), block] = -np.inf
+        mapped = np.take_along_axis(similarity, near, axis=1)
+        ranks = (similarity[:, None, :] > mapped[:, :, None]).sum(axis=2) + 1
+        penalty += np.maximum(ranks - k, 0).sum()
+    trustworthiness = 1 - 2 * penalty / (len(rows) * k * (2 * n - 3 * k - 1))
+    genres = np.asarray(genres)
+    named = genres[rows] != NO_GENRE
+    same_genre = genres[on_map[named]] == genres[rows[named], None]
+    return {"trustworthiness": float(trustworthiness),
+            "genre": float(same_genre.mean()) if named.any() else None}

@@ -88,7 +88,7 @@ def plot(artist_vectors, folder, seed, step, say):
     import plots
 
     rows = plots.map_rows(artist_vectors.artists.review_counts)
-    say(f"t-SNE of {len(rows):,} artists ({plots.TSNE_ITERATIONS} iterations), then the plots")
+    say(f"t-SNE of {len(rows):,} artists ({plots.tsne_iterations()} iterations), then the plots")
     paths = plots.write_plots(artist_vectors, folder, seed, say)
     coordinates = plots.tsne_coordinates(artist_vectors, folder, seed)
     tensorboard_files.write_bookmarks(folder, coordinates,

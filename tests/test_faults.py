@@ -15,6 +15,7 @@ import pytest
 import atomic_files
 import errors
 import metadata
+import plots
 import quality
 import run_folder
 import run_life
@@ -128,9 +129,11 @@ def test_tensorflow_loads_before_the_folder_so_a_signal_then_leaves_nothing(tmp_
 def test_every_phase_says_what_it_does(tmp_path):
     lines = []
     bands2vec.train("demo", bands2vec.TrainOptions(steps=300), logs=str(tmp_path), name="r", say=lines.append)
+    iterations = plots.tsne_iterations()
     for start in ("Using the built-in demo catalog", "Training 300 steps", "[####", "Clustering 300 artists",
-                  "Writing vectors.tsv", "Measuring the vectors' quality", "t-SNE of 300 artists",
-                  "  t-SNE iteration 250 of 500", "  t-SNE iteration 500 of 500"):
+                  "Writing vectors.tsv", "Measuring the vectors' quality",
+                  f"t-SNE of 300 artists ({iterations} iterations)", "  t-SNE iteration ",
+                  f"  t-SNE iteration {iterations} of {iterations}"):
         assert any(line.startswith(start) for line in lines), start
 
 

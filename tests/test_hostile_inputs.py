@@ -527,7 +527,7 @@ def test_a_signal_while_loading_leaves_nothing(tmp_path, full_data):
 
 
 @pytest.mark.parametrize("trigger, signum, state, missing, next_command", [
-    ("t-SNE iteration 100 ", signal.SIGTERM, "incomplete", ["plots"], "python run.py plot"),
+    ("t-SNE iteration ", signal.SIGTERM, "incomplete", ["plots"], "python run.py plot"),
     ("Measuring", signal.SIGINT, "incomplete", ["quality", "plots"], "python run.py --resume"),
     ("Clustering", signal.SIGINT, "incomplete", ["metadata", "exports", "projector", "quality", "plots"],
      "python run.py --resume"),
