@@ -24,10 +24,9 @@ import twins
 import vector_files
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, parse_contexts
 from ensemble import EnsembleQueries, member_vectors
-from errors import QueryError, RunError, UnknownArtist
+from errors import QueryError, RunError, UnknownArtist, shown
 from expressions import parse_expression
-from keyed_vectors import (KeyedVectorsQueries, checked_path, checked_topn, is_key, key_list,
-                           shown)
+from keyed_vectors import KeyedVectorsQueries, checked_path, checked_topn, is_key, key_list
 
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
 
@@ -171,9 +170,10 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         return self.similar_by_vector(target, topn=topn, exclude=rows)
 
     def similar_by_vector(self, vector, topn=NEIGHBOURS, exclude=()):
-        """The `topn` artists nearest (cosine) to `vector`, skipping the rows in `exclude`; every
-        artist's similarity with topn=None."""
+        """The `topn` artists nearest (cosine) to `vector`, skipping those in `exclude` (names or
+        rows); every artist's similarity with topn=None."""
         vector = self.checked_vector(vector, "similar_by_vector")
+        exclude = self._rows(exclude, "exclude")
         norm = np.linalg.norm(vector)
         if norm == 0:
             raise QueryError("similar_by_vector: the zero vector has no nearest artists")

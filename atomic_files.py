@@ -1,6 +1,8 @@
-"""Files written whole or not at all, and what to tell the user when a write is refused."""
+"""Files written whole or not at all, a run's files read only where they are files, and what to tell
+the user when a write is refused."""
 import errno
 import os
+import stat
 import tempfile
 
 
@@ -43,6 +45,17 @@ def _named(error, path, folder):
     if number is None and os.statvfs(folder).f_bavail == 0:
         number = errno.ENOSPC
     return OSError(number, os.strerror(number) if number else str(error), path)
+
+
+def open_regular(path, mode="rb", encoding=None):
+    """`path` opened for reading if it is a regular file; else an OSError naming it. A FIFO or a
+    device put in a run's place (a link to /dev/zero, say) would block the reader or never end:
+    it is opened without waiting (O_NONBLOCK) and refused before a byte is read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    return os.fdopen(fd, mode, encoding=encoding)
 
 
 def write_bytes(path, data):

@@ -3,6 +3,15 @@
 Every error the library raises for the user's input, data, runs or cluster is a Bands2VecError.
 """
 
+SHOWN_CHARACTERS = 60  # how much of a wrong argument or name an error message quotes
+
+
+def shown(value):
+    """A wrong argument as an error message quotes it: its repr on one line (numpy's repr of an
+    array has several), cut short."""
+    text = repr(value) if isinstance(value, str) else " ".join(repr(value).split())
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS - 3] + "..."
+
 
 class Bands2VecError(Exception):
     """An error of Bands2Vec's, in one line for the user."""
@@ -30,7 +39,7 @@ class UnknownArtist(Bands2VecError, KeyError):
     def __str__(self):
         hint = (f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?"
                 if self.suggestions else "")
-        return f"unknown artist {self.name!r}{hint}"
+        return f"unknown artist {shown(self.name)}{hint}"
 
 
 class QueryError(Bands2VecError, ValueError):

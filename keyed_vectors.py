@@ -12,11 +12,10 @@ import os
 import numpy as np
 
 import vector_files
-from errors import Bands2VecError, QueryError, RunError
+from errors import Bands2VecError, QueryError, RunError, shown
 
 # gensim's most_similar_cosmul adds this to its denominator, so that a zero product divides nothing.
 COSMUL_EPSILON = 1e-6
-SHOWN_CHARACTERS = 60  # how much of a wrong argument an error message quotes
 
 
 class KeyedVectorsQueries:
@@ -239,12 +238,6 @@ def checked_path(value, what):
     if isinstance(value, (str, os.PathLike)) and os.fspath(value) != "":
         return os.fspath(value)
     raise RunError(f"{what}: expected a path, not {shown(value)}")
-
-
-def shown(value):
-    """A wrong argument as an error message quotes it: its repr, cut short."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS - 3] + "..."
 
 
 def unit_vector(vector):

@@ -2,7 +2,7 @@
 label and colour by, and for queries to read back. Each context kind owns its columns."""
 import os
 
-from atomic_files import write_text
+from atomic_files import open_regular, write_text
 from catalog import ArtistFacts
 from contexts import CONTEXTS, metadata_numbers
 from errors import RunError
@@ -53,7 +53,7 @@ def read_columns(folder):
     """{column: [text per artist]} of a run's metadata.tsv."""
     path = os.path.join(folder, METADATA_FILE)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_regular(path, "r", encoding="utf-8") as f:
             header, *rows = [line.rstrip("\n").split("\t") for line in f] or [[]]
     except (OSError, UnicodeDecodeError) as error:
         raise RunError(f"{path}: unreadable metadata "

@@ -113,7 +113,8 @@ def kmeans_clusters(artist_vectors, k, seed=0):
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from threadpoolctl import threadpool_limits
 
-    k = max(1, min(k, len(artist_vectors)))
+    k = min(checks.whole("k", k, 1), len(artist_vectors))
+    seed = checks.whole("seed", seed, 0)
     if len(artist_vectors) > MINI_BATCH_KMEANS_ABOVE:
         model = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=4096, random_state=seed)
     else:
@@ -127,6 +128,7 @@ def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
     artist, or above QUALITY_SAMPLE artists, a seeded sample of quality_sample_size() of them."""
     from sklearn.metrics import normalized_mutual_info_score
 
+    seed = checks.whole("seed", seed, 0)
     rows = sample_rows(len(artist_vectors), quality_sample_size(len(artist_vectors)), seed)
     trained = neighbour_agreement(artist_vectors, k, rows)
     random = random_like(artist_vectors, seed)

@@ -7,7 +7,7 @@ import json
 import os
 import shlex
 
-from atomic_files import write_text
+from atomic_files import open_regular, write_text
 from contexts import parse_contexts
 from errors import OptionError, RunError
 from options import KMEANS_CLUSTERS, TrainOptions
@@ -97,7 +97,7 @@ def read(folder):
     naming the file and what in it cannot be read."""
     path = os.path.join(folder, RUN_FILE)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open_regular(path, "r", encoding="utf-8") as f:
             fields = json.load(f)
     except OSError as error:
         raise RunError(f"{folder}: unreadable {RUN_FILE} ({error.strerror or error})") from None

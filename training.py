@@ -17,7 +17,7 @@ import tensorboard_files
 from atomic_files import os_advice
 from bands2vec_graph import build_graph, tf, tf1
 from ensemble import combined
-from errors import RunError
+from errors import OptionError, RunError
 from pair_sampler import PairSampler
 from run_folder import checkpoint_dir
 from run_record import Stats
@@ -26,8 +26,10 @@ from run_record import Stats
 CHECKPOINT_SECONDS = 180
 
 
-class Diverged(ValueError):
-    """The loss went non-finite: the run's variables are lost, its last checkpoint (if any) not."""
+class Diverged(OptionError):
+    """The loss went non-finite: the run's variables are lost, its last checkpoint (if any) not.
+    The options did it (a rate or a starting scale too big), so the library says so as one of its
+    own."""
 
     def __init__(self, step, loss, learning_rate):
         super().__init__(f"training diverged at step {step:,} (loss {loss}) at learning rate "

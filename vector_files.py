@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from atomic_files import atomic_write
+from atomic_files import atomic_write, open_regular
 from errors import RunError
 from metadata import METADATA_FILE
 from run_folder import checkpoint_dir
@@ -25,7 +25,8 @@ def read_vectors(folder, rows):
     """vectors.npy, which must hold `rows` vectors; a RunError naming it if missing or damaged."""
     path = os.path.join(folder, VECTORS_FILE)
     try:
-        vectors = np.load(path, allow_pickle=False)
+        with open_regular(path) as f:
+            vectors = np.load(f, allow_pickle=False)
     except FileNotFoundError:
         raise RunError(f"{path}: no such file") from None
     except (OSError, ValueError, EOFError) as error:

@@ -28,7 +28,7 @@ def full_data():
     database = FULL_DATA if os.path.isfile(FULL_DATA) else os.path.join(FULL_DATA, "database.sqlite")
     if not os.path.isfile(database):
         pytest.skip(f"the full Pitchfork data is not at {FULL_DATA} (no database.sqlite)")
-    return database
+    return os.path.abspath(database)  # CI names it relative to the repository; tests link to it
 
 
 @pytest.fixture(scope="session")

@@ -177,6 +177,23 @@ def test_damaged_metadata(demo_copy):
     assert_refused(run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent)), "malformed metadata")
 
 
+
+@pytest.mark.parametrize("plant", [os.mkfifo, lambda path: os.symlink("/dev/zero", path)],
+                         ids=["a FIFO", "a link to /dev/zero"])
+def test_a_run_file_that_is_no_regular_file_is_refused_not_read_for_ever(demo_copy, plant):
+    # A FIFO blocks its reader and /dev/zero never ends: each of a run's files read back is refused.
+    readers = {run_record.RUN_FILE: run_record.read, metadata.METADATA_FILE: metadata.read_columns,
+               vector_files.VECTORS_FILE: lambda folder: vector_files.read_vectors(folder, 300)}
+    for name, read in readers.items():
+        path = demo_copy / name
+        kept = path.read_bytes()
+        path.unlink()
+        plant(str(path))
+        with pytest.raises(errors.RunError, match="not a regular file"):
+            read(str(demo_copy))
+        path.unlink()
+        path.write_bytes(kept)
+
 # ---------------------------------------------------------------------------------------------
 # A resumption that cannot go on as asked: one line, run.json as it was, never a silent restart
 # ---------------------------------------------------------------------------------------------

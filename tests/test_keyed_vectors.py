@@ -9,9 +9,10 @@ import gensim
 import numpy as np
 import pytest
 
+import quality
 import vector_files
 from artist_vectors import ArtistVectors
-from errors import Bands2VecError, QueryError, RunError, UnknownArtist
+from errors import Bands2VecError, OptionError, QueryError, RunError, UnknownArtist
 
 # Demo artists whose names have spaces, commas, '&', '+' and quotes: vectors.txt spells them
 # otherwise (`lune,_marée`).
@@ -273,6 +274,20 @@ WRONG = {
     "export to None": (lambda v: v.save_word2vec_format(None), RunError, "expected a path"),
     "binary as text": (lambda v: v.save_word2vec_format("x.bin", binary="yes"), QueryError,
                        "binary must be True or False"),
+    "a 3 x 3 matrix": (lambda v: v.with_vectors(np.ones((3, 3))), QueryError,
+                       "for the 300 artists, not array([[1., 1., 1.], [1., 1., 1.],"),
+    "exclude past the end": (lambda v: v.similar_by_vector(v.vectors[0], exclude=[10 ** 9]),
+                             UnknownArtist, "unknown artist 1000000000"),
+    "exclude a fraction": (lambda v: v.similar_by_vector(v.vectors[0], exclude=[1.5]), QueryError,
+                           "a name or a row number, not 1.5"),
+    "exclude a number": (lambda v: v.similar_by_vector(v.vectors[0], exclude=3.5), QueryError,
+                         "exclude must be"),
+    "a long unknown name": (lambda v: v.most_similar("x" * 100_000), UnknownArtist,
+                            "unknown artist 'xxxxxxxxxx"),
+    "k-means' k as text": (lambda v: quality.kmeans_clusters(v, "3"), OptionError,
+                           "k must be a whole number, not '3'"),
+    "a seed below 0": (lambda v: quality.quality_report(v, seed=-1), OptionError,
+                       "seed must be at least 0"),
 }
 
 
@@ -283,6 +298,7 @@ def test_a_wrong_argument_is_a_bands2vec_error_saying_what_was_expected(case, ou
         call(ours)
     assert isinstance(raised.value, Bands2VecError)
     assert says in str(raised.value) and "\n" not in str(raised.value)
+    assert len(str(raised.value)) < 300  # an argument is quoted cut short
 
 
 def test_saving_under_a_file_is_a_run_error_naming_it(ours, tmp_path):
