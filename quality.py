@@ -35,7 +35,7 @@ def neighbour_agreement(artist_vectors, k=NEIGHBOURS, rows=None):
     without years). `k` is at most the other artists there are."""
     k = min(checks.whole("k", k, 1), len(artist_vectors) - 1)
     if k < 1:
-        raise QueryError(f"measuring neighbours takes at least 2 artists, "
+        raise QueryError("measuring neighbours takes at least 2 artists, "
                          f"not {len(artist_vectors)}")
     rows = np.arange(len(artist_vectors)) if rows is None else np.asarray(rows)
     neighbours = artist_vectors.nearest_neighbours(k, rows)

@@ -28,8 +28,7 @@ CHECKPOINT_SECONDS = 180
 
 class Diverged(OptionError):
     """The loss went non-finite: the run's variables are lost, its last checkpoint (if any) not.
-    The options did it (a rate or a starting scale too big), so the library says so as one of its
-    own."""
+    The options did it (a rate or a starting scale too big), so it is the library's own error."""
 
     def __init__(self, step, loss, learning_rate):
         super().__init__(f"training diverged at step {step:,} (loss {loss}) at learning rate "

@@ -48,8 +48,9 @@ def checked_vectors(vectors, rows, source):
         vectors = vectors.astype(np.float32, copy=False)
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
-        raise RunError(f"{source}: damaged ({np.count_nonzero(~finite):,} of its vectors with NaN "
-                       f"or infinite values)")
+        damaged = np.count_nonzero(~finite)
+        raise RunError(f"{source}: damaged ({damaged:,} of its vectors with NaN or infinite "
+                       "values)")
     return vectors
 
 

@@ -510,7 +510,8 @@ def test_a_query_of_many_terms_is_answered(demo_copy):
     terms = " + ".join(["lune, marée", "!?!"] * (expressions.MAX_TERMS // 2))
     # 1,000 terms took 22 s to parse before; test_library_errors times the parser.
     result = run_cli("query", terms, "-k", "3", "--logdir", str(demo_copy.parent), timeout=60)
-    assert result.returncode == 0 and len(result.stdout.splitlines()) == 3, result.stderr
+    answers = [line for line in result.stdout.splitlines() if line.startswith("Artist: ")]
+    assert result.returncode == 0 and len(answers) == 3, result.stderr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,7 +574,8 @@ def test_interrupted_training_on_the_full_data_saves_a_consistent_run_and_resume
     assert record.stats.pairs == (steps + 100) * record.options.batch_size and record.stats.part_from == steps
     assert f"of which {100 * record.options.batch_size:,} in the 100 steps from step {steps:,}" in result.stdout
 
-    assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r", "--data", "demo"), "trained on other data")
+    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", str(steps + 200), "--data", "demo")
+    assert_refused(result, "trained on other data")
     assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r"), "has trained all its")
     assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r", "--seed", "3"), "only --steps")
 
@@ -596,7 +598,7 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, full_da
     assert f"step {steps + 300}/{steps + 300}" in result.stdout and run_state(tmp_path / "logs" / "r")[0] == "finished"
     assert_promise(result, logs, 0)
     # The dead process's lock was taken over, and removed; beside the run, the log folder's hparams.
-    assert sorted(os.listdir(logs)) == ["r", tensorboard_files.EXPERIMENT_FILE]
+    assert sorted(os.listdir(logs)) == sorted(["r", tensorboard_files.EXPERIMENT_FILE])
 
 
 def test_kill_9_while_writing_leaves_a_trained_run_that_resume_completes(tmp_path):
