@@ -6,16 +6,14 @@ chief and the workers each build the same graph, placed by `replica_device_sette
 asynchronously with training.py's loop, each with its own seeded pairs, counting the run's steps
 together. The chief initialises the variables and writes the run folder; the workers write nothing.
 """
-import contextlib
 import hashlib
 import json
-import signal
 import socket
-import threading
 import time
 
 from bands2vec_graph import tf, tf1
 from errors import ClusterError, ClusterLost, RunError, RunInterrupted
+from interrupts import signals_as_a_flag
 from training import (Interrupted, Loop, UnreadableCheckpoint, latest_checkpoint, restore,
                       tf_reason, train_vectors)
 
@@ -226,7 +224,7 @@ def serve(task, say=print):
     """A ps task: serve the variables until the chief says the run is done, then wait a while for
     the workers to say they have stopped too (one that died says nothing), and return. Ctrl-C or
     SIGTERM stops it between two waits (raised inside TensorFlow's wait, it would be garbled)."""
-    with _signals_as_a_flag() as stopping:
+    with signals_as_a_flag() as stopping:
         ps_server = server(task)
         graph = tf1.Graph()
         with graph.as_default():
@@ -251,20 +249,3 @@ def serve(task, say=print):
     say(f"{task}: the run is done"
         + (f" ({len(waiting)} worker{'s' * (len(waiting) != 1)} did not say they had stopped)"
            if waiting else ""))
-
-
-@contextlib.contextmanager
-def _signals_as_a_flag():
-    """An Event that Ctrl-C and SIGTERM set, while it lasts, instead of raising (where this is not
-    the main thread, no signal comes: the Event is never set)."""
-    stopping = threading.Event()
-    try:
-        previous = {signum: signal.signal(signum, lambda *_: stopping.set())
-                    for signum in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
-        previous = {}
-    try:
-        yield stopping
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

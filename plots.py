@@ -17,6 +17,7 @@ import numpy as np
 
 from atomic_files import atomic_write, write_bytes
 from contexts import NO_GENRE
+from interrupts import signals_as_a_flag
 
 TSNE_CACHE = "tsne.npz"
 # t-SNE, the plots and the projector's map show at most this many artists, the most-reviewed:
@@ -97,21 +98,31 @@ def compute_tsne(unit_vectors, seed=0, say=None):
 
 
 def _opentsne(unit_vectors, perplexity, start, seed, say):
+    """openTSNE's t-SNE. Ctrl-C or SIGTERM stops it between two iterations: raised inside its
+    tree of points, the interrupt would leave the tree half made and crash the process."""
     from openTSNE import TSNE
 
     # Said every 30 iterations (both phases' lengths are multiples): openTSNE counts each from 0.
     reached = itertools.count(30, 30)
+    with signals_as_a_flag() as stopping:
 
-    def progress(iteration, error, embedding):
-        say(f"  t-SNE iteration {next(reached)} of {FAST_TSNE_ITERATIONS}, error {error:.2f}")
+        def progress(iteration, error, embedding):
+            if stopping.is_set():
+                raise KeyboardInterrupt
+            if say:
+                say(f"  t-SNE iteration {next(reached)} of {FAST_TSNE_ITERATIONS}, "
+                    f"error {error:.2f}")
 
-    gradients = "fft" if len(unit_vectors) > FAST_TSNE_FFT_ABOVE else "bh"
-    tsne = TSNE(n_components=2, perplexity=perplexity, initialization=start,
-                early_exaggeration_iter=FAST_TSNE_EXAGGERATED,
-                n_iter=FAST_TSNE_ITERATIONS - FAST_TSNE_EXAGGERATED, neighbors="exact",
-                negative_gradient_method=gradients, n_jobs=1, random_state=seed,
-                callbacks=progress if say else None, callbacks_every_iters=30)
-    return np.asarray(tsne.fit(unit_vectors), dtype=np.float32)
+        gradients = "fft" if len(unit_vectors) > FAST_TSNE_FFT_ABOVE else "bh"
+        tsne = TSNE(n_components=2, perplexity=perplexity, initialization=start,
+                    early_exaggeration_iter=FAST_TSNE_EXAGGERATED,
+                    n_iter=FAST_TSNE_ITERATIONS - FAST_TSNE_EXAGGERATED, neighbors="exact",
+                    negative_gradient_method=gradients, n_jobs=1, random_state=seed,
+                    callbacks=progress, callbacks_every_iters=30)
+        coordinates = tsne.fit(unit_vectors)
+    if stopping.is_set():
+        raise KeyboardInterrupt
+    return np.asarray(coordinates, dtype=np.float32)
 
 
 def _sklearn_tsne(unit_vectors, perplexity, start, seed, say):
