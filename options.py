@@ -46,9 +46,11 @@ MIN_ARTISTS = 3
 FIXED_MEMORY = 1.1e9
 TABLE_COPIES = 8
 SEEDS = 2 ** 32  # scikit-learn's k-means and t-SNE take seeds below this
-# Members of the default ensemble where `label` is a context: runs of seeds 0 and 1000 share half
-# their 10 nearest neighbours (Jaccard 0.504; 3 seeds' mean gave 0.47; docs/contexts.md).
-LABEL_ENSEMBLE = 5
+# Members of the default ensemble where `label` is a context: the fewest whose runs of seeds 0 and
+# 1000 share half their 10 nearest neighbours (Jaccard 0.503; 5 members 0.452; docs/contexts.md).
+LABEL_ENSEMBLE = 10
+# ... fewer on a big catalog, each member a table of its own: at most this many rows in all.
+ENSEMBLE_ROWS = 2_000_000
 # Threads, TensorFlow's or stepping the session: past any machine's cores they only wait on each
 # other, and a slip of the keyboard must not start millions.
 MAX_THREADS = 1024
@@ -117,12 +119,15 @@ class TrainOptions:
             learning_rate=rate if self.learning_rate is None else self.learning_rate,
             xla_tables=xla_tables,
             concurrent_steps=concurrent if self.concurrent_steps is None else self.concurrent_steps,
-            ensemble=self.default_ensemble() if self.ensemble is None else self.ensemble)
+            ensemble=(self.default_ensemble(artists) if self.ensemble is None
+                      else self.ensemble))
 
-    def default_ensemble(self):
-        """One model, as the tutorial; LABEL_ENSEMBLE members where labels are a context, whose
-        single models' neighbours are half a draw of the seed."""
-        return LABEL_ENSEMBLE if self.contexts.get("label", 0) > 0 else 1
+    def default_ensemble(self, artists):
+        """One model, as the tutorial; where labels are a context, whose single models' neighbours
+        are half a draw of the seed, LABEL_ENSEMBLE members, or as many as ENSEMBLE_ROWS hold."""
+        if self.contexts.get("label", 0) <= 0:
+            return 1
+        return max(1, min(LABEL_ENSEMBLE, ENSEMBLE_ROWS // artists))
 
     def check(self, artists, ps_tasks=1):
         """An OptionError naming the first option out of range for `artists` artists and

@@ -85,7 +85,8 @@ def train_arguments(train):
                        help=f"train N models that differ only in their seeds, as one run whose "
                             f"similarities are the mean of theirs, each answer saying how far "
                             f"they agree (default: {b.LABEL_ENSEMBLE} with label among the "
-                            f"--contexts, else 1, the tutorial's one model)")
+                            f"--contexts, fewer past {b.ENSEMBLE_ROWS // b.LABEL_ENSEMBLE:,} "
+                            f"artists; else 1, the tutorial's one model)")
     train.add_argument("--concurrent-steps", type=int,
                        help=f"threads stepping the session at once (default: 1 up to "
                             f"{b.XLA_MAX_ARTISTS:,} artists, whose tables XLA holds, "

@@ -34,6 +34,10 @@ def test_the_default_ensemble_follows_the_contexts(demo_catalog):
     assert members(contexts="genre,score,label") == LABEL_ENSEMBLE > 1
     assert members(contexts="genre,score,label=0") == 1  # no label pairs, no label ensemble
     assert members(contexts="genre,score,label", ensemble=2) == 2
+    # On a big catalog fewer members, each a table of its own: 2 at a million artists.
+    labelled = TrainOptions(contexts="genre,score,label")
+    assert labelled.default_ensemble(8_630) == LABEL_ENSEMBLE
+    assert labelled.default_ensemble(1_000_000) == 2 and labelled.default_ensemble(10**8) == 1
 
 
 def test_member_seeds_of_different_runs_are_disjoint():
