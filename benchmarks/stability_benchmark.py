@@ -9,7 +9,7 @@ Jaccard of the two runs' 10 nearest neighbours over the same 400 artists, and ho
 second keeps), the members' own agreement, the quality (genre, score and label agreement, the mean
 of the two runs) and the whole run's seconds (the mean of the two), beside one model's.
 
-    nice -n 5 python benchmarks/stability_benchmark.py --data ../shared/data/pitchfork
+    python benchmarks/stability_benchmark.py --data data/database.sqlite
 """
 import argparse
 import datetime
