@@ -210,6 +210,8 @@ def neighbour_stability(first, second, k=NEIGHBOURS, sample=STABILITY_SAMPLE, se
     and how many of the `k` the second run keeps on average."""
     in_second = np.array([second.key_to_index.get(name, -1) for name in first.names])
     common = np.flatnonzero(in_second >= 0)
+    if not len(common):
+        raise QueryError("the two runs have no artist in common to compare")
     rows = common[sample_rows(len(common), sample, seed)]
     k = min(k, len(first) - 1, len(second) - 1)
     mine = first.nearest_neighbours(k, rows)

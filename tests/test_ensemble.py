@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 
 import bands2vec
+import data_utils
 import ensemble
+from artist_vectors import ArtistVectors
+from errors import QueryError
 from helpers import assert_refused, quiet, run_cli, train_run
 from options import LABEL_ENSEMBLE, TrainOptions
+from quality import neighbour_stability, random_like
 
 
 def _checkpoint_tables(folder):
@@ -154,3 +158,16 @@ def test_tensorboard_shows_the_members_agreement(demo_ensemble):
     assert len(values) >= 2 and all(0 < value < 1 for _, value in values)
     final = bands2vec.open_run(demo_ensemble).quality["member_agreement"]["trained"]
     assert values[-1] == (300, pytest.approx(final, abs=1e-6))
+
+
+def test_runs_with_no_artist_in_common_are_refused(demo_catalog, tmp_path):
+    (tmp_path / "reviews.csv").write_text("reviewid,artist,score\n" + "".join(
+        f"{i},zz {i},{6 + i / 10}\n" for i in range(1, 7)))
+    (tmp_path / "genres.csv").write_text("reviewid,genre\n" + "".join(
+        f"{i},{'rock' if i % 2 else 'jazz'}\n" for i in range(1, 7)))
+    other = data_utils.load_catalog(str(tmp_path))
+    first, second = (random_like(ArtistVectors(np.zeros((len(catalog), 8), np.float32),
+                                               catalog.facts))
+                     for catalog in (demo_catalog, other))
+    with pytest.raises(QueryError, match="^the two runs have no artist in common to compare$"):
+        neighbour_stability(first, second)
