@@ -19,8 +19,10 @@ def atomic_write(path, write):
     """Call `write(file)` on a temporary file beside `path`, then rename it over `path`. Neither
     step follows a link someone may have put at `path` (mkstemp makes a new file, O_EXCL and
     O_NOFOLLOW; a rename replaces the link itself), so no file outside the folder is written.
-    A failed write is an OSError naming `path`."""
+    A failed write is an OSError naming `path`; so is a device, FIFO or folder at `path`, which a
+    rename would replace."""
     folder = os.path.dirname(os.path.abspath(path))
+    _check_replaceable(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
     try:
         os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide it from another user's TensorBoard
@@ -34,6 +36,16 @@ def atomic_write(path, write):
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _check_replaceable(path):
+    """An OSError naming `path` unless nothing, a regular file or a link is there."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise OSError(errno.EINVAL, "not a regular file, which a write would replace", path)
 
 
 def _named(error, path, folder):

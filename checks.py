@@ -5,7 +5,7 @@ import math
 import numbers
 import os
 
-from errors import OptionError
+from errors import OptionError, shown
 
 # Counts go into numpy's and TensorFlow's 64-bit integers.
 LARGEST_WHOLE = 2 ** 63 - 1
@@ -47,6 +47,8 @@ def path(option, value, what=None):
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
     if not isinstance(text, str):
         raise OptionError(f"{option} must be a path (text), not {value!r}")
+    if "\0" in text:
+        raise OptionError(f"{option} must be a path without NUL characters, not {shown(text)}")
     if what and not text.strip():
         raise OptionError(f"{option} is empty: name {what}")
     return text

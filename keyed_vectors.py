@@ -235,7 +235,8 @@ def checked_flag(value, what):
 
 def checked_path(value, what):
     """`value` as a path, else a RunError."""
-    if isinstance(value, (str, os.PathLike)) and os.fspath(value) != "":
+    if isinstance(value, (str, os.PathLike)) and os.fspath(value) not in ("", b"") \
+            and "\0" not in str(os.fspath(value)):
         return os.fspath(value)
     raise RunError(f"{what}: expected a path, not {shown(value)}")
 

@@ -3,6 +3,7 @@ run's, under the keys its vectors.txt gives them), finds an artist by its name o
 export, and refuses a wrong argument with a Bands2VecError of one line saying what was expected."""
 import dataclasses
 import os
+import stat
 import sys
 
 import gensim
@@ -272,6 +273,8 @@ WRONG = {
     "load None": (lambda v: ArtistVectors.load(None), RunError, "expected a path, not None"),
     "save to a number": (lambda v: v.save(5), RunError, "expected a path, not 5"),
     "export to None": (lambda v: v.save_word2vec_format(None), RunError, "expected a path"),
+    "export to a path with NUL": (lambda v: v.save_word2vec_format("a\0b"), RunError,
+                                  "expected a path"),
     "binary as text": (lambda v: v.save_word2vec_format("x.bin", binary="yes"), QueryError,
                        "binary must be True or False"),
     "a 3 x 3 matrix": (lambda v: v.with_vectors(np.ones((3, 3))), QueryError,
@@ -299,6 +302,14 @@ def test_a_wrong_argument_is_a_bands2vec_error_saying_what_was_expected(case, ou
     assert isinstance(raised.value, Bands2VecError)
     assert says in str(raised.value) and "\n" not in str(raised.value)
     assert len(str(raised.value)) < 300  # an argument is quoted cut short
+
+
+def test_a_fifo_or_device_is_never_replaced_by_an_export(ours, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(RunError, match="fifo: not a regular file, which a write would replace"):
+        ours.save_word2vec_format(fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == ["fifo"]
 
 
 def test_saving_under_a_file_is_a_run_error_naming_it(ours, tmp_path):
