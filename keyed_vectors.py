@@ -11,8 +11,9 @@ import os
 
 import numpy as np
 
+import checks
 import vector_files
-from errors import Bands2VecError, QueryError, RunError, shown
+from errors import Bands2VecError, OptionError, QueryError, RunError, shown
 
 # gensim's most_similar_cosmul adds this to its denominator, so that a zero product divides nothing.
 COSMUL_EPSILON = 1e-6
@@ -234,11 +235,14 @@ def checked_flag(value, what):
 
 
 def checked_path(value, what):
-    """`value` as a path, else a RunError."""
-    if isinstance(value, (str, os.PathLike)) and os.fspath(value) not in ("", b"") \
-            and "\0" not in str(os.fspath(value)):
-        return os.fspath(value)
-    raise RunError(f"{what}: expected a path, not {shown(value)}")
+    """`value` as a path (checks.path's rule, and not empty), else a RunError."""
+    try:
+        text = checks.path(what, value)
+    except OptionError:
+        text = ""
+    if not text:
+        raise RunError(f"{what}: expected a path, not {shown(value)}")
+    return text
 
 
 def unit_vector(vector):
