@@ -23,10 +23,11 @@ import run_record
 import twins
 import vector_files
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, parse_contexts
-from ensemble import EnsembleQueries, member_vectors
+from ensemble import EnsembleQueries
 from errors import QueryError, RunError, UnknownArtist, shown
 from expressions import parse_expression
-from keyed_vectors import KeyedVectorsQueries, checked_path, checked_topn, is_key, key_list
+from keyed_vectors import (KeyedVectorsQueries, checked_path, checked_topn, is_key, key_list,
+                           ranked_rows)
 
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
 
@@ -157,37 +158,49 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
                                 [self.names[self._spelled[c]] for c in close])
         return i
 
-    def most_similar(self, positive=None, negative=None, topn=NEIGHBOURS):
+    def most_similar(self, positive=None, negative=None, topn=NEIGHBOURS, clip_start=0,
+                     clip_end=None, restrict_vocab=None):
         """The `topn` artists nearest (cosine) to the positive unit vectors less the negative ones,
         the artists asked about excluded: [(name, similarity)], most similar first; with
         topn=None every artist's similarity, an array in row order. As gensim's, a term may be a
-        name, a row number, a vector or a (name or vector, weight) pair."""
-        topn = checked_topn(topn)
-        rows, target = self.weighted_target(positive, negative)
+        name, a row number, a vector or a (name or vector, weight) pair, and only the rows from
+        `clip_start` to `clip_end` (or the first `restrict_vocab`) are ranked."""
+        topn, rows = checked_topn(topn), ranked_rows(clip_start, clip_end, restrict_vocab)
+        asked, target = self.weighted_target(positive, negative)
         if np.linalg.norm(target) < 1e-6:
             raise QueryError("the expression cancels out to the zero vector, "
                              "which has no nearest artists")
-        return self.similar_by_vector(target, topn=topn, exclude=rows)
+        return self._ranked(self._similarities(target, "most_similar"), topn, asked, rows)
 
-    def similar_by_vector(self, vector, topn=NEIGHBOURS, exclude=()):
-        """The `topn` artists nearest (cosine) to `vector`, skipping those in `exclude` (names or
-        rows); every artist's similarity with topn=None."""
-        vector = self.checked_vector(vector, "similar_by_vector")
-        exclude = self._rows(exclude, "exclude")
+    def similar_by_vector(self, vector, topn=NEIGHBOURS, restrict_vocab=None, exclude=()):
+        """The `topn` artists nearest (cosine) to `vector` among the first `restrict_vocab` (all
+        by default), skipping those in `exclude` (names or rows); every similarity with
+        topn=None."""
+        similarities = self._similarities(vector, "similar_by_vector")
+        return self._ranked(similarities, checked_topn(topn), self._rows(exclude, "exclude"),
+                            ranked_rows(restrict_vocab=restrict_vocab))
+
+    def _similarities(self, vector, method):
+        """Every artist's cosine similarity to `vector`; a QueryError for the zero vector."""
+        vector = self.checked_vector(vector, method)
         norm = np.linalg.norm(vector)
         if norm == 0:
-            raise QueryError("similar_by_vector: the zero vector has no nearest artists")
-        return self._ranked(self.unit_vectors @ (vector / norm).astype(np.float32),
-                            checked_topn(topn), exclude)
+            raise QueryError(f"{method}: the zero vector has no nearest artists")
+        return self.unit_vectors @ (vector / norm).astype(np.float32)
 
-    def _ranked(self, scores, topn, exclude):
-        """[(name, score)] of the `topn` best of `scores` (one an artist), skipping the rows in
-        `exclude`, best first; with topn=None the scores themselves, as gensim gives them."""
+    def _ranked(self, scores, topn, exclude, rows=slice(None)):
+        """[(name, score)] of the `topn` best of `scores` (one an artist) in the range `rows`,
+        skipping the rows in `exclude`, best first; with topn=None the range's scores themselves,
+        as gensim gives them."""
+        start, stop, _ = rows.indices(len(scores))
+        scores = scores[start:max(start, stop)]
         if topn is None:
             return scores
-        scores[list(exclude)] = -np.inf
-        topn = min(topn, len(self) - len(set(exclude)))
-        return [(self.names[i], float(scores[i])) for i in top_k(scores[None, :], topn)[0]]
+        skipped = [row - start for row in set(exclude) if start <= row < start + len(scores)]
+        scores[skipped] = -np.inf
+        topn = min(topn, len(scores) - len(skipped))
+        return [(self.names[start + i], float(scores[i]))
+                for i in top_k(scores[None, :], topn)[0]]
 
     def query(self, expression, topn=NEIGHBOURS):
         """most_similar for an expression like `coil - elder ones` or `"kleenex, liliput" + !!!`."""
@@ -201,7 +214,9 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         """What artist `name` shares in the data with any of the artists `others`, by context kind
         in the order an answer lists them: {"labels": [...], "genres": [...], "era": "2005-2009"
         or None, "score_bucket": 7 or None}."""
-        i, rows = self.index(name), [self.index(other) for other in key_list(others, "others")]
+        i, rows = self.index(name), self._rows(others, "others")
+        if not rows:
+            raise QueryError("shared: others names no artist; give at least one")
         shared = {}
         for kind in sorted(CONTEXTS.values(), key=lambda kind: kind.answer_rank):
             values = kind.common(self.artists)
@@ -222,8 +237,10 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         `shared_with` where given: `Artist: black lips, Mean Score: 7.48, Genres: ['rock']`."""
         i = self.index(name)
         if similarity is not None and (not isinstance(similarity, numbers.Real)
-                                       or isinstance(similarity, bool)):
-            raise QueryError(f"describe: similarity must be a number, not {shown(similarity)}")
+                                       or isinstance(similarity, bool)
+                                       or not np.isfinite(similarity)):
+            raise QueryError(f"describe: similarity must be a finite number, "
+                             f"not {shown(similarity)}")
         shared_with = key_list(shared_with, "shared_with")
         line = (f"Artist: {self.names[i]}, Mean Score: {self.artists.mean_scores[i]:.2f}, "
                 f"Genres: {list(self.artists.genres[i])}")
@@ -384,13 +401,18 @@ def trained_kinds(contexts):
 def _run_options(folder, vectors):
     """(the contexts, the ensemble's members) a run folder was trained with, as its run.json says;
     the tutorial's contexts and one model if it cannot say (opening the run reads run.json and says
-    what is wrong with it). A RunError if the vectors' columns do not split into the members."""
+    what is wrong with it). A RunError if the vectors' columns are not the members' dimensions."""
     try:
         options = run_record.read(folder).options
     except RunError:
         return DEFAULT_CONTEXTS, 1
     members = options.ensemble or 1
-    member_vectors(vectors[:0], members)
+    columns = options.embedding_size * members
+    if vectors.shape[1] != columns:
+        raise RunError(f"{folder}: its vectors have {vectors.shape[1]:,} columns, and "
+                       f"{run_record.RUN_FILE} says {members:,} member{'s' * (members > 1)} of "
+                       f"{options.embedding_size:,} dimensions ({columns:,}): one of the two is "
+                       f"damaged or another run's; put back the run's own")
     return options.contexts, members
 
 

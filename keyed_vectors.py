@@ -42,9 +42,9 @@ class KeyedVectorsQueries:
         vector.setflags(write=False)
         return vector
 
-    def similar_by_key(self, key, topn=10):
+    def similar_by_key(self, key, topn=10, restrict_vocab=None):
         """most_similar(key): the artists nearest `key`, `key` excluded."""
-        return self.most_similar(positive=[key], topn=topn)
+        return self.most_similar(positive=[key], topn=topn, restrict_vocab=restrict_vocab)
 
     def similarity(self, w1, w2):
         """The cosine similarity of two keys' vectors."""
@@ -98,12 +98,13 @@ class KeyedVectorsQueries:
         least = min(range(len(rows)), key=lambda i: (centrality[i], self.names[rows[i]]))
         return self.names[rows[least]]
 
-    def most_similar_cosmul(self, positive=None, negative=None, topn=10):
+    def most_similar_cosmul(self, positive=None, negative=None, topn=10, restrict_vocab=None):
         """The artists nearest by Levy and Goldberg's multiplicative objective (3CosMul): the
         product of the shifted cosines (1 + cos) / 2 to the positive terms over that to the
         negative ones. The keys asked about are excluded; a vector is taken as it is given, as
-        gensim does. [(name, score)], best first; every artist's score with topn=None."""
-        topn = checked_topn(topn)
+        gensim does. [(name, score)], best first; every artist's score with topn=None. Only the
+        first `restrict_vocab` rows are ranked, where given (gensim ignores it here)."""
+        topn, rows = checked_topn(topn), ranked_rows(restrict_vocab=restrict_vocab)
         positive, negative = key_list(positive, "positive"), key_list(negative, "negative")
         if not positive:
             raise QueryError("most_similar_cosmul: no positive artist given; give at least one")
@@ -114,12 +115,15 @@ class KeyedVectorsQueries:
 
         scores = (np.prod(shifted(positive), axis=0)
                   / (np.prod(shifted(negative), axis=0) + COSMUL_EPSILON))
-        return self._ranked(scores, topn, asked)
+        return self._ranked(scores, topn, asked, rows)
 
     def _cosmul_term(self, term):
         if is_key(term):
             return self.unit_vectors[self.index(term)]
-        return self.checked_vector(term, "most_similar_cosmul").astype(np.float32)
+        vector = self.checked_vector(term, "most_similar_cosmul")
+        if not vector.any():  # every artist's score would be the same
+            raise QueryError("most_similar_cosmul: the zero vector has no nearest artists")
+        return vector.astype(np.float32)
 
     def weighted_target(self, positive, negative):
         """The rows of the keys asked about and the vector most_similar looks near: as gensim's,
@@ -226,6 +230,21 @@ def checked_topn(topn):
         return topn
     raise QueryError(f"topn must be a whole number of artists (0 or more), or None for every "
                      f"artist's similarity; not {shown(topn)}")
+
+
+def ranked_rows(clip_start=0, clip_end=None, restrict_vocab=None):
+    """gensim's rows a query ranks, as a slice: the first `restrict_vocab` where given, else from
+    `clip_start` to `clip_end` (0 or None: the last); each a whole number of rows, else a
+    QueryError."""
+    for value, what in ((clip_start, "clip_start"), (clip_end, "clip_end"),
+                        (restrict_vocab, "restrict_vocab")):
+        if value is not None and not (isinstance(value, numbers.Integral) and value >= 0
+                                      and not isinstance(value, (bool, np.bool_))):
+            raise QueryError(f"{what} must be a whole number of rows (0 or more), or None; "
+                             f"not {shown(value)}")
+    if restrict_vocab:
+        return slice(0, restrict_vocab)
+    return slice(clip_start or 0, clip_end or None)
 
 
 def checked_flag(value, what):

@@ -149,7 +149,8 @@ class TrainOptions:
         self._check_memory(artists)
 
     def _check_memory(self, artists):
-        """Refuse what memory cannot hold, naming the option whose halving saves the most."""
+        """Refuse what memory cannot hold, naming the ensemble where one member would fit, else
+        the option whose halving saves the most."""
         tables = TABLE_COPIES * artists * self.embedding_size * 4 * self.ensemble
         step = 8 * self.batch_size * (self.embedding_size + self.num_sampled) * 4 * self.ensemble
         # As training draws, for each member.
@@ -159,7 +160,9 @@ class TrainOptions:
             by_batch = (step + draws) / 2
             by_dimensions = (tables + step * self.embedding_size
                              / (self.embedding_size + self.num_sampled)) / 2
-            option = (f"--batch-size {self.batch_size:,}" if by_batch >= by_dimensions else
+            one_member = FIXED_MEMORY + (need - FIXED_MEMORY) / self.ensemble
+            option = (f"--ensemble {self.ensemble:,}" if one_member <= available else
+                      f"--batch-size {self.batch_size:,}" if by_batch >= by_dimensions else
                       f"--embedding-size {self.embedding_size:,} for {artists:,} artists")
             raise OptionError(f"{option} needs about {need / 1e9:,.1f} GB of memory, "
                               f"and this machine has {available / 1e9:,.1f} GB available; "

@@ -21,12 +21,14 @@ from typing import Callable
 import bands2vec
 import checks
 import options as b
+import run_folder
 from artist_vectors import NEIGHBOURS
 from atomic_files import os_error_line
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
 from errors import Bands2VecError, ClusterLost
 from questions import question_arguments, questions_command
 from run_life import PHASES
+from run_record import RUN_FILE
 from vector_files import EXPORT_MAX
 
 # The training options the command line sets, as TrainOptions names them.
@@ -209,10 +211,8 @@ def evaluate_command(args):
     run = bands2vec.open_run(args.logdir, args.run)
     evaluation = run.evaluate(k=args.k)
     report = evaluation.report
-    if args.against:  # a run's folder, or its name under --logdir
-        named = not os.path.isfile(os.path.join(args.against, "run.json"))
-        other = bands2vec.open_run(*((args.logdir, args.against) if named else (args.against,)))
-        report["against"] = run.against(other, args.k)
+    if args.against is not None:
+        report["against"] = run.against(_against_run(args.logdir, args.against), args.k)
     if args.json:
         print(json.dumps(evaluation.as_dict(), indent=2, ensure_ascii=False, allow_nan=False))
         return 0
@@ -238,6 +238,13 @@ def evaluate_command(args):
         print(f"  {cluster.cluster:>2}: {cluster.size:>5}  {top:<40} {cluster.mean_score:4.2f}  "
               f"{', '.join(cluster.examples)}")
     return 0
+
+
+def _against_run(logs, against):
+    """The run --against names: a run's folder, or its name under --logdir."""
+    if against.strip() and os.path.isfile(os.path.join(against, RUN_FILE)):
+        return bands2vec.Run(run_folder.find_run(against, usable=True))
+    return bands2vec.Run(run_folder.find_run(logs, against, usable=True, option="--against"))
 
 
 def _say_stability(report, members):

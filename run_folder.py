@@ -46,7 +46,7 @@ def run_path(logs, name=None):
     return os.path.join(logs, name)
 
 
-def check_run_name(name):
+def check_run_name(name, option="--run"):
     """`name` if it can name a run: one folder name, not hidden (a run's lock is `.NAME.lock`, and
     no run can be named so), not read as an option (`-x`), without control characters or spaces
     at its ends; else a one-line RunError."""
@@ -60,7 +60,7 @@ def check_run_name(name):
         (name != name.strip(), "it starts or ends with a space")]
     problem = next((problem for found, problem in problems if found), None)
     if problem:
-        raise RunError(f"--run {name!r}: {problem}; choose another, such as my-run")
+        raise RunError(f"{option} {name!r}: {problem}; choose another, such as my-run")
     return name
 
 
@@ -103,6 +103,7 @@ def writing(folder):
             break
         os.close(fd)  # its holder removed it between our open and our lock: lock the file there now
     try:
+        _check_own_folders(folder)
         os.ftruncate(fd, 0)
         command = shlex.join([os.path.basename(sys.argv[0])] + sys.argv[1:])
         os.pwrite(fd, f"process {os.getpid()} ({command})".encode("utf-8", "replace"), 0)
@@ -110,6 +111,18 @@ def writing(folder):
     finally:
         os.unlink(path)  # while locked: whoever opened it meanwhile sees it gone and opens anew
         os.close(fd)
+
+
+def _check_own_folders(folder):
+    """A RunError if the run's folder, or a folder in it that the run writes in, is a symbolic
+    link: whoever may write in the logs could have put it there to make the run write elsewhere.
+    A new run's folder is made, or a link there replaced, once the lock is held."""
+    for path in (folder, checkpoint_dir(folder), os.path.join(folder, PROJECTOR_SAMPLE_DIR)):
+        if os.path.islink(path):
+            where = os.path.dirname(path)
+            raise RunError(f"{path}: a symbolic link, which run.py never makes, and a run is "
+                           f"written only in folders of its own; remove it (and see who put it "
+                           f"in {where})")
 
 
 def lock_path(folder):
@@ -147,15 +160,16 @@ def _same_file(fd, path):
         return False
 
 
-def find_run(logs, name=None, usable=False):
+def find_run(logs, name=None, usable=False, option="--run"):
     """The run folder to read: `logs/name`, `logs` itself if it is a run, else its latest run.
-    With `usable`, only a run with vectors to ask (metadata.tsv): not one training or cut short."""
+    With `usable`, only a run with vectors to ask (metadata.tsv): not one training or cut short.
+    `option` is what gave the name, as an error names it."""
     def ready(path):
         return os.path.isfile(os.path.join(path, run_record.RUN_FILE)) and (
             not usable or os.path.isfile(os.path.join(path, metadata.METADATA_FILE)))
 
     if name is not None:
-        path = os.path.join(logs, check_run_name(name))
+        path = os.path.join(logs, check_run_name(name, option))
         if not os.path.isfile(os.path.join(path, run_record.RUN_FILE)):
             raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); train with "
                            f"`python run.py` first")

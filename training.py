@@ -20,7 +20,7 @@ from ensemble import combined
 from errors import OptionError, RunError
 from pair_sampler import PairSampler
 from run_folder import checkpoint_dir
-from run_record import Stats
+from run_record import RUN_FILE, Stats
 
 # How often a long run saves a checkpoint: a crash or `kill -9` loses at most this much training.
 CHECKPOINT_SECONDS = 180
@@ -290,9 +290,31 @@ def restore(session, model, checkpoint):
     try:
         model.saver.restore(session, checkpoint)
     except (tf.errors.OpError, ValueError) as error:
+        unfit = _unfit_variable(model, checkpoint)
+        if unfit:  # a good checkpoint, and a graph built from options that are not the run's
+            run_file = os.path.join(os.path.dirname(os.path.dirname(checkpoint)), RUN_FILE)
+            raise UnreadableCheckpoint(f"{run_file}: its options do not fit the run's checkpoint "
+                                       f"({unfit}); the file is damaged or another run's: "
+                                       f"put back the run's own") from None
         raise UnreadableCheckpoint(f"{checkpoint}: unreadable checkpoint ({tf_reason(error)}); "
                                    f"the run cannot continue from it: "
                                    f"train it anew with --overwrite") from None
+
+
+def _unfit_variable(model, checkpoint):
+    """How a variable of the graph differs from the checkpoint's (missing there, or of another
+    shape), or None where all fit or the checkpoint cannot say."""
+    try:
+        saved = dict(tf.train.list_variables(checkpoint))
+    except (tf.errors.OpError, ValueError):
+        return None
+    for variable in model.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES):
+        name, shape = variable.op.name, variable.shape.as_list()
+        if name not in saved:
+            return f"it holds no {name}"
+        if list(saved[name]) != shape:
+            return f"its {name} is {list(saved[name])}, not {shape}"
+    return None
 
 
 def save_checkpoint(session, model, writer, folder, step):

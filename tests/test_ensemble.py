@@ -134,6 +134,8 @@ def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemb
     assert "unknown for one model" in run_cli("evaluate", "--logdir", str(demo_trained)).stdout
     assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), "--against", "no-such-run"),
                    "no-such-run")
+    for name, problem in (("", "--against '': it is empty"), ("-x", "--against '-x': it starts with '-'")):
+        assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), f"--against={name}"), problem)
 
 
 @pytest.mark.slow  # resumes in-process twice

@@ -224,6 +224,8 @@ BAD_OPTIONS = {  # the options given to train on the demo catalog: what run.py s
     ("--steps", "ten"): "invalid int value",
     ("--batch-size", "0"): "--batch-size must be at least 1",
     ("--batch-size", "1000000000"): "--batch-size 1,000,000,000 needs about",
+    ("--ensemble", "100000000"): "--ensemble 100,000,000 needs about",
+    ("--ensemble", "10", "--batch-size", "1000000000"): "--batch-size 1,000,000,000 needs about",
     ("--embedding-size", "0"): "--embedding-size must be at least 1",
     ("--embedding-size", "10000000"): "--embedding-size 10,000,000 for 300 artists needs about",
     ("--seed", "-1"): "--seed must be from 0 to 4,294,967,295, not -1",
@@ -458,6 +460,15 @@ def test_resume_from_a_truncated_checkpoint(demo_copy):
     assert runs["r"].state == "finished" and runs["r"].stats.steps == 300  # as it was
 
 
+def test_a_run_json_that_does_not_fit_the_checkpoint_is_named(demo_copy):
+    _edit_json(demo_copy, lambda fields: fields["options"].update(ensemble=3))
+    result = run_cli("--resume", "--run", "r", "--steps", "400", "--logdir", str(demo_copy.parent))
+    runs = assert_promise(result, demo_copy.parent, 2, f"{demo_copy / run_record.RUN_FILE}: its options do "
+                          f"not fit the run's checkpoint (it holds no member_1/embeddings/embeddings)", lines=1)
+    assert "--overwrite" not in result.stderr
+    assert runs["r"].stats.steps == 300 and runs["r"].options.ensemble == 3  # as it was
+
+
 def _edit_json(run_dir, edit):
     with open(run_dir / run_record.RUN_FILE, encoding="utf-8") as f:
         fields = json.load(f)
@@ -493,9 +504,13 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
                                       "'99999999999999999999', too big)"),
     (_nan_vectors_alone, ["evaluate"], "vectors.npy: damaged (2 of its vectors with NaN or infinite values), "
                                        "and no checkpoint to read instead"),
+    (lambda run_dir: _edit_json(run_dir, lambda fields: fields["options"].update(ensemble=4)),
+     ["similar", "!?!"], "its vectors have 64 columns, and run.json says 4 members of 64 dimensions (256): "
+                         "one of the two is damaged or another run's"),
     (None, ["query", TERMS], f"an expression takes at most {expressions.MAX_TERMS:,} artists"),
     (None, ["evaluate", "-k", "0"], "-k must be at least 1, not 0"),
 ], ids=["run.json with an unknown option", "run.json without stats", "run.json of a newer version",
+        "run.json with another ensemble",
         "score bucket too big", "NaN vectors without a checkpoint", "too many terms", "evaluate k 0"])
 def test_what_the_library_refuses_is_one_line(demo_copy, damage, args, message):
     if damage:

@@ -3,6 +3,7 @@ where a run writes, which must never lead it to write a file outside its folder.
 processes: test_hostile_inputs.py.)"""
 import os
 import shlex
+import shutil
 
 import pytest
 
@@ -95,3 +96,30 @@ def test_links_planted_where_a_run_writes_are_replaced_not_followed(demo_copy, t
     assert [os.path.basename(path) for path in paths] == names
     assert not any(os.path.islink(path) for path in paths)
     assert bands2vec.open_run(str(demo_copy.parent), "r").vectors.most_similar("!?!", topn=1)
+
+
+def _files(folder):
+    return sorted((path.relative_to(folder).as_posix(), path.stat().st_mtime_ns)
+                  for path in folder.rglob("*") if path.is_file())
+
+
+@pytest.mark.parametrize("linked", ["the run", run_folder.CHECKPOINT_DIR, run_folder.PROJECTOR_SAMPLE_DIR])
+def test_a_folder_of_the_run_that_is_a_link_is_never_written_through(demo_copy, tmp_path, linked):
+    elsewhere = tmp_path / "elsewhere"
+    place = demo_copy if linked == "the run" else demo_copy / linked
+    if place.exists():
+        shutil.move(place, elsewhere)
+    else:
+        elsewhere.mkdir()
+    os.symlink(elsewhere, place)
+    before = _files(elsewhere)
+    logs = str(demo_copy.parent)
+    run = bands2vec.open_run(logs, "r")  # reading through a link is harmless
+    for write in (run.export, lambda: run.plot(say=lambda *_: None),
+                  lambda: bands2vec.resume(logs, "r", steps=400, say=lambda *_: None)):
+        with pytest.raises(RunError, match=f"{os.path.basename(place)}: a symbolic link, which run.py "
+                                           f"never makes") as refused:
+            write()
+        assert len(str(refused.value).splitlines()) == 1
+    assert _files(elsewhere) == before and os.path.islink(place)
+    assert not os.path.exists(run_folder.lock_path(str(demo_copy)))
