@@ -37,6 +37,14 @@ def train_run(logs, data="demo", plots=False, **options):
                            say=quiet).folder
 
 
+def write_file(path, text, mode="w"):
+    """`text` written at `path`, its folder made; returns the path as text."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, mode) as f:
+        f.write(text)
+    return str(path)
+
+
 def csv_copy(database, folder):
     """Every table of a SQLite file as `<table>.csv` in `folder`, as the Kaggle export writes them (a header row,
     NULL as a bare NA); returns the folder."""

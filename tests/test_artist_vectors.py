@@ -167,7 +167,7 @@ def test_command_line_queries(full_run):
     result = run_cli("similar", "radiohed", *logs)
     assert result.returncode == 2 and "did you mean 'radiohead'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    # An artist minus itself: test_hostile_inputs.py.
+    # An artist minus itself: test_hostile_runs.py.
 
 
 @pytest.mark.slow

@@ -117,6 +117,7 @@ def test_one_models_answers_have_no_member_figures(demo_trained):
     assert "Similarity: " in text and "members" not in text
 
 
+@pytest.mark.slow  # six processes of run.py
 def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemble):
     def against(run, other):
         result = run_cli("evaluate", "--json", "--logdir", str(run), "--against", str(other))

@@ -1,7 +1,7 @@
 """Faults inside a run: whatever fails or stops it, after whatever phase, the folder is gone or tells its state
 in run.json and how to go on; files written whole or not at all; a run whose checkpoint or metadata is gone
-or damaged; every phase saying what it does. (The hostile inputs from outside, signals, kill -9 and a second
-writer among them, are in test_hostile_inputs.py.)"""
+or damaged; every phase saying what it does. (The hostile inputs from outside are in test_hostile_inputs.py;
+signals, kill -9 and a second writer among them in test_hostile_runs.py.)"""
 import errno
 import glob
 import os
@@ -156,7 +156,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# A run whose checkpoint or metadata is gone or damaged (more in test_hostile_inputs.py)
+# A run whose checkpoint or metadata is gone or damaged (more in test_hostile_runs.py)
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", [["similar", "lune, marée"], ["query", "lune, marée - !?!"],

@@ -1,36 +1,26 @@
-"""Hostile input: cases that try to break `python run.py` (bad data and options, catalogs too small, unusable
-folders, a full disk, damaged runs, a signal in each phase, kill -9, two writers, a bad TF_CONFIG), each run
-as whole processes. Every case keeps the promise (helpers.assert_promise): exit 0, 2 or 130, no traceback, a
-refusal in at most two lines, every run folder left with a run.json telling its state and no temporary file;
-and says what it is about. The full-disk and read-only cases mount a small tmpfs (root on Linux), and are
-skipped where that is refused.
+"""Hostile input: cases that try to break `python run.py` with what it is given (bad data and options,
+catalogs too small, a bad TF_CONFIG), each run as whole processes. Every case keeps the promise
+(helpers.assert_promise): exit 0, 2 or 130, no traceback, a refusal in at most two lines, every run folder
+left with a run.json telling its state and no temporary file; and says what it is about. Hostile ground for
+a run (log folders, disks, damaged runs, signals): test_hostile_runs.py.
 
     python -m pytest tests/test_hostile_inputs.py
 """
 import csv
 import json
 import os
-import shutil
-import shlex
-import signal
 import sqlite3
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import contexts
 import demo_data
-import expressions
 import metadata
-import run_folder
 import run_record
-import tensorboard_files
-import vector_files
 import data_utils
-from helpers import (CHECKPOINT_SECONDS, CLUSTER_WAIT_SECONDS, METADATA_HEADER, REPO, answer_lines,
-                     assert_promise, assert_refused, free_ports, has_open, run_cli, run_many, run_state, signalled)
+from helpers import (CLUSTER_WAIT_SECONDS, METADATA_HEADER, answer_lines, assert_promise, free_ports, run_cli,
+                     run_many, write_file)
 from synthetic_catalog import write_tables
 
 # Each case is whole processes: the end-to-end tier.
@@ -49,40 +39,10 @@ def _csv_folder(folder, reviews, genres):
     return str(folder)
 
 
-def _text(path, text, mode="w"):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, mode) as f:
-        f.write(text)
-    return str(path)
-
-
 def _synthetic(tmp_path, artists):
     return write_tables(demo_data.demo_tables(artists, seed=3), str(tmp_path / f"d{artists}"))
 
 
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """mount(size): a new folder on a tmpfs of that size, unmounted afterwards; the test is skipped where
-    mounting is refused (it takes root)."""
-    mounted = []
-
-    def mount(size):
-        folder = tmp_path / f"tmpfs{len(mounted)}"
-        folder.mkdir()
-        try:
-            refused = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                                     capture_output=True).returncode
-        except OSError:  # no mount command
-            refused = True
-        if refused:
-            pytest.skip("mounting a tmpfs was refused here")
-        mounted.append(folder)
-        return folder
-
-    yield mount
-    for folder in mounted:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,17 +53,17 @@ BAD_DATA = {  # case: (its --data, made in a folder; what run.py says)
     "missing data path": (lambda tmp: "/no/such/file.sqlite", "/no/such/file.sqlite: no such file or folder"),
     "folder without the data": (lambda tmp: os.makedirs(tmp / "empty") or str(tmp / "empty"),
                                 "empty: no database.sqlite, and no reviews.csv and genres.csv in this folder"),
-    "text file as sqlite": (lambda tmp: _text(tmp / "x.sqlite", "not a database"), "x.sqlite: not a SQLite database"),
+    "text file as sqlite": (lambda tmp: write_file(tmp / "x.sqlite", "not a database"), "x.sqlite: not a SQLite database"),
     "dev null as data": (lambda tmp: "/dev/null", "/dev/null: no such file or folder"),
     "database sqlite is a folder": (lambda tmp: os.makedirs(tmp / "d" / "database.sqlite") or str(tmp / "d"),
                                     "d: no database.sqlite, and no reviews.csv and genres.csv"),
-    "csv missing a column": (lambda tmp: _text(tmp / "d" / "genres.csv", "reviewid,genre\n1,rock\n")
-                             and os.path.dirname(_text(tmp / "d" / "reviews.csv", "reviewid,artist\n1,a\n")),
+    "csv missing a column": (lambda tmp: write_file(tmp / "d" / "genres.csv", "reviewid,genre\n1,rock\n")
+                             and os.path.dirname(write_file(tmp / "d" / "reviews.csv", "reviewid,artist\n1,a\n")),
                              "reviews.csv: missing column score"),
     "every genre null": (lambda tmp: _csv_folder(tmp / "d", [(1, "a", 7.0), (2, "b", 6.0)], [(1, "NA"), (2, "")]),
                          "every genre is NULL"),
-    "binary garbage csv": (lambda tmp: _text(tmp / "d" / "genres.csv", "reviewid,genre\n1,rock\n")
-                           and os.path.dirname(_text(tmp / "d" / "reviews.csv",
+    "binary garbage csv": (lambda tmp: write_file(tmp / "d" / "genres.csv", "reviewid,genre\n1,rock\n")
+                           and os.path.dirname(write_file(tmp / "d" / "reviews.csv",
                                                      b'reviewid,artist,score\n1,"unclosed,7\n\xff\xfe\x00\n', "wb")),
                            "reviews.csv: malformed CSV"),
     "empty tables": (lambda tmp: _csv_folder(tmp / "d", [], []), "no reviews with an artist"),
@@ -281,416 +241,6 @@ def test_options_at_their_edges_train(tmp_path, args, note):
     assert assert_promise(result, logs, 0)["r"].state == "finished"
     said = result.stderr.strip().splitlines()
     assert all(line.startswith("run.py: note: ") and note in line for line in said) if note else not said, said
-
-
-# ---------------------------------------------------------------------------------------------
-# Log directories and disks
-# ---------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("bad, message", [
-    ("a-file", "a-file: log directory is not writable (File exists); choose another --logdir"),
-    ("", "--logdir is empty"),
-], ids=["logdir is a file", "empty logdir"])
-def test_unusable_log_directory(tmp_path, bad, message):
-    (tmp_path / "a-file").write_text("")
-    logs = str(tmp_path / bad) if bad else bad
-    assert_promise(run_cli("--data", "demo", "--logdir", logs), logs, 2, "log", message, lines=1)
-
-
-def test_run_exists_without_overwrite(demo_copy):
-    logs = demo_copy.parent
-    result = run_cli("--data", "demo", "--run", "r", "--logdir", str(logs))
-    runs = assert_promise(result, logs, 2, f"{demo_copy} already exists: pass --overwrite", lines=1)
-    assert runs["r"].state == "finished"
-
-
-def test_a_read_only_folder(tmpfs, demo_run):
-    """A read-only log directory, and a run in one: plot, export and --resume refused, questions answered."""
-    mount = tmpfs("1m")
-    shutil.copytree(demo_run, mount / "r", ignore=shutil.ignore_patterns("*.png", "events.*"))
-    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
-    for args in (["plot"], ["export"], ["--resume", "--steps", "400"]):
-        result = run_cli(*args, "--logdir", str(mount), "--run", "r")
-        assert_refused(result, "Read-only file system")
-        assert_promise(result, mount, 2, f"{mount / 'r'}: cannot be written (Read-only file system)")
-    result = run_cli("--data", "demo", "--logdir", str(mount))
-    assert_refused(result, "log directory is not writable (Read-only file system)")
-    assert_promise(result, mount, 2)
-    assert run_cli("similar", "!?!", "--logdir", str(mount)).returncode == 0
-
-
-@pytest.mark.parametrize("size, data, message, left", [
-    # Not even the checkpoint fits: nothing is left.
-    ("300k", "demo", "cannot write the checkpoint (", None),
-    # The plots do not fit.
-    ("1m", "demo", "No space left on device; free some space there, or use another --logdir", "incomplete"),
-    # The exports of 8,630 artists do not fit. (Its first line says "a file: 557568 requested and 124896
-    # written", numpy's word for it, without the path or the reason.)
-    ("8m", "full_data", "is usable, without its exports", "incomplete"),
-], ids=["300k", "1m", "8m, full data"])
-def test_a_full_disk(tmpfs, request, size, data, message, left):
-    mount = tmpfs(size)
-    data = request.getfixturevalue(data) if data == "full_data" else data
-    steps = ["--steps", "100"] if size != "1m" else []  # fewer steps, the same files
-    result = run_cli("--data", data, "--logdir", str(mount), "--run", "r", *steps)
-    runs = assert_promise(result, mount, 2, message)
-    if left is None:
-        assert_refused(result, "No space left on device); free some space there, or use another --logdir")
-        assert runs == {}
-    else:
-        assert len(result.stderr.strip().splitlines()) == 2
-        state, missing, command = run_state(mount / "r")
-        assert state == left and missing and command in result.stderr
-
-
-def _fill(mount, leave):
-    """Fill the tmpfs `mount` but for about `leave` bytes, with a file beside its logs."""
-    stats = os.statvfs(mount)
-    with open(mount / "filler", "wb") as f:
-        os.posix_fallocate(f.fileno(), 0, stats.f_bavail * stats.f_frsize - leave)
-
-
-def test_a_new_run_with_150k_free(tmpfs):
-    mount = tmpfs("2m")
-    _fill(mount, 150_000)
-    logs = mount / "logs"
-    result = run_cli("--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "50", "--no-plots")
-    assert_refused(result, f"{logs / 'r'}", "No space left on device", "free some space there")
-    assert assert_promise(result, logs, 2) == {}
-
-
-def test_resume_with_150k_free_leaves_the_run_as_it_was(tmpfs, demo_trained):
-    mount = tmpfs("2m")
-    logs = mount / "logs"
-    shutil.copytree(demo_trained, logs / "r", ignore=shutil.ignore_patterns("events.*", "vectors.t*"))
-    before = (logs / "r" / run_record.RUN_FILE).read_text()
-    _fill(mount, 150_000)
-    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", "400", "--no-plots")
-    assert_refused(result, f"{logs / 'r'}", "No space left on device", "free some space there",
-                   "keeps its checkpoint at step 300", lines=2)
-    assert_promise(result, logs, 2)
-    assert (logs / "r" / run_record.RUN_FILE).read_text() == before  # finished at step 300, as it was
-
-
-@pytest.mark.parametrize("command, path", [("export", vector_files.VECTORS_FILE), ("plot", "tsne")])
-def test_a_full_disk_names_the_file_it_could_not_write(tmpfs, demo_run, command, path):
-    mount = tmpfs("2m")
-    logs = mount / "logs"
-    shutil.copytree(demo_run, logs / "r", ignore=shutil.ignore_patterns("events.*", "*.png", "vectors.t*"))
-    _fill(mount, 20_000)
-    result = run_cli(command, "--logdir", str(logs), "--run", "r")
-    assert_refused(result, f"{logs / 'r' / path}", "No space left on device; free some space there")
-    assert assert_promise(result, logs, 2)["r"].state == "finished"
-
-
-# ---------------------------------------------------------------------------------------------
-# Damaged runs, and questions
-# ---------------------------------------------------------------------------------------------
-
-def test_an_unknown_artist_among_questions(demo_run):
-    logs = os.path.dirname(demo_run)
-    result = run_cli("similar", "-", "-k", "2", "--logdir", logs, stdin="lune, marée\nno such band\n!?!\n")
-    assert_promise(result, logs, 2, "run.py: error: unknown artist 'no such band'", lines=1)
-    blocks = result.stdout.strip().split("\n\n")  # the others are answered
-    assert [block.splitlines()[0] for block in blocks] == ["Nearest to lune, marée:", "Nearest to !?!:"]
-    assert all(len(answer_lines(block)) == 2 for block in blocks)
-
-
-@pytest.mark.parametrize("args, message", [
-    (["query", "!?! - !?!"], "the expression cancels out to the zero vector"),
-    (["similar", "lune, marée", "-k", "0"], "-k must be at least 1"),
-    (["similar", "lune, marée", "--run", "nope"], "no trained run"),
-    (["plot", "--clusters", "0"], "--clusters must be at least 1"),
-], ids=["an artist minus itself", "k of 0", "no such run", "plot into 0 clusters"])
-def test_bad_questions(demo_run, args, message):
-    logs = os.path.dirname(demo_run)
-    assert_promise(run_cli(*args, "--logdir", logs), logs, 2, message, lines=1)
-
-
-def test_k_of_a_billion(demo_run, demo_catalog):
-    logs = os.path.dirname(demo_run)
-    result = run_cli("similar", "!?!", "-k", "1000000000", "--logdir", logs)
-    assert_promise(result, logs, 0)
-    assert len(answer_lines(result.stdout)) == len(demo_catalog) - 1  # every other artist
-
-
-def test_questions_without_a_run(tmp_path):
-    result = run_cli("similar", "coil", "--logdir", str(tmp_path / "logs"))
-    assert_promise(result, tmp_path / "logs", 2, "no trained run found; train one with", lines=1)
-
-
-def _damage_checkpoint(run_dir, how):
-    checkpoints = run_dir / run_folder.CHECKPOINT_DIR
-    for name in os.listdir(checkpoints):
-        if how == "garbage" and name.startswith("model.ckpt") and name.endswith((".index", ".data-00000-of-00001")):
-            (checkpoints / name).write_bytes(b"\x00garbage" * 10)
-        elif how == "truncated" and name.endswith(".data-00000-of-00001"):
-            with open(checkpoints / name, "r+b") as f:
-                f.truncate(100)
-
-
-@pytest.mark.parametrize("command, how", [(["similar", "lune, marée"], "garbage"), (["evaluate"], "garbage"),
-                                          (["evaluate"], "truncated")])
-def test_corrupt_checkpoint(demo_copy, command, how):
-    _damage_checkpoint(demo_copy, how)
-    result = run_cli(*command, "--logdir", str(demo_copy.parent))
-    assert result.returncode == 0 and not result.stderr, result.stderr
-    with open(demo_copy / vector_files.VECTORS_FILE, "r+b") as f:
-        f.truncate(1000)  # a truncated copy as well: nothing whole is left
-    result = run_cli(*command, "--logdir", str(demo_copy.parent))
-    assert_refused(result, "unreadable checkpoint")
-    assert_promise(result, demo_copy.parent, 2)
-
-
-def test_damaged_vectors_are_read_from_the_checkpoint(demo_copy):
-    with open(demo_copy / vector_files.VECTORS_FILE, "r+b") as f:
-        f.truncate(1000)
-    result = run_cli("similar", "lune, marée", "-k", "3", "--logdir", str(demo_copy.parent))
-    assert result.returncode == 0 and len(answer_lines(result.stdout)) == 3
-    (note,) = result.stderr.splitlines()
-    assert note.startswith("run.py: note: ") and "vectors.npy: damaged" in note and "checkpoint" in note
-    assert_promise(result, demo_copy.parent, 0)
-
-
-def test_resume_from_a_truncated_checkpoint(demo_copy):
-    _damage_checkpoint(demo_copy, "truncated")
-    result = run_cli("--resume", "--run", "r", "--steps", "400", "--logdir", str(demo_copy.parent))
-    runs = assert_promise(result, demo_copy.parent, 2, "unreadable checkpoint",
-                          "the run cannot continue from it: train it anew with --overwrite", lines=1)
-    assert runs["r"].state == "finished" and runs["r"].stats.steps == 300  # as it was
-
-
-def test_a_run_json_that_does_not_fit_the_checkpoint_is_named(demo_copy):
-    _edit_json(demo_copy, lambda fields: fields["options"].update(ensemble=3))
-    result = run_cli("--resume", "--run", "r", "--steps", "400", "--logdir", str(demo_copy.parent))
-    runs = assert_promise(result, demo_copy.parent, 2, f"{demo_copy / run_record.RUN_FILE}: its options do "
-                          f"not fit the run's checkpoint (it holds no member_1/embeddings/embeddings)", lines=1)
-    assert "--overwrite" not in result.stderr
-    assert runs["r"].stats.steps == 300 and runs["r"].options.ensemble == 3  # as it was
-
-
-def _edit_json(run_dir, edit):
-    with open(run_dir / run_record.RUN_FILE, encoding="utf-8") as f:
-        fields = json.load(f)
-    edit(fields)
-    (run_dir / run_record.RUN_FILE).write_text(json.dumps(fields))
-
-
-def _nan_vectors_alone(run_dir):
-    vectors = np.load(run_dir / vector_files.VECTORS_FILE)
-    vectors[[3, 7]] = np.nan
-    np.save(run_dir / vector_files.VECTORS_FILE, vectors)
-    shutil.rmtree(run_dir / run_folder.CHECKPOINT_DIR)
-
-
-def _big_bucket(run_dir):
-    path = run_dir / metadata.METADATA_FILE
-    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
-    rows[2][METADATA_HEADER.index("score_bucket")] = "9" * 20
-    path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
-
-
-TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
-
-
-@pytest.mark.parametrize("damage, args, message", [
-    (lambda run_dir: _edit_json(run_dir, lambda fields: fields["options"].update(mood_share=0.3)),
-     ["similar", "!?!"], "unreadable run.json (options: unknown field 'mood_share', not one this version writes)"),
-    (lambda run_dir: _edit_json(run_dir, lambda fields: fields.pop("stats")), ["evaluate"],
-     "unreadable run.json (no 'stats')"),
-    (lambda run_dir: _edit_json(run_dir, lambda fields: fields.update(version=3)), ["export"],
-     "unreadable run.json (version 3, from a newer Bands2Vec than this one"),
-    (_big_bucket, ["similar", "!?!"], "metadata.tsv: malformed metadata (line 3: score_bucket is "
-                                      "'99999999999999999999', too big)"),
-    (_nan_vectors_alone, ["evaluate"], "vectors.npy: damaged (2 of its vectors with NaN or infinite values), "
-                                       "and no checkpoint to read instead"),
-    (lambda run_dir: _edit_json(run_dir, lambda fields: fields["options"].update(ensemble=4)),
-     ["similar", "!?!"], "its vectors have 64 columns, and run.json says 4 members of 64 dimensions (256): "
-                         "one of the two is damaged or another run's"),
-    (None, ["query", TERMS], f"an expression takes at most {expressions.MAX_TERMS:,} artists"),
-    (None, ["evaluate", "-k", "0"], "-k must be at least 1, not 0"),
-], ids=["run.json with an unknown option", "run.json without stats", "run.json of a newer version",
-        "run.json with another ensemble",
-        "score bucket too big", "NaN vectors without a checkpoint", "too many terms", "evaluate k 0"])
-def test_what_the_library_refuses_is_one_line(demo_copy, damage, args, message):
-    if damage:
-        damage(demo_copy)
-    result = run_cli(*args, "--logdir", str(demo_copy.parent))
-    assert_refused(result, message)
-    if "run.json" not in message:  # the promise reads the run's run.json, which the others damage
-        assert_promise(result, demo_copy.parent, 2)
-
-
-def test_a_query_of_many_terms_is_answered(demo_copy):
-    terms = " + ".join(["lune, marée", "!?!"] * (expressions.MAX_TERMS // 2))
-    # 1,000 terms took 22 s to parse before; test_library_errors times the parser.
-    result = run_cli("query", terms, "-k", "3", "--logdir", str(demo_copy.parent), timeout=60)
-    answers = [line for line in result.stdout.splitlines() if line.startswith("Artist: ")]
-    assert result.returncode == 0 and len(answers) == 3, result.stderr
-
-
-# ---------------------------------------------------------------------------------------------
-# Signals, kill -9 and two writers
-# ---------------------------------------------------------------------------------------------
-
-def test_a_signal_while_loading_leaves_nothing(tmp_path, full_data):
-    logs = tmp_path / "logs"
-    database = os.path.realpath(full_data)
-    result = signalled(["--data", full_data, "--logdir", str(logs), "--run", "r"], has_open(database),
-                       signal.SIGTERM)
-    assert_promise(result, logs, 130, "run.py: interrupted before a run folder was made: nothing was written")
-    assert not logs.exists()
-
-
-@pytest.mark.parametrize("trigger, signum, state, missing, next_command", [
-    ("t-SNE iteration ", signal.SIGTERM, "incomplete", ["plots"], "python run.py plot"),
-    ("Measuring", signal.SIGINT, "incomplete", ["quality", "plots"], "python run.py --resume"),
-    ("Clustering", signal.SIGINT, "incomplete", ["metadata", "exports", "projector", "quality", "plots"],
-     "python run.py --resume"),
-    ("average loss", signal.SIGTERM, "interrupted", None, "python run.py --resume"),
-], ids=["SIGTERM during t-SNE", "SIGINT while measuring", "SIGINT while clustering", "SIGTERM while training"])
-def test_a_signal_in_any_phase(tmp_path, trigger, signum, state, missing, next_command):
-    logs = tmp_path / "logs"
-    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "600"], trigger, signum)
-    assert result.returncode == 130 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert next_command in result.stderr
-    assert_promise(result, logs, 130)
-    assert run_state(logs / "r")[:2] == (state, missing)
-    result = run_cli(*run_state(logs / "r")[2].split()[2:])
-    assert result.returncode == 0, result.stderr
-    assert run_state(logs / "r")[0] == "finished"
-
-
-def test_interrupted_training_on_the_full_data_saves_a_consistent_run_and_resumes(tmp_path, full_data):
-    from artist_vectors import ArtistVectors
-
-    logs = tmp_path / "logs"
-    result = signalled(["--data", full_data, "--logdir", str(logs), "--run", "r", "--steps", "1000000",
-                        "--no-plots"], "average loss", signal.SIGINT)
-    assert result.returncode == 130, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "Interrupted at step" in result.stderr
-    assert "--resume" in result.stderr
-    assert_promise(result, logs, 130)
-
-    run_dir = str(logs / "r")
-    record = run_record.read(run_dir)
-    steps = record.stats.steps
-    assert record.state == "interrupted" and 250 <= steps < 1_000_000
-    with open(os.path.join(run_dir, metadata.METADATA_FILE), encoding="utf-8") as f:
-        assert len(f.read().splitlines()) == 8630 + 1
-    vectors = ArtistVectors.load(run_dir)  # checkpoint and metadata agree
-    assert len(vectors) == 8630 and np.all(np.isfinite(vectors.vectors))
-    assert not [name for name in os.listdir(run_dir) if name.startswith(".")]  # no temporary files left
-
-    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", str(steps + 100), "--no-plots")
-    assert result.returncode == 0, result.stderr
-    record = run_record.read(run_dir)
-    assert record.state == "finished" and record.stats.steps == steps + 100
-    assert record.stats.pairs == (steps + 100) * record.options.batch_size and record.stats.part_from == steps
-    assert f"of which {100 * record.options.batch_size:,} in the 100 steps from step {steps:,}" in result.stdout
-
-    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", str(steps + 200), "--data", "demo")
-    assert_refused(result, "trained on other data")
-    assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r"), "has trained all its")
-    assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r", "--seed", "3"), "only --steps")
-
-
-def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, full_data):
-    logs = str(tmp_path / "logs")
-    result = signalled(["--data", full_data, "--logdir", logs, "--run", "r", "--steps", "50000", "--no-plots"],
-                       "step  4000/", signal.SIGKILL, settings={CHECKPOINT_SECONDS: 1})
-    assert result.returncode == -signal.SIGKILL
-    assert result.stderr == ""  # several checkpoints, and none of TensorFlow's notes about them
-    record = run_record.read(str(tmp_path / "logs" / "r"))
-    # Checkpoints every second of a run at about 1,000 steps a second: at most a few seconds lost.
-    assert record.state == "training" and 1000 <= record.stats.steps <= 4000
-    assert record.next == f"python run.py --resume --logdir {logs} --run r"
-    steps = record.stats.steps
-    result = run_cli("similar", "coil", "--logdir", logs)
-    assert_refused(result, "no run with vectors to ask yet (r: still training, or stopped before")
-    result = run_cli("--resume", "--logdir", logs, "--run", "r", "--steps", str(steps + 300), "--no-plots")
-    assert result.returncode == 0, result.stderr
-    assert f"step {steps + 300}/{steps + 300}" in result.stdout and run_state(tmp_path / "logs" / "r")[0] == "finished"
-    assert_promise(result, logs, 0)
-    # The dead process's lock was taken over, and removed; beside the run, the log folder's hparams.
-    assert sorted(os.listdir(logs)) == sorted(["r", tensorboard_files.EXPERIMENT_FILE])
-
-
-def test_kill_9_while_writing_leaves_a_trained_run_that_resume_completes(tmp_path):
-    logs = tmp_path / "logs"
-    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "300", "--no-plots"],
-                       "Clustering", signal.SIGKILL)
-    assert result.returncode == -signal.SIGKILL and result.stderr == ""
-    record = run_record.read(str(logs / "r"))
-    # Trained to its last step, as its checkpoint is: not step 0.
-    assert record.state == "incomplete" and record.stats.steps == 300 and record.missing
-    assert record.next == f"python run.py --resume --logdir {logs} --run r"
-    if "metadata" in record.missing:  # the vectors, without what questions need: --resume writes it
-        assert_refused(run_cli("similar", "!?!", "--logdir", str(logs), "--run", "r"),
-                       "no vectors to ask yet (its state: incomplete); python run.py --resume")
-    result = run_cli(*shlex.split(record.next)[2:], "--no-plots")
-    assert "has trained all its 300 steps: writing the files it lacks" in result.stdout
-    assert assert_promise(result, logs, 0)["r"].state == "finished"
-    assert run_cli("similar", "!?!", "--logdir", str(logs)).returncode == 0
-
-
-def test_the_command_to_go_on_is_pasted_into_a_shell_as_it_is(tmp_path):
-    logs, name = tmp_path / "my logs", "my run;echo PWNED"
-    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", name, "--steps", "600", "--no-plots"],
-                       "average loss", signal.SIGTERM)
-    assert_promise(result, logs, 130)
-    command = run_record.read(str(logs / name)).next
-    assert f"continue with: {command}" in result.stderr
-    assert shlex.split(command) == ["python", "run.py", "--resume", "--logdir", str(logs), "--run", name]
-    # Pasted into a shell, where `python` is this one, in the repository.
-    path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
-    pasted = subprocess.run(["bash", "-c", f"{command} --no-plots"], cwd=REPO, env=dict(os.environ, PATH=path),
-                            capture_output=True, text=True, timeout=300)
-    assert pasted.returncode == 0 and "PWNED" not in pasted.stdout.splitlines(), pasted.stderr  # no echo ran
-    assert run_state(logs / name)[0] == "finished"
-
-
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
-def test_a_signal_to_a_waiting_ps_task(tmp_path, signum):
-    chief, ps = free_ports(2)
-    config = {"cluster": {"chief": [f"127.0.0.1:{chief}"], "ps": [f"127.0.0.1:{ps}"]},
-              "task": {"type": "ps", "index": 0}}
-    result = signalled(["--data", "demo", "--logdir", str(tmp_path)], "serving the variables", signum,
-                       env={"TF_CONFIG": json.dumps(config)}, timeout=120)
-    assert_promise(result, tmp_path, 130, "ps 0: interrupted; the trainers lose the variables it served")
-    assert len(result.stderr.splitlines()) == 1 and os.listdir(tmp_path) == []
-
-
-def test_one_writer_per_run(tmp_path, demo_run):
-    """A second writer, such as --overwrite while a run trains, is refused; readers are not writers."""
-    logs = tmp_path / "logs"
-    shutil.copytree(demo_run, logs / "r")
-    with run_folder.writing(str(logs / "r")):  # held here as a training run holds it
-        holder = f"process {os.getpid()}"
-        for args in (["--data", "demo", "--run", "r", "--overwrite"], ["--resume", "--run", "r", "--steps", "400"],
-                     ["plot", "--run", "r"], ["export", "--run", "r"]):
-            result = run_cli(*args, "--logdir", str(logs))
-            assert_refused(result, f"{logs / 'r'} is being written by {holder}")
-            assert assert_promise(result, logs, 2)["r"].state == "finished"
-        assert run_cli("similar", "!?!", "--logdir", str(logs)).returncode == 0  # readers are not writers
-    assert os.listdir(logs) == ["r"]
-    # A lock file left by a process that has gone is taken over.
-    (logs / ".r.lock").write_text("process 99999999 (run.py, killed)")
-    assert run_cli("export", "--run", "r", "--logdir", str(logs)).returncode == 0
-    assert os.listdir(logs) == ["r"]
-
-
-@pytest.mark.parametrize("plant", ["link", "fifo"])
-def test_a_lock_planted_by_another_user(demo_copy, tmp_path, plant):
-    """`ln -s ~/notes.txt logs/.r.lock` (or a FIFO there) by whoever may write in the logs: refused in one line,
-    and the file the link points to is left as it was."""
-    victim = tmp_path / "notes.txt"
-    victim.write_text("the user's notes\n")
-    logs, lock = demo_copy.parent, demo_copy.parent / ".r.lock"
-    os.symlink(victim, lock) if plant == "link" else os.mkfifo(lock)
-    result = run_cli("export", "--logdir", str(logs), "--run", "r")
-    assert_refused(result, f"{lock}: the lock of {demo_copy} is ", "which run.py never makes; remove it")
-    assert victim.read_text() == "the user's notes\n"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """A run's folder in a log folder others may write in: the names a run may have, its lock, and links planted
 where a run writes, which must never lead it to write a file outside its folder. (The same cases as whole
-processes: test_hostile_inputs.py.)"""
+processes: test_hostile_runs.py.)"""
 import os
 import shlex
 import shutil
