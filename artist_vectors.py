@@ -11,6 +11,7 @@
 import copy
 import difflib
 import functools
+import math
 import numbers
 import os
 import warnings
@@ -22,7 +23,7 @@ import run_folder
 import run_record
 import twins
 import vector_files
-from contexts import CONTEXTS, DEFAULT_CONTEXTS, parse_contexts
+from contexts import CONTEXTS, DEFAULT_CONTEXTS, checked_shares
 from ensemble import EnsembleQueries
 from errors import QueryError, RunError, UnknownArtist, shown
 from expressions import parse_expression
@@ -236,12 +237,12 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         """The source's line for an artist, with a similarity and what it shares with the artists
         `shared_with` where given: `Artist: black lips, Mean Score: 7.48, Genres: ['rock']`."""
         i = self.index(name)
-        if similarity is not None and (not isinstance(similarity, numbers.Real)
-                                       or isinstance(similarity, bool)
-                                       or not np.isfinite(similarity)):
+        if similarity is not None and (isinstance(similarity, bool) or not isinstance(
+                similarity, numbers.Real) or not math.isfinite(similarity)):
             raise QueryError(f"describe: similarity must be a finite number, "
                              f"not {shown(similarity)}")
         shared_with = key_list(shared_with, "shared_with")
+        similarity = None if similarity is None else float(similarity)
         line = (f"Artist: {self.names[i]}, Mean Score: {self.artists.mean_scores[i]:.2f}, "
                 f"Genres: {list(self.artists.genres[i])}")
         if similarity is not None:
@@ -253,7 +254,7 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
     def value_ids(self, kind):
         """Each artist's values of a context kind (kind.common) as ids 0..n-1, with numpy alone:
         (bounds, ids), artist i's ids[bounds[i]:bounds[i + 1]]; None where no artist has one."""
-        if kind not in CONTEXTS:
+        if not isinstance(kind, str) or kind not in CONTEXTS:
             raise QueryError(f"unknown context kind {shown(kind)}; the kinds are "
                              f"{', '.join(CONTEXTS)}")
         if kind not in self._value_ids:
@@ -276,8 +277,9 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         (kind.common); None where no artist has one."""
         from scipy import sparse
 
+        found = self.value_ids(kind)  # the kind checked before it is looked up
         if kind not in self._indicators:
-            found, matrix = self.value_ids(kind), None
+            matrix = None
             if found is not None:
                 bounds, columns = found
                 rows = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
@@ -291,7 +293,8 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         without k-means clusters. With `for_neighbours_only`, `vectors` (float32, the caller's to
         lose) is normalised in place and serves as both: a million artists' vectors are 256 MB."""
         other = copy.copy(self)
-        other.vectors = _matrix(vectors, len(self))
+        # Training's reports pass its current tables: its loss tells a divergence first.
+        other.vectors = _matrix(vectors, len(self), finite=not for_neighbours_only)
         other.unit_vectors = _unit(other.vectors,
                                    out=other.vectors if for_neighbours_only else None)
         other.kmeans_clusters = None
@@ -369,6 +372,7 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         """[(answers that are twins of each other, in the order given; their group's size)] of a
         list of answers, for groups of two answers or more."""
         group, sizes = self.twin_groups()
+        names = key_list(names, "names")
         rows = np.array([self.index(name) for name in names], dtype=np.int64)
         ids, first, inverse, counts = np.unique(group[rows], return_index=True,
                                                 return_inverse=True, return_counts=True)
@@ -394,8 +398,7 @@ def spelling_key(name):
 
 def trained_kinds(contexts):
     """The kinds a run trains on, from its {kind: share} or a --contexts spec: those with pairs."""
-    shares = parse_contexts(contexts) if isinstance(contexts, str) else contexts
-    return tuple(kind for kind, share in shares.items() if share > 0)
+    return tuple(kind for kind, share in checked_shares(contexts).items() if share > 0)
 
 
 def _run_options(folder, vectors):
@@ -459,15 +462,20 @@ def _first_rows(keys):
     return {key: i for i, key in reversed(list(enumerate(keys)))}
 
 
-def _matrix(vectors, rows):
-    """`vectors` as float32, one a row for `rows` artists, else a QueryError."""
+def _matrix(vectors, rows, finite=True):
+    """`vectors` as float32, one a row for `rows` artists, and with `finite` every value finite;
+    else a QueryError."""
     try:
-        matrix = np.asarray(vectors, dtype=np.float32)
+        with np.errstate(over="ignore"):  # values past float32's range are refused below
+            matrix = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError):
         matrix = None
     if matrix is None or matrix.ndim != 2 or len(matrix) != rows:
         raise QueryError(f"expected a matrix of vectors, one a row for the {rows:,} artists, "
                          f"not {shown(vectors)}")
+    if finite and not np.isfinite(matrix).all():
+        raise QueryError(f"the vectors hold {np.count_nonzero(~np.isfinite(matrix)):,} values that "
+                         f"are NaN, infinite or past float32's range; each must be a number")
     return matrix
 
 

@@ -24,6 +24,7 @@ from artist_vectors import NEIGHBOURS, ArtistVectors
 from errors import (Bands2VecError, ClusterError, DataError, OptionError,  # noqa: F401
                     QueryError, RunError, RunInterrupted, UnknownArtist)
 from catalog import Catalog
+from keyed_vectors import checked_path
 from options import KMEANS_CLUSTERS, TrainOptions
 from quality import (Evaluation, kmeans_clusters, kmeans_summary, neighbour_stability,
                      quality_report)
@@ -36,8 +37,8 @@ class Run:
     (an ArtistVectors, read with numpy alone), the artists' facts, its quality report and plots."""
 
     def __init__(self, folder):
-        self.folder = folder
-        self.record = run_record.read(folder)
+        self.folder = checked_path(folder, "Run")
+        self.record = run_record.read(self.folder)
 
     def __repr__(self):
         return (f"Run({self.folder!r}: {self.record.artists:,} artists, "

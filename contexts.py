@@ -93,12 +93,17 @@ def _means(ragged):
 # Reading a kind's table
 # ---------------------------------------------------------------------------------------------
 
+# Review ids are read as float64 numbers, which hold every whole number only up to 2 ** 53.
+LARGEST_REVIEW_ID = 2 ** 53
+
+
 def review_ids(column):
-    """Review ids as whole numbers; anything else (text, fractions, infinities) becomes missing."""
+    """Review ids as whole numbers; anything else (text, fractions, infinities, ids too big to
+    tell apart) becomes missing."""
     import pandas as pd
 
-    ids = pd.to_numeric(column, errors="coerce")
-    return ids.where(np.isfinite(ids) & (ids == np.round(ids)))
+    ids = pd.to_numeric(column, errors="coerce").astype(float)
+    return ids.where(np.isfinite(ids) & (ids == np.round(ids)) & (ids.abs() <= LARGEST_REVIEW_ID))
 
 
 def values_by_artist(reviews, frame, column, artists):
@@ -122,7 +127,9 @@ def _read_genres(frame, reviews, artists, source):
 
 def _read_labels(frame, reviews, artists, source):
     frame = frame.assign(reviewid=review_ids(frame["reviewid"])).dropna()
-    label = frame["label"].astype(str).astype("category")  # so checks below run once per label
+    # A label stored as a number is read as text, as a genre is.
+    frame = frame.assign(label=frame["label"].astype(str))
+    label = frame["label"].astype("category")  # so checks below run once per label
     real = ~label.cat.categories.str.strip().str.casefold().isin(NOT_A_LABEL)
     frame = frame[real[label.cat.codes.to_numpy()]]
     return values_by_artist(reviews, frame.drop_duplicates(), "label", artists)

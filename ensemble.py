@@ -10,6 +10,7 @@ the members agree (EnsembleQueries.certainty). Numpy only.
 """
 import numpy as np
 
+import checks
 from errors import RunError
 
 
@@ -62,9 +63,10 @@ class EnsembleQueries:
         members, {"members": N, "in_members_top_k": n, "similarity_spread": s}; for one model,
         which cannot tell, {}."""
         from artist_vectors import top_k  # artist_vectors builds on this class
+        from keyed_vectors import key_list
 
-        positive = [positive] if isinstance(positive, str) else list(positive)
-        negative = [negative] if isinstance(negative, str) else list(negative)
+        positive, negative = key_list(positive, "positive"), key_list(negative, "negative")
+        answers, topn = key_list(answers, "answers"), checks.whole("topn", topn, 1)
         if self.members == 1:
             return [{} for _ in answers]
         ids = [self.index(name) for name in positive + negative]

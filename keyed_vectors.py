@@ -123,7 +123,7 @@ class KeyedVectorsQueries:
         vector = self.checked_vector(term, "most_similar_cosmul")
         if not vector.any():  # every artist's score would be the same
             raise QueryError("most_similar_cosmul: the zero vector has no nearest artists")
-        return vector.astype(np.float32)
+        return vector  # in float64: a product of big shifted cosines would pass float32's range
 
     def weighted_target(self, positive, negative):
         """The rows of the keys asked about and the vector most_similar looks near: as gensim's,
@@ -136,7 +136,7 @@ class KeyedVectorsQueries:
         for term, weight in terms:
             if is_key(term):
                 rows.append(self.index(term))
-                target += weight * self.unit_vectors[rows[-1]]
+                target += np.float64(weight) * self.unit_vectors[rows[-1]]
             else:
                 target += weight * self.checked_vector(term, "most_similar")
         return rows, target
@@ -150,8 +150,9 @@ class KeyedVectorsQueries:
         if array is None or array.shape != (self.vector_size,):
             raise QueryError(f"{method}: expected an artist's name or row number, or a vector of "
                              f"{self.vector_size} numbers, not {shown(vector)}")
-        if not np.isfinite(array).all():
-            raise QueryError(f"{method}: the vector holds NaN or infinite numbers")
+        if not (np.abs(array) <= np.finfo(np.float32).max).all():  # NaN fails it too
+            raise QueryError(f"{method}: the vector holds NaN or infinite numbers, or numbers past "
+                             f"float32's range")
         return array
 
     def _rows(self, keys, what):

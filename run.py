@@ -334,7 +334,42 @@ def _unknown_command(word):
                                             f"the commands are {', '.join(COMMANDS)}")
 
 
+# Control characters (and the overrides of text direction) that names from the data or files in a
+# shared log folder could carry, written as escapes: they cannot move the cursor or hide a line.
+# JSON reads the same escapes, so a --json answer stays the same JSON.
+CONTROLS = {code: f"\\u{code:04x}" for code in [*range(0x20), *range(0x7f, 0xa0),
+                                                *range(0x202a, 0x202f), *range(0x2066, 0x206a)]
+            if chr(code) not in "\n\t"}
+
+
+class EscapedStream:
+    """A standard stream that writes CONTROLS as escapes."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        return self.stream.write(text.translate(CONTROLS))
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def main(argv=None):
+    if sys.stdout is None:  # started with its output closed: print() would drop every answer
+        if sys.stderr:
+            print("run.py: error: standard output is closed; nothing could be printed",
+                  file=sys.stderr)
+        return 2
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapedStream(sys.stdout), sys.stderr and EscapedStream(sys.stderr)
+    try:
+        return _command(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _command(argv):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     # SIGTERM stops a run as Ctrl-C does: training checkpoints where it stands.
     previous = signal.signal(signal.SIGTERM, _interrupt)

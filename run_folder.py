@@ -7,6 +7,7 @@ import contextlib
 import datetime
 import fcntl
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -24,6 +25,8 @@ from errors import RunError
 CHECKPOINT_DIR = "checkpoints"
 # The projector's own vectors.tsv and metadata.tsv, for a sampled map.
 PROJECTOR_SAMPLE_DIR = "projector"
+# A lock holder's line is quoted in a refusal up to this long: its command may be long.
+HOLDER_CHARACTERS = 300
 
 
 def run_path(logs, name=None):
@@ -95,7 +98,7 @@ def writing(folder):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 1000, 0).decode("utf-8", "replace").strip() or "another process"
+            holder = _holder(os.pread(fd, 1000, 0))
             os.close(fd)
             raise RunError(f"{folder} is being written by {holder}; "
                            f"wait for it to finish, or stop it first") from None
@@ -123,6 +126,30 @@ def _check_own_folders(folder):
             raise RunError(f"{path}: a symbolic link, which run.py never makes, and a run is "
                            f"written only in folders of its own; remove it (and see who put it "
                            f"in {where})")
+
+
+def _holder(text):
+    """Who holds a lock, as its holder wrote it (`process 4242 (run.py ...)`), cut short; anything
+    else in the file (whoever may write in the logs could have written it) is not repeated."""
+    holder = re.fullmatch(r"process \d+ \(.*\)", text.decode("utf-8", "replace"))
+    return holder[0] if holder and len(holder[0]) <= HOLDER_CHARACTERS else "another process"
+
+
+def writer_of(folder):
+    """Who writes the run `folder` now (its lock's holder), or None where nobody does."""
+    try:
+        fd = os.open(lock_path(folder), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _holder(os.pread(fd, 1000, 0))
+    finally:
+        os.close(fd)
 
 
 def lock_path(folder):
@@ -174,9 +201,10 @@ def find_run(logs, name=None, usable=False, option="--run"):
             raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); train with "
                            f"`python run.py` first")
         if not ready(path):
-            record = run_record.read(path)
-            raise RunError(f"{path}: no vectors to ask yet (its state: {record.state}); "
-                           f"{record.next or 'train it again'}")
+            record, writer = run_record.read(path), writer_of(path)
+            go_on = (f"it is being written by {writer}: ask once it is done" if writer else
+                     record.next_step(path))
+            raise RunError(f"{path}: no vectors to ask yet (its state: {record.state}); {go_on}")
         return path
     if ready(logs):
         return logs

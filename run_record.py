@@ -67,8 +67,15 @@ class RunRecord:
     def set_state(self, folder, state, missing=None, error=None):
         """The record in `state`, with the command that goes on from it."""
         self.state, self.missing, self.error = state, missing, error
-        self.next = (shlex.join(["tensorboard", "--logdir", os.path.dirname(folder) or "."])
-                     if state == "finished" else next_command(folder, missing or ()))
+        self.next = self.next_step(folder)
+
+    def next_step(self, folder):
+        """The command that goes on from the record's state for the run at `folder`, made anew: the
+        file's `next` names the folder where the run was written, which may have moved, and in a
+        shared log folder it may be anyone's text."""
+        if self.state == "finished":
+            return shlex.join(["tensorboard", "--logdir", os.path.dirname(folder) or "."])
+        return next_command(folder, self.missing or ())
 
     def completed(self, folder, output):
         """The record once `output` of an incomplete run is written."""

