@@ -13,6 +13,31 @@ def _umask():
 
 
 FILE_MODE = 0o666 & ~_umask()  # the mode open() gives, as the checkpoint and events files have
+# Folders this process writes a run in, by absolute path: (device, inode) as it began to.
+_PINNED = {}
+MOVED = "moved away while this process wrote it, another folder or a link in its place"
+
+
+def pin(folder):
+    """Take `folder` as it is now for the folder to write at its path, until unpin(folder): whoever
+    may write beside it could move it away and put another (or a link) there."""
+    status = os.stat(folder)
+    _PINNED[os.path.abspath(folder)] = (status.st_dev, status.st_ino)
+
+
+def unpin(folder):
+    _PINNED.pop(os.path.abspath(folder), None)
+
+
+def check_pinned(path):
+    """An OSError naming the folder if a pinned folder holding `path` (its folder, or that one's,
+    as for checkpoints/) is no longer the one pinned."""
+    folder = os.path.dirname(os.path.abspath(path))
+    for pinned in (folder, os.path.dirname(folder)):
+        if pinned in _PINNED:
+            status = os.lstat(pinned)
+            if (status.st_dev, status.st_ino) != _PINNED[pinned] or stat.S_ISLNK(status.st_mode):
+                raise OSError(errno.EXDEV, f"{MOVED}; nothing is written there", pinned)
 
 
 def atomic_write(path, write):
@@ -20,14 +45,16 @@ def atomic_write(path, write):
     step follows a link someone may have put at `path` (mkstemp makes a new file, O_EXCL and
     O_NOFOLLOW; a rename replaces the link itself), so no file outside the folder is written.
     A failed write is an OSError naming `path`; so is a device, FIFO or folder at `path`, which a
-    rename would replace."""
+    rename would replace. A pinned folder moved away is checked for before each step."""
     folder = os.path.dirname(os.path.abspath(path))
     _check_replaceable(path)
+    check_pinned(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
     try:
         os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide it from another user's TensorBoard
         with os.fdopen(fd, "wb") as f:
             write(f)
+        check_pinned(path)
         os.replace(tmp, path)
     except OSError as error:
         named = _named(error, path, folder)
@@ -45,7 +72,8 @@ def _check_replaceable(path):
     except FileNotFoundError:
         return
     if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-        raise OSError(errno.EINVAL, "not a regular file, which a write would replace", path)
+        raise OSError(errno.EINVAL, "not a regular file, which a write would replace; remove it, "
+                                    "and see who put it there", path)
 
 
 def _named(error, path, folder):

@@ -43,6 +43,9 @@ def resolve_data_path(path=None):
     if path:
         return path
     if os.environ.get(DATA_ENV):
+        if not os.environ[DATA_ENV].strip():
+            raise DataError(f"${DATA_ENV} is blank: set it to the data's path, or unset it for "
+                            f"the data found (see docs/data.md)")
         return os.environ[DATA_ENV]
     if os.path.isdir(REPO_DATA_DIR) and _folder_source(REPO_DATA_DIR):
         return REPO_DATA_DIR

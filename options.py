@@ -46,9 +46,12 @@ MIN_ARTISTS = 3
 FIXED_MEMORY = 1.1e9
 TABLE_COPIES = 8
 SEEDS = 2 ** 32  # scikit-learn's k-means and t-SNE take seeds below this
+# Where `label` is a context, a step takes this many times the pairs: labels split the artists into
+# small groups, whose vectors come out alike across seeds only from big steps (docs/contexts.md).
+LABEL_BATCH_GROWTH = 4
 # Members of the default ensemble where `label` is a context: the fewest whose runs of seeds 0 and
-# 1000 share half their 10 nearest neighbours (Jaccard 0.503; 5 members 0.452; docs/contexts.md).
-LABEL_ENSEMBLE = 10
+# 1000 share half their 10 nearest neighbours (docs/contexts.md).
+LABEL_ENSEMBLE = 3
 # ... fewer on a big catalog, each member a table of its own: at most this many rows in all.
 ENSEMBLE_ROWS = 2_000_000
 # Threads, TensorFlow's or stepping the session: past any machine's cores they only wait on each
@@ -99,7 +102,8 @@ class TrainOptions:
         growth = 1 + MOVE_GROWTH * max(0.0, math.log10(artists / MOVE_GROWTH_ABOVE))
         steps = max(MIN_STEPS, int(round(MOVE_PER_MEMBERSHIP * growth * memberships / rate, -1)))
         steps = steps if self.steps is None else self.steps
-        batch_size = _batch_size(artists, steps, ps_tasks)
+        batch_growth = LABEL_BATCH_GROWTH if self.contexts.get("label", 0) > 0 else 1
+        batch_size = _batch_size(artists, steps, ps_tasks, batch_growth)
         # Asynchronous trainers each push from values the others have moved since: the same movement
         # at 2 / (trainers + 1) of the rate, over that many times more steps (docs/cluster.md).
         slower = (trainers + 1) / 2
@@ -208,12 +212,14 @@ def checked(name, value, none=True):
     return check(option, value, *bounds)
 
 
-def _batch_size(artists, steps, ps_tasks):
+def _batch_size(artists, steps, ps_tasks, growth):
     """PAIRS_PER_ARTIST x artists / steps pairs, to the nearest power of two within BATCH_SIZES,
-    at most the power of two holding a small catalog, SPLIT_TABLES_MAX_BATCH with split tables."""
+    times `growth`; at most the power of two holding a small catalog, SPLIT_TABLES_MAX_BATCH with
+    split tables."""
     smallest, largest = BATCH_SIZES
     size = 2 ** round(math.log2(PAIRS_PER_ARTIST * artists / steps))
-    size = min(max(smallest, size), largest, 2 ** math.ceil(math.log2(max(artists, 2))))
+    size = min(max(smallest, size), largest) * growth
+    size = min(size, 2 ** math.ceil(math.log2(max(artists, 2))))
     return min(size, SPLIT_TABLES_MAX_BATCH) if ps_tasks > 1 else size
 
 

@@ -61,6 +61,7 @@ def train_arguments(train):
     train.add_argument("--batch-size", type=int,
                        help=f"pairs per step (default: {b.PAIRS_PER_ARTIST} x artists / steps, "
                             f"a power of two from {b.BATCH_SIZES[0]:,} to {b.BATCH_SIZES[1]:,}, "
+                            f"{b.LABEL_BATCH_GROWTH} times that with label among the --contexts, "
                             f"at most the catalog's)")
     train.add_argument("--embedding-size", type=int,
                        help=f"dimensions (default: {defaults.embedding_size})")

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import unicodedata
 
+import atomic_files
 import metadata
 import run_record
 from atomic_files import FILE_MODE
@@ -51,15 +52,15 @@ def run_path(logs, name=None):
 
 def check_run_name(name, option="--run"):
     """`name` if it can name a run: one folder name, not hidden (a run's lock is `.NAME.lock`, and
-    no run can be named so), not read as an option (`-x`), without control characters or spaces
-    at its ends; else a one-line RunError."""
+    no run can be named so), not read as an option (`-x`), without control or invisible characters
+    (a zero-width space) or spaces at its ends; else a one-line RunError."""
     problems = [
         (not name.strip(), "it is empty"),
         (os.sep in name, f"a run name is one folder name, without '{os.sep}'"),
         (name.startswith("."), "it starts with '.', as hidden files and the runs' locks do"),
         (name.startswith("-"), "it starts with '-', as an option does"),
-        (any(unicodedata.category(c) == "Cc" for c in name),
-         "it has a control character, such as a line break"),
+        (any(unicodedata.category(c) in ("Cc", "Cf") for c in name),
+         "it has a control character (or an invisible one), such as a line break"),
         (name != name.strip(), "it starts or ends with a space")]
     problem = next((problem for found, problem in problems if found), None)
     if problem:
@@ -76,6 +77,7 @@ def make_run_folder(folder, overwrite=False):
         (shutil.rmtree(folder) if os.path.isdir(folder) and not os.path.islink(folder)
          else os.remove(folder))
     os.makedirs(folder)
+    atomic_files.pin(folder)  # this folder, from now on
 
 
 def checkpoint_dir(folder):
@@ -106,26 +108,36 @@ def writing(folder):
             break
         os.close(fd)  # its holder removed it between our open and our lock: lock the file there now
     try:
-        _check_own_folders(folder)
+        check_own_folders(folder)
+        if os.path.isdir(folder):
+            atomic_files.pin(folder)
         os.ftruncate(fd, 0)
         command = shlex.join([os.path.basename(sys.argv[0])] + sys.argv[1:])
         os.pwrite(fd, f"process {os.getpid()} ({command})".encode("utf-8", "replace"), 0)
         yield
     finally:
+        atomic_files.unpin(folder)
         os.unlink(path)  # while locked: whoever opened it meanwhile sees it gone and opens anew
         os.close(fd)
 
 
-def _check_own_folders(folder):
+def check_own_folders(folder):
     """A RunError if the run's folder, or a folder in it that the run writes in, is a symbolic
-    link: whoever may write in the logs could have put it there to make the run write elsewhere.
-    A new run's folder is made, or a link there replaced, once the lock is held."""
+    link, or if the folder is no longer the one this process began to write (atomic_files.pin):
+    whoever may write in the logs could have put a link there, or moved the folder away and put
+    another in its place, to make the run write elsewhere. Checked when the lock is taken and
+    before TensorFlow writes; atomic_write checks before each file."""
     for path in (folder, checkpoint_dir(folder), os.path.join(folder, PROJECTOR_SAMPLE_DIR)):
         if os.path.islink(path):
             where = os.path.dirname(path)
             raise RunError(f"{path}: a symbolic link, which run.py never makes, and a run is "
                            f"written only in folders of its own; remove it (and see who put it "
                            f"in {where})")
+    try:
+        atomic_files.check_pinned(os.path.join(folder, run_record.RUN_FILE))
+    except OSError:
+        raise RunError(f"{folder}: {atomic_files.MOVED}; stopped rather than write in it "
+                       f"(see who moved it)") from None
 
 
 def _holder(text):

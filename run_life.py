@@ -201,6 +201,10 @@ def _after_failure(folder, record, new, before, to_train, error):
     checkpoint is removed; a resumed one that got nowhere has had nothing written; one that
     trained on is saved as interrupted. Returns whether the folder is kept."""
     if new and not run_folder.has_checkpoint(folder):
+        try:
+            run_folder.check_own_folders(folder)
+        except RunError:
+            return False  # not this run's folder any more: nothing of the run's to remove
         shutil.rmtree(folder, ignore_errors=True)  # nothing worth keeping: leave nothing
         return False
     if to_train and record.stats.steps != before:
@@ -319,6 +323,7 @@ def _missing(written):
 
 
 def _save(folder, record, state, missing=None, error=None):
+    run_folder.check_own_folders(folder)
     record.set_state(folder, state, missing, error)
     run_record.write(folder, record)
 

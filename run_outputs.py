@@ -16,6 +16,7 @@ OUTPUTS = ("vectors", "metadata", "exports", "projector", "quality", "plots")
 
 def write_output(output, catalog, artist_vectors, options, folder, record, say):
     """Write one of OUTPUTS."""
+    run_folder.check_own_folders(folder)
     _WRITERS[output](catalog, artist_vectors, options, folder, record, say)
 
 

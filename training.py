@@ -19,7 +19,7 @@ from bands2vec_graph import build_graph, tf, tf1
 from ensemble import combined
 from errors import OptionError, RunError
 from pair_sampler import PairSampler
-from run_folder import checkpoint_dir
+from run_folder import check_own_folders, checkpoint_dir
 from run_record import RUN_FILE, Stats
 
 # How often a long run saves a checkpoint: a crash or `kill -9` loses at most this much training.
@@ -75,6 +75,8 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
     try:
         session = runtime.open_session(model, config, checkpoint)
         # The graph goes into the events file, for TensorBoard's Graphs tab.
+        if runtime.writes:
+            check_own_folders(folder)
         writer = tf1.summary.FileWriter(folder, model.graph) if runtime.writes else None
         loop = runtime.loop(session, model, catalog, options, writer, folder, say, probe,
                             on_checkpoint)
@@ -319,6 +321,7 @@ def _unfit_variable(model, checkpoint):
 
 def save_checkpoint(session, model, writer, folder, step):
     """A checkpoint of the variables at `step` (only the latest is kept), with the events so far."""
+    check_own_folders(folder)
     try:
         model.saver.save(session, os.path.join(checkpoint_dir(folder), "model.ckpt"),
                          global_step=step)

@@ -4,7 +4,8 @@ Runs of --seed 0 and --seed 1000, for one model and ensembles of 2, 3, 5 and 10 
 tutorial's contexts and with labels.
 
 Each run is `python run.py --no-plots` as a user starts it (the whole run timed: loading, training,
-writing, the quality report; no t-SNE plots), with default steps. A row gives the stability (mean
+writing, the quality report; with --plots its t-SNE plots too, as `python run.py` makes them), with
+default steps. A row gives the stability (mean
 Jaccard of the two runs' 10 nearest neighbours over the same 400 artists, and how many of the 10 the
 second keeps), the members' own agreement, the quality (genre, score and label agreement, the mean
 of the two runs) and the whole run's seconds (the mean of the two), beside one model's.
@@ -35,12 +36,12 @@ SEEDS = (0, 1000)  # far apart, as the issue measured single models; ensembles s
 QUALITY = ("genre", "score", "label")
 
 
-def whole_run(data, logs, name, contexts, ensemble, seed):
+def whole_run(data, logs, name, contexts, ensemble, seed, plots):
     """Train one run with the command line; returns (its Run, the whole run's seconds, its CPU
     seconds: on a shared machine the wall clock counts the others' work too)."""
     command = [sys.executable, os.path.join(REPO, "run.py"), "--data", data, "--logdir", logs,
                "--run", name, "--contexts", contexts, "--ensemble", str(ensemble),
-               "--seed", str(seed), "--no-plots"]
+               "--seed", str(seed)] + ([] if plots else ["--no-plots"])
     mark, cpu = time.perf_counter(), _children_cpu()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return bands2vec.open_run(logs, name), time.perf_counter() - mark, _children_cpu() - cpu
@@ -51,10 +52,11 @@ def _children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def measured(data, contexts, ensemble):
+def measured(data, contexts, ensemble, plots):
     """A row of the table: the two seeds' runs compared."""
     with tempfile.TemporaryDirectory() as logs:
-        runs = [whole_run(data, logs, f"seed-{seed}", contexts, ensemble, seed) for seed in SEEDS]
+        runs = [whole_run(data, logs, f"seed-{seed}", contexts, ensemble, seed, plots)
+                for seed in SEEDS]
         (first, first_seconds, first_cpu), (second, second_seconds, second_cpu) = runs
         stability = neighbour_stability(first.vectors, second.vectors, k=10)
         quality = {kind: sum(run.quality[kind]["trained"] for run, _, _ in runs) / 2
@@ -79,7 +81,8 @@ def _cpu(row, single=None):
 def table(result):
     lines = [f"Stability benchmark, {result['date']}, {result['machine']}, {result['artists']:,} "
              f"artists, runs of --seed {SEEDS[0]} and --seed {SEEDS[1]} with default steps, "
-             f"whole runs without plots (load average {result['load']:.1f} at the start)", "",
+             f"whole runs {'with' if result.get('plots') else 'without'} plots "
+             f"(load average {result['load']:.1f} at the start)", "",
              "| contexts | ensemble | Jaccard@10 | kept of 10 | members agree | genre@10 "
              "| score@10 | label@10 | whole run s | time / one model | CPU s | CPU / one model "
              "| training s |",
@@ -107,6 +110,8 @@ def main():
     parser.add_argument("--contexts", nargs="+", default=CONTEXT_SETS)
     parser.add_argument("--ensembles", nargs="+", type=int, default=ENSEMBLES)
     parser.add_argument("--json", default=os.path.join(REPO, "benchmarks", "stability.json"))
+    parser.add_argument("--plots", action="store_true",
+                        help="time whole runs with their t-SNE plots, as python run.py makes them")
     parser.add_argument("--more", action="store_true",
                         help="keep the rows --json has and measure only those it lacks")
     args = parser.parse_args()
@@ -114,7 +119,7 @@ def main():
     result = {"date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "load": os.getloadavg()[0], "artists": None, "sample": STABILITY_SAMPLE,
-              "seeds": list(SEEDS), "rows": []}
+              "seeds": list(SEEDS), "plots": args.plots, "rows": []}
     if args.more and os.path.isfile(args.json):
         with open(args.json) as f:
             result = json.load(f)
@@ -124,7 +129,7 @@ def main():
             if (contexts, ensemble) in measured_rows:
                 continue
             row = measured(args.data if args.data == data_utils.DEMO_SOURCE
-                           else os.path.abspath(args.data), contexts, ensemble)
+                           else os.path.abspath(args.data), contexts, ensemble, args.plots)
             result["rows"].append(row)
             result["artists"] = row["artists"]
             print(f"{contexts} x{ensemble}: Jaccard {row['jaccard']:.3f}, "

@@ -74,6 +74,9 @@ def test_data_path_order(monkeypatch, tmp_path, full_data):
     monkeypatch.setenv(data_utils.DATA_ENV, full_data)
     assert data_utils.resolve_data_path() == full_data
     assert data_utils.resolve_data_path("elsewhere") == "elsewhere"
+    monkeypatch.setenv(data_utils.DATA_ENV, "   ")
+    with pytest.raises(DataError, match=r"^\$BANDS2VEC_DATA is blank: set it to the data's path"):
+        data_utils.resolve_data_path()
 
 
 def test_demo_catalog_is_deterministic_and_pitchfork_shaped(demo_catalog):

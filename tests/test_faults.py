@@ -54,6 +54,7 @@ def test_a_failure_in_the_plots_leaves_a_usable_run_that_plot_completes(tmp_path
         str(tmp_path)).plots.values())
 
 
+@pytest.mark.slow  # trains in-process, a few seconds
 def test_a_failure_after_training_is_completed_by_resume_without_training(tmp_path, monkeypatch):
 
     monkeypatch.setattr(run_outputs, "kmeans_clusters", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
@@ -71,6 +72,7 @@ def test_a_failure_after_training_is_completed_by_resume_without_training(tmp_pa
     assert np.array_equal(run.vectors.vectors, vectors)
 
 
+@pytest.mark.slow  # trains in-process, a few seconds
 def test_a_resumption_that_fails_leaves_run_json_as_it_was(tmp_path, monkeypatch):
     import training
 
@@ -230,6 +232,7 @@ def test_a_checkpoint_run_json_counts_but_that_is_gone_is_named_not_restarted(de
     assert "Training" not in said.out and (demo_copy / run_record.RUN_FILE).read_text() == before
 
 
+@pytest.mark.slow  # trains in-process, a few seconds
 def test_a_run_stopped_before_its_first_checkpoint_restarts_from_zero_and_says_so(demo_copy):
     record = run_record.read(str(demo_copy))
     record.stats = run_record.Stats()

@@ -1,5 +1,6 @@
 """The TF1 graph: its ops, their shapes, and that training lowers the loss."""
 import numpy as np
+import pytest
 
 from bands2vec_graph import EMBEDDINGS_VARIABLE, build_graph, tf1
 from pair_sampler import PairSampler
@@ -45,6 +46,7 @@ def test_the_tutorial_settings_train_too(demo_catalog):
     assert np.mean(losses[-30:]) < np.mean(losses[:30]) - 0.03
 
 
+@pytest.mark.slow  # builds the graph of a big catalog
 def test_big_catalogs_keep_the_tables_out_of_xla(demo_catalog):
     """XLA copies a table it updates; past XLA_MAX_ARTISTS only the loss's math is marked for it."""
     def marks(graph):

@@ -20,6 +20,7 @@ from errors import RunError
     ("", "it is empty"), (" ", "it is empty"), ("a/b", "without '/'"), ("...", "starts with '.'"),
     (".x.lock", "starts with '.'"), ("-x", "starts with '-'"), ("a\nb", "control character"),
     ("tab\there", "control character"), (" x", "starts or ends with a space"), ("x ", "starts or ends"),
+    ("a\u200bb", "control character \\(or an invisible one\\)"), ("\u202ex", "invisible one"),
 ])
 def test_names_a_run_cannot_have(tmp_path, name, problem):
     with pytest.raises(RunError, match=problem) as refused:
@@ -150,3 +151,25 @@ def test_what_a_shared_folder_holds_is_never_repeated_as_advice(demo_copy, tmp_p
     with pytest.raises(RunError) as refused:
         run_folder.find_run(str(tmp_path / "moved"), "r", usable=True)
     assert str(refused.value).endswith(run_record.next_command(str(tmp_path / "moved" / "r")))
+
+
+@pytest.mark.slow  # trains in-process, a few seconds
+@pytest.mark.parametrize("moment, swap", [("Training ", "a link"), ("Clustering ", "another folder")])
+def test_a_run_folder_swapped_while_it_is_written_is_not_written_in(tmp_path, moment, swap):
+    logs, elsewhere = tmp_path / "logs", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("the user's notes\n")
+
+    def say(line):  # whoever may write in the logs moves the run's folder as it trains or writes
+        if line.startswith(moment):
+            os.rename(logs / "r", tmp_path / "moved")
+            os.symlink(elsewhere, logs / "r") if swap == "a link" else os.rename(elsewhere, logs / "r")
+
+    with pytest.raises(RunError, match="a symbolic link, which run.py never makes|moved away while this "
+                                       "process wrote it") as refused:
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=60), logs=str(logs), name="r", plots=False,
+                        say=say)
+    assert len(str(refused.value).splitlines()) == 1
+    target = elsewhere if swap == "a link" else logs / "r"
+    assert os.listdir(target) == ["notes.txt"]
+    assert (target / "notes.txt").read_text() == "the user's notes\n"

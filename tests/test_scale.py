@@ -93,6 +93,9 @@ def test_defaults_at_several_sizes(demo_catalog, full_catalog, catalog_100k):
     assert resolved["100k"].report_every == resolved["100k"].steps // 20 // 250 * 250 == 1000
     labelled = bands2vec.TrainOptions(contexts="genre,score,label").resolved(full_catalog)
     assert labelled.steps > resolved["full"].steps
+    # With labels a step takes 4 times the pairs (1,024 for 2,770 steps), at most the catalog's.
+    assert labelled.batch_size == options.LABEL_BATCH_GROWTH * 1024 == 4096
+    assert bands2vec.TrainOptions(contexts="genre,score,label").resolved(demo_catalog).batch_size == 512
 
 
 @pytest.mark.slow
