@@ -11,13 +11,12 @@
 import copy
 import difflib
 import functools
-import math
-import numbers
 import os
 import warnings
 
 import numpy as np
 
+import checks
 import metadata
 import run_folder
 import run_record
@@ -237,12 +236,11 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         """The source's line for an artist, with a similarity and what it shares with the artists
         `shared_with` where given: `Artist: black lips, Mean Score: 7.48, Genres: ['rock']`."""
         i = self.index(name)
-        if similarity is not None and (isinstance(similarity, bool) or not isinstance(
-                similarity, numbers.Real) or not math.isfinite(similarity)):
+        if similarity is not None and checks.real(similarity) is None:
             raise QueryError(f"describe: similarity must be a finite number, "
                              f"not {shown(similarity)}")
         shared_with = key_list(shared_with, "shared_with")
-        similarity = None if similarity is None else float(similarity)
+        similarity = None if similarity is None else checks.real(similarity)
         line = (f"Artist: {self.names[i]}, Mean Score: {self.artists.mean_scores[i]:.2f}, "
                 f"Genres: {list(self.artists.genres[i])}")
         if similarity is not None:

@@ -1,9 +1,10 @@
-"""Files written whole or not at all, a run's files read only where they are files, and what to tell
-the user when a write is refused."""
+"""Files written whole or not at all, and only in the folder a run began to write (pinned); a run's
+files read only where they are files; and what to tell the user when a write is refused."""
+import contextlib
 import errno
 import os
+import secrets
 import stat
-import tempfile
 
 
 def _umask():
@@ -32,37 +33,89 @@ def unpin(folder):
 def check_pinned(path):
     """An OSError naming the folder if a pinned folder holding `path` (its folder, or that one's,
     as for checkpoints/) is no longer the one pinned."""
+    if _pinned(path):
+        os.close(_folder_fd(path))
+
+
+def _pinned(path):
+    """The pinned folder `path` is in (its folder, or that one's), or None."""
     folder = os.path.dirname(os.path.abspath(path))
-    for pinned in (folder, os.path.dirname(folder)):
-        if pinned in _PINNED:
-            status = os.lstat(pinned)
-            if (status.st_dev, status.st_ino) != _PINNED[pinned] or stat.S_ISLNK(status.st_mode):
-                raise OSError(errno.EXDEV, f"{MOVED}; nothing is written there", pinned)
+    parent = os.path.dirname(folder)
+    return folder if folder in _PINNED else parent if parent in _PINNED else None
+
+
+def _folder_fd(path):
+    """A descriptor of the folder `path` is in, to write in whatever its path names meanwhile. In
+    a pinned run folder (or a folder of one, as checkpoints/), no link is followed on the way and
+    the folder must be the one pinned; else an OSError naming it."""
+    folder, pinned = os.path.dirname(os.path.abspath(path)), _pinned(path)
+    if pinned is None:
+        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fd = _open_folder(pinned)
+    if (os.fstat(fd).st_dev, os.fstat(fd).st_ino) != _PINNED[pinned]:
+        os.close(fd)
+        raise OSError(errno.EXDEV, f"{MOVED}; nothing is written there", pinned)
+    if pinned == folder:
+        return fd
+    try:
+        return os.open(os.path.basename(folder), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                       dir_fd=fd)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, folder) from None
+    finally:
+        os.close(fd)
+
+
+def _open_folder(folder):
+    try:
+        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        raise OSError(errno.EXDEV, f"{MOVED}; nothing is written there", folder) from None
 
 
 def atomic_write(path, write):
-    """Call `write(file)` on a temporary file beside `path`, then rename it over `path`. Neither
-    step follows a link someone may have put at `path` (mkstemp makes a new file, O_EXCL and
-    O_NOFOLLOW; a rename replaces the link itself), so no file outside the folder is written.
-    A failed write is an OSError naming `path`; so is a device, FIFO or folder at `path`, which a
-    rename would replace. A pinned folder moved away is checked for before each step."""
-    folder = os.path.dirname(os.path.abspath(path))
+    """Call `write(file)` on a new temporary file beside `path`, then rename it over `path`. Both
+    steps are made in the folder as one open descriptor holds it (_folder_fd), whatever its path
+    names meanwhile, and neither follows a link someone may have put at `path` (the new file is
+    made with O_EXCL and O_NOFOLLOW; a rename replaces the link itself), so no file outside the
+    folder is written. A failed write is an OSError naming `path`; so is a device, FIFO or folder
+    at `path`, which a rename would replace."""
+    folder, name = os.path.dirname(os.path.abspath(path)), os.path.basename(path)
     _check_replaceable(path)
-    check_pinned(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+    folder_fd = _folder_fd(path)
     try:
-        os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide it from another user's TensorBoard
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        check_pinned(path)
-        os.replace(tmp, path)
-    except OSError as error:
-        named = _named(error, path, folder)
-        os.unlink(tmp)
-        raise named from None
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        tmp, fd = _new_file(folder_fd, name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+        except OSError as error:
+            _remove(tmp, folder_fd)
+            raise _named(error, path, folder) from None
+        except BaseException:
+            _remove(tmp, folder_fd)
+            raise
+    finally:
+        os.close(folder_fd)
+
+
+def _new_file(folder_fd, name):
+    """(its name, a descriptor) of a new hidden file beside `name`, readable as open() makes files
+    (mkstemp's 0600 would hide it from another user's TensorBoard)."""
+    while True:
+        tmp = f".{name}.{secrets.token_hex(4)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
+                         dir_fd=folder_fd)
+        except FileExistsError:
+            continue
+        os.fchmod(fd, FILE_MODE)
+        return tmp, fd
+
+
+def _remove(tmp, folder_fd):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp, dir_fd=folder_fd)
 
 
 def _check_replaceable(path):

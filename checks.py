@@ -29,9 +29,22 @@ def positive(option, value):
     """`value` if it is a finite number above 0, as a float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise OptionError(f"{option} must be a number, not {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise OptionError(f"{option} must be above 0, not {value}")
-    return float(value)
+    number = real(value)
+    if number is None or number <= 0:
+        raise OptionError(f"{option} must be above 0, not {shown(value)}")
+    return number
+
+
+def real(value):
+    """`value` as a float where it is a finite real number (not True or False), else None: an
+    int too big for a float is not finite."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def flag(option, value):

@@ -228,7 +228,7 @@ def checked_topn(topn):
     """`topn` if it is a whole number from 0, or None (gensim's "every similarity")."""
     if topn is None or (isinstance(topn, numbers.Integral)
                         and not isinstance(topn, (bool, np.bool_)) and topn >= 0):
-        return topn
+        return None if topn is None else int(topn)  # numpy's small ints would overflow in sums
     raise QueryError(f"topn must be a whole number of artists (0 or more), or None for every "
                      f"artist's similarity; not {shown(topn)}")
 

@@ -59,7 +59,7 @@ def check_run_name(name, option="--run"):
         (os.sep in name, f"a run name is one folder name, without '{os.sep}'"),
         (name.startswith("."), "it starts with '.', as hidden files and the runs' locks do"),
         (name.startswith("-"), "it starts with '-', as an option does"),
-        (any(unicodedata.category(c) in ("Cc", "Cf") for c in name),
+        (any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name),
          "it has a control character (or an invisible one), such as a line break"),
         (name != name.strip(), "it starts or ends with a space")]
     problem = next((problem for found, problem in problems if found), None)
@@ -123,16 +123,19 @@ def writing(folder):
 
 def check_own_folders(folder):
     """A RunError if the run's folder, or a folder in it that the run writes in, is a symbolic
-    link, or if the folder is no longer the one this process began to write (atomic_files.pin):
-    whoever may write in the logs could have put a link there, or moved the folder away and put
-    another in its place, to make the run write elsewhere. Checked when the lock is taken and
-    before TensorFlow writes; atomic_write checks before each file."""
+    link, if the folder is another user's, or if it is no longer the one this process began to
+    write (atomic_files.pin): whoever may write in the logs could have put a link there, or moved
+    the folder away and put another in its place, to make the run write elsewhere. Checked when
+    the lock is taken and before TensorFlow writes; atomic_write writes in the pinned folder."""
     for path in (folder, checkpoint_dir(folder), os.path.join(folder, PROJECTOR_SAMPLE_DIR)):
         if os.path.islink(path):
             where = os.path.dirname(path)
             raise RunError(f"{path}: a symbolic link, which run.py never makes, and a run is "
                            f"written only in folders of its own; remove it (and see who put it "
                            f"in {where})")
+    if os.path.isdir(folder) and os.stat(folder).st_uid != os.geteuid():
+        raise RunError(f"{folder}: another user's folder, and a run is written only in folders of "
+                       f"its own; copy the run to a folder of yours to write it")
     try:
         atomic_files.check_pinned(os.path.join(folder, run_record.RUN_FILE))
     except OSError:

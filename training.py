@@ -8,6 +8,7 @@ trains with the same loop through cluster_training.py, which says how its sessio
 import contextlib
 import dataclasses
 import os
+import secrets
 import threading
 import time
 
@@ -77,7 +78,11 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
         # The graph goes into the events file, for TensorBoard's Graphs tab.
         if runtime.writes:
             check_own_folders(folder)
-        writer = tf1.summary.FileWriter(folder, model.graph) if runtime.writes else None
+        # Its file's name ends with a random suffix: TensorFlow opens it following a link, and
+        # the time and host in the name are there for anyone to plant a link at beforehand.
+        writer = (tf1.summary.FileWriter(folder, model.graph,
+                                         filename_suffix=f".{secrets.token_hex(4)}")
+                  if runtime.writes else None)
         loop = runtime.loop(session, model, catalog, options, writer, folder, say, probe,
                             on_checkpoint)
         try:

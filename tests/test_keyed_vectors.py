@@ -268,6 +268,8 @@ WRONG = {
                            "similarity must be a finite number"),
     "similarity NaN": (lambda v: v.describe(A, float("nan")), QueryError,
                        "similarity must be a finite number, not nan"),
+    "similarity past a float": (lambda v: v.describe(A, 2 ** 2000), QueryError,
+                                "similarity must be a finite number, not 1148130695274254524"),
     "shared with a number": (lambda v: v.shared(A, 5.5), QueryError, "others must be"),
     "shared with nobody": (lambda v: v.shared(A, None), QueryError, "others names no artist"),
     "cosmul of the zero vector": (lambda v: v.most_similar_cosmul([np.zeros(64)]), QueryError,
@@ -309,6 +311,10 @@ WRONG = {
     "a seed below 0": (lambda v: quality.quality_report(v, seed=-1), OptionError,
                        "seed must be at least 0"),
 }
+
+
+def test_a_topn_of_numpys_small_ints_counts_past_their_range(ours):
+    assert len(ours.most_similar(A, topn=np.int8(120))) == 120  # 120 + the asked would wrap in an int8
 
 
 @pytest.mark.parametrize("case", WRONG)

@@ -3,17 +3,22 @@ where a run writes, which must never lead it to write a file outside its folder.
 processes: test_hostile_runs.py.)"""
 import fcntl
 import os
+import re
 import shlex
 import shutil
+import socket
+import time
 
 import pytest
 
+import atomic_files
 import bands2vec
 import metadata
 import run_folder
 import run_record
 import vector_files
 from errors import RunError
+from helpers import quiet
 
 
 @pytest.mark.parametrize("name, problem", [
@@ -173,3 +178,45 @@ def test_a_run_folder_swapped_while_it_is_written_is_not_written_in(tmp_path, mo
     target = elsewhere if swap == "a link" else logs / "r"
     assert os.listdir(target) == ["notes.txt"]
     assert (target / "notes.txt").read_text() == "the user's notes\n"
+
+
+def test_a_write_lands_in_the_folder_it_began_in_whatever_its_path_names_meanwhile(tmp_path):
+    folder, moved, other = tmp_path / "r", tmp_path / "moved", tmp_path / "other"
+    folder.mkdir()
+    other.mkdir()
+    atomic_files.pin(str(folder))
+    try:
+        def swap_then_write(f):  # the folder moved away, another put at its path, mid-write
+            os.rename(folder, moved)
+            os.rename(other, folder)
+            f.write(b"the run's\n")
+
+        atomic_files.atomic_write(str(folder / "run.json"), swap_then_write)
+        assert (moved / "run.json").read_bytes() == b"the run's\n" and os.listdir(folder) == []
+        with pytest.raises(OSError, match="moved away while this process wrote it"):
+            atomic_files.atomic_write(str(folder / "run.json"), lambda f: f.write(b"x"))
+        assert os.listdir(folder) == [] and os.listdir(moved) == ["run.json"]
+    finally:
+        atomic_files.unpin(str(folder))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user takes root")
+def test_another_users_run_folder_is_not_written(demo_copy):
+    os.chown(demo_copy, 65534, 65534)  # nobody's: its owner may have put anything in it
+    run = bands2vec.open_run(str(demo_copy.parent), "r")
+    with pytest.raises(RunError, match="another user's folder, and a run is written only in folders of its "
+                                       "own; copy the run to a folder of yours to write it"):
+        run.export()
+
+
+@pytest.mark.slow  # resumes in-process
+def test_links_planted_at_the_events_files_coming_names_are_not_followed(demo_copy, tmp_path):
+    victim = _victim(tmp_path)
+    now = int(time.time())
+    for second in range(now, now + 120):  # TensorFlow names its events file by the time and host
+        os.symlink(victim, demo_copy / f"events.out.tfevents.{second}.{socket.gethostname()}")
+    bands2vec.resume(str(demo_copy.parent), "r", steps=400, plots=False, say=quiet)
+    assert victim.read_text() == "the user's notes\n"
+    written = [name for name in os.listdir(demo_copy) if name.startswith("events.out.tfevents.")
+               and not os.path.islink(demo_copy / name)]
+    assert any(re.fullmatch(r"events\.out\.tfevents\.\d+\..+\.[0-9a-f]{8}", name) for name in written)
