@@ -90,8 +90,9 @@ def atomic_write(path, write):
                 write(f)
             os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
         except OSError as error:
+            named = _named(error, path, folder)  # before the removal frees what the disk lacked
             _remove(tmp, folder_fd)
-            raise _named(error, path, folder) from None
+            raise named from None
         except BaseException:
             _remove(tmp, folder_fd)
             raise

@@ -176,7 +176,8 @@ def build_catalog(tables, source, include_pseudo_artists=False):
                 reviews["artist"][pseudo[reviews["artist"]]].value_counts().items()}
     reviews = reviews[~pseudo[reviews["artist"]]]
     if reviews.empty:
-        raise DataError(f"{source}: no reviews with an artist and a score from 0 to 10")
+        raise DataError(f"{source}: no reviews with an artist, a score from 0 to 10 and a reviewid "
+                        f"that is a whole number up to 2 ** 53")
     # Codes again, 0..V-1 over the artists left (an artist whose every score was invalid has gone).
     kept, codes = np.unique(reviews["artist"].to_numpy(), return_inverse=True)
     names = names[kept]

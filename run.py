@@ -115,14 +115,14 @@ def train_command(args):
         _check_resumable(args, given)
         run = bands2vec.resume(args.logdir, args.run, given.get("steps"), args.data,
                                plots=not args.no_plots,
-                               concurrent_steps=given.get("concurrent_steps"))
+                               concurrent_steps=given.get("concurrent_steps"), say=_say)
     else:
         run = bands2vec.train(args.data, b.TrainOptions(**given), logs=args.logdir, name=args.run,
                               overwrite=args.overwrite,
                               clusters=(b.KMEANS_CLUSTERS if args.clusters is None
                                         else args.clusters),
                               plots=not args.no_plots,
-                              include_pseudo_artists=args.include_pseudo_artists)
+                              include_pseudo_artists=args.include_pseudo_artists, say=_say)
     if run:  # workers and ps tasks have said what they did; the chief has a run to sum up
         _say_summary(run, args.logdir)
     return 0
@@ -193,7 +193,7 @@ def plot_arguments(plot):
 
 
 def plot_command(args):
-    for path in bands2vec.open_run(args.logdir, args.run).plot(args.clusters).values():
+    for path in bands2vec.open_run(args.logdir, args.run).plot(args.clusters, say=_say).values():
         print(path)
     return 0
 
@@ -374,6 +374,7 @@ def _command(argv):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     # SIGTERM stops a run as Ctrl-C does: training checkpoints where it stands.
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    hook, sys.unraisablehook = sys.unraisablehook, _swallowed
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _note  # the library's warnings, as one line each
@@ -402,6 +403,8 @@ def _command(argv):
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook
+        _PENDING.clear()
 
 
 def _refuse(error, line):
@@ -418,6 +421,25 @@ def _note(message, category, filename, lineno, file=None, line=None):
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+# Ctrl-C or SIGTERM that Python swallowed, still to raise.
+_PENDING = []
+
+
+def _swallowed(unraisable, told=sys.unraisablehook):
+    """Ctrl-C or SIGTERM raised where Python ignores errors (in a callback of its import lock, say)
+    is not lost: it is raised at the next line the run says."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _PENDING.append(unraisable.exc_type)
+    else:
+        told(unraisable)
+
+
+def _say(*line):
+    if _PENDING:
+        raise _PENDING.pop()
+    print(*line)
 
 
 if __name__ == "__main__":

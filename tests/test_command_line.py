@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ import pytest
 import bands2vec
 import metadata
 import run
+import run_life
 import vector_files
 from helpers import REPO, RUN_PY, assert_refused, quiet, run_cli
 
@@ -47,6 +49,24 @@ def test_control_characters_are_written_as_escapes(capsys, demo_copy):
     status, out, err = _main(capsys, "similar", "lune, marée", "-k", "299", "--json", "--logdir", logs)
     names = [row["artist"] for row in json.loads(out)[0]["results"]]  # the same JSON, escaped either way
     assert status == 0 and any(name.startswith("\x1b[2J\u202e") for name in names)
+
+
+def test_a_signal_python_swallowed_is_raised_at_the_runs_next_line(capsys, monkeypatch):
+    """A SIGTERM whose KeyboardInterrupt lands in a callback Python ignores errors of (its import
+    lock's, as the data loads) stops the run at its next line, before a run folder is made."""
+    def load_swallowing_a_signal(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as swallowed:  # what Python does with it inside such a callback
+            sys.unraisablehook(types.SimpleNamespace(exc_type=KeyboardInterrupt, exc_value=swallowed,
+                                                     exc_traceback=None, err_msg=None, object=None))
+        return real_load(*args, **kwargs)
+
+    real_load = run_life.load_catalog
+    monkeypatch.setattr(run_life, "load_catalog", load_swallowing_a_signal)
+    status, out, err = _main(capsys, "--data", "demo", "--logdir", "/nonexistent/never-made")
+    assert status == 130 and "Training" not in out
+    assert err == "run.py: interrupted before a run folder was made: nothing was written\n"
 
 
 def test_an_answer_with_its_output_closed_is_refused(capsys, monkeypatch, demo_trained):

@@ -71,7 +71,7 @@ BAD_DATA = {  # case: (its --data, made in a folder; what run.py says)
     # A float64 holds whole numbers apart only up to 2 ** 53: such ids would merge every review into one.
     "review ids past 2 ** 53": (lambda tmp: _csv_folder(tmp / "d", [(10 ** 30 + i, f"a{i}", 7.0) for i in range(5)],
                                                         [(10 ** 30 + i, "rock") for i in range(5)]),
-                                "no reviews with an artist and a score from 0 to 10"),
+                                "a reviewid that is a whole number up to 2 ** 53"),
     "three artists sharing nothing": (lambda tmp: _synthetic(tmp, 3),
                                       "no two artists share a genre or a score, so there are no pairs"),
 }
