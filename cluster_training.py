@@ -60,7 +60,9 @@ class ClusterLoop(Loop):
                          on_checkpoint)
         self.trainer = task.number
         self.who = "" if writer else f"{task}: "
-        self.fetches.append(model.global_step)
+
+    def _fetches(self):
+        return super()._fetches() + [self.model.global_step]  # which every trainer advances
 
     def _draws(self):
         return self.options.steps_per_draw

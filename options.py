@@ -54,6 +54,9 @@ LABEL_BATCH_GROWTH = 4
 LABEL_ENSEMBLE = 3
 # ... fewer on a big catalog, each member a table of its own: at most this many rows in all.
 ENSEMBLE_ROWS = 2_000_000
+# An ensemble's mean cosine averages out what its members' last steps would settle: each member
+# takes this share of one model's steps (at least MIN_STEPS; docs/contexts.md).
+ENSEMBLE_STEP_SHARE = 0.8
 # Threads, TensorFlow's or stepping the session: past any machine's cores they only wait on each
 # other, and a slip of the keyboard must not start millions.
 MAX_THREADS = 1024
@@ -103,7 +106,10 @@ class TrainOptions:
         steps = max(MIN_STEPS, int(round(MOVE_PER_MEMBERSHIP * growth * memberships / rate, -1)))
         steps = steps if self.steps is None else self.steps
         batch_growth = LABEL_BATCH_GROWTH if self.contexts.get("label", 0) > 0 else 1
-        batch_size = _batch_size(artists, steps, ps_tasks, batch_growth)
+        batch_size = _batch_size(artists, steps, ps_tasks, batch_growth)  # one model's
+        ensemble = self.default_ensemble(artists) if self.ensemble is None else self.ensemble
+        if ensemble > 1 and self.steps is None:
+            steps = max(MIN_STEPS, int(round(steps * ENSEMBLE_STEP_SHARE, -1)))
         # Asynchronous trainers each push from values the others have moved since: the same movement
         # at 2 / (trainers + 1) of the rate, over that many times more steps (docs/cluster.md).
         slower = (trainers + 1) / 2
@@ -123,8 +129,7 @@ class TrainOptions:
             learning_rate=rate if self.learning_rate is None else self.learning_rate,
             xla_tables=xla_tables,
             concurrent_steps=concurrent if self.concurrent_steps is None else self.concurrent_steps,
-            ensemble=(self.default_ensemble(artists) if self.ensemble is None
-                      else self.ensemble))
+            ensemble=ensemble)
 
     def default_ensemble(self, artists):
         """One model, as the tutorial; where labels are a context, whose single models' neighbours

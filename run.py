@@ -10,6 +10,7 @@
 import argparse
 import dataclasses
 import difflib
+import gc
 import json
 import os
 import shlex
@@ -57,7 +58,8 @@ def train_arguments(train):
                        help=f"training steps (default: {b.MOVE_PER_MEMBERSHIP:g} x context "
                             f"memberships / learning rate, x{1 + b.MOVE_GROWTH:g} for every "
                             f"tenfold of artists past {b.MOVE_GROWTH_ABOVE:,}, "
-                            f"at least {b.MIN_STEPS:,})")
+                            f"at least {b.MIN_STEPS:,}; x{b.ENSEMBLE_STEP_SHARE:g} for each member "
+                            f"of an ensemble)")
     train.add_argument("--batch-size", type=int,
                        help=f"pairs per step (default: {b.PAIRS_PER_ARTIST} x artists / steps, "
                             f"a power of two from {b.BATCH_SIZES[0]:,} to {b.BATCH_SIZES[1]:,}, "
@@ -443,4 +445,8 @@ def _say(*line):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Python's last garbage collection would walk every object of TensorFlow and the plots'
+    # libraries (1-2 s) to free memory the exit frees anyway; the run's files are closed.
+    gc.freeze()
+    sys.exit(status)

@@ -148,12 +148,18 @@ class Loop:
         self.stats = Stats(steps=self.first, loss=float("nan"))
         self.lock, self.stopping, self.failure = threading.Lock(), threading.Event(), None
         self.losses, self.reported = [], self.first
-        # The same fetches every step: other fetches would make XLA compile a second program, which
-        # costs more than the summary ops. Writing events is the cost worth spacing out.
-        self.fetches = [model.optimizer, model.loss] + ([model.summary] if writer else [])
+        # One callable for the step: session.run would parse the same fetches and feeds every step.
+        self.step_of_pairs = session.make_callable(self._fetches(),
+                                                   [model.train_inputs, model.train_labels])
         self.started = self.saved = time.perf_counter()
         # The graph's scalars, described, and the pairs a second.
         self.scalars = tensorboard_files.TrainingScalars(options, self.first)
+
+    def _fetches(self):
+        """A step's fetches, the same every step: others would make XLA compile a second program,
+        which costs more than the summary ops. Writing events is the cost worth spacing out."""
+        model = self.model
+        return [model.optimizer, model.loss] + ([model.summary] if self.writer else [])
 
     def run(self):
         threads = [threading.Thread(target=self._guarded, args=(number,), daemon=True)
@@ -192,8 +198,7 @@ class Loop:
                 step = self._claim()
                 if step is None:
                     return
-                fetched = self.session.run(self.fetches, {model.train_inputs: batch_inputs,
-                                                          model.train_labels: batch_labels})
+                fetched = self.step_of_pairs(batch_inputs, batch_labels)
                 step, loss_value = self._step_of(step, fetched), fetched[1]
                 if not np.isfinite(loss_value):
                     # Stop before anything saves the broken variables; the caller cleans up.

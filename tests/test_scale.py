@@ -96,6 +96,13 @@ def test_defaults_at_several_sizes(demo_catalog, full_catalog, catalog_100k):
     # With labels a step takes 4 times the pairs (1,024 for 2,770 steps), at most the catalog's.
     assert labelled.batch_size == options.LABEL_BATCH_GROWTH * 1024 == 4096
     assert bands2vec.TrainOptions(contexts="genre,score,label").resolved(demo_catalog).batch_size == 512
+    # Each member of the default ensemble takes 0.8 of one model's steps, of one model's pairs; steps
+    # the user gives are not cut.
+    one = bands2vec.TrainOptions(contexts="genre,score,label", ensemble=1).resolved(full_catalog)
+    assert (one.steps, labelled.steps, labelled.ensemble) == (2_770, 2_220, 3)
+    assert labelled.batch_size == one.batch_size
+    given = bands2vec.TrainOptions(contexts="genre,score,label", steps=2_770).resolved(full_catalog)
+    assert given.steps == 2_770 and given.ensemble == 3
 
 
 @pytest.mark.slow
