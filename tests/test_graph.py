@@ -1,8 +1,12 @@
 """The TF1 graph: its ops, their shapes, and that training lowers the loss."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from bands2vec_graph import EMBEDDINGS_VARIABLE, build_graph, tf1
+from helpers import REPO
 from pair_sampler import PairSampler
 
 
@@ -60,3 +64,16 @@ def test_big_catalogs_keep_the_tables_out_of_xla(demo_catalog):
     # The same vectors' loss either way.
     sampled = _losses(demo_catalog, 50, learning_rate=4.0, tables_in_xla=False)
     assert np.allclose(sampled, _losses(demo_catalog, 50, learning_rate=4.0), rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_tensorflow_loads_without_keras_and_keras_still_loads():
+    """The graph's import skips the Keras optimizers TensorFlow would load with it, and takes the
+    skip back: a notebook's tf.keras still works after it."""
+    script = ("import sys, bands2vec_graph as g; assert not [m for m in sys.modules "
+              "if m.startswith('keras')], 'keras loaded'; "
+              "print(g.tf.keras.optimizers.SGD(0.1).__class__.__name__)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["SGD"]
