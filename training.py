@@ -187,7 +187,7 @@ class Loop:
         seeded by the run's seed and first step (a resumed run draws new ones) and, past the first
         thread of the first trainer, by those numbers: one thread of one process
         draws as the loop did before threads."""
-        options, model = self.options, self.model
+        options = self.options
         sampler = PairSampler(self.catalog, options.contexts)
         sampler.rng = np.random.default_rng(
             [options.seed, self.first] + ([self.trainer, number] if self.trainer or number else []))
