@@ -5,6 +5,7 @@ coordinates are cached beside the checkpoint, keyed by the vectors they came fro
 does not re-run it.
 """
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import io
@@ -15,6 +16,7 @@ import sys
 
 import numpy as np
 
+import side_process
 from atomic_files import atomic_write, write_bytes
 from contexts import NO_GENRE
 from interrupts import signals_as_a_flag
@@ -57,19 +59,30 @@ def map_rows(review_counts):
 def tsne_coordinates(artist_vectors, folder, seed=0, say=None):
     """2-d t-SNE coordinates of the map's artists (map_rows), from the cache when it was made from
     these vectors; t-SNE's progress to `say`."""
-    path = os.path.join(folder, TSNE_CACHE)
     unit_vectors = artist_vectors.unit_vectors[map_rows(artist_vectors.artists.review_counts)]
-    key = _cache_key(unit_vectors)
+    coordinates = cached_coordinates(folder, unit_vectors)
+    if coordinates is None:
+        coordinates = compute_tsne(unit_vectors, seed, say)
+        cache_coordinates(folder, unit_vectors, coordinates)
+    return coordinates
+
+
+def cached_coordinates(folder, unit_vectors):
+    """The t-SNE coordinates cached in `folder` if they were made from these vectors, else None."""
+    path = os.path.join(folder, TSNE_CACHE)
     if os.path.isfile(path):
         try:
             with np.load(path) as cached:
-                if str(cached["key"]) == key:
+                if str(cached["key"]) == _cache_key(unit_vectors):
                     return cached["coordinates"]
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is recomputed and replaced
-    coordinates = compute_tsne(unit_vectors, seed, say)
-    atomic_write(path, lambda f: np.savez(f, coordinates=coordinates, key=key))
-    return coordinates
+    return None
+
+
+def cache_coordinates(folder, unit_vectors, coordinates):
+    atomic_write(os.path.join(folder, TSNE_CACHE),
+                 lambda f: np.savez(f, coordinates=coordinates, key=_cache_key(unit_vectors)))
 
 
 def fast_tsne_installed():
@@ -152,35 +165,75 @@ class _TsneProgress(io.TextIOBase):
         return len(text)
 
 
-def write_plots(artist_vectors, folder, seed=0, say=None):
-    """The three PNG plots in `folder`; returns their paths."""
+@dataclasses.dataclass
+class MapArtists:
+    """What the map shows of the artists, as plain arrays a side process is given."""
+    unit_vectors: np.ndarray  # of the map_rows
+    names: list
+    review_counts: np.ndarray
+    primary_genres: np.ndarray
+    clusters: np.ndarray
+    artists: int  # in all, the map's or more
+
+
+def map_artists(artist_vectors):
+    facts, rows = artist_vectors.artists, map_rows(artist_vectors.artists.review_counts)
+    return MapArtists(unit_vectors=artist_vectors.unit_vectors[rows],
+                      names=[artist_vectors.names[i] for i in rows],
+                      review_counts=facts.review_counts[rows],
+                      primary_genres=facts.primary_genres[rows],
+                      clusters=artist_vectors.kmeans_clusters[rows], artists=len(artist_vectors))
+
+
+def submit_map(side, artist_vectors, folder, seed=0):
+    """Start the map (map_pictures) on `side` (side_process), its t-SNE from the cache if it was
+    made from these vectors."""
+    shown = map_artists(artist_vectors)
+    side.submit(map_pictures, shown, seed, cached_coordinates(folder, shown.unit_vectors),
+                says=True)
+
+
+def map_pictures(shown, seed=0, coordinates=None, say=None):
+    """The t-SNE coordinates of the MapArtists `shown` (computed unless given, its progress to
+    `say`) and the three plots of them as PNG bytes, {kind: bytes}."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    facts = artist_vectors.artists
-    rows = map_rows(facts.review_counts)
-    coordinates = tsne_coordinates(artist_vectors, folder, seed, say)
-    primary = facts.primary_genres[rows]
-    clusters = artist_vectors.kmeans_clusters[rows]
-    genre_colours = _palette(plt, primary)
-    which = ("" if len(rows) == len(artist_vectors)
-             else f", the {len(rows):,} most-reviewed of {len(artist_vectors):,} artists")
+    if coordinates is None:
+        coordinates = compute_tsne(shown.unit_vectors, seed, say)
+    genre_colours = _palette(plt, shown.primary_genres)
+    which = ("" if len(shown.names) == shown.artists
+             else f", the {len(shown.names):,} most-reviewed of {shown.artists:,} artists")
     figures = {
-        "clusters": _categorical(plt, "clusters", coordinates, clusters, _palette(plt, clusters),
+        "clusters": _categorical(plt, "clusters", coordinates, shown.clusters,
+                                 _palette(plt, shown.clusters),
                                  f"K-means clustering of the artists' embeddings (t-SNE{which})"),
-        "genres": _categorical(plt, "genres", coordinates, primary, genre_colours,
+        "genres": _categorical(plt, "genres", coordinates, shown.primary_genres, genre_colours,
                                f"Artists by primary genre (t-SNE{which})"),
-        "labelled": _labelled(plt, coordinates, [artist_vectors.names[i] for i in rows],
-                              facts.review_counts[rows], primary, genre_colours),
+        "labelled": _labelled(plt, coordinates, shown.names, shown.review_counts,
+                              shown.primary_genres, genre_colours),
     }
-    paths = {}
+    pictures = {}
     for name, figure in figures.items():
-        paths[name] = os.path.join(folder, PLOTS[name])
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI)
         plt.close(figure)
-        write_bytes(paths[name], buffer.getvalue())
+        pictures[name] = buffer.getvalue()
+    return coordinates, pictures
+
+
+def write_plots(artist_vectors, folder, seed=0, say=None, side=None):
+    """The three PNG plots in `folder`, of the map started on `side` (submit_map), else made here;
+    returns their paths."""
+    if side is None or not side.pending:
+        side = side or side_process.InProcess()
+        submit_map(side, artist_vectors, folder, seed)
+    coordinates, pictures = side.answer(say)
+    cache_coordinates(folder, map_artists(artist_vectors).unit_vectors, coordinates)
+    paths = {name: os.path.join(folder, PLOTS[name]) for name in pictures}
+    for name, picture in pictures.items():
+        write_bytes(paths[name], picture)
     return paths
 
 

@@ -108,26 +108,51 @@ def quality_sample_size(n_artists):
     return max(1_000, min(QUALITY_SAMPLE, QUALITY_COMPARISONS // n_artists))
 
 
-def kmeans_clusters(artist_vectors, k, seed=0):
-    """Each artist's k-means cluster, on the unit vectors (so clusters follow cosine similarity)."""
+def kmeans_clusters(artist_vectors, k, seed=0, side=None):
+    """Each artist's k-means cluster, on the unit vectors (so clusters follow cosine similarity);
+    computed by `side` (side_process) where given."""
+    k = min(checks.whole("k", k, 1), len(artist_vectors))
+    seed = checks.whole("seed", seed, 0)
+    if side is None:
+        return kmeans_labels(artist_vectors.unit_vectors, k, seed)
+    side.submit(kmeans_labels, artist_vectors.unit_vectors, k, seed)
+    return side.answer(say=None)
+
+
+def kmeans_labels(unit_vectors, k, seed):
+    """scikit-learn's k-means of the rows into `k` clusters, by mini-batches on a big catalog."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from threadpoolctl import threadpool_limits
 
-    k = min(checks.whole("k", k, 1), len(artist_vectors))
-    seed = checks.whole("seed", seed, 0)
-    if len(artist_vectors) > MINI_BATCH_KMEANS_ABOVE:
+    if len(unit_vectors) > MINI_BATCH_KMEANS_ABOVE:
         model = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=4096, random_state=seed)
     else:
         model = KMeans(n_clusters=k, n_init=4, random_state=seed)
     with threadpool_limits(KMEANS_OPENMP_THREADS, user_api="openmp"):
-        return model.fit_predict(artist_vectors.unit_vectors)
+        return model.fit_predict(unit_vectors)
+
+
+def normalized_mutual_information(labels, others):
+    """scikit-learn's normalized_mutual_info_score (the entropies' arithmetic mean), in numpy:
+    questions, and the run's writing beside its side process, need no scikit-learn."""
+    _, labels = np.unique(labels, return_inverse=True)
+    _, others = np.unique(others, return_inverse=True)
+    if labels.max(initial=-1) == others.max(initial=-1) <= 0:
+        return 1.0  # neither splits the artists: the same partition
+    joint = np.bincount(labels * (others.max() + 1) + others).astype(np.float64)
+    joint = joint[joint > 0] / len(labels)
+    first = np.bincount(labels) / len(labels)
+    second = np.bincount(others) / len(others)
+    entropy_first, entropy_second = -np.sum(first * np.log(first)), -np.sum(second * np.log(second))
+    information = max(0.0, float(np.sum(joint * np.log(joint))) + entropy_first + entropy_second)
+    if information == 0:
+        return 0.0
+    return information / ((entropy_first + entropy_second) / 2)
 
 
 def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
     """The evaluate command's figures, each beside the same figure for random vectors: over every
     artist, or above QUALITY_SAMPLE artists, a seeded sample of quality_sample_size() of them."""
-    from sklearn.metrics import normalized_mutual_info_score
-
     seed = checks.whole("seed", seed, 0)
     rows = sample_rows(len(artist_vectors), quality_sample_size(len(artist_vectors)), seed)
     trained = neighbour_agreement(artist_vectors, k, rows)
@@ -138,8 +163,8 @@ def quality_report(artist_vectors, k=NEIGHBOURS, seed=0):
     if clusters is not None:
         shuffled = np.random.default_rng(seed).permutation(clusters)
         report["cluster_genre_nmi"] = {
-            "trained": float(normalized_mutual_info_score(genres, clusters)),
-            "random": float(normalized_mutual_info_score(genres, shuffled))}
+            "trained": normalized_mutual_information(genres, clusters),
+            "random": normalized_mutual_information(genres, shuffled)}
     stability_rows = sample_rows(len(artist_vectors), STABILITY_SAMPLE, seed)
     report["member_agreement"] = {
         "trained": member_agreement(artist_vectors, k, stability_rows),

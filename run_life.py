@@ -20,6 +20,7 @@ import numpy as np
 
 import run_folder
 import run_record
+import side_process
 from artist_vectors import ArtistVectors
 from catalog import Catalog
 from cluster_config import Task
@@ -28,7 +29,7 @@ from data_utils import DEMO_SOURCE, KAGGLE_URL, load_catalog
 from errors import ClusterError, ClusterLost, DataError, RunError, RunInterrupted
 from options import MIN_ARTISTS, TrainOptions
 from quality import training_probe
-from run_outputs import OUTPUTS, write_output
+from run_outputs import OUTPUTS, Writing, write_output
 from run_record import RunRecord
 
 PHASES = ("load", "train", "write", "plots")  # what run.json's phases time, in order
@@ -55,17 +56,19 @@ def new_run(data, options, logs, name, overwrite, kmeans_clusters, plots, includ
         import cluster_training
         return cluster_training.work(catalog, options, task, say)
     folder = run_folder.run_path(logs, name)
-    # TensorFlow takes seconds to load: load it before the folder, so Ctrl-C then leaves none.
-    importlib.import_module("training")
-    with run_folder.writing(folder):
-        run_folder.make_run_folder(folder, overwrite)
-        data = catalog.source if catalog.source == DEMO_SOURCE else os.path.abspath(catalog.source)
-        record = RunRecord(data=data, artists=len(catalog), options=options,
-                           data_fingerprint=catalog.fingerprint,
-                           include_pseudo_artists=catalog.include_pseudo_artists,
-                           kmeans_clusters=kmeans_clusters)
-        return _guarded(catalog, record, options, folder, plots, new=True, say=say, task=task,
-                        load_seconds=load_seconds)
+    with side_process.started() as side:  # its imports run beside TensorFlow's
+        # TensorFlow takes seconds to load: load it before the folder, so Ctrl-C then leaves none.
+        importlib.import_module("training")
+        with run_folder.writing(folder):
+            run_folder.make_run_folder(folder, overwrite)
+            data = (catalog.source if catalog.source == DEMO_SOURCE
+                    else os.path.abspath(catalog.source))
+            record = RunRecord(data=data, artists=len(catalog), options=options,
+                               data_fingerprint=catalog.fingerprint,
+                               include_pseudo_artists=catalog.include_pseudo_artists,
+                               kmeans_clusters=kmeans_clusters)
+            return _guarded(catalog, record, options, folder, plots, new=True, say=say,
+                            task=task, load_seconds=load_seconds, side=side)
 
 
 def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
@@ -79,7 +82,7 @@ def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
         raise ClusterError(f"{task}: --resume is the chief's; "
                            f"restart a worker with the command it was started with")
     folder = run_folder.find_run(logs, name)
-    with run_folder.writing(folder):
+    with run_folder.writing(folder), side_process.started() as side:
         record = run_record.read(folder)
         _check_steps(folder, record, steps)
         mark = time.perf_counter()
@@ -93,7 +96,7 @@ def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
                                       steps=record.options.steps if steps is None else steps)
         options = _resolved(options, catalog, task)
         return _guarded(catalog, record, options, folder, plots, new=False, say=say, task=task,
-                        load_seconds=load_seconds)
+                        load_seconds=load_seconds, side=side)
 
 
 def _check_steps(folder, record, steps):
@@ -136,7 +139,8 @@ def _check_same_data(folder, record, catalog):
                        f"{record.data}) than {catalog.source} ({len(catalog):,} artists)")
 
 
-def _guarded(catalog, record, options, folder, plots, new, say, task=None, load_seconds=0.0):
+def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
+             load_seconds=0.0):
     """Train (unless all steps are trained) and write every output of the run, keeping run.json's
     state true; returns the folder."""
     from training import Diverged, Interrupted, UnreadableCheckpoint
@@ -163,7 +167,8 @@ def _guarded(catalog, record, options, folder, plots, new, say, task=None, load_
         message = (f"Interrupted at step {stop.stats.steps:,}: checkpoint saved in {folder}; "
                    f"continue with: {record.next}")
         try:  # the files of the vectors where training stood, to ask and to look at meanwhile
-            _write(catalog, artists.with_vectors(stop.vectors), record, folder, OUTPUTS[:-1], say)
+            _write(catalog, artists.with_vectors(stop.vectors), record, folder, OUTPUTS[:-1], say,
+                   side)
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: the checkpoint is what matters
         except Exception as error:
@@ -186,7 +191,7 @@ def _guarded(catalog, record, options, folder, plots, new, say, task=None, load_
     if to_train:  # trained, nothing written yet: what kill -9 leaves from here, --resume completes
         _save(folder, record, "incomplete", missing=list(OUTPUTS))
     seconds = _write(catalog, artists.with_vectors(vectors), record, folder,
-                     OUTPUTS if plots else OUTPUTS[:-1], say)
+                     OUTPUTS if plots else OUTPUTS[:-1], say, side)
     phases.update(write=sum(seconds.values()) - seconds.get("plots", 0.0),
                   plots=seconds.get("plots", 0.0))
     # What a run cost, for the scale benchmark and the reader: seconds by phase, peak memory (KiB).
@@ -289,19 +294,22 @@ def _saved_vectors(folder, rows):
         return vector_files.checkpoint_vectors(folder)
 
 
-def _write(catalog, artist_vectors, record, folder, outputs, say):
+def _write(catalog, artist_vectors, record, folder, outputs, say, side):
     """Write the run's `outputs` in order; returns {output: seconds}. Once all steps are trained,
     run.json says after each output what is still missing and how to complete it, and so does
     the error of any failure or signal."""
     seconds = {}
     trained = record.stats.steps >= record.options.steps
+    writing = Writing(catalog, artist_vectors, record.options, folder, record, say, outputs,
+                      side)
     try:
-        for output in outputs:
-            mark = time.perf_counter()
-            write_output(output, catalog, artist_vectors, record.options, folder, record, say)
-            seconds[output] = time.perf_counter() - mark
-            if trained and output != outputs[-1]:
-                _save(folder, record, "incomplete", missing=_missing(seconds))
+        with side.sharing_cores():
+            for output in outputs:
+                mark = time.perf_counter()
+                write_output(output, writing)
+                seconds[output] = time.perf_counter() - mark
+                if trained and output != outputs[-1]:
+                    _save(folder, record, "incomplete", missing=_missing(seconds))
     except BaseException as error:
         if trained:
             missing = _missing(seconds)

@@ -2,6 +2,7 @@
 vectors first, then the metadata with k-means clusters (from then on the run can be asked
 questions), the text exports, the projector's files, the quality report and the t-SNE plots.
 """
+import dataclasses
 import os
 
 import metadata
@@ -14,44 +15,63 @@ from quality import kmeans_clusters, quality_report, quality_sample_size
 OUTPUTS = ("vectors", "metadata", "exports", "projector", "quality", "plots")
 
 
-def write_output(output, catalog, artist_vectors, options, folder, record, say):
+@dataclasses.dataclass
+class Writing:
+    """What writing a run's outputs takes."""
+    catalog: object
+    artist_vectors: object
+    options: object
+    folder: str
+    record: object
+    say: object
+    outputs: tuple  # those to write, in order
+    side: object  # side_process: where k-means and the map are computed
+
+
+def write_output(output, writing):
     """Write one of OUTPUTS."""
-    run_folder.check_own_folders(folder)
-    _WRITERS[output](catalog, artist_vectors, options, folder, record, say)
+    run_folder.check_own_folders(writing.folder)
+    _WRITERS[output](writing)
 
 
-def _write_vectors(catalog, artist_vectors, options, folder, record, say):
-    vector_files.write_vectors(folder, artist_vectors.vectors)
+def _write_vectors(w):
+    vector_files.write_vectors(w.folder, w.artist_vectors.vectors)
 
 
-def _write_metadata(catalog, artist_vectors, options, folder, record, say):
-    k = min(record.kmeans_clusters, len(artist_vectors))
-    say(f"Clustering {len(artist_vectors):,} artists into {k} with k-means; writing metadata.tsv")
-    artist_vectors.kmeans_clusters = kmeans_clusters(artist_vectors, k, options.seed)
-    metadata.write_metadata(folder, catalog.facts, artist_vectors.kmeans_clusters)
+def _write_metadata(w):
+    k = min(w.record.kmeans_clusters, len(w.artist_vectors))
+    w.say(f"Clustering {len(w.artist_vectors):,} artists into {k} with k-means; "
+          f"writing metadata.tsv")
+    w.artist_vectors.kmeans_clusters = kmeans_clusters(w.artist_vectors, k, w.options.seed,
+                                                       w.side)
+    if "plots" in w.outputs:  # its t-SNE runs there while the other outputs are written here
+        import plots
+        plots.submit_map(w.side, w.artist_vectors, w.folder, w.options.seed)
+    metadata.write_metadata(w.folder, w.catalog.facts, w.artist_vectors.kmeans_clusters)
 
 
-def _write_exports(catalog, artist_vectors, options, folder, record, say):
-    if len(artist_vectors) <= vector_files.EXPORT_MAX:
-        say("Writing vectors.tsv and vectors.txt (word2vec format)")
-        export(folder, artist_vectors)
+def _write_exports(w):
+    if len(w.artist_vectors) <= vector_files.EXPORT_MAX:
+        w.say("Writing vectors.tsv and vectors.txt (word2vec format)")
+        export(w.folder, w.artist_vectors)
 
 
-def _write_projector(catalog, artist_vectors, options, folder, record, say):
-    rows = _projector_rows(artist_vectors, folder)
-    tensorboard_files.write_projector_config(folder, sampled=len(rows) < len(artist_vectors))
+def _write_projector(w):
+    rows = _projector_rows(w.artist_vectors, w.folder)
+    tensorboard_files.write_projector_config(w.folder,
+                                             sampled=len(rows) < len(w.artist_vectors))
 
 
-def _write_quality(catalog, artist_vectors, options, folder, record, say):
-    say(f"Measuring the vectors' quality against random ones on "
-        f"{min(len(artist_vectors), quality_sample_size(len(artist_vectors))):,} artists")
-    record.quality = quality_report(artist_vectors, seed=options.seed)
-    if record.stats.steps >= options.steps:
-        tensorboard_files.write_run_summaries(folder, record)
+def _write_quality(w):
+    w.say(f"Measuring the vectors' quality against random ones on "
+          f"{min(len(w.artist_vectors), quality_sample_size(len(w.artist_vectors))):,} artists")
+    w.record.quality = quality_report(w.artist_vectors, seed=w.options.seed)
+    if w.record.stats.steps >= w.options.steps:
+        tensorboard_files.write_run_summaries(w.folder, w.record)
 
 
-def _write_plots(catalog, artist_vectors, options, folder, record, say):
-    plot(artist_vectors, folder, options.seed, record.stats.steps, say)
+def _write_plots(w):
+    plot(w.artist_vectors, w.folder, w.options.seed, w.record.stats.steps, w.say, w.side)
 
 
 _WRITERS = {"vectors": _write_vectors, "metadata": _write_metadata, "exports": _write_exports,
@@ -83,14 +103,14 @@ def _projector_rows(artist_vectors, folder):
     return rows
 
 
-def plot(artist_vectors, folder, seed, step, say):
-    """The t-SNE plots, and the same map as the projector's bookmarks and as images in TensorBoard;
-    returns {kind: path}."""
+def plot(artist_vectors, folder, seed, step, say, side=None):
+    """The t-SNE plots (of the map started on `side`, else made here), and the same map as the
+    projector's bookmarks and as images in TensorBoard; returns {kind: path}."""
     import plots
 
     rows = plots.map_rows(artist_vectors.artists.review_counts)
     say(f"t-SNE of {len(rows):,} artists ({plots.tsne_iterations()} iterations), then the plots")
-    paths = plots.write_plots(artist_vectors, folder, seed, say)
+    paths = plots.write_plots(artist_vectors, folder, seed, say, side)
     coordinates = plots.tsne_coordinates(artist_vectors, folder, seed)
     tensorboard_files.write_bookmarks(folder, coordinates,
                                       (len(coordinates), artist_vectors.vectors.shape[1]),

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import socket
+import struct
 import threading
 import time
 
@@ -216,11 +217,11 @@ def text_summary(tag, markdown):
 def image_summary(tag, png_path):
     """A PNG file as an image summary, as the Images tab reads it."""
     from tensorboard.compat.proto.summary_pb2 import Summary
-    from matplotlib.image import imread
 
     with open(png_path, "rb") as f:
         encoded = f.read()
-    height, width = imread(png_path).shape[:2]
+    # A PNG's size is in its header, the first chunk after the 8-byte signature.
+    width, height = struct.unpack(">II", encoded[16:24])
     image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=encoded)
     return Summary(value=[Summary.Value(tag=tag, image=image)])
 

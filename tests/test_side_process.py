@@ -1,0 +1,84 @@
+"""The second process that computes k-means and the t-SNE map while a run writes its other files:
+the same answers as this process gives, what it says relayed here, its errors and warnings raised
+here, the work done here when it has died, and no process left behind."""
+import multiprocessing
+import os
+import signal
+import warnings
+
+import numpy as np
+import pytest
+
+import checks
+import plots
+import quality
+import side_process
+from artist_vectors import ArtistVectors
+from errors import OptionError
+
+
+@pytest.fixture(scope="module")
+def side():
+    with side_process.SideProcess() as started:
+        yield started
+    assert not multiprocessing.active_children()  # closed, it leaves no process behind
+
+
+@pytest.mark.slow  # t-SNE twice
+def test_k_means_and_the_map_come_back_as_this_process_makes_them(side, demo_trained, tmp_path):
+    vectors = ArtistVectors.load(demo_trained)
+    clusters = quality.kmeans_clusters(vectors, 10, seed=3, side=side)
+    assert np.array_equal(clusters, quality.kmeans_clusters(vectors, 10, seed=3))
+    said = []
+    plots.submit_map(side, vectors, str(tmp_path), seed=0)  # no cached map there: t-SNE runs
+    assert side.pending
+    coordinates, pictures = side.answer(said.append)
+    here, here_pictures = plots.map_pictures(plots.map_artists(vectors), seed=0)
+    assert np.array_equal(coordinates, here) and coordinates.shape == (len(vectors), 2)
+    assert set(pictures) == set(plots.PLOTS) == set(here_pictures)
+    assert all(picture.startswith(b"\x89PNG\r\n\x1a\n") for picture in pictures.values())
+    assert said[-1].startswith(f"  t-SNE iteration {plots.tsne_iterations()} of ")  # relayed
+    assert not side.pending
+
+
+def test_its_errors_and_warnings_are_raised_here_as_they_were_there(side):
+    side.submit(checks.whole, "--clusters", "ten", 1)
+    with pytest.raises(OptionError) as raised:
+        side.answer(say=None)
+    with pytest.raises(OptionError) as here:
+        checks.whole("--clusters", "ten", 1)
+    assert str(raised.value) == str(here.value)
+    side.submit(warnings.warn, "a note from over there")
+    with pytest.warns(UserWarning, match="a note from over there"):
+        assert side.answer(say=None) is None
+
+
+def test_ctrl_c_to_the_process_group_leaves_it_to_the_run_to_stop(side):
+    os.kill(side._process.pid, signal.SIGINT)
+    side.submit(quality.normalized_mutual_information, [0, 0, 1], [1, 1, 0])
+    assert side.answer(say=None) == pytest.approx(1.0)
+
+
+def test_when_it_has_died_the_work_is_done_here(demo_trained):
+    vectors = ArtistVectors.load(demo_trained)
+    with side_process.SideProcess() as side:
+        os.kill(side._process.pid, signal.SIGKILL)
+        side._process.join()
+        clusters = quality.kmeans_clusters(vectors, 5, seed=0, side=side)
+    assert np.array_equal(clusters, quality.kmeans_clusters(vectors, 5, seed=0))
+    assert side._process not in multiprocessing.active_children()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_normalized_mutual_information_is_scikit_learns(seed):
+    from sklearn.metrics import normalized_mutual_info_score
+
+    rng = np.random.default_rng(seed)
+    genres = rng.choice(["rock", "jazz", "rap", "folk"], size=500)
+    clusters = np.where(rng.random(500) < 0.6, np.unique(genres, return_inverse=True)[1],
+                        rng.integers(0, 10, 500))
+    cases = [(genres, clusters), (genres, rng.permutation(clusters)), (genres, genres),
+             (genres, np.zeros(500, int)), (["a"] * 4, [7] * 4), ([], [])]
+    for labels, others in cases:
+        assert quality.normalized_mutual_information(labels, others) == pytest.approx(
+            normalized_mutual_info_score(labels, others), abs=1e-12)
