@@ -6,10 +6,14 @@ The run's own process keeps every file: the side process is given arrays and giv
 and PNG bytes. Where it cannot start or dies, the work is done in the run's process instead.
 """
 import contextlib
-import multiprocessing
+import importlib
 import os
-import signal
+import subprocess
+import sys
 import warnings
+from multiprocessing.connection import Connection
+
+HERE = os.path.dirname(os.path.abspath(__file__))  # where the side process finds these modules
 
 # What the work imports, loaded as soon as the side process starts.
 WARM_MODULES = ("sklearn.cluster", "openTSNE", "matplotlib.pyplot")
@@ -50,28 +54,42 @@ class InProcess:
 
 class SideProcess(InProcess):
     """The work done in a second Python process, started now so that its imports are done by the
-    time the work comes."""
+    time the work comes. It is a fresh interpreter given this folder's modules (not a fork of a
+    process with threads, nor multiprocessing's spawn, which would run the user's script again),
+    in a process group of its own: Ctrl-C reaches this process, which stops it."""
 
     def __init__(self):
         super().__init__()
-        context = multiprocessing.get_context("spawn")  # not a fork of a process with threads
-        self._connection, theirs = context.Pipe()
-        self._process = context.Process(target=_serve, args=(theirs,), daemon=True,
-                                        name="bands2vec side process")
-        self._process.start()
-        theirs.close()
+        theirs_read, ours_write = os.pipe()
+        ours_read, theirs_write = os.pipe()
+        start = (f"import sys; sys.path.insert(0, {HERE!r}); import side_process; "
+                 f"side_process.serve({theirs_read}, {theirs_write})")
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", start], pass_fds=(theirs_read, theirs_write),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                process_group=0)
+        except BaseException:
+            os.close(ours_read)
+            os.close(ours_write)
+            raise
+        finally:
+            os.close(theirs_read)
+            os.close(theirs_write)
+        self._sending = Connection(ours_write, readable=False)
+        self._receiving = Connection(ours_read, writable=False)
 
     def submit(self, function, *args, says=False):
         super().submit(function, *args, says=says)
         try:
-            self._connection.send(self._call)
+            self._sending.send(self._call)
         except OSError:
             pass  # it died: answer() does the work here
 
     def answer(self, say):
         try:
             while True:
-                kind, value = self._connection.recv()
+                kind, value = self._receiving.recv()
                 if kind == "say":
                     say(value)
                 elif kind == "warning":
@@ -91,24 +109,27 @@ class SideProcess(InProcess):
 
     def close(self):
         super().close()
-        self._connection.close()
-        if self._process.is_alive():
+        self._sending.close()
+        self._receiving.close()
+        if self._process.poll() is None:
             self._process.terminate()
-        self._process.join()
+        self._process.wait()
 
 
 def started():
     """A SideProcess where a second core can run it beside this process, else InProcess."""
-    if (os.cpu_count() or 1) < 2:
+    if (os.cpu_count() or 1) < 2 or not sys.executable:
         return InProcess()
-    return SideProcess()
+    try:
+        return SideProcess()
+    except OSError:  # no process to spare (a limit on processes, or on open files)
+        return InProcess()
 
 
-def _serve(connection):
-    """The side process: import, then answer calls until the run's process closes the pipe."""
-    # Ctrl-C reaches the whole process group: the run's process stops this one.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import importlib
+def serve(receiving, sending):
+    """The side process: import, then answer calls until the run's process closes its pipe."""
+    receiving, sending = Connection(receiving, writable=False), Connection(sending, readable=False)
+    os.environ["MPLBACKEND"] = "Agg"  # PNG files only, whatever display there is
     for module in WARM_MODULES:
         try:
             importlib.import_module(module)
@@ -116,20 +137,20 @@ def _serve(connection):
             pass  # openTSNE is optional; what is missing fails in the call that needs it
     while True:
         try:
-            function, args, says = connection.recv()
+            function, args, says = receiving.recv()
         except (EOFError, OSError):
             return
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
             try:
-                value = (function(*args, say=lambda line: connection.send(("say", line)))
+                value = (function(*args, say=lambda line: sending.send(("say", line)))
                          if says else function(*args))
                 reply = ("value", value)
             except BaseException as error:  # each is the run's process's to raise
                 reply = ("error", error)
         try:
             for warning in caught:
-                connection.send(("warning", (str(warning.message), warning.category)))
-            connection.send(reply)
+                sending.send(("warning", (str(warning.message), warning.category)))
+            sending.send(reply)
         except Exception:  # the run's process is gone, or the reply cannot be pickled:
             return  # there, the call is made again in the run's process
