@@ -41,10 +41,11 @@ NUM_SAMPLED = 64  # NCE's negatives a step, or one fewer than the artists of a s
 KMEANS_CLUSTERS = 10  # k-means clusters for metadata.tsv, the projector's colours and the plots
 # NCE needs a negative besides the true context; t-SNE more points than its perplexity (at least 2).
 MIN_ARTISTS = 3
-# Memory beyond the catalog: Python with TensorFlow and scikit-learn, and the artists x dimensions
-# tables' copies (NCE's weights, a report's, a checkpoint's, the quality report's: 8 in all).
+# Memory beyond the catalog: Python with TensorFlow, the side process with scikit-learn, and the
+# artists x dimensions tables' copies (NCE's weights, a report's, a checkpoint's, the quality
+# report's, and k-means' on its way to the side process and there: 10 in all).
 FIXED_MEMORY = 1.1e9
-TABLE_COPIES = 8
+TABLE_COPIES = 10
 SEEDS = 2 ** 32  # scikit-learn's k-means and t-SNE take seeds below this
 # Where `label` is a context, a step takes this many times the pairs: labels split the artists into
 # small groups, whose vectors come out alike across seeds only from big steps (docs/contexts.md).

@@ -194,9 +194,11 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
                      OUTPUTS if plots else OUTPUTS[:-1], say, side)
     phases.update(write=sum(seconds.values()) - seconds.get("plots", 0.0),
                   plots=seconds.get("plots", 0.0))
-    # What a run cost, for the scale benchmark and the reader: seconds by phase, peak memory (KiB).
+    # What a run cost, for the scale benchmark and the reader: seconds by phase, and peak memory,
+    # this process's and its side process's added.
     record.phases = phases
-    record.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    record.peak_memory_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                             + side.peak_memory_mb())
     _save(folder, record, "finished")
     return folder
 

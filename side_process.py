@@ -45,6 +45,10 @@ class InProcess:
         """A context in which this process leaves the side process its core."""
         return contextlib.nullcontext()
 
+    def peak_memory_mb(self):
+        """The side process's peak resident memory so far (0 without one)."""
+        return 0.0
+
     def __enter__(self):
         return self
 
@@ -106,6 +110,14 @@ class SideProcess(InProcess):
         # numpy's BLAS threads would take every core from the side process's work.
         from threadpoolctl import threadpool_limits
         return threadpool_limits(1, user_api="blas")
+
+    def peak_memory_mb(self):
+        try:  # Linux's; elsewhere it is not counted
+            with open(f"/proc/{self._process.pid}/status", encoding="ascii") as status:
+                peak = next(line for line in status if line.startswith("VmHWM:"))
+            return int(peak.split()[1]) / 1024
+        except (OSError, StopIteration, ValueError):
+            return 0.0
 
     def close(self):
         super().close()
