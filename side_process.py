@@ -7,6 +7,7 @@ and PNG bytes. Where it cannot start or dies, the work is done in the run's proc
 """
 import contextlib
 import importlib
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -64,24 +65,20 @@ class SideProcess(InProcess):
 
     def __init__(self):
         super().__init__()
-        theirs_read, ours_write = os.pipe()
-        ours_read, theirs_write = os.pipe()
+        # Two one-way pipes; where one cannot be made or the process started, they close when
+        # collected.
+        self._receiving, theirs_sending = multiprocessing.Pipe(duplex=False)
+        theirs_receiving, self._sending = multiprocessing.Pipe(duplex=False)
+        ends = (theirs_receiving.fileno(), theirs_sending.fileno())
         start = (f"import sys; sys.path.insert(0, {HERE!r}); import side_process; "
-                 f"side_process.serve({theirs_read}, {theirs_write})")
+                 f"side_process.serve{ends}")
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", start], pass_fds=(theirs_read, theirs_write),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                process_group=0)
-        except BaseException:
-            os.close(ours_read)
-            os.close(ours_write)
-            raise
+                [sys.executable, "-c", start], pass_fds=ends, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
         finally:
-            os.close(theirs_read)
-            os.close(theirs_write)
-        self._sending = Connection(ours_write, readable=False)
-        self._receiving = Connection(ours_read, writable=False)
+            theirs_receiving.close()
+            theirs_sending.close()
 
     def submit(self, function, *args, says=False):
         super().submit(function, *args, says=says)
