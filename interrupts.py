@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM held as a flag, where an exception raised at any point would break C code that
-is running: TensorFlow's wait for a ps task, openTSNE's tree of points (a segmentation fault)."""
+is running (TensorFlow's wait for a ps task, its graph, its checkpoints; openTSNE's tree of points)
+or leave half done what must be whole."""
 import contextlib
 import signal
 import threading
@@ -20,3 +21,14 @@ def signals_as_a_flag():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM held while it lasts and raised as a KeyboardInterrupt at its end: for work
+    that must end whole (a checkpoint), or that runs in TensorFlow's C++, out of which an interrupt
+    raised inside comes mangled into another error."""
+    with signals_as_a_flag() as stopping:
+        yield
+    if stopping.is_set():
+        raise KeyboardInterrupt

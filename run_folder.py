@@ -69,13 +69,21 @@ def check_run_name(name, option="--run"):
 
 
 def make_run_folder(folder, overwrite=False):
-    """The folder of a new run, replacing one there with `overwrite`."""
+    """The folder of a new run, replacing a run there (or an empty folder, or a link) with
+    `overwrite`: never a folder or file that is not a run, which a slip of --run could name."""
     if os.path.lexists(folder):
         if not overwrite:
             raise RunError(f"{folder} already exists: pass --overwrite to replace it, "
                            f"or another --run name")
-        (shutil.rmtree(folder) if os.path.isdir(folder) and not os.path.islink(folder)
-         else os.remove(folder))
+        if os.path.islink(folder):
+            os.remove(folder)  # the link only, not what it names
+        elif not os.path.isdir(folder) or os.listdir(folder) and \
+                not os.path.lexists(os.path.join(folder, run_record.RUN_FILE)):
+            raise RunError(f"{folder} is not a run (it has no {run_record.RUN_FILE}): --overwrite "
+                           f"replaces only a run; choose another --run name, or move it away "
+                           f"yourself")
+        else:
+            shutil.rmtree(folder)
     os.makedirs(folder)
     atomic_files.pin(folder)  # this folder, from now on
 

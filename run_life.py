@@ -27,6 +27,7 @@ from cluster_config import Task
 from contexts import format_contexts
 from data_utils import DEMO_SOURCE, KAGGLE_URL, load_catalog
 from errors import ClusterError, ClusterLost, DataError, RunError, RunInterrupted
+from interrupts import signals_as_a_flag
 from options import MIN_ARTISTS, TrainOptions
 from quality import training_probe
 from run_outputs import OUTPUTS, Writing, write_output
@@ -101,9 +102,9 @@ def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
 
 def _check_steps(folder, record, steps):
     """A RunError unless the run has steps left to train up to `steps` (None: its own), or is
-    incomplete, with the files it lacks to write."""
+    incomplete (or interrupted at its last step), with the files it lacks to write."""
     trained, planned = record.stats.steps, record.options.steps if steps is None else steps
-    if trained < planned or (record.state == "incomplete" and trained == planned):
+    if trained < planned or (record.state in ("incomplete", "interrupted") and trained == planned):
         return
     if trained > planned:
         go_on = (f"leave --steps out to go on to its {record.options.steps:,}, or "
@@ -163,7 +164,8 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
             vectors = _saved_vectors(folder, len(catalog))
     except Interrupted as stop:
         record.stats = stop.stats
-        _save(folder, record, "interrupted")
+        with signals_as_a_flag():  # a second Ctrl-C does not stop run.json from saying where
+            _save(folder, record, "interrupted")
         message = (f"Interrupted at step {stop.stats.steps:,}: checkpoint saved in {folder}; "
                    f"continue with: {record.next}")
         try:  # the files of the vectors where training stood, to ask and to look at meanwhile

@@ -14,6 +14,8 @@ import sys
 import warnings
 from multiprocessing.connection import Connection
 
+from interrupts import signals_as_a_flag
+
 HERE = os.path.dirname(os.path.abspath(__file__))  # where the side process finds these modules
 
 # What the work imports, loaded as soon as the side process starts.
@@ -117,12 +119,14 @@ class SideProcess(InProcess):
             return 0.0
 
     def close(self):
-        super().close()
-        self._sending.close()
-        self._receiving.close()
-        if self._process.poll() is None:
-            self._process.terminate()
-        self._process.wait()
+        # It ends the run's life, often after Ctrl-C: a second one must not cut it short.
+        with signals_as_a_flag():
+            super().close()
+            self._sending.close()
+            self._receiving.close()
+            if self._process.poll() is None:
+                self._process.terminate()
+            self._process.wait()
 
 
 def started():

@@ -7,8 +7,10 @@ trains with the same loop through cluster_training.py, which says how its sessio
 """
 import contextlib
 import dataclasses
+import glob
 import os
 import secrets
+import stat
 import threading
 import time
 
@@ -19,6 +21,7 @@ from atomic_files import os_advice
 from bands2vec_graph import build_graph, tf, tf1
 from ensemble import combined
 from errors import OptionError, RunError
+from interrupts import signals_as_a_flag, signals_held
 from pair_sampler import PairSampler
 from run_folder import check_own_folders, checkpoint_dir
 from run_record import RUN_FILE, Stats
@@ -64,12 +67,13 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
     runtime = runtime or OneProcess()
     sampler = PairSampler(catalog, options.contexts)
     device, partitioner = runtime.placement()
-    model = build_graph(len(catalog), options.embedding_size, options.num_sampled,
-                        options.learning_rate, decay_steps=options.steps,
-                        context_distribution=sampler.context_distribution(),
-                        init_scale=options.init_scale, seed=options.seed,
-                        tables_in_xla=options.xla_tables, device=device, partitioner=partitioner,
-                        ensemble=options.ensemble)
+    with signals_held():
+        model = build_graph(len(catalog), options.embedding_size, options.num_sampled,
+                            options.learning_rate, decay_steps=options.steps,
+                            context_distribution=sampler.context_distribution(),
+                            init_scale=options.init_scale, seed=options.seed,
+                            tables_in_xla=options.xla_tables, device=device,
+                            partitioner=partitioner, ensemble=options.ensemble)
     config = runtime.session_config(tf1.ConfigProto(intra_op_parallelism_threads=options.threads,
                                                     inter_op_parallelism_threads=options.threads))
     session = writer = None
@@ -91,16 +95,21 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
             interrupted = True
         else:
             interrupted = False
-        loop.account()
-        vectors = None
-        if writer:
-            save_checkpoint(session, model, writer, folder, loop.stats.steps)
-            vectors = combined(session.run(model.embeddings), options.ensemble)
-            writer, closing = None, writer
-            closing.close()  # its last events written: a full disk fails here, if not before
+        # The checkpoint is written whole: Ctrl-C now (a second one, say) stops the run after it.
+        with signals_as_a_flag() as stopping:
+            loop.account()
+            vectors = None
+            if writer:
+                save_checkpoint(session, model, writer, folder, loop.stats.steps)
+                vectors = combined(session.run(model.embeddings), options.ensemble)
+                writer, closing = None, writer
+                closing.close()  # its last events written: a full disk fails here, if not before
+            session, closing = None, session
+            runtime.close(closing)
+        interrupted = interrupted or stopping.is_set()
     except tf.errors.OpError as error:
         raise runtime.failed(error, folder) from None
-    except RuntimeError as error:
+    except Exception as error:  # a full disk is a RuntimeError, a file size limit an IndexError
         if not _events_failed(error, folder):
             raise
         reason = tf_reason(error)
@@ -108,7 +117,7 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
             from None
     finally:
         if writer is not None:  # failed: its error is the first one, not a second from closing
-            with contextlib.suppress(RuntimeError):
+            with contextlib.suppress(Exception):
                 writer.close()
         if session is not None:
             runtime.close(session)
@@ -232,14 +241,16 @@ class Loop:
         return claimed
 
     def _checkpoint(self, step):
-        mark = time.perf_counter()
-        save_checkpoint(self.session, self.model, self.writer, self.folder, step)
-        self.account()
-        self.stats.checkpoints += 1
-        self.stats.checkpoint_seconds += time.perf_counter() - mark
-        if self.on_checkpoint:
-            self.on_checkpoint(dataclasses.replace(self.stats))
-        self.saved = time.perf_counter()
+        """A checkpoint and run.json saying so, whole: Ctrl-C meanwhile stops the run after."""
+        with signals_held():
+            mark = time.perf_counter()
+            save_checkpoint(self.session, self.model, self.writer, self.folder, step)
+            self.account()
+            self.stats.checkpoints += 1
+            self.stats.checkpoint_seconds += time.perf_counter() - mark
+            if self.on_checkpoint:
+                self.on_checkpoint(dataclasses.replace(self.stats))
+            self.saved = time.perf_counter()
 
     def _after(self, step):
         """The report (progress, neighbours, quality), once per report step, and at the end."""
@@ -284,10 +295,11 @@ class OneProcess:
         return config
 
     def open_session(self, model, config, checkpoint):
-        session = tf1.Session(graph=model.graph, config=config)
-        session.run(model.init)
-        if checkpoint:
-            restore(session, model, checkpoint)
+        with signals_held():
+            session = tf1.Session(graph=model.graph, config=config)
+            session.run(model.init)
+            if checkpoint:
+                restore(session, model, checkpoint)
         return session
 
     def failed(self, error, folder):
@@ -350,7 +362,9 @@ def latest_checkpoint(folder):
     state_file = os.path.join(directory, "checkpoint")
     if not os.path.lexists(state_file):
         return None
-    state = tf1.train.get_checkpoint_state(directory)  # None if it cannot be read
+    _check_regular(state_file)
+    with signals_held():
+        state = tf1.train.get_checkpoint_state(directory)  # None if it cannot be read
     path = state.model_checkpoint_path if state else None
     problem = ("unreadable, or it names no checkpoint" if not path else
                f"names {path}, not a checkpoint in {directory}"
@@ -359,10 +373,27 @@ def latest_checkpoint(folder):
     if problem:
         raise UnreadableCheckpoint(f"{state_file}: {problem}; the run cannot continue from it: "
                                    f"put back its own, or train it anew with --overwrite")
-    if not os.path.isfile(f"{path}.index"):
+    if not os.path.lexists(f"{path}.index"):
         raise UnreadableCheckpoint(f"{path}.index: missing; the run cannot continue from its "
                                    f"checkpoint: put it back, or train it anew with --overwrite")
+    for part in [f"{path}.index", *glob.glob(f"{glob.escape(path)}.data-*")]:
+        _check_regular(part)
     return path
+
+
+def _check_regular(path):
+    """An UnreadableCheckpoint unless `path` is a regular file (or a link to one): TensorFlow would
+    wait on a FIFO for ever, or read a device without end."""
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as error:
+        raise UnreadableCheckpoint(f"{path}: {error.strerror}; the run cannot continue from its "
+                                   f"checkpoint: put back its own, or train it anew with "
+                                   f"--overwrite") from None
+    if not regular:
+        raise UnreadableCheckpoint(f"{path}: not a regular file (a FIFO or a device, say); the "
+                                   f"run cannot continue from its checkpoint: put back its own, "
+                                   f"or train it anew with --overwrite")
 
 
 # The lines of a TensorFlow error that say where, not what: its graph's traceback and its origin.

@@ -100,10 +100,11 @@ def start_cli(*args, env=None, settings=None):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def signalled(args, trigger, signum, settings=None, timeout=300, env=None):
+def signalled(args, trigger, signum, settings=None, timeout=300, env=None, again=None):
     """Run `python run.py ARGS` and send it `signum` once a line of its output contains `trigger`, or, with
-    a function for `trigger`, once trigger(process) is true; then wait for its end. Returns the result as
-    subprocess.run does, the output with every line it printed."""
+    a function for `trigger`, once trigger(process) is true (and, `again` seconds later, a second time);
+    then wait for its end. Returns the result as subprocess.run does, the output with every line it
+    printed."""
     process = start_cli(*args, settings=settings, env=env)
     try:
         lines = []
@@ -118,6 +119,10 @@ def signalled(args, trigger, signum, settings=None, timeout=300, env=None):
                 if trigger in line:
                     break
         process.send_signal(signum)
+        if again is not None:
+            time.sleep(again)
+            if process.poll() is None:
+                process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=timeout)
     finally:
         process.kill()

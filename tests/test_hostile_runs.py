@@ -233,6 +233,50 @@ def test_resume_from_a_truncated_checkpoint(demo_copy):
     assert runs["r"].state == "finished" and runs["r"].stats.steps == 300  # as it was
 
 
+@pytest.mark.parametrize("part, planted", [("checkpoint", "fifo"), (".index", "fifo"), (".data-00000-of-00001", "fifo"),
+                                          ("checkpoint", "/dev/zero")])
+def test_a_fifo_or_a_device_in_the_checkpoints_is_refused_not_waited_on(demo_copy, part, planted):
+    checkpoints = demo_copy / run_folder.CHECKPOINT_DIR
+    path = checkpoints / (part if part == "checkpoint" else f"model.ckpt-300{part}")
+    path.unlink()
+    os.mkfifo(path) if planted == "fifo" else os.symlink(planted, path)
+    result = run_cli("--resume", "--run", "r", "--steps", "400", "--no-plots", "--logdir", str(demo_copy.parent),
+                     timeout=120)
+    runs = assert_promise(result, demo_copy.parent, 2, f"{path}: not a regular file", lines=1)
+    assert runs["r"].state == "finished" and runs["r"].stats.steps == 300  # as it was
+
+
+def test_a_file_size_limit_is_one_line_and_loses_no_training(tmp_path, demo_copy):
+    def limited(blocks, *args):
+        command = shlex.join([sys.executable, "run.py", *args])
+        return subprocess.run(["bash", "-c", f"ulimit -f {blocks} && exec {command}"], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+
+    logs = tmp_path / "new"
+    result = limited(40, "--data", "demo", "--no-plots", "--steps", "100", "--logdir", str(logs), "--run", "n")
+    assert_promise(result, logs, 2, "File too large", lines=1)
+    result = limited(60, "--resume", "--steps", "350", "--no-plots", "--logdir", str(demo_copy.parent), "--run", "r")
+    runs = assert_promise(result, demo_copy.parent, 2, "File too large", "keeps its checkpoint at step ")
+    # Trained on, it says where it stands (or, failing before its first new checkpoint, as it was).
+    assert (runs["r"].state, runs["r"].stats.steps) in {("interrupted", 350), ("finished", 300)}, runs["r"]
+
+
+def test_overwrite_replaces_a_run_never_a_folder_that_is_not_one(tmp_path):
+    logs = tmp_path / "logs"
+    (logs / "important").mkdir(parents=True)
+    (logs / "important" / "notes.txt").write_text("mine")
+    (logs / "a-file").write_text("mine too")
+    (logs / "empty").mkdir()
+    for name in ("important", "a-file"):
+        result = run_cli("--data", "demo", "--steps", "50", "--no-plots", "--logdir", str(logs), "--run", name,
+                         "--overwrite")
+        assert_refused(result, f"{logs / name} is not a run (it has no run.json): --overwrite replaces only a run")
+    assert (logs / "important" / "notes.txt").read_text() == "mine" and (logs / "a-file").read_text() == "mine too"
+    result = run_cli("--data", "demo", "--steps", "50", "--no-plots", "--logdir", str(logs), "--run", "empty",
+                     "--overwrite")
+    assert result.returncode == 0 and run_state(logs / "empty")[0] == "finished", result.stderr
+
+
 def test_a_run_json_that_does_not_fit_the_checkpoint_is_named(demo_copy):
     _edit_json(demo_copy, lambda fields: fields["options"].update(ensemble=3))
     result = run_cli("--resume", "--run", "r", "--steps", "400", "--logdir", str(demo_copy.parent))
@@ -332,6 +376,27 @@ def test_a_signal_in_any_phase(tmp_path, trigger, signum, state, missing, next_c
     result = run_cli(*run_state(logs / "r")[2].split()[2:])
     assert result.returncode == 0, result.stderr
     assert run_state(logs / "r")[0] == "finished"
+
+
+@pytest.mark.parametrize("gap", [0.05, 0.3])
+def test_a_second_signal_while_the_first_saves_keeps_the_training(tmp_path, gap):
+    logs = tmp_path / "logs"
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "100000", "--no-plots"],
+                       "500/", signal.SIGTERM, again=gap)
+    assert_promise(result, logs, 130, "Interrupted at step ", "checkpoint saved", lines=1)
+    record = run_record.read(str(logs / "r"))
+    assert record.state == "interrupted" and record.stats.steps >= 500
+    assert f"Interrupted at step {record.stats.steps:,}: " in result.stderr
+    checkpoints = os.listdir(logs / "r" / run_folder.CHECKPOINT_DIR)
+    assert f"model.ckpt-{record.stats.steps}.index" in checkpoints, checkpoints
+
+
+def test_a_signal_while_the_graph_is_built_is_one_line(tmp_path):
+    logs = tmp_path / "logs"
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "300", "--no-plots"],
+                       "Training ", signal.SIGTERM)
+    assert_promise(result, logs, 130, "Interrupted before the first checkpoint", lines=1)
+    assert not (logs / "r").exists()
 
 
 def test_interrupted_training_on_the_full_data_saves_a_consistent_run_and_resumes(tmp_path, full_data):
