@@ -6,14 +6,19 @@ import signal
 import threading
 
 
+# Besides Ctrl-C, what stops a run as it does: SIGTERM, and SIGHUP where its terminal is closed.
+STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                         if hasattr(signal, name))
+
+
 @contextlib.contextmanager
 def signals_as_a_flag():
-    """An Event that Ctrl-C and SIGTERM set, while it lasts, instead of raising (where this is not
-    the main thread, no signal comes: the Event is never set)."""
+    """An Event that Ctrl-C and the STOPPING_SIGNALS set, while it lasts, instead of raising (where
+    this is not the main thread, no signal comes: the Event is never set)."""
     stopping = threading.Event()
     try:
         previous = {signum: signal.signal(signum, lambda *_: stopping.set())
-                    for signum in (signal.SIGINT, signal.SIGTERM)}
+                    for signum in (signal.SIGINT, *STOPPING_SIGNALS)}
     except ValueError:  # not the main thread
         previous = {}
     try:

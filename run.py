@@ -27,6 +27,7 @@ from artist_vectors import NEIGHBOURS
 from atomic_files import os_error_line
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
 from errors import Bands2VecError, ClusterLost
+from interrupts import STOPPING_SIGNALS
 from questions import question_arguments, questions_command
 from run_life import PHASES
 from run_record import RUN_FILE
@@ -374,8 +375,9 @@ def main(argv=None):
 
 def _command(argv):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    # SIGTERM stops a run as Ctrl-C does: training checkpoints where it stands.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM, and SIGHUP (its terminal closed), stop a run as Ctrl-C does: training checkpoints
+    # where it stands.
+    previous = {signum: signal.signal(signum, _interrupt) for signum in STOPPING_SIGNALS}
     hook, sys.unraisablehook = sys.unraisablehook, _swallowed
     try:
         with warnings.catch_warnings():
@@ -404,7 +406,8 @@ def _command(argv):
         print(f"run.py: {COMMANDS[args.command].interrupted}", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         sys.unraisablehook = hook
         _PENDING.clear()
 

@@ -365,7 +365,9 @@ def test_a_signal_while_loading_leaves_nothing(tmp_path, full_data):
     ("Clustering", signal.SIGINT, "incomplete", ["metadata", "exports", "projector", "quality", "plots"],
      "python run.py --resume"),
     ("average loss", signal.SIGTERM, "interrupted", None, "python run.py --resume"),
-], ids=["SIGTERM during t-SNE", "SIGINT while measuring", "SIGINT while clustering", "SIGTERM while training"])
+    ("average loss", signal.SIGHUP, "interrupted", None, "python run.py --resume"),
+], ids=["SIGTERM during t-SNE", "SIGINT while measuring", "SIGINT while clustering", "SIGTERM while training",
+        "SIGHUP (a closed terminal) while training"])
 def test_a_signal_in_any_phase(tmp_path, trigger, signum, state, missing, next_command):
     logs = tmp_path / "logs"
     result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "600"], trigger, signum)
