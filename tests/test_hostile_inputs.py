@@ -9,6 +9,7 @@ a run (log folders, disks, damaged runs, signals): test_hostile_runs.py.
 import csv
 import json
 import os
+import signal
 import sqlite3
 
 import numpy as np
@@ -20,7 +21,7 @@ import metadata
 import run_record
 import data_utils
 from helpers import (CLUSTER_WAIT_SECONDS, METADATA_HEADER, answer_lines, assert_promise, free_ports, run_cli,
-                     run_many, write_file)
+                     run_many, signalled, write_file)
 from synthetic_catalog import write_tables
 
 # Each case is whole processes: the end-to-end tier.
@@ -274,6 +275,17 @@ def test_bad_tf_config(tmp_path, config, message):
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and os.listdir(tmp_path) == []
     assert_promise(result, tmp_path, 2)
+
+
+def test_a_signal_to_a_worker_building_its_graph_is_one_line(tmp_path):
+    chief, ps, worker = free_ports(3)
+    config = {"cluster": {"chief": [f"127.0.0.1:{chief}"], "ps": [f"127.0.0.1:{ps}"],
+                          "worker": [f"127.0.0.1:{worker}"]}, "task": {"type": "worker", "index": 0}}
+    # Its first line is said just before TensorFlow builds the graph, whose C++ would mangle the interrupt.
+    result = signalled(["--data", "demo", "--logdir", str(tmp_path / "logs")], "training with the", signal.SIGTERM,
+                       env={"TF_CONFIG": json.dumps(config)})
+    assert_promise(result, tmp_path / "logs", 130, lines=1)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_a_chief_whose_ps_never_answers(tmp_path):
