@@ -30,6 +30,8 @@ from keyed_vectors import (KeyedVectorsQueries, checked_path, checked_topn, is_k
                            ranked_rows)
 
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
+# A cosine of float32 vectors can stray past 1 by rounding: describe() takes it so far.
+SIMILARITY_SLACK = 1e-5
 
 
 class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
@@ -238,6 +240,9 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         i = self.index(name)
         if similarity is not None and checks.real(similarity) is None:
             raise QueryError(f"describe: similarity must be a finite number, "
+                             f"not {shown(similarity)}")
+        if similarity is not None and abs(checks.real(similarity)) > 1 + SIMILARITY_SLACK:
+            raise QueryError(f"describe: similarity is a cosine, from -1 to 1, "
                              f"not {shown(similarity)}")
         shared_with = key_list(shared_with, "shared_with")
         similarity = None if similarity is None else checks.real(similarity)

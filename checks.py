@@ -25,13 +25,16 @@ def whole(option, value, least=None, most=LARGEST_WHOLE):
     return value
 
 
-def positive(option, value):
-    """`value` if it is a finite number above 0, as a float."""
+def positive(option, value, least=None, most=None):
+    """`value` if it is a finite number above 0 (and from `least` to `most` where given), as a
+    float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise OptionError(f"{option} must be a number, not {value!r}")
     number = real(value)
     if number is None or number <= 0:
         raise OptionError(f"{option} must be above 0, not {shown(value)}")
+    if least is not None and not least <= number <= most:
+        raise OptionError(f"{option} must be from {least:g} to {most:g}, not {number:g}")
     return number
 
 

@@ -58,6 +58,10 @@ ENSEMBLE_ROWS = 2_000_000
 # An ensemble's mean cosine averages out what its members' last steps would settle: each member
 # takes this share of one model's steps (at least MIN_STEPS; docs/contexts.md).
 ENSEMBLE_STEP_SHARE = 0.8
+# --learning-rate's range, far around the rates catalogs take (artists / ARTISTS_PER_RATE, 0.03 to
+# MAX_RATE): below it the float32 vectors hardly move from their start; above it a run diverges.
+MIN_LEARNING_RATE = 1e-6
+MAX_LEARNING_RATE = 1e9
 # Threads, TensorFlow's or stepping the session: past any machine's cores they only wait on each
 # other, and a slip of the keyboard must not start millions.
 MAX_THREADS = 1024
@@ -195,7 +199,7 @@ OPTION_CHECKS = {
     "batch_size": (checks.whole, "--batch-size", 1),
     "embedding_size": (checks.whole, "--embedding-size", 1),
     "num_sampled": (checks.whole, "--num-sampled", 1),
-    "learning_rate": (checks.positive, "--learning-rate"),
+    "learning_rate": (checks.positive, "--learning-rate", MIN_LEARNING_RATE, MAX_LEARNING_RATE),
     "init_scale": (checks.positive, "init_scale"),
     "seed": (checks.whole, "--seed", 0, SEEDS - 1),
     "threads": (checks.whole, "threads", 1, MAX_THREADS),

@@ -202,6 +202,7 @@ BAD_OPTIONS = {  # the options given to train on the demo catalog: what run.py s
     ("--learning-rate", "-1"): "--learning-rate must be above 0",
     ("--learning-rate", "inf"): "--learning-rate must be above 0, not inf",
     ("--learning-rate", "nan"): "--learning-rate must be above 0, not nan",
+    ("--learning-rate", "1e-320"): "--learning-rate must be from 1e-06 to 1e+09, not 9.99989e-321",
     ("--num-sampled", "300"): "--num-sampled must be from 1 to 299",
     ("--genre-share", "1.5"): "--genre-share must be from 0 to 1",
     ("--contexts", "genre,mood"): "--contexts: unknown context 'mood'",

@@ -270,6 +270,8 @@ WRONG = {
                        "similarity must be a finite number, not nan"),
     "similarity past a float": (lambda v: v.describe(A, 2 ** 2000), QueryError,
                                 "similarity must be a finite number, not 1148130695274254524"),
+    "similarity past a cosine": (lambda v: v.describe(A, 1e308), QueryError,
+                                 "similarity is a cosine, from -1 to 1, not 1e+308"),
     "shared with a number": (lambda v: v.shared(A, 5.5), QueryError, "others must be"),
     "shared with nobody": (lambda v: v.shared(A, None), QueryError, "others names no artist"),
     "cosmul of the zero vector": (lambda v: v.most_similar_cosmul([np.zeros(64)]), QueryError,

@@ -51,6 +51,9 @@ BAD_OPTIONS = [  # TrainOptions' arguments: what it says
     ({"learning_rate": -0.5}, "--learning-rate must be above 0, not -0.5"),
     ({"learning_rate": "0.1"}, "--learning-rate must be a number, not '0.1'"),
     ({"learning_rate": math.inf}, "--learning-rate must be above 0, not inf"),
+    # A subnormal rate trained and left the vectors as they began; a rate past any divergence is no rate.
+    ({"learning_rate": 1e-320}, "--learning-rate must be from 1e-06 to 1e+09, not 9.99989e-321"),
+    ({"learning_rate": 1e300}, "--learning-rate must be from 1e-06 to 1e+09, not 1e+300"),
     ({"init_scale": math.nan}, "init_scale must be above 0, not nan"),
     ({"init_scale": math.inf}, "init_scale must be above 0, not inf"),
     ({"init_scale": 0.0}, "init_scale must be above 0, not 0.0"),
