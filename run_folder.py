@@ -26,6 +26,9 @@ from errors import RunError
 CHECKPOINT_DIR = "checkpoints"
 # The projector's own vectors.tsv and metadata.tsv, for a sampled map.
 PROJECTOR_SAMPLE_DIR = "projector"
+# Letters and symbols that print as nothing (Hangul fillers, the Braille blank): a run name needs
+# a character besides them, or it cannot be seen.
+BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # A lock holder's line is quoted in a refusal up to this long: its command may be long.
 HOLDER_CHARACTERS = 300
 
@@ -61,11 +64,18 @@ def check_run_name(name, option="--run"):
         (name.startswith("-"), "it starts with '-', as an option does"),
         (any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name),
          "it has a control character (or an invisible one), such as a line break"),
-        (name != name.strip(), "it starts or ends with a space")]
+        (name != name.strip(), "it starts or ends with a space"),
+        (not any(map(_visible, name)), "it has no visible character")]
     problem = next((problem for found, problem in problems if found), None)
     if problem:
         raise RunError(f"{option} {name!r}: {problem}; choose another, such as my-run")
     return name
+
+
+def _visible(character):
+    """Whether a character shows as ink: not a space, mark (a lone accent) or control, nor one of
+    the letters and symbols that print blank."""
+    return unicodedata.category(character)[0] not in "ZMC" and character not in BLANK_CHARACTERS
 
 
 def make_run_folder(folder, overwrite=False):

@@ -26,6 +26,9 @@ from helpers import quiet
     (".x.lock", "starts with '.'"), ("-x", "starts with '-'"), ("a\nb", "control character"),
     ("tab\there", "control character"), (" x", "starts or ends with a space"), ("x ", "starts or ends"),
     ("a\u200bb", "control character \\(or an invisible one\\)"), ("\u202ex", "invisible one"),
+    # Printable, yet nothing shows: Hangul fillers, the Braille blank, a lone accent.
+    *[(blank, "it has no visible character") for blank in
+      ("\u3164", "\u2800", "\u115f", "\u1160", "\uffa0", "\u0301", "\u3164\u2800\u0301")],
 ])
 def test_names_a_run_cannot_have(tmp_path, name, problem):
     with pytest.raises(RunError, match=problem) as refused:
@@ -36,7 +39,8 @@ def test_names_a_run_cannot_have(tmp_path, name, problem):
         run_folder.find_run(str(tmp_path), name)
 
 
-@pytest.mark.parametrize("name", ["my run;echo PWNED", "r", "ünïcode", "run-20260101-000000", "x.lock"])
+@pytest.mark.parametrize("name", ["my run;echo PWNED", "r", "ünïcode", "run-20260101-000000", "x.lock",
+                                  "e\u0301", "\u3164x", "\ud55c"])
 def test_names_a_run_may_have(tmp_path, name):
     assert run_folder.run_path(str(tmp_path), name) == os.path.join(str(tmp_path), name)
 
