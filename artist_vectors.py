@@ -30,6 +30,8 @@ from keyed_vectors import (KeyedVectorsQueries, checked_path, checked_topn, is_k
                            ranked_rows)
 
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
+# difflib finds texts close (0.6) only where their lengths are at most this many times apart.
+CLOSE_LENGTHS = 3
 # A cosine of float32 vectors can stray past 1 by rounding: describe() takes it so far.
 SIMILARITY_SLACK = 1e-5
 
@@ -152,6 +154,8 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         number; UnknownArtist with close names, by the data's spelling, if none."""
         if not is_key(name):
             raise QueryError(f"an artist is a name or a row number, not {shown(name)}")
+        if isinstance(name, str) and len(name) > CLOSE_LENGTHS * self.longest_name:
+            raise UnknownArtist(name, [])  # no name is close to it: not compared with each
         i = self._find(name)
         if i is None:
             close = (difflib.get_close_matches(spelling_key(name), list(self._spelled), n=3,

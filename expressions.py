@@ -12,6 +12,9 @@ _SPACES = re.compile(r"\s*")
 # A question adds and takes away a few artists; past this many terms it is a file pasted as one
 # expression, refused in one line rather than answered with the catalog's mean.
 MAX_TERMS = 1000
+# Beyond a name's characters (twice them, each quote doubled), what a term takes at most: its two
+# quotes and an operator with spaces; a longer expression is refused unread.
+TERM_EXTRA = 8
 SHOWN = 60  # characters of an expression an error message quotes
 
 
@@ -23,6 +26,10 @@ def parse_expression(expression, known):
     a doubled quote inside standing for one) is taken as it is; unquoted, the longest run of terms
     that is one known name wins: `scott walker + sunn o)))` is one artist if the vocabulary has it.
     """
+    longest = MAX_TERMS * (2 * known.longest_name + TERM_EXTRA)
+    if len(expression) > longest:
+        raise QueryError(f"an expression of {len(expression):,} characters is longer than any "
+                         f"of {MAX_TERMS:,} artists here ({longest:,})")
     terms = _terms(expression)
     positive, negative = [], []
     i = 0
