@@ -28,6 +28,7 @@ from errors import QueryError, RunError, UnknownArtist, shown
 from expressions import parse_expression
 from keyed_vectors import (KeyedVectorsQueries, checked_path, checked_topn, is_key, key_list,
                            ranked_rows)
+from norms import unit
 
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
 # difflib finds texts close (0.6) only where their lengths are at most this many times apart.
@@ -54,7 +55,7 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         self._indicators = {}  # kind -> sparse artists x values matrix; other vectors share it
         self._value_ids = {}  # kind -> its values' ids by artist, as value_ids() gives them
         self._twin_groups = {}  # context kinds -> twin_groups() under them
-        self.unit_vectors = _unit(self.vectors)
+        self.unit_vectors = unit(self.vectors)
 
     @classmethod
     def load(cls, folder):
@@ -189,10 +190,9 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
     def _similarities(self, vector, method):
         """Every artist's cosine similarity to `vector`; a QueryError for the zero vector."""
         vector = self.checked_vector(vector, method)
-        norm = np.linalg.norm(vector)
-        if norm == 0:
+        if not np.any(vector):
             raise QueryError(f"{method}: the zero vector has no nearest artists")
-        return self.unit_vectors @ (vector / norm).astype(np.float32)
+        return self.unit_vectors @ unit(vector).astype(np.float32)
 
     def _ranked(self, scores, topn, exclude, rows=slice(None)):
         """[(name, score)] of the `topn` best of `scores` (one an artist) in the range `rows`,
@@ -242,14 +242,11 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         """The source's line for an artist, with a similarity and what it shares with the artists
         `shared_with` where given: `Artist: black lips, Mean Score: 7.48, Genres: ['rock']`."""
         i = self.index(name)
-        if similarity is not None and checks.real(similarity) is None:
-            raise QueryError(f"describe: similarity must be a finite number, "
-                             f"not {shown(similarity)}")
-        if similarity is not None and abs(checks.real(similarity)) > 1 + SIMILARITY_SLACK:
-            raise QueryError(f"describe: similarity is a cosine, from -1 to 1, "
-                             f"not {shown(similarity)}")
-        shared_with = key_list(shared_with, "shared_with")
-        similarity = None if similarity is None else checks.real(similarity)
+        number = None if similarity is None else checks.real(similarity)
+        if similarity is not None and (number is None or abs(number) > 1 + SIMILARITY_SLACK):
+            raise QueryError(f"describe: similarity must be a finite number from -1 to 1 (a "
+                             f"cosine), not {shown(similarity)}")
+        shared_with, similarity = key_list(shared_with, "shared_with"), number
         line = (f"Artist: {self.names[i]}, Mean Score: {self.artists.mean_scores[i]:.2f}, "
                 f"Genres: {list(self.artists.genres[i])}")
         if similarity is not None:
@@ -302,7 +299,7 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         other = copy.copy(self)
         # Training's reports pass its current tables: its loss tells a divergence first.
         other.vectors = _matrix(vectors, len(self), finite=not for_neighbours_only)
-        other.unit_vectors = _unit(other.vectors,
+        other.unit_vectors = unit(other.vectors,
                                    out=other.vectors if for_neighbours_only else None)
         other.kmeans_clusters = None
         return other
@@ -484,11 +481,6 @@ def _matrix(vectors, rows, finite=True):
         raise QueryError(f"the vectors hold {np.count_nonzero(~np.isfinite(matrix)):,} values that "
                          f"are NaN, infinite or past float32's range; each must be a number")
     return matrix
-
-
-def _unit(vectors, out=None):
-    return np.divide(vectors, np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12),
-                     out=out)
 
 
 def _checkpoint_instead(folder, reason, rows):

@@ -12,6 +12,7 @@ import numpy as np
 
 import checks
 from errors import RunError
+from norms import unit
 
 
 def member_seeds(seed, members):
@@ -28,8 +29,7 @@ def combined(tables, members):
         return tables
     blocks = np.split(np.asarray(tables, np.float32), members, axis=1)
     scale = np.float32(1 / np.sqrt(members))
-    return np.hstack([block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
-                      for block in blocks]) * scale
+    return np.hstack([unit(block) for block in blocks]) * scale
 
 
 def member_vectors(vectors, members):
@@ -38,7 +38,7 @@ def member_vectors(vectors, members):
     if vectors.shape[1] % members:
         raise RunError(f"{vectors.shape[1]} vector columns do not split into {members} members")
     blocks = np.stack(np.split(np.asarray(vectors, np.float32), members, axis=1))
-    return blocks / np.maximum(np.linalg.norm(blocks, axis=2, keepdims=True), 1e-12)
+    return unit(blocks)
 
 
 def member_similarities(vectors, members, ids, signs):
@@ -48,7 +48,7 @@ def member_similarities(vectors, members, ids, signs):
     similarity = np.empty((members, len(vectors)), np.float32)
     for member, block in enumerate(np.split(np.asarray(vectors, np.float32), members, axis=1)):
         target = signs @ block[ids]
-        similarity[member] = block @ (target / max(np.linalg.norm(target), 1e-12)) \
+        similarity[member] = block @ unit(target) \
             * np.float32(np.sqrt(members))
     return similarity
 

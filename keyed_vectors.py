@@ -14,6 +14,7 @@ import numpy as np
 import checks
 import vector_files
 from errors import Bands2VecError, OptionError, QueryError, RunError, shown
+from norms import unit
 
 # gensim's most_similar_cosmul adds this to its denominator, so that a zero product divides nothing.
 COSMUL_EPSILON = 1e-6
@@ -61,7 +62,7 @@ class KeyedVectorsQueries:
             rows = self._rows(keys, what)
             if not rows:
                 raise QueryError(f"n_similarity: {what} names no artist; give at least one")
-            means.append(unit_vector(self.vectors[rows].mean(axis=0)))
+            means.append(unit(self.vectors[rows].mean(axis=0, dtype=np.float64)))
         return float(means[0] @ means[1])
 
     def distances(self, word_or_vector, other_words=()):
@@ -73,7 +74,7 @@ class KeyedVectorsQueries:
             vector = self.checked_vector(word_or_vector, "distances")
         rows = self._rows(other_words, "other_words")
         others = self.unit_vectors[rows] if rows else self.unit_vectors
-        return 1 - others @ unit_vector(vector).astype(np.float32)
+        return 1 - others @ unit(vector).astype(np.float32)
 
     def closer_than(self, key1, key2):
         """The artists closer (cosine) to `key1` than `key2` is, in row order, `key1` left out."""
@@ -91,8 +92,8 @@ class KeyedVectorsQueries:
         rows = self._rows(words, "words")
         if not rows:
             raise QueryError("doesnt_match: no artists given; give at least one")
-        unit = self.unit_vectors[rows]
-        centrality = unit @ unit_vector(unit.mean(axis=0))
+        units = self.unit_vectors[rows]
+        centrality = units @ unit(units.mean(axis=0))
         # gensim sorts (similarity, key) pairs and takes the last: the least similar, then the
         # smallest key.
         least = min(range(len(rows)), key=lambda i: (centrality[i], self.names[rows[i]]))
@@ -263,7 +264,3 @@ def checked_path(value, what):
     if not text:
         raise RunError(f"{what}: expected a path, not {shown(value)}")
     return text
-
-
-def unit_vector(vector):
-    return vector / max(np.linalg.norm(vector), 1e-12)

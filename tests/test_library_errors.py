@@ -365,6 +365,28 @@ def test_vectors_of_another_float_type_are_read(saved):
     assert loaded.vectors.dtype == np.float32 and np.allclose(loaded.vectors, vectors, atol=1e-2)
 
 
+@pytest.mark.parametrize("scale", [1e36, 1e-42], ids=["huge", "subnormal"])
+def test_vectors_near_float32s_ends_give_the_cosines_of_vectors_at_any_scale(saved, scale):
+    """Vectors of 1e38 or 1e-40 are finite float32, but the squares of their norms overflowed or
+    underflowed: every cosine was 0 and questions said the expression cancels out, with numpy's
+    RuntimeWarnings on stderr."""
+    folder, vectors = saved
+    np.save(folder / vector_files.VECTORS_FILE, (vectors.astype(np.float64) * scale).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = ArtistVectors.load(str(folder))
+        # The same values brought back to a usual scale (a subnormal float32 has fewer digits).
+        usual = ArtistVectors((loaded.vectors.astype(np.float64) / scale).astype(np.float32), loaded.artists)
+        asked = loaded.names[0]
+        for answers in (loaded, usual.with_vectors(loaded.vectors)):
+            assert np.allclose(np.linalg.norm(answers.unit_vectors, axis=1), 1, atol=1e-5)
+            assert [name for name, _ in answers.most_similar(asked, topn=5)] == \
+                [name for name, _ in usual.most_similar(asked, topn=5)]
+            assert answers.similarity(asked, asked) == pytest.approx(1, abs=1e-5)
+            assert answers.n_similarity([asked], [asked]) == pytest.approx(1, abs=1e-5)
+            assert answers.similar_by_vector(answers.vectors[0], topn=1)[0][0] == asked
+
+
 def test_nan_vectors_with_a_checkpoint_are_read_from_it_with_a_warning(demo_copy):
     vectors = np.load(demo_copy / vector_files.VECTORS_FILE)
     np.save(demo_copy / vector_files.VECTORS_FILE, _with_nan(vectors))
