@@ -10,7 +10,7 @@ import os
 import checks
 from contexts import DEFAULT_CONTEXTS, checked_shares, format_contexts, parse_contexts
 from errors import OptionError
-from pair_sampler import membership_count, no_pairs
+from pair_sampler import check_kinds_have_data, membership_count, no_pairs
 
 # The learning rate grows with the artists: artists / ARTISTS_PER_RATE.
 ARTISTS_PER_RATE = 90
@@ -103,6 +103,7 @@ class TrainOptions:
         for `catalog`, on a cluster of `trainers` trainers and `ps_tasks` parameter servers."""
         artists = len(catalog)
         rate = min(artists / ARTISTS_PER_RATE, MAX_RATE)
+        check_kinds_have_data(catalog, [kind for kind, share in self.contexts.items() if share > 0])
         memberships = sum(membership_count(catalog, kind)
                           for kind, share in self.contexts.items() if share > 0)
         if not memberships:

@@ -2,7 +2,7 @@
 each pair two members of one of the kind's groups."""
 import numpy as np
 
-from contexts import DEFAULT_CONTEXTS, parse_contexts
+from contexts import CONTEXTS, DEFAULT_CONTEXTS, parse_contexts
 from errors import DataError
 
 
@@ -10,6 +10,19 @@ def no_pairs(catalog, kinds):
     """The error of a catalog in which no context of the `kinds` has two artists to make a pair."""
     return DataError(f"{catalog.source}: no two artists share a {' or a '.join(kinds)}, "
                      f"so there are no pairs")
+
+
+def check_kinds_have_data(catalog, kinds):
+    """A DataError naming the first of the `kinds` (asked for in --contexts) that no review of
+    the catalog has: its pairs' share would go to the others without a word."""
+    for kind in kinds:
+        context = catalog.contexts.get(kind)
+        # A table the data lacks altogether is named by catalog.context_groups.
+        present = CONTEXTS[kind].table in catalog.tables and context is not None
+        if present and not len(context.values):
+            column = f"{CONTEXTS[kind].table}.{CONTEXTS[kind].columns[-1]}"
+            raise DataError(f"{catalog.source}: --contexts asks for {kind}, but no review has one "
+                            f"(every {column} is NULL or unusable); leave {kind} out of --contexts")
 
 
 def membership_count(catalog, kind):

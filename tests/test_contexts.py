@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+import bands2vec
 import contexts
 import demo_data
 import metadata
@@ -122,6 +123,22 @@ def test_a_missing_table_is_an_error_only_for_its_context(tmp_path):
     assert_refused(run_cli("--data", path, "--logdir", str(tmp_path / "logs"), "--contexts", "genre,label"),
                     "no labels table")
     assert not os.path.exists(tmp_path / "logs" ) or os.listdir(tmp_path / "logs") == []
+
+
+@pytest.mark.parametrize("table, column, unusable, kind", [
+    ("labels", "label", None, "label"), ("labels", "label", "self-released", "label"),
+    ("years", "year", "soon", "year")], ids=["labels NULL", "no record label", "years no numbers"])
+def test_a_kind_asked_for_whose_table_holds_nothing_usable_is_refused(tmp_path, table, column, unusable, kind):
+    """Every labels.label NULL trained with label's share of the pairs silently given to the others."""
+    tables = demo_data.demo_tables(60)
+    tables[table] = tables[table].assign(**{column: unusable})
+    catalog = data_utils.load_catalog(write_tables(tables, str(tmp_path / "d")))
+    options = bands2vec.TrainOptions(contexts=f"genre,score,{kind}")
+    with pytest.raises(DataError) as refused:
+        options.resolved(catalog)
+    assert str(refused.value) == (f"{catalog.source}: --contexts asks for {kind}, but no review has one "
+                                  f"(every {table}.{column} is NULL or unusable); leave {kind} out of --contexts")
+    assert bands2vec.TrainOptions().resolved(catalog).steps > 0  # not asked for, it is not needed
 
 
 # ---------------------------------------------------------------------------------------------
