@@ -7,6 +7,7 @@ Only the functions that read tables import pandas: queries use the kinds with nu
 """
 import dataclasses
 import numbers
+import re
 from typing import Callable
 
 import numpy as np
@@ -23,6 +24,7 @@ NOT_A_LABEL = frozenset({"self-released", "self", "none", "unknown", "n/a", "no 
 ERA_YEARS = 5  # release years are grouped in eras of this many years (2000-2004, 2005-2009, ...)
 GENRE_SEPARATOR = ", "
 LABEL_SEPARATOR = "; "  # label names have commas ("guided by voices, inc.")
+ESCAPE = "\\"  # before a separator (or itself) inside a value in metadata.tsv
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,11 +192,31 @@ def _year_facts(catalog):
 # ---------------------------------------------------------------------------------------------
 
 def _joined(tuples, rows, separator):
-    return [separator.join(tuples[i]) for i in rows]
+    """Each row's values in one metadata.tsv field; a backslash or the separator inside a value
+    (a label `a; b`) is escaped with a backslash, so that _split gives the value back whole."""
+    return [separator.join(value if ESCAPE not in value and separator not in value else
+                           value.replace(ESCAPE, ESCAPE * 2).replace(separator, ESCAPE + separator)
+                           for value in tuples[i]) for i in rows]
 
 
 def _split(texts, separator):
-    return [tuple(filter(None, text.strip().split(separator))) for text in texts]
+    """The values of each field _joined wrote. Only two backslashes, and one before the separator,
+    are escapes: a backslash otherwise, as runs before the escapes wrote it, stays as it is."""
+    return [tuple(filter(None, _unescaped(text.strip(), separator) if ESCAPE in text else
+                         text.strip().split(separator))) for text in texts]
+
+
+def _unescaped(text, separator):
+    escapes = re.compile("|".join(map(re.escape, (ESCAPE * 2, ESCAPE + separator, separator))))
+    values, value, at = [], "", 0
+    for found in escapes.finditer(text):
+        value += text[at:found.start()]
+        if found[0] == separator:
+            values, value = values + [value], ""
+        else:
+            value += found[0][len(ESCAPE):]
+        at = found.end()
+    return values + [value + text[at:]]
 
 
 def _stripped(texts):

@@ -200,6 +200,26 @@ def test_metadata_has_main_label_and_era(demo_trained, demo_catalog):
     assert sum(bool(row["era"]) for row in rows) == len(rows) == len(demo_catalog)
 
 
+def test_labels_and_genres_holding_their_separators_are_read_back_whole(tmp_path):
+    """The label `a; x` was read back from metadata.tsv as two labels, `a` and `x`."""
+    tables = demo_data.demo_tables(60)
+    odd = ["a; x", "guided by voices, inc.", "back\\slash; ", "ends\\", "\\; ", "x;; y"]
+    tables["labels"] = tables["labels"].assign(label=[odd[i % len(odd)] + str(i % 7)
+                                                      for i in range(len(tables["labels"]))])
+    tables["genres"] = tables["genres"].assign(genre=tables["genres"]["genre"] + ", and\\, more")
+    catalog = data_utils.load_catalog(write_tables(tables, str(tmp_path / "d")))
+    metadata.write_metadata(str(tmp_path), catalog.facts, np.zeros(len(catalog), np.int64))
+    facts, _ = metadata.read_artists(str(tmp_path))
+    assert facts.labels == catalog.facts.labels and facts.genres == catalog.facts.genres
+    assert any("; " in label for labels in facts.labels for label in labels)
+
+
+def test_metadata_of_runs_before_the_escapes_reads_a_backslash_as_itself():
+    columns = {"labels": ["warp\\records; c:\\x", " "]}
+    assert contexts.CONTEXTS["label"].from_metadata(
+        {**columns, "main_label": ["warp\\records", " "]})["labels"] == [("warp\\records", "c:\\x"), ()]
+
+
 @pytest.mark.slow
 def test_evaluate_reports_labels_and_years(demo_run, tmp_path):
     result = run_cli("evaluate", "--logdir", os.path.dirname(demo_run))
