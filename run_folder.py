@@ -14,6 +14,7 @@ import stat
 import sys
 import tempfile
 import unicodedata
+import warnings
 
 import atomic_files
 import metadata
@@ -264,7 +265,26 @@ def find_run(logs, name=None, usable=False, option="--run"):
                            f"their run.json says how to go on)")
         raise RunError(f"{logs}: no trained run found; train one with "
                        f"`{shlex.join(['python', 'run.py', '--logdir', logs])}`")
-    return max(runs, key=lambda path: os.path.getmtime(os.path.join(path, run_record.RUN_FILE)))
+    runs.sort(key=lambda path: os.path.getmtime(os.path.join(path, run_record.RUN_FILE)))
+    return _newest_readable(runs[::-1]) if usable else runs[-1]
+
+
+def _newest_readable(runs):
+    """The first of `runs` (newest first) whose run.json can be read, with a warning naming each
+    newer one skipped: whoever may write in the logs must not block every question there with a
+    damaged run. A RunError of the newest where none can be read."""
+    skipped = []
+    for path in runs:
+        try:
+            run_record.read(path)
+        except RunError as error:
+            skipped.append(error)
+            continue
+        for error in skipped:
+            warnings.warn(f"skipped {error}; answering from {path}, the newest run that can answer",
+                          stacklevel=3)
+        return path
+    raise skipped[0]
 
 
 def run_names(logs):

@@ -247,3 +247,22 @@ def test_links_planted_at_the_events_files_coming_names_are_not_followed(demo_co
     written = [name for name in os.listdir(demo_copy) if name.startswith("events.out.tfevents.")
                and not os.path.islink(demo_copy / name)]
     assert any(re.fullmatch(r"events\.out\.tfevents\.\d+\..+\.[0-9a-f]{8}", name) for name in written)
+
+
+def test_a_damaged_newest_run_does_not_block_the_questions_of_a_log_folder(demo_copy, tmp_path):
+    """Anyone who may write in the logs could leave a newer run with a damaged run.json: questions that
+    name no run are answered by the newest that can, saying which was skipped."""
+    logs = demo_copy.parent
+    for name, age in (("newer", 10), ("newest", 20)):
+        shutil.copytree(demo_copy, logs / name)
+        (logs / name / run_record.RUN_FILE).write_text("{not json")
+        os.utime(logs / name / run_record.RUN_FILE, (time.time() + age,) * 2)
+    with pytest.warns(UserWarning) as said:
+        assert bands2vec.open_run(str(logs)).folder == str(demo_copy)
+    assert [str(warning.message).split(": ")[0] for warning in said] == [f"skipped {logs / 'newest'}",
+                                                                          f"skipped {logs / 'newer'}"]
+    assert all(str(warning.message).endswith(f"; answering from {demo_copy}, the newest run that can answer")
+               and "unreadable run.json (not JSON" in str(warning.message) for warning in said)
+    (demo_copy / run_record.RUN_FILE).write_text("[]")
+    with pytest.raises(RunError, match=f"^{logs / 'newest'}: unreadable run.json"):  # none can: the newest's
+        run_folder.find_run(str(logs), usable=True)
