@@ -14,6 +14,7 @@ import importlib
 import os
 import resource
 import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -86,6 +87,7 @@ def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
     with run_folder.writing(folder), side_process.started() as side:
         record = run_record.read(folder)
         _check_steps(folder, record, steps)
+        _check_writable(folder)
         mark = time.perf_counter()
         catalog = load_catalog(record.data if data is None else data,
                                record.include_pseudo_artists)
@@ -113,6 +115,19 @@ def _check_steps(folder, record, steps):
                        f"{planned:,}; {go_on}pass --steps N above {trained:,} to train on")
     raise RunError(f"{folder} has trained all its {trained:,} steps; "
                    f"pass --steps N above {trained:,} to train on")
+
+
+def _check_writable(folder):
+    """A RunError unless the run's folder and its checkpoints/ can be written in: else --resume
+    would train, then fail to save its first checkpoint, and the training would be lost."""
+    for path in (folder, run_folder.checkpoint_dir(folder)):
+        try:
+            tempfile.TemporaryFile(dir=path).close()
+        except FileNotFoundError:  # no checkpoints/ yet: made in the folder
+            pass
+        except OSError as error:
+            raise RunError(f"{path}: cannot be written ({error.strerror or error}), so --resume "
+                           f"could not save what it trains; check who may write there") from None
 
 
 def _resolved(options, catalog, task):

@@ -92,6 +92,26 @@ def test_a_read_only_folder(tmpfs, demo_run):
     assert run_cli("similar", "!?!", "--logdir", str(mount)).returncode == 0
 
 
+def test_resume_into_checkpoints_it_cannot_write_is_refused_before_training(tmpfs, demo_copy):
+    """It trained first and failed at its first checkpoint, the training lost."""
+    checkpoints = demo_copy / "checkpoints"
+    saved = demo_copy.parent.parent / "saved-checkpoints"
+    shutil.move(checkpoints, saved)
+    checkpoints.mkdir()
+    mount = tmpfs("1m")
+    subprocess.run(["mount", "--bind", str(mount), str(checkpoints)], check=True)
+    try:
+        shutil.copytree(saved, checkpoints, dirs_exist_ok=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(checkpoints)], check=True)
+        result = run_cli("--resume", "--steps", "400", "--logdir", str(demo_copy.parent), "--run", "r")
+        assert_refused(result, f"{checkpoints}: cannot be written (Read-only file system), so --resume could not "
+                               f"save what it trains; check who may write there")
+        assert "Training" not in result.stdout
+        assert assert_promise(result, demo_copy.parent, 2)["r"].stats.steps == 300
+    finally:
+        subprocess.run(["umount", "-l", str(checkpoints)], capture_output=True)
+
+
 @pytest.mark.parametrize("size, data, message, left", [
     # Not even the checkpoint fits: nothing is left.
     ("300k", "demo", "cannot write the checkpoint (", None),
