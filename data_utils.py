@@ -15,7 +15,7 @@ import numpy as np
 from catalog import Catalog
 from contexts import CONTEXTS, REQUIRED_TABLES, review_ids
 from demo_data import demo_tables
-from errors import DataError
+from errors import DataError, shown
 from ragged import Ragged
 
 DATA_ENV = "BANDS2VEC_DATA"
@@ -27,6 +27,8 @@ ARTISTS_TABLE = "artists"
 # Each table read: its columns (the reviews' own first, then the artists', then the context kinds').
 TABLES = {"reviews": CONTEXTS["score"].columns, ARTISTS_TABLE: ("reviewid", "artist"),
           **{kind.table: kind.columns for kind in CONTEXTS.values()}}
+# Columns of names: a SQLite BLOB in them is text in UTF-8, or the data is refused.
+TEXT_COLUMNS = frozenset({"artist", "genre", "label"})
 # Names in the data that are not one artist (compilations): left out of the vocabulary by default.
 NOT_AN_ARTIST = frozenset({"various artists", "soundtrack"})
 
@@ -120,7 +122,26 @@ def _read_table(connection, path, table, columns):
 
     present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
     _require_columns(f"{path}: table {table}", present, columns)
-    return pd.read_sql_query(f"SELECT {', '.join(columns)} FROM {table}", connection)
+    frame = pd.read_sql_query(f"SELECT {', '.join(columns)} FROM {table}", connection)
+    for column in TEXT_COLUMNS.intersection(columns):
+        if connection.execute(f"SELECT 1 FROM {table} WHERE typeof({column}) = 'blob' "
+                              f"LIMIT 1").fetchone():
+            frame[column] = _blobs_as_text(frame[column], f"{path}: table {table}, column {column}")
+    return frame
+
+
+def _blobs_as_text(column, where):
+    """A column with the bytes (SQLite BLOBs) in it decoded as UTF-8 text; a DataError naming
+    `where` if one is not UTF-8."""
+    def text(value):
+        if not isinstance(value, bytes):
+            return value
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{where}: a value that is not UTF-8 text ({shown(value)}); "
+                            f"store the names as text") from None
+    return column.map(text)
 
 
 def read_csv_folder(folder):

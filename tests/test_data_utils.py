@@ -245,3 +245,27 @@ def test_a_review_without_artists_rows_keeps_its_own_artist(tmp_path):
     # Without the artists table, each reviews.artist name is an artist, joint ones too.
     del tables["artists"]
     assert data_utils.build_catalog(tables, source="x").names == ["a", "a, b", "c"]
+
+
+@pytest.mark.parametrize("table, column", [("genres", "genre"), ("labels", "label"), ("reviews", "artist"),
+                                           ("artists", "artist")])
+def test_blobs_in_a_name_column_are_utf8_text_or_named(tmp_path, table, column):
+    """A BLOB genre that is not UTF-8 was `'utf-8' codec can't decode byte 0xff`, naming nothing."""
+    from synthetic_catalog import write_tables
+    path = write_tables(demo_data.demo_tables(60, seed=3), str(tmp_path / "d"))
+    with sqlite3.connect(path) as connection:  # an untyped copy of the table keeps what is stored in it
+        connection.executescript(f"CREATE TABLE t AS SELECT * FROM {table}; DROP TABLE {table}; "
+                                 f"ALTER TABLE t RENAME TO {table};")
+        connection.execute(f"UPDATE {table} SET {column} = CAST(? AS BLOB) WHERE rowid = 1", ["björk".encode()])
+        if table == "reviews":  # reviews.artist is read where the artists table credits no artist
+            connection.execute("DROP TABLE artists")
+    catalog = data_utils.load_catalog(path)
+    values = {value for artist in catalog for value in
+              ((artist.name,) if column == "artist" else getattr(artist, f"{column}s"))}
+    assert "björk" in values and not any(isinstance(value, bytes) or value.startswith("b'") for value in values)
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"UPDATE {table} SET {column} = X'FF41' WHERE rowid = 2")
+    with pytest.raises(DataError) as refused:
+        data_utils.load_catalog(path)
+    assert str(refused.value) == (f"{path}: table {table}, column {column}: a value that is not UTF-8 text "
+                                  f"(b'\\xffA'); store the names as text")
