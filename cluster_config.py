@@ -7,7 +7,7 @@ TensorFlow here: a ps task, a worker and the chief all read their place before a
 import json
 import os
 
-from errors import ClusterError
+from errors import ClusterError, shown
 
 TF_CONFIG = "TF_CONFIG"
 JOBS = ("chief", "worker", "ps")
@@ -66,6 +66,10 @@ def _check(cluster, job, index):
     if not isinstance(cluster, dict) or set(cluster) - set(JOBS):
         raise ClusterError(f"{TF_CONFIG}: the cluster's jobs are {', '.join(JOBS)}, "
                            f"not {cluster!r}")
+    for name, addresses in cluster.items():
+        if not isinstance(addresses, list):
+            raise ClusterError(f"{TF_CONFIG}: the cluster's {name!r} must be a list of its tasks' "
+                               f"host:port addresses, not {shown(addresses)}")
     if len(cluster.get("chief", [])) != 1 or not cluster.get("ps"):
         raise ClusterError(f"{TF_CONFIG}: a cluster has one chief and at least one ps task")
     if not all(isinstance(address, str) and address.rpartition(":")[2].isdigit()

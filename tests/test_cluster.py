@@ -8,11 +8,13 @@ import time
 import numpy as np
 import pytest
 
+import cluster_config
 import options
 import pair_sampler
 import run_record
 import tensorboard_files
 import bands2vec
+from errors import ClusterError
 from helpers import cli_command, free_ports, quiet, run_cli
 
 # Seconds any task of a demo run may take, start-up included: only a hang reaches it, also on a machine shared by
@@ -73,6 +75,21 @@ def cluster(tmp_path):
     yield make
     for each in made:
         each.stop()
+
+
+@pytest.mark.parametrize("chief, said", [
+    ({"0": "localhost:23461"}, "TF_CONFIG: the cluster's 'chief' must be a list of its tasks' host:port addresses, "
+                               "not {'0': 'localhost:23461'}"),
+    ("localhost:23461", "TF_CONFIG: the cluster's 'chief' must be a list of its tasks' host:port addresses, "
+                        "not 'localhost:23461'"),
+], ids=["an object", "a string"])
+def test_a_job_that_is_no_list_is_named(monkeypatch, chief, said):
+    """A chief given as an object was `invalid literal for int() with base 10: 'localhost:23461'`."""
+    config = {"cluster": {"chief": chief, "ps": ["localhost:2"]}, "task": {"type": "chief", "index": 0}}
+    monkeypatch.setenv(cluster_config.TF_CONFIG, json.dumps(config))
+    with pytest.raises(ClusterError) as refused:
+        cluster_config.Task.from_environment()
+    assert str(refused.value) == said
 
 
 def _run_files(folder):

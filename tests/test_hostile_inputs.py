@@ -270,6 +270,9 @@ def test_options_at_their_edges_train(tmp_path, args, note):
     pytest.param('{"cluster": {"chief": ["a:1"], "ps": ["b:2"], "evaluator": ["c:3"]}, '
                  '"task": {"type": "chief", "index": 0}}', "the cluster's jobs are chief, worker, ps",
                  id="an unknown job"),
+    pytest.param('{"cluster": {"chief": {"0": "a:1"}, "ps": ["b:2"]}, "task": {"type": "chief", "index": 0}}',
+                 "TF_CONFIG: the cluster's 'chief' must be a list of its tasks' host:port addresses",
+                 id="a chief that is an object"),
 ])
 def test_bad_tf_config(tmp_path, config, message):
     result = run_cli("--data", "demo", "--logdir", str(tmp_path), env={"TF_CONFIG": config})
