@@ -8,6 +8,7 @@
     python run.py export                   vectors.npy, vectors.tsv and vectors.txt of a run
 """
 import argparse
+import codecs
 import dataclasses
 import difflib
 import gc
@@ -346,14 +347,39 @@ CONTROLS = {code: f"\\u{code:04x}" for code in [*range(0x20), *range(0x7f, 0xa0)
             if chr(code) not in "\n\t"}
 
 
-class EscapedStream:
-    """A standard stream that writes CONTROLS as escapes."""
+def _json_escapes(error):
+    """A codec's error handler: the characters it cannot encode as JSON's escapes (`\\u00f6`, a
+    surrogate pair past the first plane), which a --json answer reads as the same text."""
+    text = error.object[error.start:error.end]
+    return json.dumps(text, ensure_ascii=True)[1:-1], error.end
 
-    def __init__(self, stream):
-        self.stream = stream
+
+codecs.register_error("json-escape", _json_escapes)
+
+
+class EscapedStream:
+    """A standard stream that writes CONTROLS as escapes, and so the characters its encoding
+    cannot write (PYTHONIOENCODING=ascii), saying so once on `notes`."""
+    noted = False
+
+    def __init__(self, stream, notes):
+        self.stream, self.notes = stream, notes
 
     def write(self, text):
-        return self.stream.write(text.translate(CONTROLS))
+        text = text.translate(CONTROLS)
+        try:
+            return self.stream.write(text)
+        except UnicodeEncodeError:
+            self._note()
+            encoding = self.stream.encoding
+            return self.stream.write(text.encode(encoding, "json-escape").decode(encoding))
+
+    def _note(self):
+        if not EscapedStream.noted and self.notes:
+            EscapedStream.noted = True
+            self.notes.write(f"run.py: note: the output's encoding, {self.stream.encoding}, cannot "
+                             f"write every character: those are written as \\u escapes; set "
+                             f"PYTHONIOENCODING=utf-8 (or a UTF-8 locale) to see them\n")
 
     def __getattr__(self, name):
         return getattr(self.stream, name)
@@ -366,7 +392,8 @@ def main(argv=None):
                   file=sys.stderr)
         return 2
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = EscapedStream(sys.stdout), sys.stderr and EscapedStream(sys.stderr)
+    sys.stdout = EscapedStream(sys.stdout, sys.stderr)
+    sys.stderr = sys.stderr and EscapedStream(sys.stderr, sys.stderr)
     try:
         return _command(argv)
     finally:

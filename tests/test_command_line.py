@@ -51,6 +51,26 @@ def test_control_characters_are_written_as_escapes(capsys, demo_copy):
     assert status == 0 and any(name.startswith("\x1b[2J\u202e") for name in names)
 
 
+def test_an_output_encoding_that_cannot_write_an_answer(monkeypatch, demo_trained):
+    """PYTHONIOENCODING=ascii printed `'ascii' codec can't encode character` and no answer: now what it
+    cannot write is a JSON escape, which --json reads back as the same text, with a note saying so once."""
+    logs = os.path.dirname(demo_trained)
+    monkeypatch.setattr(run.EscapedStream, "noted", False)
+    for args in (["björk-ish", "-k", "2"], ["björk-ish", "--json"]):
+        out, err = io.BytesIO(), io.BytesIO()
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(out, encoding="ascii"))
+        monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(err, encoding="ascii", errors="backslashreplace"))
+        status = run.main(["similar", *args, "--logdir", logs])
+        sys.stdout.flush(), sys.stderr.flush()
+        assert status == 0, err.getvalue()
+        text = out.getvalue().decode("ascii")
+        assert text.startswith("bj\\u00f6rk-ish: ") or json.loads(text)[0]["question"] == "björk-ish"
+        notes = err.getvalue().decode("ascii").splitlines()
+        assert notes == ([] if "--json" in args else [
+            "run.py: note: the output's encoding, ascii, cannot write every character: those are written as \\u "
+            "escapes; set PYTHONIOENCODING=utf-8 (or a UTF-8 locale) to see them"]), notes
+
+
 def test_a_signal_python_swallowed_is_raised_at_the_runs_next_line(capsys, monkeypatch):
     """A SIGTERM whose KeyboardInterrupt lands in a callback Python ignores errors of (its import
     lock's, as the data loads) stops the run at its next line, before a run folder is made."""
