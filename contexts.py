@@ -95,17 +95,22 @@ def _means(ragged):
 # Reading a kind's table
 # ---------------------------------------------------------------------------------------------
 
-# Review ids are read as float64 numbers, which hold every whole number only up to 2 ** 53.
+# Review ids stored as integers are read exactly (int64); others are read as float64 numbers,
+# which hold every whole number only up to 2 ** 53.
 LARGEST_REVIEW_ID = 2 ** 53
 
 
 def review_ids(column):
-    """Review ids as whole numbers; anything else (text, fractions, infinities, ids too big to
-    tell apart) becomes missing."""
+    """Review ids as whole numbers (pandas' Int64); anything else (text, fractions, infinities,
+    ids past int64, floats too big to tell apart) becomes missing."""
     import pandas as pd
 
-    ids = pd.to_numeric(column, errors="coerce").astype(float)
-    return ids.where(np.isfinite(ids) & (ids == np.round(ids)) & (ids.abs() <= LARGEST_REVIEW_ID))
+    ids = pd.to_numeric(column, errors="coerce")
+    if pd.api.types.is_signed_integer_dtype(ids.dtype):
+        return ids.astype("Int64")
+    ids = ids.astype(float)
+    return ids.where(np.isfinite(ids) & (ids == np.round(ids))
+                     & (ids.abs() <= LARGEST_REVIEW_ID)).astype("Int64")
 
 
 def values_by_artist(reviews, frame, column, artists):

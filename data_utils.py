@@ -9,6 +9,7 @@ clone runs with no download.
 import ctypes
 import os
 import sqlite3
+import warnings
 
 import numpy as np
 
@@ -199,6 +200,7 @@ def build_catalog(tables, source, include_pseudo_artists=False):
     if reviews.empty:
         raise DataError(f"{source}: no reviews with an artist, a score from 0 to 10 and a reviewid "
                         f"that is a whole number up to 2 ** 53")
+    _say_unusable_ids(tables["reviews"], source)
     # Codes again, 0..V-1 over the artists left (an artist whose every score was invalid has gone).
     kept, codes = np.unique(reviews["artist"].to_numpy(), return_inverse=True)
     names = names[kept]
@@ -216,6 +218,16 @@ def build_catalog(tables, source, include_pseudo_artists=False):
                                                  len(names)),
                    scores=Ragged.from_sorted(by_artist, reviews["score"].to_numpy(np.float64),
                                              len(names)))
+
+
+def _say_unusable_ids(reviews, source):
+    """A warning of how many reviews were skipped for their reviewid, where some were: a catalog
+    of half its ids past 2 ** 53 (as floats or text) lost half its reviews without a word."""
+    unusable = int(review_ids(reviews["reviewid"]).isna().sum())
+    if unusable:
+        warnings.warn(f"{source}: skipped {unusable:,} of {len(reviews):,} reviews whose reviewid "
+                      f"is missing or no whole number (as a float or text, up to 2 ** 53)",
+                      stacklevel=4)
 
 
 def credited_reviews(reviews, artists):

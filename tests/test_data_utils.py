@@ -4,6 +4,7 @@ import csv
 import os
 import sqlite3
 import tempfile
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -269,3 +270,29 @@ def test_blobs_in_a_name_column_are_utf8_text_or_named(tmp_path, table, column):
         data_utils.load_catalog(path)
     assert str(refused.value) == (f"{path}: table {table}, column {column}: a value that is not UTF-8 text "
                                   f"(b'\\xffA'); store the names as text")
+
+
+def test_review_ids_past_two_to_the_53_are_kept_where_stored_as_integers(tmp_path):
+    """A catalog with half its ids past 2 ** 53 lost those reviews without a word: ids stored as integers are
+    now read exactly, and ids that cannot be (floats past 2 ** 53) are counted in a warning."""
+    from synthetic_catalog import write_tables
+    path = write_tables(demo_data.demo_tables(60, seed=3), str(tmp_path / "d"))
+    before = data_utils.load_catalog(path)
+    with sqlite3.connect(path) as connection:
+        for table in ("reviews", "genres", "labels", "years", "artists"):
+            connection.execute(f"UPDATE {table} SET reviewid = reviewid + ? WHERE reviewid % 2 = 0", [2 ** 53 + 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exact = data_utils.load_catalog(path)
+    assert exact.names == before.names and [a.genres for a in exact] == [a.genres for a in before]
+    assert len(exact.review_ids.values) == len(before.review_ids.values)
+    assert (exact.review_ids.values > 2 ** 53).sum() == (before.review_ids.values % 2 == 0).sum()
+    with sqlite3.connect(path) as connection:  # the same ids as floats: past 2 ** 53 they are not told apart
+        connection.executescript("CREATE TABLE r AS SELECT CAST(reviewid AS REAL) AS reviewid, artist, score "
+                                 "FROM reviews; DROP TABLE reviews; ALTER TABLE r RENAME TO reviews;")
+    big = int((before.review_ids.values % 2 == 0).sum())
+    with pytest.warns(UserWarning) as said:
+        data_utils.load_catalog(path)
+    assert [str(w.message) for w in said] == [
+        f"{path}: skipped {big:,} of {len(before.review_ids.values):,} reviews whose reviewid is missing or no "
+        f"whole number (as a float or text, up to 2 ** 53)"]
