@@ -16,18 +16,45 @@ def _umask():
 FILE_MODE = 0o666 & ~_umask()  # the mode open() gives, as the checkpoint and events files have
 # Folders this process writes a run in, by absolute path: (device, inode) as it began to.
 _PINNED = {}
+# ... and a descriptor of each, held open while pinned, for paths handed to TensorFlow.
+_PINNED_FDS = {}
 MOVED = "moved away while this process wrote it, another folder or a link in its place"
+# Linux's names for this process's open descriptors: a path through one is resolved from the
+# folder the descriptor holds, whatever its old path names now.
+PROC_FDS = "/proc/self/fd"
 
 
 def pin(folder):
     """Take `folder` as it is now for the folder to write at its path, until unpin(folder): whoever
     may write beside it could move it away and put another (or a link) there."""
-    status = os.stat(folder)
+    unpin(folder)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    status = os.fstat(fd)
     _PINNED[os.path.abspath(folder)] = (status.st_dev, status.st_ino)
+    _PINNED_FDS[os.path.abspath(folder)] = fd
 
 
 def unpin(folder):
     _PINNED.pop(os.path.abspath(folder), None)
+    fd = _PINNED_FDS.pop(os.path.abspath(folder), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def through_pin(path):
+    """`path` (a pinned folder, or a path in one) as a path through the pinned folder's open
+    descriptor (/proc/self/fd/N/...), for TensorFlow, which opens files by path: the kernel resolves
+    it in the folder as it was pinned, even if it is renamed between a check and the write. The
+    path itself where nothing holding it is pinned, or where /proc/self/fd does not exist."""
+    path = os.path.abspath(path)
+    for folder, fd in _PINNED_FDS.items():
+        inside = os.path.relpath(path, folder)
+        if inside != os.pardir and not inside.startswith(os.pardir + os.sep):
+            through = os.path.join(PROC_FDS, str(fd))
+            if not os.path.isdir(through):
+                return path
+            return through if inside == os.curdir else os.path.join(through, inside)
+    return path
 
 
 def check_pinned(path):

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 import tensorboard_files
-from atomic_files import os_advice
+from atomic_files import os_advice, through_pin
 from bands2vec_graph import build_graph, tf, tf1
 from ensemble import combined
 from errors import OptionError, RunError
@@ -83,8 +83,9 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
         if runtime.writes:
             check_own_folders(folder)
         # Its file's name ends with a random suffix: TensorFlow opens it following a link, and
-        # the time and host in the name are there for anyone to plant a link at beforehand.
-        writer = (tf1.summary.FileWriter(folder, model.graph,
+        # the time and host in the name are there for anyone to plant a link at beforehand. It is
+        # opened through the pinned folder, as the checkpoints are: not in one put in its place.
+        writer = (tf1.summary.FileWriter(through_pin(folder), model.graph,
                                          filename_suffix=f".{secrets.token_hex(4)}")
                   if runtime.writes else None)
         loop = runtime.loop(session, model, catalog, options, writer, folder, say, probe,
@@ -110,7 +111,7 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
     except tf.errors.OpError as error:
         raise runtime.failed(error, folder) from None
     except Exception as error:  # a full disk is a RuntimeError, a file size limit an IndexError
-        if not _events_failed(error, folder):
+        if not _events_failed(error, folder) and not _events_failed(error, through_pin(folder)):
             raise
         reason = tf_reason(error)
         raise RunError(f"{folder}: cannot write the events ({reason}){os_advice(reason)}") \
@@ -342,10 +343,12 @@ def _unfit_variable(model, checkpoint):
 
 
 def save_checkpoint(session, model, writer, folder, step):
-    """A checkpoint of the variables at `step` (only the latest is kept), with the events so far."""
+    """A checkpoint of the variables at `step` (only the latest is kept), with the events so far.
+    TensorFlow writes it by path: a path through the pinned folder (its checkpoint state file's
+    paths relative, save_relative_paths) lands in it even if it is renamed after the check."""
     check_own_folders(folder)
     try:
-        model.saver.save(session, os.path.join(checkpoint_dir(folder), "model.ckpt"),
+        model.saver.save(session, through_pin(os.path.join(checkpoint_dir(folder), "model.ckpt")),
                          global_step=step)
         writer.flush()
     except (tf.errors.OpError, ValueError) as error:

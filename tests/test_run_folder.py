@@ -9,6 +9,7 @@ import shutil
 import socket
 import time
 
+import numpy as np
 import pytest
 
 import atomic_files
@@ -225,6 +226,88 @@ def test_a_write_lands_in_the_folder_it_began_in_whatever_its_path_names_meanwhi
         assert os.listdir(folder) == [] and os.listdir(moved) == ["run.json"]
     finally:
         atomic_files.unpin(str(folder))
+
+
+class _SwappedBeforeSaving:
+    """A Saver whose save() finds the run folder renamed away and another put at its path: what whoever may
+    write in the logs can do between save_checkpoint's check of the folder and TensorFlow's write."""
+
+    def __init__(self, saver, swap):
+        self.saver, self.swap = saver, swap
+
+    def save(self, *args, **kwargs):
+        self.swap()
+        return self.saver.save(*args, **kwargs)
+
+
+def test_tensorflow_writes_in_the_pinned_folder_whatever_is_renamed_meanwhile(tmp_path):
+    """TensorFlow's Saver and FileWriter open files by path: handed one through the pinned folder's
+    descriptor, they write in the run's folder as it was pinned, not in the one put in its place; the
+    checkpoint state's paths are relative, so the run continues from its checkpoint where it is now."""
+    import training
+    from bands2vec_graph import build_graph, tf1
+    folder, moved, logs = tmp_path / "logs" / "r", tmp_path / "moved", tmp_path / "logs"
+    os.makedirs(folder / run_folder.CHECKPOINT_DIR)
+
+    def swap():
+        os.rename(folder, moved)
+        os.makedirs(folder / run_folder.CHECKPOINT_DIR)
+
+    model = build_graph(vocabulary_size=20, embedding_size=4, num_sampled=2, seed=3)
+    atomic_files.pin(str(folder))
+    try:
+        with tf1.Session(graph=model.graph) as session:
+            session.run(model.init)
+            trained = session.run(model.embeddings)
+            racing = model._replace(saver=_SwappedBeforeSaving(model.saver, swap))
+            writer = tf1.summary.FileWriter(atomic_files.through_pin(str(folder)), model.graph)
+            training.save_checkpoint(session, racing, writer, str(folder), 7)
+            writer.close()
+    finally:
+        atomic_files.unpin(str(folder))
+    assert [os.listdir(folder), os.listdir(folder / run_folder.CHECKPOINT_DIR)] == [[run_folder.CHECKPOINT_DIR], []]
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(moved))
+    state = (moved / run_folder.CHECKPOINT_DIR / "checkpoint").read_text()
+    assert 'model_checkpoint_path: "model.ckpt-7"' in state and "/proc" not in state
+    # The run, moved back, continues from its checkpoint.
+    shutil.rmtree(folder)
+    os.rename(moved, folder)
+    checkpoint = training.latest_checkpoint(str(folder))
+    assert checkpoint == str(folder / run_folder.CHECKPOINT_DIR / "model.ckpt-7")
+    with tf1.Session(graph=model.graph) as session:
+        training.restore(session, model, checkpoint)
+        assert np.array_equal(session.run(model.embeddings), trained)
+    assert atomic_files.through_pin(str(folder)) == str(folder)  # unpinned: the path itself
+    assert os.listdir(logs) == ["r"]
+
+
+def test_a_checkpoint_state_of_absolute_paths_as_runs_before_wrote_it_is_continued(tmp_path):
+    """Runs before relative paths wrote absolute ones in checkpoints/checkpoint: still read, and a new
+    checkpoint through the pinned folder writes relative ones."""
+    import training
+    from bands2vec_graph import build_graph, tf1
+    folder = tmp_path / "r"
+    checkpoints = folder / run_folder.CHECKPOINT_DIR
+    os.makedirs(checkpoints)
+    model = build_graph(vocabulary_size=20, embedding_size=4, num_sampled=2, seed=3)
+    old_saver = tf1.train.Saver(model.graph.get_collection("variables"), save_relative_paths=False)
+    with tf1.Session(graph=model.graph) as session:
+        session.run(model.init)
+        trained = session.run(model.embeddings)
+        old_saver.save(session, str(checkpoints / "model.ckpt"), global_step=3)
+    assert f'model_checkpoint_path: "{checkpoints}/model.ckpt-3"' in (checkpoints / "checkpoint").read_text()
+    atomic_files.pin(str(folder))
+    try:
+        with tf1.Session(graph=model.graph) as session:
+            training.restore(session, model, training.latest_checkpoint(str(folder)))
+            assert np.array_equal(session.run(model.embeddings), trained)
+            writer = tf1.summary.FileWriter(atomic_files.through_pin(str(folder)))
+            training.save_checkpoint(session, model, writer, str(folder), 4)
+            writer.close()
+    finally:
+        atomic_files.unpin(str(folder))
+    assert 'model_checkpoint_path: "model.ckpt-4"' in (checkpoints / "checkpoint").read_text()
+    assert training.latest_checkpoint(str(folder)) == str(checkpoints / "model.ckpt-4")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user takes root")
