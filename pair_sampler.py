@@ -2,7 +2,7 @@
 each pair two members of one of the kind's groups."""
 import numpy as np
 
-from contexts import CONTEXTS, DEFAULT_CONTEXTS, parse_contexts
+from contexts import CONTEXTS, DEFAULT_CONTEXTS, REQUIRED_TABLES, parse_contexts
 from errors import DataError
 
 
@@ -13,16 +13,18 @@ def no_pairs(catalog, kinds):
 
 
 def check_kinds_have_data(catalog, kinds):
-    """A DataError naming the first of the `kinds` (asked for in --contexts) that no review of
-    the catalog has: its pairs' share would go to the others without a word."""
+    """A DataError naming the first of the `kinds` (asked for in --contexts) from an optional
+    table that no review of the catalog has: its share would go to the others without a word.
+    (The required genres table is refused where all NULL as it is read; one that joins none of
+    the reviews trains on the other kinds, its figures `-`.)"""
     for kind in kinds:
-        context = catalog.contexts.get(kind)
+        context, table = catalog.contexts.get(kind), CONTEXTS[kind].table
         # A table the data lacks altogether is named by catalog.context_groups.
-        present = CONTEXTS[kind].table in catalog.tables and context is not None
-        if present and not len(context.values):
-            column = f"{CONTEXTS[kind].table}.{CONTEXTS[kind].columns[-1]}"
+        optional = table in catalog.tables and table not in REQUIRED_TABLES
+        if optional and context is not None and not len(context.values):
             raise DataError(f"{catalog.source}: --contexts asks for {kind}, but no review has one "
-                            f"(every {column} is NULL or unusable); leave {kind} out of --contexts")
+                            f"(every {table}.{CONTEXTS[kind].columns[-1]} is NULL, unusable or of "
+                            f"no review here); leave {kind} out of --contexts")
 
 
 def membership_count(catalog, kind):

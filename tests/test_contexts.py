@@ -137,7 +137,8 @@ def test_a_kind_asked_for_whose_table_holds_nothing_usable_is_refused(tmp_path, 
     with pytest.raises(DataError) as refused:
         options.resolved(catalog)
     assert str(refused.value) == (f"{catalog.source}: --contexts asks for {kind}, but no review has one "
-                                  f"(every {table}.{column} is NULL or unusable); leave {kind} out of --contexts")
+                                  f"(every {table}.{column} is NULL, unusable or of no review here); leave {kind} out of "
+                                  f"--contexts")
     assert bands2vec.TrainOptions().resolved(catalog).steps > 0  # not asked for, it is not needed
 
 

@@ -14,6 +14,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -198,6 +199,29 @@ def test_an_unknown_artist_among_questions(demo_run):
 def test_bad_questions(demo_run, args, message):
     logs = os.path.dirname(demo_run)
     assert_promise(run_cli(*args, "--logdir", logs), logs, 2, message, lines=1)
+
+
+@pytest.mark.parametrize("command, message", [
+    ("query", "an expression of 20,000,000 characters is longer than any of 1,000 artists here"),
+    ("similar", "unknown artist 'xxxxxxxx"),
+])
+def test_a_question_of_20_million_characters_is_refused_at_once(demo_trained, command, message):
+    """It took 4.7 s and 900 MB, comparing the name with every artist's for the close ones."""
+    logs = os.path.dirname(demo_trained)
+    result = run_cli(command, "-", "--logdir", logs, stdin="x" * 20_000_000 + "\n", timeout=60)
+    assert_promise(result, logs, 2, message, lines=1)
+    assert "did you mean" not in result.stderr and len(result.stderr) < 300
+
+
+def test_a_damaged_newest_run_is_skipped_by_questions_naming_it(demo_copy):
+    logs = demo_copy.parent
+    shutil.copytree(demo_copy, logs / "newer")
+    (logs / "newer" / run_record.RUN_FILE).write_text("{not json")
+    os.utime(logs / "newer" / run_record.RUN_FILE, (time.time() + 10,) * 2)
+    result = run_cli("similar", "lune, marée", "-k", "2", "--logdir", str(logs))
+    assert result.returncode == 0 and len(answer_lines(result.stdout)) == 2, result.stderr
+    assert result.stderr.startswith(f"run.py: note: skipped {logs / 'newer'}: unreadable run.json (not JSON: ")
+    assert f"; answering from {demo_copy}, the newest run that can answer\n" in result.stderr
 
 
 def test_k_of_a_billion(demo_run, demo_catalog):
