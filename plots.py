@@ -40,6 +40,8 @@ FAST_TSNE_FFT_ABOVE = 2_000
 TSNE_OPENMP_THREADS = 1
 PLOTS = {"clusters": "tsne_clusters.png", "genres": "tsne_genres.png",
          "labelled": "tsne_top300.png"}
+# Drawn by the side process, while the run's draws the others: its 300 labels take as long.
+SIDE_PLOTS = ("labelled",)
 FIGURE_INCHES = {"clusters": (12, 10), "genres": (12, 10), "labelled": (16, 16)}
 DPI = 100
 LABELLED = 300
@@ -186,41 +188,40 @@ def map_artists(artist_vectors):
 
 
 def submit_map(side, artist_vectors, folder, seed=0):
-    """Start the map (map_pictures) on `side` (side_process), its t-SNE from the cache if it was
+    """Start the map's t-SNE (map_coordinates) on `side` (side_process), from the cache if it was
     made from these vectors."""
-    shown = map_artists(artist_vectors)
-    side.submit(map_pictures, shown, seed, cached_coordinates(folder, shown.unit_vectors),
+    unit_vectors = map_artists(artist_vectors).unit_vectors
+    side.submit(map_coordinates, unit_vectors, seed, cached_coordinates(folder, unit_vectors),
                 says=True)
 
 
-def map_pictures(shown, seed=0, coordinates=None, say=None):
-    """The t-SNE coordinates of the MapArtists `shown` (computed unless given, its progress to
-    `say`) and the three plots of them as PNG bytes, {kind: bytes}."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def map_coordinates(unit_vectors, seed=0, coordinates=None, say=None):
+    """The map's t-SNE coordinates: `coordinates` where the cache had them, else computed."""
+    return compute_tsne(unit_vectors, seed, say) if coordinates is None else coordinates
 
-    if coordinates is None:
-        coordinates = compute_tsne(shown.unit_vectors, seed, say)
+
+def pictures(shown, coordinates, kinds=tuple(PLOTS)):
+    """The plots `kinds` of the MapArtists `shown` at `coordinates`, as PNG bytes {kind: bytes}."""
+    plt = _pyplot()
     genre_colours = _palette(plt, shown.primary_genres)
     which = ("" if len(shown.names) == shown.artists
              else f", the {len(shown.names):,} most-reviewed of {shown.artists:,} artists")
     figures = {
-        "clusters": _categorical(plt, "clusters", coordinates, shown.clusters,
-                                 _palette(plt, shown.clusters),
-                                 f"K-means clustering of the artists' embeddings (t-SNE{which})"),
-        "genres": _categorical(plt, "genres", coordinates, shown.primary_genres, genre_colours,
-                               f"Artists by primary genre (t-SNE{which})"),
-        "labelled": _labelled(plt, coordinates, shown.names, shown.review_counts,
-                              shown.primary_genres, genre_colours),
+        "clusters": lambda: _categorical(
+            plt, "clusters", coordinates, shown.clusters, _palette(plt, shown.clusters),
+            f"K-means clustering of the artists' embeddings (t-SNE{which})"),
+        "genres": lambda: _categorical(plt, "genres", coordinates, shown.primary_genres,
+                                       genre_colours, f"Artists by primary genre (t-SNE{which})"),
+        "labelled": lambda: _labelled(plt, coordinates, shown.names, shown.review_counts,
+                                      shown.primary_genres, genre_colours),
     }
-    pictures = {}
-    for name, figure in figures.items():
-        buffer = io.BytesIO()
+    drawn = {}
+    for kind in kinds:
+        figure, buffer = figures[kind](), io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI)
         plt.close(figure)
-        pictures[name] = buffer.getvalue()
-    return coordinates, pictures
+        drawn[kind] = buffer.getvalue()
+    return drawn
 
 
 def write_plots(artist_vectors, folder, seed=0, say=None, side=None):
@@ -229,12 +230,24 @@ def write_plots(artist_vectors, folder, seed=0, say=None, side=None):
     if side is None or not side.pending:
         side = side or side_process.InProcess()
         submit_map(side, artist_vectors, folder, seed)
-    coordinates, pictures = side.answer(say)
-    cache_coordinates(folder, map_artists(artist_vectors).unit_vectors, coordinates)
-    paths = {name: os.path.join(folder, PLOTS[name]) for name in pictures}
-    for name, picture in pictures.items():
-        write_bytes(paths[name], picture)
+    shown = map_artists(artist_vectors)
+    _pyplot()  # imported while the side process computes the map
+    coordinates = side.answer(say)
+    cache_coordinates(folder, shown.unit_vectors, coordinates)
+    side.submit(pictures, shown, coordinates, SIDE_PLOTS)
+    drawn = pictures(shown, coordinates, [kind for kind in PLOTS if kind not in SIDE_PLOTS])
+    drawn.update(side.answer(say))
+    paths = {kind: os.path.join(folder, PLOTS[kind]) for kind in PLOTS}
+    for kind in PLOTS:
+        write_bytes(paths[kind], drawn[kind])
     return paths
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # PNG files only, whatever display there is
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def _axis_free(plt, kind, title):

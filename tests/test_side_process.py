@@ -31,12 +31,15 @@ def test_k_means_and_the_map_come_back_as_this_process_makes_them(side, demo_tra
     said = []
     plots.submit_map(side, vectors, str(tmp_path), seed=0)  # no cached map there: t-SNE runs
     assert side.pending
-    coordinates, pictures = side.answer(said.append)
-    here, here_pictures = plots.map_pictures(plots.map_artists(vectors), seed=0)
-    assert np.array_equal(coordinates, here) and coordinates.shape == (len(vectors), 2)
-    assert set(pictures) == set(plots.PLOTS) == set(here_pictures)
-    assert all(picture.startswith(b"\x89PNG\r\n\x1a\n") for picture in pictures.values())
+    coordinates = side.answer(said.append)
+    shown = plots.map_artists(vectors)
+    assert np.array_equal(coordinates, plots.map_coordinates(shown.unit_vectors, seed=0))
+    assert coordinates.shape == (len(vectors), 2)
     assert said[-1].startswith(f"  t-SNE iteration {plots.tsne_iterations()} of ")  # relayed
+    side.submit(plots.pictures, shown, coordinates)
+    pictures = side.answer(say=None)
+    assert pictures == plots.pictures(shown, coordinates) and list(pictures) == list(plots.PLOTS)
+    assert all(picture.startswith(b"\x89PNG\r\n\x1a\n") for picture in pictures.values())
     assert not side.pending
 
 
