@@ -22,7 +22,7 @@ import run_outputs
 import run_record
 from artist_vectors import NEIGHBOURS, ArtistVectors
 from errors import (Bands2VecError, ClusterError, DataError, OptionError,  # noqa: F401
-                    QueryError, RunError, RunInterrupted, UnknownArtist)
+                    QueryError, RunError, RunInterrupted, UnknownArtist, shown)
 from catalog import Catalog
 from keyed_vectors import checked_path
 from options import KMEANS_CLUSTERS, TrainOptions
@@ -136,7 +136,7 @@ def train(data=None, options=None, *, logs="logs", name=None, overwrite=False,
     Run; a worker trains, a ps task holds the variables, and both return None once the run is done.
     """
     if not isinstance(options, (TrainOptions, type(None))):
-        raise OptionError(f"options must be a TrainOptions, not {options!r}")
+        raise OptionError(f"options must be a TrainOptions, not {shown(options)}")
     # Made anew, so checked anew: a field may have been set since the options were made.
     options = options and dataclasses.replace(options)
     return _run(run_life.new_run, _data(data, Catalog), options, _logs(logs), _name(name),
@@ -169,7 +169,7 @@ def _logs(logs):
 def _name(name):
     """None, or a name as text (run_folder says which names a run may have)."""
     if name is not None and not isinstance(name, str):
-        raise OptionError(f"--run must be a run's name (text), not {name!r}")
+        raise OptionError(f"--run must be a run's name (text), not {shown(name)}")
     return name
 
 

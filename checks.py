@@ -5,7 +5,7 @@ import math
 import numbers
 import os
 
-from errors import OptionError, shown
+from errors import OptionError, shown, shown_count
 
 # Counts go into numpy's and TensorFlow's 64-bit integers.
 LARGEST_WHOLE = 2 ** 63 - 1
@@ -14,14 +14,14 @@ LARGEST_WHOLE = 2 ** 63 - 1
 def whole(option, value, least=None, most=LARGEST_WHOLE):
     """`value` if it is a whole number (not True or False) from `least` to `most`, as an int."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise OptionError(f"{option} must be a whole number, not {value!r}")
+        raise OptionError(f"{option} must be a whole number, not {shown(value)}")
     value = int(value)
     if least is not None and most != LARGEST_WHOLE and not least <= value <= most:
-        raise OptionError(f"{option} must be from {least:,} to {most:,}, not {value}")
+        raise OptionError(f"{option} must be from {least:,} to {most:,}, not {shown(value)}")
     if least is not None and value < least:
-        raise OptionError(f"{option} must be at least {least:,}, not {value}")
+        raise OptionError(f"{option} must be at least {least:,}, not {shown(value)}")
     if value > most:
-        raise OptionError(f"{option} must be at most {most:,}, not {value:,}")
+        raise OptionError(f"{option} must be at most {most:,}, not {shown_count(value)}")
     return value
 
 
@@ -29,7 +29,7 @@ def positive(option, value, least=None, most=None):
     """`value` if it is a finite number above 0 (and from `least` to `most` where given), as a
     float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise OptionError(f"{option} must be a number, not {value!r}")
+        raise OptionError(f"{option} must be a number, not {shown(value)}")
     number = real(value)
     if number is None or number <= 0:
         raise OptionError(f"{option} must be above 0, not {shown(value)}")
@@ -53,7 +53,7 @@ def real(value):
 def flag(option, value):
     """`value` if it is True or False."""
     if not isinstance(value, bool):
-        raise OptionError(f"{option} must be True or False, not {value!r}")
+        raise OptionError(f"{option} must be True or False, not {shown(value)}")
     return value
 
 
@@ -62,9 +62,13 @@ def path(option, value, what=None):
     names, not an empty one either."""
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
     if not isinstance(text, str):
-        raise OptionError(f"{option} must be a path (text), not {value!r}")
+        raise OptionError(f"{option} must be a path (text), not {shown(value)}")
     if "\0" in text:
         raise OptionError(f"{option} must be a path without NUL characters, not {shown(text)}")
+    if not is_utf8(text):
+        raise OptionError(f"{option} {shown(text)} is not UTF-8 text (Python's escape of a name "
+                          f"in another encoding), which Bands2Vec cannot use; "
+                          f"rename it, or choose another")
     if what and not text.strip():
         raise OptionError(f"{option} is empty: name {what}")
     return text
@@ -73,5 +77,16 @@ def path(option, value, what=None):
 def function(option, value):
     """`value` if it can be called."""
     if not callable(value):
-        raise OptionError(f"{option} must be a function, not {value!r}")
+        raise OptionError(f"{option} must be a function, not {shown(value)}")
     return value
+
+
+def is_utf8(text):
+    """Whether `text` is UTF-8 text: a file name of other bytes comes from os.listdir (and from
+    the command line) as lone surrogates ('\\udcff'), which TensorFlow's and SQLite's paths cannot
+    hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

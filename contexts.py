@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from errors import DataError, OptionError
+from errors import DataError, OptionError, shown
 from ragged import Ragged
 
 # Pitchfork's genres, and what an artist without one has as its primary genre.
@@ -375,13 +375,13 @@ def checked_shares(contexts):
         return parse_contexts(contexts)
     if not isinstance(contexts, dict):
         raise OptionError(f"--contexts must be a spec such as 'genre,score,label=0.3' or a "
-                          f"{{kind: share}} dict, not {contexts!r}")
+                          f"{{kind: share}} dict, not {shown(contexts)}")
     if not contexts:
         raise OptionError(f"--contexts is empty: name at least one of {', '.join(CONTEXTS)}")
     for kind, share in contexts.items():
         _check_kind(kind)
         if isinstance(share, bool) or not isinstance(share, numbers.Real) or not 0 <= share <= 1:
-            raise OptionError(f"--contexts: the share of {kind} must be from 0 to 1, not {share!r}")
+            raise OptionError(f"--contexts: the share of {kind} must be from 0 to 1, not {shown(share)}")
     total = sum(contexts.values())
     if abs(total - 1) > SHARES_SLACK:
         raise OptionError(f"--contexts: the shares add up to {total:g}; they must add up to 1")
@@ -390,7 +390,7 @@ def checked_shares(contexts):
 
 def _check_kind(kind):
     if kind not in CONTEXTS:
-        raise OptionError(f"--contexts: unknown context {kind!r}; "
+        raise OptionError(f"--contexts: unknown context {shown(kind)}; "
                           f"choose from {', '.join(CONTEXTS)}")
 
 
@@ -413,7 +413,7 @@ def _share(kind, text):
         share = float("nan")
     if not 0.0 <= share <= 1.0:
         raise OptionError(f"--contexts: the share of {kind} must be from 0 to 1, "
-                          f"not {text.strip()!r}")
+                          f"not {shown(text.strip())}")
     return share
 
 
@@ -424,7 +424,7 @@ def _genre_share(given, genre_share):
     if given["genre"] is not None:
         raise OptionError("give the genre share once: in --contexts (genre=X) or as --genre-share")
     if not 0.0 <= genre_share <= 1.0:
-        raise OptionError(f"--genre-share must be from 0 to 1, not {genre_share}")
+        raise OptionError(f"--genre-share must be from 0 to 1, not {shown(genre_share)}")
     return genre_share
 
 

@@ -3,14 +3,44 @@
 Every error the library raises for the user's input, data, runs or cluster is a Bands2VecError.
 """
 
+import math
+import reprlib
+
 SHOWN_CHARACTERS = 60  # how much of a wrong argument or name an error message quotes
+
+# reprlib's repr names a container's first few items only, so quoting a list of a million numbers
+# costs as little as quoting one; its other limits are ours (SHOWN_CHARACTERS) instead.
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlong = _SHORT_REPR.maxother = _SHORT_REPR.maxstring = 10 * SHOWN_CHARACTERS
 
 
 def shown(value):
     """A wrong argument as an error message quotes it: its repr on one line (numpy's repr of an
-    array has several), cut short."""
-    text = repr(value) if isinstance(value, str) else " ".join(repr(value).split())
+    array has several), cut short; whatever the value, even one whose repr fails."""
+    if isinstance(value, str):  # the part that can be shown, whatever the text's length
+        value = value[:SHOWN_CHARACTERS]
+    try:
+        text = _SHORT_REPR.repr(value)
+    except Exception:  # a repr that raises, or an int past Python's 4,300 digits
+        text = _unshowable(value)
+    if type(value) is not str:  # a str's repr escapes its line breaks; its spaces are its own
+        text = " ".join(text.split())
     return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS - 3] + "..."
+
+
+def _unshowable(value):
+    if isinstance(value, int):
+        return f"<a whole number of about {int(value.bit_length() * math.log10(2)):,} digits>"
+    return f"<a {type(value).__name__} that cannot be shown>"
+
+
+def shown_count(value):
+    """A number as an error message quotes it: with thousands' commas where it is short enough."""
+    try:
+        text = f"{value:,}"
+    except (TypeError, ValueError):
+        return shown(value)
+    return text if len(text) <= SHOWN_CHARACTERS else shown(value)
 
 
 class Bands2VecError(Exception):

@@ -2,7 +2,7 @@
 names are added and which taken away. Parsing takes time linear in the expression's length."""
 import re
 
-from errors import QueryError
+from errors import QueryError, shown
 
 # An operator: + or - between spaces; more spaces on either side belong to it. Searched for with a
 # space on each side only, as a search for every space of a run before it is quadratic in the run.
@@ -15,7 +15,6 @@ MAX_TERMS = 1000
 # Beyond a name's characters (twice them, each quote doubled), what a term takes at most: its two
 # quotes and an operator with spaces; a longer expression is refused unread.
 TERM_EXTRA = 8
-SHOWN = 60  # characters of an expression an error message quotes
 
 
 def parse_expression(expression, known):
@@ -59,9 +58,9 @@ def _terms(expression):
     while True:
         if len(terms) == MAX_TERMS:
             raise QueryError(f"an expression takes at most {MAX_TERMS:,} artists; "
-                             f"{_shown(expression)} has more")
+                             f"{shown(expression)} has more")
         if position >= end:
-            raise QueryError(f"expected an artist name after {sign!r} in {_shown(expression)}")
+            raise QueryError(f"expected an artist name after {sign!r} in {shown(expression)}")
         if expression[position] in "\"'":
             text, stop = _quoted(expression, position)
             terms.append((sign, text, True, position, stop))
@@ -69,8 +68,8 @@ def _terms(expression):
                 return terms
             operator = _QUOTED_OPERATOR.match(expression, stop, end)
             if not operator:
-                raise QueryError(f"expected + or - after {_shown(expression[position:stop])} "
-                                 f"in {_shown(expression)}")
+                raise QueryError(f"expected + or - after {shown(expression[position:stop])} "
+                                 f"in {shown(expression)}")
         else:
             operator = _OPERATOR.search(expression, position, end)
             text = expression[position:operator.start() if operator else end].rstrip()
@@ -86,14 +85,10 @@ def _quoted(expression, start):
     while True:
         close = expression.find(quote, position)
         if close < 0:
-            raise QueryError(f"unclosed {quote} in {_shown(expression)}")
+            raise QueryError(f"unclosed {quote} in {shown(expression)}")
         parts.append(expression[position:close])
         if not expression.startswith(quote * 2, close):
             return "".join(parts), close + 1
         parts.append(quote)
         position = close + 2
 
-
-def _shown(text):
-    """`text` quoted for a message, cut short past SHOWN characters."""
-    return repr(text) if len(text) <= SHOWN else repr(text[:SHOWN - 3] + "...")

@@ -83,6 +83,39 @@ def test_options_are_checked_as_they_enter(arguments, message):
     assert _one_line(error) == message or _one_line(error).startswith(message), str(error.value)
 
 
+class _ReprFails:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+class _ReprOfTwoLines:
+    def __repr__(self):
+        return "first\nsecond"
+
+
+ODD_VALUES = {"a repr that fails": _ReprFails(), "a repr of two lines": _ReprOfTwoLines(),
+              "100,000 numbers": list(range(100_000)), "a 3 x 3 array": np.zeros((3, 3)),
+              "10 ** 400": 10 ** 400, "10 ** 5000": 10 ** 5000, "-10 ** 400": -10 ** 400}
+
+
+@pytest.mark.parametrize("option", ["steps", "learning_rate", "xla_tables", "contexts", "contexts share"])
+@pytest.mark.parametrize("value", ODD_VALUES.values(), ids=ODD_VALUES)
+def test_a_wrong_value_is_quoted_in_one_short_line(option, value):
+    """Messages quoted the value's whole repr: 689 KB for a long list, three lines for an array, the
+    repr's own error where it failed, Python's 4,300-digit limit for a huge int."""
+    arguments = ({"contexts": {"genre": value, "score": 1}} if option == "contexts share"
+                 else {option: value})
+    with pytest.raises(OptionError) as error:
+        bands2vec.TrainOptions(**arguments)
+    assert len(_one_line(error)) <= 150, str(error.value)
+
+
+def test_an_expression_is_quoted_by_the_same_rule(demo_copy):
+    with pytest.raises(QueryError) as error:
+        bands2vec.open_run(str(demo_copy)).vectors.query("'" + "x" * 1000)
+    assert _one_line(error) == f"unclosed ' in {repr(chr(39) + 'x' * 59)[:57]}...", str(error.value)
+
+
 def test_options_set_after_they_were_made_are_checked_by_train(tmp_path):
     changed = bands2vec.TrainOptions()
     changed.steps = "5"
@@ -155,6 +188,24 @@ def test_run_arguments_are_checked_before_anything_is_read_or_written(tmp_path, 
         call(logs)
     assert _one_line(error).startswith(message), str(error.value)
     assert not os.path.exists(logs)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda tmp: bands2vec.train("demo", logs=f"{tmp}/logs-\udcff"), "--logdir '/"),
+    (lambda tmp: bands2vec.train("demo", logs=f"{tmp}/logs", name="\ud800"), "--run '\\ud800': it is not UTF-8"),
+    (lambda tmp: bands2vec.train("demo", logs=f"{tmp}/logs", name="r\udcff"), "--run 'r\\udcff': it is not UTF-8"),
+    (lambda tmp: bands2vec.train(f"{tmp}/\udcff.sqlite", logs=f"{tmp}/logs"), "--data '/"),
+    (lambda tmp: bands2vec.resume(f"{tmp}/logs", name="\udcff"), "--run '\\udcff': it is not UTF-8"),
+    (lambda tmp: bands2vec.open_run(f"{tmp}/\udcff"), "--logdir '/"),
+], ids=["train logs", "train name a lone surrogate", "train name of latin-1", "train data", "resume name",
+        "open_run logs"])
+def test_names_that_are_not_utf8_are_refused_before_anything_is_written(tmp_path, call, message):
+    """Folders of other bytes than UTF-8 come from os.listdir as lone surrogates ('\\udcff'):
+    TensorFlow and SQLite cannot take them (it was UnicodeEncodeError)."""
+    with pytest.raises(Bands2VecError) as error:
+        call(tmp_path)
+    assert _one_line(error).startswith(message) and "not UTF-8 text" in str(error.value), str(error.value)
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("k, message", [(-1, "k must be at least 1, not -1"), (0, "k must be at least 1, not 0"),
