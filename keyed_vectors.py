@@ -256,10 +256,13 @@ def checked_flag(value, what):
 
 
 def checked_path(value, what):
-    """`value` as a path (checks.path's rule, and not empty), else a RunError."""
+    """`value` as a path (checks.path's rule, and not empty), else a RunError: in checks.path's
+    words where it is text (with a NUL, or not UTF-8)."""
     try:
         text = checks.path(what, value)
-    except OptionError:
+    except OptionError as error:
+        if isinstance(value, str):
+            raise RunError(str(error)) from None
         text = ""
     if not text:
         raise RunError(f"{what}: expected a path, not {shown(value)}")

@@ -17,10 +17,11 @@ import unicodedata
 import warnings
 
 import atomic_files
+import checks
 import metadata
 import run_record
 from atomic_files import FILE_MODE
-from errors import RunError
+from errors import RunError, shown
 
 # The checkpoint has a folder of its own: the projector offers every 2-d variable of a checkpoint
 # in the run folder (NCE's weights too); with none there it shows just the tensor its config names.
@@ -61,6 +62,8 @@ def check_run_name(name, option="--run"):
     problems = [
         (not name.strip(), "it is empty"),
         (os.sep in name, f"a run name is one folder name, without '{os.sep}'"),
+        (not checks.is_utf8(name), "it is not UTF-8 text (Python's escape of a name in another "
+                                   "encoding), which TensorFlow cannot write"),
         (name.startswith("."), "it starts with '.', as hidden files and the runs' locks do"),
         (name.startswith("-"), "it starts with '-', as an option does"),
         (any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name),
@@ -69,7 +72,7 @@ def check_run_name(name, option="--run"):
         (not any(map(_visible, name)), "it has no visible character")]
     problem = next((problem for found, problem in problems if found), None)
     if problem:
-        raise RunError(f"{option} {name!r}: {problem}; choose another, such as my-run")
+        raise RunError(f"{option} {shown(name)}: {problem}; choose another, such as my-run")
     return name
 
 

@@ -214,6 +214,8 @@ BAD_OPTIONS = {  # the options given to train on the demo catalog: what run.py s
     ("--run", ".x.lock"): "--run '.x.lock': it starts with '.', as hidden files and the runs' locks do",
     ("--run=-x",): "--run '-x': it starts with '-', as an option does",
     ("--run", "a\nb"): "--run 'a\\nb': it has a control character",
+    ("--run", "r\udcff"): "--run 'r\\udcff': it is not UTF-8 text",  # the byte 0xFF, as Python reads it
+    ("--data", "/tmp/\udcff.sqlite"): "--data '/tmp/\\udcff.sqlite' is not UTF-8 text",
     ("--data", ""): "--data is empty",
     ("--contexts", "genre=0.5"): "--contexts: the shares add up to 0.5; they must add up to 1",
 }
