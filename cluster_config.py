@@ -65,7 +65,7 @@ def _check(cluster, job, index):
     """A ClusterError naming what is wrong with a cluster description."""
     if not isinstance(cluster, dict) or set(cluster) - set(JOBS):
         raise ClusterError(f"{TF_CONFIG}: the cluster's jobs are {', '.join(JOBS)}, "
-                           f"not {cluster!r}")
+                           f"not {shown(cluster)}")
     for name, addresses in cluster.items():
         if not isinstance(addresses, list):
             raise ClusterError(f"{TF_CONFIG}: the cluster's {name!r} must be a list of its tasks' "
@@ -75,9 +75,12 @@ def _check(cluster, job, index):
     if not all(isinstance(address, str) and address.rpartition(":")[2].isdigit()
                for addresses in cluster.values() for address in addresses):
         raise ClusterError(f"{TF_CONFIG}: every task's address is host:port")
-    if job not in cluster:
-        raise ClusterError(f"{TF_CONFIG}: this task's type {job!r} is not a job of the cluster "
-                           f"({', '.join(cluster)})")
-    if not isinstance(index, int) or not 0 <= index < len(cluster[job]):
-        raise ClusterError(f"{TF_CONFIG}: task index {index!r} is out of range for the "
+    if not isinstance(job, str) or job not in cluster:
+        raise ClusterError(f"{TF_CONFIG}: this task's type {shown(job)} is not a job of the "
+                           f"cluster ({', '.join(cluster)})")
+    if isinstance(index, bool) or not isinstance(index, int):  # JSON's true is no task number
+        raise ClusterError(f"{TF_CONFIG}: the task's index must be a whole number, "
+                           f"not {shown(index)}")
+    if not 0 <= index < len(cluster[job]):
+        raise ClusterError(f"{TF_CONFIG}: task index {shown(index)} is out of range for the "
                            f"{len(cluster[job])} {job} task{'s' * (len(cluster[job]) != 1)}")

@@ -275,6 +275,11 @@ def test_options_at_their_edges_train(tmp_path, args, note):
     pytest.param('{"cluster": {"chief": {"0": "a:1"}, "ps": ["b:2"]}, "task": {"type": "chief", "index": 0}}',
                  "TF_CONFIG: the cluster's 'chief' must be a list of its tasks' host:port addresses",
                  id="a chief that is an object"),
+    pytest.param('{"cluster": {"chief": ["a:1"], "ps": {"b:2": 0}}, "task": {"type": "ps", "index": 0}}',
+                 "TF_CONFIG: the cluster's 'ps' must be a list of its tasks' host:port addresses, "
+                 "not {'b:2': 0}", id="ps an object"),  # was KeyError: 0, formatting the error
+    pytest.param('{"cluster": {"chief": ["a:1"], "ps": ["b:2", "c:3"]}, "task": {"type": "ps", "index": true}}',
+                 "TF_CONFIG: the task's index must be a whole number, not True", id="index true"),
 ])
 def test_bad_tf_config(tmp_path, config, message):
     result = run_cli("--data", "demo", "--logdir", str(tmp_path), env={"TF_CONFIG": config})
