@@ -381,7 +381,8 @@ def checked_shares(contexts):
     for kind, share in contexts.items():
         _check_kind(kind)
         if isinstance(share, bool) or not isinstance(share, numbers.Real) or not 0 <= share <= 1:
-            raise OptionError(f"--contexts: the share of {kind} must be from 0 to 1, not {shown(share)}")
+            raise OptionError(f"--contexts: the share of {kind} must be from 0 to 1, "
+                              f"not {shown(share)}")
     total = sum(contexts.values())
     if abs(total - 1) > SHARES_SLACK:
         raise OptionError(f"--contexts: the shares add up to {total:g}; they must add up to 1")
