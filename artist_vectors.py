@@ -26,8 +26,8 @@ from contexts import CONTEXTS, DEFAULT_CONTEXTS, checked_shares
 from ensemble import EnsembleQueries
 from errors import QueryError, RunError, UnknownArtist, shown
 from expressions import parse_expression
-from keyed_vectors import (KeyedVectorsQueries, checked_path, checked_topn, is_key, key_list,
-                           ranked_rows)
+from keyed_vectors import (KeyedVectorsQueries, checked_flag, checked_path, checked_topn, is_key,
+                           key_list, ranked_rows)
 from norms import unit
 
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
@@ -293,9 +293,9 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         return self._indicators[kind]
 
     def with_vectors(self, vectors, for_neighbours_only=False):
-        """The same artists with other vectors (a training run's current ones, random ones),
-        without k-means clusters. With `for_neighbours_only`, `vectors` (float32, the caller's to
-        lose) is normalised in place and serves as both: a million artists' vectors are 256 MB."""
+        """The same artists with other vectors, without k-means clusters. With `for_neighbours_only`
+        (a training run's), the float32 `vectors`, the caller's to lose, are made unit in place."""
+        for_neighbours_only = checked_flag(for_neighbours_only, "for_neighbours_only")
         other = copy.copy(self)
         # Training's reports pass its current tables: its loss tells a divergence first.
         other.vectors = _matrix(vectors, len(self), finite=not for_neighbours_only)
@@ -467,14 +467,14 @@ def _first_rows(keys):
 
 
 def _matrix(vectors, rows, finite=True):
-    """`vectors` as float32, one a row for `rows` artists, and with `finite` every value finite;
-    else a QueryError."""
+    """`vectors` (real numbers) as float32, one a row of some columns for `rows` artists, and with
+    `finite` every value finite; else a QueryError."""
     try:
         with np.errstate(over="ignore"):  # values past float32's range are refused below
-            matrix = np.asarray(vectors, dtype=np.float32)
+            matrix = None if np.iscomplexobj(vectors) else np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError):
         matrix = None
-    if matrix is None or matrix.ndim != 2 or len(matrix) != rows:
+    if matrix is None or matrix.ndim != 2 or len(matrix) != rows or not matrix.shape[1]:
         raise QueryError(f"expected a matrix of vectors, one a row for the {rows:,} artists, "
                          f"not {shown(vectors)}")
     if finite and not np.isfinite(matrix).all():

@@ -5,13 +5,15 @@ Every error the library raises for the user's input, data, runs or cluster is a 
 
 import math
 import reprlib
+import sys
 
 SHOWN_CHARACTERS = 60  # how much of a wrong argument or name an error message quotes
 
 # reprlib's repr names a container's first few items only, so quoting a list of a million numbers
-# costs as little as quoting one; its other limits are ours (SHOWN_CHARACTERS) instead.
+# costs as little as quoting one; it cuts other long reprs in their middle, and shown() cuts them
+# at their end instead.
 _SHORT_REPR = reprlib.Repr()
-_SHORT_REPR.maxlong = _SHORT_REPR.maxother = _SHORT_REPR.maxstring = 10 * SHOWN_CHARACTERS
+_SHORT_REPR.maxlong = _SHORT_REPR.maxother = _SHORT_REPR.maxstring = sys.maxsize
 
 
 def shown(value):

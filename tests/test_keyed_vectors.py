@@ -289,6 +289,12 @@ WRONG = {
                           "from 0 to 299"),
     "vectors of other artists": (lambda v: v.with_vectors(np.zeros((3, 64))), QueryError,
                                  "one a row for the 300 artists"),
+    "vectors of no columns": (lambda v: v.with_vectors(np.zeros((300, 0))), QueryError,
+                              "one a row for the 300 artists, not array([], shape=(300, 0)"),
+    "complex vectors": (lambda v: v.with_vectors(v.vectors + 1j), QueryError,  # was a ComplexWarning
+                        "one a row for the 300 artists, not array([["),
+    "for_neighbours_only as text": (lambda v: v.with_vectors(v.vectors, for_neighbours_only="x"),
+                                    QueryError, "for_neighbours_only must be True or False, not 'x'"),
     "a table of text": (lambda v: ArtistVectors([["a"]], v.artists), QueryError,
                         "matrix of vectors"),
     "load None": (lambda v: ArtistVectors.load(None), RunError, "expected a path, not None"),
