@@ -3,6 +3,7 @@ files read only where they are files; and what to tell the user when a write is 
 import contextlib
 import errno
 import os
+import resource
 import secrets
 import stat
 
@@ -117,7 +118,9 @@ def atomic_write(path, write):
                 write(f)
             os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
         except OSError as error:
-            named = _named(error, path, folder)  # before the removal frees what the disk lacked
+            # Named before the removal frees what the disk lacked; the file's size says whether
+            # it stopped at the file-size limit.
+            named = _named(error, path, folder, os.stat(tmp, dir_fd=folder_fd).st_size)
             _remove(tmp, folder_fd)
             raise named from None
         except BaseException:
@@ -157,14 +160,17 @@ def _check_replaceable(path):
                                     "and see who put it there", path)
 
 
-def _named(error, path, folder):
+def _named(error, path, folder, size):
     """`error` naming `path`: a file object's and numpy's failed writes name no file, and numpy's
-    (`557568 requested and 124896 written`) no reason either, which a full disk is."""
+    (`557568 requested and 124896 written`) no reason either, which a full disk is, or the
+    file-size limit where the file of `size` bytes has reached it."""
     if error.filename is not None:
         return error
     number = error.errno
     if number is None and os.statvfs(folder).f_bavail == 0:
         number = errno.ENOSPC
+    elif number is None and size >= resource.getrlimit(resource.RLIMIT_FSIZE)[0] >= 0:
+        number = errno.EFBIG  # the soft limit; RLIM_INFINITY is -1
     return OSError(number, os.strerror(number) if number else str(error), path)
 
 
@@ -197,7 +203,9 @@ _OS_ADVICE = {errno.ENOSPC: "free some space there, or use another --logdir",
               errno.ENOTDIR: "a part of that path is a file, not a folder",
               errno.EISDIR: "that is a folder, not a file",
               errno.EMFILE: "too many files are open: close some programs and try again",
-              errno.ENFILE: "too many files are open: close some programs and try again"}
+              errno.ENFILE: "too many files are open: close some programs and try again",
+              errno.EFBIG: "a file may grow no larger here (the shell's `ulimit -f`): raise the "
+                           "limit, such as with `ulimit -f unlimited`, and try again"}
 
 
 def os_error_line(error):

@@ -291,18 +291,25 @@ def test_a_fifo_or_a_device_in_the_checkpoints_is_refused_not_waited_on(demo_cop
 
 
 def test_a_file_size_limit_is_one_line_and_loses_no_training(tmp_path, demo_copy):
-    def limited(blocks, *args):
-        command = shlex.join([sys.executable, "run.py", *args])
-        return subprocess.run(["bash", "-c", f"ulimit -f {blocks} && exec {command}"], cwd=REPO,
-                              capture_output=True, text=True, timeout=300)
-
     logs = tmp_path / "new"
-    result = limited(40, "--data", "demo", "--no-plots", "--steps", "100", "--logdir", str(logs), "--run", "n")
-    assert_promise(result, logs, 2, "File too large", lines=1)
-    result = limited(60, "--resume", "--steps", "350", "--no-plots", "--logdir", str(demo_copy.parent), "--run", "r")
+    result = run_cli("--data", "demo", "--no-plots", "--steps", "100", "--logdir", str(logs), "--run", "n",
+                     file_limit=40 * 1024, timeout=300)
+    assert_promise(result, logs, 2, "File too large", "`ulimit -f`", lines=1)
+    result = run_cli("--resume", "--steps", "350", "--no-plots", "--logdir", str(demo_copy.parent), "--run", "r",
+                     file_limit=60 * 1024, timeout=300)
     runs = assert_promise(result, demo_copy.parent, 2, "File too large", "keeps its checkpoint at step ")
     # Trained on, it says where it stands (or, failing before its first new checkpoint, as it was).
     assert (runs["r"].state, runs["r"].stats.steps) in {("interrupted", 350), ("finished", 300)}, runs["r"]
+
+
+@pytest.mark.parametrize("command, limit, path", [("export", 20 * 1024, "vectors.npy"),
+                                                  ("plot", 60 * 1024, "tsne_top300.png")])
+def test_a_file_size_limit_on_export_and_plot_is_named(demo_copy, command, limit, path):
+    """numpy's short write was `19200 requested and 5088 written`; a plot's `File too large`, without advice."""
+    result = run_cli(command, "--logdir", str(demo_copy.parent), "--run", "r", file_limit=limit, timeout=300)
+    runs = assert_promise(result, demo_copy.parent, 2, f"{demo_copy / path}: File too large; ",
+                          "the shell's `ulimit -f`", lines=1)
+    assert runs["r"].state == "finished"
 
 
 def test_overwrite_replaces_a_run_never_a_folder_that_is_not_one(tmp_path):
