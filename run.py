@@ -9,8 +9,10 @@
 """
 import argparse
 import codecs
+import contextlib
 import dataclasses
 import difflib
+import errno
 import gc
 import json
 import os
@@ -25,7 +27,7 @@ import checks
 import options as b
 import run_folder
 from artist_vectors import NEIGHBOURS
-from atomic_files import os_error_line
+from atomic_files import os_advice, os_error_line
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
 from errors import Bands2VecError, ClusterLost
 from interrupts import STOPPING_SIGNALS
@@ -355,11 +357,13 @@ def _json_escapes(error):
 
 
 codecs.register_error("json-escape", _json_escapes)
+STANDARD_OUTPUT = "standard output"  # how a message names it (a full disk, a size limit)
 
 
 class EscapedStream:
     """A standard stream that writes CONTROLS as escapes, and so the characters its encoding
-    cannot write (PYTHONIOENCODING=ascii), saying so once on `notes`."""
+    cannot write (PYTHONIOENCODING=ascii), saying so once on `notes`; its OSErrors name it (as
+    file objects' errors name no file)."""
     noted = False
 
     def __init__(self, stream, notes):
@@ -367,12 +371,26 @@ class EscapedStream:
 
     def write(self, text):
         text = text.translate(CONTROLS)
+        with self._named():
+            try:
+                return self.stream.write(text)
+            except UnicodeEncodeError:
+                self._note()
+                encoding = self.stream.encoding
+                return self.stream.write(text.encode(encoding, "json-escape").decode(encoding))
+
+    def flush(self):
+        with self._named():
+            return self.stream.flush()
+
+    @contextlib.contextmanager
+    def _named(self):
         try:
-            return self.stream.write(text)
-        except UnicodeEncodeError:
-            self._note()
-            encoding = self.stream.encoding
-            return self.stream.write(text.encode(encoding, "json-escape").decode(encoding))
+            yield
+        except OSError as error:
+            if error.filename is None and self.stream is sys.__stdout__:
+                error.filename = STANDARD_OUTPUT
+            raise
 
     def _note(self):
         if not EscapedStream.noted and self.notes:
@@ -423,7 +441,8 @@ def _command(argv):
         sys.stderr.close()
         return 1
     except OSError as error:
-        return _refuse(error, os_error_line(error))
+        return _refuse(error, _output_error_line(error) if error.filename == STANDARD_OUTPUT
+                       else os_error_line(error))
     except MemoryError as error:
         return _refuse(error, "out of memory; try a smaller --batch-size or --embedding-size")
     except bands2vec.RunInterrupted as stop:
@@ -445,6 +464,16 @@ def _refuse(error, line):
     for note in getattr(error, "__notes__", []):
         print(f"run.py: {note}", file=sys.stderr)
     return 2
+
+
+def _output_error_line(error):
+    """Standard output's error as one line: the advice for a run's files (another --logdir) is
+    no help there."""
+    reason = error.strerror or str(error)
+    return f"{STANDARD_OUTPUT}: {reason}; " + (
+        os_advice(reason)[2:] if error.errno == errno.EFBIG else
+        "the output could not all be written: send it to a file on a disk with room, or to "
+        "a pipe")
 
 
 def _note(message, category, filename, lineno, file=None, line=None):

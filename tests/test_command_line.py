@@ -19,7 +19,7 @@ import metadata
 import run
 import run_life
 import vector_files
-from helpers import REPO, RUN_PY, assert_refused, quiet, run_cli
+from helpers import REPO, RUN_PY, assert_refused, cli_command, quiet, run_cli
 
 
 def _main(capsys, *args, stdin=None, monkeypatch=None):
@@ -270,6 +270,17 @@ def test_a_resumed_run_says_the_runs_totals(capsys, demo_copy):
 # ---------------------------------------------------------------------------------------------
 # As processes
 # ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", [[], ["--json"]], ids=["text", "json"])
+def test_a_full_standard_output_is_named(demo_trained, how):
+    """It said `a file: No space left on device; ... or use another --logdir`."""
+    name = bands2vec.open_run(str(demo_trained)).vectors.names[0]
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(cli_command("similar", name, *how, "--logdir", str(demo_trained)), stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=600)
+    assert_refused(result, "run.py: error: standard output: No space left on device; the output could not all be "
+                           "written: send it to a file on a disk with room, or to a pipe")
+
 
 @pytest.mark.slow
 def test_the_command_line_as_processes(demo_trained):
