@@ -69,6 +69,9 @@ def load_catalog(path=None, include_pseudo_artists=False):
         path = source
     elif os.path.isfile(path):
         tables = read_sqlite(path)
+    elif os.path.exists(path):  # a FIFO (which a read would wait on), a device such as /dev/null
+        raise DataError(f"{path}: not a regular file or a folder; --data takes a SQLite file, or "
+                        f"a folder of one or of CSVs")
     else:
         raise DataError(f"{path}: no such file or folder")
     catalog = build_catalog(tables, source=path, include_pseudo_artists=include_pseudo_artists)

@@ -55,7 +55,9 @@ BAD_DATA = {  # case: (its --data, made in a folder; what run.py says)
     "folder without the data": (lambda tmp: os.makedirs(tmp / "empty") or str(tmp / "empty"),
                                 "empty: no database.sqlite, and no reviews.csv and genres.csv in this folder"),
     "text file as sqlite": (lambda tmp: write_file(tmp / "x.sqlite", "not a database"), "x.sqlite: not a SQLite database"),
-    "dev null as data": (lambda tmp: "/dev/null", "/dev/null: no such file or folder"),
+    "dev null as data": (lambda tmp: "/dev/null", "/dev/null: not a regular file or a folder; --data takes"),
+    "a FIFO as data": (lambda tmp: os.mkfifo(tmp / "fifo.sqlite") or str(tmp / "fifo.sqlite"),
+                       "fifo.sqlite: not a regular file or a folder"),  # it was "no such file or folder"
     "database sqlite is a folder": (lambda tmp: os.makedirs(tmp / "d" / "database.sqlite") or str(tmp / "d"),
                                     "d: no database.sqlite, and no reviews.csv and genres.csv"),
     "csv missing a column": (lambda tmp: write_file(tmp / "d" / "genres.csv", "reviewid,genre\n1,rock\n")
