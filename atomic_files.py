@@ -112,7 +112,7 @@ def atomic_write(path, write):
     _check_replaceable(path)
     folder_fd = _folder_fd(path)
     try:
-        tmp, fd = _new_file(folder_fd, name)
+        tmp, fd = _new_file(folder_fd, name, path)
         try:
             with os.fdopen(fd, "wb") as f:
                 write(f)
@@ -130,9 +130,10 @@ def atomic_write(path, write):
         os.close(folder_fd)
 
 
-def _new_file(folder_fd, name):
+def _new_file(folder_fd, name, path):
     """(its name, a descriptor) of a new hidden file beside `name`, readable as open() makes files
-    (mkstemp's 0600 would hide it from another user's TensorBoard)."""
+    (mkstemp's 0600 would hide it from another user's TensorBoard); else an OSError naming `path`,
+    not the hidden file (/proc/self/fd/1, say, has no folder to make one in)."""
     while True:
         tmp = f".{name}.{secrets.token_hex(4)}"
         try:
@@ -140,6 +141,9 @@ def _new_file(folder_fd, name):
                          dir_fd=folder_fd)
         except FileExistsError:
             continue
+        except OSError as error:
+            raise OSError(error.errno, f"cannot make the new file beside it that replaces it "
+                                       f"({error.strerror})", path) from None
         os.fchmod(fd, FILE_MODE)
         return tmp, fd
 

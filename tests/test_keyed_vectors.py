@@ -345,6 +345,18 @@ def test_a_fifo_or_device_is_never_replaced_by_an_export(ours, tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == ["fifo"]
 
 
+def test_an_export_where_no_file_can_be_made_names_its_path(ours, tmp_path):
+    """/proc/self/fd/N names an open file, but its folder takes no new file: the error named the
+    temporary file, `.N.6b3380aa: No such file or directory`."""
+    with open(tmp_path / "open.txt", "w") as opened:
+        path = f"/proc/self/fd/{opened.fileno()}"
+        with pytest.raises(RunError) as raised:
+            ours.save_word2vec_format(path)
+    assert str(raised.value) == (f"{path}: cannot make the new file beside it that replaces it "
+                                 f"(No such file or directory)")
+    assert (tmp_path / "open.txt").read_text() == ""
+
+
 def test_saving_under_a_file_is_a_run_error_naming_it(ours, tmp_path):
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(RunError, match="a-file"):
