@@ -251,6 +251,8 @@ def find_run(logs, name=None, usable=False, option="--run"):
         if not os.path.isfile(os.path.join(path, run_record.RUN_FILE)):
             raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); train with "
                            f"`python run.py` first")
+        if usable:
+            _refuse_planted_metadata(path)
         if not ready(path):
             record, writer = run_record.read(path), writer_of(path)
             go_on = (f"it is being written by {writer}: ask once it is done" if writer else
@@ -261,6 +263,9 @@ def find_run(logs, name=None, usable=False, option="--run"):
         return logs
     names = run_names(logs)
     runs = [os.path.join(logs, d) for d in names if ready(os.path.join(logs, d))]
+    if usable and not runs:  # none to ask: a planted metadata.tsv may be why
+        for path in [logs, *(os.path.join(logs, d) for d in names)]:
+            _refuse_planted_metadata(path)
     if not runs:
         if names:
             raise RunError(f"{logs}: no run with vectors to ask yet ({', '.join(names)}: "
@@ -288,6 +293,15 @@ def _newest_readable(runs):
                           stacklevel=3)
         return path
     raise skipped[0]
+
+
+def _refuse_planted_metadata(path):
+    """A RunError if the run at `path` has something at metadata.tsv that is no file: it said the
+    run had no vectors yet, and how to train it."""
+    planted = os.path.join(path, metadata.METADATA_FILE)
+    if os.path.lexists(planted) and not os.path.isfile(planted):
+        raise RunError(f"{planted}: not a regular file (a FIFO, a device, a folder or a broken "
+                       f"link), which run.py never makes; remove it, and see who put it there")
 
 
 def run_names(logs):

@@ -358,6 +358,11 @@ def _big_bucket(run_dir):
     path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
 
 
+def _fifo_metadata(run_dir):
+    (run_dir / metadata.METADATA_FILE).unlink()
+    os.mkfifo(run_dir / metadata.METADATA_FILE)
+
+
 TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
 
 
@@ -377,9 +382,13 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
                          "one of the two is damaged or another run's"),
     (None, ["query", TERMS], f"an expression takes at most {expressions.MAX_TERMS:,} artists"),
     (None, ["evaluate", "-k", "0"], "-k must be at least 1, not 0"),
+    # It said `no vectors to ask yet (its state: finished); tensorboard --logdir ...`.
+    (_fifo_metadata, ["similar", "!?!", "--run", "r"], "metadata.tsv: not a regular file (a FIFO, a device"),
+    (_fifo_metadata, ["evaluate", "--json"], "metadata.tsv: not a regular file (a FIFO, a device"),
 ], ids=["run.json with an unknown option", "run.json without stats", "run.json of a newer version",
         "run.json with another ensemble",
-        "score bucket too big", "NaN vectors without a checkpoint", "too many terms", "evaluate k 0"])
+        "score bucket too big", "NaN vectors without a checkpoint", "too many terms", "evaluate k 0",
+        "metadata.tsv a FIFO", "metadata.tsv a FIFO, no --run"])
 def test_what_the_library_refuses_is_one_line(demo_copy, damage, args, message):
     if damage:
         damage(demo_copy)
