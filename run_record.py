@@ -9,7 +9,7 @@ import shlex
 
 from atomic_files import open_regular, write_text
 from contexts import parse_contexts
-from errors import OptionError, RunError
+from errors import OptionError, RunError, shown
 from options import KMEANS_CLUSTERS, TrainOptions
 
 RUN_FILE = "run.json"
@@ -134,21 +134,16 @@ def _fields(part, fields, checks):
     ValueError saying which is not. `part` names the object, or is empty for the whole file."""
     prefix = f"{part}: " if part else ""
     if not isinstance(fields, dict):
-        raise ValueError(f"{part or 'it'} is {_short(fields)}, not an object")
+        raise ValueError(f"{part or 'it'} is {shown(fields)}, not an object")
     unknown = [name for name in fields if name not in checks]
     if unknown:
-        raise ValueError(f"{prefix}unknown field {unknown[0]!r}, not one this version writes")
+        raise ValueError(f"{prefix}unknown field {shown(unknown[0])}, not one this version writes")
     for name, (what, test, required) in checks.items():
         if name not in fields and required:
             raise ValueError(f"{prefix}no {name!r}")
         if name in fields and what and not test(fields[name]):
-            raise ValueError(f"{prefix}{name!r} is {_short(fields[name])}, not {what}")
+            raise ValueError(f"{prefix}{name!r} is {shown(fields[name])}, not {what}")
     return fields
-
-
-def _short(value, most=40):
-    text = repr(value)
-    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 def _is_count(value):
@@ -212,10 +207,10 @@ OPTIONS_REQUIRED = {field.name: ("", None, field.name in (
 def _upgraded(fields):
     """The fields of a run.json of any version as this version names them."""
     if not isinstance(fields, dict):
-        raise ValueError(f"it is {_short(fields)}, not an object")
+        raise ValueError(f"it is {shown(fields)}, not an object")
     version = fields.get("version", 1)
     if not _is_count(version) or version < 1:
-        raise ValueError(f"version {_short(version)} is not one Bands2Vec writes")
+        raise ValueError(f"version {shown(version)} is not one Bands2Vec writes")
     if version > VERSION:
         raise ValueError(f"version {version}, from a newer Bands2Vec than this one "
                          f"(version {VERSION})")
@@ -251,7 +246,7 @@ def _first_version(fields):
         options = dict(options)
         share = options.pop("genre_share")
         if not _is_number(share):
-            raise ValueError(f"options: 'genre_share' is {_short(share)}, not a number")
+            raise ValueError(f"options: 'genre_share' is {shown(share)}, not a number")
         options.setdefault("contexts", parse_contexts("genre,score", share))
         fields["options"] = options
     fields["version"] = VERSION

@@ -288,6 +288,8 @@ def _drop(name):
     (_set("version", 3), f"version 3, from a newer Bands2Vec than this one (version {run_record.VERSION})"),
     (_set("version", "2"), "version '2' is not one Bands2Vec writes"),
     (_set("version", 0), "version 0 is not one Bands2Vec writes"),
+    # A field's name was quoted whole: a run.json in a shared folder could make the line a megabyte.
+    (_set("x" * 100_000, 1), "unknown field '" + "x" * 56 + "..., not one this version writes"),
 ])
 def test_a_run_json_it_cannot_read_is_one_line_saying_why(demo_trained, tmp_path, edit, reason):
     with open(os.path.join(demo_trained, run_record.RUN_FILE), encoding="utf-8") as f:
