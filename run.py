@@ -8,11 +8,8 @@
     python run.py export                   vectors.npy, vectors.tsv and vectors.txt of a run
 """
 import argparse
-import codecs
-import contextlib
 import dataclasses
 import difflib
-import errno
 import gc
 import json
 import os
@@ -27,10 +24,11 @@ import checks
 import options as b
 import run_folder
 from artist_vectors import NEIGHBOURS
-from atomic_files import os_advice, os_error_line
+from atomic_files import os_error_line
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
 from errors import Bands2VecError, ClusterLost
 from interrupts import STOPPING_SIGNALS
+from output_streams import STANDARD_OUTPUT, EscapedStream, output_error_line
 from questions import question_arguments, questions_command
 from run_life import PHASES
 from run_record import RUN_FILE
@@ -341,68 +339,6 @@ def _unknown_command(word):
                                             f"the commands are {', '.join(COMMANDS)}")
 
 
-# Control characters (and the overrides of text direction) that names from the data or files in a
-# shared log folder could carry, written as escapes: they cannot move the cursor or hide a line.
-# JSON reads the same escapes, so a --json answer stays the same JSON.
-CONTROLS = {code: f"\\u{code:04x}" for code in [*range(0x20), *range(0x7f, 0xa0),
-                                                *range(0x202a, 0x202f), *range(0x2066, 0x206a)]
-            if chr(code) not in "\n\t"}
-
-
-def _json_escapes(error):
-    """A codec's error handler: the characters it cannot encode as JSON's escapes (`\\u00f6`, a
-    surrogate pair past the first plane), which a --json answer reads as the same text."""
-    text = error.object[error.start:error.end]
-    return json.dumps(text, ensure_ascii=True)[1:-1], error.end
-
-
-codecs.register_error("json-escape", _json_escapes)
-STANDARD_OUTPUT = "standard output"  # how a message names it (a full disk, a size limit)
-
-
-class EscapedStream:
-    """A standard stream that writes CONTROLS as escapes, and so the characters its encoding
-    cannot write (PYTHONIOENCODING=ascii), saying so once on `notes`; its OSErrors name it (as
-    file objects' errors name no file)."""
-    noted = False
-
-    def __init__(self, stream, notes):
-        self.stream, self.notes = stream, notes
-
-    def write(self, text):
-        text = text.translate(CONTROLS)
-        with self._named():
-            try:
-                return self.stream.write(text)
-            except UnicodeEncodeError:
-                self._note()
-                encoding = self.stream.encoding
-                return self.stream.write(text.encode(encoding, "json-escape").decode(encoding))
-
-    def flush(self):
-        with self._named():
-            return self.stream.flush()
-
-    @contextlib.contextmanager
-    def _named(self):
-        try:
-            yield
-        except OSError as error:
-            if error.filename is None and self.stream is sys.__stdout__:
-                error.filename = STANDARD_OUTPUT
-            raise
-
-    def _note(self):
-        if not EscapedStream.noted and self.notes:
-            EscapedStream.noted = True
-            self.notes.write(f"run.py: note: the output's encoding, {self.stream.encoding}, cannot "
-                             f"write every character: those are written as \\u escapes; set "
-                             f"PYTHONIOENCODING=utf-8 (or a UTF-8 locale) to see them\n")
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
 def main(argv=None):
     if sys.stdout is None:  # started with its output closed: print() would drop every answer
         if sys.stderr:
@@ -441,7 +377,7 @@ def _command(argv):
         sys.stderr.close()
         return 1
     except OSError as error:
-        return _refuse(error, _output_error_line(error) if error.filename == STANDARD_OUTPUT
+        return _refuse(error, output_error_line(error) if error.filename == STANDARD_OUTPUT
                        else os_error_line(error))
     except MemoryError as error:
         return _refuse(error, "out of memory; try a smaller --batch-size or --embedding-size")
@@ -464,16 +400,6 @@ def _refuse(error, line):
     for note in getattr(error, "__notes__", []):
         print(f"run.py: {note}", file=sys.stderr)
     return 2
-
-
-def _output_error_line(error):
-    """Standard output's error as one line: the advice for a run's files (another --logdir) is
-    no help there."""
-    reason = error.strerror or str(error)
-    return f"{STANDARD_OUTPUT}: {reason}; " + (
-        os_advice(reason)[2:] if error.errno == errno.EFBIG else
-        "the output could not all be written: send it to a file on a disk with room, or to "
-        "a pipe")
 
 
 def _note(message, category, filename, lineno, file=None, line=None):
