@@ -111,7 +111,7 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
     except tf.errors.OpError as error:
         raise runtime.failed(error, folder) from None
     except Exception as error:  # a full disk is a RuntimeError, a file size limit an IndexError
-        if not _events_failed(error, folder) and not _events_failed(error, through_pin(folder)):
+        if not _events_failed(error, folder):
             raise
         reason = tf_reason(error)
         raise RunError(f"{folder}: cannot write the events ({reason}){os_advice(reason)}") \
@@ -129,8 +129,10 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
 
 def _events_failed(error, folder):
     """Whether `error` is TensorFlow's events writer's: it fails in a thread of its own (a full
-    disk), then raises a RuntimeError naming the file in whatever writes the events next."""
-    return folder is not None and os.path.join(folder, "events.out.tfevents") in str(error)
+    disk), then raises an error naming the file (by the pinned folder's path, or the folder's) in
+    whatever writes the events next. A worker, writing nothing, has no `folder`."""
+    return folder is not None and any(os.path.join(path, "events.out.tfevents") in str(error)
+                                      for path in (folder, through_pin(folder)))
 
 
 def _quiet_events_thread(args, told=threading.excepthook):

@@ -161,7 +161,7 @@ def test_a_task_with_other_data_is_refused(cluster, tmp_path):
     tasks.start("ps", 0, "--data", "demo", *args)
     tasks.start("chief", 0, "--data", "demo", *args)
     tasks.start("worker", 0, "--data", "demo", *args, "--seed", "7")
-    assert tasks.wait("worker") == 2
+    assert tasks.wait("worker") == 2, tasks.output("worker")
     assert tasks.output("worker").strip().splitlines()[-1].startswith(
         "run.py: error: worker 0: the chief trains other data or options (digest ")
     assert tasks.wait("chief") == 0 and tasks.wait("ps") == 0  # the run goes on without it
