@@ -11,13 +11,24 @@ STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
                          if hasattr(signal, name))
 
 
+# Held signals wait for what holds them, but the third is raised at once: that may block for ever.
+FORCED_AFTER = 3
+
+
 @contextlib.contextmanager
 def signals_as_a_flag():
     """An Event that Ctrl-C and the STOPPING_SIGNALS set, while it lasts, instead of raising (where
     this is not the main thread, no signal comes: the Event is never set)."""
-    stopping = threading.Event()
+    stopping, heard = threading.Event(), []
+
+    def held(*_):
+        heard.append(True)
+        stopping.set()
+        if len(heard) >= FORCED_AFTER:  # what is held blocks: the user insists
+            raise KeyboardInterrupt
+
     try:
-        previous = {signum: signal.signal(signum, lambda *_: stopping.set())
+        previous = {signum: signal.signal(signum, held)
                     for signum in (signal.SIGINT, *STOPPING_SIGNALS)}
     except ValueError:  # not the main thread
         previous = {}

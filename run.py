@@ -27,7 +27,7 @@ from artist_vectors import NEIGHBOURS
 from atomic_files import os_error_line
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
 from errors import Bands2VecError, ClusterLost
-from interrupts import STOPPING_SIGNALS
+from interrupts import STOPPING_SIGNALS, signals_as_a_flag
 from output_streams import STANDARD_OUTPUT, EscapedStream, output_error_line
 from questions import question_arguments, questions_command
 from run_life import PHASES
@@ -128,7 +128,8 @@ def train_command(args):
                               plots=not args.no_plots,
                               include_pseudo_artists=args.include_pseudo_artists, say=_say)
     if run:  # workers and ps tasks have said what they did; the chief has a run to sum up
-        _say_summary(run, args.logdir)
+        with signals_as_a_flag():  # the run is finished: Ctrl-C now would only cut its summary
+            _say_summary(run, args.logdir)
     return 0
 
 

@@ -91,15 +91,27 @@ def make_run_folder(folder, overwrite=False):
                            f"or another --run name")
         if os.path.islink(folder):
             os.remove(folder)  # the link only, not what it names
-        elif not os.path.isdir(folder) or os.listdir(folder) and \
-                not os.path.lexists(os.path.join(folder, run_record.RUN_FILE)):
-            raise RunError(f"{folder} is not a run (it has no {run_record.RUN_FILE}): --overwrite "
-                           f"replaces only a run; choose another --run name, or move it away "
-                           f"yourself")
+        elif not _is_a_run(folder):
+            raise RunError(f"{folder} is not a run (it has no {run_record.RUN_FILE} of one): "
+                           f"--overwrite replaces only a run; choose another --run name, or move "
+                           f"it away yourself")
         else:
             shutil.rmtree(folder)
     os.makedirs(folder)
     atomic_files.pin(folder)  # this folder, from now on
+
+
+def _is_a_run(folder):
+    """Whether `folder` is an empty folder, or one whose run.json is a run's."""
+    if not os.path.isdir(folder):
+        return False
+    if not os.listdir(folder):
+        return True
+    try:
+        run_record.read(folder)
+    except RunError:
+        return False
+    return True
 
 
 def checkpoint_dir(folder):

@@ -9,6 +9,7 @@ import contextlib
 import importlib
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -18,6 +19,8 @@ from interrupts import signals_as_a_flag
 
 HERE = os.path.dirname(os.path.abspath(__file__))  # where the side process finds these modules
 
+# How long a closed side process is given to end before it is killed.
+CLOSE_SECONDS = 5
 # What the work imports, loaded as soon as the side process starts.
 WARM_MODULES = ("sklearn.cluster", "openTSNE", "matplotlib.pyplot")
 
@@ -76,7 +79,8 @@ class SideProcess(InProcess):
                  f"side_process.serve{ends}")
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", start], pass_fds=ends, stdin=subprocess.DEVNULL,
+                # -P: not the current folder first on its path, where anyone's sklearn.py would run.
+                [sys.executable, "-P", "-c", start], pass_fds=ends, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
         finally:
             theirs_receiving.close()
@@ -85,7 +89,8 @@ class SideProcess(InProcess):
     def submit(self, function, *args, says=False):
         super().submit(function, *args, says=says)
         try:
-            self._sending.send(self._call)
+            with _pipe_errors_raised():
+                self._sending.send(self._call)
         except OSError:
             pass  # it died: answer() does the work here
 
@@ -126,7 +131,11 @@ class SideProcess(InProcess):
             self._receiving.close()
             if self._process.poll() is None:
                 self._process.terminate()
-            self._process.wait()
+            try:
+                self._process.wait(timeout=CLOSE_SECONDS)
+            except subprocess.TimeoutExpired:  # stopped (SIGSTOP), say: it must not hold the run
+                self._process.kill()
+                self._process.wait()
 
 
 def started():
@@ -142,6 +151,7 @@ def started():
 def serve(receiving, sending):
     """The side process: import, then answer calls until the run's process closes its pipe."""
     receiving, sending = Connection(receiving, writable=False), Connection(sending, readable=False)
+    _ended_with_the_run()
     os.environ["MPLBACKEND"] = "Agg"  # PNG files only, whatever display there is
     for module in WARM_MODULES:
         try:
@@ -159,6 +169,8 @@ def serve(receiving, sending):
                 value = (function(*args, say=lambda line: sending.send(("say", line)))
                          if says else function(*args))
                 reply = ("value", value)
+            except KeyboardInterrupt:  # sent to it alone: it ends, the run does the work itself
+                return
             except BaseException as error:  # each is the run's process's to raise
                 reply = ("error", error)
         try:
@@ -167,3 +179,28 @@ def serve(receiving, sending):
             sending.send(reply)
         except Exception:  # the run's process is gone, or the reply cannot be pickled:
             return  # there, the call is made again in the run's process
+
+
+def _ended_with_the_run():
+    """Linux's: this process is killed when the run's process ends, however it ends (kill -9), not
+    left to finish a t-SNE nobody will read."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def _pipe_errors_raised():
+    """A write to a closed pipe as an OSError (EPIPE), even where the caller left SIGPIPE at its
+    default, which would kill this process without a word."""
+    blocked = {signal.SIGPIPE}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        yield
+    finally:
+        if signal.SIGPIPE not in previous:
+            while signal.sigpending() & blocked:
+                signal.sigtimedwait(blocked, 0)  # the one the failed write raised, taken
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)

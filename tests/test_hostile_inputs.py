@@ -263,6 +263,7 @@ def test_options_at_their_edges_train(tmp_path, args, note):
 
 @pytest.mark.parametrize("config, message", [
     pytest.param("{not json", "TF_CONFIG is not a cluster description", id="not JSON"),
+    pytest.param("[" * 30_000 + "]" * 30_000, "TF_CONFIG is not a cluster description", id="nested 30,000 deep"),
     pytest.param('{"cluster": {"chief": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}',
                  "this task's type 'worker' is not a job of the cluster", id="a job not in the cluster"),
     pytest.param('{"cluster": {"chief": ["a:1"], "ps": ["b:2"]}, "task": {"type": "ps", "index": 3}}',

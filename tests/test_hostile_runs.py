@@ -318,10 +318,13 @@ def test_overwrite_replaces_a_run_never_a_folder_that_is_not_one(tmp_path):
     (logs / "important" / "notes.txt").write_text("mine")
     (logs / "a-file").write_text("mine too")
     (logs / "empty").mkdir()
-    for name in ("important", "a-file"):
+    (logs / "an-app").mkdir()
+    (logs / "an-app" / "run.json").write_text("{}")  # a file of that name, not a run's
+    for name in ("important", "a-file", "an-app"):
         result = run_cli("--data", "demo", "--steps", "50", "--no-plots", "--logdir", str(logs), "--run", name,
                          "--overwrite")
-        assert_refused(result, f"{logs / name} is not a run (it has no run.json): --overwrite replaces only a run")
+        assert_refused(result, f"{logs / name} is not a run (it has no run.json of one): --overwrite replaces only "
+                               f"a run")
     assert (logs / "important" / "notes.txt").read_text() == "mine" and (logs / "a-file").read_text() == "mine too"
     result = run_cli("--data", "demo", "--steps", "50", "--no-plots", "--logdir", str(logs), "--run", "empty",
                      "--overwrite")

@@ -84,3 +84,24 @@ def test_normalized_mutual_information_is_scikit_learns(seed):
     for labels, others in cases:
         assert quality.normalized_mutual_information(labels, others) == pytest.approx(
             normalized_mutual_info_score(labels, others), abs=1e-12)
+
+
+def test_a_module_planted_in_the_current_folder_is_not_run(tmp_path, monkeypatch, demo_trained):
+    marker = tmp_path / "ran"
+    (tmp_path / "sklearn.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    vectors = ArtistVectors.load(demo_trained)
+    with side_process.SideProcess() as side:
+        clusters = quality.kmeans_clusters(vectors, 5, seed=0, side=side)
+    assert len(clusters) == len(vectors) and not marker.exists()
+
+
+def test_a_side_process_stopped_or_interrupted_does_not_hold_the_run(demo_trained):
+    vectors = ArtistVectors.load(demo_trained)
+    with side_process.SideProcess() as side:
+        os.kill(side._process.pid, signal.SIGINT)  # sent to it alone: it ends, the work is done here
+        assert np.array_equal(quality.kmeans_clusters(vectors, 5, seed=0, side=side),
+                              quality.kmeans_clusters(vectors, 5, seed=0))
+    with side_process.SideProcess() as side:
+        os.kill(side._process.pid, signal.SIGSTOP)
+    assert side._process.returncode is not None  # killed after CLOSE_SECONDS, not waited on for ever
