@@ -28,7 +28,8 @@ class Task:
         try:
             config = json.loads(text)
             cluster, job, index = config["cluster"], config["task"]["type"], config["task"]["index"]
-        except (ValueError, KeyError, TypeError, RecursionError) as error:  # nested past Python's stack
+        # RecursionError: nested past Python's stack.
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise ClusterError(f"{TF_CONFIG} is not a cluster description ({type(error).__name__}: "
                                f'{error}); expected {{"cluster": {{"chief": [...], "ps": [...]}}, '
                                f'"task": {{"type": "worker", "index": 0}}}}') from None
