@@ -174,9 +174,6 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         `clip_start` to `clip_end` (or the first `restrict_vocab`) are ranked."""
         topn, rows = checked_topn(topn), ranked_rows(clip_start, clip_end, restrict_vocab)
         asked, target = self.weighted_target(positive, negative)
-        if np.linalg.norm(target) < 1e-6:
-            raise QueryError("the expression cancels out to the zero vector, "
-                             "which has no nearest artists")
         return self._ranked(self._similarities(target, "most_similar"), topn, asked, rows)
 
     def similar_by_vector(self, vector, topn=NEIGHBOURS, restrict_vocab=None, exclude=()):

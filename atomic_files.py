@@ -3,6 +3,7 @@ files read only where they are files; and what to tell the user when a write is 
 import contextlib
 import errno
 import os
+import re
 import resource
 import secrets
 import stat
@@ -56,6 +57,15 @@ def through_pin(path):
                 return path
             return through if inside == os.curdir else os.path.join(through, inside)
     return path
+
+
+def unpinned(text):
+    """`text` with each path through a pinned folder's descriptor (through_pin's) written as the
+    folder's own path, the one the user knows: /proc/self/fd/N means nothing once the run ends."""
+    for folder, fd in _PINNED_FDS.items():
+        text = re.sub(re.escape(os.path.join(PROC_FDS, str(fd))) + r"(?!\d)",
+                      lambda match, folder=folder: folder, text)
+    return text
 
 
 def check_pinned(path):

@@ -26,7 +26,12 @@ os.environ.setdefault("TF_XLA_FLAGS", "--tf_xla_cpu_global_jit")
 @contextlib.contextmanager
 def _stderr_silenced():
     """Silence stderr: some TensorFlow builds log at import before their log level is read."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        saved = os.dup(2)
+    except OSError:  # the caller closed its stderr: nothing would show
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
         yield

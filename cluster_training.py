@@ -12,10 +12,10 @@ import socket
 import time
 
 from bands2vec_graph import tf, tf1
+from checkpoint_files import UnreadableCheckpoint, latest_checkpoint
 from errors import ClusterError, ClusterLost, RunError, RunInterrupted
 from interrupts import signals_as_a_flag
-from training import (Interrupted, Loop, UnreadableCheckpoint, latest_checkpoint, restore,
-                      tf_reason, train_vectors)
+from training import Interrupted, Loop, restore, tf_reason, train_vectors
 
 # How long a task waits for a ps task, or a worker for the chief to initialise the variables,
 # before it says so and stops: never a hang. The chief may first load a million artists (20 s).
@@ -25,6 +25,8 @@ STEP_TIMEOUT_MS = 60_000
 # How long a ps task waits, once the chief is done, for the workers' word that they have stopped:
 # a worker that died says nothing.
 WORKERS_GRACE_SECONDS = 10
+# How often a ps task looks for the trainers' word that they have stopped.
+WORD_POLL_SECONDS = 0.2
 # The errors of a session whose cluster has lost a task.
 LOST = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError,
         tf.errors.CancelledError)
@@ -230,19 +232,20 @@ def serve(task, say=print):
         ps_server = server(task)
         graph = tf1.Graph()
         with graph.as_default():
-            stopped = _done_queue(task, task.index).dequeue()
+            queue = _done_queue(task, task.index)
+            words, stopped = queue.size(), queue.dequeue()
         say(f"{task}: serving the variables at {task.address} until the run is done")
         config = tf1.ConfigProto(device_filters=[task.device])
         with tf1.Session(ps_server.target, graph=graph, config=config) as session:
             waiting, deadline = set(range(task.trainers)), None
             while waiting and (deadline is None or time.monotonic() < deadline) \
                     and not stopping.is_set():
-                try:
-                    # A second at a time, so that Ctrl-C and SIGTERM are heard while it waits.
-                    waiting.discard(int(session.run(stopped,
-                                                    options=tf1.RunOptions(timeout_in_ms=1000))))
-                except tf.errors.DeadlineExceededError:
+                # Counted, not waited on in a dequeue with a timeout: a word dequeued as the
+                # timeout fell would be lost, and the ps would wait for it for ever.
+                if not session.run(words):
+                    time.sleep(WORD_POLL_SECONDS)  # Ctrl-C and SIGTERM are heard between two
                     continue
+                waiting.discard(int(session.run(stopped)))
                 if 0 not in waiting and deadline is None:  # the chief is done: the rest a while
                     deadline = time.monotonic() + WORKERS_GRACE_SECONDS
     if stopping.is_set():

@@ -127,20 +127,31 @@ class KeyedVectorsQueries:
         return vector  # in float64: a product of big shifted cosines would pass float32's range
 
     def weighted_target(self, positive, negative):
-        """The rows of the keys asked about and the vector most_similar looks near: as gensim's,
-        each key's unit vector or each vector as given, times 1 (positive), -1 (negative) or the
-        weight of a (key or vector, weight) pair."""
+        """The rows of the keys asked about and the unit vector most_similar looks near: as
+        gensim's, the sum of each key's unit vector or each vector as given, times 1 (positive),
+        -1 (negative) or the weight of a (key or vector, weight) pair."""
         terms = weighted_terms(positive, negative)
         if not terms:
             raise QueryError("nothing to look for: name at least one artist")
-        rows, target = [], np.zeros(self.vector_size)
-        for term, weight in terms:
+        rows, vectors = [], []
+        for term, _ in terms:
             if is_key(term):
                 rows.append(self.index(term))
-                target += np.float64(weight) * self.unit_vectors[rows[-1]]
+                vectors.append(self.unit_vectors[rows[-1]].astype(np.float64))
             else:
-                target += weight * self.checked_vector(term, "most_similar")
-        return rows, target
+                vectors.append(self.checked_vector(term, "most_similar"))
+        weights = np.array([weight for _, weight in terms])
+        with np.errstate(over="ignore", invalid="ignore"):  # a sum past float64's is refused below
+            target = weights @ np.array(vectors)
+            scale = np.abs(weights) @ np.abs(np.array(vectors)).max(axis=1)
+        if not np.isfinite(target).all():
+            raise QueryError("most_similar: the weighted terms add up past float64's range; "
+                             "give smaller weights")
+        # Cancelled where what is left is a rounding error's size next to what was added.
+        if not np.abs(target).max() > 1e-6 * scale:
+            raise QueryError("the question cancels out to the zero vector, "
+                             "which has no nearest artists")
+        return rows, unit(target)  # its direction, whatever the weights' scale
 
     def checked_vector(self, vector, method):
         """`vector` as an array of vector_size finite numbers, else a QueryError."""

@@ -70,6 +70,14 @@ class EscapedStream:
         return getattr(self.stream, name)
 
 
+def json_text(value, indent=None):
+    """`value` as JSON, valid wherever it is written: no NaN (not JSON: a value that is not a
+    number is refused), and text past ASCII as it is only where standard output writes UTF-8,
+    else as \\u escapes (JSON is UTF-8: latin-1's byte for é would not be JSON)."""
+    utf8 = codecs.lookup(getattr(sys.stdout, "encoding", None) or "ascii").name == "utf-8"
+    return json.dumps(value, indent=indent, ensure_ascii=not utf8, allow_nan=False)
+
+
 def output_error_line(error):
     """Standard output's error as one line: the advice for a run's files (another --logdir) is
     no help there."""

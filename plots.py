@@ -58,17 +58,6 @@ def map_rows(review_counts):
     return np.sort(np.argsort(-np.asarray(review_counts), kind="stable")[:MAP_ARTISTS])
 
 
-def tsne_coordinates(artist_vectors, folder, seed=0, say=None):
-    """2-d t-SNE coordinates of the map's artists (map_rows), from the cache when it was made from
-    these vectors; t-SNE's progress to `say`."""
-    unit_vectors = artist_vectors.unit_vectors[map_rows(artist_vectors.artists.review_counts)]
-    coordinates = cached_coordinates(folder, unit_vectors)
-    if coordinates is None:
-        coordinates = compute_tsne(unit_vectors, seed, say)
-        cache_coordinates(folder, unit_vectors, coordinates)
-    return coordinates
-
-
 def cached_coordinates(folder, unit_vectors):
     """The t-SNE coordinates cached in `folder` if they were made from these vectors, else None."""
     path = os.path.join(folder, TSNE_CACHE)
@@ -187,12 +176,11 @@ def map_artists(artist_vectors):
                       clusters=artist_vectors.kmeans_clusters[rows], artists=len(artist_vectors))
 
 
-def submit_map(side, artist_vectors, folder, seed=0):
-    """Start the map's t-SNE (map_coordinates) on `side` (side_process), from the cache if it was
-    made from these vectors."""
-    unit_vectors = map_artists(artist_vectors).unit_vectors
-    side.submit(map_coordinates, unit_vectors, seed, cached_coordinates(folder, unit_vectors),
-                says=True)
+def submit_map(side, shown, folder, seed=0):
+    """Start the t-SNE map of the MapArtists `shown` (map_coordinates) on `side` (side_process),
+    from the cache if it was made from these vectors."""
+    side.submit(map_coordinates, shown.unit_vectors, seed,
+                cached_coordinates(folder, shown.unit_vectors), says=True)
 
 
 def map_coordinates(unit_vectors, seed=0, coordinates=None, say=None):
@@ -226,11 +214,11 @@ def pictures(shown, coordinates, kinds=tuple(PLOTS)):
 
 def write_plots(artist_vectors, folder, seed=0, say=None, side=None):
     """The three PNG plots in `folder`, of the map started on `side` (submit_map), else made here;
-    returns their paths."""
+    returns their paths and the map's coordinates."""
+    shown = map_artists(artist_vectors)
     if side is None or not side.pending:
         side = side or side_process.InProcess()
-        submit_map(side, artist_vectors, folder, seed)
-    shown = map_artists(artist_vectors)
+        submit_map(side, shown, folder, seed)
     _pyplot()  # imported while the side process computes the map
     coordinates = side.answer(say)
     cache_coordinates(folder, shown.unit_vectors, coordinates)
@@ -240,7 +228,7 @@ def write_plots(artist_vectors, folder, seed=0, say=None, side=None):
     paths = {kind: os.path.join(folder, PLOTS[kind]) for kind in PLOTS}
     for kind in PLOTS:
         write_bytes(paths[kind], drawn[kind])
-    return paths
+    return paths, coordinates
 
 
 def _pyplot():

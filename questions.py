@@ -1,6 +1,5 @@
 """similar and query on the command line: many questions, one start-up; each answer in text or as
 an object of one --json list, with what ties (twins) and an ensemble's certainty say of it."""
-import json
 import math
 import os
 import sys
@@ -13,6 +12,7 @@ from data_utils import DEMO_SOURCE
 from ensemble import certainty_text
 from errors import Bands2VecError, QueryError, UnknownArtist
 from expressions import parse_expression
+from output_streams import json_text
 
 
 def question_arguments(metavar, what):
@@ -141,10 +141,8 @@ def _json_row(artist_vectors, name, similarity, asked):
 
 
 def _json_list(items):
-    """A JSON list with an item a line. No NaN (not JSON): a value that is not a number is
-    refused, as Python's json writes NaN otherwise."""
-    return "[" + ",\n ".join(json.dumps(item, ensure_ascii=False, allow_nan=False)
-                             for item in items) + "]"
+    """A JSON list with an item a line."""
+    return "[" + ",\n ".join(json_text(item) for item in items) + "]"
 
 
 def _say_which_run(logs, run):

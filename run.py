@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import difflib
 import gc
-import json
 import os
 import shlex
 import signal
@@ -28,7 +27,7 @@ from atomic_files import os_error_line
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
 from errors import Bands2VecError, ClusterLost
 from interrupts import STOPPING_SIGNALS, signals_as_a_flag
-from output_streams import STANDARD_OUTPUT, EscapedStream, output_error_line
+from output_streams import STANDARD_OUTPUT, EscapedStream, json_text, output_error_line
 from questions import question_arguments, questions_command
 from run_life import PHASES
 from run_record import RUN_FILE
@@ -220,7 +219,7 @@ def evaluate_command(args):
     if args.against is not None:
         report["against"] = run.against(_against_run(args.logdir, args.against), args.k)
     if args.json:
-        print(json.dumps(evaluation.as_dict(), indent=2, ensure_ascii=False, allow_nan=False))
+        print(json_text(evaluation.as_dict(), indent=2))
         return 0
     print(f"Run {run.folder}: {report['artists']:,} artists; "
           f"each figure beside the same for random vectors")
@@ -390,7 +389,9 @@ def _command(argv):
         return 130
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            # As the command line, the process ends now: a second SIGTERM close behind the first
+            # asks for what is done; dying of it would make the exit status a lie.
+            signal.signal(signum, signal.SIG_IGN if argv is None else handler)
         sys.unraisablehook = hook
         _PENDING.clear()
 

@@ -159,7 +159,8 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
              load_seconds=0.0):
     """Train (unless all steps are trained) and write every output of the run, keeping run.json's
     state true; returns the folder."""
-    from training import Diverged, Interrupted, UnreadableCheckpoint
+    from checkpoint_files import UnreadableCheckpoint
+    from training import Diverged, Interrupted
 
     before = record.stats.steps  # a resumption that gets nowhere leaves run.json as it was
     record.options = options
@@ -291,7 +292,7 @@ def _checkpoint_to_resume(folder, record, say):
     """The checkpoint a resumed run goes on from; None, said, where it stopped before its first.
     One that run.json counts steps of but that cannot be found is an UnreadableCheckpoint: never
     a silent start from step 0."""
-    from training import UnreadableCheckpoint, latest_checkpoint
+    from checkpoint_files import UnreadableCheckpoint, latest_checkpoint
 
     checkpoint = latest_checkpoint(folder)
     if checkpoint is None and record.stats.steps:

@@ -46,7 +46,7 @@ def _write_metadata(w):
                                                        w.side)
     if "plots" in w.outputs:  # its t-SNE runs there while the other outputs are written here
         import plots
-        plots.submit_map(w.side, w.artist_vectors, w.folder, w.options.seed)
+        plots.submit_map(w.side, plots.map_artists(w.artist_vectors), w.folder, w.options.seed)
     metadata.write_metadata(w.folder, w.catalog.facts, w.artist_vectors.kmeans_clusters)
 
 
@@ -110,8 +110,7 @@ def plot(artist_vectors, folder, seed, step, say, side=None):
 
     rows = plots.map_rows(artist_vectors.artists.review_counts)
     say(f"t-SNE of {len(rows):,} artists ({plots.tsne_iterations()} iterations), then the plots")
-    paths = plots.write_plots(artist_vectors, folder, seed, say, side)
-    coordinates = plots.tsne_coordinates(artist_vectors, folder, seed)
+    paths, coordinates = plots.write_plots(artist_vectors, folder, seed, say, side)
     tensorboard_files.write_bookmarks(folder, coordinates,
                                       (len(coordinates), artist_vectors.vectors.shape[1]),
                                       sampled=len(coordinates) < len(artist_vectors))

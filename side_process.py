@@ -6,6 +6,7 @@ The run's own process keeps every file: the side process is given arrays and giv
 and PNG bytes. Where it cannot start or dies, the work is done in the run's process instead.
 """
 import contextlib
+import fcntl
 import importlib
 import multiprocessing
 import os
@@ -74,10 +75,14 @@ class SideProcess(InProcess):
         # collected.
         self._receiving, theirs_sending = multiprocessing.Pipe(duplex=False)
         theirs_receiving, self._sending = multiprocessing.Pipe(duplex=False)
-        ends = (theirs_receiving.fileno(), theirs_sending.fileno())
-        start = (f"import sys; sys.path.insert(0, {HERE!r}); import side_process; "
-                 f"side_process.serve{ends}")
+        ends = []
         try:
+            # Past the standard streams' numbers: where the caller closed those, a pipe can have
+            # one, and the side process's stdin and stdout (/dev/null) would take its place.
+            for end in (theirs_receiving, theirs_sending):
+                ends.append(fcntl.fcntl(end.fileno(), fcntl.F_DUPFD_CLOEXEC, 3))
+            start = (f"import sys; sys.path.insert(0, {HERE!r}); import side_process; "
+                     f"side_process.serve{tuple(ends)}")
             self._process = subprocess.Popen(
                 # -P: not the current folder first on its path, where anyone's sklearn.py would run.
                 [sys.executable, "-P", "-c", start], pass_fds=ends, stdin=subprocess.DEVNULL,
@@ -85,6 +90,8 @@ class SideProcess(InProcess):
         finally:
             theirs_receiving.close()
             theirs_sending.close()
+            for end in ends:
+                os.close(end)
 
     def submit(self, function, *args, says=False):
         super().submit(function, *args, says=says)

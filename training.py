@@ -7,18 +7,17 @@ trains with the same loop through cluster_training.py, which says how its sessio
 """
 import contextlib
 import dataclasses
-import glob
 import os
 import secrets
-import stat
 import threading
 import time
 
 import numpy as np
 
 import tensorboard_files
-from atomic_files import os_advice, through_pin
+from atomic_files import os_advice, through_pin, unpinned
 from bands2vec_graph import build_graph, tf, tf1
+from checkpoint_files import UnreadableCheckpoint, readable_checkpoint
 from ensemble import combined
 from errors import OptionError, RunError
 from interrupts import signals_as_a_flag, signals_held
@@ -46,10 +45,6 @@ class Interrupted(Exception):
     def __init__(self, vectors, stats):
         super().__init__(stats.steps)
         self.vectors, self.stats = vectors, stats
-
-
-class UnreadableCheckpoint(RunError):
-    """The checkpoint to continue from cannot be read: the run cannot go on from it."""
 
 
 def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=None,
@@ -302,7 +297,9 @@ class OneProcess:
             session = tf1.Session(graph=model.graph, config=config)
             session.run(model.init)
             if checkpoint:
-                restore(session, model, checkpoint)
+                # Read through descriptors checked as regular files: not a file swapped in since.
+                with readable_checkpoint(checkpoint) as prefix:
+                    restore(session, model, checkpoint, prefix)
         return session
 
     def failed(self, error, folder):
@@ -313,17 +310,19 @@ class OneProcess:
         session.close()
 
 
-def restore(session, model, checkpoint):
+def restore(session, model, checkpoint, prefix=None):
+    """The variables of the checkpoint at `checkpoint`, read by `prefix` where that is given."""
     try:
-        model.saver.restore(session, checkpoint)
+        model.saver.restore(session, prefix or checkpoint)
     except (tf.errors.OpError, ValueError) as error:
-        unfit = _unfit_variable(model, checkpoint)
+        unfit = _unfit_variable(model, prefix or checkpoint)
         if unfit:  # a good checkpoint, and a graph built from options that are not the run's
             run_file = os.path.join(os.path.dirname(os.path.dirname(checkpoint)), RUN_FILE)
             raise UnreadableCheckpoint(f"{run_file}: its options do not fit the run's checkpoint "
                                        f"({unfit}); the file is damaged or another run's: "
                                        f"put back the run's own") from None
-        raise UnreadableCheckpoint(f"{checkpoint}: unreadable checkpoint ({tf_reason(error)}); "
+        reason = tf_reason(error).replace(prefix or checkpoint, checkpoint)  # the run's own path
+        raise UnreadableCheckpoint(f"{checkpoint}: unreadable checkpoint ({reason}); "
                                    f"the run cannot continue from it: "
                                    f"train it anew with --overwrite") from None
 
@@ -359,48 +358,6 @@ def save_checkpoint(session, model, writer, folder, step):
                        f"{os_advice(reason)}") from None
 
 
-def latest_checkpoint(folder):
-    """The path of the run's last checkpoint, or None where none was written (no
-    checkpoints/checkpoint). One that names no checkpoint of the run's own, or one whose files are
-    gone, is an UnreadableCheckpoint naming the file."""
-    directory = checkpoint_dir(folder)
-    state_file = os.path.join(directory, "checkpoint")
-    if not os.path.lexists(state_file):
-        return None
-    _check_regular(state_file)
-    with signals_held():
-        state = tf1.train.get_checkpoint_state(directory)  # None if it cannot be read
-    path = state.model_checkpoint_path if state else None
-    problem = ("unreadable, or it names no checkpoint" if not path else
-               f"names {path}, not a checkpoint in {directory}"
-               if os.path.dirname(os.path.realpath(path)) != os.path.realpath(directory) else
-               None)
-    if problem:
-        raise UnreadableCheckpoint(f"{state_file}: {problem}; the run cannot continue from it: "
-                                   f"put back its own, or train it anew with --overwrite")
-    if not os.path.lexists(f"{path}.index"):
-        raise UnreadableCheckpoint(f"{path}.index: missing; the run cannot continue from its "
-                                   f"checkpoint: put it back, or train it anew with --overwrite")
-    for part in [f"{path}.index", *glob.glob(f"{glob.escape(path)}.data-*")]:
-        _check_regular(part)
-    return path
-
-
-def _check_regular(path):
-    """An UnreadableCheckpoint unless `path` is a regular file (or a link to one): TensorFlow would
-    wait on a FIFO for ever, or read a device without end."""
-    try:
-        regular = stat.S_ISREG(os.stat(path).st_mode)
-    except OSError as error:
-        raise UnreadableCheckpoint(f"{path}: {error.strerror}; the run cannot continue from its "
-                                   f"checkpoint: put back its own, or train it anew with "
-                                   f"--overwrite") from None
-    if not regular:
-        raise UnreadableCheckpoint(f"{path}: not a regular file (a FIFO or a device, say); the "
-                                   f"run cannot continue from its checkpoint: put back its own, "
-                                   f"or train it anew with --overwrite")
-
-
 # The lines of a TensorFlow error that say where, not what: its graph's traceback and its origin.
 _WHERE = ("Graph execution error", "Detected at node", "File ", "Node: ", "From /job:", "[[",
           "=====", "Additional GRPC", "Hint: ", ":UNKNOWN:")
@@ -409,7 +366,7 @@ _WHERE = ("Graph execution error", "Detected at node", "File ", "Node: ", "From 
 def tf_reason(error):
     """The line of a TensorFlow error that says what went wrong, past the graph's traceback: for a
     failed write, its file and the system's word (`model.ckpt-20...; No space left on device`)."""
-    text = getattr(error, "message", None) or str(error)
+    text = unpinned(getattr(error, "message", None) or str(error))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return next((line for line in lines if not line.startswith(_WHERE)),
                 lines[0] if lines else type(error).__name__)

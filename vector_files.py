@@ -7,7 +7,6 @@ import numpy as np
 from atomic_files import atomic_write, open_regular
 from errors import RunError
 from metadata import METADATA_FILE
-from run_folder import checkpoint_dir
 
 VECTORS_FILE = "vectors.npy"
 VECTORS_TSV = "vectors.tsv"
@@ -102,18 +101,21 @@ def checkpoint_vectors(folder):
     """The run's vectors from its latest checkpoint, read with TensorFlow: the embeddings variable,
     or an ensemble's members' side by side as the run stores them (ensemble.combined)."""
     from bands2vec_graph import member_variable, tf
+    from checkpoint_files import latest_checkpoint, readable_checkpoint
     from ensemble import combined
 
-    checkpoint = tf.train.latest_checkpoint(checkpoint_dir(folder))
+    checkpoint = latest_checkpoint(folder)
     if checkpoint is None:
         raise RunError(f"{folder}: no checkpoint there; train with `python run.py` first")
-    try:
-        reader = tf.train.load_checkpoint(checkpoint)
-        members = 1
-        while reader.has_tensor(member_variable(members)):
-            members += 1
-        tables = [reader.get_tensor(member_variable(member)) for member in range(members)]
-        return combined(np.hstack(tables), members)
-    except Exception as error:  # a damaged file raises errors of several kinds; all mean this
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise RunError(f"{checkpoint}: unreadable checkpoint ({message})") from None
+    with readable_checkpoint(checkpoint) as prefix:
+        try:
+            reader = tf.train.load_checkpoint(prefix)
+            members = 1
+            while reader.has_tensor(member_variable(members)):
+                members += 1
+            tables = [reader.get_tensor(member_variable(member)) for member in range(members)]
+            return combined(np.hstack(tables), members)
+        except Exception as error:  # a damaged file raises errors of several kinds; all mean this
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            message = message.replace(prefix, checkpoint)  # the run's path, not the private one
+            raise RunError(f"{checkpoint}: unreadable checkpoint ({message})") from None

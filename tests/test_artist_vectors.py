@@ -1,6 +1,7 @@
 """Queries, expressions, the quality report and the plots, on the demo run and the full-data run."""
 import json
 import os
+import shutil
 import struct
 
 import numpy as np
@@ -135,16 +136,17 @@ def test_plots_written_with_the_expected_size(demo_run):
         assert os.path.getsize(path) > 20_000
 
 
-@pytest.mark.slow  # t-SNE
-def test_cached_coordinates_are_reused(demo_run, demo_vectors, monkeypatch):
-    cached = plots.tsne_coordinates(demo_vectors, demo_run)
+@pytest.mark.slow  # draws the plots
+def test_cached_coordinates_are_reused(demo_run, tmp_path, monkeypatch):
+    folder = shutil.copytree(demo_run, tmp_path / "r")
+    vectors = ArtistVectors.load(folder)
+    cached = plots.cached_coordinates(folder, plots.map_artists(vectors).unit_vectors)
+    assert cached.shape == (len(vectors), 2)  # the run's map
     monkeypatch.setattr(plots, "compute_tsne", lambda *a, **k: pytest.fail("t-SNE ran again"))
-    assert np.array_equal(plots.tsne_coordinates(demo_vectors, demo_run), cached)
-    assert cached.shape == (len(demo_vectors), 2)
+    assert np.array_equal(plots.write_plots(vectors, folder)[1], cached)
     # Other vectors do not take the cache's coordinates.
-    monkeypatch.undo()
-    other = random_like(demo_vectors)
-    assert not np.array_equal(plots.tsne_coordinates(other, demo_run), cached)
+    other = random_like(vectors).unit_vectors[plots.map_rows(vectors.artists.review_counts)]
+    assert plots.cached_coordinates(folder, other) is None
 
 
 @pytest.mark.slow
@@ -188,7 +190,7 @@ def test_evaluate_and_plot_commands_on_the_full_data(full_run):
     # on the 8,712-artist catalog; openTSNE gives 0.991 and 96.2% on today's 8,630 artists.
     vectors = ArtistVectors.load(full_run)
     rows = plots.map_rows(vectors.artists.review_counts)
-    quality = map_quality(vectors.unit_vectors[rows], plots.tsne_coordinates(vectors, full_run),
-                          vectors.artists.primary_genres[rows])
+    coordinates = plots.cached_coordinates(full_run, vectors.unit_vectors[rows])  # the plot's
+    quality = map_quality(vectors.unit_vectors[rows], coordinates, vectors.artists.primary_genres[rows])
     assert quality["trustworthiness"] > 0.985 and quality["genre"] > 0.955, quality
 

@@ -191,7 +191,7 @@ def test_an_unknown_artist_among_questions(demo_run):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["query", "!?! - !?!"], "the expression cancels out to the zero vector"),
+    (["query", "!?! - !?!"], "the question cancels out to the zero vector"),
     (["similar", "lune, marée", "-k", "0"], "-k must be at least 1"),
     (["similar", "lune, marée", "--run", "nope"], "no trained run"),
     (["plot", "--clusters", "0"], "--clusters must be at least 1"),
@@ -298,6 +298,7 @@ def test_a_file_size_limit_is_one_line_and_loses_no_training(tmp_path, demo_copy
     result = run_cli("--resume", "--steps", "350", "--no-plots", "--logdir", str(demo_copy.parent), "--run", "r",
                      file_limit=60 * 1024, timeout=300)
     runs = assert_promise(result, demo_copy.parent, 2, "File too large", "keeps its checkpoint at step ")
+    assert f"{demo_copy}/checkpoints" in result.stderr and "/proc/" not in result.stderr  # its own path
     # Trained on, it says where it stands (or, failing before its first new checkpoint, as it was).
     assert (runs["r"].state, runs["r"].stats.steps) in {("interrupted", 350), ("finished", 300)}, runs["r"]
 

@@ -440,6 +440,23 @@ def test_vectors_near_float32s_ends_give_the_cosines_of_vectors_at_any_scale(sav
             assert answers.similar_by_vector(answers.vectors[0], topn=1)[0][0] == asked
 
 
+def test_most_similar_at_the_ends_of_float64_refuses_or_answers_without_warnings(demo_trained):
+    """Weights of 1e308 added up past float64's range with numpy's overflow warning on stderr; a
+    vector of 1e-310 was said to be an expression cancelling out."""
+    loaded = ArtistVectors.load(demo_trained)
+    a, b = loaded.names[:2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert loaded.most_similar([(a, 1e308), (b, 1e308)]) == loaded.most_similar([a, b])
+        with pytest.raises(QueryError, match="^most_similar: the weighted terms add up past "
+                                             "float64's range; give smaller weights$"):
+            loaded.most_similar([(np.full(loaded.vector_size, 3e38), 1e300)])
+        tiny = loaded.vectors[0].astype(np.float64) * 1e-310
+        assert loaded.most_similar([tiny], topn=1) == loaded.most_similar([loaded.vectors[0]], topn=1)
+        with pytest.raises(QueryError, match="^the question cancels out to the zero vector"):
+            loaded.most_similar([a, (a, 0.5)], [(a, -1.5)])  # gensim keeps a pair's sign
+
+
 def test_nan_vectors_with_a_checkpoint_are_read_from_it_with_a_warning(demo_copy):
     vectors = np.load(demo_copy / vector_files.VECTORS_FILE)
     np.save(demo_copy / vector_files.VECTORS_FILE, _with_nan(vectors))

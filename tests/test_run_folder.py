@@ -244,6 +244,7 @@ def test_tensorflow_writes_in_the_pinned_folder_whatever_is_renamed_meanwhile(tm
     """TensorFlow's Saver and FileWriter open files by path: handed one through the pinned folder's
     descriptor, they write in the run's folder as it was pinned, not in the one put in its place; the
     checkpoint state's paths are relative, so the run continues from its checkpoint where it is now."""
+    import checkpoint_files
     import training
     from bands2vec_graph import build_graph, tf1
     folder, moved, logs = tmp_path / "logs" / "r", tmp_path / "moved", tmp_path / "logs"
@@ -272,7 +273,7 @@ def test_tensorflow_writes_in_the_pinned_folder_whatever_is_renamed_meanwhile(tm
     # The run, moved back, continues from its checkpoint.
     shutil.rmtree(folder)
     os.rename(moved, folder)
-    checkpoint = training.latest_checkpoint(str(folder))
+    checkpoint = checkpoint_files.latest_checkpoint(str(folder))
     assert checkpoint == str(folder / run_folder.CHECKPOINT_DIR / "model.ckpt-7")
     with tf1.Session(graph=model.graph) as session:
         training.restore(session, model, checkpoint)
@@ -284,6 +285,7 @@ def test_tensorflow_writes_in_the_pinned_folder_whatever_is_renamed_meanwhile(tm
 def test_a_checkpoint_state_of_absolute_paths_as_runs_before_wrote_it_is_continued(tmp_path):
     """Runs before relative paths wrote absolute ones in checkpoints/checkpoint: still read, and a new
     checkpoint through the pinned folder writes relative ones."""
+    import checkpoint_files
     import training
     from bands2vec_graph import build_graph, tf1
     folder = tmp_path / "r"
@@ -299,7 +301,7 @@ def test_a_checkpoint_state_of_absolute_paths_as_runs_before_wrote_it_is_continu
     atomic_files.pin(str(folder))
     try:
         with tf1.Session(graph=model.graph) as session:
-            training.restore(session, model, training.latest_checkpoint(str(folder)))
+            training.restore(session, model, checkpoint_files.latest_checkpoint(str(folder)))
             assert np.array_equal(session.run(model.embeddings), trained)
             writer = tf1.summary.FileWriter(atomic_files.through_pin(str(folder)))
             training.save_checkpoint(session, model, writer, str(folder), 4)
@@ -307,7 +309,43 @@ def test_a_checkpoint_state_of_absolute_paths_as_runs_before_wrote_it_is_continu
     finally:
         atomic_files.unpin(str(folder))
     assert 'model_checkpoint_path: "model.ckpt-4"' in (checkpoints / "checkpoint").read_text()
-    assert training.latest_checkpoint(str(folder)) == str(checkpoints / "model.ckpt-4")
+    assert checkpoint_files.latest_checkpoint(str(folder)) == str(checkpoints / "model.ckpt-4")
+
+
+def test_a_checkpoint_file_swapped_for_a_fifo_after_its_check_is_not_waited_on(tmp_path):
+    """TensorFlow opens a checkpoint's files by path, seconds after they were checked: the paths it
+    is given lead to the files as they were checked, whatever is put in their place since."""
+    import checkpoint_files
+    part = tmp_path / "model.ckpt-7.data-00000-of-00001"
+    part.write_bytes(b"the checkpoint's numbers")
+    with checkpoint_files.readable([str(part)]) as private:
+        os.rename(part, tmp_path / "moved")
+        os.mkfifo(part)  # a read of the path itself would wait for a writer for ever
+        with open(os.path.join(private, part.name), "rb") as read:
+            assert read.read() == b"the checkpoint's numbers"
+    assert not os.path.exists(private)
+    with pytest.raises(checkpoint_files.UnreadableCheckpoint,
+                       match=f"^{re.escape(str(part))}: not a regular file \\(a FIFO"):
+        with checkpoint_files.readable([str(part)]):
+            pass
+
+
+@pytest.mark.slow  # restores in-process
+def test_a_run_resumes_from_the_checkpoint_it_checked_not_from_one_swapped_in(demo_copy):
+    import checkpoint_files
+    import training
+    from bands2vec_graph import build_graph, member_variable, tf, tf1
+    checkpoint = checkpoint_files.latest_checkpoint(str(demo_copy))
+    saved = tf.train.load_checkpoint(checkpoint).get_tensor(member_variable(0))
+    options = run_record.read(str(demo_copy)).options
+    model = build_graph(len(saved), options.embedding_size, options.num_sampled, seed=options.seed)
+    with tf1.Session(graph=model.graph) as session, \
+            checkpoint_files.readable_checkpoint(checkpoint) as prefix:
+        for part in checkpoint_files.checkpoint_parts(checkpoint):
+            os.rename(part, f"{part}.moved")
+            os.mkfifo(part)
+        training.restore(session, model, checkpoint, prefix)
+        assert np.array_equal(session.run(model.embeddings), saved)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user takes root")

@@ -3,6 +3,8 @@ the same answers as this process gives, what it says relayed here, its errors an
 here, the work done here when it has died, and no process left behind."""
 import os
 import signal
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -14,6 +16,7 @@ import quality
 import side_process
 from artist_vectors import ArtistVectors
 from errors import OptionError
+from helpers import REPO
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def test_k_means_and_the_map_come_back_as_this_process_makes_them(side, demo_tra
     clusters = quality.kmeans_clusters(vectors, 10, seed=3, side=side)
     assert np.array_equal(clusters, quality.kmeans_clusters(vectors, 10, seed=3))
     said = []
-    plots.submit_map(side, vectors, str(tmp_path), seed=0)  # no cached map there: t-SNE runs
+    plots.submit_map(side, plots.map_artists(vectors), str(tmp_path), seed=0)  # no cache: t-SNE
     assert side.pending
     coordinates = side.answer(said.append)
     shown = plots.map_artists(vectors)
@@ -105,3 +108,16 @@ def test_a_side_process_stopped_or_interrupted_does_not_hold_the_run(demo_traine
     with side_process.SideProcess() as side:
         os.kill(side._process.pid, signal.SIGSTOP)
     assert side._process.returncode is not None  # killed after CLOSE_SECONDS, not waited on for ever
+
+
+def test_a_caller_without_stdin_and_stdout_still_has_the_work_done_there():
+    """The pipes then take the numbers 0 and 1: the side process's stdin and stdout (/dev/null)
+    must not take their place, or its answers go nowhere and the work is done twice."""
+    script = ("import os, side_process\n"
+              "with side_process.SideProcess() as side:\n"
+              "    side.submit(os.getpid)\n"
+              "    os.write(2, b'%d %d' % (side.answer(None), os.getpid()))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: (os.close(0), os.close(1)), timeout=120)
+    there, here = map(int, result.stderr.split())
+    assert result.returncode == 0 and there != here

@@ -1,0 +1,115 @@
+"""A run's checkpoint files: the latest one found, and handed to TensorFlow through descriptors
+checked as regular files. TensorFlow opens files by path, so a file checked and then swapped for a
+FIFO before TensorFlow opened it would make it wait for ever; a link to a descriptor cannot be
+swapped."""
+import contextlib
+import glob
+import os
+import shutil
+import stat
+import tempfile
+
+from atomic_files import PROC_FDS
+from errors import RunError
+from run_folder import checkpoint_dir
+
+STATE_FILE = "checkpoint"  # TensorFlow's name for the file that names the latest checkpoint
+
+
+class UnreadableCheckpoint(RunError):
+    """The checkpoint to continue from cannot be read: the run cannot go on from it."""
+
+
+def latest_checkpoint(folder):
+    """The path of the run's last checkpoint, or None where none was written (no
+    checkpoints/checkpoint). One that names no checkpoint of the run's own, or one whose files are
+    gone, is an UnreadableCheckpoint naming the file."""
+    from bands2vec_graph import tf1
+
+    directory = checkpoint_dir(folder)
+    state_file = os.path.join(directory, STATE_FILE)
+    if not os.path.lexists(state_file):
+        return None
+    with readable([state_file]) as private:
+        state = tf1.train.get_checkpoint_state(private)  # None if it cannot be read
+    path = state.model_checkpoint_path if state else None
+    if path and os.path.dirname(path) == private:  # a relative path, as this project saves
+        path = os.path.join(directory, os.path.basename(path))
+    problem = ("unreadable, or it names no checkpoint" if not path else
+               f"names {path}, not a checkpoint in {directory}"
+               if os.path.dirname(os.path.realpath(path)) != os.path.realpath(directory) else
+               None)
+    if problem:
+        raise UnreadableCheckpoint(f"{state_file}: {problem}; the run cannot continue from it: "
+                                   f"put back its own, or train it anew with --overwrite")
+    if not os.path.lexists(f"{path}.index"):
+        raise UnreadableCheckpoint(f"{path}.index: missing; the run cannot continue from its "
+                                   f"checkpoint: put it back, or train it anew with --overwrite")
+    with readable(checkpoint_parts(path)):
+        return path
+
+
+def checkpoint_parts(checkpoint):
+    """The files of the checkpoint at prefix `checkpoint`: its index and its data shards."""
+    return [f"{checkpoint}.index", *glob.glob(f"{glob.escape(checkpoint)}.data-*")]
+
+
+@contextlib.contextmanager
+def readable_checkpoint(checkpoint):
+    """The prefix TensorFlow is to read the checkpoint at `checkpoint` by, its files checked."""
+    with readable(checkpoint_parts(checkpoint)) as private:
+        yield os.path.join(private, os.path.basename(checkpoint))
+
+
+@contextlib.contextmanager
+def readable(paths):
+    """A private folder of links, each named as a file of `paths` and leading to a descriptor of
+    it opened and checked here as a regular file; an UnreadableCheckpoint naming a file that is
+    not one. Where no such folder can be made (no /proc/self/fd, say), the files' own, checked."""
+    fds = []
+    try:
+        fds = [_opened_regular(path) for path in paths]
+        private = _links(paths, fds)
+        try:
+            yield private or os.path.dirname(paths[0])
+        finally:
+            if private:
+                shutil.rmtree(private, ignore_errors=True)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _links(paths, fds):
+    """A new private folder with a link to each descriptor, named as its file; None if it cannot
+    be made."""
+    if not os.path.isdir(PROC_FDS):
+        return None
+    private = None
+    try:
+        private = tempfile.mkdtemp(prefix="bands2vec-checkpoint-")
+        for path, fd in zip(paths, fds):
+            os.symlink(os.path.join(PROC_FDS, str(fd)),
+                       os.path.join(private, os.path.basename(path)))
+    except OSError:
+        if private:
+            shutil.rmtree(private, ignore_errors=True)
+        return None
+    return private
+
+
+def _opened_regular(path):
+    """A descriptor of `path` if it is a regular file (or a link to one); opened without waiting,
+    so that a FIFO is refused rather than waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        raise UnreadableCheckpoint(f"{path}: {error.strerror}; the run cannot continue from its "
+                                   f"checkpoint: put back its own, or train it anew with "
+                                   f"--overwrite") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnreadableCheckpoint(f"{path}: not a regular file (a FIFO or a device, say); the "
+                                   f"run cannot continue from its checkpoint: put back its own, "
+                                   f"or train it anew with --overwrite")
+    return fd
