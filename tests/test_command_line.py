@@ -71,6 +71,17 @@ def test_an_output_encoding_that_cannot_write_an_answer(monkeypatch, demo_traine
             "escapes; set PYTHONIOENCODING=utf-8 (or a UTF-8 locale) to see them"]), notes
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "utf-8"])
+def test_json_answers_are_json_in_any_output_encoding(monkeypatch, demo_trained, encoding):
+    """With PYTHONIOENCODING=latin-1, --json wrote ö as the byte 0xF6: not UTF-8, so not JSON."""
+    out = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(out, encoding=encoding))
+    status = run.main(["similar", "björk-ish", "--json", "--logdir", os.path.dirname(demo_trained)])
+    sys.stdout.flush()
+    assert status == 0 and json.loads(out.getvalue().decode("utf-8"))[0]["question"] == "björk-ish"
+    assert ("björk-ish".encode() in out.getvalue()) == (encoding == "utf-8")  # else \u00f6
+
+
 def test_a_signal_python_swallowed_is_raised_at_the_runs_next_line(capsys, monkeypatch):
     """A SIGTERM whose KeyboardInterrupt lands in a callback Python ignores errors of (its import
     lock's, as the data loads) stops the run at its next line, before a run folder is made."""

@@ -7,6 +7,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 import time
 import warnings
 
@@ -23,7 +25,7 @@ import run_record
 import vector_files
 from artist_vectors import ArtistVectors
 from errors import Bands2VecError, OptionError, QueryError, RunError, UnknownArtist
-from helpers import METADATA_HEADER
+from helpers import METADATA_HEADER, REPO
 
 
 def _one_line(error):
@@ -584,3 +586,11 @@ def test_a_name_of_several_terms_is_found_anywhere_in_a_long_expression(demo_cat
     assert positive[-1] == joint and len(positive) + len(negative) == 501
     assert expressions.parse_expression("Scott Walker + SUNN O)))", known) == (["Scott Walker + SUNN O)))"], [])
     assert expressions.parse_expression("scott walker - sunn o)))", known) == (["scott walker"], ["sunn o)))"])
+
+
+@pytest.mark.slow  # imports TensorFlow
+def test_training_loads_for_a_caller_whose_stderr_is_closed():
+    """TensorFlow's import is silenced by a copy of stderr: with none, os.dup(2) raised an OSError."""
+    result = subprocess.run([sys.executable, "-c", "import bands2vec_graph; print('loaded')"], cwd=REPO,
+                            stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2), timeout=300)
+    assert result.returncode == 0 and result.stdout == b"loaded\n"
