@@ -5,7 +5,6 @@ swapped."""
 import contextlib
 import glob
 import os
-import shutil
 import stat
 import tempfile
 
@@ -65,37 +64,42 @@ def readable_checkpoint(checkpoint):
 def readable(paths):
     """A private folder of links, each named as a file of `paths` and leading to a descriptor of
     it opened and checked here as a regular file; an UnreadableCheckpoint naming a file that is
-    not one. Where no such folder can be made (no /proc/self/fd, say), the files' own, checked."""
+    not one. The folder is named through a descriptor of its own, so it cannot be swapped either.
+    Where no such folder can be made (no /proc/self/fd, say), the files' own, checked."""
     fds = []
     try:
         fds = [_opened_regular(path) for path in paths]
-        private = _links(paths, fds)
+        private = _private_folder()
+        if private is None:
+            yield os.path.dirname(paths[0])
+            return
+        folder, folder_fd = private
         try:
-            yield private or os.path.dirname(paths[0])
+            names = [os.path.basename(path) for path in paths]
+            for name, fd in zip(names, fds):
+                os.symlink(os.path.join(PROC_FDS, str(fd)), name, dir_fd=folder_fd)
+            yield os.path.join(PROC_FDS, str(folder_fd))
         finally:
-            if private:
-                shutil.rmtree(private, ignore_errors=True)
+            for name in os.listdir(folder_fd):
+                os.unlink(name, dir_fd=folder_fd)
+            os.close(folder_fd)
+            with contextlib.suppress(OSError):  # already gone, or another folder in its place
+                os.rmdir(folder)
     finally:
         for fd in fds:
             os.close(fd)
 
 
-def _links(paths, fds):
-    """A new private folder with a link to each descriptor, named as its file; None if it cannot
-    be made."""
+def _private_folder():
+    """(path, descriptor) of a new folder only this user may write in; None where it cannot be
+    made or reached through /proc/self/fd."""
     if not os.path.isdir(PROC_FDS):
         return None
-    private = None
     try:
-        private = tempfile.mkdtemp(prefix="bands2vec-checkpoint-")
-        for path, fd in zip(paths, fds):
-            os.symlink(os.path.join(PROC_FDS, str(fd)),
-                       os.path.join(private, os.path.basename(path)))
+        folder = tempfile.mkdtemp(prefix="bands2vec-checkpoint-")
     except OSError:
-        if private:
-            shutil.rmtree(private, ignore_errors=True)
         return None
-    return private
+    return folder, os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def _opened_regular(path):
