@@ -13,6 +13,8 @@ from errors import OptionError, RunError, shown
 from options import KMEANS_CLUSTERS, TrainOptions
 
 RUN_FILE = "run.json"
+# Far past any run.json (a few KB, a cluster's TF_CONFIG included): a bigger one is not read whole.
+MAX_BYTES = 1_000_000
 VERSION = 2
 # A run's states, in the order a run goes through them (docs/runs.md).
 STATES = ("training", "interrupted", "incomplete", "finished")
@@ -104,8 +106,12 @@ def read(folder):
     naming the file and what in it cannot be read."""
     path = os.path.join(folder, RUN_FILE)
     try:
-        with open_regular(path, "r", encoding="utf-8") as f:
-            fields = json.load(f)
+        with open_regular(path, "rb") as f:
+            text = f.read(MAX_BYTES + 1)
+        if len(text) > MAX_BYTES:
+            raise RunError(f"{folder}: unreadable {RUN_FILE} (over {MAX_BYTES:,} bytes, which no "
+                           f"run writes)")
+        fields = json.loads(text.decode("utf-8"))
     except OSError as error:
         raise RunError(f"{folder}: unreadable {RUN_FILE} ({error.strerror or error})") from None
     except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, nested past Python's stack

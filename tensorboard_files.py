@@ -16,6 +16,7 @@ import socket
 import struct
 import threading
 import time
+import warnings
 
 import run_record
 from atomic_files import write_bytes, write_text
@@ -265,8 +266,14 @@ def write_experiment(logs):
     differs over the runs in `logs`, and the metrics. TensorBoard reads the config of its first
     run that has one, so it is one for all, in the log folder itself (TensorBoard's run `.`)."""
     runs = [run_hparams(record) for record in _records(logs)]
-    if runs:
+    if not runs:
+        return
+    try:
         write_summaries(logs, 0, [experiment_summary(runs)], name=EXPERIMENT_FILE)
+    except OSError as error:  # a shared log folder: another user's file, say; the run is whole
+        warnings.warn(f"{os.path.join(logs, EXPERIMENT_FILE)}: not replaced "
+                      f"({error.strerror or error}); TensorBoard's HParams tab keeps the settings "
+                      f"it listed before this run", stacklevel=2)
 
 
 def _records(logs):

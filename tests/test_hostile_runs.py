@@ -290,6 +290,19 @@ def test_a_fifo_or_a_device_in_the_checkpoints_is_refused_not_waited_on(demo_cop
     assert runs["r"].state == "finished" and runs["r"].stats.steps == 300  # as it was
 
 
+def test_an_hparams_config_the_run_cannot_replace_leaves_the_run_whole(demo_copy):
+    """In a shared log folder the log folder's hparams config is whoever trained first's: a run
+    trained, then said `.events.out.tfevents.hparams.3c5af715: Operation not permitted` and was left
+    incomplete, its advice failing the same way."""
+    logs = demo_copy.parent
+    os.mkdir(logs / tensorboard_files.EXPERIMENT_FILE)  # no file can replace it, as another user's
+    result = run_cli("--resume", "--run", "r", "--steps", "350", "--no-plots", "--logdir", str(logs),
+                     timeout=300)
+    runs = assert_promise(result, logs, 0,
+                          f"run.py: note: {logs / tensorboard_files.EXPERIMENT_FILE}: not replaced")
+    assert runs["r"].state == "finished" and runs["r"].stats.steps == 350
+
+
 def test_a_file_size_limit_is_one_line_and_loses_no_training(tmp_path, demo_copy):
     logs = tmp_path / "new"
     result = run_cli("--data", "demo", "--no-plots", "--steps", "100", "--logdir", str(logs), "--run", "n",

@@ -105,12 +105,22 @@ def test_a_run_json_of_the_first_version_is_read_with_todays_names(tmp_path):
     ('{"version": 99, "data": "demo"}', "from a newer Bands2Vec"),
     ('{"data": "demo"}', "no 'artists'"),
     ("[1, 2", "not JSON"),
+    (" " * run_record.MAX_BYTES + "{}", "over 1,000,000 bytes, which no run writes"),
 ])
 def test_a_run_json_it_cannot_read_is_one_line(tmp_path, text, reason):
     (tmp_path / "run.json").write_text(text)
     with pytest.raises(bands2vec.RunError, match=reason) as error:
         run_record.read(str(tmp_path))
     assert "\n" not in str(error.value) and "unreadable run.json" in str(error.value)
+
+
+def test_a_huge_run_json_beside_a_run_is_not_read_whole(tmp_path):
+    """A sparse 2 GB run.json planted in a neighbouring folder was read whole by every new run
+    (77 s and 4.9 GB) as it compared the log folder's runs."""
+    with open(tmp_path / "run.json", "wb") as planted:
+        planted.truncate(2 * 1024 ** 3)
+    with pytest.raises(bands2vec.RunError, match="over 1,000,000 bytes"):  # its first megabyte read
+        run_record.read(str(tmp_path))
 
 
 # ---------------------------------------------------------------------------------------------
