@@ -151,7 +151,10 @@ def writing(folder):
         yield
     finally:
         atomic_files.unpin(folder)
-        os.unlink(path)  # while locked: whoever opened it meanwhile sees it gone and opens anew
+        # While locked: whoever opened it meanwhile sees it gone and opens anew. A lock that
+        # cannot be removed is taken over by the next writer: it must not undo the work done.
+        with contextlib.suppress(OSError):
+            os.unlink(path)
         os.close(fd)
 
 
@@ -240,6 +243,11 @@ def _open_lock(folder, path):
             "not a regular file"
         raise RunError(f"{path}: the lock of {folder} is {kind}, which run.py never makes; "
                        f"remove it (and see who put it in {where})")
+    if status.st_uid != os.geteuid():  # a sticky folder would not let us remove it after the work
+        os.close(fd)
+        raise RunError(f"{path}: the lock of {folder} is another user's file (uid "
+                       f"{status.st_uid}), which this process could not remove; ask them, or "
+                       f"the owner of {where}, to remove it, or use another --run")
     return fd
 
 

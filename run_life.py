@@ -104,11 +104,14 @@ def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
 
 def _check_steps(folder, record, steps):
     """A RunError unless the run has steps left to train up to `steps` (None: its own), or is
-    incomplete (or interrupted at its last step), with the files it lacks to write."""
+    incomplete (or interrupted at or past its last step), with the files it lacks to write."""
     trained, planned = record.stats.steps, record.options.steps if steps is None else steps
-    if trained < planned or (record.state in ("incomplete", "interrupted") and trained == planned):
+    unfinished = record.state in ("incomplete", "interrupted")
+    # A cluster's trainers overshoot its steps by a few: its own --resume writes the files too.
+    if trained < planned or (unfinished and trained >= planned and
+                             (steps is None or trained == planned)):
         return
-    if trained > planned:
+    if trained > planned and steps is not None:
         go_on = (f"leave --steps out to go on to its {record.options.steps:,}, or "
                  if trained < record.options.steps else "")
         raise RunError(f"{folder} has already trained {trained:,} steps, more than --steps "

@@ -2,6 +2,7 @@
 in run.json and how to go on; files written whole or not at all; a run whose checkpoint or metadata is gone
 or damaged; every phase saying what it does. (The hostile inputs from outside are in test_hostile_inputs.py;
 signals, kill -9 and a second writer among them in test_hostile_runs.py.)"""
+import dataclasses
 import errno
 import glob
 import os
@@ -254,6 +255,21 @@ def test_resume_with_no_steps_left_says_how_many_it_has(demo_copy, steps, messag
     with pytest.raises(errors.RunError, match=message):
         bands2vec.resume(str(demo_copy.parent), "r", steps=steps, say=quiet)
     assert (demo_copy / run_record.RUN_FILE).read_text() == before
+
+
+def test_a_cluster_run_that_overshot_its_steps_is_completed_by_its_own_advice(demo_copy):
+    """A cluster's trainers overshoot the run's steps by a few: a chief interrupted as it wrote
+    left `incomplete` at 603 of 600 steps, and `--resume` said it had trained more than 600."""
+    record = run_record.read(str(demo_copy))
+    record.stats = dataclasses.replace(record.stats, steps=record.options.steps + 3)
+    record.set_state(str(demo_copy), "incomplete", missing=["quality"])
+    run_record.write(str(demo_copy), record)
+    said = []
+    run = bands2vec.resume(str(demo_copy.parent), "r", plots=False, say=said.append)
+    assert f"{demo_copy} has trained all its 300 steps: writing the files it lacks" in said
+    assert run.record.state == "finished" and run.record.stats.steps == 303
+    with pytest.raises(errors.RunError, match="has trained all its 303 steps"):
+        bands2vec.resume(str(demo_copy.parent), "r", say=quiet)  # finished now
 
 
 @pytest.mark.parametrize("options, message", [

@@ -361,6 +361,20 @@ def test_another_users_run_folder_is_not_written(demo_copy):
         run.export()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
+def test_a_lock_that_is_another_users_file_is_refused_before_any_work(demo_copy):
+    """In a sticky log folder a lock of another user's cannot be removed: export did its work, then
+    ended on `.r.lock: Operation not permitted`."""
+    lock = run_folder.lock_path(str(demo_copy))
+    open(lock, "w").close()
+    os.chown(lock, 65534, 65534)
+    written = os.stat(demo_copy / vector_files.VECTORS_TSV).st_mtime_ns
+    with pytest.raises(RunError, match=f"^{re.escape(lock)}: the lock of {re.escape(str(demo_copy))} "
+                                       f"is another user's file \\(uid 65534\\)"):
+        bands2vec.open_run(str(demo_copy.parent), "r").export()
+    assert os.stat(demo_copy / vector_files.VECTORS_TSV).st_mtime_ns == written
+
+
 @pytest.mark.slow  # resumes in-process
 def test_links_planted_at_the_events_files_coming_names_are_not_followed(demo_copy, tmp_path):
     victim = _victim(tmp_path)
