@@ -27,7 +27,8 @@ from catalog import Catalog
 from cluster_config import Task
 from contexts import format_contexts
 from data_utils import DEMO_SOURCE, KAGGLE_URL, load_catalog
-from errors import ClusterError, ClusterLost, DataError, RunError, RunInterrupted
+from errors import (Bands2VecError, ClusterError, ClusterLost, DataError, RunError,
+                    RunInterrupted)
 from interrupts import signals_as_a_flag
 from options import MIN_ARTISTS, TrainOptions
 from quality import training_probe
@@ -55,12 +56,11 @@ def new_run(data, options, logs, name, overwrite, kmeans_clusters, plots, includ
     for kind in options.contexts:
         catalog.context_groups(kind)  # a missing table fails now, not once the run folder exists
     if task and task.job == "worker":
-        import cluster_training
-        return cluster_training.work(catalog, options, task, say)
+        return _imported("cluster_training").work(catalog, options, task, say)
     folder = run_folder.run_path(logs, name)
     with side_process.started() as side:  # its imports run beside TensorFlow's
         # TensorFlow takes seconds to load: load it before the folder, so Ctrl-C then leaves none.
-        importlib.import_module("training")
+        _imported("training")
         with run_folder.writing(folder):
             run_folder.make_run_folder(folder, overwrite)
             data = (catalog.source if catalog.source == DEMO_SOURCE
@@ -98,6 +98,7 @@ def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
                                       concurrent_steps=concurrent_steps,
                                       steps=record.options.steps if steps is None else steps)
         options = _resolved(options, catalog, task)
+        _imported("training")
         return _guarded(catalog, record, options, folder, plots, new=False, say=say, task=task,
                         load_seconds=load_seconds, side=side)
 
@@ -142,8 +143,19 @@ def _resolved(options, catalog, task):
 
 
 def _serve(task, say):
-    import cluster_training
-    return cluster_training.serve(task, say)
+    return _imported("cluster_training").serve(task, say)
+
+
+def _imported(module):
+    """`module`, which loads TensorFlow: where TensorFlow cannot load (its libraries do not fit
+    a memory limit, `ulimit -v`, say), a Bands2VecError in one line, not the import's traceback."""
+    try:
+        return importlib.import_module(module)
+    except (ImportError, MemoryError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise Bands2VecError(f"TensorFlow cannot be loaded ({reason}); training needs it: check "
+                             f"the memory limit (`ulimit -v`) and that requirements.txt is "
+                             f"installed") from None
 
 
 def _check_same_data(folder, record, catalog):

@@ -290,6 +290,17 @@ def test_a_fifo_or_a_device_in_the_checkpoints_is_refused_not_waited_on(demo_cop
     assert runs["r"].state == "finished" and runs["r"].stats.steps == 300  # as it was
 
 
+def test_a_memory_limit_tensorflow_does_not_fit_in_is_one_line(tmp_path):
+    """`ulimit -v 1200000`: TensorFlow's libraries cannot be mapped, and its ImportError was a
+    43-line traceback."""
+    logs = tmp_path / "logs"
+    result = run_cli("--data", "demo", "--steps", "50", "--logdir", str(logs), "--run", "r",
+                     memory_limit=1200 * 1024 ** 2)
+    assert_promise(result, logs, 2, "run.py: error: TensorFlow cannot be loaded (", "`ulimit -v`",
+                   lines=1)
+    assert not (logs / "r").exists()
+
+
 def test_an_hparams_config_the_run_cannot_replace_leaves_the_run_whole(demo_copy):
     """In a shared log folder the log folder's hparams config is whoever trained first's: a run
     trained, then said `.events.out.tfevents.hparams.3c5af715: Operation not permitted` and was left
@@ -433,7 +444,7 @@ def test_a_signal_while_loading_leaves_nothing(tmp_path, full_data):
     result = signalled(["--data", full_data, "--logdir", str(logs), "--run", "r"], has_open(database),
                        signal.SIGTERM)
     assert_promise(result, logs, 130, "run.py: interrupted before a run folder was made: nothing was written")
-    assert not logs.exists()
+    assert not (logs / "r").exists()
 
 
 @pytest.mark.parametrize("trigger, signum, state, missing, next_command", [
