@@ -70,6 +70,12 @@ class EscapedStream:
         return getattr(self.stream, name)
 
 
+def one_line(message):
+    """A message as the one line it is meant to be: a line break in it (a folder's name may hold
+    one) written as an escape, as CONTROLS writes the other control characters."""
+    return message.replace("\n", "\\u000a")
+
+
 def json_text(value, indent=None):
     """`value` as JSON, valid wherever it is written: no NaN (not JSON: a value that is not a
     number is refused), and text past ASCII as it is only where standard output writes UTF-8,

@@ -27,7 +27,8 @@ from atomic_files import os_error_line
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
 from errors import Bands2VecError, ClusterLost
 from interrupts import STOPPING_SIGNALS, signals_as_a_flag
-from output_streams import STANDARD_OUTPUT, EscapedStream, json_text, output_error_line
+from output_streams import (STANDARD_OUTPUT, EscapedStream, json_text, one_line,
+                            output_error_line)
 from questions import question_arguments, questions_command
 from run_life import PHASES
 from run_record import RUN_FILE
@@ -382,7 +383,7 @@ def _command(argv):
     except MemoryError as error:
         return _refuse(error, "out of memory; try a smaller --batch-size or --embedding-size")
     except bands2vec.RunInterrupted as stop:
-        print(f"run.py: {stop}", file=sys.stderr)
+        print(f"run.py: {one_line(str(stop))}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print(f"run.py: {COMMANDS[args.command].interrupted}", file=sys.stderr)
@@ -398,9 +399,9 @@ def _command(argv):
 
 def _refuse(error, line):
     """The error in one line, and the library's note on what is left of the run, if it added one."""
-    print(f"run.py: error: {line}", file=sys.stderr)
+    print(f"run.py: error: {one_line(line)}", file=sys.stderr)
     for note in getattr(error, "__notes__", []):
-        print(f"run.py: {note}", file=sys.stderr)
+        print(f"run.py: {one_line(note)}", file=sys.stderr)
     return 2
 
 

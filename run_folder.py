@@ -22,6 +22,7 @@ import metadata
 import run_record
 from atomic_files import FILE_MODE
 from errors import RunError, shown
+from interrupts import signals_as_a_flag
 
 # The checkpoint has a folder of its own: the projector offers every 2-d variable of a checkpoint
 # in the run folder (NCE's weights too); with none there it shows just the tensor its config names.
@@ -150,12 +151,14 @@ def writing(folder):
         os.pwrite(fd, f"process {os.getpid()} ({command})".encode("utf-8", "replace"), 0)
         yield
     finally:
-        atomic_files.unpin(folder)
-        # While locked: whoever opened it meanwhile sees it gone and opens anew. A lock that
-        # cannot be removed is taken over by the next writer: it must not undo the work done.
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        os.close(fd)
+        # Ending, the run has said its state: a Ctrl-C now must not replace what it said.
+        with signals_as_a_flag():
+            atomic_files.unpin(folder)
+            # While locked: whoever opened it meanwhile sees it gone and opens anew. A lock that
+            # cannot be removed is taken over by the next writer: it must not undo the work.
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            os.close(fd)
 
 
 def check_own_folders(folder):

@@ -209,7 +209,8 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
             raise
         raise RunInterrupted(message, folder) from None
     except BaseException as error:
-        kept = _after_failure(folder, record, new, before, to_train, error)
+        with signals_as_a_flag():  # a second Ctrl-C must not cut what run.json says short
+            kept = _after_failure(folder, record, new, before, to_train, error)
         if isinstance(error, KeyboardInterrupt):
             raise RunInterrupted(_interrupted_message(folder, record, new, kept),
                                  folder if kept else None) from None
@@ -348,7 +349,8 @@ def _write(catalog, artist_vectors, record, folder, outputs, say, side):
     except BaseException as error:
         if trained:
             missing = _missing(seconds)
-            _save(folder, record, "incomplete", missing=missing)
+            with signals_as_a_flag():  # a second Ctrl-C must not cut what run.json says short
+                _save(folder, record, "incomplete", missing=missing)
             # With its metadata it can be asked questions; before, it is trained but cannot yet.
             message = (f"{folder} is {'usable' if 'metadata' in seconds else 'trained'}, "
                        f"without its {', '.join(missing)}: complete it with: {record.next}")

@@ -82,6 +82,12 @@ def test_json_answers_are_json_in_any_output_encoding(monkeypatch, demo_trained,
     assert ("björk-ish".encode() in out.getvalue()) == (encoding == "utf-8")  # else \u00f6
 
 
+def test_a_message_naming_a_folder_with_a_line_break_is_one_line(capsys, tmp_path):
+    logs = tmp_path / "my\nlogs"
+    status, out, err = _main(capsys, "similar", "burial", "--logdir", str(logs))
+    assert status == 2 and err.count("\n") == 1 and f"{tmp_path}/my\\u000alogs" in err, err
+
+
 def test_a_signal_python_swallowed_is_raised_at_the_runs_next_line(capsys, monkeypatch):
     """A SIGTERM whose KeyboardInterrupt lands in a callback Python ignores errors of (its import
     lock's, as the data loads) stops the run at its next line, before a run folder is made."""

@@ -7,6 +7,7 @@ import errno
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -53,6 +54,30 @@ def test_a_failure_in_the_plots_leaves_a_usable_run_that_plot_completes(tmp_path
     assert result.returncode == 0, result.stderr
     assert run_state(tmp_path / "r")[0] == "finished" and all(os.path.isfile(p) for p in bands2vec.open_run(
         str(tmp_path)).plots.values())
+
+
+@pytest.mark.slow  # trains in-process, a few seconds
+def test_ctrl_c_again_while_the_first_is_told_still_says_what_the_run_keeps(tmp_path, monkeypatch):
+    """Three Ctrl-C 50 ms apart during t-SNE: the second landed while run.json was saved as
+    incomplete, and the run said "interrupted before a run folder was made: nothing was written"."""
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt  # as the first Ctrl-C does, in the map's t-SNE
+
+    def saved_under_ctrl_c(folder, record, state, **kwargs):
+        if state == "incomplete" and kwargs.get("missing") == ["plots"]:
+            os.kill(os.getpid(), signal.SIGINT)  # the second, as run.json is written
+        return save(folder, record, state, **kwargs)
+
+    save = run_life._save
+    monkeypatch.setattr(plots, "write_plots", ctrl_c)
+    monkeypatch.setattr(run_life, "_save", saved_under_ctrl_c)
+    try:
+        with pytest.raises(errors.RunInterrupted, match="^Interrupted while writing the plots; "):
+            bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path),
+                            name="r", say=quiet)
+    except KeyboardInterrupt:  # not what the run's life says, and pytest would stop at it
+        pytest.fail("the second Ctrl-C came out as a bare KeyboardInterrupt")
+    assert run_state(tmp_path / "r")[:2] == ("incomplete", ["plots"])
 
 
 @pytest.mark.slow  # trains in-process, a few seconds
