@@ -75,6 +75,9 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         """vectors.npy and metadata.tsv in `folder`, made if need be, for load() to read back (the
         k-means clusters -1 where there are none)."""
         folder = checked_path(folder, "ArtistVectors.save")
+        if os.path.lexists(os.path.join(folder, run_record.RUN_FILE)):
+            raise RunError(f"ArtistVectors.save: {folder} is a run's folder; its vectors are "
+                           f"the run's own (run.json describes them): save to another folder")
         clusters = self.kmeans_clusters
         try:
             os.makedirs(folder, exist_ok=True)

@@ -18,6 +18,9 @@ import sys
 import warnings
 from typing import Callable
 
+# Python -P (or PYTHONSAFEPATH=1, or -I) leaves the script's folder off the path: these are its own.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 import bands2vec
 import checks
 import options as b
@@ -250,6 +253,9 @@ def _against_run(logs, against):
     """The run --against names: a run's folder, or its name under --logdir."""
     if against.strip() and os.path.isfile(os.path.join(against, RUN_FILE)):
         return bands2vec.Run(run_folder.find_run(against, usable=True))
+    if os.sep in against:  # a path, not a name: say what it is not
+        raise bands2vec.RunError(f"--against {against}: not a run's folder (no {RUN_FILE} in it); "
+                                 f"give a run's folder, or the name of a run in --logdir")
     return bands2vec.Run(run_folder.find_run(logs, against, usable=True, option="--against"))
 
 

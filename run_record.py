@@ -117,9 +117,11 @@ def read(folder):
     except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, nested past Python's stack
         raise RunError(f"{folder}: unreadable {RUN_FILE} (not JSON: {error})") from None
     try:
-        return _record(_upgraded(fields))
+        record = _record(_upgraded(fields))
     except ValueError as error:  # an OptionError, too
         raise RunError(f"{folder}: unreadable {RUN_FILE} ({error})") from None
+    record.next = record.next_step(folder)  # for where the run is now, not the file's text
+    return record
 
 
 def _record(fields):

@@ -126,6 +126,14 @@ def test_the_version_is_one_string_in_one_place(capsys):
     assert written == [os.path.join(REPO, "bands2vec.py")]
 
 
+@pytest.mark.parametrize("isolation", ["-P", "-I"])
+def test_run_py_finds_its_modules_where_python_leaves_its_folder_off_the_path(tmp_path, isolation):
+    """Python's safe path (-P, PYTHONSAFEPATH=1, -I) made every command a ModuleNotFoundError."""
+    result = subprocess.run([sys.executable, isolation, RUN_PY, "--version"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, f"Bands2Vec {bands2vec.__version__}\n")
+
+
 @pytest.mark.parametrize("word, said", [
     ("simlar", "unknown command 'simlar'; did you mean 'similar'?"),
     ("evalute", "unknown command 'evalute'; did you mean 'evaluate'?"),

@@ -135,7 +135,8 @@ def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemb
     assert "unknown for one model" in run_cli("evaluate", "--logdir", str(demo_trained)).stdout
     assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), "--against", "no-such-run"),
                    "no-such-run")
-    for name, problem in (("", "--against '': it is empty"), ("-x", "--against '-x': it starts with '-'")):
+    for name, problem in (("", "--against '': it is empty"), ("-x", "--against '-x': it starts with '-'"),
+                          ("/etc/hostname", "--against /etc/hostname: not a run's folder (no run.json")):
         assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), f"--against={name}"), problem)
 
 

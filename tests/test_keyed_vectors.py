@@ -221,6 +221,15 @@ def test_save_makes_its_folder_and_loads_back(ours, tmp_path):
     assert again.kmeans_clusters is None and np.array_equal(again.vectors, ours.vectors[::-1])
 
 
+def test_save_into_a_runs_folder_is_refused(ours, demo_copy):
+    """It replaced the run's vectors.npy and metadata.tsv, without its lock, under a run.json whose
+    quality figures describe other vectors."""
+    before = (demo_copy / "vectors.npy").read_bytes()
+    with pytest.raises(RunError, match=f"^ArtistVectors.save: {demo_copy} is a run's folder"):
+        ours.with_vectors(np.ones(ours.vectors.shape)).save(demo_copy)
+    assert (demo_copy / "vectors.npy").read_bytes() == before
+
+
 def test_to_gensim_without_gensim_says_so(ours, monkeypatch):
     monkeypatch.setitem(sys.modules, "gensim", None)
     monkeypatch.setitem(sys.modules, "gensim.models", None)

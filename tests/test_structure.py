@@ -80,11 +80,12 @@ def test_no_module_over_500_lines():
 def test_run_json_round_trips(tmp_path):
     record = run_record.RunRecord(data="demo", artists=300, options=bands2vec.TrainOptions(steps=5),
                                   data_fingerprint="abc", kmeans_clusters=7)
+    os.makedirs(tmp_path / "r")
     record.set_state(str(tmp_path / "r"), "incomplete", missing=["plots"])
-    run_record.write(str(tmp_path), record)
-    assert run_record.read(str(tmp_path)) == record
+    run_record.write(str(tmp_path / "r"), record)
+    assert run_record.read(str(tmp_path / "r")) == record
     assert record.next == f"python run.py plot --logdir {tmp_path} --run r"
-    assert json.loads((tmp_path / "run.json").read_text())["version"] == run_record.VERSION
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["version"] == run_record.VERSION
 
 
 def test_a_run_json_of_the_first_version_is_read_with_todays_names(tmp_path):
@@ -112,6 +113,17 @@ def test_a_run_json_it_cannot_read_is_one_line(tmp_path, text, reason):
     with pytest.raises(bands2vec.RunError, match=reason) as error:
         run_record.read(str(tmp_path))
     assert "\n" not in str(error.value) and "unreadable run.json" in str(error.value)
+
+
+def test_the_next_command_read_is_made_for_where_the_run_is_now(tmp_path):
+    """A run moved, or a run.json planted, gave its file's own `next`: an old folder, or anything."""
+    record = run_record.RunRecord(data="demo", artists=300, options=bands2vec.TrainOptions(steps=5))
+    record.set_state(str(tmp_path / "old"), "incomplete", missing=["plots"])
+    record.next = "rm -rf ~"
+    os.makedirs(tmp_path / "new run")
+    run_record.write(str(tmp_path / "new run"), record)
+    read = run_record.read(str(tmp_path / "new run"))
+    assert read.next == f"python run.py plot --logdir {tmp_path} --run 'new run'"
 
 
 def test_a_huge_run_json_beside_a_run_is_not_read_whole(tmp_path):
