@@ -319,7 +319,9 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"Bands2Vec {bands2vec.__version__}")
     commands = parser.add_subparsers(dest="command")
     for name, command in COMMANDS.items():
-        subparser = commands.add_parser(name, help=command.help)
+        # Training's word is optional: its usage and errors say so, not a word the user left out.
+        subparser = commands.add_parser(name, help=command.help,
+                                        **({"prog": "run.py [train]"} if name == "train" else {}))
         command.arguments(subparser)
         subparser.add_argument("--logdir", default="logs",
                                help="log directory (default: %(default)s)")

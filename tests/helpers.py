@@ -156,11 +156,11 @@ def run_state(run_dir):
 
 def assert_refused(result, *fragments, lines=1):
     """Exit status 2, no traceback, and at most `lines` lines on stderr, each starting `run.py:` (or, from
-    argparse, `run.py train:`), saying each of `fragments`."""
+    argparse, `run.py [train]:`), saying each of `fragments`."""
     said = result.stderr.strip().splitlines()
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr and 1 <= len(said) <= lines, result.stderr
-    assert all(line.startswith(("run.py:", "run.py train:")) for line in said), result.stderr  # argparse's
+    assert all(line.startswith(("run.py:", "run.py [train]:")) for line in said), result.stderr  # argparse's
     for fragment in fragments:
         assert fragment in result.stderr, (fragment, result.stderr)
 
