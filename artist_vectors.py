@@ -484,8 +484,8 @@ def _matrix(vectors, rows, finite=True):
 
 
 def _checkpoint_instead(folder, reason, rows):
-    """The checkpoint's vectors, where vectors.npy cannot be read (a run from before it, or a
-    damaged copy), with a warning; a RunError naming both where neither can be read."""
+    """The checkpoint's vectors, where vectors.npy cannot be read (a run from before it, a damaged
+    or unreadable copy), with a warning; a RunError naming both where neither can be read."""
     if not run_folder.has_checkpoint(folder):
         raise RunError(f"{reason}, and no checkpoint to read instead; "
                        f"train with `python run.py` first")
@@ -494,6 +494,7 @@ def _checkpoint_instead(folder, reason, rows):
                                                "the checkpoint")
     except RunError as error:
         raise RunError(f"{reason}; {error}") from None
+    export = run_record.run_command("export", folder)
     warnings.warn(f"{reason}; read the vectors from the checkpoint with TensorFlow instead, "
-                  f"which takes seconds (`python run.py export` writes vectors.npy)", stacklevel=3)
+                  f"which takes seconds (`{export}` writes vectors.npy)", stacklevel=3)
     return vectors

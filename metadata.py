@@ -2,6 +2,7 @@
 label and colour by, and for queries to read back. Each context kind owns its columns."""
 import os
 
+import run_record
 from atomic_files import open_regular, write_text
 from catalog import ArtistFacts
 from contexts import CONTEXTS, metadata_numbers
@@ -9,6 +10,9 @@ from errors import RunError
 from options import MIN_ARTISTS
 
 METADATA_FILE = "metadata.tsv"
+# Characters a row may take: the full data's longest is 272, so a longer one is no row a run wrote
+# (a file followed by gigabytes of NULs is refused at its first 64 K of them, not read whole).
+MAX_ROW_CHARACTERS = 65_536
 
 
 def tsv_field(value):
@@ -50,15 +54,44 @@ def read_artists(folder):
 
 
 def read_columns(folder):
-    """{column: [text per artist]} of a run's metadata.tsv."""
-    path = os.path.join(folder, METADATA_FILE)
+    """{column: [text per artist]} of a run's metadata.tsv, read a row at a time: a row longer than
+    MAX_ROW_CHARACTERS, of other columns than the header's, or past the artists run.json counts
+    is refused as soon as it is met (a file of gigabytes is not read whole)."""
+    path, most = os.path.join(folder, METADATA_FILE), _counted_artists(folder)
     try:
         with open_regular(path, "r", encoding="utf-8") as f:
-            header, *rows = [line.rstrip("\n").split("\t") for line in f] or [[]]
+            header, rows = _row(f, path), []
+            while row := _row(f, path):
+                if len(row) != len(header):
+                    header = []  # refused below, before another row is read
+                    break
+                if len(rows) == most:
+                    raise RunError(f"{path}: malformed metadata (more rows than the {most:,} "
+                                   f"artists {run_record.RUN_FILE} counts)")
+                rows.append(row)
     except (OSError, UnicodeDecodeError) as error:
         raise RunError(f"{path}: unreadable metadata "
                        f"({getattr(error, 'strerror', None) or error})") from None
-    if "artist" not in header or any(len(row) != len(header) for row in rows):
+    if "artist" not in header:
         raise RunError(f"{path}: malformed metadata (expected a header and a row per artist)")
     return {column: list(values)
             for column, values in zip(header, zip(*rows) if rows else [()] * len(header))}
+
+
+def _row(f, path):
+    """The next row of metadata.tsv, its fields; [] at its end; a RunError for a row that is longer
+    than any a run writes."""
+    line = f.readline(MAX_ROW_CHARACTERS + 1)
+    if len(line) > MAX_ROW_CHARACTERS:
+        raise RunError(f"{path}: malformed metadata (a row longer than {MAX_ROW_CHARACTERS:,} "
+                       f"characters, where a run writes a few hundred)")
+    return line.rstrip("\n").split("\t") if line else []
+
+
+def _counted_artists(folder):
+    """The artists the run.json in `folder` counts, or None where it has none it can read (a folder
+    ArtistVectors.save wrote, say)."""
+    try:
+        return run_record.read(folder).artists
+    except RunError:
+        return None

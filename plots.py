@@ -13,9 +13,11 @@ import itertools
 import os
 import re
 import sys
+import zipfile
 
 import numpy as np
 
+import npy_files
 import side_process
 from atomic_files import atomic_write, write_bytes
 from contexts import NO_GENRE
@@ -63,12 +65,27 @@ def cached_coordinates(folder, unit_vectors):
     path = os.path.join(folder, TSNE_CACHE)
     if os.path.isfile(path):
         try:
-            with np.load(path) as cached:
-                if str(cached["key"]) == _cache_key(unit_vectors):
-                    return cached["coordinates"]
-        except (OSError, ValueError, KeyError):
+            if _cache_fits(path, len(unit_vectors)):
+                with np.load(path) as cached:
+                    if str(cached["key"]) == _cache_key(unit_vectors):
+                        return cached["coordinates"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, MemoryError):
             pass  # a damaged cache is recomputed and replaced
     return None
+
+
+def _cache_fits(path, points):
+    """Whether the members of the cache at `path` declare a key and the coordinates of `points`
+    points, and hold just those bytes: a member that would inflate to gigabytes is not read."""
+    shapes = {"key.npy": ((), "U"), "coordinates.npy": ((points, 2), "f")}
+    with zipfile.ZipFile(path) as archive:
+        for name, (shape, kind) in shapes.items():
+            with archive.open(name) as member:
+                declared_shape, dtype, size = npy_files.declared(member)
+                if (declared_shape != shape or dtype.kind != kind
+                        or archive.getinfo(name).file_size != member.tell() + size):
+                    return False
+    return True
 
 
 def cache_coordinates(folder, unit_vectors, coordinates):

@@ -388,8 +388,9 @@ def _command(argv):
     except OSError as error:
         return _refuse(error, output_error_line(error) if error.filename == STANDARD_OUTPUT
                        else os_error_line(error))
-    except MemoryError as error:
-        return _refuse(error, "out of memory; try a smaller --batch-size or --embedding-size")
+    except MemoryError as error:  # the advice is training's; another command only reads a run
+        return _refuse(error, "out of memory; try a smaller --batch-size or --embedding-size"
+                       if args.command == "train" else "out of memory reading the run")
     except bands2vec.RunInterrupted as stop:
         print(f"run.py: {one_line(str(stop))}", file=sys.stderr)
         return 130

@@ -90,7 +90,11 @@ def next_command(folder, missing=()):
     """The command that completes a run missing `missing` outputs: all of them continues training,
     or writes the files a trained run lacks; only the plots, `plot`. Quoted for a shell, as a user
     pastes it: a run or folder name may hold spaces or `;`."""
-    command = "plot" if list(missing) == ["plots"] else "--resume"
+    return run_command("plot" if list(missing) == ["plots"] else "--resume", folder)
+
+
+def run_command(command, folder):
+    """`python run.py COMMAND` for the run at `folder`, quoted for a shell as a user pastes it."""
     return shlex.join(["python", "run.py", command, "--logdir", os.path.dirname(folder) or ".",
                        "--run", os.path.basename(folder)])
 

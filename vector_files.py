@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+import npy_files
 from atomic_files import atomic_write, open_regular
 from errors import RunError
 from metadata import METADATA_FILE
@@ -21,28 +22,41 @@ def write_vectors(folder, vectors):
 
 
 def read_vectors(folder, rows):
-    """vectors.npy, which must hold `rows` vectors; a RunError naming it if missing or damaged."""
+    """vectors.npy, which must hold `rows` vectors; a RunError naming it if missing, unreadable or
+    damaged. Its header is checked first: a shape other than the artists', or a size other than the
+    file's, is damage, found before memory is asked for what the header declares."""
     path = os.path.join(folder, VECTORS_FILE)
     try:
         with open_regular(path) as f:
+            _check_declared(f, rows, path)
+            f.seek(0)
             vectors = np.load(f, allow_pickle=False)
     except FileNotFoundError:
         raise RunError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError) as error:
-        reason = getattr(error, "strerror", None) or str(error).split(". ")[0]
-        raise RunError(f"{path}: damaged ({reason})") from None
+    except OSError as error:  # permissions, a folder or a FIFO in its place: nothing is damaged
+        raise RunError(f"{path}: unreadable ({error.strerror or error})") from None
+    except (ValueError, EOFError) as error:
+        raise RunError(f"{path}: damaged ({str(error).split('. ')[0]})") from None
+    except MemoryError:  # its header and size agree, and the machine cannot hold that much
+        raise RunError(f"{path}: too large for this machine's memory") from None
     return checked_vectors(vectors, rows, path)
+
+
+def _check_declared(f, rows, path):
+    """A RunError unless the .npy header at `f` declares `rows` vectors of real numbers whose bytes
+    are those the file holds after the header."""
+    shape, dtype, size = npy_files.declared(f)
+    _check_form(shape, dtype, rows, path)
+    held = os.fstat(f.fileno()).st_size - f.tell()
+    if held != size:
+        raise RunError(f"{path}: damaged (its header declares {shape} {dtype}, {size:,} bytes, "
+                       f"where it holds {held:,})")
 
 
 def checked_vectors(vectors, rows, source):
     """`vectors` as float32 if they are `rows` vectors of finite numbers; else a RunError naming
     their `source`."""
-    if vectors.ndim != 2 or not vectors.shape[1] or not np.issubdtype(vectors.dtype, np.floating):
-        raise RunError(f"{source}: damaged (holds {vectors.shape} {vectors.dtype}, "
-                       f"not a matrix of vectors)")
-    if len(vectors) != rows:
-        raise RunError(f"{source}: {len(vectors):,} vectors, not one for each of the {rows:,} "
-                       f"artists in {METADATA_FILE}")
+    _check_form(vectors.shape, vectors.dtype, rows, source)
     with np.errstate(over="ignore"):  # numbers past float32's range become infinite: refused below
         vectors = vectors.astype(np.float32, copy=False)
     finite = np.isfinite(vectors).all(axis=1)
@@ -51,6 +65,16 @@ def checked_vectors(vectors, rows, source):
         raise RunError(f"{source}: damaged ({damaged:,} of its vectors with NaN or infinite "
                        "values)")
     return vectors
+
+
+def _check_form(shape, dtype, rows, source):
+    """A RunError naming `source` unless `shape` and `dtype` are those of `rows` vectors of real
+    numbers."""
+    if len(shape) != 2 or not shape[1] or not np.issubdtype(dtype, np.floating):
+        raise RunError(f"{source}: damaged (holds {shape} {dtype}, not a matrix of vectors)")
+    if shape[0] != rows:
+        raise RunError(f"{source}: {shape[0]:,} vectors, not one for each of the {rows:,} "
+                       f"artists in {METADATA_FILE}")
 
 
 def write_tsv_vectors(folder, vectors):

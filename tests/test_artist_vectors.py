@@ -1,8 +1,10 @@
 """Queries, expressions, the quality report and the plots, on the demo run and the full-data run."""
+import io
 import json
 import os
 import shutil
 import struct
+import zipfile
 
 import numpy as np
 import pytest
@@ -134,6 +136,38 @@ def test_plots_written_with_the_expected_size(demo_run):
         width, height = plots.FIGURE_INCHES[kind]
         assert _png_size(path) == (width * plots.DPI, height * plots.DPI)
         assert os.path.getsize(path) > 20_000
+
+
+def _npy_member(shape, descr, data_bytes):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    return header.getvalue() + bytes(data_bytes)
+
+
+def test_a_tsne_cache_that_does_not_fit_the_map_is_recomputed_not_read(demo_trained, tmp_path):
+    """A tsne.npz whose key.npy inflated to 8 GB (or declared a terabyte) ran `plot` out of memory for ever;
+    its members are now checked against the map's points before one is read."""
+    folder = str(tmp_path)
+    unit = plots.map_artists(ArtistVectors.load(demo_trained)).unit_vectors
+    coordinates = np.random.default_rng(0).normal(size=(len(unit), 2))
+    plots.cache_coordinates(folder, unit, coordinates)
+    assert np.array_equal(plots.cached_coordinates(folder, unit), coordinates)  # a cache that fits is read
+    with zipfile.ZipFile(os.path.join(folder, plots.TSNE_CACHE)) as archive:
+        key, good = archive.read("key.npy"), archive.read("coordinates.npy")  # the members of a cache that fits
+    plants = {
+        "a terabyte declared": {"key.npy": _npy_member((10**12,), "<f8", 64), "coordinates.npy": good},
+        "100 MB past its data": {"key.npy": key + bytes(10**8), "coordinates.npy": good},
+        "other points": {"key.npy": key, "coordinates.npy": _npy_member((len(unit) + 1, 2), "<f8", 0)},
+        "no coordinates": {"key.npy": key},
+        "not a zip": None,
+    }
+    for case, members in plants.items():
+        with zipfile.ZipFile(os.path.join(folder, plots.TSNE_CACHE), "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in (members or {"key.npy": key}).items():
+                archive.writestr(name, data)
+        if members is None:  # a cache cut short
+            os.truncate(os.path.join(folder, plots.TSNE_CACHE), 100)
+        assert plots.cached_coordinates(folder, unit) is None, case
 
 
 @pytest.mark.slow  # draws the plots

@@ -19,7 +19,7 @@ import metadata
 import run
 import run_life
 import vector_files
-from helpers import REPO, RUN_PY, assert_refused, cli_command, quiet, run_cli
+from helpers import REPO, RUN_PY, answer_lines, assert_refused, cli_command, quiet, run_cli
 
 
 def _main(capsys, *args, stdin=None, monkeypatch=None):
@@ -227,6 +227,56 @@ def test_vectors_that_are_not_numbers_give_no_nan_in_json(capsys, demo_copy):
     status, out, err = _main(capsys, "similar", name, "--json", "--logdir", str(demo_copy.parent))
     _one_line_refusal(status, err)
     assert "vectors.npy: damaged (5 of its vectors with NaN or infinite values)" in err and out == ""
+
+
+def test_a_vectors_npy_declaring_a_terabyte_is_read_as_damaged(capsys, demo_copy):
+    """A 77 KB vectors.npy whose header declares (300, 10**9) was `out of memory; try a smaller --batch-size`
+    for a question: it is damaged, read from the checkpoint with a note whose command exports this run."""
+    run_dir = demo_copy.rename(demo_copy.parent / "my run;x")  # the command must name it, quoted
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (300, 10**9)})
+    (run_dir / vector_files.VECTORS_FILE).write_bytes(header.getvalue() + bytes(300 * 64 * 4))
+    logs = str(run_dir.parent)
+    status, out, err = _main(capsys, "similar", "lune, marée", "--json", "--logdir", logs, "--run", "my run;x")
+    (note,) = err.splitlines()
+    assert status == 0 and len(json.loads(out)[0]["results"]) == 10
+    assert note.startswith(f"run.py: note: {run_dir / vector_files.VECTORS_FILE}: damaged (its header declares "
+                           f"(300, 1000000000) float32, 1,200,000,000,000 bytes, where it holds 76,800); read the "
+                           f"vectors from the checkpoint")
+    assert note.endswith(f"(`python run.py export --logdir {logs} --run 'my run;x'` writes vectors.npy)")
+    shutil.rmtree(run_dir / "checkpoints")
+    status, out, err = _main(capsys, "similar", "lune, marée", "--json", "--logdir", logs, "--run", "my run;x")
+    _one_line_refusal(status, err)
+    assert "where it holds 76,800), and no checkpoint to read instead" in err and out == ""
+
+
+def test_an_unreadable_vectors_npy_is_named_so_not_damaged(capsys, demo_copy):
+    """A vectors.npy that cannot be opened (another user's, a folder in its place) is not damaged: the note
+    gives the system's reason."""
+    path = demo_copy / vector_files.VECTORS_FILE
+    path.unlink()
+    path.mkdir()
+    status, out, err = _main(capsys, "similar", "lune, marée", "-k", "2", "--logdir", str(demo_copy.parent))
+    (note,) = err.splitlines()
+    assert status == 0 and len(answer_lines(out)) == 2, err
+    assert note.startswith(f"run.py: note: {path}: unreadable (not a regular file); read the vectors from the ")
+    assert "damaged" not in note
+
+
+def test_a_metadata_tsv_of_gigabytes_is_one_line(capsys, demo_copy):
+    """Followed by 3 GB of NULs (a sparse file), it took 34 s and 3 GB, then `out of memory; try a smaller
+    --batch-size`; with more rows than the run's artists it was read whole too."""
+    path = demo_copy / metadata.METADATA_FILE
+    rows = path.read_text(encoding="utf-8")
+    os.truncate(path, 3 * 2**30)
+    status, out, err = _main(capsys, "similar", "lune, marée", "--logdir", str(demo_copy.parent))
+    _one_line_refusal(status, err)
+    assert err == (f"run.py: error: {path}: malformed metadata (a row longer than 65,536 characters, where a run "
+                   f"writes a few hundred)\n") and out == ""
+    path.write_text(rows + rows.split("\n", 1)[1] * 1000, encoding="utf-8")  # 300,300 artists' rows
+    status, out, err = _main(capsys, "evaluate", "--logdir", str(demo_copy.parent))
+    _one_line_refusal(status, err)
+    assert err == f"run.py: error: {path}: malformed metadata (more rows than the 300 artists run.json counts)\n"
 
 
 # ---------------------------------------------------------------------------------------------

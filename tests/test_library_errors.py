@@ -3,6 +3,7 @@ Run.evaluate, every run.json, vectors.npy and metadata.tsv it cannot read, and e
 is a Bands2VecError in one line, raised where the value enters, before anything is loaded or written;
 never another exception, a NaN or a RuntimeWarning. The parser takes time linear in its input."""
 import dataclasses
+import io
 import json
 import math
 import os
@@ -420,6 +421,39 @@ def test_vectors_of_another_float_type_are_read(saved):
     assert loaded.vectors.dtype == np.float32 and np.allclose(loaded.vectors, vectors, atol=1e-2)
 
 
+def _npy(shape, data_bytes, descr="<f4"):
+    """A .npy file's bytes: a header declaring `shape` of `descr`, then `data_bytes` zero bytes."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    return header.getvalue() + bytes(data_bytes)
+
+
+@pytest.mark.parametrize("plant, reason", [
+    (lambda path: path.write_bytes(_npy((300, 10**9), 300 * 64 * 4)),
+     "vectors.npy: damaged (its header declares (300, 1000000000) float32, 1,200,000,000,000 bytes, where it "
+     "holds 76,800)"),
+    (lambda path: path.write_bytes(_npy((600, 64), 300 * 64 * 4)),
+     "vectors.npy: 600 vectors, not one for each of the 300 artists in metadata.tsv"),
+    (lambda path: path.write_bytes(_npy((300, 64), 300 * 64 * 4 + 4)),
+     "vectors.npy: damaged (its header declares (300, 64) float32, 76,800 bytes, where it holds 76,804)"),
+    (lambda path: path.write_bytes(_npy((300, 64), 300 * 64, descr="|O")),
+     "vectors.npy: damaged (holds (300, 64) object, not a matrix of vectors)"),
+    (lambda path: np.savez(open(path, "wb"), vectors=np.ones((300, 64))),
+     "vectors.npy: damaged (the magic string is not correct"),
+    (lambda path: path.mkdir(), "vectors.npy: unreadable (not a regular file)"),
+], ids=["a terabyte declared", "other rows declared", "bytes past the data", "objects", "an npz", "a folder"])
+def test_a_vectors_npy_is_checked_by_its_header_before_it_is_read(saved, plant, reason):
+    """A 77 KB file declaring (300, 10**9) was a raw MemoryError (numpy asked for 1.1 TiB); now its header
+    is checked against the artists and the file's size first. What cannot be opened is unreadable, not
+    damaged."""
+    folder, _ = saved
+    plant(folder / vector_files.VECTORS_FILE)
+    with pytest.raises(RunError) as error:
+        ArtistVectors.load(str(folder))
+    assert _one_line(error).startswith(f"{folder / reason[:reason.index(':')]}{reason[reason.index(':'):]}")
+    assert str(error.value).endswith(", and no checkpoint to read instead; train with `python run.py` first")
+
+
 @pytest.mark.parametrize("scale", [1e36, 1e-42], ids=["huge", "subnormal"])
 def test_vectors_near_float32s_ends_give_the_cosines_of_vectors_at_any_scale(saved, scale):
     """Vectors of 1e38 or 1e-40 are finite float32, but the squares of their norms overflowed or
@@ -500,13 +534,28 @@ def _without(column):
     (lambda rows: rows[1].pop(), "expected a header and a row per artist"),
     (lambda rows: rows.__delitem__(slice(3, None)), "2 artists, where a run has at least 3"),
     (lambda rows: rows.clear(), "expected a header and a row per artist"),
+    (_cell("labels", "x" * 70_000), "a row longer than 65,536 characters, where a run writes a few hundred)"),
+    (lambda rows: rows.append(rows[1]), "more rows than the 300 artists run.json counts)"),
 ], ids=["bucket too big", "reviews too small", "cluster 2.5", "score text", "score NaN", "score blank", "year inf",
-        "no cluster column", "no mean_score column", "a short row", "two artists", "empty"])
+        "no cluster column", "no mean_score column", "a short row", "two artists", "empty", "a row of 70 KB",
+        "a row past the count"])
 def test_metadata_read_back_is_checked(demo_copy, edit, reason):
     _edit_metadata(demo_copy, edit)
     with pytest.raises(RunError) as error:
         bands2vec.open_run(str(demo_copy)).vectors
     assert _one_line(error).startswith(f"{demo_copy / metadata.METADATA_FILE}: malformed metadata ({reason}")
+
+
+def test_a_metadata_tsv_followed_by_gigabytes_is_not_read_whole(demo_copy):
+    """3 GB of NULs after the rows (a sparse file, no disk) took 34 s and 3 GB, then ran out of memory."""
+    path = demo_copy / metadata.METADATA_FILE
+    os.truncate(path, 3 * 2**30)
+    started = time.perf_counter()
+    with pytest.raises(RunError) as error:
+        bands2vec.open_run(str(demo_copy)).vectors
+    assert _one_line(error) == (f"{path}: malformed metadata (a row longer than 65,536 characters, where a run "
+                                f"writes a few hundred)")
+    assert time.perf_counter() - started < 5  # the first 64 K of the NULs, not 3 GB
 
 
 def test_blank_years_are_unknown_years(demo_copy):

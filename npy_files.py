@@ -1,0 +1,22 @@
+"""What a .npy file (or a member of an .npz) declares it holds, read from its header before its
+data: a file whose header promises more than it holds, or more than a run can have, is refused
+before numpy asks memory for it (a 77 KB file can declare a terabyte)."""
+import math
+
+import numpy as np
+
+# The header readers of the .npy versions np.save writes for numbers (3.0 is for non-Latin-1
+# field names only, which no array of numbers has).
+HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                  (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def declared(f):
+    """(shape, dtype, bytes of data) the .npy at `f`'s position declares, leaving `f` just after
+    its header; a ValueError if it is no .npy of a version np.save writes for numbers."""
+    version = np.lib.format.read_magic(f)
+    if version not in HEADER_READERS:
+        raise ValueError(f"a .npy of version {version[0]}.{version[1]}, which np.save writes for "
+                         f"no array of numbers")
+    shape, _, dtype = HEADER_READERS[version](f)
+    return shape, dtype, math.prod(shape) * dtype.itemsize
