@@ -76,16 +76,17 @@ def _environment(env):
 
 
 def run_cli(*args, stdin=None, cwd=REPO, env=None, timeout=600, settings=None, file_limit=None,
-            memory_limit=None):
+            memory_limit=None, prefix=()):
     """`python run.py ARGS` to its end, its output captured; `env` adds variables to the environment;
     `file_limit` is the largest file it may write, in bytes (as the shell's `ulimit -f` sets it), and
-    `memory_limit` its largest address space (`ulimit -v`)."""
+    `memory_limit` its largest address space (`ulimit -v`); `prefix` a command that runs it (setpriv...)."""
     def limit():
         for kind, size in ((resource.RLIMIT_FSIZE, file_limit), (resource.RLIMIT_AS, memory_limit)):
             if size:
                 resource.setrlimit(kind, (size, size))
-    return subprocess.run(cli_command(*args, settings=settings), input=stdin, cwd=cwd, env=_environment(env),
-                          capture_output=True, text=True, timeout=timeout, preexec_fn=limit)
+    return subprocess.run([*prefix, *cli_command(*args, settings=settings)], input=stdin, cwd=cwd,
+                          env=_environment(env), capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=limit)
 
 
 def answer_lines(text):

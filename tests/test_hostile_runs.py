@@ -7,6 +7,7 @@ TF_CONFIG: test_hostile_inputs.py.
 
     python -m pytest tests/test_hostile_runs.py
 """
+import io
 import json
 import os
 import shutil
@@ -15,12 +16,15 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
 
+import bands2vec
 import expressions
 import metadata
+import plots
 import run_folder
 import run_record
 import tensorboard_files
@@ -267,6 +271,58 @@ def test_damaged_vectors_are_read_from_the_checkpoint(demo_copy):
     (note,) = result.stderr.splitlines()
     assert note.startswith("run.py: note: ") and "vectors.npy: damaged" in note and "checkpoint" in note
     assert_promise(result, demo_copy.parent, 0)
+
+
+# Root reads any file: without these capabilities it meets permissions as other users do.
+WITHOUT_OVERRIDE = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+                    "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_an_unreadable_vectors_npy_is_named_so_with_the_command_that_exports_this_run(demo_copy):
+    """It was `damaged (Permission denied)`, and the note's `python run.py export` would export another run."""
+    path = demo_copy / vector_files.VECTORS_FILE
+    path.chmod(0)
+    prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []
+    if prefix and not shutil.which("setpriv"):
+        pytest.skip("root reads any file, and setpriv, to read as another user would, is not here")
+    logs = str(demo_copy.parent)
+    result = run_cli("similar", "lune, marée", "-k", "3", "--logdir", logs, "--run", "r", prefix=prefix)
+    assert result.returncode == 0 and len(answer_lines(result.stdout)) == 3, result.stderr
+    (note,) = result.stderr.splitlines()
+    assert note.startswith(f"run.py: note: {path}: unreadable (Permission denied); read the vectors from the ")
+    assert note.endswith(f"(`{shlex.join(['python', 'run.py', 'export', '--logdir', logs, '--run', 'r'])}` "
+                         f"writes vectors.npy)")
+    assert_promise(result, demo_copy.parent, 0)
+
+
+def test_a_question_out_of_memory_is_not_told_to_train_smaller(demo_copy):
+    """`out of memory; try a smaller --batch-size or --embedding-size` is advice for training; a question
+    that runs out of memory reading a run (here 300 vectors of 500,000 dimensions, 600 MB, under
+    `ulimit -v` 1.2 GB) is told what happened."""
+    record = json.loads((demo_copy / run_record.RUN_FILE).read_text())
+    record["options"]["embedding_size"] = columns = 500_000
+    (demo_copy / run_record.RUN_FILE).write_text(json.dumps(record))
+    path = demo_copy / vector_files.VECTORS_FILE
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (300, columns)})
+    os.truncate(path, path.stat().st_size + 300 * columns * 4)  # sparse: it takes no disk
+    shutil.rmtree(demo_copy / run_folder.CHECKPOINT_DIR)
+    result = run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent), memory_limit=1200 * 2**20)
+    assert_promise(result, demo_copy.parent, 2, "run.py: error: out of memory reading the run\n", lines=1)
+
+
+def test_plot_recomputes_a_tsne_cache_that_would_not_fit_in_memory(demo_copy):
+    """A tsne.npz member declaring a terabyte was `out of memory` for `plot`, every time."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+    with zipfile.ZipFile(demo_copy / plots.TSNE_CACHE, "w") as archive:
+        archive.writestr("key.npy", header.getvalue() + bytes(64))
+        archive.writestr("coordinates.npy", b"")
+    result = run_cli("plot", "--logdir", str(demo_copy.parent), "--run", "r")
+    assert_promise(result, demo_copy.parent, 0)
+    assert all((demo_copy / name).stat().st_size > 20_000 for name in plots.PLOTS.values())
+    vectors = bands2vec.open_run(str(demo_copy)).vectors
+    assert plots.cached_coordinates(str(demo_copy), plots.map_artists(vectors).unit_vectors) is not None
 
 
 def test_resume_from_a_truncated_checkpoint(demo_copy):
