@@ -34,7 +34,7 @@ from output_streams import (STANDARD_OUTPUT, EscapedStream, json_text, one_line,
                             output_error_line)
 from questions import question_arguments, questions_command
 from run_life import PHASES
-from run_record import RUN_FILE
+from run_record import RUN_FILE, run_command
 from vector_files import EXPORT_MAX
 
 # The training options the command line sets, as TrainOptions names them.
@@ -175,7 +175,8 @@ def _say_summary(run, logs):
           + f"); peak memory {record.peak_memory_mb:,.0f} MB")
     print(f"Outputs in:  {run.folder}")
     exports = ("vectors.tsv, vectors.txt (word2vec format)" if record.artists <= EXPORT_MAX else
-               f"no text exports past {EXPORT_MAX:,} artists: python run.py export writes them")
+               f"no text exports past {EXPORT_MAX:,} artists: "
+               f"{run_command('export', run.folder)} writes them")
     print(f"             checkpoints/, events, metadata.tsv, projector_config.pbtxt, run.json, "
           f"vectors.npy, {exports}")
     for path in run.plots.values():
