@@ -32,8 +32,8 @@ def latest_checkpoint(folder):
     with readable([state_file]) as private:
         state = tf1.train.get_checkpoint_state(private)  # None if it cannot be read
     path = state.model_checkpoint_path if state else None
-    if path and os.path.dirname(path) == private:  # a relative path, as this project saves
-        path = os.path.join(directory, os.path.basename(path))
+    if path and path.startswith(private + os.sep):  # a relative path, as this project saves
+        path = os.path.normpath(os.path.join(directory, os.path.relpath(path, private)))
     problem = ("unreadable, or it names no checkpoint" if not path else
                f"names {path}, not a checkpoint in {directory}"
                if os.path.dirname(os.path.realpath(path)) != os.path.realpath(directory) else

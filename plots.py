@@ -67,8 +67,11 @@ def cached_coordinates(folder, unit_vectors):
         try:
             if _cache_fits(path, len(unit_vectors)):
                 with np.load(path) as cached:
-                    if str(cached["key"]) == _cache_key(unit_vectors):
-                        return cached["coordinates"]
+                    coordinates = cached["coordinates"]
+                    # Not numbers: no map, and not JSON in the projector's bookmarks.
+                    if str(cached["key"]) == _cache_key(unit_vectors) and \
+                            np.isfinite(coordinates).all():
+                        return coordinates
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, MemoryError):
             pass  # a damaged cache is recomputed and replaced
     return None

@@ -416,7 +416,7 @@ def _refuse(error, line):
 
 
 def _note(message, category, filename, lineno, file=None, line=None):
-    print(f"run.py: note: {message}", file=sys.stderr)
+    print(f"run.py: note: {one_line(str(message))}", file=sys.stderr)
 
 
 def _interrupt(signum, frame):

@@ -168,6 +168,10 @@ def test_a_tsne_cache_that_does_not_fit_the_map_is_recomputed_not_read(demo_trai
         if members is None:  # a cache cut short
             os.truncate(os.path.join(folder, plots.TSNE_CACHE), 100)
         assert plots.cached_coordinates(folder, unit) is None, case
+    # Of the right key and shape, but not numbers: they made bookmarks of NaN, which is not JSON.
+    for value in (np.nan, np.inf):
+        plots.cache_coordinates(folder, unit, np.full_like(coordinates, value))
+        assert plots.cached_coordinates(folder, unit) is None, value
 
 
 @pytest.mark.slow  # draws the plots

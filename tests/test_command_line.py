@@ -88,6 +88,16 @@ def test_a_message_naming_a_folder_with_a_line_break_is_one_line(capsys, tmp_pat
     assert status == 2 and err.count("\n") == 1 and f"{tmp_path}/my\\u000alogs" in err, err
 
 
+def test_a_note_naming_a_folder_with_a_line_break_is_one_line(capsys, tmp_path, demo_copy):
+    """A note (a damaged vectors.npy read from the checkpoint instead) spread over three lines, and
+    a folder's name could forge a `run.py: error:` line."""
+    logs = tmp_path / "nl\nrun.py: error: forged"
+    shutil.copytree(demo_copy, logs / "d")
+    (logs / "d" / "vectors.npy").write_text("junk")
+    status, out, err = _main(capsys, "similar", "björk-ish", "--logdir", str(logs), "--run", "d")
+    assert status == 0 and all(line.startswith("run.py: note: ") for line in err.splitlines()), err
+
+
 def test_a_signal_python_swallowed_is_raised_at_the_runs_next_line(capsys, monkeypatch):
     """A SIGTERM whose KeyboardInterrupt lands in a callback Python ignores errors of (its import
     lock's, as the data loads) stops the run at its next line, before a run folder is made."""

@@ -334,6 +334,16 @@ def test_a_checkpoint_file_swapped_for_a_fifo_after_its_check_is_not_waited_on(t
             pass
 
 
+@pytest.mark.slow  # reads the checkpoint state with TensorFlow
+@pytest.mark.parametrize("named", ["./model.ckpt-300", "../checkpoints/model.ckpt-300"])
+def test_a_checkpoint_named_by_another_relative_path_is_the_runs_own(demo_copy, named):
+    import checkpoint_files
+    state = demo_copy / run_folder.CHECKPOINT_DIR / "checkpoint"
+    state.write_text(f'model_checkpoint_path: "{named}"\n')
+    assert checkpoint_files.latest_checkpoint(str(demo_copy)) == \
+        str(demo_copy / run_folder.CHECKPOINT_DIR / "model.ckpt-300")
+
+
 @pytest.mark.slow  # restores in-process
 def test_a_run_resumes_from_the_checkpoint_it_checked_not_from_one_swapped_in(demo_copy):
     import checkpoint_files
