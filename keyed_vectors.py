@@ -140,10 +140,10 @@ class KeyedVectorsQueries:
                 vectors.append(self.unit_vectors[rows[-1]].astype(np.float64))
             else:
                 vectors.append(self.checked_vector(term, "most_similar"))
-        weights = np.array([weight for _, weight in terms])
+        weights, vectors = np.array([weight for _, weight in terms]), np.array(vectors)
         with np.errstate(over="ignore", invalid="ignore"):  # a sum past float64's is refused below
-            target = weights @ np.array(vectors)
-            scale = np.abs(weights) @ np.abs(np.array(vectors)).max(axis=1)
+            target = weights @ vectors
+            scale = np.abs(weights) @ np.abs(vectors).max(axis=1)
         if not np.isfinite(target).all():
             raise QueryError("most_similar: the weighted terms add up past float64's range; "
                              "give smaller weights")
