@@ -37,7 +37,7 @@ class Run:
     (an ArtistVectors, read with numpy alone), the artists' facts, its quality report and plots."""
 
     def __init__(self, folder):
-        self.folder = checked_path(folder, "Run")
+        self.folder = run_record.named_folder(checked_path(folder, "Run"))
         self.record = run_record.read(self.folder)
 
     def __repr__(self):

@@ -76,7 +76,7 @@ class RunRecord:
         file's `next` names the folder where the run was written, which may have moved, and in a
         shared log folder it may be anyone's text."""
         if self.state == "finished":
-            return shlex.join(["tensorboard", "--logdir", os.path.dirname(folder) or "."])
+            return shlex.join(["tensorboard", "--logdir", logdir_and_run(folder)[0]])
         return next_command(folder, self.missing or ())
 
     def completed(self, folder, output):
@@ -95,8 +95,23 @@ def next_command(folder, missing=()):
 
 def run_command(command, folder):
     """`python run.py COMMAND` for the run at `folder`, quoted for a shell as a user pastes it."""
-    return shlex.join(["python", "run.py", command, "--logdir", os.path.dirname(folder) or ".",
-                       "--run", os.path.basename(folder)])
+    logdir, run = logdir_and_run(folder)
+    return shlex.join(["python", "run.py", command, "--logdir", logdir, "--run", run])
+
+
+def logdir_and_run(folder):
+    """The `--logdir` and `--run` that name `folder`."""
+    folder = named_folder(folder)
+    return os.path.dirname(folder) or ".", os.path.basename(folder)
+
+
+def named_folder(folder):
+    """`folder` as a path that ends in its name: one given as `logs/r/` or `.` has none until it
+    is normalised or made absolute."""
+    folder = os.path.normpath(folder)
+    if os.path.basename(folder) in ("", ".", ".."):
+        return os.path.abspath(folder)
+    return folder
 
 
 def write(folder, record):

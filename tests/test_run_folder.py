@@ -66,6 +66,18 @@ def test_the_commands_to_paste_are_quoted_for_a_shell(folder, name):
     assert shlex.split(record.next) == ["tensorboard", "--logdir", folder]
 
 
+def test_a_run_given_as_a_trailing_slash_or_dot_names_itself_in_its_commands(demo_copy,
+                                                                               monkeypatch):
+    logs = str(demo_copy.parent)
+    for given in (f"{demo_copy}/", f"{logs}/./r", "."):
+        monkeypatch.chdir(demo_copy if given == "." else demo_copy.parent)
+        run = bands2vec.Run(given)
+        assert os.path.abspath(run.folder) == str(demo_copy)
+        command = shlex.split(run_record.next_command(run.folder))
+        assert command[3:] == ["--logdir", logs, "--run", "r"]
+        assert shlex.split(run.record.next) == ["tensorboard", "--logdir", logs]
+
+
 def _victim(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("the user's notes\n")
