@@ -49,8 +49,17 @@ def latest_checkpoint(folder):
 
 
 def checkpoint_parts(checkpoint):
-    """The files of the checkpoint at prefix `checkpoint`: its index and its data shards."""
-    return [f"{checkpoint}.index", *glob.glob(f"{glob.escape(checkpoint)}.data-*")]
+    """The files of the checkpoint at prefix `checkpoint`: its index and its data shards, all of
+    them; an UnreadableCheckpoint naming the first shard missing."""
+    digits = "[0-9]" * 5  # TensorFlow's shard numbers
+    shards = glob.glob(f"{glob.escape(checkpoint)}.data-{digits}-of-{digits}")
+    count = max([int(shard[-5:]) for shard in shards] + [1])
+    expected = [f"{checkpoint}.data-{shard:05d}-of-{count:05d}" for shard in range(count)]
+    missing = [shard for shard in expected if not os.path.lexists(shard)]
+    if missing:
+        raise UnreadableCheckpoint(f"{missing[0]}: missing; the run cannot continue from its "
+                                   f"checkpoint: put it back, or train it anew with --overwrite")
+    return [f"{checkpoint}.index", *expected]
 
 
 @contextlib.contextmanager
@@ -65,41 +74,58 @@ def readable(paths):
     """A private folder of links, each named as a file of `paths` and leading to a descriptor of
     it opened and checked here as a regular file; an UnreadableCheckpoint naming a file that is
     not one. The folder is named through a descriptor of its own, so it cannot be swapped either.
-    Where no such folder can be made (no /proc/self/fd, say), the files' own, checked."""
+    Where no such folder can be made (no /proc/self/fd, a full disk), the files' own, checked."""
     fds = []
     try:
         fds = [_opened_regular(path) for path in paths]
-        private = _private_folder()
-        if private is None:
-            yield os.path.dirname(paths[0])
-            return
-        folder, folder_fd = private
-        try:
-            names = [os.path.basename(path) for path in paths]
-            for name, fd in zip(names, fds):
-                os.symlink(os.path.join(PROC_FDS, str(fd)), name, dir_fd=folder_fd)
-            yield os.path.join(PROC_FDS, str(folder_fd))
-        finally:
-            for name in os.listdir(folder_fd):
-                os.unlink(name, dir_fd=folder_fd)
-            os.close(folder_fd)
-            with contextlib.suppress(OSError):  # already gone, or another folder in its place
-                os.rmdir(folder)
+        with _linked(paths, fds) as private:
+            yield private or os.path.dirname(paths[0])
     finally:
         for fd in fds:
             os.close(fd)
 
 
-def _private_folder():
-    """(path, descriptor) of a new folder only this user may write in; None where it cannot be
-    made or reached through /proc/self/fd."""
+@contextlib.contextmanager
+def _linked(paths, fds):
+    """The private folder of links to `fds`, named as `paths`, through its own descriptor; None
+    where it cannot be made. It is made in the temporary folder, else beside the files."""
     if not os.path.isdir(PROC_FDS):
-        return None
+        yield None
+        return
+    folder = _private_folder(os.path.dirname(paths[0]))
+    if folder is None:
+        yield None
+        return
     try:
-        folder = tempfile.mkdtemp(prefix="bands2vec-checkpoint-")
-    except OSError:
-        return None
-    return folder, os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:  # no descriptor to spare
+        os.rmdir(folder)
+        yield None
+        return
+    try:
+        try:
+            for path, fd in zip(paths, fds):
+                os.symlink(os.path.join(PROC_FDS, str(fd)), os.path.basename(path),
+                           dir_fd=folder_fd)
+            linked = os.path.join(PROC_FDS, str(folder_fd))
+        except OSError:  # no room for a link, say
+            linked = None
+        yield linked
+    finally:
+        for name in os.listdir(folder_fd):
+            os.unlink(name, dir_fd=folder_fd)
+        os.close(folder_fd)
+        with contextlib.suppress(OSError):  # already gone, or another folder in its place
+            os.rmdir(folder)
+
+
+def _private_folder(beside):
+    """A new folder only this user may write in: in the temporary folder, else in `beside`; None
+    where neither can be made."""
+    for where in (None, beside):
+        with contextlib.suppress(OSError):
+            return tempfile.mkdtemp(prefix="bands2vec-checkpoint-", dir=where)
+    return None
 
 
 def _opened_regular(path):

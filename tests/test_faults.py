@@ -243,9 +243,11 @@ def _point_elsewhere(run_dir):
                                                            "says the run was checkpointed at step 300"),
     (lambda run_dir: [os.remove(path) for path in glob.glob(os.path.join(run_dir, "checkpoints", "*.index"))],
      "checkpoints/model.ckpt-300.index: missing"),
+    (lambda run_dir: [os.remove(path) for path in glob.glob(os.path.join(run_dir, "checkpoints", "*.data-*"))],
+     "checkpoints/model.ckpt-300.data-00000-of-00001: missing"),
     (_point_elsewhere, "checkpoints/checkpoint: names /elsewhere/model.ckpt-300, not a checkpoint in"),
     (lambda run_dir: open(_checkpoint_state(run_dir), "w").write("garbage {"), "checkpoints/checkpoint: unreadable"),
-], ids=["no checkpoint file", "no index", "pointing elsewhere", "garbage"])
+], ids=["no checkpoint file", "no index", "no data shard", "pointing elsewhere", "garbage"])
 def test_a_checkpoint_run_json_counts_but_that_is_gone_is_named_not_restarted(demo_copy, damage, named, capsys):
     import run
 

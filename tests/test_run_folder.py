@@ -1,6 +1,7 @@
 """A run's folder in a log folder others may write in: the names a run may have, its lock, and links planted
 where a run writes, which must never lead it to write a file outside its folder. (The same cases as whole
 processes: test_hostile_runs.py.)"""
+import errno
 import fcntl
 import glob
 import os
@@ -344,6 +345,59 @@ def test_a_checkpoint_file_swapped_for_a_fifo_after_its_check_is_not_waited_on(t
                        match=f"^{re.escape(str(part))}: not a regular file \\(a FIFO"):
         with checkpoint_files.readable([str(part)]):
             pass
+
+
+def _swapped_part_reads_as_checked(tmp_path):
+    import checkpoint_files
+    part = tmp_path / "checkpoints" / "model.ckpt-7.data-00000-of-00001"
+    part.parent.mkdir()
+    part.write_bytes(b"the checkpoint's numbers")
+    with checkpoint_files.readable([str(part)]) as private:
+        os.rename(part, tmp_path / "moved")
+        os.mkfifo(part)
+        fd = os.open(os.path.join(private, part.name), os.O_RDONLY | os.O_NONBLOCK)  # a FIFO: b""
+        try:
+            return private, os.read(fd, 100), os.listdir(part.parent)
+        finally:
+            os.close(fd)
+
+
+def test_with_no_temporary_folder_the_private_one_is_made_beside_the_checkpoint(tmp_path,
+                                                                              monkeypatch):
+    not_a_folder = tmp_path / "tmp-is-a-file"
+    not_a_folder.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_folder))
+    private, read, beside = _swapped_part_reads_as_checked(tmp_path)
+    assert private.startswith("/proc/self/fd/") and read == b"the checkpoint's numbers"
+    assert any(name.startswith("bands2vec-checkpoint-") for name in beside)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["model.ckpt-7.data-00000-of-00001"]
+
+
+def test_where_no_link_can_be_made_the_checkpoints_own_folder_is_read(tmp_path, monkeypatch):
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "symlink", no_room)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    os.mkdir(tmp_path / "tmp")
+    import checkpoint_files
+    part = tmp_path / "model.ckpt-7.index"
+    part.write_bytes(b"index")
+    with checkpoint_files.readable([str(part)]) as folder:
+        assert folder == str(tmp_path)
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_a_checkpoint_missing_one_of_its_shards_is_named(tmp_path):
+    import checkpoint_files
+    checkpoint = tmp_path / "model.ckpt-7"
+    for part in (".index", ".data-00000-of-00002"):
+        (tmp_path / f"model.ckpt-7{part}").write_bytes(b"")
+    with pytest.raises(checkpoint_files.UnreadableCheckpoint,
+                       match=f"^{re.escape(str(checkpoint))}.data-00001-of-00002: missing; "):
+        checkpoint_files.checkpoint_parts(str(checkpoint))
+    (tmp_path / "model.ckpt-7.data-00001-of-00002").write_bytes(b"")
+    assert len(checkpoint_files.checkpoint_parts(str(checkpoint))) == 3
 
 
 @pytest.mark.slow  # reads the checkpoint state with TensorFlow
