@@ -2,6 +2,7 @@
 label and colour by, and for queries to read back. Each context kind owns its columns."""
 import os
 
+import npy_files
 import run_record
 from atomic_files import open_regular, write_text
 from catalog import ArtistFacts
@@ -55,9 +56,9 @@ def read_artists(folder):
 
 def read_columns(folder):
     """{column: [text per artist]} of a run's metadata.tsv, read a row at a time: a row longer than
-    MAX_ROW_CHARACTERS, of other columns than the header's, or past the artists run.json counts
+    MAX_ROW_CHARACTERS, of other columns than the header's, or past the artists the run counts
     is refused as soon as it is met (a file of gigabytes is not read whole)."""
-    path, most = os.path.join(folder, METADATA_FILE), _counted_artists(folder)
+    path, (most, counted_by) = os.path.join(folder, METADATA_FILE), _counted_artists(folder)
     try:
         with open_regular(path, "r", encoding="utf-8") as f:
             header, rows = _row(f, path), []
@@ -67,7 +68,7 @@ def read_columns(folder):
                     break
                 if len(rows) == most:
                     raise RunError(f"{path}: malformed metadata (more rows than the {most:,} "
-                                   f"artists {run_record.RUN_FILE} counts)")
+                                   f"artists {counted_by} counts)")
                 rows.append(row)
     except (OSError, UnicodeDecodeError) as error:
         raise RunError(f"{path}: unreadable metadata "
@@ -89,9 +90,11 @@ def _row(f, path):
 
 
 def _counted_artists(folder):
-    """The artists the run.json in `folder` counts, or None where it has none it can read (a folder
-    ArtistVectors.save wrote, say)."""
+    """The artists of the run in `folder`, and what counts them: its run.json, else (a folder
+    ArtistVectors.save wrote, say) its vectors.npy's header; None where neither can be read."""
     try:
-        return run_record.read(folder).artists
+        return run_record.read(folder).artists, run_record.RUN_FILE
     except RunError:
-        return None
+        from vector_files import VECTORS_FILE  # imported here: vector_files imports this module
+        rows = npy_files.declared_rows(os.path.join(folder, VECTORS_FILE))
+        return (None, None) if rows is None else (rows, VECTORS_FILE)

@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 
+from atomic_files import open_regular
+
 # The header readers of the .npy versions np.save writes for numbers (3.0 is for non-Latin-1
 # field names only, which no array of numbers has).
 HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
@@ -20,3 +22,13 @@ def declared(f):
                          f"no array of numbers")
     shape, _, dtype = HEADER_READERS[version](f)
     return shape, dtype, math.prod(shape) * dtype.itemsize
+
+
+def declared_rows(path):
+    """The rows the .npy at `path` declares, or None where it is no .npy that can be read."""
+    try:
+        with open_regular(path) as f:
+            shape = declared(f)[0]
+    except (OSError, ValueError, EOFError):
+        return None
+    return shape[0] if shape else None

@@ -558,6 +558,16 @@ def test_a_metadata_tsv_followed_by_gigabytes_is_not_read_whole(demo_copy):
     assert time.perf_counter() - started < 5  # the first 64 K of the NULs, not 3 GB
 
 
+def test_saved_vectors_without_a_run_json_bound_their_metadata_by_vectors_npy(demo_copy, tmp_path):
+    saved = tmp_path / "saved"
+    bands2vec.open_run(str(demo_copy)).vectors.save(str(saved))
+    _edit_metadata(saved, lambda rows: rows.extend(rows[1:] * 3))
+    with pytest.raises(RunError) as error:
+        ArtistVectors.load(str(saved))
+    assert _one_line(error) == (f"{saved / metadata.METADATA_FILE}: malformed metadata (more rows than "
+                                f"the 300 artists vectors.npy counts)")
+
+
 def test_blank_years_are_unknown_years(demo_copy):
     _edit_metadata(demo_copy, _cell("year", " ", row=5))
     assert np.isnan(bands2vec.open_run(str(demo_copy)).vectors.artists.years[4])
