@@ -139,8 +139,10 @@ def writing(folder):
             os.close(fd)
             raise RunError(f"{folder} is being written by {holder}; "
                            f"wait for it to finish, or stop it first") from None
-        if _same_file(fd, path):
+        if _same_file(fd, path) and _own_writable(fd):
             break
+        if _same_file(fd, path):  # a stale lock of another user's: removed, then one of our own
+            _remove_stale_lock(folder, path, fd)
         os.close(fd)  # its holder removed it between our open and our lock: lock the file there now
     try:
         check_own_folders(folder)
@@ -227,12 +229,17 @@ def lock_path(folder):
 
 
 def _open_lock(folder, path):
-    """The lock file's descriptor, made if absent. Whoever may write in the logs could have put a
-    link there to a file of ours, or a FIFO: the lock is opened without following a link, and only
-    a regular file of its own is used (never truncated or written otherwise)."""
+    """The lock file's descriptor, made if absent; read-only where it is another user's that we
+    may not write. Whoever may write in the logs could have put a link there to a file of ours, or
+    a FIFO: the lock is opened without following a link, and only a regular file of its own is
+    used (never truncated or written otherwise)."""
     where = os.path.dirname(folder) or "."
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, FILE_MODE)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, FILE_MODE)
+        except PermissionError:  # another user's lock, to lock and see who holds it
+            fd = os.open(path, os.O_RDONLY | flags)
     except OSError as error:
         if os.path.islink(path):
             raise RunError(f"{path}: the lock of {folder} is a symbolic link, which run.py never "
@@ -246,12 +253,28 @@ def _open_lock(folder, path):
             "not a regular file"
         raise RunError(f"{path}: the lock of {folder} is {kind}, which run.py never makes; "
                        f"remove it (and see who put it in {where})")
-    if status.st_uid != os.geteuid():  # a sticky folder would not let us remove it after the work
-        os.close(fd)
-        raise RunError(f"{path}: the lock of {folder} is another user's file (uid "
-                       f"{status.st_uid}), which this process could not remove; ask them, or "
-                       f"the owner of {where}, to remove it, or use another --run")
     return fd
+
+
+def _own_writable(fd):
+    """Whether the lock at `fd` is this user's and open for writing, as writing() needs it."""
+    return (os.fstat(fd).st_uid == os.geteuid()
+            and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDWR)
+
+
+def _remove_stale_lock(folder, path, fd):
+    """Remove the lock at `path`, another user's that nobody holds (we hold it, at `fd`): the
+    lock's holder removes it when done, so it is left from a run that died. A RunError where it
+    cannot be removed: a sticky log folder keeps another user's files."""
+    try:
+        os.unlink(path)
+    except OSError as error:
+        owner = os.fstat(fd).st_uid
+        os.close(fd)
+        where = os.path.dirname(folder) or "."
+        raise RunError(f"{path}: the lock of {folder}, left by a run of another user's (uid "
+                       f"{owner}), cannot be removed ({error.strerror}); ask them, or the owner "
+                       f"of {where}, to remove it, or use another --run") from None
 
 
 def _same_file(fd, path):

@@ -5,6 +5,7 @@ import errno
 import fcntl
 import glob
 import os
+import pathlib
 import re
 import shlex
 import shutil
@@ -437,18 +438,70 @@ def test_another_users_run_folder_is_not_written(demo_copy):
         run.export()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
-def test_a_lock_that_is_another_users_file_is_refused_before_any_work(demo_copy):
-    """In a sticky log folder a lock of another user's cannot be removed: export did its work, then
-    ended on `.r.lock: Operation not permitted`."""
-    lock = run_folder.lock_path(str(demo_copy))
-    open(lock, "w").close()
+def _another_users_lock(folder, holder=b""):
+    lock = run_folder.lock_path(str(folder))
+    with open(lock, "wb") as f:
+        f.write(holder)
     os.chown(lock, 65534, 65534)
-    written = os.stat(demo_copy / vector_files.VECTORS_TSV).st_mtime_ns
-    with pytest.raises(RunError, match=f"^{re.escape(lock)}: the lock of {re.escape(str(demo_copy))} "
-                                       f"is another user's file \\(uid 65534\\)"):
-        bands2vec.open_run(str(demo_copy.parent), "r").export()
-    assert os.stat(demo_copy / vector_files.VECTORS_TSV).st_mtime_ns == written
+    return lock
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
+def test_a_stale_lock_of_another_users_is_taken_over_where_it_can_be_removed(demo_copy):
+    _another_users_lock(demo_copy)
+    bands2vec.open_run(str(demo_copy.parent), "r").export()
+    assert not os.path.lexists(run_folder.lock_path(str(demo_copy)))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
+def test_a_live_writer_of_another_users_is_named(demo_copy):
+    lock = _another_users_lock(demo_copy, b"process 4242 (run.py --resume --run r)")
+    held = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RunError, match=f"^{re.escape(str(demo_copy))} is being written by "
+                                           f"process 4242 \\(run.py --resume --run r\\); wait"):
+            bands2vec.open_run(str(demo_copy.parent), "r").export()
+    finally:
+        os.close(held)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
+def test_a_stale_lock_of_another_users_in_a_sticky_folder_is_refused_before_any_work():
+    """In a sticky log folder a lock of another user's cannot be removed: export did its work, then
+    ended on `.r.lock: Operation not permitted`. Tried as a third user, in a child process."""
+    logs = pathlib.Path(tempfile.mkdtemp())  # pytest's folders are root's alone
+    try:
+        os.chmod(logs, 0o1777)
+        _refused_as_a_third_user(logs)
+    finally:
+        shutil.rmtree(logs)
+
+
+def _refused_as_a_third_user(logs):
+    lock = _another_users_lock(logs / "r")
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # never returns to pytest
+        try:
+            os.close(read)
+            os.setgid(65533)
+            os.setuid(65533)
+            try:
+                with run_folder.writing(str(logs / "r")):
+                    os.write(write, b"locked")
+            except RunError as error:
+                os.write(write, str(error).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as said:
+        message = said.read().decode()
+    os.waitpid(child, 0)
+    assert message == (f"{lock}: the lock of {logs / 'r'}, left by a run of another user's (uid 65534), "
+                       f"cannot be removed (Operation not permitted); ask them, or the owner of {logs}, "
+                       f"to remove it, or use another --run")
+    assert os.stat(lock).st_uid == 65534
 
 
 @pytest.mark.slow  # resumes in-process
