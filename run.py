@@ -12,7 +12,6 @@ import dataclasses
 import difflib
 import gc
 import os
-import shlex
 import signal
 import sys
 import warnings
@@ -34,7 +33,7 @@ from output_streams import (STANDARD_OUTPUT, EscapedStream, json_text, one_line,
                             output_error_line)
 from questions import question_arguments, questions_command
 from run_life import PHASES
-from run_record import RUN_FILE, run_command
+from run_record import RUN_FILE, run_command, shell_command
 from vector_files import EXPORT_MAX
 
 # The training options the command line sets, as TrainOptions names them.
@@ -181,7 +180,7 @@ def _say_summary(run, logs):
           f"vectors.npy, {exports}")
     for path in run.plots.values():
         print(f"             {path}")
-    print(f"Next:        {shlex.join(['tensorboard', '--logdir', logs])}")
+    print(f"Next:        {shell_command(['tensorboard', '--logdir', logs])}")
 
 
 def _share(figures, random=""):

@@ -318,7 +318,7 @@ def find_run(logs, name=None, usable=False, option="--run"):
                            f"still training, or stopped before; "
                            f"their run.json says how to go on)")
         raise RunError(f"{logs}: no trained run found; train one with "
-                       f"`{shlex.join(['python', 'run.py', '--logdir', logs])}`")
+                       f"`{run_record.shell_command(['python', 'run.py', '--logdir', logs])}`")
     runs.sort(key=lambda path: os.path.getmtime(os.path.join(path, run_record.RUN_FILE)))
     return _newest_readable(runs[::-1]) if usable else runs[-1]
 

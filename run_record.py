@@ -76,7 +76,7 @@ class RunRecord:
         file's `next` names the folder where the run was written, which may have moved, and in a
         shared log folder it may be anyone's text."""
         if self.state == "finished":
-            return shlex.join(["tensorboard", "--logdir", logdir_and_run(folder)[0]])
+            return shell_command(["tensorboard", "--logdir", logdir_and_run(folder)[0]])
         return next_command(folder, self.missing or ())
 
     def completed(self, folder, output):
@@ -96,7 +96,29 @@ def next_command(folder, missing=()):
 def run_command(command, folder):
     """`python run.py COMMAND` for the run at `folder`, quoted for a shell as a user pastes it."""
     logdir, run = logdir_and_run(folder)
-    return shlex.join(["python", "run.py", command, "--logdir", logdir, "--run", run])
+    return shell_command(["python", "run.py", command, "--logdir", logdir, "--run", run])
+
+
+def shell_command(words):
+    """`words` as one line a user pastes into a shell: quoted as shlex quotes them, and a word with
+    a line break or another character a terminal does not show in bash's $'...' escapes."""
+    return " ".join(shlex.quote(word) if word.isprintable() else f"$'{_escaped(word)}'"
+                    for word in words)
+
+
+def _escaped(word):
+    """`word` in the escapes of bash's $'...': a byte that is not UTF-8 (Python's surrogate
+    escape) as the byte, another unprintable character as its code point."""
+    def escape(character):
+        code = ord(character)
+        if character in "\\'":
+            return "\\" + character
+        if character.isprintable():
+            return character
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\x{code:02x}" if code < 0x80 else f"\\U{code:08x}"
+    return "".join(map(escape, word))
 
 
 def logdir_and_run(folder):

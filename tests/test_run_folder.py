@@ -10,6 +10,7 @@ import re
 import shlex
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 
@@ -66,6 +67,16 @@ def test_the_commands_to_paste_are_quoted_for_a_shell(folder, name):
     record = run_record.RunRecord(data="demo", artists=3, options=bands2vec.TrainOptions())
     record.set_state(run, "finished")
     assert shlex.split(record.next) == ["tensorboard", "--logdir", folder]
+
+
+@pytest.mark.parametrize("folder", ["lo\ngs", "tab\tand'quote", "bell\x07", "nel\x85", "ls\u2028",
+                                    "not utf-8 \udcff", "back\\slash\n"])
+def test_a_command_for_a_folder_a_terminal_cannot_show_is_one_line_that_bash_reads_back(folder):
+    command = run_record.next_command(os.path.join(folder, "r"))
+    assert command.isprintable()
+    words = subprocess.run(["bash", "-c", command.replace("python", "printf '%s\\0'", 1)],
+                           capture_output=True, check=True).stdout.split(b"\0")[:-1]
+    assert words == [os.fsencode(word) for word in ["run.py", "--resume", "--logdir", folder, "--run", "r"]]
 
 
 def test_a_run_given_as_a_trailing_slash_or_dot_names_itself_in_its_commands(demo_copy,
