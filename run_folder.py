@@ -294,7 +294,7 @@ def find_run(logs, name=None, usable=False, option="--run"):
 
     if name is not None:
         path = os.path.join(logs, check_run_name(name, option))
-        if not os.path.isfile(os.path.join(path, run_record.RUN_FILE)):
+        if not os.path.lexists(os.path.join(path, run_record.RUN_FILE)):
             raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); train with "
                            f"`python run.py` first")
         if usable:

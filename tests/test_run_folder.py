@@ -91,6 +91,15 @@ def test_a_run_given_as_a_trailing_slash_or_dot_names_itself_in_its_commands(dem
         assert shlex.split(run.record.next) == ["tensorboard", "--logdir", logs]
 
 
+@pytest.mark.parametrize("planted", [os.mkfifo, os.mkdir])
+def test_a_run_json_that_is_not_a_file_is_named_unreadable_not_absent(tmp_path, planted):
+    os.makedirs(tmp_path / "r")
+    planted(tmp_path / "r" / run_record.RUN_FILE)
+    with pytest.raises(RunError, match=f"^{re.escape(str(tmp_path / 'r'))}: unreadable run.json "
+                                       f"\\((not a regular file|Is a directory)\\)$"):
+        run_folder.find_run(str(tmp_path), "r", usable=True)
+
+
 def _victim(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("the user's notes\n")
