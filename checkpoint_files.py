@@ -5,6 +5,7 @@ swapped."""
 import contextlib
 import glob
 import os
+import re
 import stat
 import tempfile
 
@@ -37,6 +38,8 @@ def latest_checkpoint(folder):
     problem = ("unreadable, or it names no checkpoint" if not path else
                f"names {path}, not a checkpoint in {directory}"
                if os.path.dirname(os.path.realpath(path)) != os.path.realpath(directory) else
+               f"names {path}, not a checkpoint of a step"
+               if not re.fullmatch(r".+-[0-9]{1,18}", os.path.basename(path)) else
                None)
     if problem:
         raise UnreadableCheckpoint(f"{state_file}: {problem}; the run cannot continue from it: "
@@ -46,6 +49,11 @@ def latest_checkpoint(folder):
                                    f"checkpoint: put it back, or train it anew with --overwrite")
     with readable(checkpoint_parts(path)):
         return path
+
+
+def checkpoint_step(checkpoint):
+    """The step the checkpoint at prefix `checkpoint` was saved at, as the Saver names it."""
+    return int(checkpoint.rpartition("-")[2])
 
 
 def checkpoint_parts(checkpoint):

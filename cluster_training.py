@@ -12,7 +12,7 @@ import socket
 import time
 
 from bands2vec_graph import tf, tf1
-from checkpoint_files import UnreadableCheckpoint, latest_checkpoint
+from checkpoint_files import UnreadableCheckpoint, checkpoint_step, latest_checkpoint
 from errors import ClusterError, ClusterLost, RunError, RunInterrupted
 from interrupts import signals_as_a_flag
 from training import Interrupted, Loop, restore, tf_reason, train_vectors
@@ -151,7 +151,7 @@ def _checkpoint_step(folder):
         checkpoint = latest_checkpoint(folder)
     except UnreadableCheckpoint:
         return None
-    return int(checkpoint.rpartition("-")[2]) if checkpoint else None
+    return checkpoint_step(checkpoint) if checkpoint else None
 
 
 def lost(task, error, checkpoint_step=None):

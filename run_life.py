@@ -114,7 +114,8 @@ def _check_steps(folder, record, steps):
         return
     if trained > planned and steps is not None:
         go_on = (f"leave --steps out to go on to its {record.options.steps:,}, or "
-                 if trained < record.options.steps else "")
+                 if trained < record.options.steps else
+                 "leave --steps out to write the files it lacks, or " if unfinished else "")
         raise RunError(f"{folder} has already trained {trained:,} steps, more than --steps "
                        f"{planned:,}; {go_on}pass --steps N above {trained:,} to train on")
     raise RunError(f"{folder} has trained all its {trained:,} steps; "
@@ -308,7 +309,7 @@ def _checkpoint_to_resume(folder, record, say):
     """The checkpoint a resumed run goes on from; None, said, where it stopped before its first.
     One that run.json counts steps of but that cannot be found is an UnreadableCheckpoint: never
     a silent start from step 0."""
-    from checkpoint_files import UnreadableCheckpoint, latest_checkpoint
+    from checkpoint_files import UnreadableCheckpoint, checkpoint_step, latest_checkpoint
 
     checkpoint = latest_checkpoint(folder)
     if checkpoint is None and record.stats.steps:
@@ -318,6 +319,11 @@ def _checkpoint_to_resume(folder, record, say):
                                    f"or train the run anew with --overwrite")
     if checkpoint is None:
         say(f"{folder} stopped before its first checkpoint: training from step 0")
+    elif checkpoint_step(checkpoint) < record.stats.steps:  # run.json is saved after its checkpoint
+        raise UnreadableCheckpoint(f"{checkpoint}: a checkpoint of step "
+                                   f"{checkpoint_step(checkpoint):,}, though run.json says the run "
+                                   f"was checkpointed at step {record.stats.steps:,}; put back "
+                                   f"the later one, or train the run anew with --overwrite")
     return checkpoint
 
 

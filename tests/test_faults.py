@@ -284,6 +284,30 @@ def test_resume_with_no_steps_left_says_how_many_it_has(demo_copy, steps, messag
     assert (demo_copy / run_record.RUN_FILE).read_text() == before
 
 
+def test_resume_with_fewer_steps_than_an_incomplete_run_has_says_to_leave_them_out(demo_copy):
+    record = run_record.read(str(demo_copy))
+    record.set_state(str(demo_copy), "incomplete", missing=["quality"])
+    run_record.write(str(demo_copy), record)
+    with pytest.raises(errors.RunError, match="more than --steps 150; leave --steps out to write the files it "
+                                              "lacks, or pass --steps N above 300 to train on"):
+        bands2vec.resume(str(demo_copy.parent), "r", steps=150, say=quiet)
+
+
+@pytest.mark.slow  # reads the checkpoint state with TensorFlow
+def test_a_checkpoint_older_than_run_json_counts_is_named_not_trained_over(demo_copy):
+    """run.json is saved after each checkpoint: one that counts more steps than the latest checkpoint
+    holds has lost its later checkpoint, and resuming would silently train those steps again."""
+    record = run_record.read(str(demo_copy))
+    record.stats = dataclasses.replace(record.stats, steps=400)
+    record.set_state(str(demo_copy), "interrupted")
+    run_record.write(str(demo_copy), record)
+    before = (demo_copy / run_record.RUN_FILE).read_text()
+    with pytest.raises(errors.RunError, match="model.ckpt-300: a checkpoint of step 300, though run.json says "
+                                              "the run was checkpointed at step 400; put back the later one"):
+        bands2vec.resume(str(demo_copy.parent), "r", steps=500, plots=False, say=quiet)
+    assert (demo_copy / run_record.RUN_FILE).read_text() == before
+
+
 def test_a_cluster_run_that_overshot_its_steps_is_completed_by_its_own_advice(demo_copy):
     """A cluster's trainers overshoot the run's steps by a few: a chief interrupted as it wrote
     left `incomplete` at 603 of 600 steps, and `--resume` said it had trained more than 600."""
