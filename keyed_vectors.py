@@ -6,6 +6,7 @@ installed. Also the checks that turn a wrong argument into a QueryError saying w
 A key is what gensim takes: an artist's name (`wolf parade`), its key in vectors.txt
 (`wolf_parade`) or its row number; where gensim takes vectors, a vector of vector_size numbers.
 """
+import math
 import numbers
 import os
 
@@ -156,8 +157,10 @@ class KeyedVectorsQueries:
     def checked_vector(self, vector, method):
         """`vector` as an array of vector_size finite numbers, else a QueryError."""
         try:
-            array = np.asarray(vector, dtype=np.float64)
-        except (TypeError, ValueError):
+            array = np.asarray(vector)
+            # Complex numbers or text are no vector's, though numpy would make numbers of them.
+            array = None if array.dtype.kind in "cUS" else array.astype(np.float64)
+        except (TypeError, ValueError, OverflowError):
             array = None
         if array is None or array.shape != (self.vector_size,):
             raise QueryError(f"{method}: expected an artist's name or row number, or a vector of "
@@ -227,13 +230,23 @@ def weighted_terms(positive, negative):
             if is_key(item) or isinstance(item, np.ndarray):
                 terms.append((item, sign))
             elif (isinstance(item, (tuple, list)) and len(item) == 2
-                  and isinstance(item[1], numbers.Real) and not isinstance(item[1], bool)
-                  and np.isfinite(item[1])):
-                terms.append((item[0], float(item[1])))
+                  and _weight(item[1]) is not None):
+                terms.append((item[0], _weight(item[1])))
             else:
                 raise QueryError(f"{what}: expected artist names, vectors or (name, weight) "
                                  f"pairs, not {shown(item)}")
     return terms
+
+
+def _weight(value):
+    """`value` as a finite float weight, else None (a number past float64's range, too)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        weight = float(value)
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return weight if math.isfinite(weight) else None
 
 
 def checked_topn(topn):

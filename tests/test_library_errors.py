@@ -3,6 +3,7 @@ Run.evaluate, every run.json, vectors.npy and metadata.tsv it cannot read, and e
 is a Bands2VecError in one line, raised where the value enters, before anything is loaded or written;
 never another exception, a NaN or a RuntimeWarning. The parser takes time linear in its input."""
 import dataclasses
+import fractions
 import io
 import json
 import math
@@ -491,6 +492,10 @@ def test_most_similar_at_the_ends_of_float64_refuses_or_answers_without_warnings
         assert loaded.most_similar([tiny], topn=1) == loaded.most_similar([loaded.vectors[0]], topn=1)
         with pytest.raises(QueryError, match="^the question cancels out to the zero vector"):
             loaded.most_similar([a, (a, 0.5)], [(a, -1.5)])  # gensim keeps a pair's sign
+        assert loaded.most_similar([(a, fractions.Fraction(1, 2)), b]) == loaded.most_similar([(a, 0.5), b])
+        assert loaded.most_similar([(a, 0), b]) == loaded.most_similar([b])
+        with pytest.raises(QueryError, match="vector of 64 numbers"):  # not a ComplexWarning
+            loaded.most_similar([loaded.vectors[0] * 1j])
 
 
 def test_nan_vectors_with_a_checkpoint_are_read_from_it_with_a_warning(demo_copy):
