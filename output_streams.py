@@ -4,6 +4,7 @@ import codecs
 import contextlib
 import errno
 import json
+import os
 import sys
 
 from atomic_files import os_advice
@@ -32,23 +33,47 @@ class EscapedStream:
     cannot write (PYTHONIOENCODING=ascii), saying so once on `notes`; its OSErrors name it (as
     file objects' errors name no file)."""
     noted = False
+    # Whether the work goes on when the output's reader has gone (`| head`): a training run's
+    # lines are a log, and training is not to be lost for want of a reader.
+    outlives_reader = False
 
     def __init__(self, stream, notes):
         self.stream, self.notes = stream, notes
 
     def write(self, text):
         text = text.translate(CONTROLS)
-        with self._named():
-            try:
-                return self.stream.write(text)
-            except UnicodeEncodeError:
-                self._note()
-                encoding = self.stream.encoding
-                return self.stream.write(text.encode(encoding, "json-escape").decode(encoding))
+        return self._done(lambda: self._write(text))
 
     def flush(self):
-        with self._named():
-            return self.stream.flush()
+        return self._done(self.stream.flush)
+
+    def _write(self, text):
+        try:
+            return self.stream.write(text)
+        except UnicodeEncodeError:
+            self._note()
+            encoding = self.stream.encoding
+            return self.stream.write(text.encode(encoding, "json-escape").decode(encoding))
+
+    def _done(self, act):
+        try:
+            with self._named():
+                return act()
+        except BrokenPipeError:
+            if not self.outlives_reader:
+                raise
+            self._to_nowhere()
+            return act()
+
+    def _to_nowhere(self):
+        """The stream's descriptor pointed at /dev/null, which takes what is left in its buffer,
+        said once on `notes`."""
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, self.stream.fileno())
+        os.close(nowhere)
+        with contextlib.suppress(OSError):  # the notes may have gone with it (2>&1 | head)
+            self.notes.write("run.py: note: the reader of the output has gone; the run goes on "
+                             "without showing its lines\n")
 
     @contextlib.contextmanager
     def _named(self):

@@ -365,6 +365,7 @@ def main(argv=None):
 
 def _command(argv):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    sys.stdout.outlives_reader = args.command == "train"
     # SIGTERM, and SIGHUP (its terminal closed), stop a run as Ctrl-C does: training checkpoints
     # where it stands.
     previous = {signum: signal.signal(signum, _interrupt) for signum in STOPPING_SIGNALS}

@@ -18,6 +18,7 @@ import bands2vec
 import metadata
 import run
 import run_life
+import run_record
 import vector_files
 from helpers import REPO, RUN_PY, answer_lines, assert_refused, cli_command, quiet, run_cli
 
@@ -381,3 +382,34 @@ def test_the_command_line_as_processes(demo_trained):
     assert result.returncode == 2
     assert json.loads(result.stdout.decode("utf-8"))[0]["question"] == "\ufffd\ufffd"
     assert run_cli("query", "", "--json", *logs).stdout == "[]\n"
+
+
+@pytest.mark.slow  # trains
+def test_a_training_run_outlives_the_reader_of_its_output(tmp_path):
+    """`python run.py | head -1`: the run died at its second line, before its folder was made, with
+    exit status 1 and nothing said."""
+    process = subprocess.Popen(cli_command("--data", "demo", "--steps", "400", "--no-plots",
+                                           "--logdir", str(tmp_path), "--run", "r"),
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        process.stdout.readline()
+        process.stdout.close()  # as `head -1` does
+        err = process.stderr.read().decode()
+        assert process.wait(timeout=300) == 0, err
+    finally:
+        process.kill()
+        process.wait()
+    assert err == "run.py: note: the reader of the output has gone; the run goes on without showing its lines\n"
+    record = run_record.read(str(tmp_path / "r"))
+    assert (record.state, record.stats.steps) == ("finished", 400)
+
+
+def test_a_question_whose_reader_has_gone_ends_quietly(demo_trained):
+    """A question's answer is all it does: with its reader gone there is nothing left to do."""
+    process = subprocess.Popen(cli_command("similar", "-", "-k", "200", "--logdir", str(demo_trained)),
+                               cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    names = bands2vec.open_run(str(demo_trained)).vectors.names
+    process.stdout.close()
+    _, err = process.communicate(input="\n".join(names).encode(), timeout=120)
+    assert (process.returncode, err) == (1, b"")
