@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import difflib
 import gc
+import math
 import os
 import signal
 import sys
@@ -74,7 +75,7 @@ def train_arguments(train):
     train.add_argument("--num-sampled", type=int,
                        help=f"negative artists sampled per step by NCE (default: "
                             f"{b.NUM_SAMPLED}, or one fewer than the artists of a smaller catalog)")
-    train.add_argument("--learning-rate", type=float,
+    train.add_argument("--learning-rate", type=number,
                        help=f"gradient-descent rate at the start, decayed linearly over the run "
                             f"(default: artists / {b.ARTISTS_PER_RATE}, at most {b.MAX_RATE})")
     weights = ", ".join(f"{kind} {context.weight:g}" for kind, context in CONTEXTS.items())
@@ -83,7 +84,7 @@ def train_arguments(train):
                             f"share of the pairs, such as genre,score,label=0.3; a kind without a "
                             f"share takes its weight's part of the rest ({weights}) (default: "
                             f"{DEFAULT_CONTEXTS}, that is {format_contexts(defaults.contexts)})")
-    train.add_argument("--genre-share", type=float,
+    train.add_argument("--genre-share", type=number,
                        help=f"share of same-genre pairs, as genre=X in --contexts "
                             f"(default: {defaults.contexts['genre']:g})")
     train.add_argument("--include-pseudo-artists", action="store_true",
@@ -111,6 +112,18 @@ def train_arguments(train):
     train.add_argument("--resume", action="store_true",
                        help="continue the latest run (or --run) from its last checkpoint, "
                             "with its own options")
+
+
+def number(text):
+    """The float `text` writes; one past what a float holds is refused as written, where float()
+    would read 1e-400 as 0.0 and 1e400 as inf."""
+    value = float(text)
+    digits = text.strip().lower().partition("e")[0].strip("+-")
+    if value == 0 and digits.strip("0."):
+        raise argparse.ArgumentTypeError(f"{text} is too near 0 for a float, which reads it as 0")
+    if math.isinf(value) and "inf" not in text.lower():
+        raise argparse.ArgumentTypeError(f"{text} is too large for a float")
+    return value
 
 
 def train_command(args):

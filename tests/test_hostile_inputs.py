@@ -205,6 +205,8 @@ BAD_OPTIONS = {  # the options given to train on the demo catalog: what run.py s
     ("--learning-rate", "inf"): "--learning-rate must be above 0, not inf",
     ("--learning-rate", "nan"): "--learning-rate must be above 0, not nan",
     ("--learning-rate", "1e-320"): "--learning-rate must be from 1e-06 to 1e+09, not 9.99989e-321",
+    ("--learning-rate", "1e-400"): "argument --learning-rate: 1e-400 is too near 0 for a float, which reads it as 0",
+    ("--genre-share", "1e400"): "argument --genre-share: 1e400 is too large for a float",
     ("--num-sampled", "300"): "--num-sampled must be from 1 to 299",
     ("--genre-share", "1.5"): "--genre-share must be from 0 to 1",
     ("--contexts", "genre,mood"): "--contexts: unknown context 'mood'",
