@@ -94,6 +94,9 @@ class Run:
         checks.function("say", say)
         artist_vectors = self.vectors
         if clusters is not None:
+            k = min(clusters, len(artist_vectors))
+            say(f"Clustering {len(artist_vectors):,} artists into {k:,} with k-means for the plots"
+                + (f" (--clusters {clusters:,} is more than the artists)" if k < clusters else ""))
             # The run's own clusters stay as metadata.tsv has them.
             artist_vectors = artist_vectors.with_vectors(artist_vectors.vectors)
             artist_vectors.kmeans_clusters = kmeans_clusters(artist_vectors, clusters,

@@ -418,7 +418,10 @@ def test_plot_replaces_the_runs_images(demo_run, tmp_path):
     copy = tmp_path / "logs" / "r"
     shutil.copytree(demo_run, copy)
     bands2vec.open_run(str(copy)).plot(say=quiet)
-    bands2vec.open_run(str(copy)).plot(say=quiet)
+    said = []
+    bands2vec.open_run(str(copy)).plot(clusters=301, say=said.append)
+    assert said[0] == ("Clustering 300 artists into 300 with k-means for the plots (--clusters 301 is more "
+                       "than the artists)")
     accumulator = _accumulated(copy)
     images = [tag for tag, data in accumulator.AllSummaryMetadata().items()
               if data.plugin_data.plugin_name == "images"]
