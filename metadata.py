@@ -57,7 +57,8 @@ def read_artists(folder):
 def read_columns(folder):
     """{column: [text per artist]} of a run's metadata.tsv, read a row at a time: a row longer than
     MAX_ROW_CHARACTERS, of other columns than the header's, or past the artists the run counts
-    is refused as soon as it is met (a file of gigabytes is not read whole)."""
+    is refused as soon as it is met (a file of gigabytes is not read whole); fewer rows than the
+    run counts, at the end."""
     path, (most, counted_by) = os.path.join(folder, METADATA_FILE), _counted_artists(folder)
     try:
         with open_regular(path, "r", encoding="utf-8") as f:
@@ -75,6 +76,9 @@ def read_columns(folder):
                        f"({getattr(error, 'strerror', None) or error})") from None
     if "artist" not in header:
         raise RunError(f"{path}: malformed metadata (expected a header and a row per artist)")
+    if most is not None and len(rows) < most:
+        raise RunError(f"{path}: malformed metadata ({len(rows):,} rows, where {counted_by} "
+                       f"counts {most:,} artists)")
     return {column: list(values)
             for column, values in zip(header, zip(*rows) if rows else [()] * len(header))}
 

@@ -537,12 +537,13 @@ def _without(column):
     (_without("cluster"), "no column 'cluster'"),
     (_without("mean_score"), "no column 'mean_score'"),
     (lambda rows: rows[1].pop(), "expected a header and a row per artist"),
-    (lambda rows: rows.__delitem__(slice(3, None)), "2 artists, where a run has at least 3"),
+    (lambda rows: rows.__delitem__(slice(3, None)), "2 rows, where run.json counts 300 artists)"),
+    (lambda rows: rows.pop(), "299 rows, where run.json counts 300 artists)"),
     (lambda rows: rows.clear(), "expected a header and a row per artist"),
     (_cell("labels", "x" * 70_000), "a row longer than 65,536 characters, where a run writes a few hundred)"),
     (lambda rows: rows.append(rows[1]), "more rows than the 300 artists run.json counts)"),
 ], ids=["bucket too big", "reviews too small", "cluster 2.5", "score text", "score NaN", "score blank", "year inf",
-        "no cluster column", "no mean_score column", "a short row", "two artists", "empty", "a row of 70 KB",
+        "no cluster column", "no mean_score column", "a short row", "two artists", "a row short", "empty", "a row of 70 KB",
         "a row past the count"])
 def test_metadata_read_back_is_checked(demo_copy, edit, reason):
     _edit_metadata(demo_copy, edit)
