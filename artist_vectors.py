@@ -487,8 +487,8 @@ def _checkpoint_instead(folder, reason, rows):
     """The checkpoint's vectors, where vectors.npy cannot be read (a run from before it, a damaged
     or unreadable copy), with a warning; a RunError naming both where neither can be read."""
     if not run_folder.has_checkpoint(folder):
-        raise RunError(f"{reason}, and no checkpoint to read instead; "
-                       f"train with `python run.py` first")
+        raise RunError(f"{reason}, and no checkpoint to read instead: "
+                       f"put back its vectors.npy, or train the run anew")
     try:
         vectors = vector_files.checked_vectors(vector_files.checkpoint_vectors(folder), rows,
                                                "the checkpoint")

@@ -57,9 +57,9 @@ def read_artists(folder):
 def read_columns(folder):
     """{column: [text per artist]} of a run's metadata.tsv, read a row at a time: a row longer than
     MAX_ROW_CHARACTERS, of other columns than the header's, or past the artists the run counts
-    is refused as soon as it is met (a file of gigabytes is not read whole); fewer rows than the
-    run counts, at the end."""
-    path, (most, counted_by) = os.path.join(folder, METADATA_FILE), _counted_artists(folder)
+    is refused as soon as it is met (a file of gigabytes is not read whole); fewer rows than its
+    run.json counts, at the end."""
+    path, (most, counted, exactly) = os.path.join(folder, METADATA_FILE), _counted_rows(folder)
     try:
         with open_regular(path, "r", encoding="utf-8") as f:
             header, rows = _row(f, path), []
@@ -68,17 +68,16 @@ def read_columns(folder):
                     header = []  # refused below, before another row is read
                     break
                 if len(rows) == most:
-                    raise RunError(f"{path}: malformed metadata (more rows than the {most:,} "
-                                   f"artists {counted_by} counts)")
+                    raise RunError(f"{path}: malformed metadata (more rows than {counted})")
                 rows.append(row)
     except (OSError, UnicodeDecodeError) as error:
         raise RunError(f"{path}: unreadable metadata "
                        f"({getattr(error, 'strerror', None) or error})") from None
     if "artist" not in header:
         raise RunError(f"{path}: malformed metadata (expected a header and a row per artist)")
-    if most is not None and len(rows) < most:
-        raise RunError(f"{path}: malformed metadata ({len(rows):,} rows, where {counted_by} "
-                       f"counts {most:,} artists)")
+    if exactly and len(rows) < most:
+        raise RunError(f"{path}: malformed metadata ({len(rows):,} rows, where "
+                       f"{run_record.RUN_FILE} counts {most:,} artists)")
     return {column: list(values)
             for column, values in zip(header, zip(*rows) if rows else [()] * len(header))}
 
@@ -93,12 +92,17 @@ def _row(f, path):
     return line.rstrip("\n").split("\t") if line else []
 
 
-def _counted_artists(folder):
-    """The artists of the run in `folder`, and what counts them: its run.json, else (a folder
-    ArtistVectors.save wrote, say) its vectors.npy's header; None where neither can be read."""
+def _counted_rows(folder):
+    """(the most rows, what counts them, whether exactly) of the metadata.tsv in `folder`: its
+    run.json counts them; else (a folder ArtistVectors.save wrote, say) its vectors.npy's header
+    bounds them, loosely: which of the two files is wrong, the vectors' own check says where they
+    differ by a few. (None, None, False) where neither can be read."""
     try:
-        return run_record.read(folder).artists, run_record.RUN_FILE
+        artists = run_record.read(folder).artists
+        return artists, f"the {artists:,} artists {run_record.RUN_FILE} counts", True
     except RunError:
         from vector_files import VECTORS_FILE  # imported here: vector_files imports this module
         rows = npy_files.declared_rows(os.path.join(folder, VECTORS_FILE))
-        return (None, None) if rows is None else (rows, VECTORS_FILE)
+        return ((None, None, False) if rows is None else
+                (2 * rows, f"twice the {rows:,} vectors of {VECTORS_FILE}; one of the two is "
+                 f"damaged", False))

@@ -25,10 +25,11 @@ def declared(f):
 
 
 def declared_rows(path):
-    """The rows the .npy at `path` declares, or None where it is no .npy that can be read."""
+    """The rows of the matrix the .npy at `path` declares, or None where it is no .npy of a
+    matrix that can be read."""
     try:
         with open_regular(path) as f:
             shape = declared(f)[0]
     except (OSError, ValueError, EOFError):
         return None
-    return shape[0] if shape else None
+    return shape[0] if len(shape) == 2 else None

@@ -452,7 +452,7 @@ def test_a_vectors_npy_is_checked_by_its_header_before_it_is_read(saved, plant, 
     with pytest.raises(RunError) as error:
         ArtistVectors.load(str(folder))
     assert _one_line(error).startswith(f"{folder / reason[:reason.index(':')]}{reason[reason.index(':'):]}")
-    assert str(error.value).endswith(", and no checkpoint to read instead; train with `python run.py` first")
+    assert str(error.value).endswith(", and no checkpoint to read instead: put back its vectors.npy, or train the run anew")
 
 
 @pytest.mark.parametrize("scale", [1e36, 1e-42], ids=["huge", "subnormal"])
@@ -571,7 +571,7 @@ def test_saved_vectors_without_a_run_json_bound_their_metadata_by_vectors_npy(de
     with pytest.raises(RunError) as error:
         ArtistVectors.load(str(saved))
     assert _one_line(error) == (f"{saved / metadata.METADATA_FILE}: malformed metadata (more rows than "
-                                f"the 300 artists vectors.npy counts)")
+                                f"twice the 300 vectors of vectors.npy; one of the two is damaged)")
 
 
 def test_blank_years_are_unknown_years(demo_copy):
