@@ -14,6 +14,8 @@ from errors import RunError
 from run_folder import checkpoint_dir
 
 STATE_FILE = "checkpoint"  # TensorFlow's name for the file that names the latest checkpoint
+# The checkpoint state's size: a run writes a few hundred bytes; TensorFlow reads it whole.
+STATE_MAX_BYTES = 1_000_000
 
 
 class UnreadableCheckpoint(RunError):
@@ -30,8 +32,11 @@ def latest_checkpoint(folder):
     state_file = os.path.join(directory, STATE_FILE)
     if not os.path.lexists(state_file):
         return None
-    with readable([state_file]) as private:
-        state = tf1.train.get_checkpoint_state(private)  # None if it cannot be read
+    with readable([state_file], most_bytes=STATE_MAX_BYTES) as private:
+        try:
+            state = tf1.train.get_checkpoint_state(private)  # None if it cannot be read
+        except ValueError:  # not UTF-8
+            state = None
     path = state.model_checkpoint_path if state else None
     if path and path.startswith(private + os.sep):  # a relative path, as this project saves
         path = os.path.normpath(os.path.join(directory, os.path.relpath(path, private)))
@@ -78,14 +83,15 @@ def readable_checkpoint(checkpoint):
 
 
 @contextlib.contextmanager
-def readable(paths):
+def readable(paths, most_bytes=None):
     """A private folder of links, each named as a file of `paths` and leading to a descriptor of
     it opened and checked here as a regular file; an UnreadableCheckpoint naming a file that is
-    not one. The folder is named through a descriptor of its own, so it cannot be swapped either.
-    Where no such folder can be made (no /proc/self/fd, a full disk), the files' own, checked."""
+    not one, or one of over `most_bytes` where that is given. The folder is named through a
+    descriptor of its own, so it cannot be swapped either. Where no such folder can be made (no
+    /proc/self/fd, a full disk), the files' own, checked."""
     fds = []
     try:
-        fds = [_opened_regular(path) for path in paths]
+        fds = [_opened_regular(path, most_bytes) for path in paths]
         with _linked(paths, fds) as private:
             yield private or os.path.dirname(paths[0])
     finally:
@@ -136,18 +142,23 @@ def _private_folder(beside):
     return None
 
 
-def _opened_regular(path):
-    """A descriptor of `path` if it is a regular file (or a link to one); opened without waiting,
-    so that a FIFO is refused rather than waited on."""
+def _opened_regular(path, most_bytes=None):
+    """A descriptor of `path` if it is a regular file (or a link to one) of at most `most_bytes`;
+    opened without waiting, so that a FIFO is refused rather than waited on."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
-        raise UnreadableCheckpoint(f"{path}: {error.strerror}; the run cannot continue from its "
-                                   f"checkpoint: put back its own, or train it anew with "
-                                   f"--overwrite") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise _unreadable(path, error.strerror) from None
+    status = os.fstat(fd)
+    problem = ("not a regular file (a FIFO or a device, say)" if not stat.S_ISREG(status.st_mode)
+               else f"{status.st_size:,} bytes, where a run writes a few hundred"
+               if most_bytes is not None and status.st_size > most_bytes else None)
+    if problem:
         os.close(fd)
-        raise UnreadableCheckpoint(f"{path}: not a regular file (a FIFO or a device, say); the "
-                                   f"run cannot continue from its checkpoint: put back its own, "
-                                   f"or train it anew with --overwrite")
+        raise _unreadable(path, problem)
     return fd
+
+
+def _unreadable(path, problem):
+    return UnreadableCheckpoint(f"{path}: {problem}; the run cannot continue from its checkpoint: "
+                                f"put back its own, or train it anew with --overwrite")

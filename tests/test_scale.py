@@ -2,6 +2,8 @@
 figures, the sampled map and projector, exports past a size, and (slow) a 100,000-artist run."""
 import json
 import os
+import re
+import shlex
 import sqlite3
 
 import numpy as np
@@ -173,7 +175,8 @@ def test_sampled_quality_figures_are_close_to_the_exact_ones(full_run, monkeypat
 
 
 @pytest.mark.slow
-def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, monkeypatch, demo_catalog):
+def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, monkeypatch, demo_catalog,
+                                                                      capsys):
     monkeypatch.setattr(plots, "MAP_ARTISTS", 200)
     monkeypatch.setattr(vector_files, "EXPORT_MAX", 250)
     run = bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
@@ -191,7 +194,14 @@ def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, 
     assert "projector/vectors.tsv" in config and "projector/metadata.tsv" in config
     # Past EXPORT_MAX the text exports wait for `run.py export`.
     assert not (run_dir / vector_files.WORD2VEC_FILE).exists() and not (run_dir / vector_files.VECTORS_TSV).exists()
-    run.export()
+    import run as command_line
+    monkeypatch.setattr(command_line, "EXPORT_MAX", 250)
+    capsys.readouterr()
+    command_line._say_summary(run, str(tmp_path))
+    said = capsys.readouterr().out
+    command = re.search(r"no text exports past 250 artists: (.*) writes them", said)[1]
+    assert shlex.split(command)[:3] == ["python", "run.py", "export"]
+    assert command_line.main(shlex.split(command)[2:]) == 0  # the summary's command, pasted
     assert len((run_dir / vector_files.WORD2VEC_FILE).read_text(encoding="utf-8").splitlines()) == len(demo_catalog) + 1
     record = run_record.read(str(run_dir))
     assert record.peak_memory_mb > 100 and set(record.phases) == {"load", "train", "write", "plots"}
