@@ -34,7 +34,7 @@ from output_streams import (STANDARD_OUTPUT, EscapedStream, json_text, one_line,
                             output_error_line)
 from questions import question_arguments, questions_command
 from run_life import PHASES
-from run_record import RUN_FILE, run_command, shell_command
+from run_record import RUN_FILE, path_argument, run_command, shell_command
 from vector_files import EXPORT_MAX
 
 # The training options the command line sets, as TrainOptions names them.
@@ -193,7 +193,7 @@ def _say_summary(run, logs):
           f"vectors.npy, {exports}")
     for path in run.plots.values():
         print(f"             {path}")
-    print(f"Next:        {shell_command(['tensorboard', '--logdir', logs])}")
+    print(f"Next:        {shell_command(['tensorboard', '--logdir', path_argument(logs)])}")
 
 
 def _share(figures, random=""):

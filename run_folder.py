@@ -317,8 +317,9 @@ def find_run(logs, name=None, usable=False, option="--run"):
             raise RunError(f"{logs}: no run with vectors to ask yet ({', '.join(names)}: "
                            f"still training, or stopped before; "
                            f"their run.json says how to go on)")
+        train = ["python", "run.py", "--logdir", run_record.path_argument(logs)]
         raise RunError(f"{logs}: no trained run found; train one with "
-                       f"`{run_record.shell_command(['python', 'run.py', '--logdir', logs])}`")
+                       f"`{run_record.shell_command(train)}`")
     runs.sort(key=lambda path: os.path.getmtime(os.path.join(path, run_record.RUN_FILE)))
     return _newest_readable(runs[::-1]) if usable else runs[-1]
 

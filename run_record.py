@@ -124,7 +124,13 @@ def _escaped(word):
 def logdir_and_run(folder):
     """The `--logdir` and `--run` that name `folder`."""
     folder = named_folder(folder)
-    return os.path.dirname(folder) or ".", os.path.basename(folder)
+    return path_argument(os.path.dirname(folder) or "."), os.path.basename(folder)
+
+
+def path_argument(path):
+    """`path` as an option's value on a command line: one starting with `-` would read as an
+    option, `./-logs` does not."""
+    return os.path.join(".", path) if path.startswith("-") else path
 
 
 def named_folder(folder):

@@ -61,6 +61,7 @@ def test_no_run_name_is_a_lock(tmp_path):
 @pytest.mark.parametrize("name", ["r", "my run;echo PWNED", "$(touch x)", "a'b\"c"])
 def test_the_commands_to_paste_are_quoted_for_a_shell(folder, name):
     run = os.path.join(folder, name)
+    folder = f"./{folder}" if folder.startswith("-") else folder  # else an option
     assert shlex.split(run_record.next_command(run)) == ["python", "run.py", "--resume", "--logdir", folder,
                                                          "--run", name]
     assert shlex.split(run_record.next_command(run, ["plots"]))[2] == "plot"
@@ -77,6 +78,18 @@ def test_a_command_for_a_folder_a_terminal_cannot_show_is_one_line_that_bash_rea
     words = subprocess.run(["bash", "-c", command.replace("python", "printf '%s\\0'", 1)],
                            capture_output=True, check=True).stdout.split(b"\0")[:-1]
     assert words == [os.fsencode(word) for word in ["run.py", "--resume", "--logdir", folder, "--run", "r"]]
+
+
+def test_a_log_folder_starting_with_a_dash_is_pasted_as_a_path_not_an_option(tmp_path, monkeypatch):
+    import run
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("-logs")
+    with pytest.raises(RunError) as refused:
+        run_folder.find_run("-logs")
+    train = re.search("`(.*)`", str(refused.value))[1]
+    assert run.parse_args(shlex.split(train)[2:]).logdir == "./-logs"
+    resume = shlex.split(run_record.next_command(os.path.join("-logs", "r")))
+    assert run.parse_args(resume[2:]).logdir == "./-logs"
 
 
 def test_a_run_given_as_a_trailing_slash_or_dot_names_itself_in_its_commands(demo_copy,
