@@ -55,6 +55,9 @@ LABEL_BATCH_GROWTH = 4
 LABEL_ENSEMBLE = 3
 # ... fewer on a big catalog, each member a table of its own: at most this many rows in all.
 ENSEMBLE_ROWS = 2_000_000
+# Members an ensemble may have: each is a graph of its own, built at about 0.3 s a member while
+# Ctrl-C waits (1,000 took minutes), where the default takes LABEL_ENSEMBLE.
+MAX_ENSEMBLE = 32
 # An ensemble's mean cosine averages out what its members' last steps would settle: each member
 # takes this share of one model's steps (at least MIN_STEPS; docs/contexts.md).
 ENSEMBLE_STEP_SHARE = 0.8
@@ -210,7 +213,7 @@ OPTION_CHECKS = {
     "valid_size": (checks.whole, "valid_size", 1),
     "xla_tables": (checks.flag, "xla_tables"),
     "concurrent_steps": (checks.whole, "--concurrent-steps", 1, MAX_THREADS),
-    "ensemble": (checks.whole, "--ensemble", 1),
+    "ensemble": (checks.whole, "--ensemble", 1, MAX_ENSEMBLE),
 }
 
 

@@ -281,7 +281,7 @@ def _drop(name):
     (_set("options", "fast"), "options is 'fast', not an object"),
     (_set("options.steps", "300"), "options: --steps must be a whole number, not '300'"),
     (_set("options.contexts", {"genre": 2}), "options: --contexts: the share of genre must be from 0 to 1"),
-    (_set("options.ensemble", 0), "options: --ensemble must be at least 1, not 0"),
+    (_set("options.ensemble", 0), "options: --ensemble must be from 1 to 32, not 0"),
     (_set("options.ensemble", "5"), "options: --ensemble must be a whole number, not '5'"),
     (_set("stats.steps", -5), "stats: 'steps' is -5, not a count"),
     (_set("stats.loss", "low"), "stats: 'loss' is 'low', not a number or null"),
