@@ -13,6 +13,8 @@ STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
 
 # Held signals wait for what holds them, but the third is raised at once: that may block for ever.
 FORCED_AFTER = 3
+# Every stop held: one that raised nothing came as the work ended, too late to stop any of it.
+HELD_STOPS = []
 
 
 @contextlib.contextmanager
@@ -23,6 +25,7 @@ def signals_as_a_flag():
 
     def held(*_):
         heard.append(True)
+        HELD_STOPS.append(True)
         stopping.set()
         if len(heard) >= FORCED_AFTER:  # what is held blocks: the user insists
             raise KeyboardInterrupt

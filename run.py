@@ -29,7 +29,7 @@ from artist_vectors import NEIGHBOURS
 from atomic_files import os_error_line
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts, quality_tags
 from errors import Bands2VecError, ClusterLost
-from interrupts import STOPPING_SIGNALS, signals_as_a_flag
+from interrupts import HELD_STOPS, STOPPING_SIGNALS, signals_as_a_flag
 from output_streams import (STANDARD_OUTPUT, EscapedStream, json_text, one_line,
                             output_error_line)
 from questions import question_arguments, questions_command
@@ -130,6 +130,7 @@ def train_command(args):
     given = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
     if args.contexts is not None or args.genre_share is not None:
         given["contexts"] = parse_contexts(args.contexts or DEFAULT_CONTEXTS, args.genre_share)
+    held = len(HELD_STOPS)
     if args.resume:
         _check_resumable(args, given)
         run = bands2vec.resume(args.logdir, args.run, given.get("steps"), args.data,
@@ -145,6 +146,9 @@ def train_command(args):
     if run:  # workers and ps tasks have said what they did; the chief has a run to sum up
         with signals_as_a_flag():  # the run is finished: Ctrl-C now would only cut its summary
             _say_summary(run, args.logdir)
+        if len(HELD_STOPS) > held:
+            print(f"run.py: note: {one_line(run.folder)}: a stop came as the run ended, with "
+                  f"nothing left to stop; it is complete", file=sys.stderr)
     return 0
 
 

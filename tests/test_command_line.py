@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -351,6 +352,25 @@ def test_a_resumed_run_says_the_runs_totals(capsys, demo_copy):
     out = capsys.readouterr().out
     assert f"Pairs seen:  {stats.pairs:,} in {stats.steps:,} steps (" in out
     assert f"of which {20 * batch:,} in the 20 steps from step {before.steps:,} just trained" in out
+
+
+@pytest.mark.slow  # training again
+def test_a_stop_that_comes_as_a_run_ends_is_said_not_swallowed(capsys, demo_copy, monkeypatch):
+    """SIGTERM as a run closed its side process was held, then dropped: exit 0 and nothing said."""
+    summary = run._say_summary
+
+    def stopped_meanwhile(*args):
+        os.kill(os.getpid(), signal.SIGTERM)  # held: the summary is printed whole
+        summary(*args)
+
+    monkeypatch.setattr(run, "_say_summary", stopped_meanwhile)
+    steps = str(bands2vec.open_run(str(demo_copy)).record.stats.steps + 10)
+    status = run.main(["--resume", "--logdir", str(demo_copy.parent), "--run", "r", "--steps", steps,
+                       "--no-plots"])
+    said = capsys.readouterr()
+    assert status == 0 and "Next:" in said.out
+    assert said.err == (f"run.py: note: {demo_copy}: a stop came as the run ended, with nothing left to stop; "
+                        f"it is complete\n")
 
 
 # ---------------------------------------------------------------------------------------------
