@@ -4,6 +4,7 @@ TensorFlow here: a ps task, a worker and the chief all read their place before a
     TF_CONFIG='{"cluster": {"chief": ["a:2222"], "worker": ["b:2222"], "ps": ["c:2222"]},
                 "task": {"type": "worker", "index": 0}}'
 """
+import collections
 import json
 import os
 
@@ -73,9 +74,15 @@ def _check(cluster, job, index):
                                f"host:port addresses, not {shown(addresses)}")
     if len(cluster.get("chief", [])) != 1 or not cluster.get("ps"):
         raise ClusterError(f"{TF_CONFIG}: a cluster has one chief and at least one ps task")
-    if not all(isinstance(address, str) and address.rpartition(":")[2].isdigit()
-               for addresses in cluster.values() for address in addresses):
-        raise ClusterError(f"{TF_CONFIG}: every task's address is host:port")
+    addresses = [address for addresses in cluster.values() for address in addresses]
+    if not all(isinstance(address, str) and _port(address) for address in addresses):
+        raise ClusterError(f"{TF_CONFIG}: every task's address is host:port, a port from 1 to "
+                           f"65535")
+    repeated = sorted(address for address, tasks in collections.Counter(addresses).items()
+                      if tasks > 1)
+    if repeated:
+        raise ClusterError(f"{TF_CONFIG}: {repeated[0]} is the address of two tasks; each task "
+                           f"listens at an address of its own")
     if not isinstance(job, str) or job not in cluster:
         raise ClusterError(f"{TF_CONFIG}: this task's type {shown(job)} is not a job of the "
                            f"cluster ({', '.join(cluster)})")
@@ -85,3 +92,9 @@ def _check(cluster, job, index):
     if not 0 <= index < len(cluster[job]):
         raise ClusterError(f"{TF_CONFIG}: task index {shown(index)} is out of range for the "
                            f"{len(cluster[job])} {job} task{'s' * (len(cluster[job]) != 1)}")
+
+
+def _port(address):
+    """The port of a host:port address, or None where it has none in TCP's range."""
+    port = address.rpartition(":")[2]
+    return int(port) if port.isascii() and port.isdigit() and 1 <= int(port) <= 65535 else None

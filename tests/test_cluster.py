@@ -2,6 +2,7 @@
 the chief and a worker on free 127.0.0.1 ports) training one run on TensorFlow's parameter-server runtime."""
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -90,6 +91,19 @@ def test_a_job_that_is_no_list_is_named(monkeypatch, chief, said):
     with pytest.raises(ClusterError) as refused:
         cluster_config.Task.from_environment()
     assert str(refused.value) == said
+
+
+@pytest.mark.parametrize("cluster_jobs, said", [
+    ({"chief": ["localhost:99999"], "ps": ["localhost:2"]}, "every task's address is host:port, a port from 1 to 65535"),
+    ({"chief": ["localhost:0"], "ps": ["localhost:2"]}, "every task's address is host:port, a port from 1 to 65535"),
+    ({"chief": ["localhost:2"], "ps": ["localhost:2"]}, "localhost:2 is the address of two tasks; each task listens"),
+], ids=["port past 65535", "port 0", "one address twice"])
+def test_addresses_no_cluster_can_listen_at_are_refused_before_anything_starts(monkeypatch, cluster_jobs, said):
+    """Port 99999 was blamed on the ps after 137 s, one address twice was TensorFlow's own line after 84 s."""
+    config = {"cluster": cluster_jobs, "task": {"type": "chief", "index": 0}}
+    monkeypatch.setenv(cluster_config.TF_CONFIG, json.dumps(config))
+    with pytest.raises(ClusterError, match=f"^TF_CONFIG: {re.escape(said)}"):
+        cluster_config.Task.from_environment()
 
 
 def _run_files(folder):
