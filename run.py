@@ -271,7 +271,9 @@ def _against_run(logs, against):
     if against.strip() and os.path.isfile(os.path.join(against, RUN_FILE)):
         return bands2vec.Run(run_folder.find_run(against, usable=True))
     if os.sep in against:  # a path, not a name: say what it is not
-        raise bands2vec.RunError(f"--against {against}: not a run's folder (no {RUN_FILE} in it); "
+        what = (f"no {RUN_FILE} in it" if os.path.isdir(against) else "not a folder"
+                if os.path.lexists(against) else "no such folder")
+        raise bands2vec.RunError(f"--against {against}: not a run's folder ({what}); "
                                  f"give a run's folder, or the name of a run in --logdir")
     return bands2vec.Run(run_folder.find_run(logs, against, usable=True, option="--against"))
 

@@ -136,7 +136,9 @@ def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemb
     assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), "--against", "no-such-run"),
                    "no-such-run")
     for name, problem in (("", "--against '': it is empty"), ("-x", "--against '-x': it starts with '-'"),
-                          ("/etc/hostname", "--against /etc/hostname: not a run's folder (no run.json")):
+                          ("/etc/hostname", "--against /etc/hostname: not a run's folder (not a folder)"),
+                          ("/no/such", "--against /no/such: not a run's folder (no such folder)"),
+                          ("/etc", "--against /etc: not a run's folder (no run.json in it)")):
         assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), f"--against={name}"), problem)
 
 
