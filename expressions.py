@@ -60,7 +60,8 @@ def _terms(expression):
             raise QueryError(f"an expression takes at most {MAX_TERMS:,} artists; "
                              f"{shown(expression)} has more")
         if position >= end:
-            raise QueryError(f"expected an artist name after {sign!r} in {shown(expression)}")
+            raise QueryError(f"expected an artist name after {sign!r} in {shown(expression)}"
+                             if terms else f"expected an artist name, not {shown(expression)}")
         if expression[position] in "\"'":
             text, stop = _quoted(expression, position)
             terms.append((sign, text, True, position, stop))

@@ -48,9 +48,12 @@ class KeyedVectorsQueries:
         """most_similar(key): the artists nearest `key`, `key` excluded."""
         return self.most_similar(positive=[key], topn=topn, restrict_vocab=restrict_vocab)
 
+    similar_by_word = similar_by_key  # gensim 3's name, which gensim 4 keeps
+
     def similarity(self, w1, w2):
-        """The cosine similarity of two keys' vectors."""
-        return float(self.unit_vectors[self.index(w1)] @ self.unit_vectors[self.index(w2)])
+        """The cosine similarity of two keys' vectors (rounding can take float32's past 1)."""
+        cosine = self.unit_vectors[self.index(w1)] @ self.unit_vectors[self.index(w2)]
+        return float(np.clip(cosine, -1, 1))
 
     def distance(self, w1, w2):
         """The cosine distance of two keys' vectors: 1 - similarity."""
@@ -64,7 +67,7 @@ class KeyedVectorsQueries:
             if not rows:
                 raise QueryError(f"n_similarity: {what} names no artist; give at least one")
             means.append(unit(self.vectors[rows].mean(axis=0, dtype=np.float64)))
-        return float(means[0] @ means[1])
+        return float(np.clip(means[0] @ means[1], -1, 1))
 
     def distances(self, word_or_vector, other_words=()):
         """Cosine distances from a key or a vector to the keys `other_words`, or to every artist

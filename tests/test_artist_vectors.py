@@ -82,7 +82,8 @@ def test_expressions_parse(full_names, expression, positive, negative):
     ("'coil", "unclosed"),
     ("'coil' elder ones", "expected \\+ or -"),
     ("coil + ", "unknown artist"),
-    ("", "expected an artist name"),
+    ("", "expected an artist name, not ''"),
+    ("'coil' -", "expected an artist name after '-' in"),
 ])
 def test_malformed_expressions(full_names, expression, message):
     with pytest.raises((QueryError, UnknownArtist), match=message):

@@ -79,6 +79,8 @@ QUESTIONS = {
         [kv.get_vector(key(A), norm=True), key(D)], topn=4),
     "similar_by_vector": lambda kv, key: kv.similar_by_vector(kv.get_vector(key(B)), topn=6),
     "similar_by_key": lambda kv, key: kv.similar_by_key(key(C), topn=4),
+    "similar_by_word": lambda kv, key: kv.similar_by_word(key(C), topn=4),
+    "similarity of a key and itself": lambda kv, key: kv.similarity(key(A), key(A)),
     "restrict_vocab": lambda kv, key: kv.most_similar(key(A), topn=5, restrict_vocab=40),
     "restrict_vocab past its rows": lambda kv, key: kv.most_similar(key(A), restrict_vocab=5),
     "clip_start and clip_end": lambda kv, key: kv.most_similar(key(B), topn=4, clip_start=20,
@@ -376,3 +378,10 @@ def test_saving_under_a_file_is_a_run_error_naming_it(ours, tmp_path):
         ours.save(tmp_path / "a-file" / "run")
     with pytest.raises(RunError, match="a-file"):
         ours.save_word2vec_format(tmp_path / "a-file" / "vectors.txt")
+
+
+def test_a_similarity_is_a_cosine_that_describe_takes(ours):
+    """float32 rounding made similarity(A, A) 1.0000001, which describe() then refused as no cosine."""
+    selves = [ours.similarity(name, name) for name in ours.index_to_key]
+    assert max(selves) == 1.0 and min(selves) > 0.9999
+    assert ours.describe(ours.index_to_key[0], max(selves))
