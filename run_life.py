@@ -9,6 +9,7 @@ keeps run.json's state true at every moment (docs/runs.md):
 A new run that fails before its first checkpoint leaves no folder. On a TensorFlow cluster the chief
 lives this life; a worker trains with it and a ps task serves it (cluster_training.py).
 """
+import contextlib
 import dataclasses
 import importlib
 import os
@@ -215,6 +216,8 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
         if isinstance(error, KeyboardInterrupt):
             raise RunInterrupted(_interrupted_message(folder, record, new, kept),
                                  folder if kept else None) from None
+        if not kept and not os.path.lexists(folder) and isinstance(error, Exception):
+            error.add_note(f"{folder} is removed: it had no checkpoint, so nothing was kept")
         # These say what to try themselves: resuming from the checkpoint as it is would not help,
         # or their message says to.
         if kept and isinstance(error, Exception) and \
@@ -356,7 +359,9 @@ def _write(catalog, artist_vectors, record, folder, outputs, say, side):
         if trained:
             missing = _missing(seconds)
             with signals_as_a_flag():  # a second Ctrl-C must not cut what run.json says short
-                _save(folder, record, "incomplete", missing=missing)
+                # On a full disk run.json keeps its last state, which --resume completes too.
+                with contextlib.suppress(OSError):
+                    _save(folder, record, "incomplete", missing=missing)
             # With its metadata it can be asked questions; before, it is trained but cannot yet.
             message = (f"{folder} is {'usable' if 'metadata' in seconds else 'trained'}, "
                        f"without its {', '.join(missing)}: complete it with: {record.next}")

@@ -57,6 +57,48 @@ def test_a_failure_in_the_plots_leaves_a_usable_run_that_plot_completes(tmp_path
 
 
 @pytest.mark.slow  # trains in-process, a few seconds
+def test_a_full_disk_that_stops_run_json_too_still_says_how_to_complete_the_run(tmp_path, monkeypatch):
+    """The failure's advice came only from a run.json it could save: a disk full at the plots, and again
+    as run.json was saved, ended on run.json's own error with no word of --resume or plot."""
+    import plots
+    save = run_record.write
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "r" / "tsne_clusters.png"))
+
+    saves = []
+
+    def saved_unless_failing(folder, record):
+        saves.append(record.missing)
+        if saves.count(["plots"]) == 2:  # the first once the quality is written, then the failure's
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(folder, run_record.RUN_FILE))
+        return save(folder, record)
+
+    monkeypatch.setattr(plots, "write_plots", full_disk)
+    monkeypatch.setattr(run_record, "write", saved_unless_failing)
+    with pytest.raises(OSError) as raised:
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
+    assert raised.value.filename.endswith("tsne_clusters.png")  # the first failure, not run.json's
+    state, missing, command = run_state(tmp_path / "r")
+    assert state == "incomplete" and "plots" in missing
+    assert raised.value.__notes__[0].endswith(f"complete it with: {command}")
+
+
+@pytest.mark.slow  # trains in-process, a few seconds
+def test_a_new_run_whose_first_checkpoint_fails_says_it_is_removed(tmp_path, monkeypatch):
+    import training
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "r" / "checkpoints"))
+
+    monkeypatch.setattr(training, "save_checkpoint", full_disk)
+    with pytest.raises(OSError) as raised:
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
+    assert not (tmp_path / "r").exists()
+    assert raised.value.__notes__ == [f"{tmp_path / 'r'} is removed: it had no checkpoint, so nothing was kept"]
+
+
+@pytest.mark.slow  # trains in-process, a few seconds
 def test_ctrl_c_again_while_the_first_is_told_still_says_what_the_run_keeps(tmp_path, monkeypatch):
     """Three Ctrl-C 50 ms apart during t-SNE: the second landed while run.json was saved as
     incomplete, and the run said "interrupted before a run folder was made: nothing was written"."""
