@@ -47,7 +47,9 @@ def run_path(logs, name=None):
         probe = tempfile.TemporaryFile(dir=logs)
         probe.close()
     except OSError as error:
-        raise RunError(f"{logs}: log directory is not writable ({error.strerror or error}); "
+        problem = ("is a file, not a folder" if os.path.lexists(logs) and not os.path.isdir(logs)
+                   else "cannot be made" if not os.path.isdir(logs) else "is not writable")
+        raise RunError(f"{logs}: log directory {problem} ({error.strerror or error}); "
                        f"choose another --logdir") from None
     longest = os.pathconf(logs, "PC_NAME_MAX") - len(".lock.")  # its lock file's name is longest
     length = len(name.encode("utf-8", "surrogateescape"))

@@ -66,9 +66,10 @@ def tmpfs(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad, message", [
-    ("a-file", "a-file: log directory is not writable (File exists); choose another --logdir"),
+    ("a-file", "a-file: log directory is a file, not a folder (File exists); choose another --logdir"),
     ("", "--logdir is empty"),
-], ids=["logdir is a file", "empty logdir"])
+    ("a-file/logs", "a-file/logs: log directory cannot be made (Not a directory); choose another --logdir"),
+], ids=["logdir is a file", "empty logdir", "under a file"])
 def test_unusable_log_directory(tmp_path, bad, message):
     (tmp_path / "a-file").write_text("")
     logs = str(tmp_path / bad) if bad else bad
