@@ -159,6 +159,9 @@ def read(folder):
             raise RunError(f"{folder}: unreadable {RUN_FILE} (over {MAX_BYTES:,} bytes, which no "
                            f"run writes)")
         fields = json.loads(text.decode("utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        raise RunError(f"{folder}: no {RUN_FILE} there: not a trained run's folder" if
+                       os.path.isdir(folder) else f"{folder}: no such folder") from None
     except OSError as error:
         raise RunError(f"{folder}: unreadable {RUN_FILE} ({error.strerror or error})") from None
     except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, nested past Python's stack

@@ -212,6 +212,15 @@ def test_names_that_are_not_utf8_are_refused_before_anything_is_written(tmp_path
     assert os.listdir(tmp_path) == []
 
 
+def test_a_run_that_is_not_there_is_named_so(tmp_path):
+    """Run() of a missing folder said `unreadable run.json (Not a directory)`."""
+    for folder, said in ((tmp_path / "none" / "x", "no such folder"),
+                         (tmp_path, "no run.json there: not a trained run's folder")):
+        with pytest.raises(RunError) as error:
+            bands2vec.Run(str(folder))
+        assert _one_line(error) == f"{folder}: {said}"
+
+
 @pytest.mark.parametrize("k, message", [(-1, "k must be at least 1, not -1"), (0, "k must be at least 1, not 0"),
                                         ("5", "k must be a whole number, not '5'"),
                                         (2.5, "k must be a whole number, not 2.5"),
