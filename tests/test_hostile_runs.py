@@ -134,7 +134,8 @@ def test_a_full_disk(tmpfs, request, size, data, message, left):
     result = run_cli("--data", data, "--logdir", str(mount), "--run", "r", *steps)
     runs = assert_promise(result, mount, 2, message)
     if left is None:
-        assert_refused(result, "No space left on device); free some space there, or use another --logdir")
+        assert_refused(result, "No space left on device); free some space there, or use another --logdir",
+                       f"{mount / 'r'} is removed: it had no checkpoint, so nothing was kept", lines=2)
         assert runs == {}
     else:
         assert len(result.stderr.strip().splitlines()) == 2
@@ -154,7 +155,8 @@ def test_a_new_run_with_150k_free(tmpfs):
     _fill(mount, 150_000)
     logs = mount / "logs"
     result = run_cli("--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "50", "--no-plots")
-    assert_refused(result, f"{logs / 'r'}", "No space left on device", "free some space there")
+    assert_refused(result, f"{logs / 'r'}", "No space left on device", "free some space there",
+                   f"{logs / 'r'} is removed: it had no checkpoint", lines=2)
     assert assert_promise(result, logs, 2) == {}
 
 
@@ -375,7 +377,7 @@ def test_a_file_size_limit_is_one_line_and_loses_no_training(tmp_path, demo_copy
     logs = tmp_path / "new"
     result = run_cli("--data", "demo", "--no-plots", "--steps", "100", "--logdir", str(logs), "--run", "n",
                      file_limit=40 * 1024, timeout=300)
-    assert_promise(result, logs, 2, "File too large", "`ulimit -f`", lines=1)
+    assert_promise(result, logs, 2, "File too large", "`ulimit -f`", "is removed: it had no checkpoint")
     result = run_cli("--resume", "--steps", "350", "--no-plots", "--logdir", str(demo_copy.parent), "--run", "r",
                      file_limit=60 * 1024, timeout=300)
     runs = assert_promise(result, demo_copy.parent, 2, "File too large", "keeps its checkpoint at step ")
