@@ -33,20 +33,30 @@ from helpers import REPO, assert_refused, quiet, run_cli, run_state
 # One guard for the whole run
 # ---------------------------------------------------------------------------------------------
 
+def _full_disk(path):
+    """A stand-in for a writer that fails as a full disk does, writing `path`."""
+    def fail(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return fail
+
+
+def _failed_demo_run(tmp_path):
+    """The error a new demo run `r` in `tmp_path` fails with."""
+    with pytest.raises(OSError) as raised:
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
+    return raised.value
+
+
 @pytest.mark.slow
 def test_a_failure_in_the_plots_leaves_a_usable_run_that_plot_completes(tmp_path, monkeypatch):
     import plots
 
-    def full_disk(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "r" / "tsne_clusters.png"))
-
-    monkeypatch.setattr(plots, "write_plots", full_disk)
-    with pytest.raises(OSError) as raised:
-        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
+    monkeypatch.setattr(plots, "write_plots", _full_disk(tmp_path / "r" / "tsne_clusters.png"))
+    error = _failed_demo_run(tmp_path)
     state, missing, command = run_state(tmp_path / "r")
     assert (state, missing) == ("incomplete", ["plots"]) and command.startswith("python run.py plot ")
-    assert raised.value.__notes__ == [f"{tmp_path / 'r'} is usable, without its plots: complete it with: {command}"]
-    assert atomic_files.os_error_line(raised.value).endswith("No space left on device; free some space there, or use "
+    assert error.__notes__ == [f"{tmp_path / 'r'} is usable, without its plots: complete it with: {command}"]
+    assert atomic_files.os_error_line(error).endswith("No space left on device; free some space there, or use "
                                                        "another --logdir")
     assert bands2vec.open_run(str(tmp_path)).vectors.most_similar("!?!", topn=2)  # it can be asked already
     monkeypatch.undo()
@@ -62,10 +72,6 @@ def test_a_full_disk_that_stops_run_json_too_still_says_how_to_complete_the_run(
     as run.json was saved, ended on run.json's own error with no word of --resume or plot."""
     import plots
     save = run_record.write
-
-    def full_disk(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "r" / "tsne_clusters.png"))
-
     saves = []
 
     def saved_unless_failing(folder, record):
@@ -74,28 +80,23 @@ def test_a_full_disk_that_stops_run_json_too_still_says_how_to_complete_the_run(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(folder, run_record.RUN_FILE))
         return save(folder, record)
 
-    monkeypatch.setattr(plots, "write_plots", full_disk)
+    monkeypatch.setattr(plots, "write_plots", _full_disk(tmp_path / "r" / "tsne_clusters.png"))
     monkeypatch.setattr(run_record, "write", saved_unless_failing)
-    with pytest.raises(OSError) as raised:
-        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
-    assert raised.value.filename.endswith("tsne_clusters.png")  # the first failure, not run.json's
+    error = _failed_demo_run(tmp_path)
+    assert error.filename.endswith("tsne_clusters.png")  # the first failure, not run.json's
     state, missing, command = run_state(tmp_path / "r")
     assert state == "incomplete" and "plots" in missing
-    assert raised.value.__notes__[0].endswith(f"complete it with: {command}")
+    assert error.__notes__[0].endswith(f"complete it with: {command}")
 
 
 @pytest.mark.slow  # trains in-process, a few seconds
 def test_a_new_run_whose_first_checkpoint_fails_says_it_is_removed(tmp_path, monkeypatch):
     import training
 
-    def full_disk(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "r" / "checkpoints"))
-
-    monkeypatch.setattr(training, "save_checkpoint", full_disk)
-    with pytest.raises(OSError) as raised:
-        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
+    monkeypatch.setattr(training, "save_checkpoint", _full_disk(tmp_path / "r" / "checkpoints"))
+    error = _failed_demo_run(tmp_path)
     assert not (tmp_path / "r").exists()
-    assert raised.value.__notes__ == [f"{tmp_path / 'r'} is removed: it had no checkpoint, so nothing was kept"]
+    assert error.__notes__ == [f"{tmp_path / 'r'} is removed: it had no checkpoint, so nothing was kept"]
 
 
 @pytest.mark.slow  # trains in-process, a few seconds
