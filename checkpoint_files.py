@@ -50,8 +50,7 @@ def latest_checkpoint(folder):
         raise UnreadableCheckpoint(f"{state_file}: {problem}; the run cannot continue from it: "
                                    f"put back its own, or train it anew with --overwrite")
     if not os.path.lexists(f"{path}.index"):
-        raise UnreadableCheckpoint(f"{path}.index: missing; the run cannot continue from its "
-                                   f"checkpoint: put it back, or train it anew with --overwrite")
+        raise _unreadable(f"{path}.index", "missing")
     with readable(checkpoint_parts(path)):
         return path
 
@@ -70,8 +69,7 @@ def checkpoint_parts(checkpoint):
     expected = [f"{checkpoint}.data-{shard:05d}-of-{count:05d}" for shard in range(count)]
     missing = [shard for shard in expected if not os.path.lexists(shard)]
     if missing:
-        raise UnreadableCheckpoint(f"{missing[0]}: missing; the run cannot continue from its "
-                                   f"checkpoint: put it back, or train it anew with --overwrite")
+        raise _unreadable(missing[0], "missing")
     return [f"{checkpoint}.index", *expected]
 
 
