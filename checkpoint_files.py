@@ -40,7 +40,7 @@ def latest_checkpoint(folder):
     path = state.model_checkpoint_path if state else None
     if path and path.startswith(private + os.sep):  # a relative path, as this project saves
         path = os.path.normpath(os.path.join(directory, os.path.relpath(path, private)))
-    problem = ("unreadable, or it names no checkpoint" if not path else
+    problem = ("unreadable, or it names no checkpoint" if not path or "\0" in path else
                f"names {path}, not a checkpoint in {directory}"
                if os.path.dirname(os.path.realpath(path)) != os.path.realpath(directory) else
                f"names {path}, not a checkpoint of a step"

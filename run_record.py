@@ -107,17 +107,14 @@ def shell_command(words):
 
 
 def _escaped(word):
-    """`word` in the escapes of bash's $'...': a byte that is not UTF-8 (Python's surrogate
-    escape) as the byte, another unprintable character as its code point."""
+    """`word` in the escapes of bash's $'...': each byte of an unprintable character as \\xHH,
+    which bash reads back as that byte in any locale (its \\u needs a UTF-8 one)."""
     def escape(character):
-        code = ord(character)
         if character in "\\'":
             return "\\" + character
         if character.isprintable():
             return character
-        if 0xDC80 <= code <= 0xDCFF:
-            return f"\\x{code - 0xDC00:02x}"
-        return f"\\x{code:02x}" if code < 0x80 else f"\\U{code:08x}"
+        return "".join(f"\\x{byte:02x}" for byte in os.fsencode(character))
     return "".join(map(escape, word))
 
 

@@ -294,7 +294,10 @@ def _point_elsewhere(run_dir):
      "checkpoints/checkpoint: unreadable"),
     (lambda run_dir: os.truncate(_checkpoint_state(run_dir), 2 * 2**30),  # sparse: read whole, 9 GB
      "checkpoints/checkpoint: 2,147,483,648 bytes, where a run writes a few hundred"),
-], ids=["no checkpoint file", "no index", "no data shard", "pointing elsewhere", "garbage", "not UTF-8", "2 GB"])
+    (lambda run_dir: open(_checkpoint_state(run_dir), "w").write('model_checkpoint_path: "model.ckpt-300\\000"'),
+     "checkpoints/checkpoint: unreadable, or it names no checkpoint"),
+], ids=["no checkpoint file", "no index", "no data shard", "pointing elsewhere", "garbage", "not UTF-8", "2 GB",
+        "a NUL"])
 def test_a_checkpoint_run_json_counts_but_that_is_gone_is_named_not_restarted(demo_copy, damage, named, capsys):
     import run
 

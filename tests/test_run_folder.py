@@ -71,12 +71,15 @@ def test_the_commands_to_paste_are_quoted_for_a_shell(folder, name):
 
 
 @pytest.mark.parametrize("folder", ["lo\ngs", "tab\tand'quote", "bell\x07", "nel\x85", "ls\u2028",
-                                    "not utf-8 \udcff", "back\\slash\n"])
-def test_a_command_for_a_folder_a_terminal_cannot_show_is_one_line_that_bash_reads_back(folder):
+                                    "not utf-8 \udcff", "back\\slash\n", "zero\u200bwidth", "rlo\u202e",
+                                    "unassigned\u0378"])
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
+def test_a_command_for_a_folder_a_terminal_cannot_show_is_one_line_that_bash_reads_back(folder, locale):
     command = run_record.next_command(os.path.join(folder, "r"))
     assert command.isprintable()
     words = subprocess.run(["bash", "-c", command.replace("python", "printf '%s\\0'", 1)],
-                           capture_output=True, check=True).stdout.split(b"\0")[:-1]
+                           capture_output=True, check=True, env={**os.environ, "LC_ALL": locale}
+                           ).stdout.split(b"\0")[:-1]
     assert words == [os.fsencode(word) for word in ["run.py", "--resume", "--logdir", folder, "--run", "r"]]
 
 
