@@ -5,6 +5,7 @@ TensorFlow here: a ps task, a worker and the chief all read their place before a
                 "task": {"type": "worker", "index": 0}}'
 """
 import collections
+import ipaddress
 import json
 import os
 
@@ -78,11 +79,13 @@ def _check(cluster, job, index):
     if not all(isinstance(address, str) and _port(address) for address in addresses):
         raise ClusterError(f"{TF_CONFIG}: every task's address is host:port, a port from 1 to "
                            f"65535")
-    repeated = sorted(address for address, tasks in collections.Counter(addresses).items()
-                      if tasks > 1)
+    listening = collections.Counter(map(_listener, addresses))
+    repeated = [address for address in addresses if listening[_listener(address)] > 1]
     if repeated:
-        raise ClusterError(f"{TF_CONFIG}: {repeated[0]} is the address of two tasks; each task "
-                           f"listens at an address of its own")
+        spellings = list(dict.fromkeys(repeated[:2]))
+        names = " and ".join(spellings) + (", one address" if len(spellings) > 1 else "")
+        raise ClusterError(f"{TF_CONFIG}: two tasks listen at {names}; each task needs an "
+                           f"address of its own")
     if not isinstance(job, str) or job not in cluster:
         raise ClusterError(f"{TF_CONFIG}: this task's type {shown(job)} is not a job of the "
                            f"cluster ({', '.join(cluster)})")
@@ -92,6 +95,17 @@ def _check(cluster, job, index):
     if not 0 <= index < len(cluster[job]):
         raise ClusterError(f"{TF_CONFIG}: task index {shown(index)} is out of range for the "
                            f"{len(cluster[job])} {job} task{'s' * (len(cluster[job]) != 1)}")
+
+
+def _listener(address):
+    """(host, port) as a task listens at `address`: an IP address in one spelling, and every
+    spelling of this machine's loopback as one (a task listens on all of a machine's addresses)."""
+    host = address.rpartition(":")[0].strip("[]").lower()
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return ("loopback" if host == "localhost" else host), _port(address)
+    return ("loopback" if ip.is_loopback else ip.compressed), _port(address)
 
 
 def _port(address):

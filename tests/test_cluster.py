@@ -96,12 +96,19 @@ def test_a_job_that_is_no_list_is_named(monkeypatch, chief, said):
 @pytest.mark.parametrize("cluster_jobs, said", [
     ({"chief": ["localhost:99999"], "ps": ["localhost:2"]}, "every task's address is host:port, a port from 1 to 65535"),
     ({"chief": ["localhost:0"], "ps": ["localhost:2"]}, "every task's address is host:port, a port from 1 to 65535"),
-    ({"chief": ["localhost:2"], "ps": ["localhost:2"]}, "localhost:2 is the address of two tasks; each task listens"),
-], ids=["port past 65535", "port 0", "one address twice"])
+    ({"chief": ["localhost:2"], "ps": ["localhost:2"]}, "two tasks listen at localhost:2; each task needs"),
+    ({"chief": ["[::1]:2"], "ps": ["::1:2"]}, "two tasks listen at [::1]:2 and ::1:2, one address; each"),
+    ({"chief": ["127.0.0.1:2"], "ps": ["LOCALHOST:02"]}, "two tasks listen at 127.0.0.1:2 and LOCALHOST:02, one"),
+    ({"chief": ["a.example:2"], "ps": ["b.example:2"], "worker": ["127.0.0.1:3"]}, None),
+], ids=["port past 65535", "port 0", "one address twice", "IPv6 in two spellings", "loopback in two spellings",
+        "one port on two hosts"])
 def test_addresses_no_cluster_can_listen_at_are_refused_before_anything_starts(monkeypatch, cluster_jobs, said):
     """Port 99999 was blamed on the ps after 137 s, one address twice was TensorFlow's own line after 84 s."""
     config = {"cluster": cluster_jobs, "task": {"type": "chief", "index": 0}}
     monkeypatch.setenv(cluster_config.TF_CONFIG, json.dumps(config))
+    if said is None:
+        assert cluster_config.Task.from_environment().address == "a.example:2"
+        return
     with pytest.raises(ClusterError, match=f"^TF_CONFIG: {re.escape(said)}"):
         cluster_config.Task.from_environment()
 
