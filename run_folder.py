@@ -246,6 +246,12 @@ def _open_lock(folder, path):
         if os.path.islink(path):
             raise RunError(f"{path}: the lock of {folder} is a symbolic link, which run.py never "
                            f"makes; remove it (and see who put it in {where})") from None
+        if os.path.lexists(path):  # a folder, or another user's file we may not even read
+            owner = os.lstat(path).st_uid
+            whose = "" if owner == os.geteuid() else f"; it is uid {owner}'s"
+            raise RunError(f"{path}: the lock of {folder} cannot be opened ({error.strerror}"
+                           f"{whose}); remove it, or ask the owner of {where} to, or use "
+                           f"another --run") from None
         raise RunError(f"{folder}: cannot be written ({error.strerror}); "
                        f"check who may write in {where}") from None
     status = os.fstat(fd)  # no link left (0) is a lock its holder has just removed: tried anew
@@ -299,16 +305,9 @@ def find_run(logs, name=None, usable=False, option="--run"):
         if not os.path.lexists(os.path.join(path, run_record.RUN_FILE)):
             raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); train with "
                            f"`python run.py` first")
-        if usable:
-            _refuse_planted_metadata(path)
-        if not ready(path):
-            record, writer = run_record.read(path), writer_of(path)
-            go_on = (f"it is being written by {writer}: ask once it is done" if writer else
-                     record.next_step(path))
-            raise RunError(f"{path}: no vectors to ask yet (its state: {record.state}); {go_on}")
-        return path
-    if ready(logs):
-        return logs
+        return _ready_run(path, ready(path), usable)
+    if os.path.lexists(os.path.join(logs, run_record.RUN_FILE)):  # a run's own folder
+        return _ready_run(logs, ready(logs), usable)
     names = run_names(logs)
     runs = [os.path.join(logs, d) for d in names if ready(os.path.join(logs, d))]
     if usable and not runs:  # none to ask: a planted metadata.tsv may be why
@@ -324,6 +323,18 @@ def find_run(logs, name=None, usable=False, option="--run"):
                        f"`{run_record.shell_command(train)}`")
     runs.sort(key=lambda path: os.path.getmtime(os.path.join(path, run_record.RUN_FILE)))
     return _newest_readable(runs[::-1]) if usable else runs[-1]
+
+
+def _ready_run(path, ready, usable):
+    """The run folder `path` if it is `ready` to read, else a RunError saying how it gets there."""
+    if usable:
+        _refuse_planted_metadata(path)
+    if not ready:
+        record, writer = run_record.read(path), writer_of(path)
+        go_on = (f"it is being written by {writer}: ask once it is done" if writer else
+                 record.next_step(path))
+        raise RunError(f"{path}: no vectors to ask yet (its state: {record.state}); {go_on}")
+    return path
 
 
 def _newest_readable(runs):

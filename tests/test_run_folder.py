@@ -116,6 +116,20 @@ def test_a_run_json_that_is_not_a_file_is_named_unreadable_not_absent(tmp_path, 
         run_folder.find_run(str(tmp_path), "r", usable=True)
 
 
+def test_a_run_without_vectors_opened_by_its_folder_says_how_it_goes_on(demo_copy):
+    """Its advice was `no trained run found; train one with python run.py --logdir logs/r/`: a new
+    run inside the run's folder."""
+    record = run_record.read(str(demo_copy))
+    record.set_state(str(demo_copy), "incomplete", missing=["metadata", "quality"])
+    run_record.write(str(demo_copy), record)
+    os.remove(demo_copy / metadata.METADATA_FILE)
+    for given in (f"{demo_copy}/", str(demo_copy)):
+        with pytest.raises(RunError) as refused:
+            run_folder.find_run(given, usable=True)
+        assert str(refused.value).endswith(f"no vectors to ask yet (its state: incomplete); "
+                                           f"python run.py --resume --logdir {demo_copy.parent} --run r")
+
+
 def _victim(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("the user's notes\n")
@@ -503,19 +517,29 @@ def test_a_live_writer_of_another_users_is_named(demo_copy):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
-def test_a_stale_lock_of_another_users_in_a_sticky_folder_is_refused_before_any_work():
+@pytest.mark.parametrize("mode, problem", [
+    (0o644, "left by a run of another user's (uid 65534), cannot be removed (Operation not permitted); ask them"),
+    (0o000, "cannot be opened (Permission denied; it is uid 65534's); remove it, or ask"),
+], ids=["readable", "mode 000"])
+def test_a_stale_lock_of_another_users_in_a_sticky_folder_is_refused_before_any_work(mode, problem):
     """In a sticky log folder a lock of another user's cannot be removed: export did its work, then
-    ended on `.r.lock: Operation not permitted`. Tried as a third user, in a child process."""
+    ended on `.r.lock: Operation not permitted`; one of mode 000 was blamed on the run's folder.
+    Tried as a third user, in a child process."""
     logs = pathlib.Path(tempfile.mkdtemp())  # pytest's folders are root's alone
     try:
         os.chmod(logs, 0o1777)
-        _refused_as_a_third_user(logs)
+        lock = _another_users_lock(logs / "r")
+        os.chmod(lock, mode)
+        refusal = _refusal_as_a_third_user(logs / "r")
+        assert refusal.startswith(f"{lock}: the lock of {logs / 'r'}") and problem in refusal, refusal
+        assert os.stat(lock).st_uid == 65534
     finally:
         shutil.rmtree(logs)
 
 
-def _refused_as_a_third_user(logs):
-    lock = _another_users_lock(logs / "r")
+def _refusal_as_a_third_user(folder):
+    """What run_folder.writing(folder) refuses with, as a user who owns neither the folder's logs nor
+    its lock."""
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # never returns to pytest
@@ -524,7 +548,7 @@ def _refused_as_a_third_user(logs):
             os.setgid(65533)
             os.setuid(65533)
             try:
-                with run_folder.writing(str(logs / "r")):
+                with run_folder.writing(str(folder)):
                     os.write(write, b"locked")
             except RunError as error:
                 os.write(write, str(error).encode())
@@ -534,10 +558,7 @@ def _refused_as_a_third_user(logs):
     with os.fdopen(read, "rb") as said:
         message = said.read().decode()
     os.waitpid(child, 0)
-    assert message == (f"{lock}: the lock of {logs / 'r'}, left by a run of another user's (uid 65534), "
-                       f"cannot be removed (Operation not permitted); ask them, or the owner of {logs}, "
-                       f"to remove it, or use another --run")
-    assert os.stat(lock).st_uid == 65534
+    return message
 
 
 @pytest.mark.slow  # resumes in-process
