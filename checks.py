@@ -32,7 +32,9 @@ def positive(option, value, least=None, most=None):
         raise OptionError(f"{option} must be a number, not {shown(value)}")
     number = real(value)
     if number is None or number <= 0:
-        raise OptionError(f"{option} must be above 0, not {shown(value)}")
+        need = ("above 0" if not value > 0 else "a finite number" if number is None else
+                "a number a float holds (it reads as 0.0)")  # 10**400, or 1 / 10**400
+        raise OptionError(f"{option} must be {need}, not {shown(value)}")
     if least is not None and not least <= number <= most:
         raise OptionError(f"{option} must be from {least:g} to {most:g}, not {number:g}")
     return number

@@ -203,7 +203,7 @@ BAD_OPTIONS = {  # the options given to train on the demo catalog: what run.py s
     ("--seed", "-1"): "--seed must be from 0 to 4,294,967,295, not -1",
     ("--seed", "4294967296"): "--seed must be from 0 to 4,294,967,295, not 4294967296",
     ("--learning-rate", "-1"): "--learning-rate must be above 0",
-    ("--learning-rate", "inf"): "--learning-rate must be above 0, not inf",
+    ("--learning-rate", "inf"): "--learning-rate must be a finite number, not inf",
     ("--learning-rate", "nan"): "--learning-rate must be above 0, not nan",
     ("--learning-rate", "1e-320"): "--learning-rate must be from 1e-06 to 1e+09, not 9.99989e-321",
     ("--learning-rate", "1e-400"): "argument --learning-rate: 1e-400 is too near 0 for a float, which reads it as 0",
