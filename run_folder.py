@@ -303,8 +303,9 @@ def find_run(logs, name=None, usable=False, option="--run"):
     if name is not None:
         path = os.path.join(logs, check_run_name(name, option))
         if not os.path.lexists(os.path.join(path, run_record.RUN_FILE)):
-            raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); train with "
-                           f"`python run.py` first")
+            train = ["python", "run.py", "--logdir", run_record.path_argument(logs), "--run", name]
+            raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); train it "
+                           f"with `{run_record.shell_command(train)}`")
         return _ready_run(path, ready(path), usable)
     if os.path.lexists(os.path.join(logs, run_record.RUN_FILE)):  # a run's own folder
         return _ready_run(logs, ready(logs), usable)

@@ -116,6 +116,16 @@ def test_a_run_json_that_is_not_a_file_is_named_unreadable_not_absent(tmp_path, 
         run_folder.find_run(str(tmp_path), "r", usable=True)
 
 
+def test_a_named_run_that_is_not_there_is_told_the_command_that_trains_it(tmp_path):
+    """It was told `train with python run.py first`, which trains another run elsewhere."""
+    import run
+    with pytest.raises(RunError) as refused:
+        run_folder.find_run(str(tmp_path / "my logs"), "no such", usable=True)
+    train = shlex.split(re.search("`(.*)`", str(refused.value))[1])
+    arguments = run.parse_args(train[2:])
+    assert (arguments.logdir, arguments.run) == (str(tmp_path / "my logs"), "no such")
+
+
 def test_a_run_without_vectors_opened_by_its_folder_says_how_it_goes_on(demo_copy):
     """Its advice was `no trained run found; train one with python run.py --logdir logs/r/`: a new
     run inside the run's folder."""
