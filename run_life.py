@@ -216,7 +216,8 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
         if isinstance(error, KeyboardInterrupt):
             raise RunInterrupted(_interrupted_message(folder, record, new, kept),
                                  folder if kept else None) from None
-        if not kept and not os.path.lexists(folder) and isinstance(error, Exception):
+        # Where its message names the folder (a full disk there, say), it says the folder is gone.
+        if not kept and not os.path.lexists(folder) and folder in str(error):
             error.add_note(f"{folder} is removed: it had no checkpoint, so nothing was kept")
         # These say what to try themselves: resuming from the checkpoint as it is would not help,
         # or their message says to.

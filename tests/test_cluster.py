@@ -169,12 +169,9 @@ def test_a_ps_that_dies_stops_every_task_in_one_line(cluster, tmp_path):
     # Each ends, saying it lost the ps: never a hang (a step's timeout stops a session.run left waiting on it).
     assert tasks.wait("chief") == 2 and tasks.wait("worker") == 2
     for job in ("chief", "worker"):
-        said = tasks.output(job).strip().splitlines()
-        error = said[-2] if job == "chief" else said[-1]
-        assert error.startswith(f"run.py: error: {job} 0: lost the parameter servers ("), tasks.output(job)
-    # A new run that had no checkpoint yet leaves nothing, and says so.
-    removed = f"run.py: {tmp_path / 'logs' / 'c'} is removed: it had no checkpoint, so nothing was kept"
-    assert tasks.output("chief").strip().splitlines()[-1] == removed
+        last = tasks.output(job).strip().splitlines()[-1]
+        assert last.startswith(f"run.py: error: {job} 0: lost the parameter servers ("), tasks.output(job)
+    # A new run that had no checkpoint yet leaves nothing.
     assert not os.path.exists(tmp_path / "logs" / "c")
 
 
