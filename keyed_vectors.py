@@ -233,8 +233,8 @@ def weighted_terms(positive, negative):
             if is_key(item) or isinstance(item, np.ndarray):
                 terms.append((item, sign))
             elif (isinstance(item, (tuple, list)) and len(item) == 2
-                  and _weight(item[1]) is not None):
-                terms.append((item[0], _weight(item[1])))
+                  and (weight := _weight(item[1])) is not None):
+                terms.append((item[0], weight))
             else:
                 raise QueryError(f"{what}: expected artist names, vectors or (name, weight) "
                                  f"pairs, not {shown(item)}")

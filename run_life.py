@@ -323,11 +323,11 @@ def _checkpoint_to_resume(folder, record, say):
                                    f"or train the run anew with --overwrite")
     if checkpoint is None:
         say(f"{folder} stopped before its first checkpoint: training from step 0")
-    elif checkpoint_step(checkpoint) < record.stats.steps:  # run.json is saved after its checkpoint
-        raise UnreadableCheckpoint(f"{checkpoint}: a checkpoint of step "
-                                   f"{checkpoint_step(checkpoint):,}, though run.json says the run "
-                                   f"was checkpointed at step {record.stats.steps:,}; put back "
-                                   f"the later one, or train the run anew with --overwrite")
+    elif (step := checkpoint_step(checkpoint)) < record.stats.steps:  # saved before run.json
+        raise UnreadableCheckpoint(f"{checkpoint}: a checkpoint of step {step:,}, though run.json "
+                                   f"says the run was checkpointed at step "
+                                   f"{record.stats.steps:,}; put back the later one, or train "
+                                   f"the run anew with --overwrite")
     return checkpoint
 
 
