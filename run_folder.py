@@ -141,11 +141,11 @@ def writing(folder):
             os.close(fd)
             raise RunError(f"{folder} is being written by {holder}; "
                            f"wait for it to finish, or stop it first") from None
-        if _same_file(fd, path) and _own_writable(fd):
-            break
-        if _same_file(fd, path):  # a stale lock of another user's: removed, then one of our own
-            _remove_stale_lock(folder, path, fd)
-        os.close(fd)  # its holder removed it between our open and our lock: lock the file there now
+        if _same_file(fd, path):
+            if _own_writable(fd):
+                break
+            _remove_stale_lock(folder, path, fd)  # another user's, stale: then one of our own
+        os.close(fd)  # gone or removed since our open: lock the file there now
     try:
         check_own_folders(folder)
         if os.path.isdir(folder):
