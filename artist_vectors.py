@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+import atomic_files
 import checks
 import metadata
 import run_folder
@@ -494,7 +495,10 @@ def _checkpoint_instead(folder, reason, rows):
                                                "the checkpoint")
     except RunError as error:
         raise RunError(f"{reason}; {error}") from None
-    export = run_record.run_command("export", folder)
+    path = os.path.join(folder, vector_files.VECTORS_FILE)
+    export = f"`{run_record.run_command('export', folder)}` writes vectors.npy"
+    if not atomic_files.replaceable(path):  # a folder there, say: export would refuse it
+        export = f"once what is at {path} is removed, {export}"
     warnings.warn(f"{reason}; read the vectors from the checkpoint with TensorFlow instead, "
-                  f"which takes seconds (`{export}` writes vectors.npy)", stacklevel=3)
+                  f"which takes seconds ({export})", stacklevel=3)
     return vectors

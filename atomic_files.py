@@ -119,7 +119,9 @@ def atomic_write(path, write):
     folder is written. A failed write is an OSError naming `path`; so is a device, FIFO or folder
     at `path`, which a rename would replace."""
     folder, name = os.path.dirname(os.path.abspath(path)), os.path.basename(path)
-    _check_replaceable(path)
+    if not replaceable(path):
+        raise OSError(errno.EINVAL, "not a regular file, which a write would replace; remove it, "
+                                    "and see who put it there", path)
     folder_fd = _folder_fd(path)
     try:
         tmp, fd = _new_file(folder_fd, name, path)
@@ -163,15 +165,13 @@ def _remove(tmp, folder_fd):
         os.unlink(tmp, dir_fd=folder_fd)
 
 
-def _check_replaceable(path):
-    """An OSError naming `path` unless nothing, a regular file or a link is there."""
+def replaceable(path):
+    """Whether a write may replace what is at `path`: nothing, a regular file or a link."""
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
-        return
-    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-        raise OSError(errno.EINVAL, "not a regular file, which a write would replace; remove it, "
-                                    "and see who put it there", path)
+        return True
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
 
 
 def _named(error, path, folder, size):

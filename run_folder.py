@@ -303,9 +303,8 @@ def find_run(logs, name=None, usable=False, option="--run"):
     if name is not None:
         path = os.path.join(logs, check_run_name(name, option))
         if not os.path.lexists(os.path.join(path, run_record.RUN_FILE)):
-            train = ["python", "run.py", "--logdir", run_record.path_argument(logs), "--run", name]
             raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); train it "
-                           f"with `{run_record.shell_command(train)}`")
+                           f"with `{run_record.train_command(logs, name)}`")
         return _ready_run(path, ready(path), usable)
     if os.path.lexists(os.path.join(logs, run_record.RUN_FILE)):  # a run's own folder
         return _ready_run(logs, ready(logs), usable)
@@ -319,9 +318,8 @@ def find_run(logs, name=None, usable=False, option="--run"):
             raise RunError(f"{logs}: no run with vectors to ask yet ({', '.join(names)}: "
                            f"still training, or stopped before; "
                            f"their run.json says how to go on)")
-        train = ["python", "run.py", "--logdir", run_record.path_argument(logs)]
         raise RunError(f"{logs}: no trained run found; train one with "
-                       f"`{run_record.shell_command(train)}`")
+                       f"`{run_record.train_command(logs)}`")
     runs.sort(key=lambda path: os.path.getmtime(os.path.join(path, run_record.RUN_FILE)))
     return _newest_readable(runs[::-1]) if usable else runs[-1]
 

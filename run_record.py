@@ -99,6 +99,12 @@ def run_command(command, folder):
     return shell_command(["python", "run.py", command, "--logdir", logdir, "--run", run])
 
 
+def train_command(logdir, run=None):
+    """`python run.py` training a new run in `logdir` (named `run`, if given), quoted for a shell."""
+    words = ["python", "run.py", "--logdir", path_argument(logdir)]
+    return shell_command(words + ([] if run is None else ["--run", run]))
+
+
 def shell_command(words):
     """`words` as one line a user pastes into a shell: quoted as shlex quotes them, and a word with
     a line break or another character a terminal does not show in bash's $'...' escapes."""

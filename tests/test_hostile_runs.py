@@ -298,6 +298,24 @@ def test_an_unreadable_vectors_npy_is_named_so_with_the_command_that_exports_thi
     assert_promise(result, demo_copy.parent, 0)
 
 
+def test_a_folder_at_vectors_npy_is_answered_with_advice_that_works_when_followed(demo_copy):
+    """The note said `export` writes vectors.npy, but export refuses to replace a folder."""
+    path = demo_copy / vector_files.VECTORS_FILE
+    vectors = np.load(path)
+    path.unlink()
+    path.mkdir()
+    logs = str(demo_copy.parent)
+    export = shlex.join(["python", "run.py", "export", "--logdir", logs, "--run", "r"])
+    result = run_cli("similar", "lune, marée", "-k", "3", "--logdir", logs, "--run", "r")
+    assert result.returncode == 0 and len(answer_lines(result.stdout)) == 3, result.stderr
+    (note,) = result.stderr.splitlines()
+    assert note.endswith(f"(once what is at {path} is removed, `{export}` writes vectors.npy)")
+    path.rmdir()
+    result = run_cli(*shlex.split(export)[2:])
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(np.load(path), vectors)
+
+
 def test_a_question_out_of_memory_is_not_told_to_train_smaller(demo_copy):
     """`out of memory; try a smaller --batch-size or --embedding-size` is advice for training; a question
     that runs out of memory reading a run (here 300 vectors of 500,000 dimensions, 600 MB, under
