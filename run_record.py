@@ -100,7 +100,8 @@ def run_command(command, folder):
 
 
 def train_command(logdir, run=None):
-    """`python run.py` training a new run in `logdir` (named `run`, if given), quoted for a shell."""
+    """`python run.py` training a new run in `logdir` (named `run`, if given), quoted for a
+    shell."""
     words = ["python", "run.py", "--logdir", path_argument(logdir)]
     return shell_command(words + ([] if run is None else ["--run", run]))
 
