@@ -12,14 +12,11 @@ import copy
 import difflib
 import functools
 import os
-import warnings
 
 import numpy as np
 
-import atomic_files
 import checks
 import metadata
-import run_folder
 import run_record
 import twins
 import vector_files
@@ -48,10 +45,12 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
 
     def __init__(self, vectors, artists, kmeans_clusters=None, contexts=DEFAULT_CONTEXTS,
                  members=1):
-        self.vectors = _matrix(vectors, len(artists))
+        # An ensemble's members side by side in `vectors` (ensemble.py).
+        self.members = checks.whole("members", members, 1)
+        self.vectors = _matrix(vectors, len(artists), members=self.members)
         self.artists = artists
-        self.members = members  # an ensemble's members side by side in `vectors` (ensemble.py)
-        self.kmeans_clusters = None if kmeans_clusters is None else np.asarray(kmeans_clusters)
+        self.kmeans_clusters = (None if kmeans_clusters is None else
+                                _cluster_ids(kmeans_clusters, len(artists)))
         self.contexts = trained_kinds(contexts)
         self._indicators = {}  # kind -> sparse artists x values matrix; other vectors share it
         self._value_ids = {}  # kind -> its values' ids by artist, as value_ids() gives them
@@ -65,10 +64,7 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         TensorFlow, with a warning."""
         folder = checked_path(folder, "ArtistVectors.load")
         artists, kmeans_clusters = metadata.read_artists(folder)
-        try:
-            vectors = vector_files.read_vectors(folder, len(artists))
-        except RunError as error:
-            vectors = _checkpoint_instead(folder, error, len(artists))
+        vectors = vector_files.run_vectors(folder, len(artists))
         return cls(vectors, artists, None if (kmeans_clusters < 0).all() else kmeans_clusters,
                    *_run_options(folder, vectors))
 
@@ -299,7 +295,8 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         for_neighbours_only = checked_flag(for_neighbours_only, "for_neighbours_only")
         other = copy.copy(self)
         # Training's reports pass its current tables: its loss tells a divergence first.
-        other.vectors = _matrix(vectors, len(self), finite=not for_neighbours_only)
+        other.vectors = _matrix(vectors, len(self), finite=not for_neighbours_only,
+                                members=1 if for_neighbours_only else self.members)
         other.unit_vectors = unit(other.vectors,
                                    out=other.vectors if for_neighbours_only else None)
         other.kmeans_clusters = None
@@ -324,7 +321,10 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
 
     def _row_numbers(self, rows):
         """`rows` as an array of row numbers, else a QueryError."""
-        array = np.asarray(rows)
+        try:
+            array = np.asarray(rows)
+        except ValueError:  # a ragged list
+            array = np.asarray([[]])
         if array.size == 0 and array.ndim == 1:
             return array.astype(np.int64)
         if (array.ndim != 1 or not np.issubdtype(array.dtype, np.integer)
@@ -390,7 +390,8 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         """A line for each group of answers that are twins of each other."""
         return [f"{len(tied)} of these answers have exactly the same contexts "
                 f"({shares_text(self.memberships(tied[0]))}), as {size:,} artists do; the vectors "
-                f"cannot order them: {', '.join(tied)}" for tied, size in self.tied_answers(names)]
+                f"cannot order them: {', '.join(self.names[self.index(name)] for name in tied)}"
+                for tied, size in self.tied_answers(names)]
 
 
 def spelling_key(name):
@@ -467,9 +468,9 @@ def _first_rows(keys):
     return {key: i for i, key in reversed(list(enumerate(keys)))}
 
 
-def _matrix(vectors, rows, finite=True):
-    """`vectors` (real numbers) as float32, one a row of some columns for `rows` artists, and with
-    `finite` every value finite; else a QueryError."""
+def _matrix(vectors, rows, finite=True, members=1):
+    """`vectors` (real numbers) as float32, one a row of some columns for `rows` artists, the
+    columns of `members` side by side, and with `finite` every value finite; else a QueryError."""
     try:
         with np.errstate(over="ignore"):  # values past float32's range are refused below
             matrix = None if np.iscomplexobj(vectors) else np.asarray(vectors, dtype=np.float32)
@@ -478,27 +479,22 @@ def _matrix(vectors, rows, finite=True):
     if matrix is None or matrix.ndim != 2 or len(matrix) != rows or not matrix.shape[1]:
         raise QueryError(f"expected a matrix of vectors, one a row for the {rows:,} artists, "
                          f"not {shown(vectors)}")
+    if matrix.shape[1] % members:
+        raise QueryError(f"the vectors' {matrix.shape[1]:,} columns do not split into "
+                         f"{members:,} members of equal dimensions")
     if finite and not np.isfinite(matrix).all():
         raise QueryError(f"the vectors hold {np.count_nonzero(~np.isfinite(matrix)):,} values that "
                          f"are NaN, infinite or past float32's range; each must be a number")
     return matrix
 
 
-def _checkpoint_instead(folder, reason, rows):
-    """The checkpoint's vectors, where vectors.npy cannot be read (a run from before it, a damaged
-    or unreadable copy), with a warning; a RunError naming both where neither can be read."""
-    if not run_folder.has_checkpoint(folder):
-        raise RunError(f"{reason}, and no checkpoint to read instead: "
-                       f"put back its vectors.npy, or train the run anew")
+def _cluster_ids(clusters, rows):
+    """The k-means clusters as whole numbers, one for each of `rows` artists; else a QueryError."""
     try:
-        vectors = vector_files.checked_vectors(vector_files.checkpoint_vectors(folder), rows,
-                                               "the checkpoint")
-    except RunError as error:
-        raise RunError(f"{reason}; {error}") from None
-    path = os.path.join(folder, vector_files.VECTORS_FILE)
-    export = f"`{run_record.run_command('export', folder)}` writes vectors.npy"
-    if not atomic_files.replaceable(path):  # a folder there, say: export would refuse it
-        export = f"once what is at {path} is removed, {export}"
-    warnings.warn(f"{reason}; read the vectors from the checkpoint with TensorFlow instead, "
-                  f"which takes seconds ({export})", stacklevel=3)
-    return vectors
+        array = np.asarray(clusters)
+    except ValueError:  # a ragged list
+        array = None
+    if array is None or array.shape != (rows,) or not np.issubdtype(array.dtype, np.integer):
+        raise QueryError(f"kmeans_clusters must be a whole number for each of the {rows:,} "
+                         f"artists, not {shown(clusters)}")
+    return array

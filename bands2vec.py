@@ -93,6 +93,8 @@ class Run:
         clusters = None if clusters is None else checks.whole("--clusters", clusters, 1)
         checks.function("say", say)
         artist_vectors = self.vectors
+        if clusters is None and artist_vectors.kmeans_clusters is None:  # metadata.tsv has none
+            clusters = self.record.kmeans_clusters
         if clusters is not None:
             k = min(clusters, len(artist_vectors))
             say(f"Clustering {len(artist_vectors):,} artists into {k:,} with k-means for the plots"

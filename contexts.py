@@ -397,6 +397,9 @@ def _check_kind(kind):
 
 def _given_shares(spec):
     """{kind: share, or None where the spec gives none}, in the spec's order."""
+    if not spec.strip():
+        raise OptionError(f"--contexts is empty: name the kinds of context, such as "
+                          f"{DEFAULT_CONTEXTS}")
     given = {}
     for item in spec.split(","):
         kind, _, share = (part.strip() for part in item.partition("="))

@@ -11,7 +11,7 @@ the members agree (EnsembleQueries.certainty). Numpy only.
 import numpy as np
 
 import checks
-from errors import RunError
+from errors import QueryError, RunError
 from norms import unit
 
 
@@ -55,7 +55,7 @@ def member_similarities(vectors, members, ids, signs):
 
 class EnsembleQueries:
     """An ensemble's certainty in its answers, for ArtistVectors: a class with `vectors`, `members`
-    (how many side by side in `vectors`), `index(name)` and `__len__`."""
+    (how many side by side in `vectors`), `index(name)`, `weighted_target` and `__len__`."""
 
     def certainty(self, positive, negative, answers, topn):
         """For each artist of `answers` to most_similar(positive, negative, topn): in how many
@@ -67,16 +67,22 @@ class EnsembleQueries:
 
         positive, negative = key_list(positive, "positive"), key_list(negative, "negative")
         answers, topn = key_list(answers, "answers"), checks.whole("topn", topn, 1)
+        # Nothing asked, or a question that cancels out, is refused as most_similar refuses it.
+        self.weighted_target(positive, negative)
         if self.members == 1:
             return [{} for _ in answers]
         ids = [self.index(name) for name in positive + negative]
         signs = np.array([1.0] * len(positive) + [-1.0] * len(negative), np.float32)
-        similarity = member_similarities(self.vectors, self.members, ids, signs)
+        with np.errstate(over="ignore", invalid="ignore"):  # damaged vectors are refused below
+            similarity = member_similarities(self.vectors, self.members, ids, signs)
+        if not np.isfinite(similarity).all():
+            raise QueryError("the members' similarities are not numbers: the run's vectors.npy "
+                             "is damaged")
+        rows = [self.index(name) for name in answers]
+        spread = similarity[:, rows].std(axis=0)  # before the asked rows are left out below
         similarity[:, ids] = -np.inf
         top = top_k(similarity, max(0, min(topn, len(self) - len(set(ids)))))
-        rows = [self.index(name) for name in answers]
         in_top = (top[:, :, None] == np.array(rows)[None, None, :]).any(axis=1).sum(axis=0)
-        spread = similarity[:, rows].std(axis=0)
         return [{"members": self.members, "in_members_top_k": int(count),
                  "similarity_spread": round(float(deviation), 6)}
                 for count, deviation in zip(in_top, spread)]

@@ -118,8 +118,12 @@ class KeyedVectorsQueries:
         def shifted(terms):
             return [(1 + self.unit_vectors @ self._cosmul_term(term)) / 2 for term in terms]
 
-        scores = (np.prod(shifted(positive), axis=0)
-                  / (np.prod(shifted(negative), axis=0) + COSMUL_EPSILON))
+        with np.errstate(over="ignore", invalid="ignore"):  # a product past float64's is refused
+            scores = (np.prod(shifted(positive), axis=0)
+                      / (np.prod(shifted(negative), axis=0) + COSMUL_EPSILON))
+        if not np.isfinite(scores).all():
+            raise QueryError("most_similar_cosmul: the shifted cosines multiply past float64's "
+                             "range; give vectors of smaller norms")
         return self._ranked(scores, topn, asked, rows)
 
     def _cosmul_term(self, term):

@@ -20,7 +20,12 @@ def declared(f):
     if version not in HEADER_READERS:
         raise ValueError(f"a .npy of version {version[0]}.{version[1]}, which np.save writes for "
                          f"no array of numbers")
-    shape, _, dtype = HEADER_READERS[version](f)
+    try:
+        shape, _, dtype = HEADER_READERS[version](f)
+    except (ValueError, EOFError):
+        raise
+    except Exception as error:  # numpy parses the header as Python: damage raises any error
+        raise ValueError(f"its header is not one numpy reads ({type(error).__name__})") from None
     return shape, dtype, math.prod(shape) * dtype.itemsize
 
 

@@ -197,8 +197,11 @@ class Evaluation:
 
 
 def kmeans_summary(artist_vectors, top=3, examples=4):
-    """[ClusterSummary] of the run's k-means clusters, the largest first."""
+    """[ClusterSummary] of the run's k-means clusters, the largest first; none where the vectors
+    have none (a metadata.tsv whose clusters are all -1)."""
     summary, facts, clusters = [], artist_vectors.artists, artist_vectors.kmeans_clusters
+    if clusters is None:
+        return []
     for cluster in np.unique(clusters):
         members = np.flatnonzero(clusters == cluster)
         genres, counts = np.unique(facts.primary_genres[members], return_counts=True)

@@ -14,6 +14,10 @@ from errors import Bands2VecError, QueryError, UnknownArtist
 from expressions import parse_expression
 from output_streams import json_text
 
+# A line of stdin is one question: far longer than any expression of MAX_TERMS names, it is not
+# one (an endless line, from /dev/zero, say, would be read into memory without end).
+MAX_LINE_BYTES = 2**20
+
 
 def question_arguments(metavar, what):
     def add(command):
@@ -39,14 +43,13 @@ def questions_command(args):
     if not questions and not args.json:
         print("run.py: nothing was asked: every question given is empty", file=sys.stderr)
     answers, failed = [], 0
-    for number, (question, asked, results) in enumerate(
+    for number, (question, asked, results, certainty) in enumerate(
             _answers(run.vectors, args.command, questions, args.k)):
         if isinstance(results, Bands2VecError):
             print(f"run.py: error: {results}", file=sys.stderr)
             failed += 1
             answers.append({"question": question, "error": str(results)})
             continue
-        certainty = _certainty(run.vectors, args.command, question, results, args.k)
         if args.json:
             rows = [{**_json_row(run.vectors, name, similarity, asked), **sure}
                     for (name, similarity), sure in zip(results, certainty)]
@@ -76,13 +79,22 @@ def _questions(given):
         elif sys.stdin is None:
             raise QueryError("- reads the questions from stdin, which is closed")
         else:
-            lines = sys.stdin.buffer
+            lines = _stdin_lines()
         questions += [line.decode("utf-8", "replace").strip() for line in lines]
     return [question for question in questions if question]
 
 
+def _stdin_lines():
+    while line := sys.stdin.buffer.readline(MAX_LINE_BYTES + 1):
+        if len(line.rstrip(b"\n")) > MAX_LINE_BYTES:
+            raise QueryError(f"a line of stdin is longer than {MAX_LINE_BYTES:,} bytes; "
+                             f"each line is one question")
+        yield line
+
+
 def _answers(artist_vectors, command, questions, k):
-    """(question, the artists it asks about, [(name, similarity)] or the error) for each."""
+    """(question, the artists it asks about, [(name, similarity)] or the error, and the
+    ensemble's certainty in each answer) for each."""
     for question in questions:
         asked = [question]
         try:
@@ -94,16 +106,11 @@ def _answers(artist_vectors, command, questions, k):
             if not all(math.isfinite(similarity) for _, similarity in results):
                 raise QueryError(f"{question}: the run's vectors give similarities that are not "
                                  f"numbers; its vectors.npy is damaged")
+            certainty = artist_vectors.certainty(asked, negative, [name for name, _ in results],
+                                                 topn=k)
         except (UnknownArtist, QueryError) as error:
-            results = error
-        yield question, asked, results
-
-
-def _certainty(artist_vectors, command, question, results, k):
-    """ArtistVectors.certainty() of an answer's artists: how far an ensemble's members agree."""
-    positive, negative = (parse_expression(question, artist_vectors) if command == "query"
-                          else ([question], []))
-    return artist_vectors.certainty(positive, negative, [name for name, _ in results], topn=k)
+            results, certainty = error, None
+        yield question, asked, results, certainty
 
 
 def _tie_lines(artist_vectors, command, question, results):

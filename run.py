@@ -129,7 +129,8 @@ def number(text):
 def train_command(args):
     given = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
     if args.contexts is not None or args.genre_share is not None:
-        given["contexts"] = parse_contexts(args.contexts or DEFAULT_CONTEXTS, args.genre_share)
+        spec = DEFAULT_CONTEXTS if args.contexts is None else args.contexts  # "" is refused
+        given["contexts"] = parse_contexts(spec, args.genre_share)
     held = len(HELD_STOPS)
     if args.resume:
         _check_resumable(args, given)
@@ -374,8 +375,10 @@ def main(argv=None):
                   file=sys.stderr)
         return 2
     streams = sys.stdout, sys.stderr
-    sys.stdout = EscapedStream(sys.stdout, sys.stderr)
-    sys.stderr = sys.stderr and EscapedStream(sys.stderr, sys.stderr)
+    # Closed, its lines go nowhere: print(file=None) would put them in the answers on stdout.
+    errors = sys.stderr or open(os.devnull, "w")
+    sys.stdout = EscapedStream(sys.stdout, errors)
+    sys.stderr = EscapedStream(errors, errors)
     try:
         return _command(argv)
     finally:

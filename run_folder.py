@@ -296,6 +296,9 @@ def find_run(logs, name=None, usable=False, option="--run"):
     """The run folder to read: `logs/name`, `logs` itself if it is a run, else its latest run.
     With `usable`, only a run with vectors to ask (metadata.tsv): not one training or cut short.
     `option` is what gave the name, as an error names it."""
+    if os.path.lexists(logs) and not os.path.isdir(logs):
+        raise RunError(f"{logs}: not a folder; --logdir names the folder the runs are in")
+
     def ready(path):
         return os.path.isfile(os.path.join(path, run_record.RUN_FILE)) and (
             not usable or os.path.isfile(os.path.join(path, metadata.METADATA_FILE)))

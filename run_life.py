@@ -184,8 +184,9 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
     to_train = record.stats.steps < options.steps
     try:
         mark = time.perf_counter()
-        artists = ArtistVectors(np.zeros((len(catalog), 1), np.float32), catalog.facts,
-                                members=options.ensemble)
+        # The artists, their vectors (a column a member) to come from training.
+        artists = ArtistVectors(np.zeros((len(catalog), options.ensemble), np.float32),
+                                catalog.facts, members=options.ensemble)
         phases = {"load": load_seconds + time.perf_counter() - mark}  # the catalog and its facts
         mark = time.perf_counter()
         if to_train:

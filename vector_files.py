@@ -1,11 +1,14 @@
 """A run's vectors as files: vectors.npy (what queries read, with numpy alone), vectors.tsv (for
 the projector) and vectors.txt (word2vec's text format, for gensim); else from the checkpoint."""
 import os
+import warnings
 
 import numpy as np
 
 import npy_files
-from atomic_files import atomic_write, open_regular
+import run_folder
+import run_record
+from atomic_files import atomic_write, open_regular, replaceable
 from errors import RunError
 from metadata import METADATA_FILE
 
@@ -51,6 +54,35 @@ def _check_declared(f, rows, path):
     if held != size:
         raise RunError(f"{path}: damaged (its header declares {shape} {dtype}, {size:,} bytes, "
                        f"where it holds {held:,})")
+
+
+def run_vectors(folder, rows):
+    """The vectors a run saved (vectors.npy) for its `rows` artists; where they cannot be read, its
+    checkpoint's, read with TensorFlow, with a warning; a RunError where neither can be."""
+    try:
+        return read_vectors(folder, rows)
+    except RunError as error:
+        return _checkpoint_instead(folder, error, rows)
+
+
+def _checkpoint_instead(folder, reason, rows):
+    """The checkpoint's vectors, where vectors.npy cannot be read (a run from before it, a damaged
+    or unreadable copy), with a warning; a RunError naming both where neither can be read."""
+    if not run_folder.has_checkpoint(folder):
+        raise RunError(f"{reason}, and no checkpoint to read instead: "
+                       f"put back its vectors.npy, or train the run anew")
+    try:
+        vectors = checked_vectors(checkpoint_vectors(folder), rows,
+                                               "the checkpoint")
+    except RunError as error:
+        raise RunError(f"{reason}; {error}") from None
+    path = os.path.join(folder, VECTORS_FILE)
+    export = f"`{run_record.run_command('export', folder)}` writes vectors.npy"
+    if not replaceable(path):  # a folder there, say: export would refuse it
+        export = f"once what is at {path} is removed, {export}"
+    warnings.warn(f"{reason}; read the vectors from the checkpoint with TensorFlow instead, "
+                  f"which takes seconds ({export})", stacklevel=4)
+    return vectors
 
 
 def checked_vectors(vectors, rows, source):

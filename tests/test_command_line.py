@@ -220,6 +220,33 @@ def test_nothing_asked_is_said(capsys, monkeypatch, logs, args, stdin):
     assert _main(capsys, *args, *logs) == (0, "", "run.py: nothing was asked: every question given is empty\n")
 
 
+def test_an_endless_line_on_stdin_is_refused_as_it_is_read(capsys, monkeypatch, logs):
+    """`similar - < /dev/zero` read the one endless line into memory, 20 GB in 2.5 minutes, deaf to SIGTERM."""
+    with open("/dev/zero", "rb") as zeros:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(zeros))
+        status, out, err = _main(capsys, "similar", "-", "--json", *logs)
+    _one_line_refusal(status, err)
+    assert err == "run.py: error: a line of stdin is longer than 1,048,576 bytes; each line is one question\n"
+    assert out == ""
+
+
+def test_with_stderr_closed_the_json_answer_is_still_json(capsys, monkeypatch, logs, demo_trained):
+    """print(file=None) writes to stdout: with stderr closed, the error line began the --json answer."""
+    name = bands2vec.open_run(demo_trained).vectors.names[0]
+    monkeypatch.setattr(sys, "stderr", None)
+    status, out, _ = _main(capsys, "similar", "no such artist", name, "-k", "1", "--json", *logs)
+    unknown, answer = json.loads(out)
+    assert status == 2 and unknown["error"].startswith("unknown artist") and len(answer["results"]) == 1
+
+
+def test_a_logdir_that_is_a_file_is_named_so(capsys, demo_trained):
+    """Its advice was to train with that --logdir, which then refuses it."""
+    path = os.path.join(demo_trained, run_record.RUN_FILE)
+    status, out, err = _main(capsys, "similar", "x", "--logdir", path)
+    _one_line_refusal(status, err)
+    assert err == f"run.py: error: {path}: not a folder; --logdir names the folder the runs are in\n"
+
+
 def test_a_closed_stdin_is_one_line(capsys, monkeypatch, logs):
     status, out, err = _main(capsys, "similar", "-", *logs, monkeypatch=monkeypatch, stdin=None)
     _one_line_refusal(status, err)
@@ -317,6 +344,33 @@ def test_evaluate_returns_a_documented_object(capsys, logs, demo_trained):
                                       "mean_score": biggest.mean_score, "examples": biggest.examples}
     status, out, _ = _main(capsys, "evaluate", "-k", "5", *logs)
     assert f"{biggest.size:>5}  " in out and ", ".join(biggest.examples) in out
+
+
+def _without_clusters(run_dir):
+    """metadata.tsv with every k-means cluster -1, as ArtistVectors.save writes where there are none."""
+    path = run_dir / metadata.METADATA_FILE
+    rows = [row.split("\t") for row in path.read_text(encoding="utf-8").splitlines()]
+    assert rows[0][-1] == "cluster"
+    path.write_text("\n".join("\t".join(row[:-1] + [row[-1] if i == 0 else "-1"])
+                              for i, row in enumerate(rows)) + "\n", encoding="utf-8")
+
+
+def test_evaluate_of_a_run_without_clusters_lists_none(capsys, demo_copy):
+    """It was a TypeError traceback from the clusters' summary."""
+    _without_clusters(demo_copy)
+    evaluation = bands2vec.open_run(str(demo_copy)).evaluate(k=5)
+    assert evaluation.clusters == [] and "cluster_genre_nmi" not in evaluation.report
+    status, out, err = _main(capsys, "evaluate", "--json", "--logdir", str(demo_copy))
+    assert status == 0 and json.loads(out)["clusters"] == [] and err == ""
+
+
+@pytest.mark.slow  # t-SNE
+def test_plot_of_a_run_without_clusters_clusters_it(demo_copy):
+    """It was a TypeError after the t-SNE: the plot by cluster had none to colour by."""
+    _without_clusters(demo_copy)
+    said = []
+    paths = bands2vec.open_run(str(demo_copy)).plot(say=said.append)
+    assert said[0].startswith("Clustering 300 artists into ") and all(map(os.path.isfile, paths.values()))
 
 
 # ---------------------------------------------------------------------------------------------

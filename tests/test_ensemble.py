@@ -1,6 +1,8 @@
 """Ensembles of seeds (--ensemble N): one model is the tutorial's, an ensemble's similarities are its
 members' mean, every answer says how far the members agree, and evaluate --against compares two runs."""
 import json
+import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -8,6 +10,8 @@ import pytest
 import bands2vec
 import data_utils
 import ensemble
+import run
+import vector_files
 from artist_vectors import ArtistVectors
 from errors import QueryError
 from helpers import assert_refused, quiet, run_cli, train_run
@@ -105,6 +109,33 @@ def test_answers_say_how_far_the_members_agree(demo_ensemble):
     text = [line for line in text if line.startswith("Artist: ")]  # after a note on twins, if any
     assert [f"In the top 5 of {row['in_members_top_k']}/3 members" in line
             for row, line in zip(rows, text)] == [True] * 5
+
+
+def test_the_spread_of_an_asked_artist_is_a_number(demo_ensemble):
+    """An answer that is one of the artists asked about had the spread NaN, with a RuntimeWarning."""
+    vectors = bands2vec.open_run(demo_ensemble).vectors
+    first, second = vectors.names[:2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        asked, other = vectors.certainty(first, [], [first, second], 3)
+    assert asked["similarity_spread"] == pytest.approx(0, abs=1e-6) and other["similarity_spread"] > 0
+
+
+def test_members_of_a_damaged_vectors_npy_make_that_question_an_error(demo_ensemble, tmp_path, capsys):
+    """A finite row of 3e38 passed the checks, overflowed the members' similarities and made the spread
+    NaN: `--json` printed nothing but Python's `Out of range float values are not JSON compliant`."""
+    copy = tmp_path / "logs" / "ens"
+    shutil.copytree(demo_ensemble, copy, ignore=shutil.ignore_patterns("checkpoints"))
+    vectors = np.load(copy / vector_files.VECTORS_FILE)
+    names = bands2vec.open_run(str(copy)).vectors.names
+    vectors[5] = 3e38
+    np.save(copy / vector_files.VECTORS_FILE, vectors)
+    status = run.main(["similar", names[0], names[5], "-k", "300", "--json", "--logdir", str(copy)])
+    out, err = capsys.readouterr()
+    first, fifth = json.loads(out)
+    assert status == 2 and fifth["error"] == first["error"] == ("the members' similarities are not "
+                                                                "numbers: the run's vectors.npy is damaged")
+    assert err.splitlines() == [f"run.py: error: {first['error']}"] * 2
 
 
 def test_one_models_answers_have_no_member_figures(demo_trained):

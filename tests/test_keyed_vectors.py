@@ -335,7 +335,36 @@ WRONG = {
                            "k must be a whole number, not '3'"),
     "a seed below 0": (lambda v: quality.quality_report(v, seed=-1), OptionError,
                        "seed must be at least 0"),
+    # Probe 12: NaN and inf scores, numpy's errors from inside, or a TypeError.
+    "cosmul past float64": (lambda v: v.most_similar_cosmul([np.full(64, 3e38)] * 40), QueryError,
+                            "most_similar_cosmul: the shifted cosines multiply past float64's range"),
+    "cosmul of inf over inf": (lambda v: v.most_similar_cosmul([np.full(64, 3e38)] * 10,
+                                                               [np.full(64, 3e38)] * 10),
+                               QueryError, "multiply past float64's range; give vectors of smaller"),
+    "ragged rows": (lambda v: v.nearest_neighbours(rows=[[0], [1, 2]]), QueryError,
+                    "rows must be a list of artists' row numbers from 0 to 299, not [[0], [1, 2]]"),
+    "members as text": (lambda v: ArtistVectors(v.vectors, v.artists, members="2"), OptionError,
+                        "members must be a whole number, not '2'"),
+    "no members": (lambda v: ArtistVectors(v.vectors, v.artists, members=0), OptionError,
+                   "members must be at least 1, not 0"),
+    "members the columns do not split into": (lambda v: ArtistVectors(v.vectors, v.artists, members=3),
+                                              QueryError, "the vectors' 64 columns do not split into 3"),
+    "clusters of two artists": (lambda v: ArtistVectors(v.vectors, v.artists, kmeans_clusters=[1, 2]),
+                                QueryError, "kmeans_clusters must be a whole number for each of the 300"),
+    "clusters as text": (lambda v: ArtistVectors(v.vectors, v.artists, kmeans_clusters=["a"] * 300),
+                         QueryError, "kmeans_clusters must be a whole number for each of the 300"),
+    "certainty of nothing": (lambda v: v.certainty([], [], [A], 3), QueryError, "nothing to look for"),
+    "certainty of what cancels out": (lambda v: v.certainty([A], [A], [B], 3), QueryError,
+                                      "the question cancels out to the zero vector"),
 }
+
+
+def test_tied_answers_given_as_row_numbers_are_named(ours):
+    """`tied_answers_notes([0, 28])` was a TypeError: it joined the keys as given."""
+    (tied, _), *_ = ours.tied_answers(ours.names)
+    rows = [ours.index(name) for name in tied]
+    assert ours.tied_answers_notes(rows) == ours.tied_answers_notes(tied)
+    assert ours.tied_answers_notes(rows)[0].endswith(f"cannot order them: {', '.join(tied)}")
 
 
 def test_a_topn_of_numpys_small_ints_counts_past_their_range(ours):

@@ -452,7 +452,10 @@ def _npy(shape, data_bytes, descr="<f4"):
     (lambda path: np.savez(open(path, "wb"), vectors=np.ones((300, 64))),
      "vectors.npy: damaged (the magic string is not correct"),
     (lambda path: path.mkdir(), "vectors.npy: unreadable (not a regular file)"),
-], ids=["a terabyte declared", "other rows declared", "bytes past the data", "objects", "an npz", "a folder"])
+    (lambda path: path.write_bytes(_npy((300, 64), 300 * 64 * 4).replace(b"'<f4'", b"[('a'")),
+     "vectors.npy: damaged (its header is not one numpy reads (TokenError))"),
+], ids=["a terabyte declared", "other rows declared", "bytes past the data", "objects", "an npz", "a folder",
+        "a header numpy cannot parse"])
 def test_a_vectors_npy_is_checked_by_its_header_before_it_is_read(saved, plant, reason):
     """A 77 KB file declaring (300, 10**9) was a raw MemoryError (numpy asked for 1.1 TiB); now its header
     is checked against the artists and the file's size first. What cannot be opened is unreadable, not
