@@ -134,10 +134,13 @@ class Trainer:
             return lost(self.task, error, step)
         return RunError(f"{folder or self.task}: training stopped: {tf_reason(error)}")
 
-    def close(self, session):
+    def close(self, session, finished):
+        """Close the session; a worker says it has stopped, done or not (the ps tasks are not to
+        wait for it), the chief only once the run is done (they keep the variables for its
+        --resume)."""
         if session in _ABANDONED:
             return
-        if self.coordination:  # done or failed, it has stopped: the ps tasks are not to wait
+        if self.coordination and (finished or not self.writes):
             self.coordination.say_done(session)
         session.close()
 

@@ -101,7 +101,8 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
                 writer, closing = None, writer
                 closing.close()  # its last events written: a full disk fails here, if not before
             session, closing = None, session
-            runtime.close(closing)
+            interrupted = interrupted or stopping.is_set()
+            runtime.close(closing, finished=not interrupted)
         interrupted = interrupted or stopping.is_set()
     except tf.errors.OpError as error:
         raise runtime.failed(error, folder) from None
@@ -116,7 +117,7 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
             with contextlib.suppress(Exception):
                 writer.close()
         if session is not None:
-            runtime.close(session)
+            runtime.close(session, finished=False)
     if interrupted:
         raise Interrupted(vectors, loop.stats)
     return vectors, loop.stats
@@ -306,7 +307,7 @@ class OneProcess:
         reason = tf_reason(error)
         return RunError(f"{folder}: training stopped: {reason}{os_advice(reason)}")
 
-    def close(self, session):
+    def close(self, session, finished):
         session.close()
 
 

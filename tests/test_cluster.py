@@ -3,6 +3,7 @@ the chief and a worker on free 127.0.0.1 ports) training one run on TensorFlow's
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -157,6 +158,29 @@ def test_a_worker_that_dies_does_not_stop_the_run(cluster, tmp_path):
     for index in (0, 1):
         assert tasks.wait("ps", index) == 0 and "1 worker did not say they had stopped" in tasks.output("ps", index)
     assert run_record.read(str(tmp_path / "logs" / "c")).state == "finished"
+
+
+@pytest.mark.slow
+def test_an_interrupted_chief_goes_on_by_its_own_advice(cluster, tmp_path):
+    """SIGTERM to the chief: it told the ps tasks the run was done, so they ended with the workers, and its
+    advice, `--resume`, waited 2 minutes for them and failed."""
+    tasks = cluster()
+    logs = tmp_path / "logs"
+    tasks.start_all("--data", "demo", "--logdir", str(logs), "--run", "c", "--steps", "100000", "--no-plots")
+    tasks.wait_for_line("chief", "average loss")
+    tasks.processes[("chief", 0)].send_signal(signal.SIGTERM)
+    assert tasks.wait("chief") == 130, tasks.output("chief")
+    last = tasks.output("chief").strip().splitlines()[-1]
+    step = int(re.match(r"run\.py: Interrupted at step ([\d,]+): ", last).group(1).replace(",", ""))
+    assert last.endswith(f"continue with: python run.py --resume --logdir {logs} --run c")
+    tasks.processes[("worker", 0)].send_signal(signal.SIGTERM)  # else it trains the 100,000 steps alone
+    assert tasks.wait("worker") == 130, tasks.output("worker")
+    time.sleep(2)  # ten of the ps task's looks for the trainers' word
+    assert tasks.processes[("ps", 0)].poll() is None, tasks.output("ps")  # serving for the chief's return
+    tasks.start("chief", 0, "--resume", "--logdir", str(logs), "--run", "c", "--steps", str(step + 300))
+    assert tasks.wait("chief") == 0, tasks.output("chief")
+    assert tasks.wait("ps") == 0 and "ps 0: the run is done" in tasks.output("ps")
+    assert run_record.read(str(logs / "c")).state == "finished"
 
 
 @pytest.mark.slow
