@@ -26,6 +26,7 @@ from errors import QueryError, RunError, UnknownArtist, shown
 from expressions import parse_expression
 from keyed_vectors import (KeyedVectorsQueries, checked_flag, checked_path, checked_topn, is_key,
                            key_list, ranked_rows)
+from nearest import top_k
 from norms import unit
 
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
@@ -113,6 +114,13 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
     def export_keys(self):
         """Each artist's key in vectors.txt and to_gensim(): `wolf_parade` for `wolf parade`."""
         return vector_files.word2vec_keys(self.names)
+
+    @functools.cached_property
+    def most_signs(self):
+        """The most + and - characters a name or export key holds: a run of an expression's terms
+        with more operators between them spells no name, in any spelling _find takes."""
+        return max((key.count("+") + key.count("-") for key in [*self.names, *self.export_keys]),
+                   default=0)
 
     @functools.cached_property
     def longest_name(self):
@@ -436,31 +444,6 @@ def shares_text(shared):
 def _plain(value):
     """A numpy scalar as the Python value JSON writes."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-# Rows of at least 4 x k blocks of this many values find their k largest through the blocks' maxima.
-TOP_BLOCK = 1024
-
-
-def top_k(similarity, k):
-    """The columns of each row's `k` largest values, largest first: the one top-k of every neighbour
-    search."""
-    if k == 0:
-        return np.empty((len(similarity), 0), dtype=np.int64)
-    if similarity.shape[1] >= TOP_BLOCK * k * 4:
-        # A row's k largest are at least its k-th largest block maximum: one pass for the maxima
-        # and one to compare, then only those candidates (tens, not a million) are sorted.
-        whole = similarity.shape[1] // TOP_BLOCK * TOP_BLOCK
-        maxima = similarity[:, :whole].reshape(len(similarity), -1, TOP_BLOCK).max(axis=2)
-        floor = np.partition(maxima, -k, axis=1)[:, -k]
-        row, column = np.nonzero(similarity >= floor[:, None])
-        if len(row) <= len(similarity) * k * TOP_BLOCK // 16:  # else ties everywhere: sort all
-            order = np.lexsort((column, -similarity[row, column], row))
-            first = np.searchsorted(row[order], np.arange(len(similarity)))
-            return column[order][first[:, None] + np.arange(k)]
-    rows = np.arange(len(similarity))[:, None]
-    best = np.argpartition(similarity, -k, axis=1)[:, -k:]  # the k largest, in no order
-    return best[rows, np.argsort(-similarity[rows, best], axis=1, kind="stable")]
 
 
 def _first_rows(keys):

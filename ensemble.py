@@ -12,6 +12,7 @@ import numpy as np
 
 import checks
 from errors import QueryError, RunError
+from nearest import top_k
 from norms import unit
 
 
@@ -62,7 +63,6 @@ class EnsembleQueries:
         members' `topn` nearest it is, and the spread (standard deviation) of its similarity across
         members, {"members": N, "in_members_top_k": n, "similarity_spread": s}; for one model,
         which cannot tell, {}."""
-        from artist_vectors import top_k  # artist_vectors builds on this class
         from keyed_vectors import key_list
 
         positive, negative = key_list(positive, "positive"), key_list(negative, "negative")

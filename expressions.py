@@ -19,7 +19,7 @@ TERM_EXTRA = 8
 
 def parse_expression(expression, known):
     """(positive names, negative names) of an expression over artists; `known` is an
-    ArtistVectors (its names, and the length of its longest one).
+    ArtistVectors (its names, the length of its longest one, the most + and - one holds).
 
     Terms are joined by ` + ` and ` - ` with spaces around them. A term in quotes ("..." or '...',
     a doubled quote inside standing for one) is taken as it is; unquoted, the longest run of terms
@@ -37,9 +37,10 @@ def parse_expression(expression, known):
         j = i
         if not quoted:
             # The longest run of bare terms i..j that spells a known name, else the term alone. No
-            # run longer than the longest name can spell one: the runs tried stay a handful.
+            # run longer than the longest name, or with more operators than any name has signs,
+            # can spell one: the runs tried stay a handful, whatever the names' lengths.
             last = i
-            while (last + 1 < len(terms) and not terms[last + 1][2]
+            while (last + 1 < len(terms) and not terms[last + 1][2] and last - i < known.most_signs
                    and terms[last + 1][4] - start <= known.longest_name):
                 last += 1
             for end in range(last, i, -1):

@@ -37,8 +37,10 @@ class EscapedStream:
     # lines are a log, and training is not to be lost for want of a reader.
     outlives_reader = False
 
-    def __init__(self, stream, notes):
-        self.stream, self.notes = stream, notes
+    def __init__(self, stream, notes, lossy=False):
+        # `lossy`: a write that fails is dropped, and the rest go to /dev/null: stderr's notes
+        # and errors that cannot be shown (a full disk) must not cost the answers.
+        self.stream, self.notes, self.lossy = stream, notes, lossy
 
     def write(self, text):
         text = text.translate(CONTROLS)
@@ -59,8 +61,8 @@ class EscapedStream:
         try:
             with self._named():
                 return act()
-        except BrokenPipeError:
-            if not self.outlives_reader:
+        except OSError as error:
+            if not (self.lossy or self.outlives_reader and isinstance(error, BrokenPipeError)):
                 raise
             self._to_nowhere()
             return act()

@@ -8,9 +8,10 @@ import numpy as np
 
 import checks
 from artist_vectors import NEIGHBOURS
-from contexts import quality_tags
+from contexts import NO_GENRE, quality_tags
 from ensemble import member_vectors
 from errors import QueryError
+from nearest import top_k
 
 # Above this many artists, k-means learns from mini-batches (scikit-learn's MiniBatchKMeans): memory
 # and time stay linear, where full k-means would take minutes at a million.
@@ -267,9 +268,6 @@ def map_quality(unit_vectors, coordinates, genres, k=NEIGHBOURS, sample=MAP_QUAL
     sample of its points: trustworthiness (1 when a point's k nearest on the map are its k nearest
     by cosine, lower as they rank further; scikit-learn's definition) and the share of a point's k
     nearest on the map that have its primary genre (over the points with one)."""
-    from artist_vectors import top_k
-    from contexts import NO_GENRE
-
     n, k = len(coordinates), min(k, len(coordinates) - 1)
     rows = sample_rows(n, sample, seed)
     penalty = 0

@@ -378,7 +378,7 @@ def main(argv=None):
     # Closed, its lines go nowhere: print(file=None) would put them in the answers on stdout.
     errors = sys.stderr or open(os.devnull, "w")
     sys.stdout = EscapedStream(sys.stdout, errors)
-    sys.stderr = EscapedStream(errors, errors)
+    sys.stderr = EscapedStream(errors, errors, lossy=True)
     try:
         return _command(argv)
     finally:

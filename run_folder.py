@@ -59,9 +59,17 @@ def run_path(logs, name=None):
 
 
 def check_run_name(name, option="--run"):
-    """`name` if it can name a run: one folder name, not hidden (a run's lock is `.NAME.lock`, and
-    no run can be named so), not read as an option (`-x`), without control or invisible characters
-    (a zero-width space) or spaces at its ends; else a one-line RunError."""
+    """`name` if it can name a run; else a one-line RunError saying why not."""
+    problem = _name_problem(name)
+    if problem:
+        raise RunError(f"{option} {shown(name)}: {problem}; choose another, such as my-run")
+    return name
+
+
+def _name_problem(name):
+    """Why `name` cannot name a run, or None: a run's name is one folder name, not hidden (a run's
+    lock is `.NAME.lock`, and no run can be named so), not read as an option (`-x`), without
+    control or invisible characters (a zero-width space) or spaces at its ends."""
     problems = [
         (not name.strip(), "it is empty"),
         (os.sep in name, f"a run name is one folder name, without '{os.sep}'"),
@@ -73,10 +81,7 @@ def check_run_name(name, option="--run"):
          "it has a control character (or an invisible one), such as a line break"),
         (name != name.strip(), "it starts or ends with a space"),
         (not any(map(_visible, name)), "it has no visible character")]
-    problem = next((problem for found, problem in problems if found), None)
-    if problem:
-        raise RunError(f"{option} {shown(name)}: {problem}; choose another, such as my-run")
-    return name
+    return next((problem for found, problem in problems if found), None)
 
 
 def _visible(character):
@@ -367,6 +372,8 @@ def _refuse_planted_metadata(path):
 
 
 def run_names(logs):
-    """The names of the runs in `logs` (its folders with a run.json), sorted."""
+    """The names of the runs in `logs` (its folders with a run.json, named as a run can be: one
+    planted under a name no run has is none), sorted."""
     folders = sorted(os.listdir(logs)) if os.path.isdir(logs) else []
-    return [d for d in folders if os.path.isfile(os.path.join(logs, d, run_record.RUN_FILE))]
+    return [d for d in folders if _name_problem(d) is None
+            and os.path.isfile(os.path.join(logs, d, run_record.RUN_FILE))]

@@ -4,6 +4,7 @@ file; it reads the versions before this one too.
 """
 import dataclasses
 import json
+import math
 import os
 import shlex
 
@@ -26,7 +27,7 @@ class Stats:
     resumed), and in its latest part (the process that started or resumed it)."""
     steps: int = 0  # the run's step
     pairs: int = 0  # pairs trained on (every trainer's, on a cluster)
-    loss: float = None  # the average loss of the last report
+    loss: float = math.nan  # the average loss of the last report; none before the first
     seconds: float = 0.0  # of training
     checkpoints: int = 0  # periodic checkpoints saved while training
     checkpoint_seconds: float = 0.0
@@ -149,7 +150,18 @@ def named_folder(folder):
 def write(folder, record):
     fields = {name: value for name, value in dataclasses.asdict(record).items()
               if value is not None}
-    write_text(os.path.join(folder, RUN_FILE), json.dumps(fields, indent=2, sort_keys=True) + "\n")
+    write_text(os.path.join(folder, RUN_FILE),
+               json.dumps(_finite(fields), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _finite(value):
+    """`value` with each float that is not finite (the loss before the first report) as None:
+    run.json is JSON, which has no NaN, for every reader (jq, say)."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def read(folder):
@@ -186,7 +198,13 @@ def _record(fields):
         options = TrainOptions(**options)
     except OptionError as error:
         raise ValueError(f"options: {error}") from None
+    unset = [name for name, (_, _, required) in OPTIONS_REQUIRED.items()
+             if required and getattr(options, name) is None]
+    if unset:  # None asks for a default, which a trained run has chosen
+        raise ValueError(f"options: {unset[0]} is null, where a trained run's is a value")
     stats = Stats(**_fields("stats", fields.pop("stats"), STATS_FIELDS))
+    if stats.loss is None:  # NaN, written as null: JSON has no NaN
+        stats.loss = math.nan
     return RunRecord(options=options, stats=stats, **fields)
 
 
@@ -237,7 +255,8 @@ RECORD_FIELDS = {
     "options": ("", None, True),  # checked as TrainOptions check their values
     "data_fingerprint": MAYBE_TEXT,
     "include_pseudo_artists": ("true or false", lambda value: isinstance(value, bool), False),
-    "kmeans_clusters": ("a count", _is_count, False),
+    "kmeans_clusters": ("a count of 1 or more", lambda value: _is_count(value) and value > 0,
+                        False),
     "stats": ("", None, True),  # checked by STATS_FIELDS
     "state": (f"one of {', '.join(STATES)}", lambda value: value in STATES, True),
     "next": MAYBE_TEXT,
@@ -252,7 +271,7 @@ RECORD_FIELDS = {
 STATS_FIELDS = {
     "steps": ("a count", _is_count, True),
     "pairs": ("a count", _is_count, False),
-    "loss": ("a number or null", _or_none(_is_number), False),  # NaN before the first report
+    "loss": ("a number or null", _or_none(_is_number), False),  # null before the first report
     "seconds": ("a number", _is_number, False),
     "checkpoints": ("a count", _is_count, False),
     "checkpoint_seconds": ("a number", _is_number, False),

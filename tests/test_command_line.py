@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import types
 
 import numpy as np
@@ -239,6 +240,20 @@ def test_with_stderr_closed_the_json_answer_is_still_json(capsys, monkeypatch, l
     assert status == 2 and unknown["error"].startswith("unknown artist") and len(answer["results"]) == 1
 
 
+def test_a_stderr_that_cannot_be_written_costs_no_answer(capsys, monkeypatch, tmp_path, demo_trained):
+    """On a full disk, the note of which run answers (or a question's error line) failed, and the answers
+    with it: exit 1 and nothing on stdout."""
+    for name in ("a", "b"):  # two runs: a note says which answers
+        shutil.copytree(demo_trained, tmp_path / name)
+    asked = bands2vec.open_run(demo_trained).vectors.names[0]
+    with open("/dev/full", "w", buffering=1) as full:  # as stderr is, a line at a time
+        monkeypatch.setattr(sys, "stderr", full)
+        status, out, _ = _main(capsys, "similar", asked, "no such artist", "-k", "2", "--json",
+                               "--logdir", str(tmp_path))
+    answer, unknown = json.loads(out)
+    assert status == 2 and len(answer["results"]) == 2 and "error" in unknown
+
+
 def test_a_logdir_that_is_a_file_is_named_so(capsys, demo_trained):
     """Its advice was to train with that --logdir, which then refuses it."""
     path = os.path.join(demo_trained, run_record.RUN_FILE)
@@ -377,6 +392,17 @@ def test_plot_of_a_run_without_clusters_clusters_it(demo_copy):
 # Which run answers
 # ---------------------------------------------------------------------------------------------
 
+def test_a_folder_no_run_can_be_named_is_not_the_latest_run(capsys, tmp_path, demo_trained):
+    """A newer copy under a name that is not UTF-8 was the latest run, and refused: one `mkdir` in a shared
+    log folder stopped every question there that named no run."""
+    shutil.copytree(demo_trained, tmp_path / "ok")
+    time.sleep(0.01)
+    shutil.copytree(os.fsencode(demo_trained), os.path.join(os.fsencode(str(tmp_path)), b"bad\xff"))
+    assert bands2vec.open_run(str(tmp_path)).folder == str(tmp_path / "ok")
+    status, out, err = _main(capsys, "similar", "x", "--logdir", str(tmp_path))
+    assert status == 2 and err.startswith("run.py: error: unknown artist 'x'"), err
+
+
 def test_which_run_answers_is_said_where_there_are_several(capsys, tmp_path, demo_trained):
     logs = tmp_path / "logs"
     shutil.copytree(demo_trained, logs / "older")
@@ -435,7 +461,7 @@ def test_a_stop_that_comes_as_a_run_ends_is_said_not_swallowed(capsys, demo_copy
 def test_a_full_standard_output_is_named(demo_trained, how):
     """It said `a file: No space left on device; ... or use another --logdir`."""
     name = bands2vec.open_run(str(demo_trained)).vectors.names[0]
-    with open("/dev/full", "w") as full:
+    with open("/dev/full", "w", buffering=1) as full:  # as stderr is, a line at a time
         result = subprocess.run(cli_command("similar", name, *how, "--logdir", str(demo_trained)), stdout=full,
                                 stderr=subprocess.PIPE, text=True, timeout=600)
     assert_refused(result, "run.py: error: standard output: No space left on device; the output could not all be "

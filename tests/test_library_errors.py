@@ -296,6 +296,10 @@ def _drop(name):
     (_set("stats.steps", -5), "stats: 'steps' is -5, not a count"),
     (_set("stats.loss", "low"), "stats: 'loss' is 'low', not a number or null"),
     (_set("artists", 3.5), "'artists' is 3.5, not a count"),
+    # Read as sound, it was --resume's `k must be at least 1, not 0`, with advice to do the same again.
+    (_set("kmeans_clusters", 0), "'kmeans_clusters' is 0, not a count of 1 or more"),
+    # Read as sound, --resume's TypeError traceback.
+    (_set("options.steps", None), "options: steps is null, where a trained run's is a value"),
     (_set("state", "done"), "'state' is 'done', not one of training, interrupted, incomplete, finished"),
     (_set("missing", "plots"), "'missing' is 'plots', not a list of text or null"),
     (_set("data", None), "'data' is None, not text"),
@@ -313,6 +317,17 @@ def test_a_run_json_it_cannot_read_is_one_line_saying_why(demo_trained, tmp_path
     with pytest.raises(RunError) as error:
         run_record.read(str(tmp_path))
     assert _one_line(error) == f"{tmp_path}: unreadable run.json ({reason})" or reason in str(error.value)
+
+
+def test_a_loss_that_is_not_a_number_is_written_as_null(demo_trained, tmp_path):
+    """A run that trained no step since its last report wrote `"loss": NaN`: not JSON, for jq and the rest."""
+    record = run_record.read(demo_trained)
+    record.stats = dataclasses.replace(record.stats, loss=float("nan"))
+    record.quality = {"genre": {"trained": float("inf"), "random": 0.5}}
+    run_record.write(str(tmp_path), record)
+    fields = json.loads((tmp_path / run_record.RUN_FILE).read_text(), parse_constant=pytest.fail)
+    assert fields["stats"]["loss"] is None and fields["quality"]["genre"] == {"trained": None, "random": 0.5}
+    assert math.isnan(run_record.read(str(tmp_path)).stats.loss)
 
 
 def test_the_reader_knows_every_field_this_version_writes():
@@ -652,6 +667,16 @@ def test_a_question_longer_than_any_answer_is_refused_at_once(demo_names):
         demo_names.most_similar(name + "x")
     assert name in error.value.suggestions
     assert expressions.parse_expression(f"'{name}'", demo_names) == ([name], [])
+
+
+def test_the_parser_is_linear_where_a_name_is_long(demo_catalog):
+    """With one name of 60,000 characters every run of terms was within the longest name: each term tried
+    every run after it, and 1,000 terms took 92 s. No name holds a run's operators, so none is tried."""
+    facts = dataclasses.replace(demo_catalog.facts, names=demo_catalog.names[:-1] + ["x" * 60_000])
+    known = ArtistVectors(np.ones((len(facts), 2), np.float32), facts)
+    started = time.perf_counter()
+    assert expressions.parse_expression(" + ".join(["b" * 50] * 1000), known) == (["b" * 50] * 1000, [])
+    assert time.perf_counter() - started < 5
 
 
 def test_a_name_of_several_terms_is_found_anywhere_in_a_long_expression(demo_catalog):

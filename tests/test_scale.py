@@ -11,6 +11,7 @@ import pytest
 
 import demo_data
 import metadata
+import nearest
 import options
 import pair_sampler
 import quality
@@ -132,7 +133,7 @@ def test_neighbours_in_a_long_row_through_block_maxima_are_exact(catalog_100k):
     _, catalog = catalog_100k
     vectors = quality.random_like(artist_vectors.ArtistVectors(np.zeros((len(catalog), 64)), catalog.facts))
     rows = quality.sample_rows(len(catalog), 40, seed=3)
-    assert len(catalog) >= artist_vectors.TOP_BLOCK * 10 * 4  # the block maxima path
+    assert len(catalog) >= nearest.TOP_BLOCK * 10 * 4  # the block maxima path
     similarity = vectors.unit_vectors[rows] @ vectors.unit_vectors.T
     similarity[np.arange(len(rows)), rows] = -np.inf
     exact = np.argsort(-similarity, axis=1, kind="stable")[:, :10]

@@ -77,8 +77,12 @@ def test_no_module_over_500_lines():
 # run.json
 # ---------------------------------------------------------------------------------------------
 
+# Options as a trained run's are: those the catalog decides are filled in.
+TRAINED = bands2vec.TrainOptions(steps=5, batch_size=8, num_sampled=4, learning_rate=1.0)
+
+
 def test_run_json_round_trips(tmp_path):
-    record = run_record.RunRecord(data="demo", artists=300, options=bands2vec.TrainOptions(steps=5),
+    record = run_record.RunRecord(data="demo", artists=300, options=TRAINED,
                                   data_fingerprint="abc", kmeans_clusters=7)
     os.makedirs(tmp_path / "r")
     record.set_state(str(tmp_path / "r"), "incomplete", missing=["plots"])
@@ -117,7 +121,7 @@ def test_a_run_json_it_cannot_read_is_one_line(tmp_path, text, reason):
 
 def test_the_next_command_read_is_made_for_where_the_run_is_now(tmp_path):
     """A run moved, or a run.json planted, gave its file's own `next`: an old folder, or anything."""
-    record = run_record.RunRecord(data="demo", artists=300, options=bands2vec.TrainOptions(steps=5))
+    record = run_record.RunRecord(data="demo", artists=300, options=TRAINED)
     record.set_state(str(tmp_path / "old"), "incomplete", missing=["plots"])
     record.next = "rm -rf ~"
     os.makedirs(tmp_path / "new run")
