@@ -20,6 +20,7 @@ import metadata
 import run_record
 import twins
 import vector_files
+from catalog import ArtistFacts
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, checked_shares
 from ensemble import EnsembleQueries
 from errors import QueryError, RunError, UnknownArtist, shown
@@ -46,6 +47,9 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
 
     def __init__(self, vectors, artists, kmeans_clusters=None, contexts=DEFAULT_CONTEXTS,
                  members=1):
+        if not isinstance(artists, ArtistFacts):
+            raise QueryError(f"artists must be the ArtistFacts of a catalog or a run "
+                             f"(catalog.facts, metadata.read_artists), not {shown(artists)}")
         # An ensemble's members side by side in `vectors` (ensemble.py).
         self.members = checks.whole("members", members, 1)
         self.vectors = _matrix(vectors, len(artists), members=self.members)

@@ -9,10 +9,11 @@ import sys
 
 from atomic_files import os_advice
 
-# Control characters (and the overrides of text direction) that names from the data or files in a
-# shared log folder could carry, written as escapes: they cannot move the cursor or hide a line.
+# Control characters (and the line and paragraph separators, the overrides of text direction)
+# that names from the data or files in a shared log folder could carry, written as escapes: they
+# cannot move the cursor, hide a line or break one.
 # JSON reads the same escapes, so a --json answer stays the same JSON.
-CONTROLS = {code: f"\\u{code:04x}" for code in [*range(0x20), *range(0x7f, 0xa0),
+CONTROLS = {code: f"\\u{code:04x}" for code in [*range(0x20), *range(0x7f, 0xa0), 0x2028, 0x2029,
                                                 *range(0x202a, 0x202f), *range(0x2066, 0x206a)]
             if chr(code) not in "\n\t"}
 

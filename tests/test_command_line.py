@@ -44,14 +44,14 @@ def _one_line_refusal(status, err):
 def test_control_characters_are_written_as_escapes(capsys, demo_copy):
     path = demo_copy / metadata.METADATA_FILE  # a name in a shared log folder that would clear the screen
     rows = path.read_text(encoding="utf-8").split("\n")
-    rows[1] = "\x1b[2J\u202e" + rows[1]
+    rows[1] = "\x1b[2J\u202e\u2028" + rows[1]  # and a line separator, which breaks lines for some readers
     path.write_text("\n".join(rows), encoding="utf-8")
     logs = str(demo_copy.parent)
     status, out, err = _main(capsys, "similar", "lune, marée", "-k", "299", "--logdir", logs)
-    assert status == 0 and "Artist: \\u001b[2J\\u202e" in out and not {"\x1b", "\u202e"} & set(out)
+    assert status == 0 and "Artist: \\u001b[2J\\u202e\\u2028" in out and not {"\x1b", "\u202e", "\u2028"} & set(out)
     status, out, err = _main(capsys, "similar", "lune, marée", "-k", "299", "--json", "--logdir", logs)
     names = [row["artist"] for row in json.loads(out)[0]["results"]]  # the same JSON, escaped either way
-    assert status == 0 and any(name.startswith("\x1b[2J\u202e") for name in names)
+    assert status == 0 and any(name.startswith("\x1b[2J\u202e\u2028") for name in names) and "\u2028" not in out
 
 
 def test_an_output_encoding_that_cannot_write_an_answer(monkeypatch, demo_trained):

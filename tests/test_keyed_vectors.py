@@ -343,6 +343,8 @@ WRONG = {
                                QueryError, "multiply past float64's range; give vectors of smaller"),
     "ragged rows": (lambda v: v.nearest_neighbours(rows=[[0], [1, 2]]), QueryError,
                     "rows must be a list of artists' row numbers from 0 to 299, not [[0], [1, 2]]"),
+    "artists as a number": (lambda v: ArtistVectors(v.vectors, 5), QueryError,
+                            "artists must be the ArtistFacts of a catalog or a run"),
     "members as text": (lambda v: ArtistVectors(v.vectors, v.artists, members="2"), OptionError,
                         "members must be a whole number, not '2'"),
     "no members": (lambda v: ArtistVectors(v.vectors, v.artists, members=0), OptionError,
