@@ -157,7 +157,11 @@ def writing(folder):
             atomic_files.pin(folder)
         os.ftruncate(fd, 0)
         command = shlex.join([os.path.basename(sys.argv[0])] + sys.argv[1:])
-        os.pwrite(fd, f"process {os.getpid()} ({command})".encode("utf-8", "replace"), 0)
+        try:
+            os.pwrite(fd, f"process {os.getpid()} ({command})".encode("utf-8", "replace"), 0)
+        except OSError as error:  # a full disk: named, as its other writes are
+            error.filename = path
+            raise
         yield
     finally:
         # Ending, the run has said its state: a Ctrl-C now must not replace what it said.

@@ -215,7 +215,8 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
         with signals_as_a_flag():  # a second Ctrl-C must not cut what run.json says short
             kept = _after_failure(folder, record, new, before, to_train, error)
         if isinstance(error, KeyboardInterrupt):
-            raise RunInterrupted(_interrupted_message(folder, record, new, kept),
+            raise RunInterrupted(_interrupted_message(folder, record, new, kept,
+                                                      record.stats.steps != before),
                                  folder if kept else None) from None
         # Where its message names the folder (a full disk there, say), it says the folder is gone.
         if not kept and not os.path.lexists(folder) and folder in str(error):
@@ -261,12 +262,12 @@ def _after_failure(folder, record, new, before, to_train, error):
     return True
 
 
-def _interrupted_message(folder, record, new, kept):
+def _interrupted_message(folder, record, new, kept, trained):
     """What Ctrl-C or SIGTERM outside the training loop (building the graph, opening the
-    session, reading the vectors) leaves."""
+    session, reading the vectors) leaves, where this process `trained` some steps or none."""
     if not kept:
         return f"Interrupted before the first checkpoint: {folder} is removed, nothing was kept"
-    if new or record.stats.steps:
+    if new or trained:  # run.json says how to go on: its `next`
         return (f"Interrupted at step {record.stats.steps:,}: {folder} keeps its checkpoint; "
                 f"continue with: {run_record.next_command(folder)}")
     return f"Interrupted before training went on: {folder} is as it was"

@@ -388,6 +388,22 @@ def test_resume_refuses_what_would_change_the_run(demo_copy, options, message, c
     assert (demo_copy / run_record.RUN_FILE).read_text() == before
 
 
+def test_a_signal_before_a_resumption_trains_says_the_run_is_as_it_was(demo_copy, monkeypatch, capsys):
+    """Ctrl-C early in `--resume --steps 3000` of a finished run advised `--resume` without the steps, which
+    then refused: it has trained all its steps."""
+    import run
+    import training
+
+    def ctrl_c(*args, **kwargs):  # Ctrl-C while the graph is built, before the first step
+        raise KeyboardInterrupt
+
+    before = (demo_copy / run_record.RUN_FILE).read_text()
+    monkeypatch.setattr(training, "train_vectors", ctrl_c)
+    assert run.main(["--resume", "--logdir", str(demo_copy.parent), "--run", "r", "--steps", "3000"]) == 130
+    assert capsys.readouterr().err == f"run.py: Interrupted before training went on: {demo_copy} is as it was\n"
+    assert (demo_copy / run_record.RUN_FILE).read_text() == before
+
+
 def test_a_signal_once_the_folder_is_named_says_it_is_removed(tmp_path, monkeypatch, capsys):
     import run
     import training

@@ -160,6 +160,18 @@ def test_a_new_run_with_150k_free(tmpfs):
     assert assert_promise(result, logs, 2) == {}
 
 
+def test_a_disk_with_no_room_at_all_is_named(tmpfs, demo_trained):
+    """The lock's first write failed first, and every command said `a file: No space left on device`."""
+    mount = tmpfs("2m")
+    logs = mount / "logs"
+    shutil.copytree(demo_trained, logs / "r", ignore=shutil.ignore_patterns("events.*", "vectors.t*"))
+    _fill(mount, 0)
+    for command, run in ((["--data", "demo"], "new"), (["export"], "r"), (["--resume", "--steps", "400"], "r")):
+        result = run_cli(*command, "--logdir", str(logs), "--run", run)
+        assert_refused(result, f"run.py: error: {logs / f'.{run}.lock'}: No space left on device; free some space")
+        assert_promise(result, logs, 2)
+
+
 def test_resume_with_150k_free_leaves_the_run_as_it_was(tmpfs, demo_trained):
     mount = tmpfs("2m")
     logs = mount / "logs"
