@@ -323,11 +323,12 @@ COMMANDS = {
                      'nearest artists to an expression, e.g. "coil - elder ones"',
                      question_arguments("expression", "artists joined by ' + ' and ' - '")),
     "plot": Command(plot_command, "t-SNE plots of a trained run", plot_arguments,
-                    "interrupted: the plots may be half made; run the same plot command again"),
+                    "interrupted: some plots may be the old ones (each file is whole); "
+                    "run the same plot command again"),
     "evaluate": Command(evaluate_command, "quality of a trained run's vectors", evaluate_arguments),
     "export": Command(export_command,
                       "write vectors.npy, vectors.tsv and vectors.txt (word2vec format)",
-                      interrupted="interrupted: the exports may be missing; "
+                      interrupted="interrupted: some exports may be missing or the old ones; "
                                   "run the same export command again"),
 }
 
