@@ -132,7 +132,11 @@ class Trainer:
             _ABANDONED.append(self.session)
             step = _checkpoint_step(folder) if self.writes else None
             return lost(self.task, error, step)
-        return RunError(f"{folder or self.task}: training stopped: {tf_reason(error)}")
+        reason = tf_reason(error)
+        # A trainer that reached itself at a ps task's address: one listener under two names.
+        mixed = ("; does TF_CONFIG give two tasks one address under two names (0.0.0.0, a host "
+                 "name)?" if "unknown device" in reason else "")
+        return RunError(f"{folder or self.task}: training stopped: {reason.rstrip('.')}{mixed}")
 
     def close(self, session, finished):
         """Close the session; a worker says it has stopped, done or not (the ps tasks are not to

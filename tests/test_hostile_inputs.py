@@ -306,6 +306,20 @@ def test_a_signal_to_a_worker_building_its_graph_is_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_a_ps_address_that_is_the_chiefs_under_another_name(tmp_path):
+    """0.0.0.0 is this machine's every address, which only a lookup would tell: the chief reached itself for
+    the ps, and said only `unknown device`."""
+    chief = free_ports(1)[0]
+    config = {"cluster": {"chief": [f"127.0.0.1:{chief}"], "ps": [f"0.0.0.0:{chief}"]},
+              "task": {"type": "chief", "index": 0}}
+    logs = tmp_path / "logs"
+    result = run_cli("--data", "demo", "--logdir", str(logs), "--steps", "50", "--no-plots",
+                     env={"TF_CONFIG": json.dumps(config)})
+    runs = assert_promise(result, logs, 2, "training stopped: /job:ps/replica:0/task:0/device:CPU:0 unknown "
+                                           "device; does TF_CONFIG give two tasks one address under two names")
+    assert runs == {}
+
+
 def test_a_chief_whose_ps_never_answers(tmp_path):
     chief, ps = free_ports(2)
     config = {"cluster": {"chief": [f"127.0.0.1:{chief}"], "ps": [f"127.0.0.1:{ps}"]},
