@@ -28,19 +28,26 @@ PROC_FDS = "/proc/self/fd"
 
 def pin(folder):
     """Take `folder` as it is now for the folder to write at its path, until unpin(folder): whoever
-    may write beside it could move it away and put another (or a link) there."""
+    may write beside it could move it away and put another (or a link) there. A folder in a pinned
+    one (checkpoints/) is taken there, without following a link put at its name."""
     unpin(folder)
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fd = _opened_folder(os.path.abspath(folder))
     status = os.fstat(fd)
     _PINNED[os.path.abspath(folder)] = (status.st_dev, status.st_ino)
     _PINNED_FDS[os.path.abspath(folder)] = fd
 
 
 def unpin(folder):
-    _PINNED.pop(os.path.abspath(folder), None)
-    fd = _PINNED_FDS.pop(os.path.abspath(folder), None)
-    if fd is not None:
-        os.close(fd)
+    """Let go of `folder`, and of the folders pinned in it."""
+    folder = os.path.abspath(folder)
+    for pinned in [path for path in _PINNED if path == folder or _inside(path, folder)]:
+        del _PINNED[pinned]
+        os.close(_PINNED_FDS.pop(pinned))
+
+
+def _inside(path, folder):
+    inside = os.path.relpath(path, folder)
+    return inside != os.curdir and inside != os.pardir and not inside.startswith(os.pardir + os.sep)
 
 
 def through_pin(path):
@@ -49,13 +56,15 @@ def through_pin(path):
     it in the folder as it was pinned, even if it is renamed between a check and the write. The
     path itself where nothing holding it is pinned, or where /proc/self/fd does not exist."""
     path = os.path.abspath(path)
-    for folder, fd in _PINNED_FDS.items():
-        inside = os.path.relpath(path, folder)
-        if inside != os.pardir and not inside.startswith(os.pardir + os.sep):
-            through = os.path.join(PROC_FDS, str(fd))
-            if not os.path.isdir(through):
-                return path
-            return through if inside == os.curdir else os.path.join(through, inside)
+    # The deepest pinned folder holding it: checkpoints/ itself, not the run's folder and its
+    # name checkpoints (a link may be put there).
+    holders = [folder for folder in _PINNED_FDS if folder == path or _inside(path, folder)]
+    if holders:
+        folder = max(holders, key=len)
+        through = os.path.join(PROC_FDS, str(_PINNED_FDS[folder]))
+        if not os.path.isdir(through):
+            return path
+        return through if folder == path else os.path.join(through, os.path.relpath(path, folder))
     return path
 
 
@@ -71,22 +80,26 @@ def unpinned(text):
 def check_pinned(path):
     """An OSError naming the folder if a pinned folder holding `path` (its folder, or that one's,
     as for checkpoints/) is no longer the one pinned."""
-    if _pinned(path):
+    if _pinned(os.path.dirname(os.path.abspath(path))):
         os.close(_folder_fd(path))
 
 
-def _pinned(path):
-    """The pinned folder `path` is in (its folder, or that one's), or None."""
-    folder = os.path.dirname(os.path.abspath(path))
+def _pinned(folder):
+    """The pinned folder that is `folder` or holds it (as a run's holds checkpoints/), or None."""
     parent = os.path.dirname(folder)
     return folder if folder in _PINNED else parent if parent in _PINNED else None
 
 
 def _folder_fd(path):
-    """A descriptor of the folder `path` is in, to write in whatever its path names meanwhile. In
-    a pinned run folder (or a folder of one, as checkpoints/), no link is followed on the way and
-    the folder must be the one pinned; else an OSError naming it."""
-    folder, pinned = os.path.dirname(os.path.abspath(path)), _pinned(path)
+    """A descriptor of the folder `path` is in (_opened_folder)."""
+    return _opened_folder(os.path.dirname(os.path.abspath(path)))
+
+
+def _opened_folder(folder):
+    """A descriptor of `folder`, to write in whatever its path names meanwhile. In a pinned run
+    folder (or a folder of one, as checkpoints/), no link is followed on the way and the folder
+    must be the one pinned; else an OSError naming it."""
+    pinned = _pinned(folder)
     if pinned is None:
         return os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     fd = _open_folder(pinned)

@@ -22,6 +22,10 @@ NO_GENRE = "none"
 # Values of `labels.label` that are not a record label, so they make no label context.
 NOT_A_LABEL = frozenset({"self-released", "self", "none", "unknown", "n/a", "no label", ""})
 ERA_YEARS = 5  # release years are grouped in eras of this many years (2000-2004, 2005-2009, ...)
+# Pitchfork's scores, and the release years taken as a year: others are skipped as data, and in a
+# run's metadata.tsv are damage (1e308 would overflow every mean and gap taken of them).
+SCORES = (0.0, 10.0)
+YEARS = (1000, 3000)
 GENRE_SEPARATOR = ", "
 LABEL_SEPARATOR = "; "  # label names have commas ("guided by voices, inc.")
 ESCAPE = "\\"  # before a separator (or itself) inside a value in metadata.tsv
@@ -148,7 +152,7 @@ def _read_years(frame, reviews, artists, source):
 
     years = frame.assign(reviewid=review_ids(frame["reviewid"]),
                          year=pd.to_numeric(frame["year"], errors="coerce"))
-    years = years[years["year"].between(1000, 3000) & (years["year"] == np.round(years["year"]))]
+    years = years[years["year"].between(*YEARS) & (years["year"] == np.round(years["year"]))]
     years = years.dropna().drop_duplicates().merge(reviews[["reviewid", "artist"]], on="reviewid")
     years = years.sort_values(["artist", "reviewid", "year"])
     return Ragged.from_sorted(years["artist"], years["year"].to_numpy(np.int64), artists)
@@ -228,9 +232,10 @@ def _stripped(texts):
     return np.array([text.strip() for text in texts], dtype=object)
 
 
-def metadata_numbers(columns, column, whole=False, blanks=False):
+def metadata_numbers(columns, column, whole=False, blanks=False, within=None):
     """metadata.tsv's `column` as numbers: whole ones (int64), or finite ones (float64, NaN where
-    blank if `blanks` allows); else a ValueError naming the line and the value that is not."""
+    blank if `blanks` allows), each `within` (low, high) where given; else a ValueError naming the
+    line and the value that is not."""
     texts = [text.strip() or ("nan" if blanks else "") for text in columns[column]]
     dtype = np.int64 if whole else np.float64
     try:
@@ -238,11 +243,15 @@ def metadata_numbers(columns, column, whole=False, blanks=False):
         wrong = ~np.isfinite(values) & (np.array(texts, dtype=object) != "nan" if blanks else True)
     except (ValueError, OverflowError):  # numpy names neither the value nor where it is
         wrong = [not _converts(text, dtype) for text in texts]
+    outside = np.zeros(len(texts), bool)
+    if not np.any(wrong) and within is not None:
+        wrong = outside = (values < within[0]) | (values > within[1])
     if not np.any(wrong):
         return values
     line = int(np.argmax(wrong))
     text = texts[line]
-    reason = ("too big" if whole and text.lstrip("+-").isdigit() else
+    reason = (f"outside {within[0]:g} to {within[1]:g}" if outside[line] else
+              "too big" if whole and text.lstrip("+-").isdigit() else
               "not a whole number" if whole else "not a finite number")
     raise ValueError(f"line {line + 2}: {column} is {text[:40]!r}, {reason}")
 
@@ -300,7 +309,7 @@ CONTEXTS = {kind.name: kind for kind in (
             "score_bucket": facts.score_buckets[rows],
             "reviews": facts.review_counts[rows]},
         from_metadata=lambda columns: {
-            "mean_scores": metadata_numbers(columns, "mean_score"),
+            "mean_scores": metadata_numbers(columns, "mean_score", within=SCORES),
             "score_buckets": metadata_numbers(columns, "score_bucket", whole=True),
             "review_counts": metadata_numbers(columns, "reviews", whole=True)},
         common=lambda facts: facts.score_buckets, many=False, shared_as="score_bucket",
@@ -324,7 +333,7 @@ CONTEXTS = {kind.name: kind for kind in (
         facts=_year_facts,
         to_metadata=_year_metadata,
         from_metadata=lambda columns: {
-            "years": metadata_numbers(columns, "year", blanks=True),
+            "years": metadata_numbers(columns, "year", blanks=True, within=YEARS),
             "eras": _stripped(columns["era"])} if _known(columns.get("year", ())) else {},
         common=lambda facts: facts.eras, many=False, shared_as="era", shown="{}", answer_rank=2),
 )}
@@ -383,7 +392,7 @@ def checked_shares(contexts):
         if isinstance(share, bool) or not isinstance(share, numbers.Real) or not 0 <= share <= 1:
             raise OptionError(f"--contexts: the share of {kind} must be from 0 to 1, "
                               f"not {shown(share)}")
-    total = sum(contexts.values())
+    total = sum(map(float, contexts.values()))  # a Fraction's sum would not format as a float
     if abs(total - 1) > SHARES_SLACK:
         raise OptionError(f"--contexts: the shares add up to {total:g}; they must add up to 1")
     return {kind: float(share) for kind, share in contexts.items()}
@@ -398,8 +407,7 @@ def _check_kind(kind):
 def _given_shares(spec):
     """{kind: share, or None where the spec gives none}, in the spec's order."""
     if not spec.strip():
-        raise OptionError(f"--contexts is empty: name the kinds of context, such as "
-                          f"{DEFAULT_CONTEXTS}")
+        raise OptionError(f"--contexts is empty: name at least one of {', '.join(CONTEXTS)}")
     given = {}
     for item in spec.split(","):
         kind, _, share = (part.strip() for part in item.partition("="))

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from catalog import Catalog
-from contexts import CONTEXTS, REQUIRED_TABLES, review_ids
+from contexts import CONTEXTS, REQUIRED_TABLES, SCORES, review_ids
 from demo_data import demo_tables
 from errors import DataError, shown
 from ragged import Ragged
@@ -194,7 +194,7 @@ def build_catalog(tables, source, include_pseudo_artists=False):
     codes, names = pd.factorize(reviews["artist"], sort=True)
     reviews = reviews.assign(artist=codes).drop_duplicates(subset=["reviewid", "artist"])
     # A missing, non-numeric or out-of-range score is skipped and counted, not guessed at.
-    valid = reviews["score"].between(0.0, 10.0)
+    valid = reviews["score"].between(*SCORES)
     reviews, dropped = reviews[valid], int((~valid).sum())
     pseudo = np.isin(names, list(NOT_AN_ARTIST)) & (not include_pseudo_artists)
     left_out = {names[code]: n for code, n in

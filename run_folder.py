@@ -176,7 +176,7 @@ def writing(folder):
 
 def check_own_folders(folder):
     """A RunError if the run's folder, or a folder in it that the run writes in, is a symbolic
-    link, if the folder is another user's, or if it is no longer the one this process began to
+    link or another user's, or if the run's folder is no longer the one this process began to
     write (atomic_files.pin): whoever may write in the logs could have put a link there, or moved
     the folder away and put another in its place, to make the run write elsewhere. Checked when
     the lock is taken and before TensorFlow writes; atomic_write writes in the pinned folder."""
@@ -186,9 +186,9 @@ def check_own_folders(folder):
             raise RunError(f"{path}: a symbolic link, which run.py never makes, and a run is "
                            f"written only in folders of its own; remove it (and see who put it "
                            f"in {where})")
-    if os.path.isdir(folder) and os.stat(folder).st_uid != os.geteuid():
-        raise RunError(f"{folder}: another user's folder, and a run is written only in folders of "
-                       f"its own; copy the run to a folder of yours to write it")
+        if os.path.isdir(path) and os.stat(path).st_uid != os.geteuid():
+            raise RunError(f"{path}: another user's folder, and a run is written only in folders "
+                           f"of its own; copy the run to a folder of yours to write it")
     try:
         atomic_files.check_pinned(os.path.join(folder, run_record.RUN_FILE))
     except OSError:
@@ -315,8 +315,9 @@ def find_run(logs, name=None, usable=False, option="--run"):
     if name is not None:
         path = os.path.join(logs, check_run_name(name, option))
         if not os.path.lexists(os.path.join(path, run_record.RUN_FILE)):
-            raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); train it "
-                           f"with `{run_record.train_command(logs, name)}`")
+            train = ("a link, where no run is trained" if os.path.islink(path) else
+                     f"train it with `{run_record.train_command(logs, name)}`")
+            raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); {train}")
         return _ready_run(path, ready(path), usable)
     if os.path.lexists(os.path.join(logs, run_record.RUN_FILE)):  # a run's own folder
         return _ready_run(logs, ready(logs), usable)

@@ -268,12 +268,18 @@ def write_experiment(logs):
     runs = [run_hparams(record) for record in _records(logs)]
     if not runs:
         return
+    path = os.path.join(logs, EXPERIMENT_FILE)
     try:
+        owner = os.lstat(path).st_uid
+    except FileNotFoundError:
+        owner = os.geteuid()
+    try:
+        if owner != os.geteuid():  # a shared log folder: not ours to replace, where we could
+            raise OSError(f"another user's file (uid {owner})")
         write_summaries(logs, 0, [experiment_summary(runs)], name=EXPERIMENT_FILE)
-    except OSError as error:  # a shared log folder: another user's file, say; the run is whole
-        warnings.warn(f"{os.path.join(logs, EXPERIMENT_FILE)}: not replaced "
-                      f"({error.strerror or error}); TensorBoard's HParams tab keeps the settings "
-                      f"it listed before this run", stacklevel=2)
+    except OSError as error:  # the run is whole without it
+        warnings.warn(f"{path}: not replaced ({error.strerror or error}); TensorBoard's HParams "
+                      f"tab keeps the settings it listed before this run", stacklevel=2)
 
 
 def _records(logs):

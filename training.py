@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import tensorboard_files
-from atomic_files import os_advice, through_pin, unpinned
+from atomic_files import os_advice, pin, through_pin, unpinned
 from bands2vec_graph import build_graph, tf, tf1
 from checkpoint_files import UnreadableCheckpoint, readable_checkpoint
 from ensemble import combined
@@ -346,14 +346,17 @@ def _unfit_variable(model, checkpoint):
 
 def save_checkpoint(session, model, writer, folder, step):
     """A checkpoint of the variables at `step` (only the latest is kept), with the events so far.
-    TensorFlow writes it by path: a path through the pinned folder (its checkpoint state file's
-    paths relative, save_relative_paths) lands in it even if it is renamed after the check."""
+    TensorFlow writes it by path: a path through the pinned checkpoints/ (its checkpoint state
+    file's paths relative, save_relative_paths) lands in it even if it is renamed after the check,
+    or a link is put at its name."""
     check_own_folders(folder)
     try:
+        os.makedirs(checkpoint_dir(folder), exist_ok=True)
+        pin(checkpoint_dir(folder))
         model.saver.save(session, through_pin(os.path.join(checkpoint_dir(folder), "model.ckpt")),
                          global_step=step)
         writer.flush()
-    except (tf.errors.OpError, ValueError) as error:
+    except (tf.errors.OpError, ValueError, OSError) as error:
         reason = tf_reason(error)
         raise RunError(f"{checkpoint_dir(folder)}: cannot write the checkpoint ({reason})"
                        f"{os_advice(reason)}") from None

@@ -50,7 +50,7 @@ def test_canonical_spec_of_four_free_kinds_parses_again():
     ("genre=0.7,score=0.6", "add up to 1.3, over 1"),
     ("genre=0.5,score=0.3", "must add up to 1"),
     ("genre,genre", "genre is given twice"),
-    ("", "--contexts is empty: name the kinds of context, such as genre,score"),
+    ("", "--contexts is empty: name at least one of genre, score, label, year"),
 ])
 def test_contexts_parser_refuses_bad_values(spec, message):
     with pytest.raises(ValueError, match=message):

@@ -211,7 +211,7 @@ BAD_OPTIONS = {  # the options given to train on the demo catalog: what run.py s
     ("--num-sampled", "300"): "--num-sampled must be from 1 to 299",
     ("--genre-share", "1.5"): "--genre-share must be from 0 to 1",
     ("--contexts", "genre,mood"): "--contexts: unknown context 'mood'",
-    ("--contexts", ""): "--contexts is empty: name the kinds of context, such as genre,score",
+    ("--contexts", ""): "--contexts is empty: name at least one of genre, score, label, year",
     ("--clusters", "0"): "--clusters must be at least 1, not 0",
     ("--run", "x" * 300): "--run is 300 bytes long; a run name here takes at most",
     ("--run", "a/b"): "--run 'a/b': a run name is one folder name, without '/'",

@@ -30,7 +30,7 @@ import run_record
 import tensorboard_files
 import vector_files
 from helpers import (CHECKPOINT_SECONDS, METADATA_HEADER, REPO, answer_lines, assert_promise, assert_refused,
-                     free_ports, has_open, run_cli, run_state, signalled)
+                     free_ports, has_open, quiet, run_cli, run_state, signalled)
 
 # Each case is whole processes: the end-to-end tier.
 pytestmark = pytest.mark.slow
@@ -405,6 +405,18 @@ def test_an_hparams_config_the_run_cannot_replace_leaves_the_run_whole(demo_copy
     runs = assert_promise(result, logs, 0,
                           f"run.py: note: {logs / tensorboard_files.EXPERIMENT_FILE}: not replaced")
     assert runs["r"].state == "finished" and runs["r"].stats.steps == 350
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
+def test_another_users_hparams_config_is_left_as_it_is(demo_copy):
+    """In a shared log folder that is not sticky, a run replaced another user's hparams config: a file
+    outside the run's folder, and not the user's."""
+    config = demo_copy.parent / tensorboard_files.EXPERIMENT_FILE
+    config.write_bytes(b"theirs")
+    os.chown(config, 65534, 65534)
+    with pytest.warns(UserWarning, match=f"^{config}: not replaced \\(another user's file \\(uid 65534\\)\\)"):
+        run = bands2vec.resume(str(demo_copy.parent), "r", steps=350, plots=False, say=quiet)
+    assert run.record.state == "finished" and config.read_bytes() == b"theirs" and config.stat().st_uid == 65534
 
 
 def test_a_file_size_limit_is_one_line_and_loses_no_training(tmp_path, demo_copy):

@@ -74,6 +74,9 @@ BAD_OPTIONS = [  # TrainOptions' arguments: what it says
     ({"contexts": {}}, "--contexts is empty: name at least one of genre, score, label, year"),
     ({"contexts": {"genre": -1, "score": 2}}, "--contexts: the share of genre must be from 0 to 1, not -1"),
     ({"contexts": {"genre": 0.5}}, "--contexts: the shares add up to 0.5; they must add up to 1"),
+    ({"contexts": {"genre": fractions.Fraction(1, 3), "score": 1}},  # was a TypeError from format()
+     "--contexts: the shares add up to 1.33333; they must add up to 1"),
+    ({"contexts": ""}, "--contexts is empty: name at least one of genre, score, label, year"),
     ({"contexts": {"genre": math.nan, "score": 1}}, "--contexts: the share of genre must be from 0 to 1, not nan"),
     ({"contexts": {"genre": "0.5", "score": 0.5}}, "--contexts: the share of genre must be from 0 to 1, not '0.5'"),
     ({"contexts": 5}, "--contexts must be a spec such as 'genre,score,label=0.3' or a {kind: share} dict, not 5"),
@@ -562,6 +565,10 @@ def _without(column):
     (_cell("mean_score", "nan"), "line 3: mean_score is 'nan', not a finite number"),
     (_cell("mean_score", " "), "line 3: mean_score is '', not a finite number"),
     (_cell("year", "inf", row=5), "line 6: year is 'inf', not a finite number"),
+    # Finite, they overflowed evaluate's means into inf, and its --json into Python's own error.
+    (_cell("mean_score", "1.7e308"), "line 3: mean_score is '1.7e308', outside 0 to 10"),
+    (_cell("mean_score", "-0.5"), "line 3: mean_score is '-0.5', outside 0 to 10"),
+    (_cell("year", "-1e308", row=5), "line 6: year is '-1e308', outside 1000 to 3000"),
     (_without("cluster"), "no column 'cluster'"),
     (_without("mean_score"), "no column 'mean_score'"),
     (lambda rows: rows[1].pop(), "expected a header and a row per artist"),
@@ -571,7 +578,7 @@ def _without(column):
     (_cell("labels", "x" * 70_000), "a row longer than 65,536 characters, where a run writes a few hundred)"),
     (lambda rows: rows.append(rows[1]), "more rows than the 300 artists run.json counts)"),
 ], ids=["bucket too big", "reviews too small", "cluster 2.5", "score text", "score NaN", "score blank", "year inf",
-        "no cluster column", "no mean_score column", "a short row", "two artists", "a row short", "empty", "a row of 70 KB",
+        "score 1.7e308", "score below 0", "year -1e308", "no cluster column", "no mean_score column", "a short row", "two artists", "a row short", "empty", "a row of 70 KB",
         "a row past the count"])
 def test_metadata_read_back_is_checked(demo_copy, edit, reason):
     _edit_metadata(demo_copy, edit)

@@ -11,6 +11,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -126,6 +127,15 @@ def test_a_named_run_that_is_not_there_is_told_the_command_that_trains_it(tmp_pa
     assert (arguments.logdir, arguments.run) == (str(tmp_path / "my logs"), "no such")
 
 
+def test_a_named_run_that_is_a_link_to_no_run_is_told_no_command(tmp_path):
+    """Its advice trained a run at the link, which training then refuses."""
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "o")
+    with pytest.raises(RunError, match=f"^{tmp_path / 'o'}: no trained run there \\(no run.json\\); a link, where "
+                                       f"no run is trained$"):
+        run_folder.find_run(str(tmp_path), "o", usable=True)
+
+
 def test_a_run_without_vectors_opened_by_its_folder_says_how_it_goes_on(demo_copy):
     """Its advice was `no trained run found; train one with python run.py --logdir logs/r/`: a new
     run inside the run's folder."""
@@ -212,6 +222,58 @@ def test_a_folder_of_the_run_that_is_a_link_is_never_written_through(demo_copy, 
         assert len(str(refused.value).splitlines()) == 1
     assert _files(elsewhere) == before and os.path.islink(place)
     assert not os.path.exists(run_folder.lock_path(str(demo_copy)))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user takes root")
+@pytest.mark.parametrize("folder", [run_folder.CHECKPOINT_DIR, run_folder.PROJECTOR_SAMPLE_DIR])
+def test_a_folder_of_the_run_that_is_another_users_is_never_written_in(demo_copy, folder):
+    """Only the run's own folder's owner was checked: checkpoints/ of another user's was written in, and
+    that user could change the checkpoint before the next --resume read it."""
+    theirs = demo_copy / folder
+    theirs.mkdir(exist_ok=True)
+    os.chown(theirs, 65534, 65534)
+    before = _files(theirs)
+    logs = str(demo_copy.parent)
+    for write in (bands2vec.open_run(logs, "r").export,
+                  lambda: bands2vec.resume(logs, "r", steps=400, say=quiet)):
+        with pytest.raises(RunError, match=f"^{theirs}: another user's folder, and a run is written only in "
+                                           f"folders of its own"):
+            write()
+    assert _files(theirs) == before
+
+
+@pytest.mark.slow  # resumes in-process
+@pytest.mark.parametrize("when", ["after the check", "after the pin"])
+def test_a_link_swapped_in_as_the_checkpoint_is_written_is_not_followed(demo_copy, tmp_path, monkeypatch, when):
+    """Checked before TensorFlow's write, checkpoints/ was still written by its name: a link swapped in
+    after the check took the checkpoint outside the run."""
+    import training
+
+    victim, checkpoints = tmp_path / "victim", demo_copy / run_folder.CHECKPOINT_DIR
+    victim.mkdir()
+
+    def swap():
+        os.rename(checkpoints, demo_copy / "real")
+        os.symlink(victim, checkpoints)
+
+    def swapping(original):
+        def call(folder, *args):
+            result = original(folder, *args)
+            if sys._getframe(1).f_code.co_name == "save_checkpoint":
+                swap()
+            return result
+        return call
+
+    name = "check_own_folders" if when == "after the check" else "pin"
+    monkeypatch.setattr(training, name, swapping(getattr(training, name)))
+    try:
+        bands2vec.resume(str(demo_copy.parent), "r", steps=310, plots=False, say=quiet)
+    except RunError as error:  # refused where the link is met: at the checkpoint, or at run.json after it
+        assert str(error).startswith((f"{checkpoints}: cannot write the checkpoint (",
+                                      f"{checkpoints}: a symbolic link, which run.py never makes"))
+    assert os.listdir(victim) == []
+    if when == "after the pin":  # TensorFlow wrote in the folder pinned, wherever it went
+        assert "model.ckpt-310.index" in os.listdir(demo_copy / "real")
 
 
 def test_what_a_shared_folder_holds_is_never_repeated_as_advice(demo_copy, tmp_path):
