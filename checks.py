@@ -62,7 +62,10 @@ def flag(option, value):
 def path(option, value, what=None):
     """`value` as a str if it is a path (a str or an os.PathLike of one); with `what`, what it
     names, not an empty one either."""
-    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    try:
+        text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    except TypeError:  # a __fspath__ that gives neither text nor bytes
+        text = None
     if not isinstance(text, str):
         raise OptionError(f"{option} must be a path (text), not {shown(value)}")
     if "\0" in text:

@@ -12,7 +12,7 @@ from data_utils import DEMO_SOURCE
 from ensemble import certainty_text
 from errors import Bands2VecError, QueryError, UnknownArtist
 from expressions import parse_expression
-from output_streams import json_text
+from output_streams import json_text, one_line
 
 # A line of stdin is one question: far longer than any expression of MAX_TERMS names, it is not
 # one (an endless line, from /dev/zero, say, would be read into memory without end).
@@ -158,6 +158,7 @@ def _say_which_run(logs, run):
     names = run_folder.run_names(logs)
     if len(names) > 1:
         data = "the demo catalog" if run.record.data == DEMO_SOURCE else run.record.data
-        print(f"run.py: note: answering from {run.folder}, the latest of {len(names)} runs "
-              f"in {logs} ({run.record.artists:,} artists from {data}); --run NAME asks "
-              f"another", file=sys.stderr)
+        # One line, whatever run.json's `data` holds: a file in a shared log folder.
+        print(one_line(f"run.py: note: answering from {run.folder}, the latest of {len(names)} "
+                       f"runs in {logs} ({run.record.artists:,} artists from {data}); --run NAME "
+                       f"asks another"), file=sys.stderr)

@@ -51,11 +51,19 @@ def run_path(logs, name=None):
                    else "cannot be made" if not os.path.isdir(logs) else "is not writable")
         raise RunError(f"{logs}: log directory {problem} ({error.strerror or error}); "
                        f"choose another --logdir") from None
-    longest = os.pathconf(logs, "PC_NAME_MAX") - len(".lock.")  # its lock file's name is longest
+    _check_name_length(logs, name)
+    return os.path.join(logs, name)
+
+
+def _check_name_length(logs, name, option="--run"):
+    """A RunError if `name` is too long for a run in `logs`: its lock file's name is longest."""
+    try:
+        longest = os.pathconf(logs, "PC_NAME_MAX") - len(".lock.")
+    except OSError:  # no such folder (yet): the usual limit
+        longest = 255 - len(".lock.")
     length = len(name.encode("utf-8", "surrogateescape"))
     if length > longest:
-        raise RunError(f"--run is {length:,} bytes long; a run name here takes at most {longest}")
-    return os.path.join(logs, name)
+        raise RunError(f"{option} is {length:,} bytes long; a run name here takes at most {longest}")
 
 
 def check_run_name(name, option="--run"):
@@ -314,6 +322,7 @@ def find_run(logs, name=None, usable=False, option="--run"):
 
     if name is not None:
         path = os.path.join(logs, check_run_name(name, option))
+        _check_name_length(logs, name, option)
         if not os.path.lexists(os.path.join(path, run_record.RUN_FILE)):
             train = ("a link, where no run is trained" if os.path.islink(path) else
                      f"train it with `{run_record.train_command(logs, name)}`")

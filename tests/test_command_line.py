@@ -403,6 +403,19 @@ def test_a_folder_no_run_can_be_named_is_not_the_latest_run(capsys, tmp_path, de
     assert status == 2 and err.startswith("run.py: error: unknown artist 'x'"), err
 
 
+def test_the_note_of_which_run_answers_is_one_line_whatever_run_json_says(capsys, tmp_path, demo_trained):
+    """run.json's `data` went into the note as it was: a line break in it forged a line of run.py's."""
+    for name in ("a", "b"):
+        shutil.copytree(demo_trained, tmp_path / name)
+    path = tmp_path / "b" / run_record.RUN_FILE
+    path.write_text(path.read_text().replace('"data": "demo"', '"data": "demo\\nrun.py: error: forged"'))
+    os.utime(path, (time.time() + 10,) * 2)  # the latest run
+    name = bands2vec.open_run(demo_trained).vectors.names[0]
+    status, out, err = _main(capsys, "similar", name, "-k", "1", "--logdir", str(tmp_path))
+    (note,) = err.splitlines()
+    assert status == 0 and note.endswith("artists from demo\\u000arun.py: error: forged); --run NAME asks another")
+
+
 def test_which_run_answers_is_said_where_there_are_several(capsys, tmp_path, demo_trained):
     logs = tmp_path / "logs"
     shutil.copytree(demo_trained, logs / "older")

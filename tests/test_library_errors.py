@@ -168,6 +168,14 @@ def test_any_value_of_any_option_is_taken_or_refused_in_words(demo_catalog, name
 # train, resume, open_run, Run.evaluate
 # ---------------------------------------------------------------------------------------------
 
+class _PathOfANumber:
+    def __fspath__(self):
+        return 5
+
+    def __repr__(self):
+        return "<a _PathOfANumber>"
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda logs: bands2vec.train(5, logs=logs), "--data must be a path (text), not 5"),
     (lambda logs: bands2vec.train("", logs=logs), "--data is empty"),
@@ -187,9 +195,14 @@ def test_any_value_of_any_option_is_taken_or_refused_in_words(demo_catalog, name
     (lambda logs: bands2vec.resume(None), "--logdir must be a path (text), not None"),
     (lambda logs: bands2vec.open_run(""), "--logdir is empty"),
     (lambda logs: bands2vec.open_run(logs, name=["r"]), "--run must be a run's name (text), not ['r']"),
+    # A TypeError from os.fspath.
+    (lambda logs: bands2vec.open_run(_PathOfANumber()), "--logdir must be a path (text), not <a _PathOfANumber"),
+    # Its advice was to train a run of that name, which training refuses.
+    (lambda logs: bands2vec.open_run(logs, name="a" * 300), "--run is 300 bytes long; a run name here takes at most"),
 ], ids=["data 5", "data empty", "options a dict", "logs 5", "logs blank", "name 3", "clusters 0", "clusters text",
         "plots text", "overwrite 1", "say text", "resume steps text", "resume steps 0", "resume concurrent 0",
-        "resume data 5", "resume logs None", "open_run logs empty", "open_run name a list"])
+        "resume data 5", "resume logs None", "open_run logs empty", "open_run name a list", "a path of a number",
+        "open_run name too long"])
 def test_run_arguments_are_checked_before_anything_is_read_or_written(tmp_path, call, message):
     logs = str(tmp_path / "logs")
     with pytest.raises(Bands2VecError) as error:
