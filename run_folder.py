@@ -63,7 +63,8 @@ def _check_name_length(logs, name, option="--run"):
         longest = 255 - len(".lock.")
     length = len(name.encode("utf-8", "surrogateescape"))
     if length > longest:
-        raise RunError(f"{option} is {length:,} bytes long; a run name here takes at most {longest}")
+        raise RunError(f"{option} is {length:,} bytes long; a run name here takes at most "
+                       f"{longest}")
 
 
 def check_run_name(name, option="--run"):
