@@ -21,7 +21,7 @@ import run_record
 import twins
 import vector_files
 from catalog import ArtistFacts
-from contexts import CONTEXTS, DEFAULT_CONTEXTS, checked_shares
+from contexts import CONTEXTS, DEFAULT_CONTEXTS, trained_kinds
 from ensemble import EnsembleQueries
 from errors import QueryError, RunError, UnknownArtist, shown
 from expressions import parse_expression
@@ -74,8 +74,8 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
                    *_run_options(folder, vectors))
 
     def save(self, folder):
-        """vectors.npy and metadata.tsv in `folder`, made if need be, for load() to read back (the
-        k-means clusters -1 where there are none)."""
+        """vectors.npy, metadata.tsv and vectors.json (the contexts and members) in `folder`, made
+        if need be, for load() to read back (the k-means clusters -1 where there are none)."""
         folder = checked_path(folder, "ArtistVectors.save")
         if os.path.lexists(os.path.join(folder, run_record.RUN_FILE)):
             raise RunError(f"ArtistVectors.save: {folder} is a run's folder; its vectors are "
@@ -86,6 +86,7 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
             metadata.write_metadata(folder, self.artists,
                                     np.full(len(self), -1) if clusters is None else clusters)
             vector_files.write_vectors(folder, self.vectors)
+            vector_files.write_settings(folder, self.contexts, self.members)
         except OSError as error:
             raise RunError(f"{error.filename or folder}: {error.strerror or error}") from None
 
@@ -414,15 +415,13 @@ def spelling_key(name):
     return (kept if kept.strip() else name).casefold()
 
 
-def trained_kinds(contexts):
-    """The kinds a run trains on, from its {kind: share} or a --contexts spec: those with pairs."""
-    return tuple(kind for kind, share in checked_shares(contexts).items() if share > 0)
-
-
 def _run_options(folder, vectors):
-    """(the contexts, the ensemble's members) a run folder was trained with, as its run.json says;
-    the tutorial's contexts and one model if it cannot say (opening the run reads run.json and says
-    what is wrong with it). A RunError if the vectors' columns are not the members' dimensions."""
+    """(the contexts, the ensemble's members) a run folder was trained with, as its run.json says,
+    or vectors saved outside a run, as their vectors.json says; the tutorial's contexts and one
+    model if neither can say (opening the run reads run.json and says what is wrong with it). A
+    RunError if the vectors' columns are not the members' dimensions."""
+    if not os.path.lexists(os.path.join(folder, run_record.RUN_FILE)):
+        return vector_files.read_settings(folder) or (DEFAULT_CONTEXTS, 1)
     try:
         options = run_record.read(folder).options
     except RunError:

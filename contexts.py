@@ -398,6 +398,11 @@ def checked_shares(contexts):
     return {kind: float(share) for kind, share in contexts.items()}
 
 
+def trained_kinds(contexts):
+    """The kinds a run trains on, from its {kind: share} or a --contexts spec: those with pairs."""
+    return tuple(kind for kind, share in checked_shares(contexts).items() if share > 0)
+
+
 def _check_kind(kind):
     if kind not in CONTEXTS:
         raise OptionError(f"--contexts: unknown context {shown(kind)}; "

@@ -1,18 +1,24 @@
 """A run's vectors as files: vectors.npy (what queries read, with numpy alone), vectors.tsv (for
-the projector) and vectors.txt (word2vec's text format, for gensim); else from the checkpoint."""
+the projector) and vectors.txt (word2vec's text format, for gensim); else from the checkpoint; and
+vectors.json, the settings of vectors saved outside a run."""
+import json
 import os
 import warnings
 
 import numpy as np
 
+import checks
 import npy_files
 import run_folder
 import run_record
-from atomic_files import atomic_write, open_regular, replaceable
-from errors import RunError
+from atomic_files import atomic_write, open_regular, replaceable, write_text
+from contexts import trained_kinds
+from errors import Bands2VecError, RunError
 from metadata import METADATA_FILE
 
 VECTORS_FILE = "vectors.npy"
+SETTINGS_FILE = "vectors.json"  # beside vectors saved outside a run: their contexts and members
+SETTINGS_MAX_BYTES = 10_000  # it holds a few words; more is not read
 VECTORS_TSV = "vectors.tsv"
 WORD2VEC_FILE = "vectors.txt"
 # Above this many artists the text exports (about 0.7 KB an artist each) wait for `run.py export`.
@@ -22,6 +28,32 @@ EXPORT_MAX = 100_000
 def write_vectors(folder, vectors):
     atomic_write(os.path.join(folder, VECTORS_FILE),
                  lambda f: np.save(f, np.asarray(vectors, np.float32)))
+
+
+def write_settings(folder, kinds, members):
+    """The settings of vectors saved outside a run (ArtistVectors.save), which no run.json says:
+    the kinds of context they were trained on (what makes twins) and an ensemble's members."""
+    write_text(os.path.join(folder, SETTINGS_FILE),
+               json.dumps({"contexts": ",".join(kinds), "members": members}) + "\n")
+
+
+def read_settings(folder):
+    """(a --contexts spec, members) that write_settings wrote in `folder`, or None where it wrote
+    none; a RunError naming the file where it cannot be read."""
+    path = os.path.join(folder, SETTINGS_FILE)
+    try:
+        with open_regular(path) as f:
+            settings = json.loads(f.read(SETTINGS_MAX_BYTES + 1)[:SETTINGS_MAX_BYTES])
+        if not isinstance(settings, dict) or set(settings) != {"contexts", "members"}:
+            raise ValueError("not an object of contexts and members")
+        return (",".join(trained_kinds(settings["contexts"])),
+                checks.whole("members", settings["members"], 1))
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise RunError(f"{path}: unreadable ({error.strerror or error})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError, Bands2VecError) as error:
+        raise RunError(f"{path}: damaged ({error})") from None
 
 
 def read_vectors(folder, rows):

@@ -10,6 +10,7 @@ import gensim
 import numpy as np
 import pytest
 
+import bands2vec
 import quality
 import vector_files
 from artist_vectors import ArtistVectors
@@ -221,6 +222,35 @@ def test_save_makes_its_folder_and_loads_back(ours, tmp_path):
     random.save(str(folder))
     again = ArtistVectors.load(str(folder))
     assert again.kmeans_clusters is None and np.array_equal(again.vectors, ours.vectors[::-1])
+
+
+def test_an_ensemble_of_other_contexts_saved_loads_back_as_it_was(demo_ensemble, tmp_path):
+    """Loaded, saved vectors were one model of the tutorial's contexts: an ensemble's certainty was lost,
+    and its twins were counted under contexts it was not trained on."""
+    ours = bands2vec.open_run(demo_ensemble).vectors
+    labels = ours.with_vectors(ours.vectors)
+    labels.contexts = ("genre", "score", "label")
+    for saved in (ours, labels):
+        saved.save(tmp_path / "saved")
+        again = ArtistVectors.load(tmp_path / "saved")
+        assert (again.members, again.contexts) == (saved.members, saved.contexts) == (3, saved.contexts)
+        name = ours.names[0]
+        assert again.twins(name) == saved.twins(name)
+        assert again.certainty(name, [], ours.names[1:4], 3) == saved.certainty(name, [], ours.names[1:4], 3)
+
+
+@pytest.mark.parametrize("settings, reason", [
+    ("{", "damaged (Expecting property name"),
+    ('{"contexts": "genre,mood", "members": 3}', "damaged (--contexts: unknown context 'mood'"),
+    ('{"contexts": "genre,score", "members": 0}', "damaged (members must be at least 1, not 0)"),
+    ('{"contexts": "genre,score"}', "damaged (not an object of contexts and members)"),
+])
+def test_saved_settings_that_cannot_be_read_are_named(ours, tmp_path, settings, reason):
+    ours.save(tmp_path)
+    (tmp_path / vector_files.SETTINGS_FILE).write_text(settings)
+    with pytest.raises(RunError, match=f"^{tmp_path / vector_files.SETTINGS_FILE}: ") as error:
+        ArtistVectors.load(tmp_path)
+    assert reason in str(error.value) and "\n" not in str(error.value)
 
 
 def test_save_into_a_runs_folder_is_refused(ours, demo_copy):
