@@ -101,10 +101,14 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         return self._find(key) is not None
 
     def __getitem__(self, key_or_keys):
-        """A key's vector, or the vectors of a list of keys, one a row."""
+        """A key's vector, or the vectors of a list (or array) of keys, one a row."""
         if is_key(key_or_keys):
             return self.get_vector(key_or_keys)
-        return self.vectors[[self.index(key) for key in key_list(key_or_keys, "the keys")]]
+        if key_or_keys is None:  # no list of keys, as gensim's [None] is not
+            raise QueryError("the keys must be an artist's name or a list of names, not None")
+        keys = (list(key_or_keys) if isinstance(key_or_keys, np.ndarray) else
+                key_list(key_or_keys, "the keys"))
+        return self.vectors[[self.index(key) for key in keys]]
 
     # The name indexes are built on the first lookup: training and its reports never look a name up.
     @functools.cached_property

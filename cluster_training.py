@@ -25,6 +25,8 @@ STEP_TIMEOUT_MS = 60_000
 # How long a ps task waits, once the chief is done, for the workers' word that they have stopped:
 # a worker that died says nothing.
 WORKERS_GRACE_SECONDS = 10
+# Words the trainers' stops a ps task's queue holds: far more than a cluster's trainers, restarted.
+DONE_WORDS = 100_000
 # How often a ps task looks for the trainers' word that they have stopped.
 WORD_POLL_SECONDS = 0.2
 # The errors of a session whose cluster has lost a task.
@@ -32,9 +34,10 @@ LOST = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineEx
         tf.errors.CancelledError)
 
 
-def run_digest(catalog, options):
-    """What every task of a cluster must agree on: the data, and the options that shape learning."""
-    settings = json.dumps([catalog.fingerprint, options.hparams()], sort_keys=True)
+def run_digest(catalog, options, cluster):
+    """What every task of a cluster must agree on: the data, the options that shape learning, and
+    the cluster's tasks."""
+    settings = json.dumps([catalog.fingerprint, options.hparams(), cluster], sort_keys=True)
     return hashlib.sha1(settings.encode()).hexdigest()
 
 
@@ -81,7 +84,7 @@ class Trainer:
     server, and a word to the ps tasks when it stops."""
 
     def __init__(self, task, catalog, options):
-        self.task, self.digest = task, run_digest(catalog, options)
+        self.task, self.digest = task, run_digest(catalog, options, task.cluster)
         self.writes = task.job == "chief"
         self.coordination = self.session = None
 
@@ -213,9 +216,10 @@ class Coordination:
         """A ClusterError if the chief trains other data or options than this task would."""
         theirs = session.run(self.digest).decode()
         if theirs != digest:
-            raise ClusterError(f"{self.task}: the chief trains other data or options "
-                               f"(digest {theirs[:12]}, here {digest[:12]}): "
-                               f"start every task with the same --data and options")
+            raise ClusterError(f"{self.task}: the chief trains other data or options, or in "
+                               f"another cluster (digest {theirs[:12]}, here {digest[:12]}): "
+                               f"start every task with the same --data, options and TF_CONFIG "
+                               f"cluster")
 
     def say_done(self, session):
         """Tell every ps task that this trainer has stopped."""
@@ -227,7 +231,9 @@ def _done_queue(task, index):
     """ps task `index`'s queue of the trainers' word that they have stopped."""
     with tf1.device(f"/job:ps/task:{index}"):
         # Room for a word from every trainer, restarted ones too: a full queue would block it.
-        return tf1.FIFOQueue(100 * task.trainers, tf.int32, shared_name=f"cluster/done_{index}",
+        # One room for any cluster: a task whose TF_CONFIG lists other tasks is refused by the
+        # run digest in words, not by TensorFlow for a queue of another capacity.
+        return tf1.FIFOQueue(DONE_WORDS, tf.int32, shared_name=f"cluster/done_{index}",
                              name=f"cluster/done_{index}")
 
 
@@ -257,7 +263,8 @@ def serve(task, say=print):
                     deadline = time.monotonic() + WORKERS_GRACE_SECONDS
     if stopping.is_set():
         raise RunInterrupted(f"{task}: interrupted; the trainers lose the variables it served: "
-                             f"start it again, then `python run.py --resume` on the chief", None)
+                             f"start it again, then do as the chief's last line says (`python "
+                             f"run.py --resume` where it kept a checkpoint)", None)
     say(f"{task}: the run is done"
         + (f" ({len(waiting)} worker{'s' * (len(waiting) != 1)} did not say they had stopped)"
            if waiting else ""))

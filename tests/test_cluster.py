@@ -208,8 +208,24 @@ def test_a_task_with_other_data_is_refused(cluster, tmp_path):
     tasks.start("worker", 0, "--data", "demo", *args, "--seed", "7")
     assert tasks.wait("worker") == 2, tasks.output("worker")
     assert tasks.output("worker").strip().splitlines()[-1].startswith(
-        "run.py: error: worker 0: the chief trains other data or options (digest ")
+        "run.py: error: worker 0: the chief trains other data or options, or in another cluster (digest ")
     assert tasks.wait("chief") == 0 and tasks.wait("ps") == 0  # the run goes on without it
+
+
+@pytest.mark.slow
+def test_a_task_of_another_cluster_is_refused_in_words(cluster, tmp_path):
+    """The chief's TF_CONFIG listed one more worker: TensorFlow refused it for a queue of another capacity,
+    and the ps task waited for ever."""
+    tasks = cluster()
+    args = ["--data", "demo", "--logdir", str(tmp_path / "logs"), "--run", "c", "--steps", "600", "--no-plots"]
+    tasks.start("ps", 0, *args)
+    tasks.start("worker", 0, *args)
+    tasks.spec = dict(tasks.spec, worker=tasks.spec["worker"] + [f"127.0.0.1:{free_ports(1)[0]}"])
+    tasks.start("chief", 0, *args)
+    assert tasks.wait("worker") == 2, tasks.output("worker")
+    assert tasks.output("worker").strip().splitlines()[-1].startswith(
+        "run.py: error: worker 0: the chief trains other data or options, or in another cluster (digest ")
+    assert tasks.wait("chief") == 0 and tasks.wait("ps") == 0, tasks.output("chief") + tasks.output("ps")
 
 
 @pytest.mark.slow  # two trainings

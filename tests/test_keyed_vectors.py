@@ -385,10 +385,15 @@ WRONG = {
                                 QueryError, "kmeans_clusters must be a whole number for each of the 300"),
     "clusters as text": (lambda v: ArtistVectors(v.vectors, v.artists, kmeans_clusters=["a"] * 300),
                          QueryError, "kmeans_clusters must be a whole number for each of the 300"),
+    "the vectors of None": (lambda v: v[None], QueryError, "the keys must be an artist's name or a list"),
     "certainty of nothing": (lambda v: v.certainty([], [], [A], 3), QueryError, "nothing to look for"),
     "certainty of what cancels out": (lambda v: v.certainty([A], [A], [B], 3), QueryError,
                                       "the question cancels out to the zero vector"),
 }
+
+
+def test_the_vectors_of_an_array_of_row_numbers_are_its_rows(ours):
+    assert np.array_equal(ours[np.array([3, 1])], ours.vectors[[3, 1]])  # as gensim's
 
 
 def test_tied_answers_given_as_row_numbers_are_named(ours):
