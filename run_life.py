@@ -218,8 +218,10 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
             raise RunInterrupted(_interrupted_message(folder, record, new, kept,
                                                       record.stats.steps != before),
                                  folder if kept else None) from None
-        # Where its message names the folder (a full disk there, say), it says the folder is gone.
-        if not kept and not os.path.lexists(folder) and folder in str(error):
+        # Where its message names the folder (a full disk there, say), or a cluster lost the
+        # training, it says the folder is gone.
+        if not kept and not os.path.lexists(folder) and (
+                folder in str(error) or isinstance(error, ClusterLost)):
             error.add_note(f"{folder} is removed: it had no checkpoint, so nothing was kept")
         # These say what to try themselves: resuming from the checkpoint as it is would not help,
         # or their message says to.

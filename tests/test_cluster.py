@@ -184,7 +184,7 @@ def test_an_interrupted_chief_goes_on_by_its_own_advice(cluster, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_ps_that_dies_stops_every_task_in_one_line(cluster, tmp_path):
+def test_a_ps_that_dies_stops_every_task_saying_what_is_lost(cluster, tmp_path):
     tasks = cluster()
     tasks.start_all("--data", "demo", "--logdir", str(tmp_path / "logs"), "--run", "c", "--steps", "100000",
                     "--no-plots")
@@ -192,10 +192,11 @@ def test_a_ps_that_dies_stops_every_task_in_one_line(cluster, tmp_path):
     tasks.processes[("ps", 0)].kill()
     # Each ends, saying it lost the ps: never a hang (a step's timeout stops a session.run left waiting on it).
     assert tasks.wait("chief") == 2 and tasks.wait("worker") == 2
-    for job in ("chief", "worker"):
-        last = tasks.output(job).strip().splitlines()[-1]
-        assert last.startswith(f"run.py: error: {job} 0: lost the parameter servers ("), tasks.output(job)
-    # A new run that had no checkpoint yet leaves nothing.
+    for job, lines in (("chief", 2), ("worker", 1)):
+        last = tasks.output(job).strip().splitlines()[-lines:]
+        assert last[0].startswith(f"run.py: error: {job} 0: lost the parameter servers ("), tasks.output(job)
+    # A new run that had no checkpoint yet leaves nothing, and says so.
+    assert tasks.output("chief").strip().splitlines()[-1] == f"run.py: {tmp_path / 'logs' / 'c'} is removed: it had no checkpoint, so nothing was kept"
     assert not os.path.exists(tmp_path / "logs" / "c")
 
 
