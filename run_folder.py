@@ -40,6 +40,11 @@ def run_path(logs, name=None):
     """The path for run `name` (default: the time) in `logs`, which is made and must be writable."""
     if not logs.strip():
         raise RunError("--logdir is empty: name a directory for the logs, such as logs")
+    for run in (logs, os.path.dirname(os.path.abspath(logs))):  # a run's folder, or checkpoints/
+        if os.path.lexists(os.path.join(run, run_record.RUN_FILE)):
+            where = "a run's folder" if run == logs else f"a folder of the run {run}"
+            raise RunError(f"{logs}: {where}, which --overwrite would remove with a new run in it; "
+                           f"choose a --logdir of runs, such as {os.path.dirname(run) or '.'}")
     name = check_run_name(datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S")
                           if name is None else name)
     try:

@@ -127,6 +127,16 @@ def test_a_named_run_that_is_not_there_is_told_the_command_that_trains_it(tmp_pa
     assert (arguments.logdir, arguments.run) == (str(tmp_path / "my logs"), "no such")
 
 
+def test_a_new_run_is_never_made_in_another_run(demo_copy):
+    """`--logdir logs/r` made a run inside run r, which an --overwrite of r then removed with it."""
+    for logs, where in ((str(demo_copy), "a run's folder"),
+                        (str(demo_copy / run_folder.CHECKPOINT_DIR), f"a folder of the run {demo_copy}")):
+        with pytest.raises(RunError, match=f"^{re.escape(logs)}: {re.escape(where)}, which --overwrite would "
+                                           f"remove with a new run in it; choose a --logdir of runs"):
+            bands2vec.train("demo", logs=logs, name="n", say=quiet)
+        assert not os.path.exists(os.path.join(logs, "n"))
+
+
 def test_a_named_run_that_is_a_link_to_no_run_is_told_no_command(tmp_path):
     """Its advice trained a run at the link, which training then refuses."""
     (tmp_path / "elsewhere").mkdir()
