@@ -33,6 +33,9 @@ from norms import unit
 NEIGHBOURS = 10  # how many artists a question and the quality figures take
 # difflib finds texts close (0.6) only where their lengths are at most this many times apart.
 CLOSE_LENGTHS = 3
+# Names are compared for the closest by their first this many characters: difflib's time grows
+# with the square of their lengths, and a name of 60,000 (a planted metadata.tsv) took minutes.
+CLOSE_CHARACTERS = 100
 # A cosine of float32 vectors can stray past 1 by rounding: describe() takes it so far.
 SIMILARITY_SLACK = 1e-5
 
@@ -149,6 +152,10 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
     def _spelled(self):
         return _first_rows([spelling_key(name) for name in self.names])
 
+    @functools.cached_property
+    def _spelled_starts(self):
+        return _first_rows([spelling_key(name)[:CLOSE_CHARACTERS] for name in self.names])
+
     def _find(self, key):
         """The row of a row number, else of the first spelling to know `key`: the name, the export
         key, the name ignoring case, the export key ignoring case, the name as the data spells it
@@ -176,10 +183,11 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
             raise UnknownArtist(name, [])  # no name is close to it: not compared with each
         i = self._find(name)
         if i is None:
-            close = (difflib.get_close_matches(spelling_key(name), list(self._spelled), n=3,
-                                               cutoff=0.6) if isinstance(name, str) else [])
-            raise UnknownArtist(name if isinstance(name, str) else int(name),
-                                [self.names[self._spelled[c]] for c in close])
+            if not isinstance(name, str):
+                raise UnknownArtist(int(name), [])
+            close = difflib.get_close_matches(spelling_key(name)[:CLOSE_CHARACTERS],
+                                              list(self._spelled_starts), n=3, cutoff=0.6)
+            raise UnknownArtist(name, [self.names[self._spelled_starts[c]] for c in close])
         return i
 
     def most_similar(self, positive=None, negative=None, topn=NEIGHBOURS, clip_start=0,

@@ -15,6 +15,9 @@ MAX_TERMS = 1000
 # Beyond a name's characters (twice them, each quote doubled), what a term takes at most: its two
 # quotes and an operator with spaces; a longer expression is refused unread.
 TERM_EXTRA = 8
+# The most bare terms read as one name (`scott walker + sunn o)))` is two): a name of more is asked
+# in quotes. It keeps the runs tried from each term a handful, whatever names a run holds.
+NAME_TERMS = 8
 
 
 def parse_expression(expression, known):
@@ -38,9 +41,9 @@ def parse_expression(expression, known):
         if not quoted:
             # The longest run of bare terms i..j that spells a known name, else the term alone. No
             # run longer than the longest name, or with more operators than any name has signs,
-            # can spell one: the runs tried stay a handful, whatever the names' lengths.
-            last = i
-            while (last + 1 < len(terms) and not terms[last + 1][2] and last - i < known.most_signs
+            # can spell one; and none of more than NAME_TERMS terms is tried.
+            last, most = i, min(known.most_signs, NAME_TERMS - 1)
+            while (last + 1 < len(terms) and not terms[last + 1][2] and last - i < most
                    and terms[last + 1][4] - start <= known.longest_name):
                 last += 1
             for end in range(last, i, -1):

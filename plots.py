@@ -21,6 +21,7 @@ import npy_files
 import side_process
 from atomic_files import atomic_write, write_bytes
 from contexts import NO_GENRE
+from errors import RunError
 from interrupts import signals_as_a_flag
 
 TSNE_CACHE = "tsne.npz"
@@ -204,8 +205,13 @@ def submit_map(side, shown, folder, seed=0):
 
 
 def map_coordinates(unit_vectors, seed=0, coordinates=None, say=None):
-    """The map's t-SNE coordinates: `coordinates` where the cache had them, else computed."""
-    return compute_tsne(unit_vectors, seed, say) if coordinates is None else coordinates
+    """The map's t-SNE coordinates: `coordinates` where the cache had them, else computed; a
+    RunError where they are not numbers, which no file of the run is to hold."""
+    coordinates = compute_tsne(unit_vectors, seed, say) if coordinates is None else coordinates
+    if not np.isfinite(coordinates).all():
+        raise RunError("the t-SNE map came out NaN: the vectors are too much alike to map; see "
+                       "that vectors.npy is the run's own")
+    return coordinates
 
 
 def pictures(shown, coordinates, kinds=tuple(PLOTS)):

@@ -118,8 +118,8 @@ def _checkpoint_instead(folder, reason, rows):
 
 
 def checked_vectors(vectors, rows, source):
-    """`vectors` as float32 if they are `rows` vectors of finite numbers; else a RunError naming
-    their `source`."""
+    """`vectors` as float32 if they are `rows` vectors of finite numbers, not all the same; else a
+    RunError naming their `source`."""
     _check_form(vectors.shape, vectors.dtype, rows, source)
     with np.errstate(over="ignore"):  # numbers past float32's range become infinite: refused below
         vectors = vectors.astype(np.float32, copy=False)
@@ -128,6 +128,8 @@ def checked_vectors(vectors, rows, source):
         damaged = np.count_nonzero(~finite)
         raise RunError(f"{source}: damaged ({damaged:,} of its vectors with NaN or infinite "
                        "values)")
+    if len(vectors) > 1 and (vectors == vectors[0]).all():  # no training leaves them so
+        raise RunError(f"{source}: damaged (every artist has the same vector)")
     return vectors
 
 
