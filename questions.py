@@ -85,11 +85,19 @@ def _questions(given):
 
 
 def _stdin_lines():
-    while line := sys.stdin.buffer.readline(MAX_LINE_BYTES + 1):
+    while line := _stdin_line():
         if len(line.rstrip(b"\n")) > MAX_LINE_BYTES:
             raise QueryError(f"a line of stdin is longer than {MAX_LINE_BYTES:,} bytes; "
                              f"each line is one question")
         yield line
+
+
+def _stdin_line():
+    try:
+        return sys.stdin.buffer.readline(MAX_LINE_BYTES + 1)
+    except OSError as error:  # opened for writing only (0>file), say: it names no file
+        raise QueryError(f"- reads the questions from stdin, which cannot be read "
+                         f"({error.strerror or 'not open for reading'})") from None
 
 
 def _answers(artist_vectors, command, questions, k):

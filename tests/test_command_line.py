@@ -262,6 +262,15 @@ def test_a_logdir_that_is_a_file_is_named_so(capsys, demo_trained):
     assert err == f"run.py: error: {path}: not a folder; --logdir names the folder the runs are in\n"
 
 
+def test_a_stdin_open_for_writing_only_is_named(capsys, monkeypatch, logs, tmp_path):
+    """`similar - 0>file` said `a file: Bad file descriptor`."""
+    with open(tmp_path / "out", "wb") as written:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(written))
+        status, out, err = _main(capsys, "similar", "-", *logs)
+    _one_line_refusal(status, err)
+    assert err == "run.py: error: - reads the questions from stdin, which cannot be read (not open for reading)\n"
+
+
 def test_a_closed_stdin_is_one_line(capsys, monkeypatch, logs):
     status, out, err = _main(capsys, "similar", "-", *logs, monkeypatch=monkeypatch, stdin=None)
     _one_line_refusal(status, err)
