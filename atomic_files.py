@@ -40,14 +40,15 @@ def pin(folder):
 def unpin(folder):
     """Let go of `folder`, and of the folders pinned in it."""
     folder = os.path.abspath(folder)
-    for pinned in [path for path in _PINNED if path == folder or _inside(path, folder)]:
+    for pinned in [path for path in _PINNED if _within(path, folder)]:
         del _PINNED[pinned]
         os.close(_PINNED_FDS.pop(pinned))
 
 
-def _inside(path, folder):
+def _within(path, folder):
+    """Whether `path` is `folder` or in it."""
     inside = os.path.relpath(path, folder)
-    return inside != os.curdir and inside != os.pardir and not inside.startswith(os.pardir + os.sep)
+    return inside != os.pardir and not inside.startswith(os.pardir + os.sep)
 
 
 def through_pin(path):
@@ -58,7 +59,7 @@ def through_pin(path):
     path = os.path.abspath(path)
     # The deepest pinned folder holding it: checkpoints/ itself, not the run's folder and its
     # name checkpoints (a link may be put there).
-    holders = [folder for folder in _PINNED_FDS if folder == path or _inside(path, folder)]
+    holders = [folder for folder in _PINNED_FDS if _within(path, folder)]
     if holders:
         folder = max(holders, key=len)
         through = os.path.join(PROC_FDS, str(_PINNED_FDS[folder]))
