@@ -342,7 +342,11 @@ def test_a_question_out_of_memory_is_not_told_to_train_smaller(demo_copy):
     path = demo_copy / vector_files.VECTORS_FILE
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (300, columns)})
-    os.truncate(path, path.stat().st_size + 300 * columns * 4)  # sparse: it takes no disk
+    header = path.stat().st_size
+    os.truncate(path, header + 300 * columns * 4)  # sparse: it takes no disk
+    with open(path, "r+b") as f:  # one value that is not 0: vectors all the same are damage
+        f.seek(header)
+        f.write(np.float32(1).tobytes())
     shutil.rmtree(demo_copy / run_folder.CHECKPOINT_DIR)
     result = run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent), memory_limit=1200 * 2**20)
     assert_promise(result, demo_copy.parent, 2, "run.py: error: out of memory reading the run\n", lines=1)
