@@ -223,12 +223,17 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
         if not kept and not os.path.lexists(folder) and (
                 folder in str(error) or isinstance(error, ClusterLost)):
             error.add_note(f"{folder} is removed: it had no checkpoint, so nothing was kept")
-        # These say what to try themselves: resuming from the checkpoint as it is would not help,
-        # or their message says to.
+        # These say what to try themselves: resuming from the checkpoint as it is would not help.
         if kept and isinstance(error, Exception) and \
-                not isinstance(error, (Diverged, UnreadableCheckpoint, ClusterLost)):
-            error.add_note(f"{folder} keeps its checkpoint at step {record.stats.steps:,}: "
-                           f"continue with: {run_record.next_command(folder)}")
+                not isinstance(error, (Diverged, UnreadableCheckpoint)):
+            go_on = run_record.next_command(folder)
+            if not run_folder.has_checkpoint(folder):  # a resumption of a run cut short early
+                restart = "restart the ps tasks, then " if isinstance(error, ClusterLost) else ""
+                error.add_note(f"{folder} has no checkpoint yet: {restart}continue with: {go_on}, "
+                               f"which trains it from step 0")
+            elif not isinstance(error, ClusterLost):  # its message says what the run keeps
+                error.add_note(f"{folder} keeps its checkpoint at step {record.stats.steps:,}: "
+                               f"continue with: {go_on}")
         raise
     phases["train"] = time.perf_counter() - mark
     if to_train:  # trained, nothing written yet: what kill -9 leaves from here, --resume completes

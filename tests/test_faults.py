@@ -404,6 +404,32 @@ def test_a_signal_before_a_resumption_trains_says_the_run_is_as_it_was(demo_copy
     assert (demo_copy / run_record.RUN_FILE).read_text() == before
 
 
+@pytest.mark.parametrize("error, restart", [
+    (errors.RunError("logs/r/checkpoints: cannot write the checkpoint (No space left on device)"), ""),
+    (errors.ClusterLost("chief 0: lost the parameter servers (Operation timed out.)"), "restart the ps tasks, then "),
+], ids=["a full disk", "a cluster's ps lost"])
+def test_a_resumption_of_a_run_without_a_checkpoint_that_fails_says_how_to_go_on(demo_copy, monkeypatch, error,
+                                                                                   restart):
+    """A run killed before its first checkpoint, resumed, then failing (a cluster's ps lost): the error's one
+    line said nothing of the run, whose run.json still said `training`, nor what to paste."""
+    import training
+
+    shutil.rmtree(demo_copy / "checkpoints")  # what kill -9 before the first checkpoint leaves
+    record = run_record.read(str(demo_copy))
+    record.stats = dataclasses.replace(record.stats, steps=0)
+    record.set_state(str(demo_copy), "training")
+    run_record.write(str(demo_copy), record)
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(training, "train_vectors", fail)
+    with pytest.raises(type(error)) as raised:
+        bands2vec.resume(str(demo_copy.parent), "r", plots=False, say=quiet)
+    assert raised.value.__notes__ == [f"{demo_copy} has no checkpoint yet: {restart}continue with: "
+                                      f"{run_record.next_command(str(demo_copy))}, which trains it from step 0"]
+
+
 def test_a_signal_once_the_folder_is_named_says_it_is_removed(tmp_path, monkeypatch, capsys):
     import run
     import training
