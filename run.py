@@ -419,7 +419,9 @@ def _command(argv):
         print(f"run.py: {one_line(str(stop))}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print(f"run.py: {COMMANDS[args.command].interrupted}", file=sys.stderr)
+        said = ("interrupted before the run went on: it is as it was" if args.command == "train"
+                and args.resume else COMMANDS[args.command].interrupted)
+        print(f"run.py: {said}", file=sys.stderr)
         return 130
     finally:
         for signum, handler in previous.items():

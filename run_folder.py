@@ -330,6 +330,10 @@ def find_run(logs, name=None, usable=False, option="--run"):
         path = os.path.join(logs, check_run_name(name, option))
         _check_name_length(logs, name, option)
         if not os.path.lexists(os.path.join(path, run_record.RUN_FILE)):
+            if os.path.isdir(path) and not os.access(path, os.X_OK):  # its run.json hidden
+                raise RunError(f"{path}: a folder this user cannot open (Permission denied; it is "
+                               f"uid {os.stat(path).st_uid}'s), so no run.json can be read there; "
+                               f"ask its owner")
             train = ("a link, where no run is trained" if os.path.islink(path) else
                      f"train it with `{run_record.train_command(logs, name)}`")
             raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); {train}")

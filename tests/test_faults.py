@@ -179,6 +179,20 @@ def test_a_signal_before_the_folder_leaves_nothing(tmp_path, monkeypatch, capsys
     assert not (tmp_path / "logs").exists()
 
 
+def test_a_signal_before_a_resumption_loads_says_the_run_is_as_it_was(demo_copy, monkeypatch, capsys):
+    """It said `interrupted before a run folder was made`, of a run whose folder is there."""
+    import run
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    before = (demo_copy / run_record.RUN_FILE).read_text()
+    monkeypatch.setattr(run_life, "load_catalog", ctrl_c)  # Ctrl-C while the data loads
+    assert run.main(["--resume", "--logdir", str(demo_copy.parent), "--run", "r", "--steps", "400"]) == 130
+    assert capsys.readouterr().err == "run.py: interrupted before the run went on: it is as it was\n"
+    assert (demo_copy / run_record.RUN_FILE).read_text() == before
+
+
 @pytest.mark.slow
 def test_tensorflow_loads_before_the_folder_so_a_signal_then_leaves_nothing(tmp_path):
     # In a fresh process: the seconds TensorFlow takes to load come before the run folder is made.

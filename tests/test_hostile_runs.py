@@ -314,6 +314,20 @@ def test_an_unreadable_vectors_npy_is_named_so_with_the_command_that_exports_thi
     assert_promise(result, demo_copy.parent, 0)
 
 
+def test_a_run_folder_this_user_cannot_open_is_named_so(demo_copy):
+    """It was `no trained run there (no run.json); train it with ...`, and the training then refused."""
+    prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []
+    if prefix and not shutil.which("setpriv"):
+        pytest.skip("root opens any folder, and setpriv, to open as another user would, is not here")
+    demo_copy.chmod(0)
+    try:
+        result = run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent), "--run", "r", prefix=prefix)
+    finally:
+        demo_copy.chmod(0o755)
+    assert_refused(result, f"run.py: error: {demo_copy}: a folder this user cannot open (Permission denied; it is "
+                           f"uid {os.geteuid()}'s), so no run.json can be read there; ask its owner")
+
+
 def test_a_folder_at_vectors_npy_is_answered_with_advice_that_works_when_followed(demo_copy):
     """The note said `export` writes vectors.npy, but export refuses to replace a folder."""
     path = demo_copy / vector_files.VECTORS_FILE
