@@ -330,5 +330,6 @@ def test_a_chief_whose_ps_never_answers(tmp_path):
     result = run_cli("--data", "demo", "--logdir", str(logs), env={"TF_CONFIG": json.dumps(config)},
                      settings={CLUSTER_WAIT_SECONDS: 3})  # 120 s in use
     runs = assert_promise(result, logs, 2, f"ps 0 at 127.0.0.1:{ps} has not answered in 3 s: start it, or check "
-                                           f"TF_CONFIG", lines=1)
+                                           f"TF_CONFIG", "is removed: it had no checkpoint, so nothing was kept",
+                          lines=2)
     assert runs == {}
