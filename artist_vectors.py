@@ -74,7 +74,7 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         artists, kmeans_clusters = metadata.read_artists(folder)
         vectors = vector_files.run_vectors(folder, len(artists))
         return cls(vectors, artists, None if (kmeans_clusters < 0).all() else kmeans_clusters,
-                   *_run_options(folder, vectors))
+                   *vector_files.vector_settings(folder, vectors.shape[1]))
 
     def save(self, folder):
         """vectors.npy, metadata.tsv and vectors.json (the contexts and members) in `folder`, made
@@ -149,12 +149,16 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         return _first_rows([key.casefold() for key in self.export_keys])
 
     @functools.cached_property
+    def _spellings(self):
+        return [spelling_key(name) for name in self.names]
+
+    @functools.cached_property
     def _spelled(self):
-        return _first_rows([spelling_key(name) for name in self.names])
+        return _first_rows(self._spellings)
 
     @functools.cached_property
     def _spelled_starts(self):
-        return _first_rows([spelling_key(name)[:CLOSE_CHARACTERS] for name in self.names])
+        return _first_rows([key[:CLOSE_CHARACTERS] for key in self._spellings])
 
     def _find(self, key):
         """The row of a row number, else of the first spelling to know `key`: the name, the export
@@ -346,14 +350,8 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
 
     def _row_numbers(self, rows):
         """`rows` as an array of row numbers, else a QueryError."""
-        try:
-            array = np.asarray(rows)
-        except ValueError:  # a ragged list
-            array = np.asarray([[]])
-        if array.size == 0 and array.ndim == 1:
-            return array.astype(np.int64)
-        if (array.ndim != 1 or not np.issubdtype(array.dtype, np.integer)
-                or array.min() < 0 or array.max() >= len(self)):
+        array = _whole_numbers(rows)
+        if array is None or array.size and (array.min() < 0 or array.max() >= len(self)):
             raise QueryError(f"rows must be a list of artists' row numbers from 0 to "
                              f"{len(self) - 1}, not {shown(rows)}")
         return array
@@ -427,27 +425,6 @@ def spelling_key(name):
     return (kept if kept.strip() else name).casefold()
 
 
-def _run_options(folder, vectors):
-    """(the contexts, the ensemble's members) a run folder was trained with, as its run.json says,
-    or vectors saved outside a run, as their vectors.json says; the tutorial's contexts and one
-    model if neither can say (opening the run reads run.json and says what is wrong with it). A
-    RunError if the vectors' columns are not the members' dimensions."""
-    if not os.path.lexists(os.path.join(folder, run_record.RUN_FILE)):
-        return vector_files.read_settings(folder) or (DEFAULT_CONTEXTS, 1)
-    try:
-        options = run_record.read(folder).options
-    except RunError:
-        return DEFAULT_CONTEXTS, 1
-    members = options.ensemble or 1
-    columns = options.embedding_size * members
-    if vectors.shape[1] != columns:
-        raise RunError(f"{folder}: its vectors have {vectors.shape[1]:,} columns, and "
-                       f"{run_record.RUN_FILE} says {members:,} member{'s' * (members > 1)} of "
-                       f"{options.embedding_size:,} dimensions ({columns:,}): one of the two is "
-                       f"damaged or another run's; put back the run's own")
-    return options.contexts, members
-
-
 def shares_text(shared):
     """ArtistVectors.shared() as `hyperdub (label), electronic, 2005-2009, score 7` or `nothing`."""
     shown = {kind.shared_as: kind.shown for kind in CONTEXTS.values()}
@@ -488,11 +465,19 @@ def _matrix(vectors, rows, finite=True, members=1):
 
 def _cluster_ids(clusters, rows):
     """The k-means clusters as whole numbers, one for each of `rows` artists; else a QueryError."""
-    try:
-        array = np.asarray(clusters)
-    except ValueError:  # a ragged list
-        array = None
-    if array is None or array.shape != (rows,) or not np.issubdtype(array.dtype, np.integer):
+    array = _whole_numbers(clusters)
+    if array is None or len(array) != rows:
         raise QueryError(f"kmeans_clusters must be a whole number for each of the {rows:,} "
                          f"artists, not {shown(clusters)}")
     return array
+
+
+def _whole_numbers(values):
+    """`values` as a list of whole numbers (int64), or None: a ragged list, a table, text..."""
+    try:
+        array = np.asarray(values)
+    except ValueError:  # a ragged list
+        return None
+    if array.ndim != 1 or array.size and not np.issubdtype(array.dtype, np.integer):
+        return None
+    return array.astype(np.int64, copy=False)

@@ -12,7 +12,7 @@ import npy_files
 import run_folder
 import run_record
 from atomic_files import atomic_write, open_regular, replaceable, write_text
-from contexts import trained_kinds
+from contexts import DEFAULT_CONTEXTS, trained_kinds
 from errors import Bands2VecError, RunError
 from metadata import METADATA_FILE
 
@@ -35,6 +35,27 @@ def write_settings(folder, kinds, members):
     the kinds of context they were trained on (what makes twins) and an ensemble's members."""
     write_text(os.path.join(folder, SETTINGS_FILE),
                json.dumps({"contexts": ",".join(kinds), "members": members}) + "\n")
+
+
+def vector_settings(folder, columns):
+    """(the contexts, the ensemble's members) of the vectors in `folder`: a run's, as its run.json
+    says, or vectors saved outside a run, as their vectors.json says; the tutorial's contexts and
+    one model if neither can say (opening the run reads run.json and says what is wrong with it).
+    A RunError if the vectors' `columns` are not the members' dimensions."""
+    if not os.path.lexists(os.path.join(folder, run_record.RUN_FILE)):
+        return read_settings(folder) or (DEFAULT_CONTEXTS, 1)
+    try:
+        options = run_record.read(folder).options
+    except RunError:
+        return DEFAULT_CONTEXTS, 1
+    members = options.ensemble or 1
+    expected = options.embedding_size * members
+    if columns != expected:
+        raise RunError(f"{folder}: its vectors have {columns:,} columns, and "
+                       f"{run_record.RUN_FILE} says {members:,} member{'s' * (members > 1)} of "
+                       f"{options.embedding_size:,} dimensions ({expected:,}): one of the two is "
+                       f"damaged or another run's; put back the run's own")
+    return options.contexts, members
 
 
 def read_settings(folder):
