@@ -447,10 +447,13 @@ def _matrix(vectors, rows, finite=True, members=1):
     """`vectors` (real numbers) as float32, one a row of some columns for `rows` artists, the
     columns of `members` side by side, and with `finite` every value finite; else a QueryError."""
     try:
+        array = np.asarray(vectors)
+    except (TypeError, ValueError):  # a ragged list
+        array = None
+    matrix = None
+    if array is not None and array.dtype.kind in "biuf":  # not text, dates or complex numbers
         with np.errstate(over="ignore"):  # values past float32's range are refused below
-            matrix = None if np.iscomplexobj(vectors) else np.asarray(vectors, dtype=np.float32)
-    except (TypeError, ValueError):
-        matrix = None
+            matrix = array.astype(np.float32)
     if matrix is None or matrix.ndim != 2 or len(matrix) != rows or not matrix.shape[1]:
         raise QueryError(f"expected a matrix of vectors, one a row for the {rows:,} artists, "
                          f"not {shown(vectors)}")

@@ -65,6 +65,10 @@ ENSEMBLE_STEP_SHARE = 0.8
 # MAX_RATE): below it the float32 vectors hardly move from their start; above it a run diverges.
 MIN_LEARNING_RATE = 1e-6
 MAX_LEARNING_RATE = 1e9
+# init_scale's range, far around the tutorial's 1 and word2vec's 0.01: below it float32's starting
+# vectors round to 0; far above it the first steps overflow, and a run diverges.
+MIN_INIT_SCALE = 1e-30
+MAX_INIT_SCALE = 1e3
 # Threads, TensorFlow's or stepping the session: past any machine's cores they only wait on each
 # other, and a slip of the keyboard must not start millions.
 MAX_THREADS = 1024
@@ -204,7 +208,7 @@ OPTION_CHECKS = {
     "embedding_size": (checks.whole, "--embedding-size", 1),
     "num_sampled": (checks.whole, "--num-sampled", 1),
     "learning_rate": (checks.positive, "--learning-rate", MIN_LEARNING_RATE, MAX_LEARNING_RATE),
-    "init_scale": (checks.positive, "init_scale"),
+    "init_scale": (checks.positive, "init_scale", MIN_INIT_SCALE, MAX_INIT_SCALE),
     "seed": (checks.whole, "--seed", 0, SEEDS - 1),
     "threads": (checks.whole, "threads", 1, MAX_THREADS),
     "report_every": (checks.whole, "report_every", 1),

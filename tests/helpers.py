@@ -6,6 +6,7 @@ import contextlib
 import csv
 import os
 import resource
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -114,7 +115,8 @@ def signalled(args, trigger, signum, settings=None, timeout=300, env=None, again
     a function for `trigger`, once trigger(process) is true (and, `again` seconds later, a second time);
     then wait for its end. Returns the result as subprocess.run does, the output with every line it
     printed."""
-    process = start_cli(*args, settings=settings, env=env)
+    # Python's faulthandler prints every thread's stack on SIGABRT, so a run that never ends says where.
+    process = start_cli(*args, settings=settings, env=dict(env or {}, PYTHONFAULTHANDLER="1"))
     try:
         lines = []
         if callable(trigger):
@@ -132,7 +134,12 @@ def signalled(args, trigger, signum, settings=None, timeout=300, env=None, again
             time.sleep(again)
             if process.poll() is None:
                 process.send_signal(signum)
-        stdout, stderr = process.communicate(timeout=timeout)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            stderr = process.communicate(timeout=60)[1]
+            raise AssertionError(f"still running {timeout} s after the signal; where it waited:\n{stderr}")
     finally:
         process.kill()
     return subprocess.CompletedProcess(process.args, process.returncode, "".join(lines) + stdout, stderr)

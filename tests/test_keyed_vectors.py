@@ -385,6 +385,11 @@ WRONG = {
                                 QueryError, "kmeans_clusters must be a whole number for each of the 300"),
     "clusters as text": (lambda v: ArtistVectors(v.vectors, v.artists, kmeans_clusters=["a"] * 300),
                          QueryError, "kmeans_clusters must be a whole number for each of the 300"),
+    # Probe 14's smaller fault: text and dates were read as numbers.
+    "vectors as text": (lambda v: ArtistVectors(v.vectors.astype(str), v.artists), QueryError,
+                        "expected a matrix of vectors, one a row for the 300 artists, not array([['"),
+    "vectors as dates": (lambda v: ArtistVectors(v.vectors.astype(int).astype("datetime64[D]"), v.artists),
+                         QueryError, "expected a matrix of vectors, one a row for the 300 artists"),
     "the vectors of None": (lambda v: v[None], QueryError, "the keys must be an artist's name or a list"),
     "certainty of nothing": (lambda v: v.certainty([], [], [A], 3), QueryError, "nothing to look for"),
     "certainty of what cancels out": (lambda v: v.certainty([A], [A], [B], 3), QueryError,

@@ -257,7 +257,8 @@ def test_the_docs_name_the_current_numbers():
 
 
 def test_options_that_make_training_diverge_are_the_librarys_own_error(tmp_path):
-    # A finite but huge starting scale passes the options' checks and overflows the loss.
+    # The largest learning rate the options' checks take overflows the loss.
     with pytest.raises(bands2vec.Bands2VecError, match="training diverged at step"):
-        bands2vec.train("demo", bands2vec.TrainOptions(steps=20, init_scale=1e30), logs=str(tmp_path),
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=20, learning_rate=options.MAX_LEARNING_RATE),
+                        logs=str(tmp_path),
                         plots=False, say=quiet)

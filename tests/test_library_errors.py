@@ -62,6 +62,7 @@ BAD_OPTIONS = [  # TrainOptions' arguments: what it says
     ({"init_scale": math.nan}, "init_scale must be above 0, not nan"),
     ({"init_scale": math.inf}, "init_scale must be a finite number, not inf"),
     ({"init_scale": 0.0}, "init_scale must be above 0, not 0.0"),
+    ({"init_scale": 1e30}, "init_scale must be from 1e-30 to 1000, not 1e+30"),  # it diverged
     ({"summary_every": 0}, "summary_every must be at least 1, not 0"),
     ({"report_every": -1}, "report_every must be at least 1, not -1"),
     ({"steps_per_draw": 0}, "steps_per_draw must be at least 1, not 0"),
