@@ -107,8 +107,9 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
         """A key's vector, or the vectors of a list (or array) of keys, one a row."""
         if is_key(key_or_keys):
             return self.get_vector(key_or_keys)
-        if key_or_keys is None:  # no list of keys, as gensim's [None] is not
-            raise QueryError("the keys must be an artist's name or a list of names, not None")
+        if key_or_keys is None or getattr(key_or_keys, "ndim", 1) == 0:  # None, or array(1)
+            raise QueryError(f"the keys must be an artist's name or a list of names, "
+                             f"not {shown(key_or_keys)}")
         keys = (list(key_or_keys) if isinstance(key_or_keys, np.ndarray) else
                 key_list(key_or_keys, "the keys"))
         return self.vectors[[self.index(key) for key in keys]]

@@ -390,6 +390,11 @@ WRONG = {
                         "expected a matrix of vectors, one a row for the 300 artists, not array([['"),
     "vectors as dates": (lambda v: ArtistVectors(v.vectors.astype(int).astype("datetime64[D]"), v.artists),
                          QueryError, "expected a matrix of vectors, one a row for the 300 artists"),
+    # Probe 15: a TypeError and an OverflowError from inside.
+    "the vectors of a 0-d array": (lambda v: v[np.array(1)], QueryError,
+                                   "the keys must be an artist's name or a list of names, not array(1)"),
+    "vectors past float's range": (lambda v: ArtistVectors([[10 ** 400] * 64] * 300, v.artists), QueryError,
+                                   "expected a matrix of vectors, one a row for the 300 artists"),
     "the vectors of None": (lambda v: v[None], QueryError, "the keys must be an artist's name or a list"),
     "certainty of nothing": (lambda v: v.certainty([], [], [A], 3), QueryError, "nothing to look for"),
     "certainty of what cancels out": (lambda v: v.certainty([A], [A], [B], 3), QueryError,
