@@ -8,6 +8,8 @@ import resource
 import secrets
 import stat
 
+from interrupts import signals_deferred
+
 
 def _umask():
     mask = os.umask(0)
@@ -136,22 +138,26 @@ def atomic_write(path, write):
     if not replaceable(path):
         raise OSError(errno.EINVAL, "not a regular file, which a write would replace; remove it, "
                                     "and see who put it there", path)
-    folder_fd = _folder_fd(path)
+    folder_fd, tmp = _folder_fd(path), None
     try:
-        tmp, fd = _new_file(folder_fd, name, path)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
-        except OSError as error:
-            # Named before the removal frees what the disk lacked; the file's size says whether
-            # it stopped at the file-size limit.
-            named = _named(error, path, folder, os.stat(tmp, dir_fd=folder_fd).st_size)
-            _remove(tmp, folder_fd)
-            raise named from None
-        except BaseException:
-            _remove(tmp, folder_fd)
+        with signals_deferred():  # a stop as the file is made must find its name, to remove it
+            tmp, fd = _new_file(folder_fd, name, path)
+            file = os.fdopen(fd, "wb")
+        with file:
+            write(file)
+        os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    except OSError as error:
+        if tmp is None:  # no new file: _new_file's error names `path`
             raise
+        # Named before the removal frees what the disk lacked; the file's size says whether it
+        # stopped at the file-size limit.
+        named = _named(error, path, folder, os.stat(tmp, dir_fd=folder_fd).st_size)
+        _remove(tmp, folder_fd)
+        raise named from None
+    except BaseException:
+        if tmp is not None:
+            _remove(tmp, folder_fd)
+        raise
     finally:
         os.close(folder_fd)
 

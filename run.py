@@ -7,13 +7,28 @@
     python run.py evaluate                 how good the latest run's vectors are
     python run.py export                   vectors.npy, vectors.tsv and vectors.txt of a run
 """
+import os
+import signal
+
+
+def _stopped_while_starting(signum, frame):
+    try:
+        os.write(2, b"run.py: interrupted as it started; nothing was done\n")
+    finally:  # a closed stderr too
+        os._exit(130)
+
+
+if __name__ == "__main__":
+    # Ctrl-C, SIGTERM or SIGHUP while the modules load (a second) ends the run: none of it has
+    # begun. main() hands them to the command once it reads its arguments.
+    for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(_signum, _stopped_while_starting)
+
 import argparse
 import dataclasses
 import difflib
 import gc
 import math
-import os
-import signal
 import sys
 import warnings
 from typing import Callable
@@ -389,9 +404,10 @@ def main(argv=None):
 def _command(argv):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     sys.stdout.outlives_reader = args.command == "train"
-    # SIGTERM, and SIGHUP (its terminal closed), stop a run as Ctrl-C does: training checkpoints
+    # Ctrl-C, SIGTERM, and SIGHUP (its terminal closed) stop a run alike: training checkpoints
     # where it stands.
-    previous = {signum: signal.signal(signum, _interrupt) for signum in STOPPING_SIGNALS}
+    previous = {signum: signal.signal(signum, _interrupt)
+                for signum in (signal.SIGINT, *STOPPING_SIGNALS)}
     hook, sys.unraisablehook = sys.unraisablehook, _swallowed
     try:
         with warnings.catch_warnings():

@@ -458,3 +458,18 @@ def test_a_signal_once_the_folder_is_named_says_it_is_removed(tmp_path, monkeypa
     assert said.err == f"run.py: Interrupted before the first checkpoint: {tmp_path / 'r'} is removed, " \
                        f"nothing was kept\n"
     assert os.listdir(tmp_path) == []
+
+
+def test_a_stop_as_a_new_file_is_made_leaves_no_file(tmp_path, monkeypatch):
+    """Probe 15's loop of the signal tests: SIGTERM as t-SNE ended left `.tsne.npz.3431a5fd`, made
+    but not yet named for its removal."""
+    chmod = os.fchmod
+
+    def stopped(fd, mode):  # the new file is made, and Ctrl-C comes
+        chmod(fd, mode)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "fchmod", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_files.write_text(str(tmp_path / "f.txt"), "text")
+    assert os.listdir(tmp_path) == []

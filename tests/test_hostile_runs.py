@@ -591,6 +591,25 @@ def test_a_signal_in_any_phase(tmp_path, trigger, signum, state, missing, next_c
     assert run_state(logs / "r")[0] == "finished"
 
 
+def _loads_numpy(process):
+    """A trigger for `signalled`: the process is loading its modules (numpy's is mapped)."""
+    try:
+        with open(f"/proc/{process.pid}/maps") as maps:
+            return "_multiarray_umath" in maps.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_modules_load_says_nothing_was_done(tmp_path, signum):
+    """Probe 15: Ctrl-C was a traceback of the import it cut, and SIGTERM ended it with no word."""
+    logs = tmp_path / "logs"
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r"], _loads_numpy, signum)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr == "run.py: interrupted as it started; nothing was done\n"
+    assert not logs.exists()
+
+
 @pytest.mark.parametrize("gap", [0.05, 0.3])
 def test_a_second_signal_while_the_first_saves_keeps_the_training(tmp_path, gap):
     logs = tmp_path / "logs"
