@@ -16,16 +16,17 @@ HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
 def declared(f):
     """(shape, dtype, bytes of data) the .npy at `f`'s position declares, leaving `f` just after
     its header; a ValueError if it is no .npy of a version np.save writes for numbers."""
-    version = np.lib.format.read_magic(f)
+    try:
+        version = np.lib.format.read_magic(f)
+    except ValueError:
+        raise ValueError("it does not start as a .npy file does") from None
     if version not in HEADER_READERS:
         raise ValueError(f"a .npy of version {version[0]}.{version[1]}, which np.save writes for "
                          f"no array of numbers")
     try:
         shape, _, dtype = HEADER_READERS[version](f)
-    except (ValueError, EOFError):
-        raise
-    except Exception as error:  # numpy parses the header as Python: damage raises any error
-        raise ValueError(f"its header is not one numpy reads ({type(error).__name__})") from None
+    except Exception:  # numpy parses the header as Python: damage raises any error, in its words
+        raise ValueError("its header is not one np.save writes") from None
     return shape, dtype, math.prod(shape) * dtype.itemsize
 
 

@@ -486,12 +486,20 @@ def _npy(shape, data_bytes, descr="<f4"):
     (lambda path: path.write_bytes(_npy((300, 64), 300 * 64, descr="|O")),
      "vectors.npy: damaged (holds (300, 64) object, not a matrix of vectors)"),
     (lambda path: np.savez(open(path, "wb"), vectors=np.ones((300, 64))),
-     "vectors.npy: damaged (the magic string is not correct"),
+     "vectors.npy: damaged (it does not start as a .npy file does)"),
     (lambda path: path.mkdir(), "vectors.npy: unreadable (not a regular file)"),
     (lambda path: path.write_bytes(_npy((300, 64), 300 * 64 * 4).replace(b"'<f4'", b"[('a'")),
-     "vectors.npy: damaged (its header is not one numpy reads (TokenError))"),
+     "vectors.npy: damaged (its header is not one np.save writes)"),
+    # Probe 15: numpy's own three lines, advising allow_pickle=True; and a memory address.
+    (lambda path: path.write_bytes(_npy((300, 64), 300 * 64 * 4).replace(b"'<f4'", b"'<f4'" + b" " * 10_000)),
+     "vectors.npy: damaged (its header is not one np.save writes)"),
+    (lambda path: path.write_bytes(_npy((300, 64), 300 * 64 * 4).replace(b"(300, 64)", b"(300, 64) + (1,)*0")),
+     "vectors.npy: damaged (its header is not one np.save writes)"),
+    (lambda path: path.write_bytes(_npy((300, 64), 0)[:20]), "vectors.npy: damaged (its header is not one np.save"),
+    (lambda path: path.write_bytes(_npy((300, 64), 0)[:4]), "vectors.npy: damaged (it does not start as a .npy"),
 ], ids=["a terabyte declared", "other rows declared", "bytes past the data", "objects", "an npz", "a folder",
-        "a header numpy cannot parse"])
+        "a header numpy cannot parse", "a header past numpy's bound", "a header of an expression", "cut in its header",
+        "cut in its first bytes"])
 def test_a_vectors_npy_is_checked_by_its_header_before_it_is_read(saved, plant, reason):
     """A 77 KB file declaring (300, 10**9) was a raw MemoryError (numpy asked for 1.1 TiB); now its header
     is checked against the artists and the file's size first. What cannot be opened is unreadable, not
