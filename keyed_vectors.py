@@ -157,8 +157,9 @@ class KeyedVectorsQueries:
                              "give smaller weights")
         # Cancelled where what is left is a rounding error's size next to what was added.
         if not np.abs(target).max() > 1e-6 * scale:
-            raise QueryError("the question cancels out to the zero vector, "
-                             "which has no nearest artists")
+            zero = ("cancels out to the zero vector" if scale else
+                    "is the zero vector (what it names is all zeros)")
+            raise QueryError(f"the question {zero}, which has no nearest artists")
         return rows, unit(target)  # its direction, whatever the weights' scale
 
     def checked_vector(self, vector, method):
