@@ -468,11 +468,12 @@ def _matrix(vectors, rows, finite=True, members=1):
 
 
 def _cluster_ids(clusters, rows):
-    """The k-means clusters as whole numbers, one for each of `rows` artists; else a QueryError."""
+    """The k-means clusters as whole numbers from 0, one for each of `rows` artists; else a
+    QueryError."""
     array = _whole_numbers(clusters)
-    if array is None or len(array) != rows:
-        raise QueryError(f"kmeans_clusters must be a whole number for each of the {rows:,} "
-                         f"artists, not {shown(clusters)}")
+    if array is None or len(array) != rows or array.size and array.min() < 0:
+        raise QueryError(f"kmeans_clusters must be a whole number from 0 for each of the "
+                         f"{rows:,} artists, not {shown(clusters)}")
     return array
 
 

@@ -46,7 +46,12 @@ def read_artists(folder):
         facts = {}
         for kind in CONTEXTS.values():
             facts.update(kind.from_metadata(columns))
-        kmeans_clusters = metadata_numbers(columns, "cluster", whole=True)
+        # From 0 to one fewer than the artists, or -1 for all where a folder has none (save()).
+        kmeans_clusters = metadata_numbers(columns, "cluster", whole=True,
+                                           within=(-1, len(columns["artist"]) - 1))
+        if (kmeans_clusters < 0).any() and not (kmeans_clusters < 0).all():
+            raise ValueError(f"line {(kmeans_clusters < 0).argmax() + 2}: cluster is -1, where "
+                             f"other artists have one")
     except KeyError as error:
         raise RunError(f"{path}: malformed metadata (no column {error})") from None
     except ValueError as error:

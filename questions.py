@@ -58,7 +58,7 @@ def questions_command(args):
                             "results": _tied_rows(run.vectors, rows)})
             continue
         if len(questions) > 1:
-            print(f"{'' if number == 0 else chr(10)}Nearest to {question}:")
+            print(f"{'' if number == 0 else chr(10)}Nearest to {one_line(question)}:")
         for line in _tie_lines(run.vectors, args.command, question, results):
             print(line)
         for (name, similarity), sure in zip(results, certainty):

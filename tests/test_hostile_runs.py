@@ -209,6 +209,14 @@ def test_an_unknown_artist_among_questions(demo_run):
     assert all(len(answer_lines(block)) == 2 for block in blocks)
 
 
+def test_a_question_with_a_line_break_is_headed_on_one_line(demo_run):
+    """Probe 15: its header was two lines, the second a line of its own that read as an answer's."""
+    logs = os.path.dirname(demo_run)
+    result = run_cli("query", "-k", "2", "--logdir", logs, "lune, marée\n+ !?!", "!?!")
+    assert_promise(result, logs, 0)
+    assert result.stdout.splitlines()[0] == "Nearest to lune, marée\\u000a+ !?!:"
+
+
 @pytest.mark.parametrize("args, message", [
     (["query", "!?! - !?!"], "the question cancels out to the zero vector"),
     (["similar", "lune, marée", "-k", "0"], "-k must be at least 1"),

@@ -382,9 +382,15 @@ WRONG = {
     "members the columns do not split into": (lambda v: ArtistVectors(v.vectors, v.artists, members=3),
                                               QueryError, "the vectors' 64 columns do not split into 3"),
     "clusters of two artists": (lambda v: ArtistVectors(v.vectors, v.artists, kmeans_clusters=[1, 2]),
-                                QueryError, "kmeans_clusters must be a whole number for each of the 300"),
+                                QueryError, "kmeans_clusters must be a whole number from 0 for each of the 300"),
     "clusters as text": (lambda v: ArtistVectors(v.vectors, v.artists, kmeans_clusters=["a"] * 300),
-                         QueryError, "kmeans_clusters must be a whole number for each of the 300"),
+                         QueryError, "kmeans_clusters must be a whole number from 0 for each of the 300"),
+    # Probe 15: save() wrote the largest uint64 as -1 (no clusters).
+    "clusters below 0": (lambda v: ArtistVectors(v.vectors, v.artists, kmeans_clusters=[-5] * 300),
+                         QueryError, "kmeans_clusters must be a whole number from 0 for each of the 300"),
+    "clusters past int64": (lambda v: ArtistVectors(v.vectors, v.artists,
+                                                    kmeans_clusters=np.full(300, 2 ** 64 - 1, np.uint64)),
+                            QueryError, "kmeans_clusters must be a whole number from 0"),
     # Probe 14's smaller fault: text and dates were read as numbers.
     "vectors as text": (lambda v: ArtistVectors(v.vectors.astype(str), v.artists), QueryError,
                         "expected a matrix of vectors, one a row for the 300 artists, not array([['"),

@@ -596,6 +596,10 @@ def _without(column):
     (_cell("mean_score", "1.7e308"), "line 3: mean_score is '1.7e308', outside 0 to 10"),
     (_cell("mean_score", "-0.5"), "line 3: mean_score is '-0.5', outside 0 to 10"),
     (_cell("year", "-1e308", row=5), "line 6: year is '-1e308', outside 1000 to 3000"),
+    # Probe 15: evaluate listed clusters -5 and -1 among the others.
+    (_cell("cluster", "-5"), "line 3: cluster is '-5', outside -1 to 299"),
+    (_cell("cluster", "300"), "line 3: cluster is '300', outside -1 to 299"),
+    (_cell("cluster", "-1", row=4), "line 5: cluster is -1, where other artists have one"),
     (_without("cluster"), "no column 'cluster'"),
     (_without("mean_score"), "no column 'mean_score'"),
     (lambda rows: rows[1].pop(), "expected a header and a row per artist"),
@@ -605,7 +609,8 @@ def _without(column):
     (_cell("labels", "x" * 70_000), "a row longer than 65,536 characters, where a run writes a few hundred)"),
     (lambda rows: rows.append(rows[1]), "more rows than the 300 artists run.json counts)"),
 ], ids=["bucket too big", "reviews too small", "cluster 2.5", "score text", "score NaN", "score blank", "year inf",
-        "score 1.7e308", "score below 0", "year -1e308", "no cluster column", "no mean_score column", "a short row", "two artists", "a row short", "empty", "a row of 70 KB",
+        "score 1.7e308", "score below 0", "year -1e308", "cluster -5", "cluster 300", "one cluster -1",
+        "no cluster column", "no mean_score column", "a short row", "two artists", "a row short", "empty", "a row of 70 KB",
         "a row past the count"])
 def test_metadata_read_back_is_checked(demo_copy, edit, reason):
     _edit_metadata(demo_copy, edit)
