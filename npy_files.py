@@ -27,6 +27,8 @@ def declared(f):
         shape, _, dtype = HEADER_READERS[version](f)
     except Exception:  # numpy parses the header as Python: damage raises any error, in its words
         raise ValueError("its header is not one np.save writes") from None
+    if any(length >= 2**63 for length in shape):  # no array's; said in full, a message's too long
+        raise ValueError("its header declares a length past any array's")
     return shape, dtype, math.prod(shape) * dtype.itemsize
 
 

@@ -13,7 +13,7 @@ import run_folder
 import run_record
 from atomic_files import atomic_write, open_regular, replaceable, write_text
 from contexts import DEFAULT_CONTEXTS, trained_kinds
-from errors import Bands2VecError, RunError
+from errors import Bands2VecError, RunError, shown
 from metadata import METADATA_FILE
 
 VECTORS_FILE = "vectors.npy"
@@ -160,7 +160,8 @@ def _check_form(shape, dtype, rows, source):
     """A RunError naming `source` unless `shape` and `dtype` are those of `rows` vectors of real
     numbers."""
     if len(shape) != 2 or not shape[1] or not np.issubdtype(dtype, np.floating):
-        raise RunError(f"{source}: damaged (holds {shape} {dtype}, not a matrix of vectors)")
+        raise RunError(f"{source}: damaged (holds {shown(shape)} {dtype}, not a matrix of "
+                       f"vectors)")
     if shape[0] != rows:
         raise RunError(f"{source}: {shape[0]:,} vectors, not one for each of the {rows:,} "
                        f"artists in {METADATA_FILE}")

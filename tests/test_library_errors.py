@@ -498,9 +498,14 @@ def _npy(shape, data_bytes, descr="<f4"):
      "vectors.npy: damaged (its header is not one np.save writes)"),
     (lambda path: path.write_bytes(_npy((300, 64), 0)[:20]), "vectors.npy: damaged (its header is not one np.save"),
     (lambda path: path.write_bytes(_npy((300, 64), 0)[:4]), "vectors.npy: damaged (it does not start as a .npy"),
+    # Probe 15: a header's shape was quoted whole, in a message of 5 KB.
+    (lambda path: path.write_bytes(_npy((300, 10 ** 3000), 0)),
+     "vectors.npy: damaged (its header declares a length past any array's)"),
+    (lambda path: path.write_bytes(_npy((1,) * 2000, 4)),
+     "vectors.npy: damaged (holds (1, 1, 1, 1, 1, 1, ...) float32, not a matrix of vectors)"),
 ], ids=["a terabyte declared", "other rows declared", "bytes past the data", "objects", "an npz", "a folder",
         "a header numpy cannot parse", "a header past numpy's bound", "a header of an expression", "cut in its header",
-        "cut in its first bytes"])
+        "cut in its first bytes", "a length of 3,001 digits", "2,000 dimensions"])
 def test_a_vectors_npy_is_checked_by_its_header_before_it_is_read(saved, plant, reason):
     """A 77 KB file declaring (300, 10**9) was a raw MemoryError (numpy asked for 1.1 TiB); now its header
     is checked against the artists and the file's size first. What cannot be opened is unreadable, not
