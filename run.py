@@ -188,14 +188,16 @@ def _say_summary(run, logs):
     stats, report, phases = record.stats, record.quality, record.phases
     print()
     print(f"Artists:     {record.artists:,}")
-    print(f"Pairs seen:  {stats.pairs:,} in {stats.steps:,} steps "
-          f"({stats.pairs / max(stats.seconds, 1e-9):,.0f} pairs/s of training)")
+    # A run whose record lost its seconds (its checkpoint was ahead of run.json) has no rate.
+    rate = f" ({stats.pairs / stats.seconds:,.0f} pairs/s of training)" if stats.seconds else ""
+    print(f"Pairs seen:  {stats.pairs:,} in {stats.steps:,} steps{rate}")
     if 0 < stats.part_from < stats.steps:  # a resumed run: the part this process trained
         part = stats.steps - stats.part_from
         pairs = part * record.options.batch_size * record.options.ensemble
         print(f"             of which {pairs:,} in the {part:,} steps "
               f"from step {stats.part_from:,} just trained, in {stats.part_seconds:.1f}s")
-    print(f"Final loss:  {stats.loss:.3f}")
+    print(f"Final loss:  {stats.loss:.3f}" if math.isfinite(stats.loss) else
+          "Final loss:  not recorded")
     print(f"Quality:     10 nearest neighbours share a genre {_share(report['genre'], 'vectors ')}"
           f", the same rounded mean score {_share(report['score'])}")
     if report["member_agreement"]["trained"] is not None:

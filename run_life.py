@@ -189,8 +189,11 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
                                 catalog.facts, members=options.ensemble)
         phases = {"load": load_seconds + time.perf_counter() - mark}  # the catalog and its facts
         mark = time.perf_counter()
+        checkpoint = None if new or not to_train else _checkpoint_to_resume(folder, record, say)
+        to_train = record.stats.steps < options.steps  # the checkpoint may be ahead of run.json
         if to_train:
-            vectors, record.stats = _train(catalog, record, folder, artists, say, task, new)
+            vectors, record.stats = _train(catalog, record, folder, artists, say, task, new,
+                                           checkpoint)
         else:
             say(f"{folder} has trained all its {options.steps:,} steps: writing the files it lacks")
             record.stats = dataclasses.replace(record.stats, part_from=record.stats.steps,
@@ -237,7 +240,10 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
         raise
     phases["train"] = time.perf_counter() - mark
     if to_train:  # trained, nothing written yet: what kill -9 leaves from here, --resume completes
-        _save(folder, record, "incomplete", missing=list(OUTPUTS))
+        # On a full disk the writes below fail too, and say what is left: --resume finds the
+        # checkpoint's step where run.json could not say it.
+        with contextlib.suppress(OSError):
+            _save(folder, record, "incomplete", missing=list(OUTPUTS))
     seconds = _write(catalog, artists.with_vectors(vectors), record, folder,
                      OUTPUTS if plots else OUTPUTS[:-1], say, side)
     phases.update(write=sum(seconds.values()) - seconds.get("plots", 0.0),
@@ -263,9 +269,11 @@ def _after_failure(folder, record, new, before, to_train, error):
         shutil.rmtree(folder, ignore_errors=True)  # nothing worth keeping: leave nothing
         return False
     if to_train and record.stats.steps != before:
-        _save(folder, record, "interrupted",
-              error=None if isinstance(error, KeyboardInterrupt) else
-              str(error).splitlines()[0] if str(error) else type(error).__name__)
+        # The disk that failed the run may fail this too: --resume finds the checkpoint's step.
+        with contextlib.suppress(OSError):
+            _save(folder, record, "interrupted",
+                  error=None if isinstance(error, KeyboardInterrupt) else
+                  str(error).splitlines()[0] if str(error) else type(error).__name__)
     return True
 
 
@@ -280,14 +288,13 @@ def _interrupted_message(folder, record, new, kept, trained):
     return f"Interrupted before training went on: {folder} is as it was"
 
 
-def _train(catalog, record, folder, artists, say, task, new):
-    """Train from the run's last checkpoint (or the start), saving run.json as `training` at the
-    start of a new run and at each checkpoint (a resumed one keeps its state until its first);
-    returns (vectors, Stats). On a cluster this is the chief."""
+def _train(catalog, record, folder, artists, say, task, new, checkpoint):
+    """Train from `checkpoint` (or the start), saving run.json as `training` at the start of a
+    new run and at each checkpoint (a resumed one keeps its state until its first); returns
+    (vectors, Stats). On a cluster this is the chief."""
     from training import Interrupted, train_vectors
 
     options = record.options
-    checkpoint = None if new else _checkpoint_to_resume(folder, record, say)
     say(f"Training {options.steps:,} steps of {options.batch_size:,} pairs "
         f"({format_contexts(options.contexts)}), learning rate {options.learning_rate:g}"
         + (f", {options.concurrent_steps} concurrent steps" if options.concurrent_steps > 1 else "")
@@ -321,7 +328,7 @@ def _train(catalog, record, folder, artists, say, task, new):
 def _checkpoint_to_resume(folder, record, say):
     """The checkpoint a resumed run goes on from; None, said, where it stopped before its first.
     One that run.json counts steps of but that cannot be found is an UnreadableCheckpoint: never
-    a silent start from step 0."""
+    a silent start from step 0. One ahead of run.json's count (saved as the run stopped) sets it."""
     from checkpoint_files import UnreadableCheckpoint, checkpoint_step, latest_checkpoint
 
     checkpoint = latest_checkpoint(folder)
@@ -337,6 +344,12 @@ def _checkpoint_to_resume(folder, record, say):
                                    f"says the run was checkpointed at step "
                                    f"{record.stats.steps:,}; put back the later one, or train "
                                    f"the run anew with --overwrite")
+    elif step > record.stats.steps:  # saved as the run stopped, before run.json could say so
+        say(f"{folder}: its checkpoint is of step {step:,}, though run.json counted "
+            f"{record.stats.steps:,}: going on from step {step:,}")
+        options = record.options
+        record.stats = dataclasses.replace(
+            record.stats, steps=step, pairs=step * options.batch_size * options.ensemble)
     return checkpoint
 
 

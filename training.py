@@ -353,8 +353,10 @@ def save_checkpoint(session, model, writer, folder, step):
     try:
         os.makedirs(checkpoint_dir(folder), exist_ok=True)
         pin(checkpoint_dir(folder))
+        # No .meta: the graph is built anew from the code, and a .meta that failed to write (a
+        # full disk) would fail the save after the checkpoint state already named its step.
         model.saver.save(session, through_pin(os.path.join(checkpoint_dir(folder), "model.ckpt")),
-                         global_step=step)
+                         global_step=step, write_meta_graph=False)
         writer.flush()
     except (tf.errors.OpError, ValueError, OSError) as error:
         reason = tf_reason(error)

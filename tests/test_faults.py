@@ -90,6 +90,32 @@ def test_a_full_disk_that_stops_run_json_too_still_says_how_to_complete_the_run(
 
 
 @pytest.mark.slow  # trains in-process, a few seconds
+def test_a_checkpoint_run_json_cannot_count_is_found_by_resume(tmp_path, monkeypatch):
+    """Probe 15, a disk full as the last checkpoint was saved: run.json still said step 0, the run
+    said it kept its checkpoint at step 0, and --resume trained nothing and reported 0.0 s."""
+    save = run_record.write
+
+    def full_once_trained(folder, record):
+        if record.state == "training":
+            return save(folder, record)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(folder, run_record.RUN_FILE))
+
+    monkeypatch.setattr(run_record, "write", full_once_trained)
+    monkeypatch.setattr(vector_files, "write_vectors", _full_disk(tmp_path / "r" / vector_files.VECTORS_FILE))
+    error = _failed_demo_run(tmp_path)
+    assert error.filename.endswith(vector_files.VECTORS_FILE)  # not run.json's: the run goes on to say
+    assert error.__notes__ == [f"{tmp_path / 'r'} is trained, without its vectors, metadata, exports, projector, "
+                               f"quality, plots: complete it with: {run_state(tmp_path / 'r')[2]}"]
+    assert run_state(tmp_path / "r")[0] == "training" and run_record.read(str(tmp_path / "r")).stats.steps == 0
+    monkeypatch.undo()
+    said = []
+    run = bands2vec.resume(str(tmp_path), "r", plots=False, say=said.append)
+    assert f"{tmp_path / 'r'}: its checkpoint is of step 100, though run.json counted 0: going on from step 100" in said
+    assert f"{tmp_path / 'r'} has trained all its 100 steps: writing the files it lacks" in said
+    assert run.record.state == "finished" and run.record.stats.steps == 100 and run.record.stats.pairs > 0
+
+
+@pytest.mark.slow  # trains in-process, a few seconds
 def test_a_new_run_whose_first_checkpoint_fails_says_it_is_removed(tmp_path, monkeypatch):
     import training
 
