@@ -267,16 +267,18 @@ def evaluate_command(args):
     rows += [("mean absolute score difference to neighbours", "score_difference", "{:.3f}", ""),
              ("mean release-year gap to neighbours", "year_gap", "{:.2f}",
               "the data has no years table"),
-             ("NMI of k-means clusters with primary genre", "cluster_genre_nmi", "{:.3f}", "")]
+             ("NMI of k-means clusters with primary genre", "cluster_genre_nmi", "{:.3f}",
+              "its metadata.tsv holds no k-means clusters")]
     for label, key, form, missing in rows:
-        trained, random = report[key]["trained"], report[key]["random"]
+        trained, random = report.get(key, {}).get("trained"), report.get(key, {}).get("random")
         if trained is None:
             print(f"  {label:<46} {'-':>8}   ({missing})")
         else:
             print(f"  {label:<46} {form.format(trained):>8}   random {form.format(random)}")
     print(f"  ({report['k']} nearest neighbours by cosine similarity)")
     _say_stability(report, run.options.ensemble)
-    print("Clusters (size, top primary genres, mean score, most-reviewed artists):")
+    print("Clusters (size, top primary genres, mean score, most-reviewed artists):"
+          if evaluation.clusters else "Clusters: none (its metadata.tsv holds no k-means clusters)")
     for cluster in evaluation.clusters:
         top = ", ".join(f"{genre} {count}" for genre, count in cluster.genres.items())
         print(f"  {cluster.cluster:>2}: {cluster.size:>5}  {top:<40} {cluster.mean_score:4.2f}  "

@@ -8,6 +8,7 @@ trains with the same loop through cluster_training.py, which says how its sessio
 import contextlib
 import dataclasses
 import os
+import re
 import secrets
 import threading
 import time
@@ -359,9 +360,22 @@ def save_checkpoint(session, model, writer, folder, step):
                          global_step=step, write_meta_graph=False)
         writer.flush()
     except (tf.errors.OpError, ValueError, OSError) as error:
+        _remove_temporaries(checkpoint_dir(folder))
         reason = tf_reason(error)
         raise RunError(f"{checkpoint_dir(folder)}: cannot write the checkpoint ({reason})"
                        f"{os_advice(reason)}") from None
+
+
+# What TensorFlow writes the checkpoint state through, and leaves where that write failed.
+TF_TEMPORARY = re.compile(r".+\.tmp[0-9a-f]{32}")
+
+
+def _remove_temporaries(directory):
+    with contextlib.suppress(OSError):  # checkpoints/ never made, or gone
+        for name in os.listdir(through_pin(directory)):
+            if TF_TEMPORARY.fullmatch(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(through_pin(directory), name))
 
 
 # The lines of a TensorFlow error that say where, not what: its graph's traceback and its origin.

@@ -386,6 +386,12 @@ def test_evaluate_of_a_run_without_clusters_lists_none(capsys, demo_copy):
     assert evaluation.clusters == [] and "cluster_genre_nmi" not in evaluation.report
     status, out, err = _main(capsys, "evaluate", "--json", "--logdir", str(demo_copy))
     assert status == 0 and json.loads(out)["clusters"] == [] and err == ""
+    # Probe 15: in text, a KeyError traceback.
+    status, out, err = _main(capsys, "evaluate", "--logdir", str(demo_copy))
+    assert status == 0 and err == ""
+    assert "NMI of k-means clusters with primary genre            -   (its metadata.tsv holds no k-means " \
+           "clusters)" in out
+    assert out.endswith("Clusters: none (its metadata.tsv holds no k-means clusters)\n")
 
 
 @pytest.mark.slow  # t-SNE

@@ -460,6 +460,34 @@ def test_a_checkpoint_state_of_absolute_paths_as_runs_before_wrote_it_is_continu
     assert checkpoint_files.latest_checkpoint(str(folder)) == str(checkpoints / "model.ckpt-4")
 
 
+@pytest.mark.slow  # saves a checkpoint with TensorFlow
+def test_a_checkpoint_state_that_cannot_be_written_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """Probe 15, a full disk: TensorFlow writes `checkpoint` through `checkpoint.tmp<hex>`, and leaves
+    it where the write fails."""
+    import training
+    from bands2vec_graph import build_graph, tf, tf1
+    from tensorflow.python.checkpoint import checkpoint_management
+
+    def full(save_dir, **kwargs):
+        # As TensorFlow's atomic write: the temporary file, then the failure.
+        (tmp_path / "r" / run_folder.CHECKPOINT_DIR / f"checkpoint.tmp{'0' * 32}").write_text("half")
+        raise tf.errors.ResourceExhaustedError(None, None, "checkpoint.tmp: No space left on device")
+
+    monkeypatch.setattr(checkpoint_management, "update_checkpoint_state_internal", full)
+    folder = tmp_path / "r"
+    os.makedirs(folder)
+    model = build_graph(vocabulary_size=20, embedding_size=4, num_sampled=2, seed=3)
+    atomic_files.pin(str(folder))
+    try:
+        with tf1.Session(graph=model.graph) as session:
+            session.run(model.init)
+            with pytest.raises(RunError, match="cannot write the checkpoint .*No space left on device"):
+                training.save_checkpoint(session, model, tf1.summary.FileWriter(str(folder)), str(folder), 4)
+    finally:
+        atomic_files.unpin(str(folder))
+    assert not [name for name in os.listdir(folder / run_folder.CHECKPOINT_DIR) if ".tmp" in name]
+
+
 def test_a_checkpoint_file_swapped_for_a_fifo_after_its_check_is_not_waited_on(tmp_path):
     """TensorFlow opens a checkpoint's files by path, seconds after they were checked: the paths it
     is given lead to the files as they were checked, whatever is put in their place since."""
