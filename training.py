@@ -75,17 +75,21 @@ def train_vectors(catalog, options, folder, say=print, checkpoint=None, probe=No
     session = writer = None
     try:
         session = runtime.open_session(model, config, checkpoint)
-        # The graph goes into the events file, for TensorBoard's Graphs tab.
-        if runtime.writes:
-            check_own_folders(folder)
-        # Its file's name ends with a random suffix: TensorFlow opens it following a link, and
-        # the time and host in the name are there for anyone to plant a link at beforehand. It is
-        # opened through the pinned folder, as the checkpoints are: not in one put in its place.
-        writer = (tf1.summary.FileWriter(through_pin(folder), model.graph,
-                                         filename_suffix=f".{secrets.token_hex(4)}")
-                  if runtime.writes else None)
-        loop = runtime.loop(session, model, catalog, options, writer, folder, say, probe,
-                            on_checkpoint)
+        # Raised inside TensorFlow's Python, Ctrl-C could leave its graph's lock held, or its
+        # events' queue waiting for ever: it waits until the loop, which stops between steps.
+        with signals_held():
+            # The graph goes into the events file, for TensorBoard's Graphs tab.
+            if runtime.writes:
+                check_own_folders(folder)
+            # Its file's name ends with a random suffix: TensorFlow opens it following a link, and
+            # the time and host in the name are there for anyone to plant a link at beforehand.
+            # It is opened through the pinned folder, as the checkpoints are: not in one put in
+            # its place.
+            writer = (tf1.summary.FileWriter(through_pin(folder), model.graph,
+                                             filename_suffix=f".{secrets.token_hex(4)}")
+                      if runtime.writes else None)
+            loop = runtime.loop(session, model, catalog, options, writer, folder, say, probe,
+                                on_checkpoint)
         try:
             loop.run()
         except KeyboardInterrupt:
@@ -156,6 +160,7 @@ class Loop:
         self.first = self.claimed = self.step = int(session.run(model.global_step))
         self.stats = Stats(steps=self.first, loss=float("nan"))
         self.lock, self.stopping, self.failure = threading.Lock(), threading.Event(), None
+        self.interrupted = threading.Event()  # by Ctrl-C or SIGTERM, while run() lasts
         self.losses, self.reported = [], self.first
         # One callable for the step: session.run would parse the same fetches and feeds every step.
         self.step_of_pairs = session.make_callable(self._fetches(),
@@ -171,18 +176,24 @@ class Loop:
         return [model.optimizer, model.loss] + ([model.summary] if self.writer else [])
 
     def run(self):
-        threads = [threading.Thread(target=self._guarded, args=(number,), daemon=True)
-                   for number in range(1, self.options.concurrent_steps)]
-        for thread in threads:
-            thread.start()
-        try:
-            self._steps(0)
-        finally:
-            self.stopping.set()
+        """The steps, on this thread and concurrent_steps - 1 others. Ctrl-C or SIGTERM stops them
+        between two steps, then raises KeyboardInterrupt: raised inside TensorFlow's Python (its
+        events' queue), it could leave the events' writer waiting for ever."""
+        with signals_as_a_flag() as self.interrupted:
+            threads = [threading.Thread(target=self._guarded, args=(number,), daemon=True)
+                       for number in range(1, self.options.concurrent_steps)]
             for thread in threads:
-                thread.join()
+                thread.start()
+            try:
+                self._steps(0)
+            finally:
+                self.stopping.set()
+                for thread in threads:
+                    thread.join()
         if self.failure:
             raise self.failure
+        if self.interrupted.is_set():
+            raise KeyboardInterrupt
 
     def _guarded(self, number):
         try:
@@ -228,7 +239,7 @@ class Loop:
     def _claim(self):
         """The next step's number, or None when none are left (or the run is stopping)."""
         with self.lock:
-            if self.stopping.is_set() or self._done():
+            if self.stopping.is_set() or self.interrupted.is_set() or self._done():
                 return None
             self.claimed += 1
             return self.claimed
