@@ -118,9 +118,34 @@ def make_run_folder(folder, overwrite=False):
                            f"--overwrite replaces only a run; choose another --run name, or move "
                            f"it away yourself")
         else:
-            shutil.rmtree(folder)
+            _check_removable(folder)
+            shutil.rmtree(folder, onerror=_named_in_full)
     os.makedirs(folder)
     atomic_files.pin(folder)  # this folder, from now on
+
+
+def _check_removable(folder):
+    """A RunError naming the first folder in the run whose files this user cannot remove (another
+    user's, in a run's folder others may write in): found before any is removed, not halfway."""
+    def refused(path):
+        raise RunError(f"{path}: --overwrite cannot remove what it holds (Permission denied; it "
+                       f"is uid {os.lstat(path).st_uid}'s), so the run is left as it was; ask its "
+                       f"owner to remove it")
+
+    me = os.geteuid()
+    for path, folders, files in os.walk(folder, onerror=lambda error: refused(error.filename)):
+        status = os.lstat(path)
+        # In a sticky folder of another user's, only one's own files can be removed (but by root).
+        sticky = me and status.st_mode & stat.S_ISVTX and status.st_uid != me and any(
+            os.lstat(os.path.join(path, name)).st_uid != me for name in folders + files)
+        if (folders or files) and not os.access(path, os.W_OK | os.X_OK) or sticky:
+            refused(path)
+
+
+def _named_in_full(function, path, error):
+    """shutil.rmtree's error, naming the file by its path (rmtree names it by its name only)."""
+    error = error[1]
+    raise OSError(error.errno, error.strerror, path) from None
 
 
 def _is_a_run(folder):

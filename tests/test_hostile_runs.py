@@ -336,6 +336,25 @@ def test_a_run_folder_this_user_cannot_open_is_named_so(demo_copy):
                            f"uid {os.geteuid()}'s), so no run.json can be read there; ask its owner")
 
 
+def test_overwrite_of_a_run_holding_another_users_folder_leaves_the_run_whole(demo_copy):
+    """Probe 16: in a run others could write in, another user's folder made --overwrite remove half the run
+    (its events, tsne.npz), then fail naming `f`."""
+    prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []
+    if prefix and not shutil.which("setpriv"):
+        pytest.skip("root removes any file, and setpriv, to remove as another user would, is not here")
+    theirs = demo_copy / "junk"
+    theirs.mkdir()
+    (theirs / "f").write_text("x")
+    os.chown(theirs / "f", 65534, 65534)
+    os.chown(theirs, 65534, 65534)
+    before = sorted(os.listdir(demo_copy))
+    result = run_cli("--data", "demo", "--logdir", str(demo_copy.parent), "--run", "r", "--overwrite",
+                     "--steps", "30", "--no-plots", prefix=prefix)
+    assert_refused(result, f"run.py: error: {theirs}: --overwrite cannot remove what it holds (Permission "
+                           f"denied; it is uid 65534's), so the run is left as it was; ask its owner to remove it")
+    assert sorted(os.listdir(demo_copy)) == before
+
+
 def test_a_folder_at_vectors_npy_is_answered_with_advice_that_works_when_followed(demo_copy):
     """The note said `export` writes vectors.npy, but export refuses to replace a folder."""
     path = demo_copy / vector_files.VECTORS_FILE

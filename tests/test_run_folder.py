@@ -701,3 +701,23 @@ def test_a_damaged_newest_run_does_not_block_the_questions_of_a_log_folder(demo_
     (demo_copy / run_record.RUN_FILE).write_text("[]")
     with pytest.raises(RunError, match=f"^{logs / 'newest'}: unreadable run.json"):  # none can: the newest's
         run_folder.find_run(str(logs), usable=True)
+
+
+def test_a_file_overwrite_cannot_remove_is_named_by_its_path(tmp_path, monkeypatch):
+    """One put there after the check (the check is test_overwrite_of_a_run_holding_another_users_folder...):
+    shutil.rmtree names it `f`, by its name only."""
+    folder = tmp_path / "r"
+    (folder / "junk").mkdir(parents=True)
+    (folder / "junk" / "f").write_text("x")
+    unlink = os.unlink
+
+    def refused(name, *args, **kwargs):
+        if name == "f":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+        return unlink(name, *args, **kwargs)
+
+    monkeypatch.setattr(run_folder, "_is_a_run", lambda folder: True)
+    monkeypatch.setattr(os, "unlink", refused)
+    with pytest.raises(PermissionError) as raised:
+        run_folder.make_run_folder(str(folder), overwrite=True)
+    assert raised.value.filename == str(folder / "junk" / "f")
