@@ -148,9 +148,19 @@ def _serve(task, say):
     return _imported("cluster_training").serve(task, say)
 
 
+# The address space TensorFlow's libraries and threads take to train on 2 cores (measured: 2.4 GiB
+# aborted in its C++, creating a thread, with no word Python could catch; 2.6 GiB trained).
+MIN_ADDRESS_SPACE = 5 * 2**29
+
+
 def _imported(module):
     """`module`, which loads TensorFlow: where TensorFlow cannot load (its libraries do not fit
     a memory limit, `ulimit -v`, say), a Bands2VecError in one line, not the import's traceback."""
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit != resource.RLIM_INFINITY and limit < MIN_ADDRESS_SPACE:
+        raise Bands2VecError(f"the memory limit (`ulimit -v`) is {limit // 2**20:,} MB, and "
+                             f"training with TensorFlow takes about {MIN_ADDRESS_SPACE / 2**30:g} "
+                             f"GB of address space: raise it")
     try:
         return importlib.import_module(module)
     except (ImportError, MemoryError) as error:
@@ -229,7 +239,7 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
         # These say what to try themselves: resuming from the checkpoint as it is would not help.
         if kept and isinstance(error, Exception) and \
                 not isinstance(error, (Diverged, UnreadableCheckpoint)):
-            go_on = run_record.next_command(folder)
+            go_on = _go_on(folder, options)
             if not run_folder.has_checkpoint(folder):  # a resumption of a run cut short early
                 restart = "restart the ps tasks, then " if isinstance(error, ClusterLost) else ""
                 error.add_note(f"{folder} has no checkpoint yet: {restart}continue with: {go_on}, "
@@ -255,6 +265,16 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
                              + side.peak_memory_mb())
     _save(folder, record, "finished")
     return folder
+
+
+def _go_on(folder, options):
+    """The command that goes on with the run as asked: run.json's, with the --steps asked where
+    run.json, left as it was by a resumption that got nowhere, counts others."""
+    command = run_record.next_command(folder)
+    with contextlib.suppress(RunError):
+        if run_record.read(folder).options.steps != options.steps:
+            command += f" --steps {options.steps}"
+    return command
 
 
 def _after_failure(folder, record, new, before, to_train, error):

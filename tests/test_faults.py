@@ -179,6 +179,8 @@ def test_a_resumption_that_fails_leaves_run_json_as_it_was(tmp_path, monkeypatch
         bands2vec.resume(str(tmp_path), "r", steps=200, say=quiet)
     assert open(os.path.join(run.folder, run_record.RUN_FILE)).read() == before
     assert "keeps its checkpoint at step 100: continue with: python run.py --resume" in raised.value.__notes__[0]
+    # Probe 16: it dropped the --steps asked for, and pasted, was refused: all 100 steps trained.
+    assert raised.value.__notes__[0].endswith(" --run r --steps 200")
 
 
 def test_a_failed_start_leaves_no_run_folder(tmp_path, monkeypatch, demo_catalog):

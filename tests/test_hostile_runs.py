@@ -428,13 +428,16 @@ def test_a_fifo_or_a_device_in_the_checkpoints_is_refused_not_waited_on(demo_cop
     assert runs["r"].state == "finished" and runs["r"].stats.steps == 300  # as it was
 
 
-def test_a_memory_limit_tensorflow_does_not_fit_in_is_one_line(tmp_path):
+@pytest.mark.parametrize("megabytes", [1200, 2000, 2500])
+def test_a_memory_limit_tensorflow_does_not_fit_in_is_one_line(tmp_path, megabytes):
     """`ulimit -v 1200000`: TensorFlow's libraries cannot be mapped, and its ImportError was a
-    43-line traceback."""
+    43-line traceback. Probe 16: at 2 GB and 2.5 GB TensorFlow's C++ aborted, creating a thread (exit
+    134 or 127), and left run.json saying `training`."""
     logs = tmp_path / "logs"
     result = run_cli("--data", "demo", "--steps", "50", "--logdir", str(logs), "--run", "r",
-                     memory_limit=1200 * 1024 ** 2)
-    assert_promise(result, logs, 2, "run.py: error: TensorFlow cannot be loaded (", "`ulimit -v`",
+                     memory_limit=megabytes * 1024 ** 2)
+    assert_promise(result, logs, 2, f"run.py: error: the memory limit (`ulimit -v`) is {megabytes:,} MB, and "
+                                    f"training with TensorFlow takes about 2.5 GB of address space: raise it",
                    lines=1)
     assert not (logs / "r").exists()
 
