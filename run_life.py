@@ -208,7 +208,7 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
             say(f"{folder} has trained all its {options.steps:,} steps: writing the files it lacks")
             record.stats = dataclasses.replace(record.stats, part_from=record.stats.steps,
                                                part_seconds=0.0)  # this part trains nothing
-            vectors = _saved_vectors(folder, len(catalog))
+            vectors = _saved_vectors(folder, options, len(catalog), ahead=checkpoint is not None)
     except Interrupted as stop:
         record.stats = stop.stats
         with signals_as_a_flag():  # a second Ctrl-C does not stop run.json from saying where
@@ -373,13 +373,22 @@ def _checkpoint_to_resume(folder, record, say):
     return checkpoint
 
 
-def _saved_vectors(folder, rows):
+def _saved_vectors(folder, options, rows, ahead=False):
+    """The vectors of a run whose steps are all trained: vectors.npy's, or its checkpoint's where
+    that cannot be read or the checkpoint is `ahead` of run.json (vectors.npy is then older),
+    checked against the run's artists and options: a checkpoint put there may be another run's."""
     import vector_files
 
-    try:
-        return vector_files.read_vectors(folder, rows)
-    except RunError:
-        return vector_files.checkpoint_vectors(folder)
+    if not ahead:
+        with contextlib.suppress(RunError):
+            return vector_files.read_vectors(folder, rows)
+    source = run_folder.checkpoint_dir(folder)
+    vectors = vector_files.checked_vectors(vector_files.checkpoint_vectors(folder), rows, source)
+    if vectors.shape[1] != options.embedding_size * options.ensemble:
+        raise RunError(f"{source}: vectors of {vectors.shape[1]:,} numbers, where the run's "
+                       f"options give {options.embedding_size * options.ensemble:,}: not this "
+                       f"run's")
+    return vectors
 
 
 def _write(catalog, artist_vectors, record, folder, outputs, say, side):

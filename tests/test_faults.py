@@ -501,3 +501,35 @@ def test_a_stop_as_a_new_file_is_made_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         atomic_files.write_text(str(tmp_path / "f.txt"), "text")
     assert os.listdir(tmp_path) == []
+
+
+def _counting(folder, steps):
+    """run.json of the run at `folder` made to count `steps`, as if its last checkpoint came after."""
+    record = run_record.read(str(folder))
+    record.stats = dataclasses.replace(record.stats, steps=steps)
+    run_record.write(str(folder), record)
+
+
+@pytest.mark.slow  # resumes in-process, reading the checkpoint with TensorFlow
+def test_a_checkpoint_ahead_of_run_json_gives_the_vectors(demo_copy):
+    """vectors.npy is then older than the checkpoint: the run's vectors are the checkpoint's."""
+    trained = np.load(demo_copy / vector_files.VECTORS_FILE)
+    np.save(demo_copy / vector_files.VECTORS_FILE, trained[::-1])  # older vectors, say
+    _counting(demo_copy, 200)
+    said = []
+    run = bands2vec.resume(str(demo_copy.parent), "r", plots=False, say=said.append)
+    assert f"{demo_copy}: its checkpoint is of step 300, though run.json counted 200: going on from step 300" in said
+    assert run.record.state == "finished" and run.record.stats.steps == 300
+    assert np.array_equal(np.load(demo_copy / vector_files.VECTORS_FILE), trained)
+
+
+@pytest.mark.slow  # resumes in-process, reading the checkpoint with TensorFlow
+def test_another_runs_checkpoint_ahead_of_run_json_is_refused(demo_copy, demo_ensemble):
+    """Probe 16: taken without a check, it made run.json say `finished` at its step, beside older vectors."""
+    shutil.rmtree(demo_copy / "checkpoints")
+    shutil.copytree(os.path.join(demo_ensemble, "checkpoints"), demo_copy / "checkpoints")
+    _counting(demo_copy, 200)
+    with pytest.raises(errors.RunError) as refused:
+        bands2vec.resume(str(demo_copy.parent), "r", plots=False, say=quiet)
+    assert str(refused.value) == (f"{demo_copy / 'checkpoints'}: vectors of 192 numbers, where the run's options "
+                                  f"give 64: not this run's")
