@@ -360,7 +360,11 @@ def find_run(logs, name=None, usable=False, option="--run"):
                                f"uid {os.stat(path).st_uid}'s), so no run.json can be read there; "
                                f"ask its owner")
             train = ("a link, where no run is trained" if os.path.islink(path) else
-                     f"train it with `{run_record.train_command(logs, name)}`")
+                     f"train it with `{run_record.train_command(logs, name)}`"
+                     if not os.path.lexists(path) else
+                     f"train it with `{run_record.train_command(logs, name)} --overwrite`"
+                     if os.path.isdir(path) and not os.listdir(path) else
+                     "what is there is no run's: train one under another --run name")
             raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); {train}")
         return _ready_run(path, ready(path), usable)
     if os.path.lexists(os.path.join(logs, run_record.RUN_FILE)):  # a run's own folder

@@ -146,6 +146,23 @@ def test_a_named_run_that_is_a_link_to_no_run_is_told_no_command(tmp_path):
         run_folder.find_run(str(tmp_path), "o", usable=True)
 
 
+@pytest.mark.parametrize("plant, advice", [
+    (lambda path: path.mkdir(), "train it with `python run.py --logdir {logs} --run o --overwrite`"),
+    (lambda path: (path.mkdir(), (path / "notes.txt").write_text("x")),
+     "what is there is no run's: train one under another --run name"),
+    (lambda path: path.write_text("x"), "what is there is no run's: train one under another --run name"),
+], ids=["an empty folder", "a folder of notes", "a file"])
+def test_a_named_run_where_something_else_is_gets_advice_that_works(tmp_path, plant, advice):
+    """Probe 16: the advice, `python run.py --logdir L --run o`, was then refused: `L/o already exists`."""
+    plant(tmp_path / "o")
+    with pytest.raises(RunError) as refused:
+        run_folder.find_run(str(tmp_path), "o", usable=True)
+    assert str(refused.value) == (f"{tmp_path / 'o'}: no trained run there (no run.json); "
+                                  + advice.format(logs=tmp_path))
+    if "--overwrite" in advice:  # which, pasted, trains there
+        run_folder.make_run_folder(str(tmp_path / "o"), overwrite=True)
+
+
 def test_a_run_without_vectors_opened_by_its_folder_says_how_it_goes_on(demo_copy):
     """Its advice was `no trained run found; train one with python run.py --logdir logs/r/`: a new
     run inside the run's folder."""
