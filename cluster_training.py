@@ -11,6 +11,7 @@ import json
 import socket
 import time
 
+import run_record
 from bands2vec_graph import tf, tf1
 from checkpoint_files import UnreadableCheckpoint, checkpoint_step, latest_checkpoint
 from errors import ClusterError, ClusterLost, RunError, RunInterrupted
@@ -133,8 +134,7 @@ class Trainer:
         if isinstance(error, LOST):
             # Closing it would hang: the process ends without closing it.
             _ABANDONED.append(self.session)
-            step = _checkpoint_step(folder) if self.writes else None
-            return lost(self.task, error, step)
+            return lost(self.task, error, folder if self.writes else None)
         reason = tf_reason(error)
         # A trainer that reached itself at a ps task's address: one listener under two names.
         mixed = ("; does TF_CONFIG give two tasks one address under two names (0.0.0.0, a host "
@@ -164,11 +164,13 @@ def _checkpoint_step(folder):
     return checkpoint_step(checkpoint) if checkpoint else None
 
 
-def lost(task, error, checkpoint_step=None):
-    """ClusterLost for a TensorFlow error that says a task has gone."""
-    keeps = (f"; the run keeps its checkpoint at step {checkpoint_step:,}: "
-             f"restart the ps tasks, then `python run.py --resume` on the chief"
-             if checkpoint_step is not None else "")
+def lost(task, error, folder=None):
+    """ClusterLost for a TensorFlow error that says a task has gone; the chief's says what its run
+    at `folder` keeps."""
+    step = None if folder is None else _checkpoint_step(folder)
+    keeps = (f"; the run keeps its checkpoint at step {step:,}: restart the ps tasks, then "
+             f"`{run_record.next_command(folder)}` on the chief, with the same TF_CONFIG"
+             if step is not None else "")
     return ClusterLost(f"{task}: lost the parameter servers ({tf_reason(error)}){keeps}")
 
 
@@ -263,8 +265,7 @@ def serve(task, say=print):
                     deadline = time.monotonic() + WORKERS_GRACE_SECONDS
     if stopping.is_set():
         raise RunInterrupted(f"{task}: interrupted; the trainers lose the variables it served: "
-                             f"start it again, then do as the chief's last line says (`python "
-                             f"run.py --resume` where it kept a checkpoint)", None)
+                             f"start it again, then do as the chief's last line says", None)
     say(f"{task}: the run is done"
         + (f" ({len(waiting)} worker{'s' * (len(waiting) != 1)} did not say they had stopped)"
            if waiting else ""))

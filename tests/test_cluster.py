@@ -271,3 +271,15 @@ def test_steps_too_big_for_split_tables_are_refused(tmp_path, full_catalog):
     assert "split across 2 ps tasks" in result.stderr and "at most that" in result.stderr
     assert bands2vec.TrainOptions().resolved(full_catalog, 2, 1).batch_size == 2048
     assert bands2vec.TrainOptions().resolved(full_catalog, 2, 2).batch_size == options.SPLIT_TABLES_MAX_BATCH
+
+
+@pytest.mark.slow  # reads the checkpoint with TensorFlow
+def test_a_chief_that_lost_its_ps_says_the_command_that_goes_on(demo_copy):
+    """Probe 16: it said `python run.py --resume` on the chief, which, pasted, resumed the runs of `logs`."""
+    import cluster_training
+
+    error = cluster_training.lost("chief 0", OSError("UNAVAILABLE"), str(demo_copy))
+    assert str(error) == (f"chief 0: lost the parameter servers (UNAVAILABLE); the run keeps its checkpoint at "
+                          f"step 300: restart the ps tasks, then `{run_record.next_command(str(demo_copy))}` on "
+                          f"the chief, with the same TF_CONFIG")
+    assert f"--logdir {demo_copy.parent} --run r" in str(error)
