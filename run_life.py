@@ -233,9 +233,11 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
                                  folder if kept else None) from None
         # Where its message names the folder (a full disk there, say), or a cluster lost the
         # training, it says the folder is gone.
-        if not kept and not os.path.lexists(folder) and (
+        if kept is False and not os.path.lexists(folder) and (
                 folder in str(error) or isinstance(error, ClusterLost)):
             error.add_note(f"{folder} is removed: it had no checkpoint, so nothing was kept")
+        if kept is None:
+            error.add_note(_changed_under(folder))
         # These say what to try themselves: resuming from the checkpoint as it is would not help.
         if kept and isinstance(error, Exception) and \
                 not isinstance(error, (Diverged, UnreadableCheckpoint)):
@@ -280,12 +282,13 @@ def _go_on(folder, options):
 def _after_failure(folder, record, new, before, to_train, error):
     """What a run keeps when training or loading its vectors failed: a new run without a
     checkpoint is removed; a resumed one that got nowhere has had nothing written; one that
-    trained on is saved as interrupted. Returns whether the folder is kept."""
+    trained on is saved as interrupted. Returns whether the folder is kept: None where it is no
+    longer the run's own, and left as it is."""
     if new and not run_folder.has_checkpoint(folder):
         try:
             run_folder.check_own_folders(folder)
         except RunError:
-            return False  # not this run's folder any more: nothing of the run's to remove
+            return None  # not this run's folder any more (moved, a link put in it): left as it is
         shutil.rmtree(folder, ignore_errors=True)  # nothing worth keeping: leave nothing
         return False
     if to_train and record.stats.steps != before:
@@ -297,9 +300,17 @@ def _after_failure(folder, record, new, before, to_train, error):
     return True
 
 
+def _changed_under(folder):
+    return (f"{folder} changed as the run trained (moved, or a link put in it), so the run wrote "
+            f"no more there and kept nothing; what is there is left as it is (its run.json may "
+            f"say `training`): remove it")
+
+
 def _interrupted_message(folder, record, new, kept, trained):
     """What Ctrl-C or SIGTERM outside the training loop (building the graph, opening the
     session, reading the vectors) leaves, where this process `trained` some steps or none."""
+    if kept is None:
+        return f"Interrupted before the first checkpoint: {_changed_under(folder)}"
     if not kept:
         return f"Interrupted before the first checkpoint: {folder} is removed, nothing was kept"
     if new or trained:  # run.json says how to go on: its `next`

@@ -371,6 +371,10 @@ def test_a_run_folder_swapped_while_it_is_written_is_not_written_in(tmp_path, mo
     target = elsewhere if swap == "a link" else logs / "r"
     assert os.listdir(target) == ["notes.txt"]
     assert (target / "notes.txt").read_text() == "the user's notes\n"
+    if moment == "Training ":  # Probe 16: nothing said what was left, and the moved run.json says `training`
+        assert refused.value.__notes__ == [
+            f"{logs / 'r'} changed as the run trained (moved, or a link put in it), so the run wrote no more "
+            f"there and kept nothing; what is there is left as it is (its run.json may say `training`): remove it"]
 
 
 def test_a_write_lands_in_the_folder_it_began_in_whatever_its_path_names_meanwhile(tmp_path):
