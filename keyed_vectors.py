@@ -185,6 +185,8 @@ class KeyedVectorsQueries:
         """The vectors in word2vec's format at `fname` (its folder made if need be): text, or
         binary with `binary`; the keys are export_keys (`wolf_parade`), as in vectors.txt."""
         path = checked_path(fname, "save_word2vec_format")
+        if path.endswith(os.sep) or os.path.isdir(path):
+            raise RunError(f"{path}: a folder, where save_word2vec_format writes a file: name it")
         binary, write_header = checked_flag(binary, "binary"), checked_flag(write_header,
                                                                             "write_header")
         try:

@@ -349,6 +349,9 @@ WRONG = {
                                   "must be a path without NUL characters"),
     "save to a name not UTF-8": (lambda v: v.save("/tmp/b2v-\udcff"), RunError,
                                  "ArtistVectors.save '/tmp/b2v-\\udcff' is not UTF-8 text"),
+    # Probe 16: it named a hidden temporary file.
+    "export to a folder's path": (lambda v: v.save_word2vec_format("/tmp/"), RunError,
+                                  "/tmp/: a folder, where save_word2vec_format writes a file: name it"),
     "binary as text": (lambda v: v.save_word2vec_format("x.bin", binary="yes"), QueryError,
                        "binary must be True or False"),
     "a 3 x 3 matrix": (lambda v: v.with_vectors(np.ones((3, 3))), QueryError,
