@@ -59,6 +59,9 @@ def questions_command(args):
             continue
         if len(questions) > 1:
             print(f"{'' if number == 0 else chr(10)}Nearest to {one_line(question)}:")
+        if not results:  # it asks about every artist
+            print(f"run.py: note: {one_line(question)}: no artist is left to answer, as it names "
+                  f"every one", file=sys.stderr)
         for line in _tie_lines(run.vectors, args.command, question, results):
             print(line)
         for (name, similarity), sure in zip(results, certainty):

@@ -255,6 +255,16 @@ def test_a_damaged_newest_run_is_skipped_by_questions_naming_it(demo_copy):
     assert f"; answering from {demo_copy}, the newest run that can answer\n" in result.stderr
 
 
+def test_a_query_of_every_artist_says_none_is_left(demo_run, demo_catalog):
+    """Probe 16: in text it printed nothing at all, with exit status 0."""
+    logs = os.path.dirname(demo_run)
+    everyone = " + ".join("'" + name.replace("'", "''") + "'" for name in demo_catalog.names)
+    result = run_cli("query", everyone, "--logdir", logs)
+    assert_promise(result, logs, 0)
+    assert result.stdout == "" and result.stderr.endswith(": no artist is left to answer, as it names every one\n")
+    assert json.loads(run_cli("query", everyone, "--json", "--logdir", logs).stdout)[0]["results"] == []
+
+
 def test_k_of_a_billion(demo_run, demo_catalog):
     logs = os.path.dirname(demo_run)
     result = run_cli("similar", "!?!", "-k", "1000000000", "--logdir", logs)
