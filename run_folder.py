@@ -391,6 +391,9 @@ def _ready_run(path, ready, usable):
         _refuse_planted_metadata(path)
     if not ready:
         record, writer = run_record.read(path), writer_of(path)
+        if record.state == "finished" and not writer:  # its vectors' labels are gone
+            raise RunError(f"{path}: a finished run without its {metadata.METADATA_FILE}, which "
+                           f"labels its vectors and only its training writes: put it back")
         go_on = (f"it is being written by {writer}: ask once it is done" if writer else
                  record.next_step(path))
         raise RunError(f"{path}: no vectors to ask yet (its state: {record.state}); {go_on}")

@@ -742,3 +742,12 @@ def test_a_file_overwrite_cannot_remove_is_named_by_its_path(tmp_path, monkeypat
     with pytest.raises(PermissionError) as raised:
         run_folder.make_run_folder(str(folder), overwrite=True)
     assert raised.value.filename == str(folder / "junk" / "f")
+
+
+def test_a_finished_run_without_its_metadata_says_so(demo_copy):
+    """Probe 16: `no vectors to ask yet (its state: finished); tensorboard --logdir ...`, which restores nothing."""
+    (demo_copy / metadata.METADATA_FILE).unlink()
+    with pytest.raises(RunError) as refused:
+        run_folder.find_run(str(demo_copy.parent), "r", usable=True)
+    assert str(refused.value) == (f"{demo_copy}: a finished run without its metadata.tsv, which labels its "
+                                  f"vectors and only its training writes: put it back")
