@@ -128,9 +128,11 @@ def _check_removable(folder):
     """A RunError naming the first folder in the run whose files this user cannot remove (another
     user's, in a run's folder others may write in): found before any is removed, not halfway."""
     def refused(path):
+        owner = os.lstat(path).st_uid
+        fix = ("give yourself leave to write in it (chmod u+rwx)" if owner == os.geteuid() else
+               "ask its owner to remove it")
         raise RunError(f"{path}: --overwrite cannot remove what it holds (Permission denied; it "
-                       f"is uid {os.lstat(path).st_uid}'s), so the run is left as it was; ask its "
-                       f"owner to remove it")
+                       f"is uid {owner}'s), so the run is left as it was; {fix}")
 
     me = os.geteuid()
     for path, folders, files in os.walk(folder, onerror=lambda error: refused(error.filename)):

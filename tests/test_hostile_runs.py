@@ -365,6 +365,26 @@ def test_overwrite_of_a_run_holding_another_users_folder_leaves_the_run_whole(de
     assert sorted(os.listdir(demo_copy)) == before
 
 
+def test_overwrite_of_a_run_with_a_folder_it_cannot_write_leaves_the_run_whole(demo_copy):
+    """Probe 16: with its checkpoints/ made read-only, --overwrite removed run.json and metadata.tsv, then
+    failed; every advice after failed in a loop."""
+    prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []
+    if prefix and not shutil.which("setpriv"):
+        pytest.skip("root removes any file, and setpriv, to remove as another user would, is not here")
+    checkpoints = demo_copy / "checkpoints"
+    before = sorted(os.listdir(demo_copy))
+    checkpoints.chmod(0o555)
+    try:
+        result = run_cli("--data", "demo", "--logdir", str(demo_copy.parent), "--run", "r", "--overwrite",
+                         "--steps", "30", "--no-plots", prefix=prefix)
+    finally:
+        checkpoints.chmod(0o755)
+    assert_refused(result, f"run.py: error: {checkpoints}: --overwrite cannot remove what it holds (Permission "
+                           f"denied; it is uid {os.geteuid()}'s), so the run is left as it was; give yourself "
+                           f"leave to write in it (chmod u+rwx)")
+    assert sorted(os.listdir(demo_copy)) == before
+
+
 def test_a_folder_at_vectors_npy_is_answered_with_advice_that_works_when_followed(demo_copy):
     """The note said `export` writes vectors.npy, but export refuses to replace a folder."""
     path = demo_copy / vector_files.VECTORS_FILE
