@@ -55,21 +55,13 @@ def signals_held():
 
 @contextlib.contextmanager
 def signals_deferred():
-    """Ctrl-C and the STOPPING_SIGNALS held while it lasts, then given, at its end, to the handlers
-    before it: for a few lines that must not be parted (a file made, and its name kept to remove
-    it), wherever they run (in a signals_as_a_flag, the stop sets its flag)."""
-    heard, previous = [], {}
-
-    def held(signum, frame):
-        heard.append(signum)
-
+    """Ctrl-C and the STOPPING_SIGNALS held while it lasts, then given at its end, as Ctrl-C, to
+    the handlers before it: for a few lines that must not be parted (a file made, and its name
+    kept to remove it), wherever they run (in a signals_as_a_flag, the stop sets its flag)."""
+    stopping = None
     try:
-        with contextlib.suppress(ValueError):  # not the main thread: no signal comes
-            for signum in (signal.SIGINT, *STOPPING_SIGNALS):
-                previous[signum] = signal.signal(signum, held)
-        yield
+        with signals_as_a_flag() as stopping:
+            yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in heard:
-            signal.raise_signal(signum)
+        if stopping is not None and stopping.is_set():
+            signal.raise_signal(signal.SIGINT)
