@@ -17,6 +17,7 @@ import resource
 import shutil
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -99,9 +100,19 @@ def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
                                       concurrent_steps=concurrent_steps,
                                       steps=record.options.steps if steps is None else steps)
         options = _resolved(options, catalog, task)
+        if record.tf_cluster and not task and record.state in ("training", "interrupted"):
+            warnings.warn(_alone(folder), stacklevel=2)
         _imported("training")
         return _guarded(catalog, record, options, folder, plots, new=False, say=say, task=task,
                         load_seconds=load_seconds, side=side)
+
+
+def _alone(folder):
+    """The note for a cluster's run resumed as one process: its other tasks would wait for a chief
+    that never comes (a ps task for ever)."""
+    return (f"{folder} was trained on a TensorFlow cluster and goes on here as one process (no "
+            f"TF_CONFIG): stop the cluster's ps and worker tasks (its run.json's `tf_cluster`), "
+            f"which would wait for it")
 
 
 def _check_steps(folder, record, steps):

@@ -144,6 +144,7 @@ def test_a_local_cluster_trains_one_run(cluster, tmp_path):
     result = run_cli("--resume", "--logdir", str(logs), "--run", "c", "--steps", str(record.stats.steps + 100),
                      "--no-plots", timeout=BOUND)
     assert result.returncode == 0, result.stderr  # a cluster's run resumes in one process
+    assert "TensorFlow cluster" not in result.stderr  # its tasks were told it was done
     assert run.vectors.most_similar("!?!", topn=3)
 
 
@@ -271,6 +272,21 @@ def test_steps_too_big_for_split_tables_are_refused(tmp_path, full_catalog):
     assert "split across 2 ps tasks" in result.stderr and "at most that" in result.stderr
     assert bands2vec.TrainOptions().resolved(full_catalog, 2, 1).batch_size == 2048
     assert bands2vec.TrainOptions().resolved(full_catalog, 2, 2).batch_size == options.SPLIT_TABLES_MAX_BATCH
+
+
+@pytest.mark.slow  # training again
+def test_a_cluster_run_stopped_midway_and_resumed_as_one_process_says_to_stop_its_tasks(demo_copy):
+    """Probe 16: its ps task, never told the run was done, served for ever, and nothing said so."""
+    record = json.loads((demo_copy / "run.json").read_text())
+    spec = {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"], "ps": ["127.0.0.1:3"]}
+    (demo_copy / "run.json").write_text(json.dumps(dict(record, tf_cluster=spec, state="interrupted")))
+    steps = record["stats"]["steps"] + 10
+    with pytest.warns(UserWarning) as notes:
+        run = bands2vec.resume(str(demo_copy.parent), "r", steps=steps, plots=False, say=quiet)
+    assert [str(note.message) for note in notes] == [
+        f"{demo_copy} was trained on a TensorFlow cluster and goes on here as one process (no TF_CONFIG): "
+        f"stop the cluster's ps and worker tasks (its run.json's `tf_cluster`), which would wait for it"]
+    assert run.record.state == "finished" and run.record.stats.steps == steps
 
 
 @pytest.mark.slow  # reads the checkpoint with TensorFlow
