@@ -52,7 +52,7 @@ class KeyedVectorsQueries:
 
     def similarity(self, w1, w2):
         """The cosine similarity of two keys' vectors (rounding can take float32's past 1)."""
-        cosine = self.unit_vectors[self.index(w1)] @ self.unit_vectors[self.index(w2)]
+        cosine = self._direction(w1, "similarity") @ self._direction(w2, "similarity")
         return float(np.clip(cosine, -1, 1))
 
     def distance(self, w1, w2):
@@ -66,37 +66,51 @@ class KeyedVectorsQueries:
             rows = self._rows(keys, what)
             if not rows:
                 raise QueryError(f"n_similarity: {what} names no artist; give at least one")
-            means.append(unit(self.vectors[rows].mean(axis=0, dtype=np.float64)))
+            mean = self.vectors[rows].mean(axis=0, dtype=np.float64)
+            if not mean.any():
+                raise QueryError(f"n_similarity: the mean of {what} is the zero vector, which has "
+                                 f"no direction to compare")
+            means.append(unit(mean))
         return float(np.clip(means[0] @ means[1], -1, 1))
 
     def distances(self, word_or_vector, other_words=()):
         """Cosine distances from a key or a vector to the keys `other_words`, or to every artist
         (itself included) where there are none: an array."""
         if is_key(word_or_vector):
-            vector = self.vectors[self.index(word_or_vector)]
+            direction = self._direction(word_or_vector, "distances")
         else:
             vector = self.checked_vector(word_or_vector, "distances")
+            if not vector.any():
+                raise QueryError("distances: the zero vector has no direction to compare")
+            direction = unit(vector).astype(np.float32)
         rows = self._rows(other_words, "other_words")
         others = self.unit_vectors[rows] if rows else self.unit_vectors
-        return 1 - others @ unit(vector).astype(np.float32)
+        return 1 - others @ direction
 
     def closer_than(self, key1, key2):
         """The artists closer (cosine) to `key1` than `key2` is, in row order, `key1` left out."""
-        distances = self.distances(key1)
-        first, second = self.index(key1), self.index(key2)
-        return [self.names[row] for row in np.flatnonzero(distances < distances[second])
-                if row != first]
+        return self._closer(key1, key2, "closer_than")
 
     def rank(self, key1, key2):
         """Where `key2` comes among the artists nearest `key1`: 1 for the nearest."""
-        return len(self.closer_than(key1, key2)) + 1
+        return len(self._closer(key1, key2, "rank")) + 1
+
+    def _closer(self, key1, key2, method):
+        # An artist whose vector is all zeros has no place among another's nearest, nor they
+        # among its.
+        direction = self._direction(key1, method)
+        distances = 1 - self.unit_vectors @ direction
+        first, second = self.index(key1), self.index(key2)
+        self._direction(key2, method)
+        return [self.names[row] for row in np.flatnonzero(distances < distances[second])
+                if row != first]
 
     def doesnt_match(self, words):
         """The artist of `words` farthest from their mean (of unit vectors), as gensim picks it."""
         rows = self._rows(words, "words")
         if not rows:
             raise QueryError("doesnt_match: no artists given; give at least one")
-        units = self.unit_vectors[rows]
+        units = np.array([self._direction(row, "doesnt_match") for row in rows])
         centrality = units @ unit(units.mean(axis=0))
         # gensim sorts (similarity, key) pairs and takes the last: the least similar, then the
         # smallest key.
@@ -114,6 +128,10 @@ class KeyedVectorsQueries:
         if not positive:
             raise QueryError("most_similar_cosmul: no positive artist given; give at least one")
         asked = [self.index(term) for term in positive + negative if is_key(term)]
+        if all(map(is_key, positive + negative)) and (
+                sorted(map(self.index, positive)) == sorted(map(self.index, negative))):
+            raise QueryError("most_similar_cosmul: the question cancels out (the same artists "
+                             "positive and negative), so every artist would score the same")
 
         def shifted(terms):
             return [(1 + self.unit_vectors @ self._cosmul_term(term)) / 2 for term in terms]
@@ -128,11 +146,20 @@ class KeyedVectorsQueries:
 
     def _cosmul_term(self, term):
         if is_key(term):
-            return self.unit_vectors[self.index(term)]
+            return self._direction(term, "most_similar_cosmul")
         vector = self.checked_vector(term, "most_similar_cosmul")
         if not vector.any():  # every artist's score would be the same
             raise QueryError("most_similar_cosmul: the zero vector has no nearest artists")
         return vector  # in float64: a product of big shifted cosines would pass float32's range
+
+    def _direction(self, key, method):
+        """The unit vector of `key`; a QueryError where its vector is all zeros, to which every
+        artist would be as near (as most_similar refuses it)."""
+        row = self.index(key)
+        if not self.vectors[row].any():
+            raise QueryError(f"{method}: the vector of {shown(self.names[row])} is all zeros, which "
+                             f"has no direction to compare")
+        return self.unit_vectors[row]
 
     def weighted_target(self, positive, negative):
         """The rows of the keys asked about and the unit vector most_similar looks near: as

@@ -408,7 +408,29 @@ WRONG = {
     "certainty of nothing": (lambda v: v.certainty([], [], [A], 3), QueryError, "nothing to look for"),
     "certainty of what cancels out": (lambda v: v.certainty([A], [A], [B], 3), QueryError,
                                       "the question cancels out to the zero vector"),
+    # Probe 16's smaller faults: a vector of zeros was similar as 0, first in doesnt_match, nearest
+    # itself in rank, and an arbitrary order in cosmul, as was a question that cancels out.
+    "similarity to zeros": (lambda v: _zeroed(v, A).similarity(B, A), QueryError,
+                            f"similarity: the vector of {A!r} is all zeros, which has no direction"),
+    "n_similarity of zeros": (lambda v: _zeroed(v, A).n_similarity([B], [A]), QueryError,
+                              "n_similarity: the mean of ws2 is the zero vector"),
+    "doesnt_match of zeros": (lambda v: _zeroed(v, A).doesnt_match([A, B, C]), QueryError,
+                              f"doesnt_match: the vector of {A!r} is all zeros"),
+    "rank of zeros": (lambda v: _zeroed(v, A).rank(B, A), QueryError, f"rank: the vector of {A!r} is all"),
+    "rank among zeros": (lambda v: _zeroed(v, A).rank(A, B), QueryError, f"rank: the vector of {A!r} is all"),
+    "distances from zeros": (lambda v: v.distances(np.zeros(64)), QueryError,
+                             "distances: the zero vector has no direction to compare"),
+    "cosmul of zeros": (lambda v: _zeroed(v, A).most_similar_cosmul([A]), QueryError,
+                        f"most_similar_cosmul: the vector of {A!r} is all zeros"),
+    "cosmul that cancels out": (lambda v: v.most_similar_cosmul([A, B], [B, A]), QueryError,
+                                "most_similar_cosmul: the question cancels out (the same artists"),
 }
+
+
+def _zeroed(vectors, name):
+    zeroed = vectors.vectors.copy()
+    zeroed[vectors.index(name)] = 0
+    return vectors.with_vectors(zeroed)
 
 
 def test_the_vectors_of_an_array_of_row_numbers_are_its_rows(ours):
