@@ -12,6 +12,7 @@ import copy
 import difflib
 import functools
 import os
+import unicodedata
 
 import numpy as np
 
@@ -421,7 +422,9 @@ class ArtistVectors(KeyedVectorsQueries, EnsembleQueries):
 def spelling_key(name):
     """A name as the data spells it, to find what a listener types: without the letters outside
     ASCII, which the Pitchfork data lost (`björk` is `bjrk`, `sigur rós` `sigur rs`), casefolded.
-    A name of such letters alone keeps them."""
+    A name of such letters alone keeps them. Composed first: typed as `o` and a combining mark, `ö`
+    is one letter outside ASCII, as the data lost it."""
+    name = unicodedata.normalize("NFC", name)
     kept = name.encode("ascii", "ignore").decode("ascii")
     return (kept if kept.strip() else name).casefold()
 

@@ -3,6 +3,7 @@ text and in --json, and names found as a listener types them."""
 import dataclasses
 import json
 import os
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -112,7 +113,10 @@ def test_the_json_answer_has_the_twins(demo_trained, capsys):
 def test_names_as_a_listener_types_them(full_catalog):
     vectors = _vectors(full_catalog)
     for typed, spelled in (("björk", "bjrk"), ("Beyoncé", "beyonc"), ("sigur rós", "sigur rs"),
-                           ("SIGUR RÓS", "sigur rs"), ("Radiohead", "radiohead")):
+                           ("SIGUR RÓS", "sigur rs"), ("Radiohead", "radiohead"),
+                           # Probe 16: decomposed, as some keyboards and file names give it, `ö` is
+                           # `o` and a mark, and `bjork` was not found.
+                           (unicodedata.normalize("NFD", "björk"), "bjrk")):
         assert vectors.names[vectors.index(typed)] == spelled
         assert typed in vectors
     # Suggestions go by the same rule: a typo in the typed spelling still finds the artist.
