@@ -26,6 +26,8 @@ ERA_YEARS = 5  # release years are grouped in eras of this many years (2000-2004
 # run's metadata.tsv are damage (1e308 would overflow every mean and gap taken of them).
 SCORES = (0.0, 10.0)
 YEARS = (1000, 3000)
+# An artist's reviews: at least the one that made it an artist, and far fewer than a billion.
+REVIEWS = (1, 10**9)
 GENRE_SEPARATOR = ", "
 LABEL_SEPARATOR = "; "  # label names have commas ("guided by voices, inc.")
 ESCAPE = "\\"  # before a separator (or itself) inside a value in metadata.tsv
@@ -310,8 +312,8 @@ CONTEXTS = {kind.name: kind for kind in (
             "reviews": facts.review_counts[rows]},
         from_metadata=lambda columns: {
             "mean_scores": metadata_numbers(columns, "mean_score", within=SCORES),
-            "score_buckets": metadata_numbers(columns, "score_bucket", whole=True),
-            "review_counts": metadata_numbers(columns, "reviews", whole=True)},
+            "score_buckets": metadata_numbers(columns, "score_bucket", whole=True, within=SCORES),
+            "review_counts": metadata_numbers(columns, "reviews", whole=True, within=REVIEWS)},
         common=lambda facts: facts.score_buckets, many=False, shared_as="score_bucket",
         shown="score {}", answer_rank=3, quality_tag="quality/score_at_10",
         agreement="neighbours with the same rounded mean score"),

@@ -562,11 +562,14 @@ def _nan_vectors_alone(run_dir):
     shutil.rmtree(run_dir / run_folder.CHECKPOINT_DIR)
 
 
-def _big_bucket(run_dir):
-    path = run_dir / metadata.METADATA_FILE
-    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
-    rows[2][METADATA_HEADER.index("score_bucket")] = "9" * 20
-    path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+def _metadata_value(column, value):
+    """A damage: line 3 of metadata.tsv given `value` in `column`."""
+    def damage(run_dir):
+        path = run_dir / metadata.METADATA_FILE
+        rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+        rows[2][METADATA_HEADER.index(column)] = value
+        path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+    return damage
 
 
 def _fifo_metadata(run_dir):
@@ -584,8 +587,13 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
      "unreadable run.json (no 'stats')"),
     (lambda run_dir: _edit_json(run_dir, lambda fields: fields.update(version=3)), ["export"],
      "unreadable run.json (version 3, from a newer Bands2Vec than this one"),
-    (_big_bucket, ["similar", "!?!"], "metadata.tsv: malformed metadata (line 3: score_bucket is "
-                                      "'99999999999999999999', too big)"),
+    (_metadata_value("score_bucket", "9" * 20), ["similar", "!?!"],
+     "metadata.tsv: malformed metadata (line 3: score_bucket is '99999999999999999999', too big)"),
+    # Probe 16's smaller faults: they were read as they were.
+    (_metadata_value("score_bucket", "11"), ["similar", "!?!"],
+     "metadata.tsv: malformed metadata (line 3: score_bucket is '11', outside 0 to 10)"),
+    (_metadata_value("reviews", "-3"), ["evaluate"],
+     "metadata.tsv: malformed metadata (line 3: reviews is '-3', outside 1 to 1e+09)"),
     (_nan_vectors_alone, ["evaluate"], "vectors.npy: damaged (2 of its vectors with NaN or infinite values), "
                                        "and no checkpoint to read instead"),
     (lambda run_dir: _edit_json(run_dir, lambda fields: fields["options"].update(ensemble=4)),
@@ -598,7 +606,7 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
     (_fifo_metadata, ["evaluate", "--json"], "metadata.tsv: not a regular file (a FIFO, a device"),
 ], ids=["run.json with an unknown option", "run.json without stats", "run.json of a newer version",
         "run.json with another ensemble",
-        "score bucket too big", "NaN vectors without a checkpoint", "too many terms", "evaluate k 0",
+        "score bucket too big", "score bucket past 10", "reviews -3", "NaN vectors without a checkpoint", "too many terms", "evaluate k 0",
         "metadata.tsv a FIFO", "metadata.tsv a FIFO, no --run"])
 def test_what_the_library_refuses_is_one_line(demo_copy, damage, args, message):
     if damage:
