@@ -162,6 +162,24 @@ def atomic_write(path, write):
         os.close(folder_fd)
 
 
+# The names _new_file gives: a dot, the file's name, a dot and 8 hex digits.
+TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}")
+
+
+def remove_temporaries(folder):
+    """Remove the new files atomic_write left in `folder` (a pinned one, or a folder of it) where
+    its process was killed as it wrote them (kill -9): for the folder's next writer, which holds
+    the run's lock, so that no other write is under way."""
+    with contextlib.suppress(OSError):  # no such folder (yet)
+        fd = _opened_folder(os.path.abspath(folder))
+        try:
+            for name in filter(TEMPORARY.fullmatch, os.listdir(fd)):
+                with contextlib.suppress(OSError):  # a folder of that name is not ours to remove
+                    os.unlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
+
+
 def _new_file(folder_fd, name, path):
     """(its name, a descriptor) of a new hidden file beside `name`, readable as open() makes files
     (mkstemp's 0600 would hide it from another user's TensorBoard); else an OSError naming `path`,

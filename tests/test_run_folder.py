@@ -224,6 +224,23 @@ def test_links_planted_where_a_run_writes_are_replaced_not_followed(demo_copy, t
     assert bands2vec.open_run(str(demo_copy.parent), "r").vectors.most_similar("!?!", topn=1)
 
 
+def test_the_new_files_of_a_writer_killed_as_it_wrote_them_are_removed_by_the_next(demo_copy, tmp_path):
+    """Probe 16: a kill -9 as vectors.npy was written left its hidden new file in the run for ever."""
+    victim = _victim(tmp_path)
+    left = [demo_copy / ".vectors.npy.0123abcd", demo_copy / run_folder.PROJECTOR_SAMPLE_DIR / ".metadata.tsv.89abcdef"]
+    left[1].parent.mkdir()
+    for path in left:
+        path.write_bytes(b"half a file")
+    kept = [demo_copy / "notes.0123abcd", demo_copy / ".vectors.npy.0123abcde", demo_copy / ".run.json.fedcba98"]
+    kept[0].write_text("not ours")
+    kept[1].write_text("not ours")
+    kept[2].mkdir()  # nor a folder
+    os.symlink(victim, demo_copy / ".vectors.tsv.00000000")  # a link is removed, its target kept
+    bands2vec.open_run(str(demo_copy)).export()
+    assert not any(os.path.lexists(path) for path in left + [demo_copy / ".vectors.tsv.00000000"])
+    assert all(path.exists() for path in kept) and victim.read_text() == "the user's notes\n"
+
+
 def _files(folder):
     return sorted((path.relative_to(folder).as_posix(), path.stat().st_mtime_ns)
                   for path in folder.rglob("*") if path.is_file())
