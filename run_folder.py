@@ -6,6 +6,7 @@ What each file of a run holds is told by the module that writes it: run_record (
 import contextlib
 import datetime
 import fcntl
+import itertools
 import os
 import re
 import shlex
@@ -45,8 +46,8 @@ def run_path(logs, name=None):
             where = "a run's folder" if run == logs else f"a folder of the run {run}"
             raise RunError(f"{logs}: {where}, which --overwrite would remove with a new run in it; "
                            f"choose a --logdir of runs, such as {os.path.dirname(run) or '.'}")
-    name = check_run_name(datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S")
-                          if name is None else name)
+    if name is not None:
+        check_run_name(name)
     try:
         os.makedirs(logs, exist_ok=True)
         probe = tempfile.TemporaryFile(dir=logs)
@@ -56,8 +57,19 @@ def run_path(logs, name=None):
                    else "cannot be made" if not os.path.isdir(logs) else "is not writable")
         raise RunError(f"{logs}: log directory {problem} ({error.strerror or error}); "
                        f"choose another --logdir") from None
+    if name is None:
+        name = _unused_name(logs, datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S"))
     _check_name_length(logs, name)
     return os.path.join(logs, name)
+
+
+def _unused_name(logs, name):
+    """`name`, or `name-2`, `name-3`... the first no run in `logs` has or is taking: two runs
+    started in one second are two runs, not one refused."""
+    candidates = (name if n == 1 else f"{name}-{n}" for n in itertools.count(1))
+    return next(candidate for candidate in candidates
+                if not any(map(os.path.lexists, (os.path.join(logs, candidate),
+                                                 lock_path(os.path.join(logs, candidate))))))
 
 
 def _check_name_length(logs, name, option="--run"):

@@ -63,6 +63,8 @@ def new_run(data, options, logs, name, overwrite, kmeans_clusters, plots, includ
     with side_process.started() as side:  # its imports run beside TensorFlow's
         # TensorFlow takes seconds to load: load it before the folder, so Ctrl-C then leaves none.
         _imported("training")
+        if name is None:  # named by the time again: a run started meanwhile may have taken it
+            folder = run_folder.run_path(logs)
         with run_folder.writing(folder):
             run_folder.make_run_folder(folder, overwrite)
             data = (catalog.source if catalog.source == DEMO_SOURCE

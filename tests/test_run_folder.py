@@ -1,6 +1,7 @@
 """A run's folder in a log folder others may write in: the names a run may have, its lock, and links planted
 where a run writes, which must never lead it to write a file outside its folder. (The same cases as whole
 processes: test_hostile_runs.py.)"""
+import datetime
 import errno
 import fcntl
 import glob
@@ -50,6 +51,23 @@ def test_names_a_run_cannot_have(tmp_path, name, problem):
                                   "e\u0301", "\u3164x", "\ud55c"])
 def test_names_a_run_may_have(tmp_path, name):
     assert run_folder.run_path(str(tmp_path), name) == os.path.join(str(tmp_path), name)
+
+
+def test_runs_started_in_one_second_get_names_of_their_own(tmp_path, monkeypatch):
+    """Probe 16: the second of two runs started in one second was refused, its name being taken."""
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 12, 1, 0, 0, 0)
+
+    monkeypatch.setattr(run_folder.datetime, "datetime", Frozen)
+    first = run_folder.run_path(str(tmp_path))
+    os.mkdir(first)
+    second = run_folder.run_path(str(tmp_path))
+    pathlib.Path(run_folder.lock_path(second)).touch()  # being made: its lock is there first
+    third = run_folder.run_path(str(tmp_path))
+    assert [os.path.basename(path) for path in (first, second, third)] == [
+        "run-20261201-000000", "run-20261201-000000-2", "run-20261201-000000-3"]
 
 
 def test_no_run_name_is_a_lock(tmp_path):
