@@ -69,11 +69,8 @@ class EscapedStream:
             return act()
 
     def _to_nowhere(self):
-        """The stream's descriptor pointed at /dev/null, which takes what is left in its buffer,
-        said once on `notes`."""
-        nowhere = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(nowhere, self.stream.fileno())
-        os.close(nowhere)
+        """The stream pointed at /dev/null (to_nowhere), said once on `notes`."""
+        to_nowhere(self.stream)
         with contextlib.suppress(OSError):  # the notes may have gone with it (2>&1 | head)
             self.notes.write("run.py: note: the reader of the output has gone; the run goes on "
                              "without showing its lines\n")
@@ -110,6 +107,13 @@ def json_text(value, indent=None):
     else as \\u escapes (JSON is UTF-8: latin-1's byte for é would not be JSON)."""
     utf8 = codecs.lookup(getattr(sys.stdout, "encoding", None) or "ascii").name == "utf-8"
     return json.dumps(value, indent=indent, ensure_ascii=not utf8, allow_nan=False)
+
+
+def to_nowhere(stream):
+    """`stream`'s descriptor pointed at /dev/null, which takes what is left in its buffer."""
+    nowhere = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nowhere, stream.fileno())
+    os.close(nowhere)
 
 
 def output_error_line(error):

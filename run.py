@@ -46,7 +46,7 @@ from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts
 from errors import Bands2VecError, ClusterLost
 from interrupts import HELD_STOPS, STOPPING_SIGNALS, signals_as_a_flag
 from output_streams import (STANDARD_OUTPUT, EscapedStream, json_text, one_line,
-                            output_error_line)
+                            output_error_line, to_nowhere)
 from questions import question_arguments, questions_command
 from run_life import PHASES
 from run_record import RUN_FILE, path_argument, run_command, shell_command
@@ -58,10 +58,15 @@ TRAIN_OPTIONS = ("steps", "batch_size", "embedding_size", "num_sampled", "learni
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with a bad option reported in one line."""
+    """argparse, with a bad option reported in one line, and --help or --version that cannot be
+    written said to be (argparse drops the write's error, and exits 0)."""
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _print_message(self, message, file=None):
+        if message:
+            (file or sys.stderr).write(message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,13 +405,18 @@ def main(argv=None):
     sys.stdout = EscapedStream(sys.stdout, errors)
     sys.stderr = EscapedStream(errors, errors, lossy=True)
     try:
-        return _command(argv)
+        return _written(_command(argv))
     finally:
         sys.stdout, sys.stderr = streams
 
 
 def _command(argv):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as done:  # argparse's --help or --version printed, or its usage error said
+        return done.code
+    except OSError as error:  # its --help or --version could not be written
+        return _unwritten(error)
     sys.stdout.outlives_reader = args.command == "train"
     # Ctrl-C, SIGTERM, and SIGHUP (its terminal closed) stop a run alike: training checkpoints
     # where it stands.
@@ -450,6 +460,23 @@ def _command(argv):
             signal.signal(signum, signal.SIG_IGN if argv is None else handler)
         sys.unraisablehook = hook
         _PENDING.clear()
+
+
+def _written(status):
+    """`status` once what stdout holds is written out; else why it cannot be, status 2 (Python,
+    flushing it at exit, would print its own two lines and exit 120)."""
+    try:
+        sys.stdout.flush()
+    except OSError as error:
+        return _unwritten(error)
+    return status
+
+
+def _unwritten(error):
+    """The exit status for standard output's write `error`: 1 where its reader has gone, else 2,
+    said. What is left goes to /dev/null, as the exit's flush would fail again."""
+    to_nowhere(sys.stdout)
+    return 1 if isinstance(error, BrokenPipeError) else _refuse(error, output_error_line(error))
 
 
 def _refuse(error, line):

@@ -485,13 +485,17 @@ def test_a_stop_that_comes_as_a_run_ends_is_said_not_swallowed(capsys, demo_copy
 # As processes
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("how", [[], ["--json"]], ids=["text", "json"])
-def test_a_full_standard_output_is_named(demo_trained, how):
-    """It said `a file: No space left on device; ... or use another --logdir`."""
-    name = bands2vec.open_run(str(demo_trained)).vectors.names[0]
+@pytest.mark.parametrize("how", [["similar", "!?!"], ["similar", "!?!", "--json"], ["--version"], ["query", "--help"]],
+                         ids=["text", "json", "version", "help"])
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["unbuffered", "buffered"])
+def test_a_full_standard_output_is_named(demo_trained, how, unbuffered):
+    """It said `a file: No space left on device; ... or use another --logdir`; --version and --help (probe 15)
+    printed nothing and exited 0; with stdout buffered (no PYTHONUNBUFFERED), Python's flush at exit printed
+    `Exception ignored in: <_io.TextIOWrapper name='<stdout>' ...>` and exited 120."""
     with open("/dev/full", "w", buffering=1) as full:  # as stderr is, a line at a time
-        result = subprocess.run(cli_command("similar", name, *how, "--logdir", str(demo_trained)), stdout=full,
-                                stderr=subprocess.PIPE, text=True, timeout=600)
+        result = subprocess.run(cli_command(*how, "--logdir", str(demo_trained)), stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=600,
+                                env=dict(os.environ, PYTHONUNBUFFERED=unbuffered))
     assert_refused(result, "run.py: error: standard output: No space left on device; the output could not all be "
                            "written: send it to a file on a disk with room, or to a pipe")
 
