@@ -144,7 +144,9 @@ def train(data=None, options=None, *, logs="logs", name=None, overwrite=False,
         raise OptionError(f"options must be a TrainOptions, not {shown(options)}")
     # Made anew, so checked anew: a field may have been set since the options were made.
     options = options and dataclasses.replace(options)
-    return _run(run_life.new_run, _data(data, Catalog), options, _logs(logs), _name(name),
+    if _name(name) is not None:
+        run_folder.check_run_name(name)  # before the data is loaded, which takes seconds
+    return _run(run_life.new_run, _data(data, Catalog), options, _logs(logs), name,
                 checks.flag("overwrite", overwrite), checks.whole("--clusters", clusters, 1),
                 checks.flag("plots", plots),
                 checks.flag("include_pseudo_artists", include_pseudo_artists),

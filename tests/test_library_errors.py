@@ -133,6 +133,13 @@ def test_options_set_after_they_were_made_are_checked_by_train(tmp_path):
     assert not (tmp_path / "logs").exists()
 
 
+def test_a_run_name_no_run_can_have_is_refused_before_the_data_is_read(tmp_path):
+    """Probe 16's smaller fault: it was refused after the data had loaded, which takes seconds."""
+    with pytest.raises(RunError, match="--run '.x': it starts with '.'"):
+        bands2vec.train(str(tmp_path / "no such data.sqlite"), name=".x", logs=str(tmp_path / "logs"))
+    assert not (tmp_path / "logs").exists()
+
+
 def test_options_of_numpy_types_are_taken_as_python_ones():
     """A numpy number is a number: taken, and saved in run.json as JSON can write it."""
     taken = bands2vec.TrainOptions(steps=np.int64(5), learning_rate=np.float32(0.5), seed=np.uint32(3),
