@@ -208,8 +208,8 @@ def writing(folder):
         check_own_folders(folder)
         if os.path.isdir(folder):
             atomic_files.pin(folder)
-            for path in (folder, os.path.join(folder, PROJECTOR_SAMPLE_DIR)):
-                atomic_files.remove_temporaries(path)
+            for written in (folder, os.path.join(folder, PROJECTOR_SAMPLE_DIR)):
+                atomic_files.remove_temporaries(written)
         os.ftruncate(fd, 0)
         command = shlex.join([os.path.basename(sys.argv[0])] + sys.argv[1:])
         try:
