@@ -10,6 +10,7 @@ A run's settings are a TrainOptions (options.py) and its record a RunRecord (run
 in its run.json; its per-artist facts are an ArtistFacts, saved as its metadata.tsv. Opening a run
 never imports TensorFlow; training does. Every error for the user is a Bands2VecError (errors.py).
 """
+import contextlib
 import dataclasses
 import functools
 import os
@@ -103,7 +104,7 @@ class Run:
             artist_vectors = artist_vectors.with_vectors(artist_vectors.vectors)
             artist_vectors.kmeans_clusters = kmeans_clusters(artist_vectors, clusters,
                                                              self.options.seed)
-        with run_folder.writing(self.folder):
+        with self._writing():
             paths = run_outputs.plot(artist_vectors, self.folder, self.options.seed,
                                      self.record.stats.steps, say)
             self._completed("plots")
@@ -111,8 +112,18 @@ class Run:
 
     def export(self):
         """vectors.npy, vectors.tsv and vectors.txt (word2vec format); returns their paths."""
-        with run_folder.writing(self.folder):
+        with self._writing():
             return run_outputs.export(self.folder, self.vectors)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """The run's writer lock, once its run.json is still the one this Run read: else the run
+        has been trained on, resumed or replaced since, and this Run's vectors are not its own."""
+        with run_folder.writing(self.folder):
+            if run_record.read(self.folder) != self.record:
+                raise RunError(f"{self.folder} has changed since this Run read it (trained on, "
+                               f"resumed or replaced by another process): open it again")
+            yield
 
     def _completed(self, output):
         if self.record.missing:

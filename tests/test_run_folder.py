@@ -1,6 +1,7 @@
 """A run's folder in a log folder others may write in: the names a run may have, its lock, and links planted
 where a run writes, which must never lead it to write a file outside its folder. (The same cases as whole
 processes: test_hostile_runs.py.)"""
+import dataclasses
 import datetime
 import errno
 import fcntl
@@ -240,6 +241,24 @@ def test_links_planted_where_a_run_writes_are_replaced_not_followed(demo_copy, t
     assert [os.path.basename(path) for path in paths] == names
     assert not any(os.path.islink(path) for path in paths)
     assert bands2vec.open_run(str(demo_copy.parent), "r").vectors.most_similar("!?!", topn=1)
+
+
+@pytest.mark.parametrize("write", ["export", "plot"])
+def test_a_run_opened_before_another_process_replaced_it_writes_nothing_into_it(demo_copy, write):
+    """Probe 17: a Run opened before `--overwrite` made a new run in its folder wrote its old vectors (or its
+    plots) into the new run, which then refused every question."""
+    run = bands2vec.open_run(str(demo_copy))
+    assert run.vectors  # asked before the run is replaced
+    new = run_record.read(str(demo_copy))
+    new.options = dataclasses.replace(new.options, embedding_size=16)
+    np.save(demo_copy / vector_files.VECTORS_FILE, np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32))
+    run_record.write(str(demo_copy), new)
+    before = _files(demo_copy)
+    with pytest.raises(RunError, match=f"^{re.escape(str(demo_copy))} has changed since this Run read it "
+                                       r"\(trained on, resumed or replaced by another process\): open it again$"):
+        getattr(run, write)(**({"say": quiet} if write == "plot" else {}))
+    assert _files(demo_copy) == before
+    assert bands2vec.open_run(str(demo_copy)).vectors.vector_size == 16
 
 
 def test_the_new_files_of_a_writer_killed_as_it_wrote_them_are_removed_by_the_next(demo_copy, tmp_path):
