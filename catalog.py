@@ -159,6 +159,11 @@ class Catalog:
         return len(np.unique(self.review_ids.values))
 
 
+def field_text(text):
+    """`text` as one field of metadata.tsv holds it: tabs and line breaks are spaces."""
+    return " ".join(text.replace("\t", " ").splitlines())
+
+
 def _group_ids(artist_ids, keys):
     """{key: artist ids}, keys sorted, from one row per membership (artist id, key columns)."""
     import pandas as pd

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from catalog import Catalog
+from catalog import Catalog, field_text
 from contexts import CONTEXTS, REQUIRED_TABLES, SCORES, review_ids
 from demo_data import demo_tables
 from errors import DataError, shown
@@ -191,7 +191,7 @@ def build_catalog(tables, source, include_pseudo_artists=False):
     reviews = credited_reviews(reviews, tables.get(ARTISTS_TABLE)).dropna(
         subset=["reviewid", "artist"])
     # Artists as integer codes in name order: every later sort, merge and group is on integers.
-    codes, names = pd.factorize(reviews["artist"], sort=True)
+    codes, names = _artist_codes(reviews["artist"])
     reviews = reviews.assign(artist=codes).drop_duplicates(subset=["reviewid", "artist"])
     # A missing, non-numeric or out-of-range score is skipped and counted, not guessed at.
     valid = reviews["score"].between(*SCORES)
@@ -231,6 +231,19 @@ def _say_unusable_ids(reviews, source):
         warnings.warn(f"{source}: skipped {unusable:,} of {len(reviews):,} reviews whose reviewid "
                       f"is missing or no whole number (as a float or text, up to 2 ** 53)",
                       stacklevel=4)
+
+
+def _artist_codes(artists):
+    """(each review's artist as a code, the names in order) for the column of artists' names, each
+    as metadata.tsv holds it (catalog.field_text): `a\tb` there is `a b`, so here they are one
+    artist, which its name finds."""
+    import pandas as pd
+
+    codes, names = pd.factorize(artists, sort=True)
+    fielded = np.array([field_text(name) for name in names], dtype=object)
+    if (fielded == names).all():
+        return codes, names
+    return pd.factorize(fielded[codes], sort=True)
 
 
 def credited_reviews(reviews, artists):

@@ -5,9 +5,9 @@ import os
 import npy_files
 import run_record
 from atomic_files import open_regular, write_text
-from catalog import ArtistFacts
+from catalog import ArtistFacts, field_text
 from contexts import CONTEXTS, metadata_numbers
-from errors import RunError
+from errors import RunError, shown
 from options import MIN_ARTISTS
 
 METADATA_FILE = "metadata.tsv"
@@ -18,7 +18,7 @@ MAX_ROW_CHARACTERS = 65_536
 
 def tsv_field(value):
     """A value that cannot break a TSV row: tabs and line breaks become spaces."""
-    return " ".join(str(value).replace("\t", " ").splitlines()) if value != "" else " "
+    return field_text(str(value)) if value != "" else " "
 
 
 def write_metadata(folder, facts, kmeans_clusters, rows=None):
@@ -43,6 +43,7 @@ def read_artists(folder):
         raise RunError(f"{path}: malformed metadata ({len(columns['artist'])} artists, where a "
                        f"run has at least {MIN_ARTISTS})")
     try:
+        _check_unique(columns["artist"])
         facts = {}
         for kind in CONTEXTS.values():
             facts.update(kind.from_metadata(columns))
@@ -57,6 +58,14 @@ def read_artists(folder):
     except ValueError as error:
         raise RunError(f"{path}: malformed metadata ({error})") from None
     return ArtistFacts.from_facts(columns["artist"], facts), kmeans_clusters
+
+
+def _check_unique(names):
+    """A ValueError naming the first line whose artist an earlier line has: a name asks for one."""
+    first = {}
+    for line, name in enumerate(names, start=2):
+        if first.setdefault(name, line) != line:
+            raise ValueError(f"line {line}: artist {shown(name)} is line {first[name]}'s too")
 
 
 def read_columns(folder):

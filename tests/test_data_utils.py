@@ -296,3 +296,14 @@ def test_review_ids_past_two_to_the_53_are_kept_where_stored_as_integers(tmp_pat
     assert [str(w.message) for w in said] == [
         f"{path}: skipped {big:,} of {len(before.review_ids.values):,} reviews whose reviewid is missing or no "
         f"whole number (as a float or text, up to 2 ** 53)"]
+
+
+def test_names_that_differ_by_a_tab_or_a_line_break_are_one_artist_as_metadata_holds_them():
+    """Probe 17: `tab\tname` and `tab name` were two artists, one name in metadata.tsv: the first could not be
+    asked for, and the second's answers named the first as itself."""
+    names = ["tab\tname", "tab name", "line\u2028break", "line break", "cr\r\nlf", "other"]
+    tables = {"reviews": pd.DataFrame({"reviewid": range(1, 7), "artist": names, "score": [8.0] * 6}),
+              "genres": pd.DataFrame({"reviewid": range(1, 7), "genre": ["rock"] * 6})}
+    catalog = data_utils.build_catalog(tables, source="x")
+    assert catalog.names == ["cr lf", "line break", "other", "tab name"]
+    assert [catalog[name].review_ids for name in catalog.names] == [(5,), (3, 4), (6,), (1, 2)]

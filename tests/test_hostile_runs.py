@@ -594,6 +594,9 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
      "metadata.tsv: malformed metadata (line 3: score_bucket is '11', outside 0 to 10)"),
     (_metadata_value("reviews", "-3"), ["evaluate"],
      "metadata.tsv: malformed metadata (line 3: reviews is '-3', outside 1 to 1e+09)"),
+    # Probe 17: questions answered for the planted row, and the artist it named could not be asked.
+    (_metadata_value("artist", "!?!"), ["similar", "!?!"],
+     "metadata.tsv: malformed metadata (line 3: artist '!?!' is line 2's too)"),
     (_nan_vectors_alone, ["evaluate"], "vectors.npy: damaged (2 of its vectors with NaN or infinite values), "
                                        "and no checkpoint to read instead"),
     (lambda run_dir: _edit_json(run_dir, lambda fields: fields["options"].update(ensemble=4)),
@@ -606,7 +609,7 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
     (_fifo_metadata, ["evaluate", "--json"], "metadata.tsv: not a regular file (a FIFO, a device"),
 ], ids=["run.json with an unknown option", "run.json without stats", "run.json of a newer version",
         "run.json with another ensemble",
-        "score bucket too big", "score bucket past 10", "reviews -3", "NaN vectors without a checkpoint", "too many terms", "evaluate k 0",
+        "score bucket too big", "score bucket past 10", "reviews -3", "an artist twice", "NaN vectors without a checkpoint", "too many terms", "evaluate k 0",
         "metadata.tsv a FIFO", "metadata.tsv a FIFO, no --run"])
 def test_what_the_library_refuses_is_one_line(demo_copy, damage, args, message):
     if damage:
