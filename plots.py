@@ -25,6 +25,9 @@ from errors import RunError
 from interrupts import signals_as_a_flag
 
 TSNE_CACHE = "tsne.npz"
+# A t-SNE map spans some hundred units: a cached one past this is damage, which the plots' axes
+# could not be drawn for (matplotlib overflows past float64's range), and is made again.
+MAX_COORDINATE = 1e6
 # t-SNE, the plots and the projector's map show at most this many artists, the most-reviewed:
 # t-SNE costs grow faster than the artists, and the projector's own t-SNE samples 10,000 points too.
 MAP_ARTISTS = 10_000
@@ -68,10 +71,11 @@ def cached_coordinates(folder, unit_vectors):
         try:
             if _cache_fits(path, len(unit_vectors)):
                 with np.load(path) as cached:
-                    coordinates = cached["coordinates"]
-                    # Not numbers: no map, and not JSON in the projector's bookmarks.
+                    # In float64: float16's would overflow in the plots' arithmetic.
+                    coordinates = cached["coordinates"].astype(np.float64)
+                    # Not numbers, or past any map's: no plot, and not JSON in the bookmarks.
                     if str(cached["key"]) == _cache_key(unit_vectors) and \
-                            np.isfinite(coordinates).all():
+                            (np.abs(coordinates) <= MAX_COORDINATE).all():
                         return coordinates
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, MemoryError):
             pass  # a damaged cache is recomputed and replaced

@@ -169,10 +169,16 @@ def test_a_tsne_cache_that_does_not_fit_the_map_is_recomputed_not_read(demo_trai
         if members is None:  # a cache cut short
             os.truncate(os.path.join(folder, plots.TSNE_CACHE), 100)
         assert plots.cached_coordinates(folder, unit) is None, case
-    # Of the right key and shape, but not numbers: they made bookmarks of NaN, which is not JSON.
-    for value in (np.nan, np.inf):
-        plots.cache_coordinates(folder, unit, np.full_like(coordinates, value))
-        assert plots.cached_coordinates(folder, unit) is None, value
+    # Of the right key and shape, but not numbers: they made bookmarks of NaN, which is not JSON; or past any
+    # map's (probe 17): the plot's axes overflowed, `arange: cannot compute length`, and float16's and
+    # float32's overflow warnings were notes.
+    for planted in (np.full_like(coordinates, np.nan), np.full_like(coordinates, np.inf),
+                    1e308 * np.linspace(-1, 1, coordinates.size).reshape(coordinates.shape),
+                    np.full(coordinates.shape, 3e38, np.float32)):
+        plots.cache_coordinates(folder, unit, planted)
+        assert plots.cached_coordinates(folder, unit) is None, planted
+    plots.cache_coordinates(folder, unit, np.full(coordinates.shape, 65504, np.float16))
+    assert plots.cached_coordinates(folder, unit).dtype == np.float64  # float16's overflowed in the plots
 
 
 @pytest.mark.slow  # draws the plots
