@@ -43,7 +43,12 @@ def vector_settings(folder, columns):
     one model if neither can say (opening the run reads run.json and says what is wrong with it).
     A RunError if the vectors' `columns` are not the members' dimensions."""
     if not os.path.lexists(os.path.join(folder, run_record.RUN_FILE)):
-        return read_settings(folder) or (DEFAULT_CONTEXTS, 1)
+        settings = read_settings(folder)
+        if settings is None:
+            warnings.warn(f"{folder}: no {SETTINGS_FILE} (nor {run_record.RUN_FILE}) says how "
+                          f"its vectors were trained: read as one model of the contexts "
+                          f"{DEFAULT_CONTEXTS}, which its ties are told by", stacklevel=3)
+        return settings or (DEFAULT_CONTEXTS, 1)
     try:
         options = run_record.read(folder).options
     except RunError:

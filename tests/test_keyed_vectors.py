@@ -237,6 +237,11 @@ def test_an_ensemble_of_other_contexts_saved_loads_back_as_it_was(demo_ensemble,
         name = ours.names[0]
         assert again.twins(name) == saved.twins(name)
         assert again.certainty(name, [], ours.names[1:4], 3) == saved.certainty(name, [], ours.names[1:4], 3)
+    # Probe 17: without its vectors.json, a copy loaded silently as one model of the tutorial's contexts.
+    (tmp_path / "saved" / vector_files.SETTINGS_FILE).unlink()
+    with pytest.warns(UserWarning, match=f"^{tmp_path / 'saved'}: no vectors.json \\(nor run.json\\) says how its "
+                                         f"vectors were trained: read as one model of the contexts genre,score"):
+        assert ArtistVectors.load(tmp_path / "saved").members == 1
 
 
 @pytest.mark.parametrize("settings, reason", [

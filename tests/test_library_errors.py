@@ -431,11 +431,12 @@ def test_a_first_version_with_a_wrong_genre_share_is_one_line(tmp_path):
 
 @pytest.fixture
 def saved(demo_trained, tmp_path):
-    """A run folder of the demo run's metadata.tsv and a vectors.npy to make, without a checkpoint to fall
+    """A folder of the demo run's metadata.tsv and vectors.json, and a vectors.npy to make, without a checkpoint to fall
     back on; returns (folder, the run's vectors)."""
     folder = tmp_path / "r"
     folder.mkdir()
     shutil.copy(os.path.join(demo_trained, metadata.METADATA_FILE), folder)
+    vector_files.write_settings(str(folder), ("genre", "score"), 1)  # as ArtistVectors.save writes them
     return folder, np.load(os.path.join(demo_trained, vector_files.VECTORS_FILE))
 
 
