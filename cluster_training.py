@@ -9,6 +9,7 @@ together. The chief initialises the variables and writes the run folder; the wor
 import hashlib
 import json
 import socket
+import threading
 import time
 
 import run_record
@@ -112,7 +113,9 @@ class Trainer:
         target = self.coordination.server.target
         if self.writes:
             self.session = tf1.Session(target, graph=model.graph, config=config)
-            self.session.run([self.coordination.init, model.init])
+            _answered(lambda: self.session.run(self.coordination.init), self.task,
+                      STEP_TIMEOUT_MS / 1000)
+            self.session.run(model.init)
             if checkpoint:
                 restore(self.session, model, checkpoint)
             return self.session
@@ -121,8 +124,9 @@ class Trainer:
         manager = tf1.train.SessionManager(graph=model.graph, ready_op=ready,
                                            recovery_wait_secs=0.5)
         try:
-            self.session = manager.wait_for_session(target, config=config,
-                                                    max_wait_secs=WAIT_SECONDS)
+            self.session = _answered(
+                lambda: manager.wait_for_session(target, config=config, max_wait_secs=WAIT_SECONDS),
+                self.task, WAIT_SECONDS + STEP_TIMEOUT_MS / 1000)
         except tf.errors.DeadlineExceededError:
             raise ClusterError(f"{self.task}: the chief has not started the run in "
                                f"{WAIT_SECONDS} s: start it, "
@@ -153,6 +157,30 @@ class Trainer:
 
 
 _ABANDONED = []  # sessions of a cluster that lost a task: TensorFlow would hang closing them
+
+
+def _answered(call, task, seconds):
+    """call()'s value, or ClusterLost where it has not returned in `seconds`: a session's first
+    contact with a ps address where another program accepts connections waits in TensorFlow's C++
+    for ever, where no Ctrl-C reaches. Its thread is left there; the process ends without it."""
+    done, outcome = threading.Event(), {}
+
+    def attempt():
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # raised here, in the task's thread
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    threading.Thread(target=attempt, daemon=True).start()
+    if not done.wait(seconds):  # Ctrl-C and SIGTERM are heard meanwhile
+        raise ClusterLost(f"{task}: the ps tasks at {', '.join(task.cluster['ps'])} accept "
+                          f"connections but have not answered as TensorFlow does in {seconds:g} "
+                          f"s: is another program at an address of TF_CONFIG's?")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _checkpoint_step(folder):

@@ -8,6 +8,7 @@ import math
 import os
 import shlex
 
+import checks
 from atomic_files import open_regular, write_text
 from contexts import parse_contexts
 from errors import OptionError, RunError, shown
@@ -243,7 +244,8 @@ def _texts(value):
 
 
 def _is_text(value):
-    return isinstance(value, str)
+    # Not a lone surrogate ('\ud800', as JSON may write one): no file TensorBoard reads holds it.
+    return isinstance(value, str) and checks.is_utf8(value)
 
 
 # What each field of run.json holds: (what it must be, its test, whether every run.json has it).

@@ -6,6 +6,7 @@ import datetime
 import errno
 import fcntl
 import glob
+import json
 import os
 import pathlib
 import re
@@ -25,6 +26,7 @@ import bands2vec
 import metadata
 import run_folder
 import run_record
+import tensorboard_files
 import vector_files
 from errors import RunError
 from helpers import quiet
@@ -259,6 +261,19 @@ def test_a_run_opened_before_another_process_replaced_it_writes_nothing_into_it(
         getattr(run, write)(**({"say": quiet} if write == "plot" else {}))
     assert _files(demo_copy) == before
     assert bands2vec.open_run(str(demo_copy)).vectors.vector_size == 16
+
+
+def test_a_planted_run_json_of_text_no_file_holds_is_not_read_as_a_run(demo_copy):
+    """Probe 17: a run.json planted in the logs whose `data` was a lone surrogate was read, and every run trained
+    beside it failed writing the log folder's hparams config (`'utf-8' codec can't encode`), for ever."""
+    planted = demo_copy.parent / "planted"
+    shutil.copytree(demo_copy, planted)
+    record = json.loads((planted / run_record.RUN_FILE).read_text())
+    (planted / run_record.RUN_FILE).write_text(json.dumps(dict(record, data="\ud800")))
+    with pytest.raises(RunError, match=r"unreadable run.json \('data' is '\\ud800', not text\)"):
+        run_record.read(str(planted))
+    tensorboard_files.write_experiment(str(demo_copy.parent))
+    assert (demo_copy.parent / tensorboard_files.EXPERIMENT_FILE).stat().st_size > 0
 
 
 def test_the_new_files_of_a_writer_killed_as_it_wrote_them_are_removed_by_the_next(demo_copy, tmp_path):
