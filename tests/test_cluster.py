@@ -4,19 +4,22 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import numpy as np
 import pytest
 
 import cluster_config
+import cluster_training
 import options
 import pair_sampler
 import run_record
 import tensorboard_files
 import bands2vec
-from errors import ClusterError
+from errors import ClusterError, ClusterLost
 from helpers import cli_command, free_ports, quiet, run_cli
 
 # Seconds any task of a demo run may take, start-up included: only a hang reaches it, also on a machine shared by
@@ -199,6 +202,44 @@ def test_a_ps_that_dies_stops_every_task_saying_what_is_lost(cluster, tmp_path):
     # A new run that had no checkpoint yet leaves nothing, and says so.
     assert tasks.output("chief").strip().splitlines()[-1] == f"run.py: {tmp_path / 'logs' / 'c'} is removed: it had no checkpoint, so nothing was kept"
     assert not os.path.exists(tmp_path / "logs" / "c")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stopped", [False, True], ids=["waited for", "SIGTERM"])
+def test_a_ps_address_where_another_program_listens_is_said_not_waited_on_for_ever(cluster, tmp_path, stopped):
+    """Probe 17: a chief whose ps address was another program's (a port's typo) waited in TensorFlow's C++ for
+    ever, deaf to Ctrl-C and SIGTERM: only kill -9 ended it."""
+    tasks = cluster(workers=0)
+    del tasks.spec["worker"]
+    host, port = tasks.spec["ps"][0].rsplit(":", 1)
+    logs = tmp_path / "logs"
+    with socket.create_server((host, int(port))):  # accepts connections, answers nothing
+        tasks.start("chief", 0, "--data", "demo", "--logdir", str(logs), "--run", "c", "--steps", "50", "--no-plots")
+        tasks.wait_for_line("chief", "logs in")
+        if stopped:
+            time.sleep(5)  # into TensorFlow's wait
+            tasks.processes[("chief", 0)].send_signal(signal.SIGTERM)
+        status = tasks.wait("chief", timeout=cluster_training.STEP_TIMEOUT_MS / 1000 + 60)
+    last = tasks.output("chief").strip().splitlines()[-2:]
+    if stopped:
+        assert status == 130 and last[-1] == f"run.py: Interrupted before the first checkpoint: {logs / 'c'} is " \
+                                             f"removed, nothing was kept", tasks.output("chief")
+    else:
+        assert status == 2 and last == [
+            f"run.py: error: chief 0: the ps tasks at {host}:{port} accept connections but have not answered as "
+            f"TensorFlow does in 60 s: is another program at an address of TF_CONFIG's?",
+            f"run.py: {logs / 'c'} is removed: it had no checkpoint, so nothing was kept"], tasks.output("chief")
+    assert not os.path.exists(logs / "c")
+
+
+def test_a_call_that_never_returns_is_given_up_on_in_its_time():
+    task = cluster_config.Task({"chief": ["127.0.0.1:1"], "ps": ["127.0.0.1:2"]}, "chief", 0)
+    with pytest.raises(ClusterLost, match="^chief 0: the ps tasks at 127.0.0.1:2 accept connections but have not "
+                                          "answered as TensorFlow does in 0.2 s"):
+        cluster_training._answered(threading.Event().wait, task, 0.2)
+    assert cluster_training._answered(lambda: 7, task, 5) == 7
+    with pytest.raises(ZeroDivisionError):  # raised in its thread, raised here
+        cluster_training._answered(lambda: 1 / 0, task, 5)
 
 
 @pytest.mark.slow
