@@ -25,6 +25,7 @@ from artist_vectors import NEIGHBOURS, ArtistVectors
 from errors import (Bands2VecError, ClusterError, DataError, OptionError,  # noqa: F401
                     QueryError, RunError, RunInterrupted, UnknownArtist, shown)
 from catalog import Catalog
+from interrupts import signals_as_a_flag
 from keyed_vectors import checked_path
 from options import KMEANS_CLUSTERS, TrainOptions
 from quality import (Evaluation, kmeans_clusters, kmeans_summary, neighbour_stability,
@@ -206,4 +207,5 @@ def _run(life, *args):
     except RunInterrupted as stop:
         stop.run = Run(stop.run) if stop.run else None
         raise
-    return Run(folder) if folder else None
+    with signals_as_a_flag():  # the run is complete: a stop now has nothing left to stop
+        return Run(folder) if folder else None

@@ -463,16 +463,26 @@ def test_a_resumed_run_says_the_runs_totals(capsys, demo_copy):
 
 
 @pytest.mark.slow  # training again
-def test_a_stop_that_comes_as_a_run_ends_is_said_not_swallowed(capsys, demo_copy, monkeypatch):
-    """SIGTERM as a run closed its side process was held, then dropped: exit 0 and nothing said."""
-    summary = run._say_summary
+@pytest.mark.parametrize("when", ["before the summary", "as the run is read"])
+def test_a_stop_that_comes_as_a_run_ends_is_said_not_swallowed(capsys, demo_copy, monkeypatch, when):
+    """SIGTERM as a run closed its side process was held, then dropped: exit 0 and nothing said. Probe 17: one
+    as the library read the finished run said `interrupted before the run went on: it is as it was` (or
+    `nothing was written`), status 130."""
+    def stopped_meanwhile(original):
+        def call(*args):
+            if when == "before the summary":
+                os.kill(os.getpid(), signal.SIGTERM)  # held: the summary is printed whole
+            done = original(*args)
+            if when == "as the run is read":
+                os.kill(os.getpid(), signal.SIGTERM)
+            return done
+        return call
 
-    def stopped_meanwhile(*args):
-        os.kill(os.getpid(), signal.SIGTERM)  # held: the summary is printed whole
-        summary(*args)
-
-    monkeypatch.setattr(run, "_say_summary", stopped_meanwhile)
     steps = str(bands2vec.open_run(str(demo_copy)).record.stats.steps + 10)
+    if when == "as the run is read":  # the library's Run of the finished run
+        monkeypatch.setattr(bands2vec.Run, "__init__", stopped_meanwhile(bands2vec.Run.__init__))
+    else:
+        monkeypatch.setattr(run, "_say_summary", stopped_meanwhile(run._say_summary))
     status = run.main(["--resume", "--logdir", str(demo_copy.parent), "--run", "r", "--steps", steps,
                        "--no-plots"])
     said = capsys.readouterr()
