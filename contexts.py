@@ -417,11 +417,11 @@ def _given_shares(spec):
         raise OptionError(f"--contexts is empty: name at least one of {', '.join(CONTEXTS)}")
     given = {}
     for item in spec.split(","):
-        kind, _, share = (part.strip() for part in item.partition("="))
+        kind, equals, share = (part.strip() for part in item.partition("="))
         _check_kind(kind)
         if kind in given:
             raise OptionError(f"--contexts: {kind} is given twice")
-        given[kind] = _share(kind, share) if share else None
+        given[kind] = _share(kind, share) if equals else None
     return given
 
 

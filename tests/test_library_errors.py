@@ -80,6 +80,8 @@ BAD_OPTIONS = [  # TrainOptions' arguments: what it says
     ({"contexts": ""}, "--contexts is empty: name at least one of genre, score, label, year"),
     ({"contexts": {"genre": math.nan, "score": 1}}, "--contexts: the share of genre must be from 0 to 1, not nan"),
     ({"contexts": {"genre": "0.5", "score": 0.5}}, "--contexts: the share of genre must be from 0 to 1, not '0.5'"),
+    # Probe 17's smaller fault: a share left empty after its `=` was taken as none given.
+    ({"contexts": "genre=,score"}, "--contexts: the share of genre must be from 0 to 1, not ''"),
     ({"contexts": 5}, "--contexts must be a spec such as 'genre,score,label=0.3' or a {kind: share} dict, not 5"),
     ({"contexts": "genre,mood"}, "--contexts: unknown context 'mood'"),
 ]
