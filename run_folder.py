@@ -375,7 +375,9 @@ def find_run(logs, name=None, usable=False, option="--run"):
                 raise RunError(f"{path}: a folder this user cannot open (Permission denied; it is "
                                f"uid {os.stat(path).st_uid}'s), so no run.json can be read there; "
                                f"ask its owner")
-            train = ("a link, where no run is trained" if os.path.islink(path) else
+            train = (f"give a run's folder, or one of the runs in {logs}: "
+                     f"{', '.join(run_names(logs)) or 'none yet'}" if option == "--against" else
+                     "a link, where no run is trained" if os.path.islink(path) else
                      f"train it with `{run_record.train_command(logs, name)}`"
                      if not os.path.lexists(path) else
                      f"train it with `{run_record.train_command(logs, name)} --overwrite`"

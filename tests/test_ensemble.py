@@ -1,6 +1,7 @@
 """Ensembles of seeds (--ensemble N): one model is the tutorial's, an ensemble's similarities are its
 members' mean, every answer says how far the members agree, and evaluate --against compares two runs."""
 import json
+import os
 import shutil
 import warnings
 
@@ -164,8 +165,11 @@ def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemb
     text = run_cli("evaluate", "--logdir", str(demo_trained), "--against", str(demo_ensemble)).stdout
     assert f"{other['kept']:.1f} of 10 kept" in text and "unknown for one model" not in text
     assert "unknown for one model" in run_cli("evaluate", "--logdir", str(demo_trained)).stdout
-    assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), "--against", "no-such-run"),
-                   "no-such-run")
+    # Probe 17's smaller fault: it advised training the run to compare with.
+    logs = os.path.dirname(demo_trained)
+    assert_refused(run_cli("evaluate", "--logdir", logs, "--against", "no-such-run"),
+                   f"no-such-run: no trained run there (no run.json); give a run's folder, or one of the runs in "
+                   f"{logs}: trained")
     for name, problem in (("", "--against '': it is empty"), ("-x", "--against '-x': it starts with '-'"),
                           ("/etc/hostname", "--against /etc/hostname: not a run's folder (not a folder)"),
                           ("/no/such", "--against /no/such: not a run's folder (no such folder)"),
