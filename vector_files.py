@@ -127,7 +127,7 @@ def _checkpoint_instead(folder, reason, rows):
     """The checkpoint's vectors, where vectors.npy cannot be read (a run from before it, a damaged
     or unreadable copy), with a warning; a RunError naming both where neither can be read."""
     if not run_folder.has_checkpoint(folder):
-        raise RunError(f"{reason}, and no checkpoint to read instead: "
+        raise RunError(f"{reason}, and {_no_checkpoint(folder)}: "
                        f"put back its vectors.npy, or train the run anew")
     try:
         vectors = checked_vectors(checkpoint_vectors(folder), rows,
@@ -141,6 +141,18 @@ def _checkpoint_instead(folder, reason, rows):
     warnings.warn(f"{reason}; read the vectors from the checkpoint with TensorFlow instead, "
                   f"which takes seconds ({export})", stacklevel=4)
     return vectors
+
+
+def _no_checkpoint(folder):
+    """Why the run at `folder` has no checkpoint to read: none, or one this user cannot reach."""
+    state = os.path.join(run_folder.checkpoint_dir(folder), "checkpoint")
+    try:
+        os.stat(state)
+    except FileNotFoundError:
+        return "no checkpoint to read instead"
+    except OSError as error:
+        return f"its checkpoint cannot be read instead ({state}: {error.strerror})"
+    return f"its checkpoint cannot be read instead ({state} is not a file)"
 
 
 def checked_vectors(vectors, rows, source):

@@ -528,6 +528,17 @@ def test_a_vectors_npy_is_checked_by_its_header_before_it_is_read(saved, plant, 
     assert str(error.value).endswith(", and no checkpoint to read instead: put back its vectors.npy, or train the run anew")
 
 
+def test_a_checkpoint_that_is_not_a_file_is_not_called_none(saved):
+    """Probe 17's smaller fault: a `checkpoints/checkpoint` that is a folder was `no checkpoint to read instead`."""
+    folder, _ = saved
+    (folder / vector_files.VECTORS_FILE).write_bytes(b"not an npy")
+    (folder / "checkpoints" / "checkpoint").mkdir(parents=True)
+    with pytest.raises(RunError) as error:
+        ArtistVectors.load(str(folder))
+    assert str(error.value).endswith(f", and its checkpoint cannot be read instead ({folder / 'checkpoints' / 'checkpoint'} "
+                                     f"is not a file): put back its vectors.npy, or train the run anew")
+
+
 @pytest.mark.parametrize("scale", [1e36, 1e-42], ids=["huge", "subnormal"])
 def test_vectors_near_float32s_ends_give_the_cosines_of_vectors_at_any_scale(saved, scale):
     """Vectors of 1e38 or 1e-40 are finite float32, but the squares of their norms overflowed or
