@@ -48,7 +48,9 @@ class Run:
 
     @functools.cached_property
     def vectors(self):
-        return ArtistVectors.load(self.folder)
+        vectors = ArtistVectors.load(self.folder)
+        self._check_unchanged()  # read lazily: another process may have replaced the run since
+        return vectors
 
     @property
     def artists(self):
@@ -118,13 +120,16 @@ class Run:
 
     @contextlib.contextmanager
     def _writing(self):
-        """The run's writer lock, once its run.json is still the one this Run read: else the run
-        has been trained on, resumed or replaced since, and this Run's vectors are not its own."""
+        """The run's writer lock, once its run.json is still the one this Run read (else the run
+        has been trained on, resumed or replaced since, and this Run's vectors are not its own)."""
         with run_folder.writing(self.folder):
-            if run_record.read(self.folder) != self.record:
-                raise RunError(f"{self.folder} has changed since this Run read it (trained on, "
-                               f"resumed or replaced by another process): open it again")
+            self._check_unchanged()
             yield
+
+    def _check_unchanged(self):
+        if run_record.read(self.folder) != self.record:
+            raise RunError(f"{self.folder} has changed since this Run read it (trained on, "
+                           f"resumed or replaced by another process): open it again")
 
     def _completed(self, output):
         if self.record.missing:

@@ -30,6 +30,9 @@ TABLES = {"reviews": CONTEXTS["score"].columns, ARTISTS_TABLE: ("reviewid", "art
           **{kind.table: kind.columns for kind in CONTEXTS.values()}}
 # Columns of names: a SQLite BLOB in them is text in UTF-8, or the data is refused.
 TEXT_COLUMNS = frozenset({"artist", "genre", "label"})
+# Characters a name, genre or label may have: the Kaggle file's longest is 82. A run's metadata.tsv
+# holds an artist's on one row, which is read back only up to metadata.MAX_ROW_CHARACTERS.
+MAX_TEXT_CHARACTERS = 1_000
 # Names in the data that are not one artist (compilations): left out of the vocabulary by default.
 NOT_AN_ARTIST = frozenset({"various artists", "soundtrack"})
 
@@ -183,6 +186,8 @@ def build_catalog(tables, source, include_pseudo_artists=False):
     compilations' pseudo-artists (NOT_AN_ARTIST) left out by default."""
     import pandas as pd
 
+    tables = {table: _with_text_values(frame, f"{source}: table {table}")
+              for table, frame in tables.items()}
     reviews = tables["reviews"]
     reviews = reviews.assign(
         reviewid=review_ids(reviews["reviewid"]),
@@ -191,7 +196,7 @@ def build_catalog(tables, source, include_pseudo_artists=False):
     reviews = credited_reviews(reviews, tables.get(ARTISTS_TABLE)).dropna(
         subset=["reviewid", "artist"])
     # Artists as integer codes in name order: every later sort, merge and group is on integers.
-    codes, names = _artist_codes(reviews["artist"])
+    codes, names = pd.factorize(reviews["artist"], sort=True)
     reviews = reviews.assign(artist=codes).drop_duplicates(subset=["reviewid", "artist"])
     # A missing, non-numeric or out-of-range score is skipped and counted, not guessed at.
     valid = reviews["score"].between(*SCORES)
@@ -233,17 +238,23 @@ def _say_unusable_ids(reviews, source):
                       stacklevel=4)
 
 
-def _artist_codes(artists):
-    """(each review's artist as a code, the names in order) for the column of artists' names, each
-    as metadata.tsv holds it (catalog.field_text): `a\tb` there is `a b`, so here they are one
-    artist, which its name finds."""
-    import pandas as pd
+def _with_text_values(frame, where):
+    """`frame` with its names, genres and labels as _text_values makes them."""
+    return frame.assign(**{column: _text_values(frame[column], f"{where}, column {column}")
+                           for column in TEXT_COLUMNS.intersection(frame.columns)})
 
-    codes, names = pd.factorize(artists, sort=True)
-    fielded = np.array([field_text(name) for name in names], dtype=object)
-    if (fielded == names).all():
-        return codes, names
-    return pd.factorize(fielded[codes], sort=True)
+
+def _text_values(column, where):
+    """A column of names, genres or labels, each as metadata.tsv holds it (catalog.field_text:
+    `a\tb` there is `a b`, so here they are one) and as text (a SQLite number, 311, is '311');
+    None where blank, as where NULL. A DataError naming `where` for a value too long to be one."""
+    values = {value: field_text(str(value)) for value in column.dropna().unique()}
+    values = {value: text if text.strip() else None for value, text in values.items()}
+    longest = max(values.values(), key=lambda text: len(text or ""), default=None)
+    if longest and len(longest) > MAX_TEXT_CHARACTERS:
+        raise DataError(f"{where}: a value of {len(longest):,} characters ({shown(longest)}), "
+                        f"where a name, genre or label takes at most {MAX_TEXT_CHARACTERS:,}")
+    return column.map(values)
 
 
 def credited_reviews(reviews, artists):

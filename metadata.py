@@ -11,9 +11,10 @@ from errors import RunError, shown
 from options import MIN_ARTISTS
 
 METADATA_FILE = "metadata.tsv"
-# Characters a row may take: the full data's longest is 272, so a longer one is no row a run wrote
-# (a file followed by gigabytes of NULs is refused at its first 64 K of them, not read whole).
-MAX_ROW_CHARACTERS = 65_536
+# Characters a row may take: the full data's longest is 272, and an artist's names, genres and
+# labels are at most data_utils.MAX_TEXT_CHARACTERS each, so a longer one is no row a run wrote
+# (a file followed by gigabytes of NULs is refused at its first megabyte of them, not read whole).
+MAX_ROW_CHARACTERS = 2**20
 
 
 def tsv_field(value):

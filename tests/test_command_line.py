@@ -334,7 +334,7 @@ def test_a_metadata_tsv_of_gigabytes_is_one_line(capsys, demo_copy):
     os.truncate(path, 3 * 2**30)
     status, out, err = _main(capsys, "similar", "lune, marée", "--logdir", str(demo_copy.parent))
     _one_line_refusal(status, err)
-    assert err == (f"run.py: error: {path}: malformed metadata (a row longer than 65,536 characters, where a run "
+    assert err == (f"run.py: error: {path}: malformed metadata (a row longer than 1,048,576 characters, where a run "
                    f"writes a few hundred)\n") and out == ""
     path.write_text(rows + rows.split("\n", 1)[1] * 1000, encoding="utf-8")  # 300,300 artists' rows
     status, out, err = _main(capsys, "evaluate", "--logdir", str(demo_copy.parent))

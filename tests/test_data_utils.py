@@ -307,3 +307,25 @@ def test_names_that_differ_by_a_tab_or_a_line_break_are_one_artist_as_metadata_h
     catalog = data_utils.build_catalog(tables, source="x")
     assert catalog.names == ["cr lf", "line break", "other", "tab name"]
     assert [catalog[name].review_ids for name in catalog.names] == [(5,), (3, 4), (6,), (1, 2)]
+
+
+def test_names_genres_and_labels_are_text_and_blank_ones_none():
+    """Probe 18: a SQLite artist stored as a number (the band 311) was `'int' object has no attribute 'replace'`;
+    artists '' and ' ' were two rows of one name in metadata.tsv, and no question could read the run; a genre ''
+    was a genre, written `rock, ` and read back as `rock,`."""
+    tables = {"reviews": pd.DataFrame({"reviewid": range(1, 7), "artist": [311, "311", "", " ", None, "coil"],
+                                       "score": [8.0] * 6}),
+              "genres": pd.DataFrame({"reviewid": [1, 1, 6, 6], "genre": ["rock", "", "rock", " \t"]})}
+    catalog = data_utils.build_catalog(tables, source="x")
+    assert catalog.names == ["311", "coil"]
+    assert catalog["311"].review_ids == (1, 2) and catalog["coil"].genres == ("rock",)
+
+
+def test_a_name_too_long_for_a_row_of_metadata_is_refused_as_data():
+    """Probe 18: a name of 70,000 characters trained to `finished`, then every question refused the row the run
+    itself had written."""
+    tables = {"reviews": pd.DataFrame({"reviewid": [1, 2], "artist": ["x" * 1_001, "coil"], "score": [8.0] * 2}),
+              "genres": pd.DataFrame({"reviewid": [1, 2], "genre": ["rock", "rock"]})}
+    with pytest.raises(DataError, match=r"^x: table reviews, column artist: a value of 1,001 characters \('xxx.*"
+                                        r"where a name, genre or label takes at most 1,000$"):
+        data_utils.build_catalog(tables, source="x")

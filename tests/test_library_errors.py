@@ -632,11 +632,11 @@ def _without(column):
     (lambda rows: rows.__delitem__(slice(3, None)), "2 rows, where run.json counts 300 artists)"),
     (lambda rows: rows.pop(), "299 rows, where run.json counts 300 artists)"),
     (lambda rows: rows.clear(), "expected a header and a row per artist"),
-    (_cell("labels", "x" * 70_000), "a row longer than 65,536 characters, where a run writes a few hundred)"),
+    (_cell("labels", "x" * 1_100_000), "a row longer than 1,048,576 characters, where a run writes a few hundred)"),
     (lambda rows: rows.append(rows[1]), "more rows than the 300 artists run.json counts)"),
 ], ids=["bucket too big", "reviews too small", "cluster 2.5", "score text", "score NaN", "score blank", "year inf",
         "score 1.7e308", "score below 0", "year -1e308", "cluster -5", "cluster 300", "one cluster -1",
-        "no cluster column", "no mean_score column", "a short row", "two artists", "a row short", "empty", "a row of 70 KB",
+        "no cluster column", "no mean_score column", "a short row", "two artists", "a row short", "empty", "a row of 1.1 MB",
         "a row past the count"])
 def test_metadata_read_back_is_checked(demo_copy, edit, reason):
     _edit_metadata(demo_copy, edit)
@@ -652,9 +652,9 @@ def test_a_metadata_tsv_followed_by_gigabytes_is_not_read_whole(demo_copy):
     started = time.perf_counter()
     with pytest.raises(RunError) as error:
         bands2vec.open_run(str(demo_copy)).vectors
-    assert _one_line(error) == (f"{path}: malformed metadata (a row longer than 65,536 characters, where a run "
+    assert _one_line(error) == (f"{path}: malformed metadata (a row longer than 1,048,576 characters, where a run "
                                 f"writes a few hundred)")
-    assert time.perf_counter() - started < 5  # the first 64 K of the NULs, not 3 GB
+    assert time.perf_counter() - started < 5  # the first megabyte of the NULs, not 3 GB
 
 
 def test_saved_vectors_without_a_run_json_bound_their_metadata_by_vectors_npy(demo_copy, tmp_path):

@@ -263,6 +263,18 @@ def test_a_run_opened_before_another_process_replaced_it_writes_nothing_into_it(
     assert bands2vec.open_run(str(demo_copy)).vectors.vector_size == 16
 
 
+def test_a_run_opened_before_another_process_replaced_it_does_not_read_the_new_runs_vectors_as_its_own(demo_copy):
+    """Probe 18: replaced after open_run and before its vectors were first asked for, a Run read the new run's
+    vectors and went on describing the old run's options and steps."""
+    run = bands2vec.open_run(str(demo_copy))
+    new = run_record.read(str(demo_copy))
+    new.options = dataclasses.replace(new.options, seed=7)
+    run_record.write(str(demo_copy), new)
+    with pytest.raises(RunError, match=f"^{re.escape(str(demo_copy))} has changed since this Run read it "):
+        run.vectors
+    assert bands2vec.open_run(str(demo_copy)).vectors  # opened again, it is the new run
+
+
 def test_a_planted_run_json_of_text_no_file_holds_is_not_read_as_a_run(demo_copy):
     """Probe 17: a run.json planted in the logs whose `data` was a lone surrogate was read, and every run trained
     beside it failed writing the log folder's hparams config (`'utf-8' codec can't encode`), for ever."""
