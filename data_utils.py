@@ -197,7 +197,12 @@ def build_catalog(tables, source, include_pseudo_artists=False):
         subset=["reviewid", "artist"])
     # Artists as integer codes in name order: every later sort, merge and group is on integers.
     codes, names = pd.factorize(reviews["artist"], sort=True)
-    reviews = reviews.assign(artist=codes).drop_duplicates(subset=["reviewid", "artist"])
+    reviews = reviews.assign(artist=codes)
+    valid = reviews["score"].between(*SCORES)
+    if not valid.all():  # a review in the tables twice counts once, by a copy of a valid score
+        keys = [reviews["reviewid"], reviews["artist"]]
+        reviews = reviews[valid | ~valid.groupby(keys).transform("any")]
+    reviews = reviews.drop_duplicates(subset=["reviewid", "artist"])
     # A missing, non-numeric or out-of-range score is skipped and counted, not guessed at.
     valid = reviews["score"].between(*SCORES)
     reviews, dropped = reviews[valid], int((~valid).sum())

@@ -329,3 +329,12 @@ def test_a_name_too_long_for_a_row_of_metadata_is_refused_as_data():
     with pytest.raises(DataError, match=r"^x: table reviews, column artist: a value of 1,001 characters \('xxx.*"
                                         r"where a name, genre or label takes at most 1,000$"):
         data_utils.build_catalog(tables, source="x")
+
+
+def test_a_review_twice_counts_by_its_copy_with_a_score():
+    """Probe 18's smaller fault: a review listed first with a NULL score, then with a valid one, was skipped."""
+    tables = {"reviews": pd.DataFrame({"reviewid": [1, 1, 2, 3], "artist": ["a", "a", "b", "c"],
+                                       "score": [None, 8.0, 11.0, 6.0]}),
+              "genres": pd.DataFrame({"reviewid": [1, 2, 3], "genre": ["rock"] * 3})}
+    catalog = data_utils.build_catalog(tables, source="x")
+    assert catalog.names == ["a", "c"] and catalog["a"].scores == (8.0,) and catalog.dropped_scores == 1
