@@ -38,9 +38,10 @@ class Run:
     """A trained run's folder: its record (`record`, run.json: options, state, figures), its vectors
     (an ArtistVectors, read with numpy alone), the artists' facts, its quality report and plots."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, record=None):
+        """The run at `folder`; `record`, its run.json as its writer read it, if not read here."""
         self.folder = run_record.named_folder(checked_path(folder, "Run"))
-        self.record = run_record.read(self.folder)
+        self.record = run_record.read(self.folder) if record is None else record
 
     def __repr__(self):
         return (f"Run({self.folder!r}: {self.record.artists:,} artists, "
@@ -208,9 +209,9 @@ def _data(data, *objects):
 def _run(life, *args):
     """The Run that `life` leaves, also where it was interrupted."""
     try:
-        folder = life(*args)
+        written = life(*args)  # (the folder, its record), or None: no run (a cluster's worker)
     except RunInterrupted as stop:
         stop.run = Run(stop.run) if stop.run else None
         raise
     with signals_as_a_flag():  # the run is complete: a stop now has nothing left to stop
-        return Run(folder) if folder else None
+        return Run(*written) if written else None

@@ -42,8 +42,9 @@ PHASES = ("load", "train", "write", "plots")  # what run.json's phases time, in 
 
 def new_run(data, options, logs, name, overwrite, kmeans_clusters, plots, include_pseudo_artists,
             say):
-    """Train a new run and write its folder; returns the folder (None for a cluster's worker or ps
-    task). Everything that can refuse the input does so before the folder is made."""
+    """Train a new run and write its folder; returns (the folder, its record as written), None for a
+    cluster's worker or ps task. Everything that can refuse the input does so before the folder is
+    made."""
     task = Task.from_environment()
     if task and task.job == "ps":
         return _serve(task, say)
@@ -73,14 +74,16 @@ def new_run(data, options, logs, name, overwrite, kmeans_clusters, plots, includ
                                data_fingerprint=catalog.fingerprint,
                                include_pseudo_artists=catalog.include_pseudo_artists,
                                kmeans_clusters=kmeans_clusters)
-            return _guarded(catalog, record, options, folder, plots, new=True, say=say,
-                            task=task, load_seconds=load_seconds, side=side)
+            return _as_written(_guarded(catalog, record, options, folder, plots, new=True,
+                                        say=say, task=task, load_seconds=load_seconds,
+                                        side=side))
 
 
 def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
     """Continue a run with its own options (only `steps` may change, and how it steps) on the same
     data (`data` if it has moved): from its last checkpoint, or from the start if it stopped before
-    its first; or, with all its steps trained, write the outputs it lacks; returns the folder."""
+    its first; or, with all its steps trained, write the outputs it lacks; returns (the folder,
+    its record as written)."""
     task = Task.from_environment()
     if task and task.job == "ps":
         return _serve(task, say)
@@ -105,8 +108,14 @@ def resume_run(logs, name, steps, data, plots, concurrent_steps, say):
         if record.tf_cluster and not task and record.state in ("training", "interrupted"):
             warnings.warn(_alone(folder), stacklevel=2)
         _imported("training")
-        return _guarded(catalog, record, options, folder, plots, new=False, say=say, task=task,
-                        load_seconds=load_seconds, side=side)
+        return _as_written(_guarded(catalog, record, options, folder, plots, new=False, say=say,
+                                    task=task, load_seconds=load_seconds, side=side))
+
+
+def _as_written(folder):
+    """(`folder`, its run.json) read while this process still holds the run: once it lets go,
+    another process's --overwrite may put a run of its own there."""
+    return folder, run_record.read(folder)
 
 
 def _alone(folder):

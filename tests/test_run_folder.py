@@ -1,6 +1,7 @@
 """A run's folder in a log folder others may write in: the names a run may have, its lock, and links planted
 where a run writes, which must never lead it to write a file outside its folder. (The same cases as whole
 processes: test_hostile_runs.py.)"""
+import contextlib
 import dataclasses
 import datetime
 import errno
@@ -25,7 +26,9 @@ import atomic_files
 import bands2vec
 import metadata
 import run_folder
+import run_life
 import run_record
+import side_process
 import tensorboard_files
 import vector_files
 from errors import RunError
@@ -273,6 +276,28 @@ def test_a_run_opened_before_another_process_replaced_it_does_not_read_the_new_r
     with pytest.raises(RunError, match=f"^{re.escape(str(demo_copy))} has changed since this Run read it "):
         run.vectors
     assert bands2vec.open_run(str(demo_copy)).vectors  # opened again, it is the new run
+
+
+def test_a_run_replaced_as_its_process_ends_is_not_taken_for_its_own(tmp_path, monkeypatch):
+    """Probe 18: another process's --overwrite, once the run's lock was let go and before its side process had
+    closed, made the run print the other run's figures as its own (or end in a traceback)."""
+    started, folder = side_process.started, tmp_path / "logs" / "r"
+
+    @contextlib.contextmanager
+    def replaced_as_it_closes():
+        with started() as side:
+            yield side
+        other = run_record.read(str(folder))
+        other.options = dataclasses.replace(other.options, seed=9)
+        other.stats = dataclasses.replace(other.stats, steps=40)
+        run_record.write(str(folder), other)
+
+    monkeypatch.setattr(run_life.side_process, "started", replaced_as_it_closes)
+    run = bands2vec.train("demo", bands2vec.TrainOptions(steps=30), logs=str(tmp_path / "logs"), name="r",
+                          plots=False, say=quiet)
+    assert (run.record.stats.steps, run.options.seed) == (30, 0)
+    with pytest.raises(RunError, match="has changed since this Run read it"):
+        run.vectors
 
 
 def test_a_planted_run_json_of_text_no_file_holds_is_not_read_as_a_run(demo_copy):
