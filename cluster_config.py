@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 
+import checks
 from errors import ClusterError, shown
 
 TF_CONFIG = "TF_CONFIG"
@@ -79,6 +80,11 @@ def _check(cluster, job, index):
     if not all(isinstance(address, str) and _port(address) for address in addresses):
         raise ClusterError(f"{TF_CONFIG}: every task's address is host:port, a port from 1 to "
                            f"65535")
+    # A host of other bytes than UTF-8 (`\xff`, as the environment gives it) no socket can name.
+    unnamed = next((address for address in addresses if not checks.is_utf8(address)), None)
+    if unnamed is not None:
+        raise ClusterError(f"{TF_CONFIG}: the address {shown(unnamed)} is not UTF-8 text, which "
+                           f"no host has")
     listening = collections.Counter(map(_listener, addresses))
     repeated = [address for address in addresses if listening[_listener(address)] > 1]
     if repeated:
