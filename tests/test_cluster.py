@@ -150,7 +150,7 @@ def test_a_local_cluster_trains_one_run(cluster, tmp_path):
                      "--no-plots", timeout=BOUND)
     assert result.returncode == 0, result.stderr  # a cluster's run resumes in one process
     assert "TensorFlow cluster" not in result.stderr  # its tasks were told it was done
-    assert run.vectors.most_similar("!?!", topn=3)
+    assert bands2vec.open_run(str(logs)).vectors.most_similar("!?!", topn=3)
 
 
 @pytest.mark.slow
