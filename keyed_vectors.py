@@ -157,8 +157,8 @@ class KeyedVectorsQueries:
         artist would be as near (as most_similar refuses it)."""
         row = self.index(key)
         if not self.vectors[row].any():
-            raise QueryError(f"{method}: the vector of {shown(self.names[row])} is all zeros, which "
-                             f"has no direction to compare")
+            raise QueryError(f"{method}: the vector of {shown(self.names[row])} is all zeros, "
+                             f"which has no direction to compare")
         return self.unit_vectors[row]
 
     def weighted_target(self, positive, negative):
