@@ -359,13 +359,9 @@ def _command(argv):
         os._exit(2)
     except (Bands2VecError, ValueError) as error:
         return _refuse(error, str(error))
-    except BrokenPipeError:
-        # The reader (`| head`) has gone; the rest of the output has nowhere to go.
-        sys.stderr.close()
-        return 1
     except OSError as error:
-        return _refuse(error, output_error_line(error) if error.filename == STANDARD_OUTPUT
-                       else os_error_line(error))
+        return (_unwritten(error) if error.filename == STANDARD_OUTPUT
+                else _refuse(error, os_error_line(error)))
     except MemoryError as error:  # the advice is training's; another command only reads a run
         return _refuse(error, "out of memory; try a smaller --batch-size or --embedding-size"
                        if args.command == "train" else "out of memory reading the run")
