@@ -211,7 +211,14 @@ def submit_map(side, shown, folder, seed=0):
 def map_coordinates(unit_vectors, seed=0, coordinates=None, say=None):
     """The map's t-SNE coordinates: `coordinates` where the cache had them, else computed; a
     RunError where they are not numbers, which no file of the run is to hold."""
-    coordinates = compute_tsne(unit_vectors, seed, say) if coordinates is None else coordinates
+    if coordinates is None:
+        if say:
+            say(f"t-SNE of {len(unit_vectors):,} artists ({tsne_iterations()} iterations), "
+                f"then the plots")
+        coordinates = compute_tsne(unit_vectors, seed, say)
+    elif say:
+        say(f"The t-SNE map of {len(unit_vectors):,} artists from {TSNE_CACHE}, made from these "
+            f"vectors, then the plots")
     if not np.isfinite(coordinates).all():
         raise RunError("the t-SNE map came out NaN: the vectors are too much alike to map; see "
                        "that vectors.npy is the run's own")

@@ -108,8 +108,6 @@ def plot(artist_vectors, folder, seed, step, say, side=None):
     projector's bookmarks and as images in TensorBoard; returns {kind: path}."""
     import plots
 
-    rows = plots.map_rows(artist_vectors.artists.review_counts)
-    say(f"t-SNE of {len(rows):,} artists ({plots.tsne_iterations()} iterations), then the plots")
     paths, coordinates = plots.write_plots(artist_vectors, folder, seed, say, side)
     tensorboard_files.write_bookmarks(folder, coordinates,
                                       (len(coordinates), artist_vectors.vectors.shape[1]),

@@ -188,7 +188,11 @@ def test_cached_coordinates_are_reused(demo_run, tmp_path, monkeypatch):
     cached = plots.cached_coordinates(folder, plots.map_artists(vectors).unit_vectors)
     assert cached.shape == (len(vectors), 2)  # the run's map
     monkeypatch.setattr(plots, "compute_tsne", lambda *a, **k: pytest.fail("t-SNE ran again"))
-    assert np.array_equal(plots.write_plots(vectors, folder)[1], cached)
+    said = []
+    assert np.array_equal(plots.write_plots(vectors, folder, say=said.append)[1], cached)
+    # What is said is what was done: the map read, not a t-SNE of so many iterations.
+    assert said == [f"The t-SNE map of {len(vectors)} artists from tsne.npz, made from these vectors, "
+                    f"then the plots"]
     # Other vectors do not take the cache's coordinates.
     other = random_like(vectors).unit_vectors[plots.map_rows(vectors.artists.review_counts)]
     assert plots.cached_coordinates(folder, other) is None
