@@ -48,6 +48,7 @@ def run_path(logs, name=None):
                            f"choose a --logdir of runs, such as {os.path.dirname(run) or '.'}")
     if name is not None:
         check_run_name(name)
+    _refuse_planted_link(logs)
     try:
         os.makedirs(logs, exist_ok=True)
         probe = tempfile.TemporaryFile(dir=logs)
@@ -61,6 +62,18 @@ def run_path(logs, name=None):
         name = _unused_name(logs, datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S"))
     _check_name_length(logs, name)
     return os.path.join(logs, name)
+
+
+def _refuse_planted_link(logs):
+    """A RunError if the path `logs` goes through a symbolic link another user made: whoever may
+    write beside it could aim new runs, and --overwrite's removals, at a folder of their choice."""
+    path = os.path.abspath(logs)
+    for part in itertools.accumulate(path.split(os.sep)[1:], os.path.join, initial=os.sep):
+        if os.path.islink(part) and os.lstat(part).st_uid not in (os.geteuid(), 0):
+            raise RunError(f"{logs}: goes through {part}, a symbolic link uid "
+                           f"{os.lstat(part).st_uid} made, and runs are written only where you "
+                           f"chose; give the folder it leads to, {os.path.realpath(part)}, as "
+                           f"--logdir if you mean it")
 
 
 def _unused_name(logs, name):

@@ -32,7 +32,7 @@ import side_process
 import tensorboard_files
 import vector_files
 from errors import RunError
-from helpers import quiet
+from helpers import quiet, run_cli
 
 
 @pytest.mark.parametrize("name, problem", [
@@ -74,6 +74,27 @@ def test_runs_started_in_one_second_get_names_of_their_own(tmp_path, monkeypatch
     third = run_folder.run_path(str(tmp_path))
     assert [os.path.basename(path) for path in (first, second, third)] == [
         "run-20261201-000000", "run-20261201-000000-2", "run-20261201-000000-3"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a link another user's takes root")
+def test_a_log_folder_through_another_users_link_is_refused(tmp_path):
+    """Probe 17: a --logdir whose last part another user had made a link was followed, and a new run
+    (or --overwrite's removal) landed in the folder of that user's choice."""
+    victim = tmp_path / "victim"
+    (victim / "r").mkdir(parents=True)
+    (victim / "r" / "run.json").write_text("{}")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.symlink(victim, shared / "logs")
+    assert run_folder.run_path(str(shared / "logs"), "new")  # this user's own link is followed
+    for planted in (shared / "logs", shared / "logs" / "deeper"):
+        os.lchown(shared / "logs", 65534, 65534)
+        with pytest.raises(RunError, match=f"^{planted}: goes through {shared / 'logs'}, a symbolic link uid "
+                                           f"65534 made, .* give the folder it leads to, {victim}, as --logdir"):
+            run_folder.run_path(str(planted), "r")
+    result = run_cli("--data", "demo", "--logdir", str(shared / "logs"), "--run", "r", "--overwrite")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert sorted(os.listdir(victim)) == ["r"] and os.listdir(victim / "r") == ["run.json"]
 
 
 def test_no_run_name_is_a_lock(tmp_path):
