@@ -108,6 +108,7 @@ def plot(artist_vectors, folder, seed, step, say, side=None):
     projector's bookmarks and as images in TensorBoard; returns {kind: path}."""
     import plots
 
+    tensorboard_files.replaced_events(folder, tensorboard_files.PLOTS_EVENTS)  # before any plot
     paths, coordinates = plots.write_plots(artist_vectors, folder, seed, say, side)
     tensorboard_files.write_bookmarks(folder, coordinates,
                                       (len(coordinates), artist_vectors.vectors.shape[1]),

@@ -376,12 +376,22 @@ def write_summaries(folder, step, summaries, name=None, replacing=None):
         records.write(Event(wall_time=time.time(), step=step, summary=summary).SerializeToString())
     name = name or (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
                     f"{os.getpid()}.{next(_events_files)}" + (f".{replacing}" if replacing else ""))
+    earlier = replaced_events(folder, replacing) if replacing else []
     write_bytes(os.path.join(folder, name), buffer.getvalue())
-    if replacing:
-        pattern = os.path.join(glob.escape(folder), f"events.out.tfevents.*.{replacing}")
-        for earlier in glob.glob(pattern):
-            if os.path.basename(earlier) != name:
-                os.remove(earlier)
+    for path in earlier:
+        if os.path.basename(path) != name:
+            os.remove(path)
+
+
+def replaced_events(folder, group):
+    """The events files of `group` in `folder`; a RunError, before anything is written, where one
+    is a folder (put there by whoever may write in it), which no file can replace."""
+    paths = glob.glob(os.path.join(glob.escape(folder), f"events.out.tfevents.*.{group}"))
+    for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise RunError(f"{path}: a folder where the run keeps its {group}' events file, which "
+                           f"run.py never makes; remove it (and see who put it there)")
+    return paths
 
 
 _events_files = itertools.count()  # tells apart the events files one process writes in one second

@@ -356,6 +356,18 @@ def _files(folder):
                   for path in folder.rglob("*") if path.is_file())
 
 
+def test_a_folder_planted_as_the_plots_events_file_stops_plot_before_it_writes(demo_copy):
+    """Probe 17: `plot` wrote its plots and their new events file, and only then failed to remove a
+    folder put at an earlier events file's name: the run kept both, and TensorBoard showed that folder as
+    a run of its own."""
+    planted = demo_copy / f"events.out.tfevents.1.host.1.0.{tensorboard_files.PLOTS_EVENTS}"
+    planted.mkdir()
+    before = _files(demo_copy)
+    with pytest.raises(RunError, match=f"^{planted}: a folder where the run keeps its plots' events file"):
+        bands2vec.open_run(str(demo_copy.parent), "r").plot(say=quiet)
+    assert _files(demo_copy) == before and planted.is_dir()
+
+
 @pytest.mark.parametrize("linked", ["the run", run_folder.CHECKPOINT_DIR, run_folder.PROJECTOR_SAMPLE_DIR])
 def test_a_folder_of_the_run_that_is_a_link_is_never_written_through(demo_copy, tmp_path, linked):
     elsewhere = tmp_path / "elsewhere"
