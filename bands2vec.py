@@ -88,6 +88,9 @@ class Run:
         k = checks.whole("k", k, 1)
         if not isinstance(other, Run):
             raise QueryError(f"Run.against takes another Run, not {type(other).__name__}")
+        if os.path.samefile(other.folder, self.folder):  # it would agree with itself, always
+            raise QueryError(f"{other.folder} is this run itself: compare it against a run of "
+                             f"another seed")
         return {"run": other.folder, "seed": other.options.seed,
                 "ensemble": other.options.ensemble,
                 **neighbour_stability(self.vectors, other.vectors, k=k)}

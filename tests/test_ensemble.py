@@ -155,8 +155,12 @@ def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemb
         result = run_cli("evaluate", "--json", "--logdir", str(run), "--against", str(other))
         return json.loads(result.stdout)["against"]
 
-    itself = against(demo_trained, demo_trained)
+    vectors = bands2vec.open_run(demo_trained).vectors
+    itself = neighbour_stability(vectors, vectors, k=10)
     assert (itself["jaccard"], itself["kept"], itself["artists"]) == (1.0, 10.0, 300)
+    # Probe 17's smaller fault: a run against itself agreed in full, with no word that it said nothing.
+    assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), "--against", f"{demo_trained}/"),
+                   f"{demo_trained} is this run itself: compare it against a run of another seed")
     other = against(demo_trained, demo_ensemble)
     assert 0 < other["jaccard"] < 1 and other["ensemble"] == 3
     # A top-10 keeping n of 10 has Jaccard n / (20 - n), convex in n: the mean of those is at least
