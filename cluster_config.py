@@ -111,6 +111,7 @@ def _listener(address):
         ip = ipaddress.ip_address(host)
     except ValueError:
         return ("loopback" if host == "localhost" else host), _port(address)
+    ip = getattr(ip, "ipv4_mapped", None) or ip  # ::ffff:127.0.0.1 is 127.0.0.1
     return ("loopback" if ip.is_loopback else ip.compressed), _port(address)
 
 

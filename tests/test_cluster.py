@@ -103,10 +103,14 @@ def test_a_job_that_is_no_list_is_named(monkeypatch, chief, said):
     ({"chief": ["localhost:2"], "ps": ["localhost:2"]}, "two tasks listen at localhost:2; each task needs"),
     ({"chief": ["[::1]:2"], "ps": ["::1:2"]}, "two tasks listen at [::1]:2 and ::1:2, one address; each"),
     ({"chief": ["127.0.0.1:2"], "ps": ["LOCALHOST:02"]}, "two tasks listen at 127.0.0.1:2 and LOCALHOST:02, one"),
+    # Probe 16: the IPv4-mapped spelling of an address was caught only as the second task failed to listen.
+    ({"chief": ["[::ffff:127.0.0.1]:2"], "ps": ["127.0.0.1:2"]},
+     "two tasks listen at [::ffff:127.0.0.1]:2 and 127.0.0.1:2, one"),
     ({"chief": ["a.example:2"], "ps": ["b.example:2"], "worker": ["127.0.0.1:3"]}, None),
     # Probe 18: Python's own `'utf-8' codec can't encode ...` once the chief had started, naming no address.
     ({"chief": ["h\udcff:2"], "ps": ["localhost:3"]}, "the address 'h\\udcff:2' is not UTF-8 text, which no host has"),
 ], ids=["port past 65535", "port 0", "one address twice", "IPv6 in two spellings", "loopback in two spellings",
+        "IPv4-mapped loopback",
         "one port on two hosts", "not UTF-8"])
 def test_addresses_no_cluster_can_listen_at_are_refused_before_anything_starts(monkeypatch, cluster_jobs, said):
     """Port 99999 was blamed on the ps after 137 s, one address twice was TensorFlow's own line after 84 s."""
