@@ -1,14 +1,15 @@
-"""Why `loss/nce` rises while the vectors learn: training as training.py trains (the same graph, seed and
+"""Why `loss/nce` rises while the vectors learn: training as training.py trains \
+(the same graph, seed and
 pairs, one thread), measuring at a few steps on held-out pairs with fixed sampled negatives:
 
-- the batch's loss (what `loss/nce` shows) and the held-out NCE loss, split into the true pairs' term
-  and the negatives' term;
+- the batch's loss (what `loss/nce` shows) and the held-out NCE loss, split into the true pairs'
+  term and the negatives' term;
 - the mean NCE bias and the mean score u.w of the true pairs: which of the two carries the loss;
 - the full softmax cross-entropy over every artist, against log(artists) for a uniform guess;
 - the vectors' mean norm;
 
-and, once, the loss of the pairs' own probabilities (the lowest any model can score on them), for the
-default learning rate and for a tenth and a hundredth of it. docs/runs.md shows the results.
+and, once, the loss of the pairs' own probabilities (the lowest any model can score on them), for
+the default learning rate and for a tenth and a hundredth of it. docs/runs.md shows the results.
 
     python benchmarks/nce_loss_benchmark.py --data ../shared/data/pitchfork
 """
@@ -40,13 +41,15 @@ def sigmoid_cross_entropy(logits, label):
 
 
 class HeldOut:
-    """Held-out pairs, with negatives drawn once by the graph's own sampler and its expected counts."""
+    """Held-out pairs, with negatives drawn once by the graph's own sampler and its expected
+    counts."""
 
     def __init__(self, catalog, options, session, model, sampler_op):
         held = PairSampler(catalog, options.contexts, seed=HELD_OUT_SEED)
         self.inputs, labels = held.pairs(HELD_OUT)
         self.labels = labels[:, 0]
-        self.negatives = [session.run(sampler_op.outputs, {model.train_labels: labels[start:start + BLOCK]})
+        self.negatives = [session.run(sampler_op.outputs,
+                                      {model.train_labels: labels[start:start + BLOCK]})
                           for start in range(0, HELD_OUT, BLOCK)]
 
     def blocks(self):
@@ -76,7 +79,8 @@ class HeldOut:
             sampled_p = probability(targets, np.broadcast_to(sampled, (len(targets), len(sampled))))
             true_terms.append(sigmoid_cross_entropy(np.log(true_p) - np.log(true_count), 1))
             logits = np.log(np.maximum(sampled_p, 1e-300)) - np.log(sampled_count)
-            negative_terms.append(np.where(sampled_p > 0, sigmoid_cross_entropy(logits, 0), 0).sum(1))
+            negative_terms.append(
+                np.where(sampled_p > 0, sigmoid_cross_entropy(logits, 0), 0).sum(1))
         return float(np.mean(np.concatenate(true_terms) + np.concatenate(negative_terms)))
 
 
@@ -100,7 +104,8 @@ class PairProbability:
         for share, matrix in self.kinds:
             sizes, memberships = matrix.sum(0), matrix[targets].sum(1)
             weight = share * memberships / matrix.sum()
-            per_group = matrix[targets] / np.maximum(sizes - 1, 1) / np.maximum(memberships, 1)[:, None]
+            per_group = (matrix[targets] / np.maximum(sizes - 1, 1)
+                         / np.maximum(memberships, 1)[:, None])
             probability = np.einsum("ng,nmg->nm", per_group, matrix[candidates])
             probability[candidates == targets[:, None]] = 0
             found += weight[:, None] * probability
@@ -114,22 +119,27 @@ def measures(held_out, vectors, weights, biases, batch_loss):
     top = logits.max(1, keepdims=True)
     log_total = top[:, 0] + np.log(np.exp(logits - top).sum(1))
     contexts = held_out.labels[:SOFTMAX_PAIRS]
-    return {"batch_loss": float(batch_loss), "held_out_nce": float(np.mean(true_terms + negative_terms)),
+    return {"batch_loss": float(batch_loss),
+            "held_out_nce": float(np.mean(true_terms + negative_terms)),
             "true_term": float(true_terms.mean()), "negatives_term": float(negative_terms.mean()),
             "mean_bias": float(biases.mean()),
-            "true_score": float(np.mean(np.sum(vectors[held_out.inputs] * weights[held_out.labels], 1))),
-            "softmax_cross_entropy": float(np.mean(log_total - logits[np.arange(len(contexts)), contexts])),
+            "true_score":
+                float(np.mean(np.sum(vectors[held_out.inputs] * weights[held_out.labels], 1))),
+            "softmax_cross_entropy":
+                float(np.mean(log_total - logits[np.arange(len(contexts)), contexts])),
             "vector_norm": float(np.linalg.norm(vectors, axis=1).mean())}
 
 
 def train_and_measure(catalog, options, with_floor):
     """{step: measures} over one training run; and the floor, if asked."""
     sampler = PairSampler(catalog, options.contexts)
-    model = build_graph(len(catalog), options.embedding_size, options.num_sampled, options.learning_rate,
-                        decay_steps=options.steps, context_distribution=sampler.context_distribution(),
+    model = build_graph(len(catalog), options.embedding_size, options.num_sampled,
+                        options.learning_rate, decay_steps=options.steps,
+                        context_distribution=sampler.context_distribution(),
                         init_scale=options.init_scale, seed=options.seed)
     variables = {v.op.name: v for v in model.graph.get_collection("variables")}
-    sampler_op = next(op for op in model.graph.get_operations() if op.type == "FixedUnigramCandidateSampler")
+    sampler_op = next(op for op in model.graph.get_operations()
+                      if op.type == "FixedUnigramCandidateSampler")
     config = tf1.ConfigProto(intra_op_parallelism_threads=options.threads,
                              inter_op_parallelism_threads=options.threads)
     config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
@@ -141,10 +151,12 @@ def train_and_measure(catalog, options, with_floor):
         sampler.rng = np.random.default_rng([options.seed, 0])  # as training's first thread draws
         results, step = {}, 0
         while step < options.steps:
-            inputs, labels = sampler.batches(options.batch_size, min(options.steps_per_draw, options.steps - step))
+            inputs, labels = sampler.batches(options.batch_size,
+                                             min(options.steps_per_draw, options.steps - step))
             for batch_inputs, batch_labels in zip(inputs, labels):
                 _, loss = session.run([model.optimizer, model.loss],
-                                      {model.train_inputs: batch_inputs, model.train_labels: batch_labels})
+                                      {model.train_inputs: batch_inputs,
+                                       model.train_labels: batch_labels})
                 step += 1
                 if step in MEASURE_AT or step == options.steps:
                     results[step] = measures(held_out, *session.run(tables), loss)
@@ -160,7 +172,8 @@ def main():
     args = parser.parse_args()
     catalog = data_utils.load_catalog(args.data)
     default = TrainOptions().resolved(catalog)
-    report = {"artists": len(catalog), "options": {"steps": default.steps, "batch_size": default.batch_size,
+    report = {"artists": len(catalog), "options": {"steps": default.steps,
+                                                   "batch_size": default.batch_size,
                                                    "num_sampled": default.num_sampled,
                                                    "learning_rate": default.learning_rate},
               "uniform_guess": float(np.log(default.num_sampled + 1)
@@ -173,7 +186,8 @@ def main():
         report["floor"] = report.get("floor") or floor
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)
-    print(f"floor {report['floor']:.3f}, uniform guess {report['uniform_guess']:.3f}; written to {args.out}")
+    print(f"floor {report['floor']:.3f}, uniform guess {report['uniform_guess']:.3f}; "
+          f"written to {args.out}")
 
 
 if __name__ == "__main__":

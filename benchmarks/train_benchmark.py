@@ -1,14 +1,14 @@
 """Training speed and quality, side by side in one run on the full data:
 
-1. Bands2Vec with its defaults, as `python run.py` trains (with the reports TensorBoard shows: neighbours and
-   quality scalars), and without those reports, for their cost;
+1. Bands2Vec with its defaults, as `python run.py` trains (with the reports TensorBoard shows:
+   neighbours and quality scalars), and without those reports, for their cost;
 2. the tutorial's algorithm and settings (pairs one at a time in a Python loop, batch 64, 16 sampled
    negatives, SGD at 1.0, 100,000 steps), on the project's graph;
-3. gensim's Word2Vec (skip-gram, negative sampling, 64 dimensions) on pairs from the project's sampler,
-   as 2-token sentences;
-and the whole `python run.py` (load, train, checkpoint, projector files, t-SNE plots), timed from outside.
-Each contender trains --repeats times and its fastest run counts, as timeit reports: on a shared machine,
-noise only ever adds time.
+3. gensim's Word2Vec (skip-gram, negative sampling, 64 dimensions) on pairs from the project's
+   sampler, as 2-token sentences;
+and the whole `python run.py` (load, train, checkpoint, projector files, t-SNE plots), timed from
+outside. Each contender trains --repeats times and its fastest run counts, as timeit reports: on a
+shared machine, noise only ever adds time.
 
     pip install -r benchmarks/requirements.txt
     python benchmarks/train_benchmark.py --data ../shared/data/pitchfork
@@ -40,8 +40,8 @@ from training import train_vectors  # noqa: E402
 
 
 def project(catalog, seed, quality=True):
-    """Bands2Vec's defaults as run.py trains them: with the reports' neighbours and quality scalars taken while
-    training, or without."""
+    """Bands2Vec's defaults as run.py trains them: with the reports' neighbours and quality scalars
+    taken while training, or without."""
     options = TrainOptions(seed=seed).resolved(catalog)
     probe = training_probe(ArtistVectors(np.zeros((len(catalog), 1)), catalog.facts), seed=seed)
     with tempfile.TemporaryDirectory() as folder:
@@ -66,7 +66,8 @@ def tutorial_batch(genre_dict, score_dict, batch_size, genre_share):
     return batch, labels
 
 
-def tutorial(catalog, seed, steps, batch_size=64, num_sampled=16, learning_rate=1.0, genre_share=0.6):
+def tutorial(catalog, seed, steps, batch_size=64, num_sampled=16, learning_rate=1.0,
+             genre_share=0.6):
     random.seed(seed)
     genre_dict, score_dict = tutorial_dicts(catalog)
     model = build_graph(len(catalog), 64, num_sampled, learning_rate, init_scale=1.0, seed=seed)
@@ -75,7 +76,8 @@ def tutorial(catalog, seed, steps, batch_size=64, num_sampled=16, learning_rate=
         started = time.perf_counter()
         for _ in range(steps):
             inputs, labels = tutorial_batch(genre_dict, score_dict, batch_size, genre_share)
-            session.run([model.optimizer, model.loss], {model.train_inputs: inputs, model.train_labels: labels})
+            session.run([model.optimizer, model.loss],
+                        {model.train_inputs: inputs, model.train_labels: labels})
         seconds = time.perf_counter() - started
         return session.run(model.embeddings), seconds, steps * batch_size
 
@@ -98,18 +100,20 @@ def gensim_word2vec(catalog, seed, pairs, genre_share=0.6):
 def end_to_end(data):
     with tempfile.TemporaryDirectory() as logs:
         started = time.perf_counter()
-        subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--data", data, "--logdir", logs],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, os.path.join(REPO, "run.py"), "--data", data,
+                        "--logdir", logs], check=True, stdout=subprocess.DEVNULL)
         return time.perf_counter() - started
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get(data_utils.DATA_ENV, "../shared/data/pitchfork"))
+    parser.add_argument("--data",
+                        default=os.environ.get(data_utils.DATA_ENV, "../shared/data/pitchfork"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tutorial-steps", type=int, default=100_000)
     parser.add_argument("--gensim-pairs", type=int, default=6_400_000)
-    parser.add_argument("--repeats", type=int, default=3, help="runs per contender; the fastest counts (3)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per contender; the fastest counts (3)")
     parser.add_argument("--json", default=os.path.join(REPO, "benchmarks", "latest.json"))
     args = parser.parse_args()
     if args.repeats < 1:
@@ -131,7 +135,8 @@ def main():
                       **neighbour_agreement(random_like(blank, args.seed))}
     run_seconds = end_to_end(args.data)
 
-    result = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    result = {"date": datetime.date.today().isoformat(),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "data": catalog.source, "artists": len(catalog), "repeats": args.repeats,
               "python_run_py_seconds": run_seconds,
               "defaults": dataclasses.asdict(TrainOptions().resolved(catalog)), "rows": rows}
@@ -143,16 +148,19 @@ def main():
 
 def table(result):
     ours = result["rows"]["bands2vec"]
-    lines = [f"Training benchmark, {result['date']}, {result['machine']}, {result['artists']:,} artists, "
-             f"fastest of {result['repeats']} runs each",
+    lines = [f"Training benchmark, {result['date']}, {result['machine']}, "
+             f"{result['artists']:,} artists, fastest of {result['repeats']} runs each",
              "",
-             "| | training s | pairs | pairs/s | genre@10 | score@10 | score diff | time / bands2vec |",
+             "| | training s | pairs | pairs/s | genre@10 | score@10 | score diff "
+             "| time / bands2vec |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, row in result["rows"].items():
         ratio = f"{row['seconds'] / ours['seconds']:.2f}x" if row["seconds"] else ""
-        lines.append(f"| {name} | {row['seconds']:.1f} | {row['pairs']:,} | {row['pairs_per_second']:,.0f} | "
-                     f"{row['genre']:.1%} | {row['score']:.1%} | {row['score_difference']:.3f} | {ratio} |")
-    lines += ["", f"`python run.py` on the full data, end to end: {result['python_run_py_seconds']:.1f} s"]
+        lines.append(f"| {name} | {row['seconds']:.1f} | {row['pairs']:,} | "
+                     f"{row['pairs_per_second']:,.0f} | {row['genre']:.1%} | {row['score']:.1%} | "
+                     f"{row['score_difference']:.3f} | {ratio} |")
+    lines += ["", f"`python run.py` on the full data, end to end: "
+                  f"{result['python_run_py_seconds']:.1f} s"]
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: the full Pitchfork data in ../shared, a demo run and a full-data run, trained once."""
+"""Shared fixtures: the full Pitchfork data in ../shared, a demo run and a full-data run, trained
+once."""
 import os
 import shutil
 import signal
@@ -6,26 +7,30 @@ import sys
 
 import pytest
 
-from helpers import REPO, csv_copy, train_run  # tests/ is on the path: pytest puts a conftest's folder there
+# tests/ is on the path: pytest puts a conftest's folder there
+from helpers import REPO, csv_copy, train_run
 
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # synthetic_catalog: Kaggle-schema test data
 
-# The processes the tests interrupt hear Ctrl-C even when the tests were started in the background, where the
-# shell ignores SIGINT and every child would inherit that.
+# The processes the tests interrupt hear Ctrl-C even when the tests were started in the background,
+# where the shell ignores SIGINT and every child would inherit that.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
-# The full data: $BANDS2VEC_DATA (the database.sqlite file or its folder, as docs/data.md allows), else data/ as the
-# README places it, else ../shared/data/pitchfork as CI has it.
+# The full data: $BANDS2VEC_DATA (the database.sqlite file or its folder, as docs/data.md allows),
+# else data/ as the README places it, else ../shared/data/pitchfork as CI has it.
 FULL_DATA = os.environ.get("BANDS2VEC_DATA") or next(
-    (place for place in (os.path.join(REPO, "data"), os.path.join(REPO, "..", "shared", "data", "pitchfork"))
+    (place for place in (os.path.join(REPO, "data"),
+                         os.path.join(REPO, "..", "shared", "data", "pitchfork"))
      if os.path.isfile(os.path.join(place, "database.sqlite"))), os.path.join(REPO, "data"))
 
 
 @pytest.fixture(scope="session")
 def full_data():
-    """The full data's database.sqlite: all the full-data tests need (the CSV tests make their CSVs from it)."""
-    database = FULL_DATA if os.path.isfile(FULL_DATA) else os.path.join(FULL_DATA, "database.sqlite")
+    """The full data's database.sqlite: all the full-data tests need (the CSV tests make their CSVs
+    from it)."""
+    database = (FULL_DATA if os.path.isfile(FULL_DATA)
+                else os.path.join(FULL_DATA, "database.sqlite"))
     if not os.path.isfile(database):
         pytest.skip(f"the full Pitchfork data is not at {FULL_DATA} (no database.sqlite)")
     return os.path.abspath(database)  # CI names it relative to the repository; tests link to it
@@ -78,5 +83,6 @@ def demo_copy(tmp_path, demo_trained):
 
 @pytest.fixture(scope="session")
 def full_run(tmp_path_factory, full_data):
-    """A run on the full data with the default options, as `python run.py` trains (plots made by a test)."""
+    """A run on the full data with the default options, as `python run.py` trains (plots made by a
+    test)."""
     return train_run(tmp_path_factory.mktemp("full-logs"), full_data)

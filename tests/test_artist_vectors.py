@@ -30,8 +30,10 @@ def full_vectors(full_run):
 
 @pytest.fixture(scope="module")
 def full_names(full_catalog):
-    """The full data's artists with random vectors: what parsing a question and naming artists need."""
-    return random_like(ArtistVectors(np.zeros((len(full_catalog), 64), np.float32), full_catalog.facts))
+    """The full data's artists with random vectors: what parsing a question and naming artists
+    need."""
+    return random_like(ArtistVectors(np.zeros((len(full_catalog), 64), np.float32),
+                                     full_catalog.facts))
 
 
 def test_most_similar_excludes_the_query_and_is_sorted(demo_vectors):
@@ -43,17 +45,19 @@ def test_most_similar_excludes_the_query_and_is_sorted(demo_vectors):
     # The nearest by brute force, to check the top-k selection.
     unit = demo_vectors.unit_vectors
     brute = np.argsort(-(unit @ unit[demo_vectors.index("lune, marée")]))
-    assert names == [demo_vectors.names[i] for i in brute if demo_vectors.names[i] != "lune, marée"][:10]
+    assert names == [demo_vectors.names[i] for i in brute
+                     if demo_vectors.names[i] != "lune, marée"][:10]
 
 
 def test_arithmetic_excludes_its_artists(demo_vectors):
     results = demo_vectors.query("lune, marée - !?!", topn=20)
     names = {name for name, _ in results}
     assert not names & {"lune, marée", "!?!"}
-    target = demo_vectors.unit_vectors[demo_vectors.index("lune, marée")] - demo_vectors.unit_vectors[
-        demo_vectors.index("!?!")]
-    best = demo_vectors.similar_by_vector(target, topn=1, exclude=[demo_vectors.index("lune, marée"),
-                                                                   demo_vectors.index("!?!")])
+    target = (demo_vectors.unit_vectors[demo_vectors.index("lune, marée")]
+              - demo_vectors.unit_vectors[demo_vectors.index("!?!")])
+    best = demo_vectors.similar_by_vector(target, topn=1,
+                                          exclude=[demo_vectors.index("lune, marée"),
+                                                   demo_vectors.index("!?!")])
     assert results[0][0] == best[0][0] and results[0][1] == pytest.approx(best[0][1])
 
 
@@ -103,7 +107,8 @@ def test_unknown_names_suggest_close_ones(full_names, demo_vectors):
 
 @pytest.mark.slow
 def test_evaluate_on_random_vectors_matches_the_random_baseline(full_vectors):
-    # The metric can fail: random vectors score what chance gives (32% genre, 28% score on this data).
+    # The metric can fail: random vectors score what chance gives (32% genre, 28% score on this
+    # data).
     chance = neighbour_agreement(random_like(full_vectors, seed=5))
     assert chance["genre"] == pytest.approx(0.32, abs=0.02)
     assert chance["score"] == pytest.approx(0.285, abs=0.02)
@@ -117,7 +122,8 @@ def test_evaluate_on_random_vectors_matches_the_random_baseline(full_vectors):
 def test_catalog_indicator_vectors_reach_the_ceiling(full_catalog):
     genres = np.array([[g in a.genres for g in contexts.GENRES] for a in full_catalog], float)
     buckets = np.eye(11)[[a.score_bucket for a in full_catalog]]
-    indicators = np.hstack([genres / np.maximum(1, np.linalg.norm(genres, axis=1, keepdims=True)), buckets])
+    indicators = np.hstack([genres / np.maximum(1, np.linalg.norm(genres, axis=1, keepdims=True)),
+                            buckets])
     vectors = ArtistVectors(indicators, full_catalog.facts)
     figures = neighbour_agreement(vectors)
     assert figures["genre"] > 0.99 and figures["score"] > 0.99
@@ -141,44 +147,51 @@ def test_plots_written_with_the_expected_size(demo_run):
 
 def _npy_member(shape, descr, data_bytes):
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False,
+                                                  "shape": shape})
     return header.getvalue() + bytes(data_bytes)
 
 
 def test_a_tsne_cache_that_does_not_fit_the_map_is_recomputed_not_read(demo_trained, tmp_path):
-    """A tsne.npz whose key.npy inflated to 8 GB (or declared a terabyte) ran `plot` out of memory for ever;
-    its members are now checked against the map's points before one is read."""
+    """A tsne.npz whose key.npy inflated to 8 GB (or declared a terabyte) ran `plot` out of memory
+    for ever; its members are now checked against the map's points before one is read."""
     folder = str(tmp_path)
     unit = plots.map_artists(ArtistVectors.load(demo_trained)).unit_vectors
     coordinates = np.random.default_rng(0).normal(size=(len(unit), 2))
     plots.cache_coordinates(folder, unit, coordinates)
-    assert np.array_equal(plots.cached_coordinates(folder, unit), coordinates)  # a cache that fits is read
+    # a cache that fits is read
+    assert np.array_equal(plots.cached_coordinates(folder, unit), coordinates)
     with zipfile.ZipFile(os.path.join(folder, plots.TSNE_CACHE)) as archive:
-        key, good = archive.read("key.npy"), archive.read("coordinates.npy")  # the members of a cache that fits
+        # the members of a cache that fits
+        key, good = archive.read("key.npy"), archive.read("coordinates.npy")
     plants = {
-        "a terabyte declared": {"key.npy": _npy_member((10**12,), "<f8", 64), "coordinates.npy": good},
+        "a terabyte declared": {"key.npy": _npy_member((10**12,), "<f8", 64),
+                                "coordinates.npy": good},
         "100 MB past its data": {"key.npy": key + bytes(10**8), "coordinates.npy": good},
-        "other points": {"key.npy": key, "coordinates.npy": _npy_member((len(unit) + 1, 2), "<f8", 0)},
+        "other points": {"key.npy": key,
+                         "coordinates.npy": _npy_member((len(unit) + 1, 2), "<f8", 0)},
         "no coordinates": {"key.npy": key},
         "not a zip": None,
     }
     for case, members in plants.items():
-        with zipfile.ZipFile(os.path.join(folder, plots.TSNE_CACHE), "w", zipfile.ZIP_DEFLATED) as archive:
+        with zipfile.ZipFile(os.path.join(folder, plots.TSNE_CACHE), "w",
+                             zipfile.ZIP_DEFLATED) as archive:
             for name, data in (members or {"key.npy": key}).items():
                 archive.writestr(name, data)
         if members is None:  # a cache cut short
             os.truncate(os.path.join(folder, plots.TSNE_CACHE), 100)
         assert plots.cached_coordinates(folder, unit) is None, case
-    # Of the right key and shape, but not numbers: they made bookmarks of NaN, which is not JSON; or past any
-    # map's (probe 17): the plot's axes overflowed, `arange: cannot compute length`, and float16's and
-    # float32's overflow warnings were notes.
+    # Of the right key and shape, but not numbers: they made bookmarks of NaN, which is not JSON; or
+    # past any map's (probe 17): the plot's axes overflowed, `arange: cannot compute length`, and
+    # float16's and float32's overflow warnings were notes.
     for planted in (np.full_like(coordinates, np.nan), np.full_like(coordinates, np.inf),
                     1e308 * np.linspace(-1, 1, coordinates.size).reshape(coordinates.shape),
                     np.full(coordinates.shape, 3e38, np.float32)):
         plots.cache_coordinates(folder, unit, planted)
         assert plots.cached_coordinates(folder, unit) is None, planted
     plots.cache_coordinates(folder, unit, np.full(coordinates.shape, 65504, np.float16))
-    assert plots.cached_coordinates(folder, unit).dtype == np.float64  # float16's overflowed in the plots
+    # float16's overflowed in the plots
+    assert plots.cached_coordinates(folder, unit).dtype == np.float64
 
 
 @pytest.mark.slow  # draws the plots
@@ -191,8 +204,8 @@ def test_cached_coordinates_are_reused(demo_run, tmp_path, monkeypatch):
     said = []
     assert np.array_equal(plots.write_plots(vectors, folder, say=said.append)[1], cached)
     # What is said is what was done: the map read, not a t-SNE of so many iterations.
-    assert said == [f"The t-SNE map of {len(vectors)} artists from tsne.npz, made from these vectors, "
-                    f"then the plots"]
+    assert said == [f"The t-SNE map of {len(vectors)} artists from tsne.npz, made from these "
+                    f"vectors, then the plots"]
     # Other vectors do not take the cache's coordinates.
     other = random_like(vectors).unit_vectors[plots.map_rows(vectors.artists.review_counts)]
     assert plots.cached_coordinates(folder, other) is None
@@ -235,11 +248,12 @@ def test_evaluate_and_plot_commands_on_the_full_data(full_run):
     assert result.returncode == 0, result.stderr
     for name in plots.PLOTS.values():
         assert os.path.getsize(os.path.join(full_run, name)) > 50_000
-    # The map keeps its neighbourhoods and genres: scikit-learn's 500 iterations gave 0.990 and 97.4%
-    # on the 8,712-artist catalog; openTSNE gives 0.991 and 96.2% on today's 8,630 artists.
+    # The map keeps its neighbourhoods and genres: scikit-learn's 500 iterations gave 0.990 and
+    # 97.4% on the 8,712-artist catalog; openTSNE gives 0.991 and 96.2% on today's 8,630 artists.
     vectors = ArtistVectors.load(full_run)
     rows = plots.map_rows(vectors.artists.review_counts)
     coordinates = plots.cached_coordinates(full_run, vectors.unit_vectors[rows])  # the plot's
-    quality = map_quality(vectors.unit_vectors[rows], coordinates, vectors.artists.primary_genres[rows])
+    quality = map_quality(vectors.unit_vectors[rows], coordinates,
+                          vectors.artists.primary_genres[rows])
     assert quality["trustworthiness"] > 0.985 and quality["genre"] > 0.955, quality
 

@@ -1,5 +1,5 @@
-"""Context kinds beyond the tutorial's: record labels and release eras, their shares, pseudo-artists and
-pseudo-labels, the evaluate figures that measure them, and training that diverges."""
+"""Context kinds beyond the tutorial's: record labels and release eras, their shares, pseudo-artists
+and pseudo-labels, the evaluate figures that measure them, and training that diverges."""
 import json
 import os
 
@@ -58,7 +58,8 @@ def test_contexts_parser_refuses_bad_values(spec, message):
 
 
 def test_genre_share_is_the_genre_context_share():
-    assert contexts.parse_contexts("genre,score", genre_share=0.3) == pytest.approx({"genre": 0.3, "score": 0.7})
+    assert (contexts.parse_contexts("genre,score", genre_share=0.3)
+            == pytest.approx({"genre": 0.3, "score": 0.7}))
     with pytest.raises(ValueError, match="once"):
         contexts.parse_contexts("genre=0.5,score", genre_share=0.3)
     with pytest.raises(ValueError, match="needs the genre context"):
@@ -93,12 +94,14 @@ def test_labels_and_years_from_the_full_data(full_data_csv, full_catalog):
 def test_label_context_is_label_within_genre(full_catalog):
     groups = full_catalog.context_groups("label")
     burial, kode9 = full_catalog.index["burial"], full_catalog.index["kode9"]
-    assert burial in groups[("hyperdub", "electronic")] and kode9 in groups[("hyperdub", "electronic")]
+    assert (burial in groups[("hyperdub", "electronic")]
+            and kode9 in groups[("hyperdub", "electronic")])
     for (label, genre), ids in list(groups.items())[:500]:
         assert all(label in full_catalog.artist(i).labels for i in ids)
         assert all(genre in (full_catalog.artist(i).genres or (contexts.NO_GENRE,)) for i in ids)
     eras = full_catalog.context_groups("year")
-    assert full_catalog.index["radiohead"] in eras[2005] and all(start % contexts.ERA_YEARS == 0 for start in eras)
+    assert (full_catalog.index["radiohead"] in eras[2005]
+            and all(start % contexts.ERA_YEARS == 0 for start in eras))
 
 
 def test_pseudo_artists_left_out_unless_asked(full_data, full_catalog):
@@ -112,7 +115,8 @@ def test_pseudo_artists_left_out_unless_asked(full_data, full_catalog):
 def test_a_missing_table_is_an_error_only_for_its_context(tmp_path):
     tables = demo_data.demo_tables(300)
     for form in ("sqlite", "csv"):
-        path = write_tables(tables, str(tmp_path / form), csv=form == "csv", only=("reviews", "genres"))
+        path = write_tables(tables, str(tmp_path / form), csv=form == "csv",
+                            only=("reviews", "genres"))
         catalog = data_utils.load_catalog(path)
         assert catalog.tables == {"reviews", "genres"} and not any(a.labels for a in catalog)
         PairSampler(catalog)  # the tutorial's contexts need nothing more
@@ -120,7 +124,8 @@ def test_a_missing_table_is_an_error_only_for_its_context(tmp_path):
             catalog.context_groups("label")
         with pytest.raises(DataError, match="no years table"):
             catalog.context_groups("year")
-    assert_refused(run_cli("--data", path, "--logdir", str(tmp_path / "logs"), "--contexts", "genre,label"),
+    assert_refused(run_cli("--data", path, "--logdir", str(tmp_path / "logs"), "--contexts",
+                           "genre,label"),
                     "no labels table")
     assert not os.path.exists(tmp_path / "logs" ) or os.listdir(tmp_path / "logs") == []
 
@@ -128,17 +133,19 @@ def test_a_missing_table_is_an_error_only_for_its_context(tmp_path):
 @pytest.mark.parametrize("table, column, unusable, kind", [
     ("labels", "label", None, "label"), ("labels", "label", "self-released", "label"),
     ("years", "year", "soon", "year")], ids=["labels NULL", "no record label", "years no numbers"])
-def test_a_kind_asked_for_whose_table_holds_nothing_usable_is_refused(tmp_path, table, column, unusable, kind):
-    """Every labels.label NULL trained with label's share of the pairs silently given to the others."""
+def test_a_kind_asked_for_whose_table_holds_nothing_usable_is_refused(tmp_path, table, column,
+                                                                      unusable, kind):
+    """Every labels.label NULL trained with label's share of the pairs silently given to the
+    others."""
     tables = demo_data.demo_tables(60)
     tables[table] = tables[table].assign(**{column: unusable})
     catalog = data_utils.load_catalog(write_tables(tables, str(tmp_path / "d")))
     options = bands2vec.TrainOptions(contexts=f"genre,score,{kind}")
     with pytest.raises(DataError) as refused:
         options.resolved(catalog)
-    assert str(refused.value) == (f"{catalog.source}: --contexts asks for {kind}, but no review has one "
-                                  f"(every {table}.{column} is NULL, unusable or of no review here); leave {kind} out of "
-                                  f"--contexts")
+    assert str(refused.value) == (f"{catalog.source}: --contexts asks for {kind}, but no review "
+                                  f"has one (every {table}.{column} is NULL, unusable or of no "
+                                  f"review here); leave {kind} out of --contexts")
     assert bands2vec.TrainOptions().resolved(catalog).steps > 0  # not asked for, it is not needed
 
 
@@ -174,7 +181,8 @@ def test_sampler_draws_each_kind_at_its_share(full_catalog):
     for k, name in enumerate(sampler.kinds):
         drawn = kind == k
         assert abs(drawn.mean() - shares[name]) < 0.01
-        assert all(keys[name][a] & keys[name][b] for a, b in zip(inputs[drawn][:3000], labels[drawn][:3000]))
+        assert all(keys[name][a] & keys[name][b]
+                   for a, b in zip(inputs[drawn][:3000], labels[drawn][:3000]))
     again = PairSampler(full_catalog, shares, seed=4).pairs(200_000)
     assert np.array_equal(again[0], inputs) and np.array_equal(again[1][:, 0], labels)
 
@@ -197,7 +205,8 @@ def test_metadata_has_main_label_and_era(demo_trained, demo_catalog):
     for row, artist in zip(rows, demo_catalog):
         # An empty field is written as one space (metadata.tsv_field).
         assert row["main_label"].strip() == artist.main_label and row["era"] == artist.era
-        assert list(filter(None, row["labels"].strip().split(contexts.LABEL_SEPARATOR))) == list(artist.labels)
+        assert (list(filter(None, row["labels"].strip().split(contexts.LABEL_SEPARATOR)))
+                == list(artist.labels))
     assert sum(bool(row["era"]) for row in rows) == len(rows) == len(demo_catalog)
 
 
@@ -218,37 +227,44 @@ def test_labels_and_genres_holding_their_separators_are_read_back_whole(tmp_path
 def test_metadata_of_runs_before_the_escapes_reads_a_backslash_as_itself():
     columns = {"labels": ["warp\\records; c:\\x", " "]}
     assert contexts.CONTEXTS["label"].from_metadata(
-        {**columns, "main_label": ["warp\\records", " "]})["labels"] == [("warp\\records", "c:\\x"), ()]
+        {**columns, "main_label": ["warp\\records", " "]}
+    )["labels"] == [("warp\\records", "c:\\x"), ()]
 
 
 @pytest.mark.slow
 def test_evaluate_reports_labels_and_years(demo_run, tmp_path):
     result = run_cli("evaluate", "--logdir", os.path.dirname(demo_run))
     assert result.returncode == 0, result.stderr
-    assert "neighbours sharing a record label" in result.stdout and "mean release-year gap" in result.stdout
+    assert ("neighbours sharing a record label" in result.stdout
+            and "mean release-year gap" in result.stdout)
     report = json.loads(run_cli("evaluate", "--json", "--logdir", os.path.dirname(demo_run)).stdout)
     assert 0 < report["label"]["random"] < report["label"]["trained"] <= 1
     assert 0 < report["year_gap"]["trained"] and 0 < report["year_gap"]["random"]
 
-    path = write_tables(demo_data.demo_tables(300), str(tmp_path / "bare"), only=("reviews", "genres"))
+    path = write_tables(demo_data.demo_tables(300), str(tmp_path / "bare"),
+                        only=("reviews", "genres"))
     bare = train_run(tmp_path / "logs", path, steps=100)
     result = run_cli("evaluate", "--logdir", os.path.dirname(bare))
-    assert "the data has no labels table" in result.stdout and "the data has no years table" in result.stdout
+    assert ("the data has no labels table" in result.stdout
+            and "the data has no years table" in result.stdout)
     report = json.loads(run_cli("evaluate", "--json", "--logdir", os.path.dirname(bare)).stdout)
     assert report["label"]["trained"] is None
 
 
 @pytest.mark.slow
 def test_resume_keeps_the_contexts(tmp_path):
-    run_dir = train_run(tmp_path, "demo", contexts=contexts.parse_contexts("genre,label=0.5"), steps=100)
+    run_dir = train_run(tmp_path, "demo", contexts=contexts.parse_contexts("genre,label=0.5"),
+                        steps=100)
     first = run_record.read(run_dir).options.contexts
     assert first == {"genre": 0.5, "label": 0.5}
-    result = run_cli("--resume", "--logdir", str(tmp_path), "--run", "trained", "--steps", "150", "--no-plots")
+    result = run_cli("--resume", "--logdir", str(tmp_path), "--run", "trained", "--steps", "150",
+                     "--no-plots")
     assert result.returncode == 0, result.stderr
     assert "genre=0.5,label=0.5" in result.stdout
     record = run_record.read(run_dir)
     assert record.options.contexts == first and record.stats.steps == 150
-    assert_refused(run_cli("--resume", "--logdir", str(tmp_path), "--run", "trained", "--contexts", "genre"),
+    assert_refused(run_cli("--resume", "--logdir", str(tmp_path), "--run", "trained",
+                           "--contexts", "genre"),
                     "only --steps")
 
 
@@ -259,10 +275,12 @@ def test_divergence_on_resume_keeps_the_last_good_checkpoint(tmp_path):
     run_dir = train_run(tmp_path, "demo", steps=100)
     before = checkpoint_vectors(run_dir)
     record = run_record.read(run_dir)
-    # A resumed run keeps its options; a damaged rate in run.json stands in for a run that goes wrong.
+    # A resumed run keeps its options; a damaged rate in run.json stands in for a run that goes
+    # wrong.
     record.options.learning_rate = 1e9
     run_record.write(run_dir, record)
-    assert_refused(run_cli("--resume", "--logdir", str(tmp_path), "--run", "trained", "--steps", "200", "--no-plots"),
+    assert_refused(run_cli("--resume", "--logdir", str(tmp_path), "--run", "trained", "--steps",
+                           "200", "--no-plots"),
                     "training diverged")
     assert np.array_equal(checkpoint_vectors(run_dir), before)
     assert run_record.read(run_dir).stats.steps == 100

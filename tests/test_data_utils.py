@@ -1,5 +1,5 @@
-"""The loader on both forms of the Pitchfork data, the demo catalog, the pair sampler, and bad data (from the
-command line: test_hostile_inputs.py)."""
+"""The loader on both forms of the Pitchfork data, the demo catalog, the pair sampler, and bad data
+(from the command line: test_hostile_inputs.py)."""
 import csv
 import os
 import sqlite3
@@ -26,7 +26,8 @@ def test_sqlite_and_csv_give_the_same_catalog(full_data, full_data_csv):
     assert from_csv.source == full_data_csv  # read from the CSVs, not from a database.sqlite
     # The artists table's 8,632 names less 'various artists' and 'soundtrack'.
     assert len(from_sqlite) == len(from_csv) == 8630
-    assert from_sqlite.tables == from_csv.tables == {"reviews", "artists", "genres", "labels", "years"}
+    assert (from_sqlite.tables == from_csv.tables
+            == {"reviews", "artists", "genres", "labels", "years"})
     assert list(from_sqlite) == list(from_csv)
 
 
@@ -57,7 +58,8 @@ def test_null_artist_skipped_duplicates_counted_once_genreless_kept(full_catalog
 
 def test_context_dictionaries(full_catalog):
     assert set(full_catalog.genre_dict) == set(contexts.GENRES)
-    assert len(full_catalog.genre_dict["rock"]) == 3956  # 3,957 with the compilations of "various artists"
+    # 3,957 with the compilations of "various artists"
+    assert len(full_catalog.genre_dict["rock"]) == 3956
     coil = full_catalog.index["coil"]
     assert all(coil in full_catalog.genre_dict[g] for g in ("electronic", "experimental", "rock"))
     assert coil in full_catalog.score_dict[8]
@@ -100,7 +102,8 @@ def test_sampler_pairs_share_a_context_and_never_self(full_catalog):
     assert not np.any(inputs == labels)
     genres = [set(artist.genres) for artist in full_catalog]
     buckets = np.array([artist.score_bucket for artist in full_catalog])
-    share_genre = np.array([bool(genres[a] & genres[b]) for a, b in zip(inputs[:20000], labels[:20000])])
+    share_genre = np.array([bool(genres[a] & genres[b])
+                            for a, b in zip(inputs[:20000], labels[:20000])])
     same_score = buckets[inputs[:20000]] == buckets[labels[:20000]]
     assert np.all(share_genre | same_score)
 
@@ -157,12 +160,16 @@ def _text(path, text):
 
 @pytest.mark.parametrize("make, message", [
     (lambda tmp: str(tmp / "nowhere.sqlite"), "no such file or folder"),
-    (lambda tmp: _sqlite(tmp / "x.sqlite", ["CREATE TABLE other (a)"]), "no reviews or genres table"),
-    (lambda tmp: _sqlite(tmp / "x.sqlite", ["CREATE TABLE reviews (reviewid, artist, score)"]), "no genres table"),
+    (lambda tmp: _sqlite(tmp / "x.sqlite", ["CREATE TABLE other (a)"]),
+     "no reviews or genres table"),
+    (lambda tmp: _sqlite(tmp / "x.sqlite", ["CREATE TABLE reviews (reviewid, artist, score)"]),
+     "no genres table"),
     (lambda tmp: _sqlite(tmp / "x.sqlite", ["CREATE TABLE reviews (reviewid, artist)",
-                                            "CREATE TABLE genres (reviewid, genre)"]), "missing column score"),
+                                            "CREATE TABLE genres (reviewid, genre)"]),
+     "missing column score"),
     (lambda tmp: _sqlite(tmp / "x.sqlite", ["CREATE TABLE reviews (reviewid, artist, score)",
-                                            "CREATE TABLE genres (reviewid, genre)"]), "no reviews with an artist"),
+                                            "CREATE TABLE genres (reviewid, genre)"]),
+     "no reviews with an artist"),
     (lambda tmp: _text(tmp / "x.sqlite", "not a database"), "not a SQLite database"),
     (lambda tmp: str(tmp), "no database.sqlite, and no reviews.csv and genres.csv"),
 ])
@@ -180,20 +187,24 @@ def test_csv_folder_missing_a_file_or_a_column(tmp_path, full_data):
         data_utils.read_csv_folder(str(tmp_path / "nowhere"))
 
 
-_cells = st.one_of(st.text(max_size=12), st.integers(-5, 30).map(str), st.floats(allow_nan=True).map(str),
+_cells = st.one_of(st.text(max_size=12), st.integers(-5, 30).map(str),
+                   st.floats(allow_nan=True).map(str),
                    st.sampled_from(["NA", "", '"', '""', ",", "\n", "rock", "7.5", "1e400", "-0"]))
-_columns = st.lists(st.sampled_from(["reviewid", "artist", "score", "genre", "other", ""]), min_size=0, max_size=5)
+_columns = st.lists(st.sampled_from(["reviewid", "artist", "score", "genre", "other", ""]),
+                    min_size=0, max_size=5)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(review_columns=_columns, review_rows=st.lists(st.lists(_cells, max_size=6), max_size=8),
        genre_columns=_columns, genre_rows=st.lists(st.lists(_cells, max_size=4), max_size=8),
        garbage=st.binary(max_size=40))
-def test_fuzzed_csv_loads_or_is_refused_cleanly(review_columns, review_rows, genre_columns, genre_rows, garbage):
+def test_fuzzed_csv_loads_or_is_refused_cleanly(review_columns, review_rows, genre_columns,
+                                                genre_rows, garbage):
     with tempfile.TemporaryDirectory() as folder:
         for name, columns, rows in (("reviews.csv", review_columns, review_rows),
                                     ("genres.csv", genre_columns, genre_rows)):
-            with open(os.path.join(folder, name), "w", newline="", encoding="utf-8", errors="surrogatepass") as f:
+            with open(os.path.join(folder, name), "w", newline="", encoding="utf-8",
+                      errors="surrogatepass") as f:
                 writer = csv.writer(f)
                 writer.writerow(columns)
                 writer.writerows(rows)
@@ -219,13 +230,15 @@ def test_joint_releases_count_for_each_of_their_artists(full_data, full_catalog)
         (metallica,) = connection.execute(
             "SELECT AVG(score) FROM (SELECT DISTINCT reviewid, score FROM reviews JOIN artists "
             "USING (reviewid) WHERE artists.artist = 'metallica')").fetchone()
-    # 369 joint names: the 387 names with a comma less 18 single artists such as `tyler, the creator`.
+    # 369 joint names: the 387 names with a comma less 18 single artists such as
+    # `tyler, the creator`.
     assert len(joint) == 369 and "lou reed, metallica" in joint and "jay z, kanye west" in joint
     assert "tyler, the creator" in full_catalog.index
     # Every artist is one the artists table credits; no joint name is an artist of its own.
     assert set(full_catalog.names) == credited - data_utils.NOT_AN_ARTIST
     assert not joint & set(full_catalog.names)
-    assert 15996 in full_catalog["lou reed"].review_ids and 15996 in full_catalog["metallica"].review_ids
+    assert (15996 in full_catalog["lou reed"].review_ids
+            and 15996 in full_catalog["metallica"].review_ids)
     assert full_catalog["metallica"].mean_score == pytest.approx(metallica)
     assert "metal" in full_catalog["lou reed"].genres  # Lulu, the joint release, is metal
     # A joint release is one review: the load line counts it once.
@@ -239,7 +252,8 @@ def test_a_review_without_artists_rows_keeps_its_own_artist(tmp_path):
               "artists": pd.DataFrame({"reviewid": [1, 1, 3], "artist": ["a", "b", "a"]}),
               "genres": pd.DataFrame({"reviewid": [1, 2, 3], "genre": ["rock", "jazz", "rock"]})}
     for form in ("sqlite", "csv"):
-        catalog = data_utils.load_catalog(write_tables(tables, str(tmp_path / form), csv=form == "csv"))
+        catalog = data_utils.load_catalog(write_tables(tables, str(tmp_path / form),
+                                                       csv=form == "csv"))
         assert catalog.names == ["a", "b", "c"] and catalog.tables == set(tables)
         assert [catalog[name].scores for name in catalog.names] == [(8.0, 7.0), (8.0,), (6.0,)]
         assert catalog.review_count == 3
@@ -248,61 +262,70 @@ def test_a_review_without_artists_rows_keeps_its_own_artist(tmp_path):
     assert data_utils.build_catalog(tables, source="x").names == ["a", "a, b", "c"]
 
 
-@pytest.mark.parametrize("table, column", [("genres", "genre"), ("labels", "label"), ("reviews", "artist"),
-                                           ("artists", "artist")])
+@pytest.mark.parametrize("table, column", [("genres", "genre"), ("labels", "label"),
+                                           ("reviews", "artist"), ("artists", "artist")])
 def test_blobs_in_a_name_column_are_utf8_text_or_named(tmp_path, table, column):
     """A BLOB genre that is not UTF-8 was `'utf-8' codec can't decode byte 0xff`, naming nothing."""
     from synthetic_catalog import write_tables
     path = write_tables(demo_data.demo_tables(60, seed=3), str(tmp_path / "d"))
-    with sqlite3.connect(path) as connection:  # an untyped copy of the table keeps what is stored in it
+    # an untyped copy of the table keeps what is stored in it
+    with sqlite3.connect(path) as connection:
         connection.executescript(f"CREATE TABLE t AS SELECT * FROM {table}; DROP TABLE {table}; "
                                  f"ALTER TABLE t RENAME TO {table};")
-        connection.execute(f"UPDATE {table} SET {column} = CAST(? AS BLOB) WHERE rowid = 1", ["björk".encode()])
+        connection.execute(f"UPDATE {table} SET {column} = CAST(? AS BLOB) WHERE rowid = 1",
+                           ["björk".encode()])
         if table == "reviews":  # reviews.artist is read where the artists table credits no artist
             connection.execute("DROP TABLE artists")
     catalog = data_utils.load_catalog(path)
     values = {value for artist in catalog for value in
               ((artist.name,) if column == "artist" else getattr(artist, f"{column}s"))}
-    assert "björk" in values and not any(isinstance(value, bytes) or value.startswith("b'") for value in values)
+    assert "björk" in values and not any(isinstance(value, bytes) or value.startswith("b'")
+                                         for value in values)
     with sqlite3.connect(path) as connection:
         connection.execute(f"UPDATE {table} SET {column} = X'FF41' WHERE rowid = 2")
     with pytest.raises(DataError) as refused:
         data_utils.load_catalog(path)
-    assert str(refused.value) == (f"{path}: table {table}, column {column}: a value that is not UTF-8 text "
-                                  f"(b'\\xffA'); store the names as text")
+    assert str(refused.value) == (f"{path}: table {table}, column {column}: a value that is not "
+                                  f"UTF-8 text (b'\\xffA'); store the names as text")
 
 
 def test_review_ids_past_two_to_the_53_are_kept_where_stored_as_integers(tmp_path):
-    """A catalog with half its ids past 2 ** 53 lost those reviews without a word: ids stored as integers are
-    now read exactly, and ids that cannot be (floats past 2 ** 53) are counted in a warning."""
+    """A catalog with half its ids past 2 ** 53 lost those reviews without a word: ids stored as
+    integers are now read exactly, and ids that cannot be (floats past 2 ** 53) are counted in a
+    warning."""
     from synthetic_catalog import write_tables
     path = write_tables(demo_data.demo_tables(60, seed=3), str(tmp_path / "d"))
     before = data_utils.load_catalog(path)
     with sqlite3.connect(path) as connection:
         for table in ("reviews", "genres", "labels", "years", "artists"):
-            connection.execute(f"UPDATE {table} SET reviewid = reviewid + ? WHERE reviewid % 2 = 0", [2 ** 53 + 1])
+            connection.execute(f"UPDATE {table} SET reviewid = reviewid + ? "
+                               f"WHERE reviewid % 2 = 0", [2 ** 53 + 1])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         exact = data_utils.load_catalog(path)
-    assert exact.names == before.names and [a.genres for a in exact] == [a.genres for a in before]
+    assert (exact.names == before.names
+            and [a.genres for a in exact] == [a.genres for a in before])
     assert len(exact.review_ids.values) == len(before.review_ids.values)
     assert (exact.review_ids.values > 2 ** 53).sum() == (before.review_ids.values % 2 == 0).sum()
-    with sqlite3.connect(path) as connection:  # the same ids as floats: past 2 ** 53 they are not told apart
-        connection.executescript("CREATE TABLE r AS SELECT CAST(reviewid AS REAL) AS reviewid, artist, score "
-                                 "FROM reviews; DROP TABLE reviews; ALTER TABLE r RENAME TO reviews;")
+    # the same ids as floats: past 2 ** 53 they are not told apart
+    with sqlite3.connect(path) as connection:
+        connection.executescript("CREATE TABLE r AS SELECT CAST(reviewid AS REAL) AS reviewid, "
+                                 "artist, score FROM reviews; DROP TABLE reviews; "
+                                 "ALTER TABLE r RENAME TO reviews;")
     big = int((before.review_ids.values % 2 == 0).sum())
     with pytest.warns(UserWarning) as said:
         data_utils.load_catalog(path)
     assert [str(w.message) for w in said] == [
-        f"{path}: skipped {big:,} of {len(before.review_ids.values):,} reviews whose reviewid is missing or no "
-        f"whole number (as a float or text, up to 2 ** 53)"]
+        f"{path}: skipped {big:,} of {len(before.review_ids.values):,} reviews whose reviewid is "
+        f"missing or no whole number (as a float or text, up to 2 ** 53)"]
 
 
 def test_names_that_differ_by_a_tab_or_a_line_break_are_one_artist_as_metadata_holds_them():
-    """Probe 17: `tab\tname` and `tab name` were two artists, one name in metadata.tsv: the first could not be
-    asked for, and the second's answers named the first as itself."""
+    """Probe 17: `tab\tname` and `tab name` were two artists, one name in metadata.tsv: the first
+    could not be asked for, and the second's answers named the first as itself."""
     names = ["tab\tname", "tab name", "line\u2028break", "line break", "cr\r\nlf", "other"]
-    tables = {"reviews": pd.DataFrame({"reviewid": range(1, 7), "artist": names, "score": [8.0] * 6}),
+    tables = {"reviews": pd.DataFrame({"reviewid": range(1, 7), "artist": names,
+                                       "score": [8.0] * 6}),
               "genres": pd.DataFrame({"reviewid": range(1, 7), "genre": ["rock"] * 6})}
     catalog = data_utils.build_catalog(tables, source="x")
     assert catalog.names == ["cr lf", "line break", "other", "tab name"]
@@ -310,31 +333,38 @@ def test_names_that_differ_by_a_tab_or_a_line_break_are_one_artist_as_metadata_h
 
 
 def test_names_genres_and_labels_are_text_and_blank_ones_none():
-    """Probe 18: a SQLite artist stored as a number (the band 311) was `'int' object has no attribute 'replace'`;
-    artists '' and ' ' were two rows of one name in metadata.tsv, and no question could read the run; a genre ''
-    was a genre, written `rock, ` and read back as `rock,`."""
-    tables = {"reviews": pd.DataFrame({"reviewid": range(1, 7), "artist": [311, "311", "", " ", None, "coil"],
+    """Probe 18: a SQLite artist stored as a number (the band 311) was
+    `'int' object has no attribute 'replace'`; artists '' and ' ' were two rows of one name in
+    metadata.tsv, and no question could read the run; a genre '' was a genre, written `rock, ` and
+    read back as `rock,`."""
+    tables = {"reviews": pd.DataFrame({"reviewid": range(1, 7),
+                                       "artist": [311, "311", "", " ", None, "coil"],
                                        "score": [8.0] * 6}),
-              "genres": pd.DataFrame({"reviewid": [1, 1, 6, 6], "genre": ["rock", "", "rock", " \t"]})}
+              "genres": pd.DataFrame({"reviewid": [1, 1, 6, 6],
+                                      "genre": ["rock", "", "rock", " \t"]})}
     catalog = data_utils.build_catalog(tables, source="x")
     assert catalog.names == ["311", "coil"]
     assert catalog["311"].review_ids == (1, 2) and catalog["coil"].genres == ("rock",)
 
 
 def test_a_name_too_long_for_a_row_of_metadata_is_refused_as_data():
-    """Probe 18: a name of 70,000 characters trained to `finished`, then every question refused the row the run
-    itself had written."""
-    tables = {"reviews": pd.DataFrame({"reviewid": [1, 2], "artist": ["x" * 1_001, "coil"], "score": [8.0] * 2}),
+    """Probe 18: a name of 70,000 characters trained to `finished`, then every question refused the
+    row the run itself had written."""
+    tables = {"reviews": pd.DataFrame({"reviewid": [1, 2], "artist": ["x" * 1_001, "coil"],
+                                       "score": [8.0] * 2}),
               "genres": pd.DataFrame({"reviewid": [1, 2], "genre": ["rock", "rock"]})}
-    with pytest.raises(DataError, match=r"^x: table reviews, column artist: a value of 1,001 characters \('xxx.*"
+    with pytest.raises(DataError, match=r"^x: table reviews, column artist: "
+                                        r"a value of 1,001 characters \('xxx.*"
                                         r"where a name, genre or label takes at most 1,000$"):
         data_utils.build_catalog(tables, source="x")
 
 
 def test_a_review_twice_counts_by_its_copy_with_a_score():
-    """Probe 18's smaller fault: a review listed first with a NULL score, then with a valid one, was skipped."""
+    """Probe 18's smaller fault: a review listed first with a NULL score, then with a valid one, was
+    skipped."""
     tables = {"reviews": pd.DataFrame({"reviewid": [1, 1, 2, 3], "artist": ["a", "a", "b", "c"],
                                        "score": [None, 8.0, 11.0, 6.0]}),
               "genres": pd.DataFrame({"reviewid": [1, 2, 3], "genre": ["rock"] * 3})}
     catalog = data_utils.build_catalog(tables, source="x")
-    assert catalog.names == ["a", "c"] and catalog["a"].scores == (8.0,) and catalog.dropped_scores == 1
+    assert (catalog.names == ["a", "c"] and catalog["a"].scores == (8.0,)
+            and catalog.dropped_scores == 1)

@@ -1,5 +1,6 @@
-"""Ensembles of seeds (--ensemble N): one model is the tutorial's, an ensemble's similarities are its
-members' mean, every answer says how far the members agree, and evaluate --against compares two runs."""
+"""Ensembles of seeds (--ensemble N): one model is the tutorial's, an ensemble's similarities are
+its members' mean, every answer says how far the members agree, and evaluate --against compares two
+runs."""
 import json
 import os
 import shutil
@@ -21,7 +22,8 @@ from quality import neighbour_stability, random_like
 
 
 def _checkpoint_tables(folder):
-    """The members' embeddings tables as the checkpoint holds them, read apart from the run's code."""
+    """The members' embeddings tables as the checkpoint holds them, read apart from the run's
+    code."""
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{folder}/checkpoints"))
@@ -58,8 +60,9 @@ def test_member_seeds_of_different_runs_are_disjoint():
 
 
 def test_one_member_is_the_single_model(demo_trained, tmp_path):
-    """--ensemble 1 trains exactly the tutorial's single model of the seed: the same vectors, byte for
-    byte, as the default run, and those are the checkpoint's one table as it is (not made unit)."""
+    """--ensemble 1 trains exactly the tutorial's single model of the seed: the same vectors, byte
+    for byte, as the default run, and those are the checkpoint's one table as it is (not made
+    unit)."""
     explicit = train_run(tmp_path, "demo", steps=300, ensemble=1)
     stored = np.load(f"{explicit}/vectors.npy")
     assert stored.tobytes() == np.load(f"{demo_trained}/vectors.npy").tobytes()
@@ -113,18 +116,22 @@ def test_answers_say_how_far_the_members_agree(demo_ensemble):
 
 
 def test_the_spread_of_an_asked_artist_is_a_number(demo_ensemble):
-    """An answer that is one of the artists asked about had the spread NaN, with a RuntimeWarning."""
+    """An answer that is one of the artists asked about had the spread NaN, with a
+    RuntimeWarning."""
     vectors = bands2vec.open_run(demo_ensemble).vectors
     first, second = vectors.names[:2]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         asked, other = vectors.certainty(first, [], [first, second], 3)
-    assert asked["similarity_spread"] == pytest.approx(0, abs=1e-6) and other["similarity_spread"] > 0
+    assert (asked["similarity_spread"] == pytest.approx(0, abs=1e-6)
+            and other["similarity_spread"] > 0)
 
 
-def test_members_of_a_damaged_vectors_npy_make_that_question_an_error(demo_ensemble, tmp_path, capsys):
-    """A finite row of 3e38 passed the checks, overflowed the members' similarities and made the spread
-    NaN: `--json` printed nothing but Python's `Out of range float values are not JSON compliant`."""
+def test_members_of_a_damaged_vectors_npy_make_that_question_an_error(demo_ensemble, tmp_path,
+                                                                      capsys):
+    """A finite row of 3e38 passed the checks, overflowed the members' similarities and made the
+    spread NaN: `--json` printed nothing but Python's
+    `Out of range float values are not JSON compliant`."""
     copy = tmp_path / "logs" / "ens"
     shutil.copytree(demo_ensemble, copy, ignore=shutil.ignore_patterns("checkpoints"))
     vectors = np.load(copy / vector_files.VECTORS_FILE)
@@ -134,8 +141,8 @@ def test_members_of_a_damaged_vectors_npy_make_that_question_an_error(demo_ensem
     status = run.main(["similar", names[0], names[5], "-k", "300", "--json", "--logdir", str(copy)])
     out, err = capsys.readouterr()
     first, fifth = json.loads(out)
-    assert status == 2 and fifth["error"] == first["error"] == ("the members' similarities are not "
-                                                                "numbers: the run's vectors.npy is damaged")
+    assert status == 2 and fifth["error"] == first["error"] == (
+        "the members' similarities are not numbers: the run's vectors.npy is damaged")
     assert err.splitlines() == [f"run.py: error: {first['error']}"] * 2
 
 
@@ -158,27 +165,33 @@ def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemb
     vectors = bands2vec.open_run(demo_trained).vectors
     itself = neighbour_stability(vectors, vectors, k=10)
     assert (itself["jaccard"], itself["kept"], itself["artists"]) == (1.0, 10.0, 300)
-    # Probe 17's smaller fault: a run against itself agreed in full, with no word that it said nothing.
-    assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), "--against", f"{demo_trained}/"),
+    # Probe 17's smaller fault: a run against itself agreed in full, with no word that it said
+    # nothing.
+    assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), "--against",
+                           f"{demo_trained}/"),
                    f"{demo_trained} is this run itself: compare it against a run of another seed")
     other = against(demo_trained, demo_ensemble)
     assert 0 < other["jaccard"] < 1 and other["ensemble"] == 3
     # A top-10 keeping n of 10 has Jaccard n / (20 - n), convex in n: the mean of those is at least
     # the Jaccard of the mean kept, and at most the mean kept's share of 10.
     assert other["kept"] / (20 - other["kept"]) - 1e-9 <= other["jaccard"] <= other["kept"] / 10
-    text = run_cli("evaluate", "--logdir", str(demo_trained), "--against", str(demo_ensemble)).stdout
+    text = run_cli("evaluate", "--logdir", str(demo_trained), "--against",
+                   str(demo_ensemble)).stdout
     assert f"{other['kept']:.1f} of 10 kept" in text and "unknown for one model" not in text
     assert "unknown for one model" in run_cli("evaluate", "--logdir", str(demo_trained)).stdout
     # Probe 17's smaller fault: it advised training the run to compare with.
     logs = os.path.dirname(demo_trained)
     assert_refused(run_cli("evaluate", "--logdir", logs, "--against", "no-such-run"),
-                   f"no-such-run: no trained run there (no run.json); give a run's folder, or one of the runs in "
-                   f"{logs}: trained")
-    for name, problem in (("", "--against '': it is empty"), ("-x", "--against '-x': it starts with '-'"),
-                          ("/etc/hostname", "--against /etc/hostname: not a run's folder (not a folder)"),
+                   f"no-such-run: no trained run there (no run.json); give a run's folder, or one "
+                   f"of the runs in {logs}: trained")
+    for name, problem in (("", "--against '': it is empty"),
+                          ("-x", "--against '-x': it starts with '-'"),
+                          ("/etc/hostname",
+                           "--against /etc/hostname: not a run's folder (not a folder)"),
                           ("/no/such", "--against /no/such: not a run's folder (no such folder)"),
                           ("/etc", "--against /etc: not a run's folder (no run.json in it)")):
-        assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), f"--against={name}"), problem)
+        assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), f"--against={name}"),
+                       problem)
 
 
 @pytest.mark.slow  # resumes in-process twice

@@ -1,7 +1,8 @@
-"""Faults inside a run: whatever fails or stops it, after whatever phase, the folder is gone or tells its state
-in run.json and how to go on; files written whole or not at all; a run whose checkpoint or metadata is gone
-or damaged; every phase saying what it does. (The hostile inputs from outside are in test_hostile_inputs.py;
-signals, kill -9 and a second writer among them in test_hostile_runs.py.)"""
+"""Faults inside a run: whatever fails or stops it, after whatever phase, the folder is gone or
+tells its state in run.json and how to go on; files written whole or not at all; a run whose
+checkpoint or metadata is gone or damaged; every phase saying what it does. (The hostile inputs from
+outside are in test_hostile_inputs.py; signals, kill -9 and a second writer among them in
+test_hostile_runs.py.)"""
 import dataclasses
 import errno
 import glob
@@ -43,7 +44,8 @@ def _full_disk(path):
 def _failed_demo_run(tmp_path):
     """The error a new demo run `r` in `tmp_path` fails with."""
     with pytest.raises(OSError) as raised:
-        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", say=quiet)
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r",
+                        say=quiet)
     return raised.value
 
 
@@ -54,22 +56,26 @@ def test_a_failure_in_the_plots_leaves_a_usable_run_that_plot_completes(tmp_path
     monkeypatch.setattr(plots, "write_plots", _full_disk(tmp_path / "r" / "tsne_clusters.png"))
     error = _failed_demo_run(tmp_path)
     state, missing, command = run_state(tmp_path / "r")
-    assert (state, missing) == ("incomplete", ["plots"]) and command.startswith("python run.py plot ")
-    assert error.__notes__ == [f"{tmp_path / 'r'} is usable, without its plots: complete it with: {command}"]
-    assert atomic_files.os_error_line(error).endswith("No space left on device; free some space there, or use "
-                                                       "another --logdir")
-    assert bands2vec.open_run(str(tmp_path)).vectors.most_similar("!?!", topn=2)  # it can be asked already
+    assert ((state, missing) == ("incomplete", ["plots"])
+            and command.startswith("python run.py plot "))
+    assert error.__notes__ == [f"{tmp_path / 'r'} is usable, without its plots: "
+                               f"complete it with: {command}"]
+    assert atomic_files.os_error_line(error).endswith("No space left on device; free some space "
+                                                      "there, or use another --logdir")
+    assert bands2vec.open_run(str(tmp_path)).vectors.most_similar(
+        "!?!", topn=2)  # it can be asked already
     monkeypatch.undo()
     result = run_cli(*command.split()[2:])
     assert result.returncode == 0, result.stderr
-    assert run_state(tmp_path / "r")[0] == "finished" and all(os.path.isfile(p) for p in bands2vec.open_run(
-        str(tmp_path)).plots.values())
+    assert run_state(tmp_path / "r")[0] == "finished" and all(
+        os.path.isfile(p) for p in bands2vec.open_run(str(tmp_path)).plots.values())
 
 
 @pytest.mark.slow  # trains in-process, a few seconds
-def test_a_full_disk_that_stops_run_json_too_still_says_how_to_complete_the_run(tmp_path, monkeypatch):
-    """The failure's advice came only from a run.json it could save: a disk full at the plots, and again
-    as run.json was saved, ended on run.json's own error with no word of --resume or plot."""
+def test_a_full_disk_that_stops_run_json_too_still_says_how_to_complete_the_run(tmp_path,
+                                                                                monkeypatch):
+    """The failure's advice came only from a run.json it could save: a disk full at the plots, and
+    again as run.json was saved, ended on run.json's own error with no word of --resume or plot."""
     import plots
     save = run_record.write
     saves = []
@@ -77,7 +83,8 @@ def test_a_full_disk_that_stops_run_json_too_still_says_how_to_complete_the_run(
     def saved_unless_failing(folder, record):
         saves.append(record.missing)
         if saves.count(["plots"]) == 2:  # the first once the quality is written, then the failure's
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(folder, run_record.RUN_FILE))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
+                          os.path.join(folder, run_record.RUN_FILE))
         return save(folder, record)
 
     monkeypatch.setattr(plots, "write_plots", _full_disk(tmp_path / "r" / "tsne_clusters.png"))
@@ -98,21 +105,28 @@ def test_a_checkpoint_run_json_cannot_count_is_found_by_resume(tmp_path, monkeyp
     def full_once_trained(folder, record):
         if record.state == "training":
             return save(folder, record)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(folder, run_record.RUN_FILE))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
+                      os.path.join(folder, run_record.RUN_FILE))
 
     monkeypatch.setattr(run_record, "write", full_once_trained)
-    monkeypatch.setattr(vector_files, "write_vectors", _full_disk(tmp_path / "r" / vector_files.VECTORS_FILE))
+    monkeypatch.setattr(vector_files, "write_vectors",
+                        _full_disk(tmp_path / "r" / vector_files.VECTORS_FILE))
     error = _failed_demo_run(tmp_path)
-    assert error.filename.endswith(vector_files.VECTORS_FILE)  # not run.json's: the run goes on to say
-    assert error.__notes__ == [f"{tmp_path / 'r'} is trained, without its vectors, metadata, exports, projector, "
-                               f"quality, plots: complete it with: {run_state(tmp_path / 'r')[2]}"]
-    assert run_state(tmp_path / "r")[0] == "training" and run_record.read(str(tmp_path / "r")).stats.steps == 0
+    assert error.filename.endswith(
+        vector_files.VECTORS_FILE)  # not run.json's: the run goes on to say
+    assert error.__notes__ == [f"{tmp_path / 'r'} is trained, without its vectors, metadata, "
+                               f"exports, projector, quality, plots: complete it with: "
+                               f"{run_state(tmp_path / 'r')[2]}"]
+    assert (run_state(tmp_path / "r")[0] == "training"
+            and run_record.read(str(tmp_path / "r")).stats.steps == 0)
     monkeypatch.undo()
     said = []
     run = bands2vec.resume(str(tmp_path), "r", plots=False, say=said.append)
-    assert f"{tmp_path / 'r'}: its checkpoint is of step 100, though run.json counted 0: going on from step 100" in said
+    assert (f"{tmp_path / 'r'}: its checkpoint is of step 100, though run.json counted 0: "
+            f"going on from step 100" in said)
     assert f"{tmp_path / 'r'} has trained all its 100 steps: writing the files it lacks" in said
-    assert run.record.state == "finished" and run.record.stats.steps == 100 and run.record.stats.pairs > 0
+    assert (run.record.state == "finished" and run.record.stats.steps == 100
+            and run.record.stats.pairs > 0)
 
 
 @pytest.mark.slow  # trains in-process, a few seconds
@@ -122,7 +136,8 @@ def test_a_new_run_whose_first_checkpoint_fails_says_it_is_removed(tmp_path, mon
     monkeypatch.setattr(training, "save_checkpoint", _full_disk(tmp_path / "r" / "checkpoints"))
     error = _failed_demo_run(tmp_path)
     assert not (tmp_path / "r").exists()
-    assert error.__notes__ == [f"{tmp_path / 'r'} is removed: it had no checkpoint, so nothing was kept"]
+    assert error.__notes__ == [f"{tmp_path / 'r'} is removed: it had no checkpoint, "
+                               f"so nothing was kept"]
 
 
 @pytest.mark.slow  # trains in-process, a few seconds
@@ -152,12 +167,14 @@ def test_ctrl_c_again_while_the_first_is_told_still_says_what_the_run_keeps(tmp_
 @pytest.mark.slow  # trains in-process, a few seconds
 def test_a_failure_after_training_is_completed_by_resume_without_training(tmp_path, monkeypatch):
 
-    monkeypatch.setattr(run_outputs, "kmeans_clusters", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    monkeypatch.setattr(run_outputs, "kmeans_clusters",
+                        lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
     with pytest.raises(MemoryError):
-        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", plots=False,
-                        say=quiet)
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r",
+                        plots=False, say=quiet)
     state, missing, command = run_state(tmp_path / "r")
-    assert state == "incomplete" and missing[:2] == ["metadata", "exports"] and "--resume" in command
+    assert (state == "incomplete" and missing[:2] == ["metadata", "exports"]
+            and "--resume" in command)
     vectors = np.load(tmp_path / "r" / vector_files.VECTORS_FILE)
     monkeypatch.setattr(run_outputs, "kmeans_clusters", quality.kmeans_clusters)
     said = []
@@ -171,14 +188,16 @@ def test_a_failure_after_training_is_completed_by_resume_without_training(tmp_pa
 def test_a_resumption_that_fails_leaves_run_json_as_it_was(tmp_path, monkeypatch):
     import training
 
-    run = bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r", plots=False,
-                          say=quiet)
+    run = bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r",
+                          plots=False, say=quiet)
     before = open(os.path.join(run.folder, run_record.RUN_FILE)).read()
-    monkeypatch.setattr(training, "train_vectors", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    monkeypatch.setattr(training, "train_vectors",
+                        lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
     with pytest.raises(OSError) as raised:
         bands2vec.resume(str(tmp_path), "r", steps=200, say=quiet)
     assert open(os.path.join(run.folder, run_record.RUN_FILE)).read() == before
-    assert "keeps its checkpoint at step 100: continue with: python run.py --resume" in raised.value.__notes__[0]
+    assert ("keeps its checkpoint at step 100: continue with: python run.py --resume"
+            in raised.value.__notes__[0])
     # Probe 16: it dropped the --steps asked for, and pasted, was refused: all 100 steps trained.
     assert raised.value.__notes__[0].endswith(" --run r --steps 200")
 
@@ -203,11 +222,13 @@ def test_a_signal_before_the_folder_leaves_nothing(tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(run_life, "load_catalog", ctrl_c)  # Ctrl-C while the data loads
     assert run.main(["--data", "demo", "--logdir", str(tmp_path / "logs")]) == 130
-    assert capsys.readouterr().err == "run.py: interrupted before a run folder was made: nothing was written\n"
+    assert capsys.readouterr().err == ("run.py: interrupted before a run folder was made: "
+                                       "nothing was written\n")
     assert not (tmp_path / "logs").exists()
 
 
-def test_a_signal_before_a_resumption_loads_says_the_run_is_as_it_was(demo_copy, monkeypatch, capsys):
+def test_a_signal_before_a_resumption_loads_says_the_run_is_as_it_was(demo_copy, monkeypatch,
+                                                                      capsys):
     """It said `interrupted before a run folder was made`, of a run whose folder is there."""
     import run
 
@@ -216,8 +237,10 @@ def test_a_signal_before_a_resumption_loads_says_the_run_is_as_it_was(demo_copy,
 
     before = (demo_copy / run_record.RUN_FILE).read_text()
     monkeypatch.setattr(run_life, "load_catalog", ctrl_c)  # Ctrl-C while the data loads
-    assert run.main(["--resume", "--logdir", str(demo_copy.parent), "--run", "r", "--steps", "400"]) == 130
-    assert capsys.readouterr().err == "run.py: interrupted before the run went on: it is as it was\n"
+    assert run.main(["--resume", "--logdir", str(demo_copy.parent),
+                     "--run", "r", "--steps", "400"]) == 130
+    assert capsys.readouterr().err == ("run.py: interrupted before the run went on: "
+                                       "it is as it was\n")
     assert (demo_copy / run_record.RUN_FILE).read_text() == before
 
 
@@ -233,7 +256,8 @@ def test_tensorflow_loads_before_the_folder_so_a_signal_then_leaves_nothing(tmp_
               f"    bands2vec.train('demo', logs={str(tmp_path / 'logs')!r}, name='r', say=print)\n"
               f"except KeyboardInterrupt:\n"
               f"    pass\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
     assert result.stdout.splitlines()[-1] == "True", (result.stdout, result.stderr)
     assert os.listdir(tmp_path / "logs") == []  # nor its lock file
 
@@ -241,10 +265,11 @@ def test_tensorflow_loads_before_the_folder_so_a_signal_then_leaves_nothing(tmp_
 @pytest.mark.slow
 def test_every_phase_says_what_it_does(tmp_path):
     lines = []
-    bands2vec.train("demo", bands2vec.TrainOptions(steps=300), logs=str(tmp_path), name="r", say=lines.append)
+    bands2vec.train("demo", bands2vec.TrainOptions(steps=300), logs=str(tmp_path), name="r",
+                    say=lines.append)
     iterations = plots.tsne_iterations()
-    for start in ("Using the built-in demo catalog", "Training 300 steps", "[####", "Clustering 300 artists",
-                  "Writing vectors.tsv", "Measuring the vectors' quality",
+    for start in ("Using the built-in demo catalog", "Training 300 steps", "[####",
+                  "Clustering 300 artists", "Writing vectors.tsv", "Measuring the vectors' quality",
                   f"t-SNE of 300 artists ({iterations} iterations)", "  t-SNE iteration ",
                   f"  t-SNE iteration {iterations} of {iterations}"):
         assert any(line.startswith(start) for line in lines), start
@@ -281,13 +306,15 @@ def test_missing_checkpoint(demo_copy, command):
     result = run_cli(*command, "--logdir", str(demo_copy.parent))
     assert result.returncode == 0 and not result.stderr, result.stderr
     os.remove(demo_copy / vector_files.VECTORS_FILE)
-    assert_refused(run_cli(*command, "--logdir", str(demo_copy.parent)), "no such file", "no checkpoint")
+    assert_refused(run_cli(*command, "--logdir", str(demo_copy.parent)), "no such file",
+                   "no checkpoint")
 
 
 def test_damaged_metadata(demo_copy):
     with open(demo_copy / metadata.METADATA_FILE, "a") as f:
         f.write("one\ttoo few\n")
-    assert_refused(run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent)), "malformed metadata")
+    assert_refused(run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent)),
+                   "malformed metadata")
 
 
 
@@ -324,31 +351,41 @@ def _point_elsewhere(run_dir):
 
 
 @pytest.mark.parametrize("damage, named", [
-    (lambda run_dir: os.remove(_checkpoint_state(run_dir)), "checkpoints/checkpoint: missing, though run.json "
-                                                           "says the run was checkpointed at step 300"),
-    (lambda run_dir: [os.remove(path) for path in glob.glob(os.path.join(run_dir, "checkpoints", "*.index"))],
+    (lambda run_dir: os.remove(_checkpoint_state(run_dir)),
+     "checkpoints/checkpoint: missing, though run.json "
+     "says the run was checkpointed at step 300"),
+    (lambda run_dir: [os.remove(path)
+                      for path in glob.glob(os.path.join(run_dir, "checkpoints", "*.index"))],
      "checkpoints/model.ckpt-300.index: missing"),
-    (lambda run_dir: [os.remove(path) for path in glob.glob(os.path.join(run_dir, "checkpoints", "*.data-*"))],
+    (lambda run_dir: [os.remove(path)
+                      for path in glob.glob(os.path.join(run_dir, "checkpoints", "*.data-*"))],
      "checkpoints/model.ckpt-300.data-00000-of-00001: missing"),
-    (_point_elsewhere, "checkpoints/checkpoint: names /elsewhere/model.ckpt-300, not a checkpoint in"),
-    (lambda run_dir: open(_checkpoint_state(run_dir), "w").write("garbage {"), "checkpoints/checkpoint: unreadable"),
-    (lambda run_dir: open(_checkpoint_state(run_dir), "wb").write(b'\xff\xfe model_checkpoint_path: "model.ckpt-300"'),
+    (_point_elsewhere,
+     "checkpoints/checkpoint: names /elsewhere/model.ckpt-300, not a checkpoint in"),
+    (lambda run_dir: open(_checkpoint_state(run_dir), "w").write("garbage {"),
+     "checkpoints/checkpoint: unreadable"),
+    (lambda run_dir: open(_checkpoint_state(run_dir), "wb").write(
+        b'\xff\xfe model_checkpoint_path: "model.ckpt-300"'),
      "checkpoints/checkpoint: unreadable"),
     (lambda run_dir: os.truncate(_checkpoint_state(run_dir), 2 * 2**30),  # sparse: read whole, 9 GB
      "checkpoints/checkpoint: 2,147,483,648 bytes, where a run writes a few hundred"),
-    (lambda run_dir: open(_checkpoint_state(run_dir), "w").write('model_checkpoint_path: "model.ckpt-300\\000"'),
+    (lambda run_dir: open(_checkpoint_state(run_dir), "w").write(
+        'model_checkpoint_path: "model.ckpt-300\\000"'),
      "checkpoints/checkpoint: unreadable, or it names no checkpoint"),
-], ids=["no checkpoint file", "no index", "no data shard", "pointing elsewhere", "garbage", "not UTF-8", "2 GB",
-        "a NUL"])
-def test_a_checkpoint_run_json_counts_but_that_is_gone_is_named_not_restarted(demo_copy, damage, named, capsys):
+], ids=["no checkpoint file", "no index", "no data shard", "pointing elsewhere", "garbage",
+        "not UTF-8", "2 GB", "a NUL"])
+def test_a_checkpoint_run_json_counts_but_that_is_gone_is_named_not_restarted(demo_copy, damage,
+                                                                              named, capsys):
     import run
 
     damage(str(demo_copy))
     before = (demo_copy / run_record.RUN_FILE).read_text()
-    assert run.main(["--resume", "--logdir", str(demo_copy.parent), "--run", "r", "--steps", "400"]) == 2
+    assert run.main(["--resume", "--logdir", str(demo_copy.parent),
+                     "--run", "r", "--steps", "400"]) == 2
     said = capsys.readouterr()
     (line,) = said.err.splitlines()
-    assert line.startswith(f"run.py: error: {demo_copy}/") and named in line and "--overwrite" in line, line
+    assert (line.startswith(f"run.py: error: {demo_copy}/") and named in line
+            and "--overwrite" in line), line
     assert "Training" not in said.out and (demo_copy / run_record.RUN_FILE).read_text() == before
 
 
@@ -366,7 +403,8 @@ def test_a_run_stopped_before_its_first_checkpoint_restarts_from_zero_and_says_s
 
 
 @pytest.mark.parametrize("steps, message", [
-    (10, "has already trained 300 steps, more than --steps 10; pass --steps N above 300 to train on"),
+    (10, "has already trained 300 steps, more than --steps 10; "
+         "pass --steps N above 300 to train on"),
     (300, "has trained all its 300 steps; pass --steps N above 300 to train on"),
 ])
 def test_resume_with_no_steps_left_says_how_many_it_has(demo_copy, steps, message):
@@ -380,22 +418,25 @@ def test_resume_with_fewer_steps_than_an_incomplete_run_has_says_to_leave_them_o
     record = run_record.read(str(demo_copy))
     record.set_state(str(demo_copy), "incomplete", missing=["quality"])
     run_record.write(str(demo_copy), record)
-    with pytest.raises(errors.RunError, match="more than --steps 150; leave --steps out to write the files it "
-                                              "lacks, or pass --steps N above 300 to train on"):
+    with pytest.raises(errors.RunError, match="more than --steps 150; leave --steps out to write "
+                                              "the files it lacks, or pass --steps N above 300 "
+                                              "to train on"):
         bands2vec.resume(str(demo_copy.parent), "r", steps=150, say=quiet)
 
 
 @pytest.mark.slow  # reads the checkpoint state with TensorFlow
 def test_a_checkpoint_older_than_run_json_counts_is_named_not_trained_over(demo_copy):
-    """run.json is saved after each checkpoint: one that counts more steps than the latest checkpoint
-    holds has lost its later checkpoint, and resuming would silently train those steps again."""
+    """run.json is saved after each checkpoint: one that counts more steps than the latest
+    checkpoint holds has lost its later checkpoint, and resuming would silently train those steps
+    again."""
     record = run_record.read(str(demo_copy))
     record.stats = dataclasses.replace(record.stats, steps=400)
     record.set_state(str(demo_copy), "interrupted")
     run_record.write(str(demo_copy), record)
     before = (demo_copy / run_record.RUN_FILE).read_text()
-    with pytest.raises(errors.RunError, match="model.ckpt-300: a checkpoint of step 300, though run.json says "
-                                              "the run was checkpointed at step 400; put back the later one"):
+    with pytest.raises(errors.RunError, match="model.ckpt-300: a checkpoint of step 300, though "
+                                              "run.json says the run was checkpointed at step 400; "
+                                              "put back the later one"):
         bands2vec.resume(str(demo_copy.parent), "r", steps=500, plots=False, say=quiet)
     assert (demo_copy / run_record.RUN_FILE).read_text() == before
 
@@ -417,7 +458,8 @@ def test_a_cluster_run_that_overshot_its_steps_is_completed_by_its_own_advice(de
 
 @pytest.mark.parametrize("options, message", [
     (["--overwrite"], "--resume continues a run and --overwrite replaces it: give one of them"),
-    (["--clusters", "4"], "--resume continues with the run's own options, not --clusters; only --steps"),
+    (["--clusters", "4"],
+     "--resume continues with the run's own options, not --clusters; only --steps"),
     (["--seed", "3", "--batch-size", "8"], "own options, not --batch-size, --seed; only --steps"),
 ], ids=["overwrite", "clusters", "seed and batch size"])
 def test_resume_refuses_what_would_change_the_run(demo_copy, options, message, capsys):
@@ -430,9 +472,10 @@ def test_resume_refuses_what_would_change_the_run(demo_copy, options, message, c
     assert (demo_copy / run_record.RUN_FILE).read_text() == before
 
 
-def test_a_signal_before_a_resumption_trains_says_the_run_is_as_it_was(demo_copy, monkeypatch, capsys):
-    """Ctrl-C early in `--resume --steps 3000` of a finished run advised `--resume` without the steps, which
-    then refused: it has trained all its steps."""
+def test_a_signal_before_a_resumption_trains_says_the_run_is_as_it_was(demo_copy, monkeypatch,
+                                                                       capsys):
+    """Ctrl-C early in `--resume --steps 3000` of a finished run advised `--resume` without the
+    steps, which then refused: it has trained all its steps."""
     import run
     import training
 
@@ -441,19 +484,24 @@ def test_a_signal_before_a_resumption_trains_says_the_run_is_as_it_was(demo_copy
 
     before = (demo_copy / run_record.RUN_FILE).read_text()
     monkeypatch.setattr(training, "train_vectors", ctrl_c)
-    assert run.main(["--resume", "--logdir", str(demo_copy.parent), "--run", "r", "--steps", "3000"]) == 130
-    assert capsys.readouterr().err == f"run.py: Interrupted before training went on: {demo_copy} is as it was\n"
+    assert run.main(["--resume", "--logdir", str(demo_copy.parent),
+                     "--run", "r", "--steps", "3000"]) == 130
+    assert capsys.readouterr().err == (f"run.py: Interrupted before training went on: "
+                                       f"{demo_copy} is as it was\n")
     assert (demo_copy / run_record.RUN_FILE).read_text() == before
 
 
 @pytest.mark.parametrize("error, restart", [
-    (errors.RunError("logs/r/checkpoints: cannot write the checkpoint (No space left on device)"), ""),
-    (errors.ClusterLost("chief 0: lost the parameter servers (Operation timed out.)"), "restart the ps tasks, then "),
+    (errors.RunError("logs/r/checkpoints: cannot write the checkpoint (No space left on device)"),
+     ""),
+    (errors.ClusterLost("chief 0: lost the parameter servers (Operation timed out.)"),
+     "restart the ps tasks, then "),
 ], ids=["a full disk", "a cluster's ps lost"])
-def test_a_resumption_of_a_run_without_a_checkpoint_that_fails_says_how_to_go_on(demo_copy, monkeypatch, error,
-                                                                                   restart):
-    """A run killed before its first checkpoint, resumed, then failing (a cluster's ps lost): the error's one
-    line said nothing of the run, whose run.json still said `training`, nor what to paste."""
+def test_a_resumption_of_a_run_without_a_checkpoint_that_fails_says_how_to_go_on(
+        demo_copy, monkeypatch, error, restart):
+    """A run killed before its first checkpoint, resumed, then failing (a cluster's ps lost): the
+    error's one line said nothing of the run, whose run.json still said `training`, nor what to
+    paste."""
     import training
 
     shutil.rmtree(demo_copy / "checkpoints")  # what kill -9 before the first checkpoint leaves
@@ -469,7 +517,8 @@ def test_a_resumption_of_a_run_without_a_checkpoint_that_fails_says_how_to_go_on
     with pytest.raises(type(error)) as raised:
         bands2vec.resume(str(demo_copy.parent), "r", plots=False, say=quiet)
     assert raised.value.__notes__ == [f"{demo_copy} has no checkpoint yet: {restart}continue with: "
-                                      f"{run_record.next_command(str(demo_copy))}, which trains it from step 0"]
+                                      f"{run_record.next_command(str(demo_copy))}, "
+                                      f"which trains it from step 0"]
 
 
 def test_a_signal_once_the_folder_is_named_says_it_is_removed(tmp_path, monkeypatch, capsys):
@@ -483,8 +532,8 @@ def test_a_signal_once_the_folder_is_named_says_it_is_removed(tmp_path, monkeypa
     assert run.main(["--data", "demo", "--logdir", str(tmp_path), "--run", "r"]) == 130
     said = capsys.readouterr()
     assert f"logs in {tmp_path / 'r'}" in said.out
-    assert said.err == f"run.py: Interrupted before the first checkpoint: {tmp_path / 'r'} is removed, " \
-                       f"nothing was kept\n"
+    assert said.err == f"run.py: Interrupted before the first checkpoint: {tmp_path / 'r'} " \
+                       f"is removed, nothing was kept\n"
     assert os.listdir(tmp_path) == []
 
 
@@ -504,7 +553,8 @@ def test_a_stop_as_a_new_file_is_made_leaves_no_file(tmp_path, monkeypatch):
 
 
 def _counting(folder, steps):
-    """run.json of the run at `folder` made to count `steps`, as if its last checkpoint came after."""
+    """run.json of the run at `folder` made to count `steps`, as if its last checkpoint came
+    after."""
     record = run_record.read(str(folder))
     record.stats = dataclasses.replace(record.stats, steps=steps)
     run_record.write(str(folder), record)
@@ -518,18 +568,20 @@ def test_a_checkpoint_ahead_of_run_json_gives_the_vectors(demo_copy):
     _counting(demo_copy, 200)
     said = []
     run = bands2vec.resume(str(demo_copy.parent), "r", plots=False, say=said.append)
-    assert f"{demo_copy}: its checkpoint is of step 300, though run.json counted 200: going on from step 300" in said
+    assert (f"{demo_copy}: its checkpoint is of step 300, though run.json counted 200: "
+            f"going on from step 300" in said)
     assert run.record.state == "finished" and run.record.stats.steps == 300
     assert np.array_equal(np.load(demo_copy / vector_files.VECTORS_FILE), trained)
 
 
 @pytest.mark.slow  # resumes in-process, reading the checkpoint with TensorFlow
 def test_another_runs_checkpoint_ahead_of_run_json_is_refused(demo_copy, demo_ensemble):
-    """Probe 16: taken without a check, it made run.json say `finished` at its step, beside older vectors."""
+    """Probe 16: taken without a check, it made run.json say `finished` at its step, beside older
+    vectors."""
     shutil.rmtree(demo_copy / "checkpoints")
     shutil.copytree(os.path.join(demo_ensemble, "checkpoints"), demo_copy / "checkpoints")
     _counting(demo_copy, 200)
     with pytest.raises(errors.RunError) as refused:
         bands2vec.resume(str(demo_copy.parent), "r", plots=False, say=quiet)
-    assert str(refused.value) == (f"{demo_copy / 'checkpoints'}: vectors of 192 numbers, where the run's options "
-                                  f"give 64: not this run's")
+    assert str(refused.value) == (f"{demo_copy / 'checkpoints'}: vectors of 192 numbers, "
+                                  f"where the run's options give 64: not this run's")

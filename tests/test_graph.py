@@ -33,14 +33,15 @@ def _losses(catalog, steps, **graph_options):
         session.run(model.init)
         inputs, labels = sampler.batches(256, steps)
         return [session.run([model.optimizer, model.loss],
-                            {model.train_inputs: i, model.train_labels: l})[1] for i, l in zip(inputs, labels)]
+                            {model.train_inputs: i, model.train_labels: l})[1]
+                for i, l in zip(inputs, labels)]
 
 
 def test_a_few_hundred_steps_lower_the_loss(demo_catalog):
     losses = _losses(demo_catalog, 300, learning_rate=len(demo_catalog) / 64, init_scale=0.01,
                      context_distribution=PairSampler(demo_catalog).context_distribution())
-    # NCE's floor is high here (a context is one of dozens of equally likely artists), so the fall is
-    # small, but it is seven times the noise of a 30-batch mean.
+    # NCE's floor is high here (a context is one of dozens of equally likely artists), so the fall
+    # is small, but it is seven times the noise of a 30-batch mean.
     assert np.mean(losses[-30:]) < np.mean(losses[:30]) - 0.03
 
 

@@ -1,9 +1,9 @@
-"""Hostile ground for a run: unusable log folders and a full disk, damaged runs and questions to them, a
-signal in each phase, kill -9, two writers and planted locks, each as whole processes. Every case keeps the
-promise (helpers.assert_promise): exit 0, 2 or 130, no traceback, a refusal in at most two lines, every run
-folder left with a run.json telling its state and no temporary file. The full-disk and read-only cases
-mount a small tmpfs (root on Linux), and are skipped where that is refused. Bad data, options and
-TF_CONFIG: test_hostile_inputs.py.
+"""Hostile ground for a run: unusable log folders and a full disk, damaged runs and questions to
+them, a signal in each phase, kill -9, two writers and planted locks, each as whole processes. Every
+case keeps the promise (helpers.assert_promise): exit 0, 2 or 130, no traceback, a refusal in at
+most two lines, every run folder left with a run.json telling its state and no temporary file. The
+full-disk and read-only cases mount a small tmpfs (root on Linux), and are skipped where that is
+refused. Bad data, options and TF_CONFIG: test_hostile_inputs.py.
 
     python -m pytest tests/test_hostile_runs.py
 """
@@ -29,8 +29,8 @@ import run_folder
 import run_record
 import tensorboard_files
 import vector_files
-from helpers import (CHECKPOINT_SECONDS, METADATA_HEADER, REPO, answer_lines, assert_promise, assert_refused,
-                     free_ports, has_open, quiet, run_cli, run_state, signalled)
+from helpers import (CHECKPOINT_SECONDS, METADATA_HEADER, REPO, answer_lines, assert_promise,
+                     assert_refused, free_ports, has_open, quiet, run_cli, run_state, signalled)
 
 # Each case is whole processes: the end-to-end tier.
 pytestmark = pytest.mark.slow
@@ -38,15 +38,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    """mount(size): a new folder on a tmpfs of that size, unmounted afterwards; the test is skipped where
-    mounting is refused (it takes root)."""
+    """mount(size): a new folder on a tmpfs of that size, unmounted afterwards; the test is skipped
+    where mounting is refused (it takes root)."""
     mounted = []
 
     def mount(size):
         folder = tmp_path / f"tmpfs{len(mounted)}"
         folder.mkdir()
         try:
-            refused = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+            refused = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                                      str(folder)],
                                      capture_output=True).returncode
         except OSError:  # no mount command
             refused = True
@@ -66,9 +67,11 @@ def tmpfs(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad, message", [
-    ("a-file", "a-file: log directory is a file, not a folder (File exists); choose another --logdir"),
+    ("a-file", "a-file: log directory is a file, not a folder (File exists); "
+               "choose another --logdir"),
     ("", "--logdir is empty"),
-    ("a-file/logs", "a-file/logs: log directory cannot be made (Not a directory); choose another --logdir"),
+    ("a-file/logs", "a-file/logs: log directory cannot be made (Not a directory); "
+                    "choose another --logdir"),
 ], ids=["logdir is a file", "empty logdir", "under a file"])
 def test_unusable_log_directory(tmp_path, bad, message):
     (tmp_path / "a-file").write_text("")
@@ -84,14 +87,16 @@ def test_run_exists_without_overwrite(demo_copy):
 
 
 def test_a_read_only_folder(tmpfs, demo_run):
-    """A read-only log directory, and a run in one: plot, export and --resume refused, questions answered."""
+    """A read-only log directory, and a run in one: plot, export and --resume refused, questions
+    answered."""
     mount = tmpfs("1m")
     shutil.copytree(demo_run, mount / "r", ignore=shutil.ignore_patterns("*.png", "events.*"))
     subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
     for args in (["plot"], ["export"], ["--resume", "--steps", "400"]):
         result = run_cli(*args, "--logdir", str(mount), "--run", "r")
         assert_refused(result, "Read-only file system")
-        assert_promise(result, mount, 2, f"{mount / 'r'}: cannot be written (Read-only file system)")
+        assert_promise(result, mount, 2,
+                       f"{mount / 'r'}: cannot be written (Read-only file system)")
     result = run_cli("--data", "demo", "--logdir", str(mount))
     assert_refused(result, "log directory is not writable (Read-only file system)")
     assert_promise(result, mount, 2)
@@ -109,9 +114,11 @@ def test_resume_into_checkpoints_it_cannot_write_is_refused_before_training(tmpf
     try:
         shutil.copytree(saved, checkpoints, dirs_exist_ok=True)
         subprocess.run(["mount", "-o", "remount,bind,ro", str(checkpoints)], check=True)
-        result = run_cli("--resume", "--steps", "400", "--logdir", str(demo_copy.parent), "--run", "r")
-        assert_refused(result, f"{checkpoints}: cannot be written (Read-only file system), so --resume could not "
-                               f"save what it trains; check who may write there")
+        result = run_cli("--resume", "--steps", "400", "--logdir", str(demo_copy.parent),
+                         "--run", "r")
+        assert_refused(result, f"{checkpoints}: cannot be written (Read-only file system), "
+                               f"so --resume could not save what it trains; "
+                               f"check who may write there")
         assert "Training" not in result.stdout
         assert assert_promise(result, demo_copy.parent, 2)["r"].stats.steps == 300
     finally:
@@ -122,9 +129,10 @@ def test_resume_into_checkpoints_it_cannot_write_is_refused_before_training(tmpf
     # Not even the checkpoint fits: nothing is left.
     ("300k", "demo", "cannot write the checkpoint (", None),
     # The plots do not fit.
-    ("1m", "demo", "No space left on device; free some space there, or use another --logdir", "incomplete"),
-    # The exports of 8,630 artists do not fit. (Its first line says "a file: 557568 requested and 124896
-    # written", numpy's word for it, without the path or the reason.)
+    ("1m", "demo", "No space left on device; free some space there, or use another --logdir",
+     "incomplete"),
+    # The exports of 8,630 artists do not fit. (Its first line says "a file: 557568 requested and
+    # 124896 written", numpy's word for it, without the path or the reason.)
     ("8m", "full_data", "is usable, without its exports", "incomplete"),
 ], ids=["300k", "1m", "8m, full data"])
 def test_a_full_disk(tmpfs, request, size, data, message, left):
@@ -134,8 +142,10 @@ def test_a_full_disk(tmpfs, request, size, data, message, left):
     result = run_cli("--data", data, "--logdir", str(mount), "--run", "r", *steps)
     runs = assert_promise(result, mount, 2, message)
     if left is None:
-        assert_refused(result, "No space left on device); free some space there, or use another --logdir",
-                       f"{mount / 'r'} is removed: it had no checkpoint, so nothing was kept", lines=2)
+        assert_refused(result,
+                       "No space left on device); free some space there, or use another --logdir",
+                       f"{mount / 'r'} is removed: it had no checkpoint, so nothing was kept",
+                       lines=2)
         assert runs == {}
     else:
         assert len(result.stderr.strip().splitlines()) == 2
@@ -154,42 +164,51 @@ def test_a_new_run_with_150k_free(tmpfs):
     mount = tmpfs("2m")
     _fill(mount, 150_000)
     logs = mount / "logs"
-    result = run_cli("--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "50", "--no-plots")
+    result = run_cli("--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "50",
+                     "--no-plots")
     assert_refused(result, f"{logs / 'r'}", "No space left on device", "free some space there",
                    f"{logs / 'r'} is removed: it had no checkpoint", lines=2)
     assert assert_promise(result, logs, 2) == {}
 
 
 def test_a_disk_with_no_room_at_all_is_named(tmpfs, demo_trained):
-    """The lock's first write failed first, and every command said `a file: No space left on device`."""
+    """The lock's first write failed first, and every command said
+    `a file: No space left on device`."""
     mount = tmpfs("2m")
     logs = mount / "logs"
-    shutil.copytree(demo_trained, logs / "r", ignore=shutil.ignore_patterns("events.*", "vectors.t*"))
+    shutil.copytree(demo_trained, logs / "r",
+                    ignore=shutil.ignore_patterns("events.*", "vectors.t*"))
     _fill(mount, 0)
-    for command, run in ((["--data", "demo"], "new"), (["export"], "r"), (["--resume", "--steps", "400"], "r")):
+    for command, run in ((["--data", "demo"], "new"), (["export"], "r"),
+                         (["--resume", "--steps", "400"], "r")):
         result = run_cli(*command, "--logdir", str(logs), "--run", run)
-        assert_refused(result, f"run.py: error: {logs / f'.{run}.lock'}: No space left on device; free some space")
+        assert_refused(result, f"run.py: error: {logs / f'.{run}.lock'}: No space left on device; "
+                               f"free some space")
         assert_promise(result, logs, 2)
 
 
 def test_resume_with_150k_free_leaves_the_run_as_it_was(tmpfs, demo_trained):
     mount = tmpfs("2m")
     logs = mount / "logs"
-    shutil.copytree(demo_trained, logs / "r", ignore=shutil.ignore_patterns("events.*", "vectors.t*"))
+    shutil.copytree(demo_trained, logs / "r",
+                    ignore=shutil.ignore_patterns("events.*", "vectors.t*"))
     before = (logs / "r" / run_record.RUN_FILE).read_text()
     _fill(mount, 150_000)
-    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", "400", "--no-plots")
+    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", "400",
+                     "--no-plots")
     assert_refused(result, f"{logs / 'r'}", "No space left on device", "free some space there",
                    "keeps its checkpoint at step 300", lines=2)
     assert_promise(result, logs, 2)
-    assert (logs / "r" / run_record.RUN_FILE).read_text() == before  # finished at step 300, as it was
+    # finished at step 300, as it was
+    assert (logs / "r" / run_record.RUN_FILE).read_text() == before
 
 
 @pytest.mark.parametrize("command, path", [("export", vector_files.VECTORS_FILE), ("plot", "tsne")])
 def test_a_full_disk_names_the_file_it_could_not_write(tmpfs, demo_run, command, path):
     mount = tmpfs("2m")
     logs = mount / "logs"
-    shutil.copytree(demo_run, logs / "r", ignore=shutil.ignore_patterns("events.*", "*.png", "vectors.t*"))
+    shutil.copytree(demo_run, logs / "r",
+                    ignore=shutil.ignore_patterns("events.*", "*.png", "vectors.t*"))
     _fill(mount, 20_000)
     result = run_cli(command, "--logdir", str(logs), "--run", "r")
     assert_refused(result, f"{logs / 'r' / path}", "No space left on device; free some space there")
@@ -202,10 +221,12 @@ def test_a_full_disk_names_the_file_it_could_not_write(tmpfs, demo_run, command,
 
 def test_an_unknown_artist_among_questions(demo_run):
     logs = os.path.dirname(demo_run)
-    result = run_cli("similar", "-", "-k", "2", "--logdir", logs, stdin="lune, marée\nno such band\n!?!\n")
+    result = run_cli("similar", "-", "-k", "2", "--logdir", logs,
+                     stdin="lune, marée\nno such band\n!?!\n")
     assert_promise(result, logs, 2, "run.py: error: unknown artist 'no such band'", lines=1)
     blocks = result.stdout.strip().split("\n\n")  # the others are answered
-    assert [block.splitlines()[0] for block in blocks] == ["Nearest to lune, marée:", "Nearest to !?!:"]
+    assert [block.splitlines()[0] for block in blocks] == ["Nearest to lune, marée:",
+                                                           "Nearest to !?!:"]
     assert all(len(answer_lines(block)) == 2 for block in blocks)
 
 
@@ -229,15 +250,18 @@ def test_bad_questions(demo_run, args, message):
 
 
 @pytest.mark.parametrize("command, length, message", [
-    ("query", 1_000_000, "an expression of 1,000,000 characters is longer than any of 1,000 artists here"),
+    ("query", 1_000_000,
+     "an expression of 1,000,000 characters is longer than any of 1,000 artists here"),
     ("similar", 1_000_000, "unknown artist 'xxxxxxxx"),
-    ("query", 20_000_000, "a line of stdin is longer than 1,048,576 bytes; each line is one question"),
-    ("similar", 20_000_000, "a line of stdin is longer than 1,048,576 bytes; each line is one question"),
+    ("query", 20_000_000,
+     "a line of stdin is longer than 1,048,576 bytes; each line is one question"),
+    ("similar", 20_000_000,
+     "a line of stdin is longer than 1,048,576 bytes; each line is one question"),
 ])
 def test_a_question_longer_than_any_is_refused_at_once(demo_trained, command, length, message):
-    """One of 20 million characters took 4.7 s and 900 MB, compared with every artist's name for the close
-    ones. Now a question longer than any answer is refused unread, and a line of stdin past 1 MiB as it is
-    read (an endless one filled the memory)."""
+    """One of 20 million characters took 4.7 s and 900 MB, compared with every artist's name for the
+    close ones. Now a question longer than any answer is refused unread, and a line of stdin past
+    1 MiB as it is read (an endless one filled the memory)."""
     logs = os.path.dirname(demo_trained)
     result = run_cli(command, "-", "--logdir", logs, stdin="x" * length + "\n", timeout=60)
     assert_promise(result, logs, 2, message, lines=1)
@@ -251,7 +275,8 @@ def test_a_damaged_newest_run_is_skipped_by_questions_naming_it(demo_copy):
     os.utime(logs / "newer" / run_record.RUN_FILE, (time.time() + 10,) * 2)
     result = run_cli("similar", "lune, marée", "-k", "2", "--logdir", str(logs))
     assert result.returncode == 0 and len(answer_lines(result.stdout)) == 2, result.stderr
-    assert result.stderr.startswith(f"run.py: note: skipped {logs / 'newer'}: unreadable run.json (not JSON: ")
+    assert result.stderr.startswith(f"run.py: note: skipped {logs / 'newer'}: unreadable run.json "
+                                    f"(not JSON: ")
     assert f"; answering from {demo_copy}, the newest run that can answer\n" in result.stderr
 
 
@@ -261,8 +286,10 @@ def test_a_query_of_every_artist_says_none_is_left(demo_run, demo_catalog):
     everyone = " + ".join("'" + name.replace("'", "''") + "'" for name in demo_catalog.names)
     result = run_cli("query", everyone, "--logdir", logs)
     assert_promise(result, logs, 0)
-    assert result.stdout == "" and result.stderr.endswith(": no artist is left to answer, as it names every one\n")
-    assert json.loads(run_cli("query", everyone, "--json", "--logdir", logs).stdout)[0]["results"] == []
+    assert (result.stdout == ""
+            and result.stderr.endswith(": no artist is left to answer, as it names every one\n"))
+    assert (json.loads(run_cli("query", everyone, "--json", "--logdir", logs).stdout)[0]["results"]
+            == [])
 
 
 def test_k_of_a_billion(demo_run, demo_catalog):
@@ -280,15 +307,16 @@ def test_questions_without_a_run(tmp_path):
 def _damage_checkpoint(run_dir, how):
     checkpoints = run_dir / run_folder.CHECKPOINT_DIR
     for name in os.listdir(checkpoints):
-        if how == "garbage" and name.startswith("model.ckpt") and name.endswith((".index", ".data-00000-of-00001")):
+        if (how == "garbage" and name.startswith("model.ckpt")
+                and name.endswith((".index", ".data-00000-of-00001"))):
             (checkpoints / name).write_bytes(b"\x00garbage" * 10)
         elif how == "truncated" and name.endswith(".data-00000-of-00001"):
             with open(checkpoints / name, "r+b") as f:
                 f.truncate(100)
 
 
-@pytest.mark.parametrize("command, how", [(["similar", "lune, marée"], "garbage"), (["evaluate"], "garbage"),
-                                          (["evaluate"], "truncated")])
+@pytest.mark.parametrize("command, how", [(["similar", "lune, marée"], "garbage"),
+                                          (["evaluate"], "garbage"), (["evaluate"], "truncated")])
 def test_corrupt_checkpoint(demo_copy, command, how):
     _damage_checkpoint(demo_copy, how)
     result = run_cli(*command, "--logdir", str(demo_copy.parent))
@@ -306,7 +334,8 @@ def test_damaged_vectors_are_read_from_the_checkpoint(demo_copy):
     result = run_cli("similar", "lune, marée", "-k", "3", "--logdir", str(demo_copy.parent))
     assert result.returncode == 0 and len(answer_lines(result.stdout)) == 3
     (note,) = result.stderr.splitlines()
-    assert note.startswith("run.py: note: ") and "vectors.npy: damaged" in note and "checkpoint" in note
+    assert (note.startswith("run.py: note: ") and "vectors.npy: damaged" in note
+            and "checkpoint" in note)
     assert_promise(result, demo_copy.parent, 0)
 
 
@@ -316,72 +345,83 @@ WITHOUT_OVERRIDE = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
 
 
 def test_an_unreadable_vectors_npy_is_named_so_with_the_command_that_exports_this_run(demo_copy):
-    """It was `damaged (Permission denied)`, and the note's `python run.py export` would export another run."""
+    """It was `damaged (Permission denied)`, and the note's `python run.py export` would export
+    another run."""
     path = demo_copy / vector_files.VECTORS_FILE
     path.chmod(0)
     prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []
     if prefix and not shutil.which("setpriv"):
         pytest.skip("root reads any file, and setpriv, to read as another user would, is not here")
     logs = str(demo_copy.parent)
-    result = run_cli("similar", "lune, marée", "-k", "3", "--logdir", logs, "--run", "r", prefix=prefix)
+    result = run_cli("similar", "lune, marée", "-k", "3", "--logdir", logs, "--run", "r",
+                     prefix=prefix)
     assert result.returncode == 0 and len(answer_lines(result.stdout)) == 3, result.stderr
     (note,) = result.stderr.splitlines()
-    assert note.startswith(f"run.py: note: {path}: unreadable (Permission denied); read the vectors from the ")
-    assert note.endswith(f"(`{shlex.join(['python', 'run.py', 'export', '--logdir', logs, '--run', 'r'])}` "
-                         f"writes vectors.npy)")
+    assert note.startswith(f"run.py: note: {path}: unreadable (Permission denied); read the "
+                           f"vectors from the ")
+    assert note.endswith(
+        f"(`{shlex.join(['python', 'run.py', 'export', '--logdir', logs, '--run', 'r'])}` "
+        f"writes vectors.npy)")
     assert_promise(result, demo_copy.parent, 0)
 
 
 def test_a_run_folder_this_user_cannot_open_is_named_so(demo_copy):
-    """It was `no trained run there (no run.json); train it with ...`, and the training then refused."""
+    """It was `no trained run there (no run.json); train it with ...`, and the training then
+    refused."""
     prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []
     if prefix and not shutil.which("setpriv"):
-        pytest.skip("root opens any folder, and setpriv, to open as another user would, is not here")
+        pytest.skip("root opens any folder, and setpriv, to open as another user would, "
+                    "is not here")
     demo_copy.chmod(0)
     try:
-        result = run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent), "--run", "r", prefix=prefix)
+        result = run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent), "--run", "r",
+                         prefix=prefix)
     finally:
         demo_copy.chmod(0o755)
-    assert_refused(result, f"run.py: error: {demo_copy}: a folder this user cannot open (Permission denied; it is "
-                           f"uid {os.geteuid()}'s), so no run.json can be read there; ask its owner")
+    assert_refused(result, f"run.py: error: {demo_copy}: a folder this user cannot open "
+                           f"(Permission denied; it is uid {os.geteuid()}'s), so no run.json can "
+                           f"be read there; ask its owner")
 
 
 def test_overwrite_of_a_run_holding_another_users_folder_leaves_the_run_whole(demo_copy):
-    """Probe 16: in a run others could write in, another user's folder made --overwrite remove half the run
-    (its events, tsne.npz), then fail naming `f`."""
+    """Probe 16: in a run others could write in, another user's folder made --overwrite remove half
+    the run (its events, tsne.npz), then fail naming `f`."""
     prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []
     if prefix and not shutil.which("setpriv"):
-        pytest.skip("root removes any file, and setpriv, to remove as another user would, is not here")
+        pytest.skip("root removes any file, and setpriv, to remove as another user would, "
+                    "is not here")
     theirs = demo_copy / "junk"
     theirs.mkdir()
     (theirs / "f").write_text("x")
     os.chown(theirs / "f", 65534, 65534)
     os.chown(theirs, 65534, 65534)
     before = sorted(os.listdir(demo_copy))
-    result = run_cli("--data", "demo", "--logdir", str(demo_copy.parent), "--run", "r", "--overwrite",
-                     "--steps", "30", "--no-plots", prefix=prefix)
-    assert_refused(result, f"run.py: error: {theirs}: --overwrite cannot remove what it holds (Permission "
-                           f"denied; it is uid 65534's), so the run is left as it was; ask its owner to remove it")
+    result = run_cli("--data", "demo", "--logdir", str(demo_copy.parent), "--run", "r",
+                     "--overwrite", "--steps", "30", "--no-plots", prefix=prefix)
+    assert_refused(result, f"run.py: error: {theirs}: --overwrite cannot remove what it holds "
+                           f"(Permission denied; it is uid 65534's), so the run is left as it was; "
+                           f"ask its owner to remove it")
     assert sorted(os.listdir(demo_copy)) == before
 
 
 def test_overwrite_of_a_run_with_a_folder_it_cannot_write_leaves_the_run_whole(demo_copy):
-    """Probe 16: with its checkpoints/ made read-only, --overwrite removed run.json and metadata.tsv, then
-    failed; every advice after failed in a loop."""
+    """Probe 16: with its checkpoints/ made read-only, --overwrite removed run.json and
+    metadata.tsv, then failed; every advice after failed in a loop."""
     prefix = WITHOUT_OVERRIDE if os.geteuid() == 0 else []
     if prefix and not shutil.which("setpriv"):
-        pytest.skip("root removes any file, and setpriv, to remove as another user would, is not here")
+        pytest.skip("root removes any file, and setpriv, to remove as another user would, "
+                    "is not here")
     checkpoints = demo_copy / "checkpoints"
     before = sorted(os.listdir(demo_copy))
     checkpoints.chmod(0o555)
     try:
-        result = run_cli("--data", "demo", "--logdir", str(demo_copy.parent), "--run", "r", "--overwrite",
-                         "--steps", "30", "--no-plots", prefix=prefix)
+        result = run_cli("--data", "demo", "--logdir", str(demo_copy.parent), "--run", "r",
+                         "--overwrite", "--steps", "30", "--no-plots", prefix=prefix)
     finally:
         checkpoints.chmod(0o755)
-    assert_refused(result, f"run.py: error: {checkpoints}: --overwrite cannot remove what it holds (Permission "
-                           f"denied; it is uid {os.geteuid()}'s), so the run is left as it was; give yourself "
-                           f"leave to write in it (chmod u+rwx)")
+    assert_refused(result, f"run.py: error: {checkpoints}: --overwrite cannot remove what it holds "
+                           f"(Permission denied; it is uid {os.geteuid()}'s), so the run is left "
+                           f"as it was; give yourself leave to write in it (chmod u+rwx)")
     assert sorted(os.listdir(demo_copy)) == before
 
 
@@ -404,29 +444,33 @@ def test_a_folder_at_vectors_npy_is_answered_with_advice_that_works_when_followe
 
 
 def test_a_question_out_of_memory_is_not_told_to_train_smaller(demo_copy):
-    """`out of memory; try a smaller --batch-size or --embedding-size` is advice for training; a question
-    that runs out of memory reading a run (here 300 vectors of 500,000 dimensions, 600 MB, under
-    `ulimit -v` 1.2 GB) is told what happened."""
+    """`out of memory; try a smaller --batch-size or --embedding-size` is advice for training; a
+    question that runs out of memory reading a run (here 300 vectors of 500,000 dimensions, 600 MB,
+    under `ulimit -v` 1.2 GB) is told what happened."""
     record = json.loads((demo_copy / run_record.RUN_FILE).read_text())
     record["options"]["embedding_size"] = columns = 500_000
     (demo_copy / run_record.RUN_FILE).write_text(json.dumps(record))
     path = demo_copy / vector_files.VECTORS_FILE
     with open(path, "wb") as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (300, columns)})
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                 "shape": (300, columns)})
     header = path.stat().st_size
     os.truncate(path, header + 300 * columns * 4)  # sparse: it takes no disk
     with open(path, "r+b") as f:  # one value that is not 0: vectors all the same are damage
         f.seek(header)
         f.write(np.float32(1).tobytes())
     shutil.rmtree(demo_copy / run_folder.CHECKPOINT_DIR)
-    result = run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent), memory_limit=1200 * 2**20)
-    assert_promise(result, demo_copy.parent, 2, "run.py: error: out of memory reading the run\n", lines=1)
+    result = run_cli("similar", "lune, marée", "--logdir", str(demo_copy.parent),
+                     memory_limit=1200 * 2**20)
+    assert_promise(result, demo_copy.parent, 2, "run.py: error: out of memory reading the run\n",
+                   lines=1)
 
 
 def test_plot_recomputes_a_tsne_cache_that_would_not_fit_in_memory(demo_copy):
     """A tsne.npz member declaring a terabyte was `out of memory` for `plot`, every time."""
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (10**12,)})
     with zipfile.ZipFile(demo_copy / plots.TSNE_CACHE, "w") as archive:
         archive.writestr("key.npy", header.getvalue() + bytes(64))
         archive.writestr("coordinates.npy", b"")
@@ -434,26 +478,29 @@ def test_plot_recomputes_a_tsne_cache_that_would_not_fit_in_memory(demo_copy):
     assert_promise(result, demo_copy.parent, 0)
     assert all((demo_copy / name).stat().st_size > 20_000 for name in plots.PLOTS.values())
     vectors = bands2vec.open_run(str(demo_copy)).vectors
-    assert plots.cached_coordinates(str(demo_copy), plots.map_artists(vectors).unit_vectors) is not None
+    assert plots.cached_coordinates(str(demo_copy),
+                                    plots.map_artists(vectors).unit_vectors) is not None
 
 
 def test_resume_from_a_truncated_checkpoint(demo_copy):
     _damage_checkpoint(demo_copy, "truncated")
     result = run_cli("--resume", "--run", "r", "--steps", "400", "--logdir", str(demo_copy.parent))
     runs = assert_promise(result, demo_copy.parent, 2, "unreadable checkpoint",
-                          "the run cannot continue from it: train it anew with --overwrite", lines=1)
+                          "the run cannot continue from it: train it anew with --overwrite",
+                          lines=1)
     assert runs["r"].state == "finished" and runs["r"].stats.steps == 300  # as it was
 
 
-@pytest.mark.parametrize("part, planted", [("checkpoint", "fifo"), (".index", "fifo"), (".data-00000-of-00001", "fifo"),
+@pytest.mark.parametrize("part, planted", [("checkpoint", "fifo"), (".index", "fifo"),
+                                          (".data-00000-of-00001", "fifo"),
                                           ("checkpoint", "/dev/zero")])
 def test_a_fifo_or_a_device_in_the_checkpoints_is_refused_not_waited_on(demo_copy, part, planted):
     checkpoints = demo_copy / run_folder.CHECKPOINT_DIR
     path = checkpoints / (part if part == "checkpoint" else f"model.ckpt-300{part}")
     path.unlink()
     os.mkfifo(path) if planted == "fifo" else os.symlink(planted, path)
-    result = run_cli("--resume", "--run", "r", "--steps", "400", "--no-plots", "--logdir", str(demo_copy.parent),
-                     timeout=120)
+    result = run_cli("--resume", "--run", "r", "--steps", "400", "--no-plots", "--logdir",
+                     str(demo_copy.parent), timeout=120)
     runs = assert_promise(result, demo_copy.parent, 2, f"{path}: not a regular file", lines=1)
     assert runs["r"].state == "finished" and runs["r"].stats.steps == 300  # as it was
 
@@ -461,13 +508,14 @@ def test_a_fifo_or_a_device_in_the_checkpoints_is_refused_not_waited_on(demo_cop
 @pytest.mark.parametrize("megabytes", [1200, 2000, 2500])
 def test_a_memory_limit_tensorflow_does_not_fit_in_is_one_line(tmp_path, megabytes):
     """`ulimit -v 1200000`: TensorFlow's libraries cannot be mapped, and its ImportError was a
-    43-line traceback. Probe 16: at 2 GB and 2.5 GB TensorFlow's C++ aborted, creating a thread (exit
-    134 or 127), and left run.json saying `training`."""
+    43-line traceback. Probe 16: at 2 GB and 2.5 GB TensorFlow's C++ aborted, creating a thread
+    (exit 134 or 127), and left run.json saying `training`."""
     logs = tmp_path / "logs"
     result = run_cli("--data", "demo", "--steps", "50", "--logdir", str(logs), "--run", "r",
                      memory_limit=megabytes * 1024 ** 2)
-    assert_promise(result, logs, 2, f"run.py: error: the memory limit (`ulimit -v`) is {megabytes:,} MB, and "
-                                    f"training with TensorFlow takes about 2.5 GB of address space: raise it",
+    assert_promise(result, logs, 2, f"run.py: error: the memory limit (`ulimit -v`) is "
+                                    f"{megabytes:,} MB, and training with TensorFlow takes about "
+                                    f"2.5 GB of address space: raise it",
                    lines=1)
     assert not (logs / "r").exists()
 
@@ -478,8 +526,8 @@ def test_an_hparams_config_the_run_cannot_replace_leaves_the_run_whole(demo_copy
     incomplete, its advice failing the same way."""
     logs = demo_copy.parent
     os.mkdir(logs / tensorboard_files.EXPERIMENT_FILE)  # no file can replace it, as another user's
-    result = run_cli("--resume", "--run", "r", "--steps", "350", "--no-plots", "--logdir", str(logs),
-                     timeout=300)
+    result = run_cli("--resume", "--run", "r", "--steps", "350", "--no-plots", "--logdir",
+                     str(logs), timeout=300)
     runs = assert_promise(result, logs, 0,
                           f"run.py: note: {logs / tensorboard_files.EXPERIMENT_FILE}: not replaced")
     assert runs["r"].state == "finished" and runs["r"].stats.steps == 350
@@ -487,34 +535,42 @@ def test_an_hparams_config_the_run_cannot_replace_leaves_the_run_whole(demo_copy
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
 def test_another_users_hparams_config_is_left_as_it_is(demo_copy):
-    """In a shared log folder that is not sticky, a run replaced another user's hparams config: a file
-    outside the run's folder, and not the user's."""
+    """In a shared log folder that is not sticky, a run replaced another user's hparams config: a
+    file outside the run's folder, and not the user's."""
     config = demo_copy.parent / tensorboard_files.EXPERIMENT_FILE
     config.write_bytes(b"theirs")
     os.chown(config, 65534, 65534)
-    with pytest.warns(UserWarning, match=f"^{config}: not replaced \\(another user's file \\(uid 65534\\)\\)"):
+    with pytest.warns(UserWarning, match=f"^{config}: not replaced "
+                                         f"\\(another user's file \\(uid 65534\\)\\)"):
         run = bands2vec.resume(str(demo_copy.parent), "r", steps=350, plots=False, say=quiet)
-    assert run.record.state == "finished" and config.read_bytes() == b"theirs" and config.stat().st_uid == 65534
+    assert (run.record.state == "finished" and config.read_bytes() == b"theirs"
+            and config.stat().st_uid == 65534)
 
 
 def test_a_file_size_limit_is_one_line_and_loses_no_training(tmp_path, demo_copy):
     logs = tmp_path / "new"
-    result = run_cli("--data", "demo", "--no-plots", "--steps", "100", "--logdir", str(logs), "--run", "n",
-                     file_limit=40 * 1024, timeout=300)
-    assert_promise(result, logs, 2, "File too large", "`ulimit -f`", "is removed: it had no checkpoint")
-    result = run_cli("--resume", "--steps", "350", "--no-plots", "--logdir", str(demo_copy.parent), "--run", "r",
-                     file_limit=60 * 1024, timeout=300)
-    runs = assert_promise(result, demo_copy.parent, 2, "File too large", "keeps its checkpoint at step ")
-    assert f"{demo_copy}/checkpoints" in result.stderr and "/proc/" not in result.stderr  # its own path
+    result = run_cli("--data", "demo", "--no-plots", "--steps", "100", "--logdir", str(logs),
+                     "--run", "n", file_limit=40 * 1024, timeout=300)
+    assert_promise(result, logs, 2, "File too large", "`ulimit -f`",
+                   "is removed: it had no checkpoint")
+    result = run_cli("--resume", "--steps", "350", "--no-plots", "--logdir", str(demo_copy.parent),
+                     "--run", "r", file_limit=60 * 1024, timeout=300)
+    runs = assert_promise(result, demo_copy.parent, 2, "File too large",
+                          "keeps its checkpoint at step ")
+    assert (f"{demo_copy}/checkpoints" in result.stderr
+            and "/proc/" not in result.stderr)  # its own path
     # Trained on, it says where it stands (or, failing before its first new checkpoint, as it was).
-    assert (runs["r"].state, runs["r"].stats.steps) in {("interrupted", 350), ("finished", 300)}, runs["r"]
+    assert ((runs["r"].state, runs["r"].stats.steps)
+            in {("interrupted", 350), ("finished", 300)}), runs["r"]
 
 
 @pytest.mark.parametrize("command, limit, path", [("export", 20 * 1024, "vectors.npy"),
                                                   ("plot", 60 * 1024, "tsne_top300.png")])
 def test_a_file_size_limit_on_export_and_plot_is_named(demo_copy, command, limit, path):
-    """numpy's short write was `19200 requested and 5088 written`; a plot's `File too large`, without advice."""
-    result = run_cli(command, "--logdir", str(demo_copy.parent), "--run", "r", file_limit=limit, timeout=300)
+    """numpy's short write was `19200 requested and 5088 written`; a plot's `File too large`,
+    without advice."""
+    result = run_cli(command, "--logdir", str(demo_copy.parent), "--run", "r", file_limit=limit,
+                     timeout=300)
     runs = assert_promise(result, demo_copy.parent, 2, f"{demo_copy / path}: File too large; ",
                           "the shell's `ulimit -f`", lines=1)
     assert runs["r"].state == "finished"
@@ -529,21 +585,23 @@ def test_overwrite_replaces_a_run_never_a_folder_that_is_not_one(tmp_path):
     (logs / "an-app").mkdir()
     (logs / "an-app" / "run.json").write_text("{}")  # a file of that name, not a run's
     for name in ("important", "a-file", "an-app"):
-        result = run_cli("--data", "demo", "--steps", "50", "--no-plots", "--logdir", str(logs), "--run", name,
-                         "--overwrite")
-        assert_refused(result, f"{logs / name} is not a run (it has no run.json of one): --overwrite replaces only "
-                               f"a run")
-    assert (logs / "important" / "notes.txt").read_text() == "mine" and (logs / "a-file").read_text() == "mine too"
-    result = run_cli("--data", "demo", "--steps", "50", "--no-plots", "--logdir", str(logs), "--run", "empty",
-                     "--overwrite")
+        result = run_cli("--data", "demo", "--steps", "50", "--no-plots", "--logdir", str(logs),
+                         "--run", name, "--overwrite")
+        assert_refused(result, f"{logs / name} is not a run (it has no run.json of one): "
+                               f"--overwrite replaces only a run")
+    assert ((logs / "important" / "notes.txt").read_text() == "mine"
+            and (logs / "a-file").read_text() == "mine too")
+    result = run_cli("--data", "demo", "--steps", "50", "--no-plots", "--logdir", str(logs),
+                     "--run", "empty", "--overwrite")
     assert result.returncode == 0 and run_state(logs / "empty")[0] == "finished", result.stderr
 
 
 def test_a_run_json_that_does_not_fit_the_checkpoint_is_named(demo_copy):
     _edit_json(demo_copy, lambda fields: fields["options"].update(ensemble=3))
     result = run_cli("--resume", "--run", "r", "--steps", "400", "--logdir", str(demo_copy.parent))
-    runs = assert_promise(result, demo_copy.parent, 2, f"{demo_copy / run_record.RUN_FILE}: its options do "
-                          f"not fit the run's checkpoint (it holds no member_1/embeddings/embeddings)", lines=1)
+    runs = assert_promise(result, demo_copy.parent, 2, f"{demo_copy / run_record.RUN_FILE}: its "
+                          f"options do not fit the run's checkpoint "
+                          f"(it holds no member_1/embeddings/embeddings)", lines=1)
     assert "--overwrite" not in result.stderr
     assert runs["r"].stats.steps == 300 and runs["r"].options.ensemble == 3  # as it was
 
@@ -582,7 +640,8 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
 
 @pytest.mark.parametrize("damage, args, message", [
     (lambda run_dir: _edit_json(run_dir, lambda fields: fields["options"].update(mood_share=0.3)),
-     ["similar", "!?!"], "unreadable run.json (options: unknown field 'mood_share', not one this version writes)"),
+     ["similar", "!?!"],
+     "unreadable run.json (options: unknown field 'mood_share', not one this version writes)"),
     (lambda run_dir: _edit_json(run_dir, lambda fields: fields.pop("stats")), ["evaluate"],
      "unreadable run.json (no 'stats')"),
     (lambda run_dir: _edit_json(run_dir, lambda fields: fields.update(version=3)), ["export"],
@@ -597,19 +656,22 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
     # Probe 17: questions answered for the planted row, and the artist it named could not be asked.
     (_metadata_value("artist", "!?!"), ["similar", "!?!"],
      "metadata.tsv: malformed metadata (line 3: artist '!?!' is line 2's too)"),
-    (_nan_vectors_alone, ["evaluate"], "vectors.npy: damaged (2 of its vectors with NaN or infinite values), "
-                                       "and no checkpoint to read instead"),
+    (_nan_vectors_alone, ["evaluate"],
+     "vectors.npy: damaged (2 of its vectors with NaN or infinite values), "
+     "and no checkpoint to read instead"),
     (lambda run_dir: _edit_json(run_dir, lambda fields: fields["options"].update(ensemble=4)),
-     ["similar", "!?!"], "its vectors have 64 columns, and run.json says 4 members of 64 dimensions (256): "
-                         "one of the two is damaged or another run's"),
+     ["similar", "!?!"], "its vectors have 64 columns, and run.json says 4 members of 64 "
+                         "dimensions (256): one of the two is damaged or another run's"),
     (None, ["query", TERMS], f"an expression takes at most {expressions.MAX_TERMS:,} artists"),
     (None, ["evaluate", "-k", "0"], "-k must be at least 1, not 0"),
     # It said `no vectors to ask yet (its state: finished); tensorboard --logdir ...`.
-    (_fifo_metadata, ["similar", "!?!", "--run", "r"], "metadata.tsv: not a regular file (a FIFO, a device"),
+    (_fifo_metadata, ["similar", "!?!", "--run", "r"],
+     "metadata.tsv: not a regular file (a FIFO, a device"),
     (_fifo_metadata, ["evaluate", "--json"], "metadata.tsv: not a regular file (a FIFO, a device"),
 ], ids=["run.json with an unknown option", "run.json without stats", "run.json of a newer version",
-        "run.json with another ensemble",
-        "score bucket too big", "score bucket past 10", "reviews -3", "an artist twice", "NaN vectors without a checkpoint", "too many terms", "evaluate k 0",
+        "score bucket too big", "score bucket past 10", "reviews -3", "an artist twice",
+        "NaN vectors without a checkpoint", "run.json with another ensemble", "too many terms",
+        "evaluate k 0",
         "metadata.tsv a FIFO", "metadata.tsv a FIFO, no --run"])
 def test_what_the_library_refuses_is_one_line(demo_copy, damage, args, message):
     if damage:
@@ -635,24 +697,27 @@ def test_a_query_of_many_terms_is_answered(demo_copy):
 def test_a_signal_while_loading_leaves_nothing(tmp_path, full_data):
     logs = tmp_path / "logs"
     database = os.path.realpath(full_data)
-    result = signalled(["--data", full_data, "--logdir", str(logs), "--run", "r"], has_open(database),
-                       signal.SIGTERM)
-    assert_promise(result, logs, 130, "run.py: interrupted before a run folder was made: nothing was written")
+    result = signalled(["--data", full_data, "--logdir", str(logs), "--run", "r"],
+                       has_open(database), signal.SIGTERM)
+    assert_promise(result, logs, 130,
+                   "run.py: interrupted before a run folder was made: nothing was written")
     assert not (logs / "r").exists()
 
 
 @pytest.mark.parametrize("trigger, signum, state, missing, next_command", [
     ("t-SNE iteration ", signal.SIGTERM, "incomplete", ["plots"], "python run.py plot"),
     ("Measuring", signal.SIGINT, "incomplete", ["quality", "plots"], "python run.py --resume"),
-    ("Clustering", signal.SIGINT, "incomplete", ["metadata", "exports", "projector", "quality", "plots"],
+    ("Clustering", signal.SIGINT, "incomplete",
+     ["metadata", "exports", "projector", "quality", "plots"],
      "python run.py --resume"),
     ("average loss", signal.SIGTERM, "interrupted", None, "python run.py --resume"),
     ("average loss", signal.SIGHUP, "interrupted", None, "python run.py --resume"),
-], ids=["SIGTERM during t-SNE", "SIGINT while measuring", "SIGINT while clustering", "SIGTERM while training",
-        "SIGHUP (a closed terminal) while training"])
+], ids=["SIGTERM during t-SNE", "SIGINT while measuring", "SIGINT while clustering",
+        "SIGTERM while training", "SIGHUP (a closed terminal) while training"])
 def test_a_signal_in_any_phase(tmp_path, trigger, signum, state, missing, next_command):
     logs = tmp_path / "logs"
-    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "600"], trigger, signum)
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "600"],
+                       trigger, signum)
     assert result.returncode == 130 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert next_command in result.stderr
     assert_promise(result, logs, 130)
@@ -675,7 +740,8 @@ def _loads_numpy(process):
 def test_a_signal_while_the_modules_load_says_nothing_was_done(tmp_path, signum):
     """Probe 15: Ctrl-C was a traceback of the import it cut, and SIGTERM ended it with no word."""
     logs = tmp_path / "logs"
-    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r"], _loads_numpy, signum)
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r"],
+                       _loads_numpy, signum)
     assert result.returncode == 130, result.stderr
     assert result.stderr == "run.py: interrupted as it started; nothing was done\n"
     assert not logs.exists()
@@ -684,8 +750,8 @@ def test_a_signal_while_the_modules_load_says_nothing_was_done(tmp_path, signum)
 @pytest.mark.parametrize("gap", [0.05, 0.3])
 def test_a_second_signal_while_the_first_saves_keeps_the_training(tmp_path, gap):
     logs = tmp_path / "logs"
-    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "100000", "--no-plots"],
-                       "500/", signal.SIGTERM, again=gap)
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "100000",
+                        "--no-plots"], "500/", signal.SIGTERM, again=gap)
     assert_promise(result, logs, 130, "Interrupted at step ", "checkpoint saved", lines=1)
     record = run_record.read(str(logs / "r"))
     assert record.state == "interrupted" and record.stats.steps >= 500
@@ -696,18 +762,19 @@ def test_a_second_signal_while_the_first_saves_keeps_the_training(tmp_path, gap)
 
 def test_a_signal_while_the_graph_is_built_is_one_line(tmp_path):
     logs = tmp_path / "logs"
-    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "300", "--no-plots"],
-                       "Training ", signal.SIGTERM)
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "300",
+                        "--no-plots"], "Training ", signal.SIGTERM)
     assert_promise(result, logs, 130, "Interrupted before the first checkpoint", lines=1)
     assert not (logs / "r").exists()
 
 
-def test_interrupted_training_on_the_full_data_saves_a_consistent_run_and_resumes(tmp_path, full_data):
+def test_interrupted_training_on_the_full_data_saves_a_consistent_run_and_resumes(tmp_path,
+                                                                                  full_data):
     from artist_vectors import ArtistVectors
 
     logs = tmp_path / "logs"
-    result = signalled(["--data", full_data, "--logdir", str(logs), "--run", "r", "--steps", "1000000",
-                        "--no-plots"], "average loss", signal.SIGINT)
+    result = signalled(["--data", full_data, "--logdir", str(logs), "--run", "r", "--steps",
+                        "1000000", "--no-plots"], "average loss", signal.SIGINT)
     assert result.returncode == 130, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Interrupted at step" in result.stderr
     assert "--resume" in result.stderr
@@ -721,24 +788,31 @@ def test_interrupted_training_on_the_full_data_saves_a_consistent_run_and_resume
         assert len(f.read().splitlines()) == 8630 + 1
     vectors = ArtistVectors.load(run_dir)  # checkpoint and metadata agree
     assert len(vectors) == 8630 and np.all(np.isfinite(vectors.vectors))
-    assert not [name for name in os.listdir(run_dir) if name.startswith(".")]  # no temporary files left
+    # no temporary files left
+    assert not [name for name in os.listdir(run_dir) if name.startswith(".")]
 
-    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", str(steps + 100), "--no-plots")
+    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", str(steps + 100),
+                     "--no-plots")
     assert result.returncode == 0, result.stderr
     record = run_record.read(run_dir)
     assert record.state == "finished" and record.stats.steps == steps + 100
-    assert record.stats.pairs == (steps + 100) * record.options.batch_size and record.stats.part_from == steps
-    assert f"of which {100 * record.options.batch_size:,} in the 100 steps from step {steps:,}" in result.stdout
+    assert (record.stats.pairs == (steps + 100) * record.options.batch_size
+            and record.stats.part_from == steps)
+    assert (f"of which {100 * record.options.batch_size:,} in the 100 steps from step {steps:,}"
+            in result.stdout)
 
-    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", str(steps + 200), "--data", "demo")
+    result = run_cli("--resume", "--logdir", str(logs), "--run", "r", "--steps", str(steps + 200),
+                     "--data", "demo")
     assert_refused(result, "trained on other data")
     assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r"), "has trained all its")
-    assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r", "--seed", "3"), "only --steps")
+    assert_refused(run_cli("--resume", "--logdir", str(logs), "--run", "r", "--seed", "3"),
+                   "only --steps")
 
 
 def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, full_data):
     logs = str(tmp_path / "logs")
-    result = signalled(["--data", full_data, "--logdir", logs, "--run", "r", "--steps", "50000", "--no-plots"],
+    result = signalled(["--data", full_data, "--logdir", logs, "--run", "r", "--steps", "50000",
+                        "--no-plots"],
                        "step  4000/", signal.SIGKILL, settings={CHECKPOINT_SECONDS: 1})
     assert result.returncode == -signal.SIGKILL
     assert result.stderr == ""  # several checkpoints, and none of TensorFlow's notes about them
@@ -749,9 +823,11 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, full_da
     steps = record.stats.steps
     result = run_cli("similar", "coil", "--logdir", logs)
     assert_refused(result, "no run with vectors to ask yet (r: still training, or stopped before")
-    result = run_cli("--resume", "--logdir", logs, "--run", "r", "--steps", str(steps + 300), "--no-plots")
+    result = run_cli("--resume", "--logdir", logs, "--run", "r", "--steps", str(steps + 300),
+                     "--no-plots")
     assert result.returncode == 0, result.stderr
-    assert f"step {steps + 300}/{steps + 300}" in result.stdout and run_state(tmp_path / "logs" / "r")[0] == "finished"
+    assert (f"step {steps + 300}/{steps + 300}" in result.stdout
+            and run_state(tmp_path / "logs" / "r")[0] == "finished")
     assert_promise(result, logs, 0)
     # The dead process's lock was taken over, and removed; beside the run, the log folder's hparams.
     assert sorted(os.listdir(logs)) == sorted(["r", tensorboard_files.EXPERIMENT_FILE])
@@ -759,8 +835,8 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path, full_da
 
 def test_kill_9_while_writing_leaves_a_trained_run_that_resume_completes(tmp_path):
     logs = tmp_path / "logs"
-    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "300", "--no-plots"],
-                       "Clustering", signal.SIGKILL)
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", "r", "--steps", "300",
+                        "--no-plots"], "Clustering", signal.SIGKILL)
     assert result.returncode == -signal.SIGKILL and result.stderr == ""
     record = run_record.read(str(logs / "r"))
     # Trained to its last step, as its checkpoint is: not step 0.
@@ -777,17 +853,20 @@ def test_kill_9_while_writing_leaves_a_trained_run_that_resume_completes(tmp_pat
 
 def test_the_command_to_go_on_is_pasted_into_a_shell_as_it_is(tmp_path):
     logs, name = tmp_path / "my logs", "my run;echo PWNED"
-    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", name, "--steps", "600", "--no-plots"],
-                       "average loss", signal.SIGTERM)
+    result = signalled(["--data", "demo", "--logdir", str(logs), "--run", name, "--steps", "600",
+                        "--no-plots"], "average loss", signal.SIGTERM)
     assert_promise(result, logs, 130)
     command = run_record.read(str(logs / name)).next
     assert f"continue with: {command}" in result.stderr
-    assert shlex.split(command) == ["python", "run.py", "--resume", "--logdir", str(logs), "--run", name]
+    assert shlex.split(command) == ["python", "run.py", "--resume", "--logdir", str(logs),
+                                    "--run", name]
     # Pasted into a shell, where `python` is this one, in the repository.
     path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
-    pasted = subprocess.run(["bash", "-c", f"{command} --no-plots"], cwd=REPO, env=dict(os.environ, PATH=path),
+    pasted = subprocess.run(["bash", "-c", f"{command} --no-plots"], cwd=REPO,
+                            env=dict(os.environ, PATH=path),
                             capture_output=True, text=True, timeout=300)
-    assert pasted.returncode == 0 and "PWNED" not in pasted.stdout.splitlines(), pasted.stderr  # no echo ran
+    assert (pasted.returncode == 0
+            and "PWNED" not in pasted.stdout.splitlines()), pasted.stderr  # no echo ran
     assert run_state(logs / name)[0] == "finished"
 
 
@@ -796,24 +875,28 @@ def test_a_signal_to_a_waiting_ps_task(tmp_path, signum):
     chief, ps = free_ports(2)
     config = {"cluster": {"chief": [f"127.0.0.1:{chief}"], "ps": [f"127.0.0.1:{ps}"]},
               "task": {"type": "ps", "index": 0}}
-    result = signalled(["--data", "demo", "--logdir", str(tmp_path)], "serving the variables", signum,
-                       env={"TF_CONFIG": json.dumps(config)}, timeout=120)
-    assert_promise(result, tmp_path, 130, "ps 0: interrupted; the trainers lose the variables it served")
+    result = signalled(["--data", "demo", "--logdir", str(tmp_path)], "serving the variables",
+                       signum, env={"TF_CONFIG": json.dumps(config)}, timeout=120)
+    assert_promise(result, tmp_path, 130,
+                   "ps 0: interrupted; the trainers lose the variables it served")
     assert len(result.stderr.splitlines()) == 1 and os.listdir(tmp_path) == []
 
 
 def test_one_writer_per_run(tmp_path, demo_run):
-    """A second writer, such as --overwrite while a run trains, is refused; readers are not writers."""
+    """A second writer, such as --overwrite while a run trains, is refused; readers are not
+    writers."""
     logs = tmp_path / "logs"
     shutil.copytree(demo_run, logs / "r")
     with run_folder.writing(str(logs / "r")):  # held here as a training run holds it
         holder = f"process {os.getpid()}"
-        for args in (["--data", "demo", "--run", "r", "--overwrite"], ["--resume", "--run", "r", "--steps", "400"],
+        for args in (["--data", "demo", "--run", "r", "--overwrite"],
+                     ["--resume", "--run", "r", "--steps", "400"],
                      ["plot", "--run", "r"], ["export", "--run", "r"]):
             result = run_cli(*args, "--logdir", str(logs))
             assert_refused(result, f"{logs / 'r'} is being written by {holder}")
             assert assert_promise(result, logs, 2)["r"].state == "finished"
-        assert run_cli("similar", "!?!", "--logdir", str(logs)).returncode == 0  # readers are not writers
+        # readers are not writers
+        assert run_cli("similar", "!?!", "--logdir", str(logs)).returncode == 0
     assert os.listdir(logs) == ["r"]
     # A lock file left by a process that has gone is taken over.
     (logs / ".r.lock").write_text("process 99999999 (run.py, killed)")
@@ -823,14 +906,15 @@ def test_one_writer_per_run(tmp_path, demo_run):
 
 @pytest.mark.parametrize("plant", ["link", "fifo"])
 def test_a_lock_planted_by_another_user(demo_copy, tmp_path, plant):
-    """`ln -s ~/notes.txt logs/.r.lock` (or a FIFO there) by whoever may write in the logs: refused in one line,
-    and the file the link points to is left as it was."""
+    """`ln -s ~/notes.txt logs/.r.lock` (or a FIFO there) by whoever may write in the logs: refused
+    in one line, and the file the link points to is left as it was."""
     victim = tmp_path / "notes.txt"
     victim.write_text("the user's notes\n")
     logs, lock = demo_copy.parent, demo_copy.parent / ".r.lock"
     os.symlink(victim, lock) if plant == "link" else os.mkfifo(lock)
     result = run_cli("export", "--logdir", str(logs), "--run", "r")
-    assert_refused(result, f"{lock}: the lock of {demo_copy} is ", "which run.py never makes; remove it")
+    assert_refused(result, f"{lock}: the lock of {demo_copy} is ",
+                   "which run.py never makes; remove it")
     assert victim.read_text() == "the user's notes\n"
 
 

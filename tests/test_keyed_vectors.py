@@ -175,7 +175,8 @@ def _renamed(ours, names):
     fields = {field.name: getattr(facts, field.name) for field in dataclasses.fields(facts)}
     fields = {name: (value[rows] if name != "more" and value is not None else value)
               for name, value in fields.items()}
-    return ArtistVectors(ours.vectors[rows], dataclasses.replace(facts, **dict(fields, names=names)))
+    return ArtistVectors(ours.vectors[rows],
+                         dataclasses.replace(facts, **dict(fields, names=names)))
 
 
 COLLIDING = ["wolf parade", "wolf_parade", "wolf  parade", "wolf_parade_2", "Wolf Parade",
@@ -225,22 +226,26 @@ def test_save_makes_its_folder_and_loads_back(ours, tmp_path):
 
 
 def test_an_ensemble_of_other_contexts_saved_loads_back_as_it_was(demo_ensemble, tmp_path):
-    """Loaded, saved vectors were one model of the tutorial's contexts: an ensemble's certainty was lost,
-    and its twins were counted under contexts it was not trained on."""
+    """Loaded, saved vectors were one model of the tutorial's contexts: an ensemble's certainty was
+    lost, and its twins were counted under contexts it was not trained on."""
     ours = bands2vec.open_run(demo_ensemble).vectors
     labels = ours.with_vectors(ours.vectors)
     labels.contexts = ("genre", "score", "label")
     for saved in (ours, labels):
         saved.save(tmp_path / "saved")
         again = ArtistVectors.load(tmp_path / "saved")
-        assert (again.members, again.contexts) == (saved.members, saved.contexts) == (3, saved.contexts)
+        assert ((again.members, again.contexts) == (saved.members, saved.contexts)
+                == (3, saved.contexts))
         name = ours.names[0]
         assert again.twins(name) == saved.twins(name)
-        assert again.certainty(name, [], ours.names[1:4], 3) == saved.certainty(name, [], ours.names[1:4], 3)
-    # Probe 17: without its vectors.json, a copy loaded silently as one model of the tutorial's contexts.
+        assert (again.certainty(name, [], ours.names[1:4], 3)
+                == saved.certainty(name, [], ours.names[1:4], 3))
+    # Probe 17: without its vectors.json, a copy loaded silently as one model of the tutorial's
+    # contexts.
     (tmp_path / "saved" / vector_files.SETTINGS_FILE).unlink()
-    with pytest.warns(UserWarning, match=f"^{tmp_path / 'saved'}: no vectors.json \\(nor run.json\\) says how its "
-                                         f"vectors were trained: read as one model of the contexts genre,score"):
+    with pytest.warns(UserWarning, match=f"^{tmp_path / 'saved'}: no vectors.json "
+                                         f"\\(nor run.json\\) says how its vectors were trained: "
+                                         f"read as one model of the contexts genre,score"):
         assert ArtistVectors.load(tmp_path / "saved").members == 1
 
 
@@ -341,10 +346,11 @@ WRONG = {
                                  "one a row for the 300 artists"),
     "vectors of no columns": (lambda v: v.with_vectors(np.zeros((300, 0))), QueryError,
                               "one a row for the 300 artists, not array([], shape=(300, 0)"),
-    "complex vectors": (lambda v: v.with_vectors(v.vectors + 1j), QueryError,  # was a ComplexWarning
-                        "one a row for the 300 artists, not array([["),
+    "complex vectors": (lambda v: v.with_vectors(v.vectors + 1j), QueryError,
+                        "one a row for the 300 artists, not array([["),  # was a ComplexWarning
     "for_neighbours_only as text": (lambda v: v.with_vectors(v.vectors, for_neighbours_only="x"),
-                                    QueryError, "for_neighbours_only must be True or False, not 'x'"),
+                                    QueryError,
+                                    "for_neighbours_only must be True or False, not 'x'"),
     "a table of text": (lambda v: ArtistVectors([["a"]], v.artists), QueryError,
                         "matrix of vectors"),
     "load None": (lambda v: ArtistVectors.load(None), RunError, "expected a path, not None"),
@@ -356,7 +362,8 @@ WRONG = {
                                  "ArtistVectors.save '/tmp/b2v-\\udcff' is not UTF-8 text"),
     # Probe 16: it named a hidden temporary file.
     "export to a folder's path": (lambda v: v.save_word2vec_format("/tmp/"), RunError,
-                                  "/tmp/: a folder, where save_word2vec_format writes a file: name it"),
+                                  "/tmp/: a folder, where save_word2vec_format writes a file: "
+                                  "name it"),
     "binary as text": (lambda v: v.save_word2vec_format("x.bin", binary="yes"), QueryError,
                        "binary must be True or False"),
     "a 3 x 3 matrix": (lambda v: v.with_vectors(np.ones((3, 3))), QueryError,
@@ -375,10 +382,12 @@ WRONG = {
                        "seed must be at least 0"),
     # Probe 12: NaN and inf scores, numpy's errors from inside, or a TypeError.
     "cosmul past float64": (lambda v: v.most_similar_cosmul([np.full(64, 3e38)] * 40), QueryError,
-                            "most_similar_cosmul: the shifted cosines multiply past float64's range"),
+                            "most_similar_cosmul: the shifted cosines multiply past "
+                            "float64's range"),
     "cosmul of inf over inf": (lambda v: v.most_similar_cosmul([np.full(64, 3e38)] * 10,
                                                                [np.full(64, 3e38)] * 10),
-                               QueryError, "multiply past float64's range; give vectors of smaller"),
+                               QueryError,
+                               "multiply past float64's range; give vectors of smaller"),
     "ragged rows": (lambda v: v.nearest_neighbours(rows=[[0], [1, 2]]), QueryError,
                     "rows must be a list of artists' row numbers from 0 to 299, not [[0], [1, 2]]"),
     "artists as a number": (lambda v: ArtistVectors(v.vectors, 5), QueryError,
@@ -387,42 +396,58 @@ WRONG = {
                         "members must be a whole number, not '2'"),
     "no members": (lambda v: ArtistVectors(v.vectors, v.artists, members=0), OptionError,
                    "members must be at least 1, not 0"),
-    "members the columns do not split into": (lambda v: ArtistVectors(v.vectors, v.artists, members=3),
-                                              QueryError, "the vectors' 64 columns do not split into 3"),
-    "clusters of two artists": (lambda v: ArtistVectors(v.vectors, v.artists, kmeans_clusters=[1, 2]),
-                                QueryError, "kmeans_clusters must be a whole number from 0 for each of the 300"),
+    "members the columns do not split into": (lambda v: ArtistVectors(v.vectors, v.artists,
+                                                                      members=3),
+                                              QueryError,
+                                              "the vectors' 64 columns do not split into 3"),
+    "clusters of two artists": (lambda v: ArtistVectors(v.vectors, v.artists,
+                                                        kmeans_clusters=[1, 2]),
+                                QueryError, "kmeans_clusters must be a whole number from 0 "
+                                            "for each of the 300"),
     "clusters as text": (lambda v: ArtistVectors(v.vectors, v.artists, kmeans_clusters=["a"] * 300),
-                         QueryError, "kmeans_clusters must be a whole number from 0 for each of the 300"),
+                         QueryError, "kmeans_clusters must be a whole number from 0 "
+                                     "for each of the 300"),
     # Probe 15: save() wrote the largest uint64 as -1 (no clusters).
     "clusters below 0": (lambda v: ArtistVectors(v.vectors, v.artists, kmeans_clusters=[-5] * 300),
-                         QueryError, "kmeans_clusters must be a whole number from 0 for each of the 300"),
+                         QueryError, "kmeans_clusters must be a whole number from 0 "
+                                     "for each of the 300"),
     "clusters past int64": (lambda v: ArtistVectors(v.vectors, v.artists,
-                                                    kmeans_clusters=np.full(300, 2 ** 64 - 1, np.uint64)),
+                                                    kmeans_clusters=np.full(300, 2 ** 64 - 1,
+                                                                            np.uint64)),
                             QueryError, "kmeans_clusters must be a whole number from 0"),
     # Probe 14's smaller fault: text and dates were read as numbers.
     "vectors as text": (lambda v: ArtistVectors(v.vectors.astype(str), v.artists), QueryError,
-                        "expected a matrix of vectors, one a row for the 300 artists, not array([['"),
-    "vectors as dates": (lambda v: ArtistVectors(v.vectors.astype(int).astype("datetime64[D]"), v.artists),
+                        "expected a matrix of vectors, one a row for the 300 artists, "
+                        "not array([['"),
+    "vectors as dates": (lambda v: ArtistVectors(v.vectors.astype(int).astype("datetime64[D]"),
+                                                 v.artists),
                          QueryError, "expected a matrix of vectors, one a row for the 300 artists"),
     # Probe 15: a TypeError and an OverflowError from inside.
     "the vectors of a 0-d array": (lambda v: v[np.array(1)], QueryError,
-                                   "the keys must be an artist's name or a list of names, not array(1)"),
-    "vectors past float's range": (lambda v: ArtistVectors([[10 ** 400] * 64] * 300, v.artists), QueryError,
+                                   "the keys must be an artist's name or a list of names, "
+                                   "not array(1)"),
+    "vectors past float's range": (lambda v: ArtistVectors([[10 ** 400] * 64] * 300, v.artists),
+                                   QueryError,
                                    "expected a matrix of vectors, one a row for the 300 artists"),
-    "the vectors of None": (lambda v: v[None], QueryError, "the keys must be an artist's name or a list"),
-    "certainty of nothing": (lambda v: v.certainty([], [], [A], 3), QueryError, "nothing to look for"),
+    "the vectors of None": (lambda v: v[None], QueryError,
+                            "the keys must be an artist's name or a list"),
+    "certainty of nothing": (lambda v: v.certainty([], [], [A], 3), QueryError,
+                             "nothing to look for"),
     "certainty of what cancels out": (lambda v: v.certainty([A], [A], [B], 3), QueryError,
                                       "the question cancels out to the zero vector"),
     # Probe 16's smaller faults: a vector of zeros was similar as 0, first in doesnt_match, nearest
     # itself in rank, and an arbitrary order in cosmul, as was a question that cancels out.
     "similarity to zeros": (lambda v: _zeroed(v, A).similarity(B, A), QueryError,
-                            f"similarity: the vector of {A!r} is all zeros, which has no direction"),
+                            f"similarity: the vector of {A!r} is all zeros, "
+                            f"which has no direction"),
     "n_similarity of zeros": (lambda v: _zeroed(v, A).n_similarity([B], [A]), QueryError,
                               "n_similarity: the mean of ws2 is the zero vector"),
     "doesnt_match of zeros": (lambda v: _zeroed(v, A).doesnt_match([A, B, C]), QueryError,
                               f"doesnt_match: the vector of {A!r} is all zeros"),
-    "rank of zeros": (lambda v: _zeroed(v, A).rank(B, A), QueryError, f"rank: the vector of {A!r} is all"),
-    "rank among zeros": (lambda v: _zeroed(v, A).rank(A, B), QueryError, f"rank: the vector of {A!r} is all"),
+    "rank of zeros": (lambda v: _zeroed(v, A).rank(B, A), QueryError,
+                      f"rank: the vector of {A!r} is all"),
+    "rank among zeros": (lambda v: _zeroed(v, A).rank(A, B), QueryError,
+                         f"rank: the vector of {A!r} is all"),
     "distances from zeros": (lambda v: v.distances(np.zeros(64)), QueryError,
                              "distances: the zero vector has no direction to compare"),
     "cosmul of zeros": (lambda v: _zeroed(v, A).most_similar_cosmul([A]), QueryError,
@@ -451,7 +476,8 @@ def test_tied_answers_given_as_row_numbers_are_named(ours):
 
 
 def test_a_topn_of_numpys_small_ints_counts_past_their_range(ours):
-    assert len(ours.most_similar(A, topn=np.int8(120))) == 120  # 120 + the asked would wrap in an int8
+    # 120 + the asked would wrap in an int8
+    assert len(ours.most_similar(A, topn=np.int8(120))) == 120
 
 
 @pytest.mark.parametrize("case", WRONG)
@@ -493,7 +519,8 @@ def test_saving_under_a_file_is_a_run_error_naming_it(ours, tmp_path):
 
 
 def test_a_similarity_is_a_cosine_that_describe_takes(ours):
-    """float32 rounding made similarity(A, A) 1.0000001, which describe() then refused as no cosine."""
+    """float32 rounding made similarity(A, A) 1.0000001, which describe() then refused as no
+    cosine."""
     selves = [ours.similarity(name, name) for name in ours.index_to_key]
     assert max(selves) == 1.0 and min(selves) > 0.9999
     assert ours.describe(ours.index_to_key[0], max(selves))

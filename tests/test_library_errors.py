@@ -1,7 +1,8 @@
-"""The library's errors: every wrong type or value given to TrainOptions, train, resume, open_run and
-Run.evaluate, every run.json, vectors.npy and metadata.tsv it cannot read, and every expression too long
-is a Bands2VecError in one line, raised where the value enters, before anything is loaded or written;
-never another exception, a NaN or a RuntimeWarning. The parser takes time linear in its input."""
+"""The library's errors: every wrong type or value given to TrainOptions, train, resume, open_run
+and Run.evaluate, every run.json, vectors.npy and metadata.tsv it cannot read, and every expression
+too long is a Bands2VecError in one line, raised where the value enters, before anything is loaded
+or written; never another exception, a NaN or a RuntimeWarning. The parser takes time linear in its
+input."""
 import dataclasses
 import fractions
 import io
@@ -56,7 +57,8 @@ BAD_OPTIONS = [  # TrainOptions' arguments: what it says
     ({"learning_rate": "0.1"}, "--learning-rate must be a number, not '0.1'"),
     ({"learning_rate": math.inf}, "--learning-rate must be a finite number, not inf"),
     ({"learning_rate": 10 ** 400}, "--learning-rate must be a finite number, not 1000"),
-    # A subnormal rate trained and left the vectors as they began; a rate past any divergence is no rate.
+    # A subnormal rate trained and left the vectors as they began; a rate past any divergence is no
+    # rate.
     ({"learning_rate": 1e-320}, "--learning-rate must be from 1e-06 to 1e+09, not 9.99989e-321"),
     ({"learning_rate": 1e300}, "--learning-rate must be from 1e-06 to 1e+09, not 1e+300"),
     ({"init_scale": math.nan}, "init_scale must be above 0, not nan"),
@@ -71,23 +73,29 @@ BAD_OPTIONS = [  # TrainOptions' arguments: what it says
     ({"threads": 10 ** 6}, "threads must be from 1 to 1,024, not 1000000"),
     ({"concurrent_steps": 10 ** 6}, "--concurrent-steps must be from 1 to 1,024"),
     ({"xla_tables": "yes"}, "xla_tables must be True or False, not 'yes'"),
-    ({"contexts": {"mood": 1}}, "--contexts: unknown context 'mood'; choose from genre, score, label, year"),
+    ({"contexts": {"mood": 1}},
+     "--contexts: unknown context 'mood'; choose from genre, score, label, year"),
     ({"contexts": {}}, "--contexts is empty: name at least one of genre, score, label, year"),
-    ({"contexts": {"genre": -1, "score": 2}}, "--contexts: the share of genre must be from 0 to 1, not -1"),
+    ({"contexts": {"genre": -1, "score": 2}},
+     "--contexts: the share of genre must be from 0 to 1, not -1"),
     ({"contexts": {"genre": 0.5}}, "--contexts: the shares add up to 0.5; they must add up to 1"),
     ({"contexts": {"genre": fractions.Fraction(1, 3), "score": 1}},  # was a TypeError from format()
      "--contexts: the shares add up to 1.33333; they must add up to 1"),
     ({"contexts": ""}, "--contexts is empty: name at least one of genre, score, label, year"),
-    ({"contexts": {"genre": math.nan, "score": 1}}, "--contexts: the share of genre must be from 0 to 1, not nan"),
-    ({"contexts": {"genre": "0.5", "score": 0.5}}, "--contexts: the share of genre must be from 0 to 1, not '0.5'"),
+    ({"contexts": {"genre": math.nan, "score": 1}},
+     "--contexts: the share of genre must be from 0 to 1, not nan"),
+    ({"contexts": {"genre": "0.5", "score": 0.5}},
+     "--contexts: the share of genre must be from 0 to 1, not '0.5'"),
     # Probe 17's smaller fault: a share left empty after its `=` was taken as none given.
     ({"contexts": "genre=,score"}, "--contexts: the share of genre must be from 0 to 1, not ''"),
-    ({"contexts": 5}, "--contexts must be a spec such as 'genre,score,label=0.3' or a {kind: share} dict, not 5"),
+    ({"contexts": 5},
+     "--contexts must be a spec such as 'genre,score,label=0.3' or a {kind: share} dict, not 5"),
     ({"contexts": "genre,mood"}, "--contexts: unknown context 'mood'"),
 ]
 
 
-@pytest.mark.parametrize("arguments, message", BAD_OPTIONS, ids=[str(a)[:40] for a, _ in BAD_OPTIONS])
+@pytest.mark.parametrize("arguments, message", BAD_OPTIONS,
+                         ids=[str(a)[:40] for a, _ in BAD_OPTIONS])
 def test_options_are_checked_as_they_enter(arguments, message):
     with pytest.raises(OptionError) as error:
         bands2vec.TrainOptions(**arguments)
@@ -109,7 +117,8 @@ ODD_VALUES = {"a repr that fails": _ReprFails(), "a repr of two lines": _ReprOfT
               "10 ** 400": 10 ** 400, "10 ** 5000": 10 ** 5000, "-10 ** 400": -10 ** 400}
 
 
-@pytest.mark.parametrize("option", ["steps", "learning_rate", "xla_tables", "contexts", "contexts share"])
+@pytest.mark.parametrize("option", ["steps", "learning_rate", "xla_tables", "contexts",
+                                    "contexts share"])
 @pytest.mark.parametrize("value", ODD_VALUES.values(), ids=ODD_VALUES)
 def test_a_wrong_value_is_quoted_in_one_short_line(option, value):
     """Messages quoted the value's whole repr: 689 KB for a long list, three lines for an array, the
@@ -138,25 +147,30 @@ def test_options_set_after_they_were_made_are_checked_by_train(tmp_path):
 def test_a_run_name_no_run_can_have_is_refused_before_the_data_is_read(tmp_path):
     """Probe 16's smaller fault: it was refused after the data had loaded, which takes seconds."""
     with pytest.raises(RunError, match="--run '.x': it starts with '.'"):
-        bands2vec.train(str(tmp_path / "no such data.sqlite"), name=".x", logs=str(tmp_path / "logs"))
+        bands2vec.train(str(tmp_path / "no such data.sqlite"), name=".x",
+                        logs=str(tmp_path / "logs"))
     assert not (tmp_path / "logs").exists()
 
 
 def test_options_of_numpy_types_are_taken_as_python_ones():
     """A numpy number is a number: taken, and saved in run.json as JSON can write it."""
-    taken = bands2vec.TrainOptions(steps=np.int64(5), learning_rate=np.float32(0.5), seed=np.uint32(3),
+    taken = bands2vec.TrainOptions(steps=np.int64(5), learning_rate=np.float32(0.5),
+                                   seed=np.uint32(3),
                                    contexts={"genre": np.float64(0.25), "score": 0.75})
     assert (taken.steps, taken.learning_rate, taken.seed) == (5, 0.5, 3)
-    assert json.loads(json.dumps(dataclasses.asdict(taken)))["contexts"] == {"genre": 0.25, "score": 0.75}
+    assert (json.loads(json.dumps(dataclasses.asdict(taken)))["contexts"]
+            == {"genre": 0.25, "score": 0.75})
 
 
-VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70), st.floats(allow_nan=True),
-                   st.text(max_size=8), st.lists(st.integers(), max_size=2),
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70),
+                   st.floats(allow_nan=True), st.text(max_size=8),
+                   st.lists(st.integers(), max_size=2),
                    st.dictionaries(st.sampled_from(["genre", "score", "label", "mood", ""]),
                                    st.one_of(st.floats(-1, 2), st.integers(-1, 2)), max_size=3))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from([field.name for field in dataclasses.fields(bands2vec.TrainOptions)]),
        value=VALUES)
 def test_any_value_of_any_option_is_taken_or_refused_in_words(demo_catalog, name, value):
@@ -189,29 +203,42 @@ class _PathOfANumber:
 @pytest.mark.parametrize("call, message", [
     (lambda logs: bands2vec.train(5, logs=logs), "--data must be a path (text), not 5"),
     (lambda logs: bands2vec.train("", logs=logs), "--data is empty"),
-    (lambda logs: bands2vec.train("demo", {"steps": 5}, logs=logs), "options must be a TrainOptions, not"),
+    (lambda logs: bands2vec.train("demo", {"steps": 5}, logs=logs),
+     "options must be a TrainOptions, not"),
     (lambda logs: bands2vec.train("demo", logs=5), "--logdir must be a path (text), not 5"),
-    (lambda logs: bands2vec.train("demo", logs=" "), "--logdir is empty: name a directory for the logs"),
-    (lambda logs: bands2vec.train("demo", logs=logs, name=3), "--run must be a run's name (text), not 3"),
-    (lambda logs: bands2vec.train("demo", logs=logs, clusters=0), "--clusters must be at least 1, not 0"),
-    (lambda logs: bands2vec.train("demo", logs=logs, clusters="10"), "--clusters must be a whole number"),
-    (lambda logs: bands2vec.train("demo", logs=logs, plots="no"), "plots must be True or False, not 'no'"),
-    (lambda logs: bands2vec.train("demo", logs=logs, overwrite=1), "overwrite must be True or False, not 1"),
-    (lambda logs: bands2vec.train("demo", logs=logs, say="quiet"), "say must be a function, not 'quiet'"),
+    (lambda logs: bands2vec.train("demo", logs=" "),
+     "--logdir is empty: name a directory for the logs"),
+    (lambda logs: bands2vec.train("demo", logs=logs, name=3),
+     "--run must be a run's name (text), not 3"),
+    (lambda logs: bands2vec.train("demo", logs=logs, clusters=0),
+     "--clusters must be at least 1, not 0"),
+    (lambda logs: bands2vec.train("demo", logs=logs, clusters="10"),
+     "--clusters must be a whole number"),
+    (lambda logs: bands2vec.train("demo", logs=logs, plots="no"),
+     "plots must be True or False, not 'no'"),
+    (lambda logs: bands2vec.train("demo", logs=logs, overwrite=1),
+     "overwrite must be True or False, not 1"),
+    (lambda logs: bands2vec.train("demo", logs=logs, say="quiet"),
+     "say must be a function, not 'quiet'"),
     (lambda logs: bands2vec.resume(logs, steps="5"), "--steps must be a whole number, not '5'"),
     (lambda logs: bands2vec.resume(logs, steps=0), "--steps must be at least 1, not 0"),
-    (lambda logs: bands2vec.resume(logs, concurrent_steps=0), "--concurrent-steps must be from 1 to 1,024"),
+    (lambda logs: bands2vec.resume(logs, concurrent_steps=0),
+     "--concurrent-steps must be from 1 to 1,024"),
     (lambda logs: bands2vec.resume(logs, data=5), "--data must be a path (text), not 5"),
     (lambda logs: bands2vec.resume(None), "--logdir must be a path (text), not None"),
     (lambda logs: bands2vec.open_run(""), "--logdir is empty"),
-    (lambda logs: bands2vec.open_run(logs, name=["r"]), "--run must be a run's name (text), not ['r']"),
+    (lambda logs: bands2vec.open_run(logs, name=["r"]),
+     "--run must be a run's name (text), not ['r']"),
     # A TypeError from os.fspath.
-    (lambda logs: bands2vec.open_run(_PathOfANumber()), "--logdir must be a path (text), not <a _PathOfANumber"),
+    (lambda logs: bands2vec.open_run(_PathOfANumber()),
+     "--logdir must be a path (text), not <a _PathOfANumber"),
     # Its advice was to train a run of that name, which training refuses.
-    (lambda logs: bands2vec.open_run(logs, name="a" * 300), "--run is 300 bytes long; a run name here takes at most"),
-], ids=["data 5", "data empty", "options a dict", "logs 5", "logs blank", "name 3", "clusters 0", "clusters text",
-        "plots text", "overwrite 1", "say text", "resume steps text", "resume steps 0", "resume concurrent 0",
-        "resume data 5", "resume logs None", "open_run logs empty", "open_run name a list", "a path of a number",
+    (lambda logs: bands2vec.open_run(logs, name="a" * 300),
+     "--run is 300 bytes long; a run name here takes at most"),
+], ids=["data 5", "data empty", "options a dict", "logs 5", "logs blank", "name 3", "clusters 0",
+        "clusters text", "plots text", "overwrite 1", "say text", "resume steps text",
+        "resume steps 0", "resume concurrent 0", "resume data 5", "resume logs None",
+        "open_run logs empty", "open_run name a list", "a path of a number",
         "open_run name too long"])
 def test_run_arguments_are_checked_before_anything_is_read_or_written(tmp_path, call, message):
     logs = str(tmp_path / "logs")
@@ -223,19 +250,23 @@ def test_run_arguments_are_checked_before_anything_is_read_or_written(tmp_path, 
 
 @pytest.mark.parametrize("call, message", [
     (lambda tmp: bands2vec.train("demo", logs=f"{tmp}/logs-\udcff"), "--logdir '/"),
-    (lambda tmp: bands2vec.train("demo", logs=f"{tmp}/logs", name="\ud800"), "--run '\\ud800': it is not UTF-8"),
-    (lambda tmp: bands2vec.train("demo", logs=f"{tmp}/logs", name="r\udcff"), "--run 'r\\udcff': it is not UTF-8"),
+    (lambda tmp: bands2vec.train("demo", logs=f"{tmp}/logs", name="\ud800"),
+     "--run '\\ud800': it is not UTF-8"),
+    (lambda tmp: bands2vec.train("demo", logs=f"{tmp}/logs", name="r\udcff"),
+     "--run 'r\\udcff': it is not UTF-8"),
     (lambda tmp: bands2vec.train(f"{tmp}/\udcff.sqlite", logs=f"{tmp}/logs"), "--data '/"),
-    (lambda tmp: bands2vec.resume(f"{tmp}/logs", name="\udcff"), "--run '\\udcff': it is not UTF-8"),
+    (lambda tmp: bands2vec.resume(f"{tmp}/logs", name="\udcff"),
+     "--run '\\udcff': it is not UTF-8"),
     (lambda tmp: bands2vec.open_run(f"{tmp}/\udcff"), "--logdir '/"),
-], ids=["train logs", "train name a lone surrogate", "train name of latin-1", "train data", "resume name",
-        "open_run logs"])
+], ids=["train logs", "train name a lone surrogate", "train name of latin-1", "train data",
+        "resume name", "open_run logs"])
 def test_names_that_are_not_utf8_are_refused_before_anything_is_written(tmp_path, call, message):
     """Folders of other bytes than UTF-8 come from os.listdir as lone surrogates ('\\udcff'):
     TensorFlow and SQLite cannot take them (it was UnicodeEncodeError)."""
     with pytest.raises(Bands2VecError) as error:
         call(tmp_path)
-    assert _one_line(error).startswith(message) and "not UTF-8 text" in str(error.value), str(error.value)
+    assert (_one_line(error).startswith(message)
+            and "not UTF-8 text" in str(error.value)), str(error.value)
     assert os.listdir(tmp_path) == []
 
 
@@ -248,7 +279,8 @@ def test_a_run_that_is_not_there_is_named_so(tmp_path):
         assert _one_line(error) == f"{folder}: {said}"
 
 
-@pytest.mark.parametrize("k, message", [(-1, "k must be at least 1, not -1"), (0, "k must be at least 1, not 0"),
+@pytest.mark.parametrize("k, message", [(-1, "k must be at least 1, not -1"),
+                                        (0, "k must be at least 1, not 0"),
                                         ("5", "k must be a whole number, not '5'"),
                                         (2.5, "k must be a whole number, not 2.5"),
                                         (True, "k must be a whole number, not True")])
@@ -287,7 +319,8 @@ def test_a_zero_vector_is_no_nan(demo_copy):
     assert dict(every)[zero] == 0.0 and all(np.isfinite([similarity for _, similarity in every]))
     assert all(np.isfinite(_finite_figures(report)))
     # Probe 15: it was said to cancel out, where nothing did.
-    with pytest.raises(QueryError, match=r"the question is the zero vector \(what it names is all zeros\)"):
+    with pytest.raises(QueryError, match=r"the question is the zero vector \(what it names is "
+                                         r"all zeros\)"):
         run.vectors.most_similar(zero)
 
 
@@ -310,27 +343,32 @@ def _drop(name):
 
 
 @pytest.mark.parametrize("edit, reason", [
-    (_set("options.mood_share", 0.3), "options: unknown field 'mood_share', not one this version writes"),
+    (_set("options.mood_share", 0.3),
+     "options: unknown field 'mood_share', not one this version writes"),
     (_set("colour", "red"), "unknown field 'colour', not one this version writes"),
     (_drop("stats"), "no 'stats'"),
     (_drop("state"), "no 'state'"),
     (_set("stats", [300]), "stats is [300], not an object"),
     (_set("options", "fast"), "options is 'fast', not an object"),
     (_set("options.steps", "300"), "options: --steps must be a whole number, not '300'"),
-    (_set("options.contexts", {"genre": 2}), "options: --contexts: the share of genre must be from 0 to 1"),
+    (_set("options.contexts", {"genre": 2}),
+     "options: --contexts: the share of genre must be from 0 to 1"),
     (_set("options.ensemble", 0), "options: --ensemble must be from 1 to 32, not 0"),
     (_set("options.ensemble", "5"), "options: --ensemble must be a whole number, not '5'"),
     (_set("stats.steps", -5), "stats: 'steps' is -5, not a count"),
     (_set("stats.loss", "low"), "stats: 'loss' is 'low', not a number or null"),
     (_set("artists", 3.5), "'artists' is 3.5, not a count"),
-    # Read as sound, it was --resume's `k must be at least 1, not 0`, with advice to do the same again.
+    # Read as sound, it was --resume's `k must be at least 1, not 0`, with advice to do the same
+    # again.
     (_set("kmeans_clusters", 0), "'kmeans_clusters' is 0, not a count of 1 or more"),
     # Read as sound, --resume's TypeError traceback.
     (_set("options.steps", None), "options: steps is null, where a trained run's is a value"),
-    (_set("state", "done"), "'state' is 'done', not one of training, interrupted, incomplete, finished"),
+    (_set("state", "done"),
+     "'state' is 'done', not one of training, interrupted, incomplete, finished"),
     (_set("missing", "plots"), "'missing' is 'plots', not a list of text or null"),
     (_set("data", None), "'data' is None, not text"),
-    (_set("version", 3), f"version 3, from a newer Bands2Vec than this one (version {run_record.VERSION})"),
+    (_set("version", 3),
+     f"version 3, from a newer Bands2Vec than this one (version {run_record.VERSION})"),
     (_set("version", "2"), "version '2' is not one Bands2Vec writes"),
     (_set("version", 0), "version 0 is not one Bands2Vec writes"),
     # A field's name was quoted whole: a run.json in a shared folder could make the line a megabyte.
@@ -343,23 +381,26 @@ def test_a_run_json_it_cannot_read_is_one_line_saying_why(demo_trained, tmp_path
     (tmp_path / run_record.RUN_FILE).write_text(json.dumps(fields))
     with pytest.raises(RunError) as error:
         run_record.read(str(tmp_path))
-    assert _one_line(error) == f"{tmp_path}: unreadable run.json ({reason})" or reason in str(error.value)
+    assert (_one_line(error) == f"{tmp_path}: unreadable run.json ({reason})"
+            or reason in str(error.value))
 
 
 def test_a_loss_that_is_not_a_number_is_written_as_null(demo_trained, tmp_path):
-    """A run that trained no step since its last report wrote `"loss": NaN`: not JSON, for jq and the rest."""
+    """A run that trained no step since its last report wrote `"loss": NaN`: not JSON, for jq and
+    the rest."""
     record = run_record.read(demo_trained)
     record.stats = dataclasses.replace(record.stats, loss=float("nan"))
     record.quality = {"genre": {"trained": float("inf"), "random": 0.5}}
     run_record.write(str(tmp_path), record)
     fields = json.loads((tmp_path / run_record.RUN_FILE).read_text(), parse_constant=pytest.fail)
-    assert fields["stats"]["loss"] is None and fields["quality"]["genre"] == {"trained": None, "random": 0.5}
+    assert (fields["stats"]["loss"] is None
+            and fields["quality"]["genre"] == {"trained": None, "random": 0.5})
     assert math.isnan(run_record.read(str(tmp_path)).stats.loss)
 
 
 def test_the_reader_knows_every_field_this_version_writes():
-    """A field added to RunRecord, Stats or TrainOptions must be known to the reader too, or the runs
-    that write it cannot be read back."""
+    """A field added to RunRecord, Stats or TrainOptions must be known to the reader too, or the
+    runs that write it cannot be read back."""
     fields = {record: {field.name for field in dataclasses.fields(record)}
               for record in (run_record.RunRecord, run_record.Stats, bands2vec.TrainOptions)}
     assert set(run_record.RECORD_FIELDS) == fields[run_record.RunRecord]
@@ -386,9 +427,11 @@ def _first_version(**more):
     contexts (with `genre_share`)."""
     fields = {"data": "demo", "artists": 300, "clusters": 10, "include_pseudo_artists": False,
               "options": {"steps": 60, "batch_size": 512, "embedding_size": 64, "num_sampled": 64,
-                          "learning_rate": 3.3, "genre_share": 0.7, "init_scale": 0.01, "seed": 0, "threads": 2,
-                          "report_every": 250, "summary_every": 25, "steps_per_draw": 100, "valid_size": 4},
-              "stats": {"steps": 60, "pairs": 30720, "loss": math.nan, "seconds": 1.0}, "quality": {}}
+                          "learning_rate": 3.3, "genre_share": 0.7, "init_scale": 0.01, "seed": 0,
+                          "threads": 2, "report_every": 250, "summary_every": 25,
+                          "steps_per_draw": 100, "valid_size": 4},
+              "stats": {"steps": 60, "pairs": 30720, "loss": math.nan, "seconds": 1.0},
+              "quality": {}}
     fields.update(more)
     return fields
 
@@ -399,13 +442,17 @@ def _first_version(**more):
     (_first_version(), "finished", {"genre": 0.7, "score": 0.3}),  # all its steps trained
     (_first_version(stats={"steps": 10, "pairs": 0, "loss": 4.5, "seconds": 1.0}), "interrupted",
      {"genre": 0.7, "score": 0.3}),
-    (_first_version(state="incomplete", missing=["plots"], catalog="abc"), "incomplete", {"genre": 0.7, "score": 0.3}),
-], ids=["finished", "not finished", "before finished, all steps", "before finished, some steps", "with a state"])
+    (_first_version(state="incomplete", missing=["plots"], catalog="abc"), "incomplete",
+     {"genre": 0.7, "score": 0.3}),
+], ids=["finished", "not finished", "before finished, all steps", "before finished, some steps",
+        "with a state"])
 def test_a_run_json_of_the_first_version_is_read(tmp_path, fields, state, shares):
     (tmp_path / run_record.RUN_FILE).write_text(json.dumps(fields))
     record = run_record.read(str(tmp_path))
-    assert record.state == state and record.options.contexts == shares and record.kmeans_clusters == 10
-    assert record.version == run_record.VERSION and repr(record.stats.loss) == repr(fields["stats"]["loss"])
+    assert (record.state == state and record.options.contexts == shares
+            and record.kmeans_clusters == 10)
+    assert (record.version == run_record.VERSION
+            and repr(record.stats.loss) == repr(fields["stats"]["loss"]))
     assert record.options.ensemble == 1  # before ensembles, one model
     if "catalog" in fields:
         assert record.data_fingerprint == "abc" and record.missing == ["plots"]
@@ -433,12 +480,13 @@ def test_a_first_version_with_a_wrong_genre_share_is_one_line(tmp_path):
 
 @pytest.fixture
 def saved(demo_trained, tmp_path):
-    """A folder of the demo run's metadata.tsv and vectors.json, and a vectors.npy to make, without a checkpoint to fall
-    back on; returns (folder, the run's vectors)."""
+    """A folder of the demo run's metadata.tsv and vectors.json, and a vectors.npy to make, without
+    a checkpoint to fall back on; returns (folder, the run's vectors)."""
     folder = tmp_path / "r"
     folder.mkdir()
     shutil.copy(os.path.join(demo_trained, metadata.METADATA_FILE), folder)
-    vector_files.write_settings(str(folder), ("genre", "score"), 1)  # as ArtistVectors.save writes them
+    # as ArtistVectors.save writes them
+    vector_files.write_settings(str(folder), ("genre", "score"), 1)
     return folder, np.load(os.path.join(demo_trained, vector_files.VECTORS_FILE))
 
 
@@ -451,24 +499,30 @@ def _with_nan(vectors):
 @pytest.mark.parametrize("damage, reason", [
     (_with_nan, "vectors.npy: damaged (2 of its vectors with NaN or infinite values)"),
     (lambda v: v * np.inf, "vectors.npy: damaged (300 of its vectors with NaN or infinite values)"),
-    (lambda v: v.astype(np.float64) * 1e300, "vectors.npy: damaged (300 of its vectors with NaN or infinite"),
-    (lambda v: v.astype(np.int64), "vectors.npy: damaged (holds (300, 64) int64, not a matrix of vectors)"),
+    (lambda v: v.astype(np.float64) * 1e300,
+     "vectors.npy: damaged (300 of its vectors with NaN or infinite"),
+    (lambda v: v.astype(np.int64),
+     "vectors.npy: damaged (holds (300, 64) int64, not a matrix of vectors)"),
     (lambda v: v.astype(np.complex64), "vectors.npy: damaged (holds (300, 64) complex64"),
     (np.ravel, "vectors.npy: damaged (holds (19200,) float32, not a matrix of vectors)"),
     (lambda v: v[:, :0], "vectors.npy: damaged (holds (300, 0) float32, not a matrix of vectors)"),
-    (lambda v: v[:-1], "vectors.npy: 299 vectors, not one for each of the 300 artists in metadata.tsv"),
-    (lambda v: np.concatenate([v, v]), "vectors.npy: 600 vectors, not one for each of the 300 artists"),
-    # Zeros: every question "cancelled out", and plot wrote a map of NaN and bookmarks that were no JSON.
+    (lambda v: v[:-1],
+     "vectors.npy: 299 vectors, not one for each of the 300 artists in metadata.tsv"),
+    (lambda v: np.concatenate([v, v]),
+     "vectors.npy: 600 vectors, not one for each of the 300 artists"),
+    # Zeros: every question "cancelled out", and plot wrote a map of NaN and bookmarks that were no
+    # JSON.
     (np.zeros_like, "vectors.npy: damaged (every artist has the same vector)"),
     (lambda v: np.ones_like(v) * v[0], "vectors.npy: damaged (every artist has the same vector)"),
-], ids=["NaN", "inf", "past float32", "int", "complex", "1-d", "no columns", "a row less", "twice the rows",
-        "zeros", "one vector for all"])
+], ids=["NaN", "inf", "past float32", "int", "complex", "1-d", "no columns", "a row less",
+        "twice the rows", "zeros", "one vector for all"])
 def test_vectors_read_back_are_checked(saved, damage, reason):
     folder, vectors = saved
     np.save(folder / vector_files.VECTORS_FILE, damage(vectors))
     with pytest.raises(RunError) as error:
         ArtistVectors.load(str(folder))
-    assert _one_line(error).startswith(str(folder / reason[:reason.index(":")]) + reason[reason.index(":"):])
+    assert _one_line(error).startswith(str(folder / reason[:reason.index(":")])
+                                       + reason[reason.index(":"):])
     assert "no checkpoint to read instead" in str(error.value)
 
 
@@ -482,18 +536,20 @@ def test_vectors_of_another_float_type_are_read(saved):
 def _npy(shape, data_bytes, descr="<f4"):
     """A .npy file's bytes: a header declaring `shape` of `descr`, then `data_bytes` zero bytes."""
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False,
+                                                  "shape": shape})
     return header.getvalue() + bytes(data_bytes)
 
 
 @pytest.mark.parametrize("plant, reason", [
     (lambda path: path.write_bytes(_npy((300, 10**9), 300 * 64 * 4)),
-     "vectors.npy: damaged (its header declares (300, 1000000000) float32, 1,200,000,000,000 bytes, where it "
-     "holds 76,800)"),
+     "vectors.npy: damaged (its header declares (300, 1000000000) float32, 1,200,000,000,000 "
+     "bytes, where it holds 76,800)"),
     (lambda path: path.write_bytes(_npy((600, 64), 300 * 64 * 4)),
      "vectors.npy: 600 vectors, not one for each of the 300 artists in metadata.tsv"),
     (lambda path: path.write_bytes(_npy((300, 64), 300 * 64 * 4 + 4)),
-     "vectors.npy: damaged (its header declares (300, 64) float32, 76,800 bytes, where it holds 76,804)"),
+     "vectors.npy: damaged (its header declares (300, 64) float32, 76,800 bytes, where it holds "
+     "76,804)"),
     (lambda path: path.write_bytes(_npy((300, 64), 300 * 64, descr="|O")),
      "vectors.npy: damaged (holds (300, 64) object, not a matrix of vectors)"),
     (lambda path: np.savez(open(path, "wb"), vectors=np.ones((300, 64))),
@@ -502,41 +558,50 @@ def _npy(shape, data_bytes, descr="<f4"):
     (lambda path: path.write_bytes(_npy((300, 64), 300 * 64 * 4).replace(b"'<f4'", b"[('a'")),
      "vectors.npy: damaged (its header is not one np.save writes)"),
     # Probe 15: numpy's own three lines, advising allow_pickle=True; and a memory address.
-    (lambda path: path.write_bytes(_npy((300, 64), 300 * 64 * 4).replace(b"'<f4'", b"'<f4'" + b" " * 10_000)),
+    (lambda path: path.write_bytes(
+        _npy((300, 64), 300 * 64 * 4).replace(b"'<f4'", b"'<f4'" + b" " * 10_000)),
      "vectors.npy: damaged (its header is not one np.save writes)"),
-    (lambda path: path.write_bytes(_npy((300, 64), 300 * 64 * 4).replace(b"(300, 64)", b"(300, 64) + (1,)*0")),
+    (lambda path: path.write_bytes(
+        _npy((300, 64), 300 * 64 * 4).replace(b"(300, 64)", b"(300, 64) + (1,)*0")),
      "vectors.npy: damaged (its header is not one np.save writes)"),
-    (lambda path: path.write_bytes(_npy((300, 64), 0)[:20]), "vectors.npy: damaged (its header is not one np.save"),
-    (lambda path: path.write_bytes(_npy((300, 64), 0)[:4]), "vectors.npy: damaged (it does not start as a .npy"),
+    (lambda path: path.write_bytes(_npy((300, 64), 0)[:20]),
+     "vectors.npy: damaged (its header is not one np.save"),
+    (lambda path: path.write_bytes(_npy((300, 64), 0)[:4]),
+     "vectors.npy: damaged (it does not start as a .npy"),
     # Probe 15: a header's shape was quoted whole, in a message of 5 KB.
     (lambda path: path.write_bytes(_npy((300, 10 ** 3000), 0)),
      "vectors.npy: damaged (its header declares a length past any array's)"),
     (lambda path: path.write_bytes(_npy((1,) * 2000, 4)),
      "vectors.npy: damaged (holds (1, 1, 1, 1, 1, 1, ...) float32, not a matrix of vectors)"),
-], ids=["a terabyte declared", "other rows declared", "bytes past the data", "objects", "an npz", "a folder",
-        "a header numpy cannot parse", "a header past numpy's bound", "a header of an expression", "cut in its header",
-        "cut in its first bytes", "a length of 3,001 digits", "2,000 dimensions"])
+], ids=["a terabyte declared", "other rows declared", "bytes past the data", "objects", "an npz",
+        "a folder", "a header numpy cannot parse", "a header past numpy's bound",
+        "a header of an expression", "cut in its header", "cut in its first bytes",
+        "a length of 3,001 digits", "2,000 dimensions"])
 def test_a_vectors_npy_is_checked_by_its_header_before_it_is_read(saved, plant, reason):
-    """A 77 KB file declaring (300, 10**9) was a raw MemoryError (numpy asked for 1.1 TiB); now its header
-    is checked against the artists and the file's size first. What cannot be opened is unreadable, not
-    damaged."""
+    """A 77 KB file declaring (300, 10**9) was a raw MemoryError (numpy asked for 1.1 TiB); now its
+    header is checked against the artists and the file's size first. What cannot be opened is
+    unreadable, not damaged."""
     folder, _ = saved
     plant(folder / vector_files.VECTORS_FILE)
     with pytest.raises(RunError) as error:
         ArtistVectors.load(str(folder))
-    assert _one_line(error).startswith(f"{folder / reason[:reason.index(':')]}{reason[reason.index(':'):]}")
-    assert str(error.value).endswith(", and no checkpoint to read instead: put back its vectors.npy, or train the run anew")
+    assert _one_line(error).startswith(
+        f"{folder / reason[:reason.index(':')]}{reason[reason.index(':'):]}")
+    assert str(error.value).endswith(", and no checkpoint to read instead: put back its "
+                                     "vectors.npy, or train the run anew")
 
 
 def test_a_checkpoint_that_is_not_a_file_is_not_called_none(saved):
-    """Probe 17's smaller fault: a `checkpoints/checkpoint` that is a folder was `no checkpoint to read instead`."""
+    """Probe 17's smaller fault: a `checkpoints/checkpoint` that is a folder was `no checkpoint to
+    read instead`."""
     folder, _ = saved
     (folder / vector_files.VECTORS_FILE).write_bytes(b"not an npy")
     (folder / "checkpoints" / "checkpoint").mkdir(parents=True)
     with pytest.raises(RunError) as error:
         ArtistVectors.load(str(folder))
-    assert str(error.value).endswith(f", and its checkpoint cannot be read instead ({folder / 'checkpoints' / 'checkpoint'} "
-                                     f"is not a file): put back its vectors.npy, or train the run anew")
+    assert str(error.value).endswith(f", and its checkpoint cannot be read instead "
+                                     f"({folder / 'checkpoints' / 'checkpoint'} is not a file): "
+                                     f"put back its vectors.npy, or train the run anew")
 
 
 @pytest.mark.parametrize("scale", [1e36, 1e-42], ids=["huge", "subnormal"])
@@ -545,12 +610,14 @@ def test_vectors_near_float32s_ends_give_the_cosines_of_vectors_at_any_scale(sav
     underflowed: every cosine was 0 and questions said the expression cancels out, with numpy's
     RuntimeWarnings on stderr."""
     folder, vectors = saved
-    np.save(folder / vector_files.VECTORS_FILE, (vectors.astype(np.float64) * scale).astype(np.float32))
+    np.save(folder / vector_files.VECTORS_FILE,
+            (vectors.astype(np.float64) * scale).astype(np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loaded = ArtistVectors.load(str(folder))
         # The same values brought back to a usual scale (a subnormal float32 has fewer digits).
-        usual = ArtistVectors((loaded.vectors.astype(np.float64) / scale).astype(np.float32), loaded.artists)
+        usual = ArtistVectors((loaded.vectors.astype(np.float64) / scale).astype(np.float32),
+                              loaded.artists)
         asked = loaded.names[0]
         for answers in (loaded, usual.with_vectors(loaded.vectors)):
             assert np.allclose(np.linalg.norm(answers.unit_vectors, axis=1), 1, atol=1e-5)
@@ -573,10 +640,12 @@ def test_most_similar_at_the_ends_of_float64_refuses_or_answers_without_warnings
                                              "float64's range; give smaller weights$"):
             loaded.most_similar([(np.full(loaded.vector_size, 3e38), 1e300)])
         tiny = loaded.vectors[0].astype(np.float64) * 1e-310
-        assert loaded.most_similar([tiny], topn=1) == loaded.most_similar([loaded.vectors[0]], topn=1)
+        assert (loaded.most_similar([tiny], topn=1)
+                == loaded.most_similar([loaded.vectors[0]], topn=1))
         with pytest.raises(QueryError, match="^the question cancels out to the zero vector"):
             loaded.most_similar([a, (a, 0.5)], [(a, -1.5)])  # gensim keeps a pair's sign
-        assert loaded.most_similar([(a, fractions.Fraction(1, 2)), b]) == loaded.most_similar([(a, 0.5), b])
+        assert (loaded.most_similar([(a, fractions.Fraction(1, 2)), b])
+                == loaded.most_similar([(a, 0.5), b]))
         assert loaded.most_similar([(a, 0), b]) == loaded.most_similar([b])
         with pytest.raises(QueryError, match="vector of 64 numbers"):  # not a ComplexWarning
             loaded.most_similar([loaded.vectors[0] * 1j])
@@ -612,7 +681,8 @@ def _without(column):
 
 @pytest.mark.parametrize("edit, reason", [
     (_cell("score_bucket", "9" * 20), "line 3: score_bucket is '99999999999999999999', too big"),
-    (_cell("reviews", "-" + "9" * 30), "line 3: reviews is '-99999999999999999999999999999999999999'"[:40]),
+    (_cell("reviews", "-" + "9" * 30),
+     "line 3: reviews is '-99999999999999999999999999999999999999'"[:40]),
     (_cell("cluster", "2.5"), "line 3: cluster is '2.5', not a whole number"),
     (_cell("mean_score", "good"), "line 3: mean_score is 'good', not a finite number"),
     (_cell("mean_score", "nan"), "line 3: mean_score is 'nan', not a finite number"),
@@ -632,28 +702,31 @@ def _without(column):
     (lambda rows: rows.__delitem__(slice(3, None)), "2 rows, where run.json counts 300 artists)"),
     (lambda rows: rows.pop(), "299 rows, where run.json counts 300 artists)"),
     (lambda rows: rows.clear(), "expected a header and a row per artist"),
-    (_cell("labels", "x" * 1_100_000), "a row longer than 1,048,576 characters, where a run writes a few hundred)"),
+    (_cell("labels", "x" * 1_100_000),
+     "a row longer than 1,048,576 characters, where a run writes a few hundred)"),
     (lambda rows: rows.append(rows[1]), "more rows than the 300 artists run.json counts)"),
-], ids=["bucket too big", "reviews too small", "cluster 2.5", "score text", "score NaN", "score blank", "year inf",
-        "score 1.7e308", "score below 0", "year -1e308", "cluster -5", "cluster 300", "one cluster -1",
-        "no cluster column", "no mean_score column", "a short row", "two artists", "a row short", "empty", "a row of 1.1 MB",
-        "a row past the count"])
+], ids=["bucket too big", "reviews too small", "cluster 2.5", "score text", "score NaN",
+        "score blank", "year inf", "score 1.7e308", "score below 0", "year -1e308", "cluster -5",
+        "cluster 300", "one cluster -1", "no cluster column", "no mean_score column", "a short row",
+        "two artists", "a row short", "empty", "a row of 1.1 MB", "a row past the count"])
 def test_metadata_read_back_is_checked(demo_copy, edit, reason):
     _edit_metadata(demo_copy, edit)
     with pytest.raises(RunError) as error:
         bands2vec.open_run(str(demo_copy)).vectors
-    assert _one_line(error).startswith(f"{demo_copy / metadata.METADATA_FILE}: malformed metadata ({reason}")
+    assert _one_line(error).startswith(f"{demo_copy / metadata.METADATA_FILE}: malformed metadata "
+                                       f"({reason}")
 
 
 def test_a_metadata_tsv_followed_by_gigabytes_is_not_read_whole(demo_copy):
-    """3 GB of NULs after the rows (a sparse file, no disk) took 34 s and 3 GB, then ran out of memory."""
+    """3 GB of NULs after the rows (a sparse file, no disk) took 34 s and 3 GB, then ran out of
+    memory."""
     path = demo_copy / metadata.METADATA_FILE
     os.truncate(path, 3 * 2**30)
     started = time.perf_counter()
     with pytest.raises(RunError) as error:
         bands2vec.open_run(str(demo_copy)).vectors
-    assert _one_line(error) == (f"{path}: malformed metadata (a row longer than 1,048,576 characters, where a run "
-                                f"writes a few hundred)")
+    assert _one_line(error) == (f"{path}: malformed metadata (a row longer than 1,048,576 "
+                                f"characters, where a run writes a few hundred)")
     assert time.perf_counter() - started < 5  # the first megabyte of the NULs, not 3 GB
 
 
@@ -663,8 +736,9 @@ def test_saved_vectors_without_a_run_json_bound_their_metadata_by_vectors_npy(de
     _edit_metadata(saved, lambda rows: rows.extend(rows[1:] * 3))
     with pytest.raises(RunError) as error:
         ArtistVectors.load(str(saved))
-    assert _one_line(error) == (f"{saved / metadata.METADATA_FILE}: malformed metadata (more rows than "
-                                f"twice the 300 vectors of vectors.npy; one of the two is damaged)")
+    assert _one_line(error) == (f"{saved / metadata.METADATA_FILE}: malformed metadata (more rows "
+                                f"than twice the 300 vectors of vectors.npy; one of the two is "
+                                f"damaged)")
 
 
 def test_blank_years_are_unknown_years(demo_copy):
@@ -688,10 +762,12 @@ def _expression(names, terms):
 
 def test_the_parser_is_linear_in_its_input(demo_names, monkeypatch):
     """1,000 terms took 22.5 s (the parser tried every run of terms, each joined anew: cubic). Now a
-    bound's worth of them, and ten times more with the bound lifted, take well under a second each."""
+    bound's worth of them, and ten times more with the bound lifted, take well under a second
+    each."""
     names = [name for name in demo_names.names if " + " not in name and " - " not in name]
     started = time.perf_counter()
-    positive, negative = expressions.parse_expression(_expression(names, expressions.MAX_TERMS), demo_names)
+    positive, negative = expressions.parse_expression(_expression(names, expressions.MAX_TERMS),
+                                                      demo_names)
     assert len(positive) == 1 and len(negative) == expressions.MAX_TERMS - 1
     assert time.perf_counter() - started < 1
     tenfold = _expression(names, 10 * expressions.MAX_TERMS)
@@ -725,7 +801,8 @@ def test_a_question_longer_than_any_answer_is_refused_at_once(demo_names):
     with pytest.raises(UnknownArtist) as error:
         demo_names.most_similar(huge)
     assert error.value.suggestions == [] and len(_one_line(error)) < 100
-    assert time.perf_counter() - started < 3  # 4.7 s before, on a quiet machine; this one may be shared
+    # 4.7 s before, on a quiet machine; this one may be shared
+    assert time.perf_counter() - started < 3
     # A name a little too long is still compared, for the names close to it.
     name = max(demo_names.names, key=len)
     with pytest.raises(UnknownArtist) as error:
@@ -735,12 +812,14 @@ def test_a_question_longer_than_any_answer_is_refused_at_once(demo_names):
 
 
 def test_the_parser_is_linear_where_a_name_is_long(demo_catalog):
-    """With one name of 60,000 characters every run of terms was within the longest name: each term tried
-    every run after it, and 1,000 terms took 92 s. No name holds a run's operators, so none is tried."""
+    """With one name of 60,000 characters every run of terms was within the longest name: each term
+    tried every run after it, and 1,000 terms took 92 s. No name holds a run's operators, so none is
+    tried."""
     facts = dataclasses.replace(demo_catalog.facts, names=demo_catalog.names[:-1] + ["x" * 60_000])
     known = ArtistVectors(np.ones((len(facts), 2), np.float32), facts)
     started = time.perf_counter()
-    assert expressions.parse_expression(" + ".join(["b" * 50] * 1000), known) == (["b" * 50] * 1000, [])
+    assert (expressions.parse_expression(" + ".join(["b" * 50] * 1000), known)
+            == (["b" * 50] * 1000, []))
     assert time.perf_counter() - started < 5
 
 
@@ -752,16 +831,17 @@ def test_the_parser_is_linear_where_a_name_holds_many_operators(demo_catalog):
     started = time.perf_counter()
     assert expressions.parse_expression(name, known) == (["x" * 60] * 1000, [])
     assert time.perf_counter() - started < 5
-    assert expressions.parse_expression(f"'{name}'", known) == ([name], [])  # in quotes, it is the name
+    # in quotes, it is the name
+    assert expressions.parse_expression(f"'{name}'", known) == ([name], [])
     few = " + ".join(["x" * 60] * expressions.NAME_TERMS)
     facts = dataclasses.replace(demo_catalog.facts, names=demo_catalog.names[:-1] + [few])
-    assert expressions.parse_expression(few, ArtistVectors(np.ones((len(facts), 2), np.float32), facts)) == \
-        ([few], [])
+    assert expressions.parse_expression(
+        few, ArtistVectors(np.ones((len(facts), 2), np.float32), facts)) == ([few], [])
 
 
 def test_the_closest_names_are_found_at_once_whatever_the_names_lengths(demo_catalog):
-    """300 names of 60,000 characters, each a few changes from one another, took difflib 82 s to find the
-    closest to one unknown name."""
+    """300 names of 60,000 characters, each a few changes from one another, took difflib 82 s to
+    find the closest to one unknown name."""
     rng = np.random.default_rng(0)
     base = rng.integers(0x4E00, 0x4E00 + 20_000, 20_000)  # CJK characters, which no spelling drops
     names = []
@@ -776,24 +856,30 @@ def test_the_closest_names_are_found_at_once_whatever_the_names_lengths(demo_cat
         known.index("\u0416" + "".join(map(chr, base[1:])))
     assert time.perf_counter() - started < 5 and error.value.suggestions
     with pytest.raises(UnknownArtist, match="did you mean 'lune, marée'"):
-        ArtistVectors(np.ones((len(demo_catalog), 2), np.float32), demo_catalog.facts).index("lune, maree")
+        ArtistVectors(np.ones((len(demo_catalog), 2), np.float32),
+                      demo_catalog.facts).index("lune, maree")
 
 
 def test_a_name_of_several_terms_is_found_anywhere_in_a_long_expression(demo_catalog):
     """The runs of terms tried stay within the longest name, and still find one at the end."""
     joint = "scott walker + sunn o)))"
-    facts = dataclasses.replace(demo_catalog.facts, names=demo_catalog.names[:-2] + [joint, "scott walker"])
+    facts = dataclasses.replace(demo_catalog.facts,
+                                names=demo_catalog.names[:-2] + [joint, "scott walker"])
     known = ArtistVectors(np.ones((len(facts), 2), np.float32), facts)
     expression = _expression(known.names[:10], 500) + " + scott walker + sunn o)))"
     positive, negative = expressions.parse_expression(expression, known)
     assert positive[-1] == joint and len(positive) + len(negative) == 501
-    assert expressions.parse_expression("Scott Walker + SUNN O)))", known) == (["Scott Walker + SUNN O)))"], [])
-    assert expressions.parse_expression("scott walker - sunn o)))", known) == (["scott walker"], ["sunn o)))"])
+    assert (expressions.parse_expression("Scott Walker + SUNN O)))", known)
+            == (["Scott Walker + SUNN O)))"], []))
+    assert (expressions.parse_expression("scott walker - sunn o)))", known)
+            == (["scott walker"], ["sunn o)))"]))
 
 
 @pytest.mark.slow  # imports TensorFlow
 def test_training_loads_for_a_caller_whose_stderr_is_closed():
-    """TensorFlow's import is silenced by a copy of stderr: with none, os.dup(2) raised an OSError."""
-    result = subprocess.run([sys.executable, "-c", "import bands2vec_graph; print('loaded')"], cwd=REPO,
-                            stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2), timeout=300)
+    """TensorFlow's import is silenced by a copy of stderr: with none, os.dup(2) raised an
+    OSError."""
+    result = subprocess.run([sys.executable, "-c", "import bands2vec_graph; print('loaded')"],
+                            cwd=REPO, stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2),
+                            timeout=300)
     assert result.returncode == 0 and result.stdout == b"loaded\n"

@@ -1,5 +1,5 @@
-"""A run on the demo catalog: the log dir TensorBoard reads, seeds, and a folder for each run. (Bad input on
-the command line: test_hostile_inputs.py.)"""
+"""A run on the demo catalog: the log dir TensorBoard reads, seeds, and a folder for each run. (Bad
+input on the command line: test_hostile_inputs.py.)"""
 import glob
 import os
 
@@ -22,7 +22,8 @@ def test_run_dir_is_complete(demo_run, demo_catalog):
     from tensorboard.plugins import projector
 
     vocabulary = len(demo_catalog)
-    # Training's events (graph, loss), then the final summaries and the plots' images, each in its own file.
+    # Training's events (graph, loss), then the final summaries and the plots' images, each in its
+    # own file.
     events = sorted(glob.glob(os.path.join(demo_run, "events.out.tfevents.*")))
     assert len(events) == 3
     records = [record for path in events for record in tf.compat.v1.train.summary_iterator(path)]
@@ -39,9 +40,12 @@ def test_run_dir_is_complete(demo_run, demo_catalog):
     with open(os.path.join(demo_run, tensorboard_files.PROJECTOR_FILE)) as f:
         text_format.Parse(f.read(), config)
     (embedding,) = config.embeddings
-    assert embedding.metadata_path == metadata.METADATA_FILE and embedding.tensor_path == vector_files.VECTORS_TSV
-    assert tf.train.latest_checkpoint(demo_run) is None  # the projector offers no checkpoint variables
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(run_folder.checkpoint_dir(demo_run)))
+    assert (embedding.metadata_path == metadata.METADATA_FILE
+            and embedding.tensor_path == vector_files.VECTORS_TSV)
+    # the projector offers no checkpoint variables
+    assert tf.train.latest_checkpoint(demo_run) is None
+    reader = tf.train.load_checkpoint(
+        tf.train.latest_checkpoint(run_folder.checkpoint_dir(demo_run)))
     assert reader.get_tensor("embeddings/embeddings").shape == (vocabulary, 64)
 
     vectors_tsv = np.loadtxt(os.path.join(demo_run, vector_files.VECTORS_TSV), delimiter="\t")
@@ -73,12 +77,13 @@ def test_each_run_gets_its_own_folder(tmp_path):
     import bands2vec
 
     def train(**names):
-        return bands2vec.train("demo", bands2vec.TrainOptions(steps=20), logs=str(tmp_path), plots=False, say=quiet,
-                               **names)
+        return bands2vec.train("demo", bands2vec.TrainOptions(steps=20), logs=str(tmp_path),
+                               plots=False, say=quiet, **names)
 
     train()
     train(name="b")
-    assert len([name for name in os.listdir(tmp_path) if (tmp_path / name).is_dir()]) == 2  # and the hparams config
+    assert len([name for name in os.listdir(tmp_path)
+                if (tmp_path / name).is_dir()]) == 2  # and the hparams config
     assert run_folder.find_run(str(tmp_path)) == os.path.join(str(tmp_path), "b")
     with pytest.raises(errors.RunError, match="already exists"):
         train(name="b")

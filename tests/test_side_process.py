@@ -102,12 +102,14 @@ def test_a_module_planted_in_the_current_folder_is_not_run(tmp_path, monkeypatch
 def test_a_side_process_stopped_or_interrupted_does_not_hold_the_run(demo_trained):
     vectors = ArtistVectors.load(demo_trained)
     with side_process.SideProcess() as side:
-        os.kill(side._process.pid, signal.SIGINT)  # sent to it alone: it ends, the work is done here
+        # sent to it alone: it ends, the work is done here
+        os.kill(side._process.pid, signal.SIGINT)
         assert np.array_equal(quality.kmeans_clusters(vectors, 5, seed=0, side=side),
                               quality.kmeans_clusters(vectors, 5, seed=0))
     with side_process.SideProcess() as side:
         os.kill(side._process.pid, signal.SIGSTOP)
-    assert side._process.returncode is not None  # killed after CLOSE_SECONDS, not waited on for ever
+    # killed after CLOSE_SECONDS, not waited on for ever
+    assert side._process.returncode is not None
 
 
 def test_a_caller_without_stdin_and_stdout_still_has_the_work_done_there():

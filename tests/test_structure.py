@@ -1,5 +1,5 @@
-"""The house: modules that import alone without cycles, run.json as a typed record that reads older
-versions, a context kind that is one entry, a command that is one entry."""
+"""The house: modules that import alone without cycles, run.json as a typed record that reads
+older versions, a context kind that is one entry, a command that is one entry."""
 import ast
 import dataclasses
 import glob
@@ -54,16 +54,16 @@ def test_no_module_imports_itself_back():
 
 
 def test_the_cluster_configuration_and_the_queries_need_no_tensorflow():
-    for module in ("cluster_config", "artist_vectors", "quality", "run_record", "metadata", "bands2vec",
-                   "options", "contexts", "data_utils"):
+    for module in ("cluster_config", "artist_vectors", "quality", "run_record", "metadata",
+                   "bands2vec", "options", "contexts", "data_utils"):
         assert not {"bands2vec_graph", "training"} & _needs(module), module
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module", MODULES)
 def test_every_module_imports_alone_in_a_fresh_process(module):
-    result = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=REPO, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -71,6 +71,18 @@ def test_no_module_over_500_lines():
     for module in MODULES:
         with open(os.path.join(REPO, f"{module}.py"), encoding="utf-8") as f:
             assert len(f.readlines()) <= 500, module
+
+
+def test_no_line_over_100_characters():
+    """The style's bound, for every Python file and CI's script: the modules, benchmarks, tests."""
+    paths = [*glob.glob(os.path.join(REPO, "*.py")), *glob.glob(os.path.join(REPO, "*", "*.py")),
+             os.path.join(REPO, ".ci", "run")]
+    long_lines = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            long_lines += [f"{os.path.relpath(path, REPO)}:{number}"
+                           for number, line in enumerate(f, 1) if len(line.rstrip("\n")) > 100]
+    assert not long_lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,7 +112,8 @@ def test_a_run_json_of_the_first_version_is_read_with_todays_names(tmp_path):
            "stats": {"steps": 60, "pairs": 100, "loss": 4.5, "seconds": 1.0}}
     (tmp_path / "run.json").write_text(json.dumps(old))
     record = run_record.read(str(tmp_path))
-    assert (record.data_fingerprint, record.kmeans_clusters, record.tf_cluster) == ("abc", 12, old["cluster"])
+    assert ((record.data_fingerprint, record.kmeans_clusters, record.tf_cluster)
+            == ("abc", 12, old["cluster"]))
     assert record.options.contexts == {"genre": 0.6, "score": 0.4} and record.stats.steps == 60
     # Before states, a run that trained all its steps.
     assert record.state == "finished" and record.version == run_record.VERSION
@@ -120,7 +133,8 @@ def test_a_run_json_it_cannot_read_is_one_line(tmp_path, text, reason):
 
 
 def test_the_next_command_read_is_made_for_where_the_run_is_now(tmp_path):
-    """A run moved, or a run.json planted, gave its file's own `next`: an old folder, or anything."""
+    """A run moved, or a run.json planted, gave its file's own `next`: an old folder, or
+    anything."""
     record = run_record.RunRecord(data="demo", artists=300, options=TRAINED)
     record.set_state(str(tmp_path / "old"), "incomplete", missing=["plots"])
     record.next = "rm -rf ~"
@@ -173,8 +187,10 @@ def mood_catalog(monkeypatch):
 def test_a_made_up_context_kind_is_one_entry(mood_catalog, tmp_path):
     catalog = mood_catalog
     assert catalog.context_groups("mood") and catalog.facts.more["moods"][0]
-    options = bands2vec.TrainOptions(steps=300, contexts=contexts.parse_contexts("genre,score,mood"))
-    trained = bands2vec.train(catalog, options, logs=str(tmp_path), name="r", plots=False, say=quiet)
+    options = bands2vec.TrainOptions(steps=300,
+                                     contexts=contexts.parse_contexts("genre,score,mood"))
+    trained = bands2vec.train(catalog, options, logs=str(tmp_path), name="r", plots=False,
+                              say=quiet)
     # It is trained, measured, written, read back and explained like the kinds the project ships.
     assert trained.options.contexts["mood"] == pytest.approx(0.3 / 1.3, abs=1e-6)
     assert 0.5 < trained.quality["mood"]["trained"] and trained.quality["mood"]["random"] < 0.5
@@ -184,7 +200,8 @@ def test_a_made_up_context_kind_is_one_entry(mood_catalog, tmp_path):
     assert vectors.artists.more["moods"] == catalog.facts.more["moods"]
     name = catalog.names[0]
     mood = catalog.facts.more["moods"][0][0]
-    mate = next(other for i, other in enumerate(catalog.names[1:], 1) if mood in catalog.facts.more["moods"][i])
+    mate = next(other for i, other in enumerate(catalog.names[1:], 1)
+                if mood in catalog.facts.more["moods"][i])
     shared = vectors.shared(name, [mate])
     assert mood in shared["moods"] and f"{mood} (mood)" in shares_text(shared)
     assert list(shared) == ["labels", "genres", "moods", "era", "score_bucket"]  # by answer_rank

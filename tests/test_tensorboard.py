@@ -1,4 +1,5 @@
-"""The log dir in the real TensorBoard server, through its HTTP API, and the projector in a real browser."""
+"""The log dir in the real TensorBoard server, through its HTTP API, and the projector in a real
+browser."""
 import contextlib
 import dataclasses
 import json
@@ -21,14 +22,16 @@ import tensorboard_files
 from helpers import free_ports, quiet, train_run
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 RUN = "trained"
 TENSOR = tensorboard_files.PROJECTOR_TENSOR
-# TensorBoard takes a few seconds to start on an idle machine, minutes on one shared by eight people.
+# TensorBoard takes a few seconds to start on an idle machine, minutes on one shared by eight
+# people.
 START_SECONDS = 600
 STEPS = 600  # report steps 250 and 500 write sampled quality, the last step the full figures
-SCREENSHOT = os.path.join(os.environ.get("BANDS2VEC_SCREENSHOT_DIR", tempfile.gettempdir()), "projector-bookmark.png")
+SCREENSHOT = os.path.join(os.environ.get("BANDS2VEC_SCREENSHOT_DIR", tempfile.gettempdir()),
+                          "projector-bookmark.png")
 
 
 def _get(base, path):
@@ -45,10 +48,12 @@ def _post(base, path, body):
 
 @contextlib.contextmanager
 def _serving(logs):
-    """The installed TensorBoard serving `logs` on 127.0.0.1 (its base URL); stopped whatever happens."""
+    """The installed TensorBoard serving `logs` on 127.0.0.1 (its base URL); stopped whatever
+    happens."""
     (port,) = free_ports(1)
-    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logs), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logs),
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + START_SECONDS
@@ -59,7 +64,8 @@ def _serving(logs):
             except (urllib.error.URLError, ConnectionError):
                 if server.poll() is not None or time.time() > deadline:
                     server.kill()  # first: its stderr ends only when it does
-                    pytest.fail(f"TensorBoard did not start: {server.communicate()[1].decode()[-2000:]}")
+                    pytest.fail(f"TensorBoard did not start: "
+                                f"{server.communicate()[1].decode()[-2000:]}")
                 time.sleep(0.5)
         yield base
     finally:
@@ -93,35 +99,45 @@ def _wait_for(fetch, ready, seconds=60):
 @pytest.mark.slow
 def test_projector_shows_one_tensor_and_the_bookmarks(tensorboard):
     base, vocabulary, _ = tensorboard
-    runs = _wait_for(lambda: json.loads(_get(base, "/data/plugin/projector/runs")), lambda r: RUN in r)
+    runs = _wait_for(lambda: json.loads(_get(base, "/data/plugin/projector/runs")),
+                     lambda r: RUN in r)
     assert RUN in runs
     # The plugin reads the tensor file's shape in the background: ask until it has.
     info = _wait_for(lambda: json.loads(_get(base, f"/data/plugin/projector/info?run={RUN}")),
                      lambda i: all(e.get("tensorShape") for e in i["embeddings"]))
-    (embedding,) = info["embeddings"]  # the artists only: no NCE weights, no other checkpoint variable
+    # the artists only: no NCE weights, no other checkpoint variable
+    (embedding,) = info["embeddings"]
     assert embedding["tensorName"] == TENSOR and embedding["tensorShape"] == [vocabulary, 64]
     assert embedding["metadataPath"] == "metadata.tsv"
-    tensor = np.frombuffer(_get(base, f"/data/plugin/projector/tensor?run={RUN}&name={TENSOR}"), dtype=np.float32)
+    tensor = np.frombuffer(_get(base, f"/data/plugin/projector/tensor?run={RUN}&name={TENSOR}"),
+                           dtype=np.float32)
     assert tensor.size == vocabulary * 64 and np.all(np.isfinite(tensor))
-    metadata = _get(base, f"/data/plugin/projector/metadata?run={RUN}&name={TENSOR}").decode("utf-8")
+    metadata = _get(base,
+                    f"/data/plugin/projector/metadata?run={RUN}&name={TENSOR}").decode("utf-8")
     header, *rows = metadata.rstrip("\n").split("\n")
     assert len(rows) == vocabulary and header.split("\t")[:2] == ["artist", "genres"]
     states = json.loads(_get(base, f"/data/plugin/projector/bookmarks?run={RUN}&name={TENSOR}"))
-    assert [state["selectedColorOptionName"] for state in states] == ["primary_genre", "cluster", "score_bucket"]
+    assert [state["selectedColorOptionName"] for state in states] == ["primary_genre", "cluster",
+                                                                      "score_bucket"]
     for state in states:
-        assert len(state["projections"]) == vocabulary and state["dataSetDimensions"] == [vocabulary, 64]
+        assert (len(state["projections"]) == vocabulary
+                and state["dataSetDimensions"] == [vocabulary, 64])
         assert state["selectedColorOptionName"] in header.split("\t")
 
 
 @pytest.mark.slow
 def test_scalars_text_images_and_hparams(tensorboard):
     base, _, _ = tensorboard
-    tags = _wait_for(lambda: json.loads(_get(base, "/data/plugin/scalars/tags")), lambda t: RUN in t)[RUN]
-    assert {"loss/nce", "quality/genre_at_10", "quality/score_at_10", "quality/label_at_10"} <= set(tags)
+    tags = _wait_for(lambda: json.loads(_get(base, "/data/plugin/scalars/tags")),
+                     lambda t: RUN in t)[RUN]
+    assert {"loss/nce", "quality/genre_at_10", "quality/score_at_10",
+            "quality/label_at_10"} <= set(tags)
     points = json.loads(_get(base, f"/data/plugin/scalars/scalars?run={RUN}&tag=loss/nce"))
     assert len(points) >= 20 and points[-1][1] == STEPS  # [wall time, step, value], every 25 steps
-    quality = json.loads(_get(base, f"/data/plugin/scalars/scalars?run={RUN}&tag=quality/genre_at_10"))
-    assert [step for _, step, _ in quality] == [250, 500, STEPS] and all(0 < value <= 1 for *_, value in quality)
+    quality = json.loads(_get(base,
+                              f"/data/plugin/scalars/scalars?run={RUN}&tag=quality/genre_at_10"))
+    assert ([step for _, step, _ in quality] == [250, 500, STEPS]
+            and all(0 < value <= 1 for *_, value in quality))
     graph = _get(base, f"/data/plugin/graphs/graph?run={RUN}").decode("utf-8")
     assert 'name: "inputs/train_inputs"' in graph and "nce_loss" in graph
 
@@ -130,16 +146,18 @@ def test_scalars_text_images_and_hparams(tensorboard):
     run_text = json.loads(_get(base, f"/data/plugin/text/text?run={RUN}&tag=run"))
     assert "contexts" in run_text[-1]["text"] and "genre=0.6,score=0.4" in run_text[-1]["text"]
     neighbours = json.loads(_get(base, f"/data/plugin/text/text?run={RUN}&tag=neighbours"))
-    assert [entry["step"] for entry in neighbours] == [250, 500, STEPS] and "<table>" in neighbours[-1]["text"]
+    assert ([entry["step"] for entry in neighbours] == [250, 500, STEPS]
+            and "<table>" in neighbours[-1]["text"])
 
     images = json.loads(_get(base, "/data/plugin/images/tags"))[RUN]
     assert {"plots/genres", "plots/clusters", "plots/labelled"} <= set(images)
 
-    request = {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN"], "colParams": [], "startIndex": 0,
-               "sliceSize": 10}
+    request = {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN"], "colParams": [],
+               "startIndex": 0, "sliceSize": 10}
     (group,) = _post(base, "/data/plugin/hparams/session_groups", request)["sessionGroups"]
     assert len(group["hparams"]) >= 4
-    assert group["hparams"]["steps"] == STEPS and group["hparams"]["contexts"] == "genre=0.6,score=0.4"
+    assert (group["hparams"]["steps"] == STEPS
+            and group["hparams"]["contexts"] == "genre=0.6,score=0.4")
     metrics = {value["name"]["tag"]: value["value"] for value in group["metricValues"]}
     assert {"quality/genre_at_10", "quality/score_at_10"} <= set(metrics)
 
@@ -184,7 +202,8 @@ def _colours(pixels, min_pixels=40):
 
 @contextlib.contextmanager
 def _browser_page(profile):
-    """A page of headless Chromium (Debian's), with its profile in `profile`; closed whatever happens."""
+    """A page of headless Chromium (Debian's), with its profile in `profile`; closed whatever
+    happens."""
     from playwright.sync_api import sync_playwright
 
     chromium = _chromium_or_skip()
@@ -204,7 +223,8 @@ def test_one_click_on_a_bookmark_shows_the_runs_map(tensorboard, tmp_path):
     later = str(tmp_path / "later.png")
     with _browser_page(tmp_path / "profile") as page:
         page.goto(base + "/#projector")
-        # The projector runs in its own frame; it says how many points it has loaded once they are in.
+        # The projector runs in its own frame; it says how many points it has loaded once they are
+        # in.
         frame = _projector_frame(page)
         frame.get_by_text(f"Points: {vocabulary}").first.wait_for(timeout=90_000)
         assert frame.get_by_text("1 tensor found").count() == 1
@@ -228,8 +248,8 @@ def test_the_hparams_dashboard_compares_two_runs_by_what_they_learned(tmp_path):
 
     logs = tmp_path / "logs"
     for name, rate in (("slow", 1.0), ("fast", 3.0)):
-        bands2vec.train("demo", bands2vec.TrainOptions(steps=300, learning_rate=rate), logs=str(logs), name=name,
-                        plots=False, say=quiet)
+        bands2vec.train("demo", bands2vec.TrainOptions(steps=300, learning_rate=rate),
+                        logs=str(logs), name=name, plots=False, say=quiet)
     records = {name: run_record.read(str(logs / name)) for name in ("slow", "fast")}
     with _serving(logs) as base, _browser_page(tmp_path / "profile") as page:
         page.goto(base + "/#hparams")
@@ -242,7 +262,8 @@ def test_the_hparams_dashboard_compares_two_runs_by_what_they_learned(tmp_path):
                  if boxes.nth(i).get_attribute("aria-checked") == "true"]
         assert shown[0] == "learning_rate", shown
         headers = [grid.nth(i).inner_text().strip() for i in range(grid.count())]
-        assert {"learning_rate", "genre agreement", "score agreement", "final loss"} <= set(headers), headers
+        assert ({"learning_rate", "genre agreement", "score agreement", "final loss"}
+                <= set(headers)), headers
         for record in records.values():  # each run's rate and quality, as the table writes numbers
             figures = [record.options.learning_rate, record.quality["genre"]["trained"],
                        record.quality["score"]["trained"]]
@@ -275,10 +296,12 @@ def test_bookmarks_come_with_the_plots_and_follow_the_vectors(tmp_path, demo_cat
 
     run_dir = train_run(tmp_path, "demo", steps=100)
     bookmarks = os.path.join(run_dir, tensorboard_files.BOOKMARKS_FILE)
-    assert not os.path.exists(bookmarks) and not _projector_config(run_dir).embeddings[0].bookmarks_path
+    assert (not os.path.exists(bookmarks)
+            and not _projector_config(run_dir).embeddings[0].bookmarks_path)
 
     bands2vec.open_run(str(tmp_path)).plot(say=quiet)
-    assert _projector_config(run_dir).embeddings[0].bookmarks_path == tensorboard_files.BOOKMARKS_FILE
+    assert (_projector_config(run_dir).embeddings[0].bookmarks_path
+            == tensorboard_files.BOOKMARKS_FILE)
     states = _bookmarks(run_dir)
     header = list(metadata.read_columns(run_dir))
     with np.load(os.path.join(run_dir, plots.TSNE_CACHE)) as cached:
@@ -291,7 +314,8 @@ def test_bookmarks_come_with_the_plots_and_follow_the_vectors(tmp_path, demo_cat
 
     # Resumed without plots, the map belongs to older vectors: it goes. With plots, a new one comes.
     bands2vec.resume(str(tmp_path), "trained", steps=150, plots=False, say=quiet)
-    assert not os.path.exists(bookmarks) and not _projector_config(run_dir).embeddings[0].bookmarks_path
+    assert (not os.path.exists(bookmarks)
+            and not _projector_config(run_dir).embeddings[0].bookmarks_path)
     bands2vec.resume(str(tmp_path), "trained", steps=200, say=quiet)
     assert len(_bookmarks(run_dir)) == len(tensorboard_files.BOOKMARKS)
 
@@ -308,13 +332,17 @@ def test_summaries_in_the_events_files(demo_run):
                for record in tf.compat.v1.train.summary_iterator(path)]
     values = [(record.step, value) for record in records for value in record.summary.value]
     tags = {value.tag for _, value in values}
-    # The hparams config is the log folder's (one for all its runs); the run has its values, named for it.
-    assert {"neighbours", "run", "plots/genres", "quality/genre_at_10", "_hparams_/session_start_info"} <= tags
+    # The hparams config is the log folder's (one for all its runs); the run has its values, named
+    # for it.
+    assert {"neighbours", "run", "plots/genres", "quality/genre_at_10",
+            "_hparams_/session_start_info"} <= tags
     assert "_hparams_/experiment" not in tags
-    assert os.path.isfile(os.path.join(os.path.dirname(demo_run), tensorboard_files.EXPERIMENT_FILE))
+    assert os.path.isfile(os.path.join(os.path.dirname(demo_run),
+                                       tensorboard_files.EXPERIMENT_FILE))
     start = next(value for _, value in values if value.tag == "_hparams_/session_start_info")
     data = plugin_data_pb2.HParamsPluginData.FromString(start.metadata.plugin_data.content)
-    assert {"steps", "batch_size", "learning_rate", "contexts", "genre_share"} <= set(data.session_start_info.hparams)
+    assert ({"steps", "batch_size", "learning_rate", "contexts", "genre_share"}
+            <= set(data.session_start_info.hparams))
     assert data.session_start_info.group_name == os.path.basename(demo_run)
     run_text = next(value for _, value in values if value.tag == "run")
     assert b"quality: genre" in run_text.tensor.string_val[0]
@@ -332,7 +360,8 @@ def _accumulated(folder):
     """TensorBoard's own reading of a run's (or the log folder's) events: its event accumulator."""
     from tensorboard.backend.event_processing import plugin_event_accumulator
 
-    accumulator = plugin_event_accumulator.EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    accumulator = plugin_event_accumulator.EventAccumulator(str(folder),
+                                                            size_guidance={"tensors": 0})
     accumulator.Reload()
     return accumulator
 
@@ -367,8 +396,10 @@ def test_every_scalar_has_a_description_and_the_throughput_is_the_runs(demo_trai
     assert [step for step, _ in speed] == list(range(25, record.options.steps + 1, 25))
     seconds = sum(25 * record.options.batch_size / value for _, value in speed)
     assert seconds == pytest.approx(record.stats.seconds, rel=0.25)
-    assert _values(accumulator, "run/training_seconds") == [(record.stats.steps, pytest.approx(record.stats.seconds))]
-    assert _values(accumulator, "run/final_loss") == [(record.stats.steps, pytest.approx(record.stats.loss))]
+    assert (_values(accumulator, "run/training_seconds")
+            == [(record.stats.steps, pytest.approx(record.stats.seconds))])
+    assert (_values(accumulator, "run/final_loss")
+            == [(record.stats.steps, pytest.approx(record.stats.loss))])
 
 
 def _experiment(folder):
@@ -382,18 +413,21 @@ def test_the_log_folders_hparams_config_is_typed_with_the_quality_as_metrics(dem
     from tensorboard.plugins.hparams import api_pb2
 
     logs = os.path.dirname(demo_trained)
-    assert os.listdir(demo_trained).count(tensorboard_files.EXPERIMENT_FILE) == 0  # the folder's, not the run's
+    # the folder's, not the run's
+    assert os.listdir(demo_trained).count(tensorboard_files.EXPERIMENT_FILE) == 0
     experiment = _experiment(logs)
     infos = {info.name: info for info in experiment.hparam_infos}
     record = run_record.read(demo_trained)
     assert set(infos) == {"data", *record.options.hparams()}
     assert all(info.type != api_pb2.DATA_TYPE_UNSET and not info.differs for info in infos.values())
     assert infos["contexts"].type == api_pb2.DATA_TYPE_STRING
-    assert list(infos["contexts"].domain_discrete.values[0].string_value.split(",")) == ["genre=0.6", "score=0.4"]
+    assert (list(infos["contexts"].domain_discrete.values[0].string_value.split(","))
+            == ["genre=0.6", "score=0.4"])
     assert infos["batch_size"].type == api_pb2.DATA_TYPE_FLOAT64
     assert infos["batch_size"].domain_interval.min_value == record.options.batch_size
     metrics = {info.name.tag: info for info in experiment.metric_infos}
-    assert set(metrics) == {*contexts.quality_tags().values(), "run/final_loss", "run/training_seconds"}
+    assert set(metrics) == {*contexts.quality_tags().values(), "run/final_loss",
+                            "run/training_seconds"}
     assert all(info.description and info.display_name for info in metrics.values())
 
 
@@ -408,7 +442,8 @@ def test_a_setting_that_differs_between_runs_is_marked_so(demo_trained, tmp_path
     infos = {info.name: info for info in _experiment(tmp_path).hparam_infos}
     assert [name for name, info in infos.items() if info.differs] == ["batch_size"]
     interval = infos["batch_size"].domain_interval
-    assert (interval.min_value, interval.max_value) == (record.options.batch_size, 2 * record.options.batch_size)
+    assert ((interval.min_value, interval.max_value)
+            == (record.options.batch_size, 2 * record.options.batch_size))
 
 
 @pytest.mark.slow  # t-SNE
@@ -420,8 +455,8 @@ def test_plot_replaces_the_runs_images(demo_run, tmp_path):
     bands2vec.open_run(str(copy)).plot(say=quiet)
     said = []
     bands2vec.open_run(str(copy)).plot(clusters=301, say=said.append)
-    assert said[0] == ("Clustering 300 artists into 300 with k-means for the plots (--clusters 301 is more "
-                       "than the artists)")
+    assert said[0] == ("Clustering 300 artists into 300 with k-means for the plots "
+                       "(--clusters 301 is more than the artists)")
     accumulator = _accumulated(copy)
     images = [tag for tag, data in accumulator.AllSummaryMetadata().items()
               if data.plugin_data.plugin_name == "images"]

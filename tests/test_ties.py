@@ -1,5 +1,5 @@
-"""Answers a listener can trust: twins (artists the run's contexts cannot tell apart) told as ties, in
-text and in --json, and names found as a listener types them."""
+"""Answers a listener can trust: twins (artists the run's contexts cannot tell apart) told as ties,
+in text and in --json, and names found as a listener types them."""
 import dataclasses
 import json
 import os
@@ -27,8 +27,8 @@ def _made_up_catalog():
     artists = pd.DataFrame({"reviewid": [1, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10],
                             "artist": ["a", "b", "c", "d", "c", "e", "f", "g", "h", "b", "a"]})
     genres = pd.DataFrame({"reviewid": [1, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10],
-                           "genre": ["rock", "rock", "rock", "metal", "rock", "rock", "rock", "rock",
-                                     None, "rock", "rock"]})
+                           "genre": ["rock", "rock", "rock", "metal", "rock", "rock", "rock",
+                                     "rock", None, "rock", "rock"]})
     labels = pd.DataFrame({"reviewid": range(1, 11),
                            "label": ["warp", "warp", "xl", "xl", "warp", "warp", "warp", "warp",
                                      "warp", "xl"]})
@@ -59,8 +59,8 @@ def test_twins_on_a_made_up_catalog():
     assert [vectors.twins(name) for name in catalog.names] == [3, 3, 1, 1, 3, 3, 0, 0]
     assert vectors.memberships("a") == {"genres": ["rock"], "score_bucket": 8}
     assert vectors.tie_note("a") == ("a: 3 artists have exactly its contexts (rock, score 8); the "
-                                     "vectors cannot order them (--contexts genre,score,label would "
-                                     "leave 0)")
+                                     "vectors cannot order them (--contexts genre,score,label "
+                                     "would leave 0)")
     assert vectors.tie_note("g") is None
     # With labels, a is also on xl: b, e and f are left twins of each other.
     assert vectors.twins("a", "genre,score,label") == 0
@@ -73,8 +73,8 @@ def test_label_twins_are_split_by_genre_as_label_groups_are():
     by_label = _vectors(_made_up_catalog(), "score,label")
     # b, e, f: score 8 and only warp; h too, but its warp is in no genre: not in their label groups.
     assert by_label.twins("b") == 2 and by_label.twins("h") == 0
-    assert by_label.tie_note("b").startswith("b: 2 artists have exactly its contexts (warp (label), "
-                                             "score 8)")
+    assert by_label.tie_note("b").startswith("b: 2 artists have exactly its contexts "
+                                             "(warp (label), score 8)")
 
 
 def test_twins_match_a_count_one_by_one_on_the_demo(demo_catalog):
@@ -92,7 +92,8 @@ def test_the_json_answer_has_the_twins(demo_trained, capsys):
     logs = ["--logdir", os.path.dirname(demo_trained)]
     assert run.main(["similar", name, "-k", "20", "--json", *logs]) == 0
     (answer,) = json.loads(capsys.readouterr().out)
-    assert answer["question"] == name and answer["twins"] == _brute_twins(facts, facts.names.index(name))
+    assert (answer["question"] == name
+            and answer["twins"] == _brute_twins(facts, facts.names.index(name)))
     i = facts.names.index(name)
     assert answer["twins_share"] == {"genres": list(facts.genres[i]),
                                      "score_bucket": int(facts.score_buckets[i])}
@@ -130,7 +131,8 @@ def test_the_spelling_rule_keeps_names_of_other_letters_alone():
     assert spelling_key("坂本") == "坂本"  # nothing left to match on: the name as it is
     facts = _made_up_catalog().facts
     vectors = ArtistVectors(np.eye(len(facts), 3, dtype=np.float32),
-                            dataclasses.replace(facts, names=["ä", "b", "Ça", "d", "e", "f", "g", "h"]))
+                            dataclasses.replace(facts,
+                                                names=["ä", "b", "Ça", "d", "e", "f", "g", "h"]))
     # Exact, else casefolded, else as the data spells it: `ça` is `Ça`, `xa` none of them.
     assert vectors.index("Ä") == 0 and vectors.index("ça") == 2 and vectors.index("A") == 2
     assert "xa" not in vectors
@@ -145,8 +147,8 @@ def test_every_answer_on_the_full_data_says_its_ties(full_run, full_catalog):
     assert 650 < twins < 720  # 697 before joint releases were split
     result = run_cli("similar", "radiohead", "-k", "5", *logs)
     assert result.stdout.splitlines()[0].startswith(
-        f"radiohead: {twins:,} artists have exactly its contexts (rock, score 8); the vectors cannot "
-        f"order them (--contexts genre,score,label would leave ")
+        f"radiohead: {twins:,} artists have exactly its contexts (rock, score 8); the vectors "
+        f"cannot order them (--contexts genre,score,label would leave ")
     (answer,) = json.loads(run_cli("similar", "björk", "--json", *logs).stdout)
     assert answer["twins"] == _brute_twins(facts, facts.names.index("bjrk"))
     result = run_cli("query", "radiohead + burial", "-k", "10", *logs)
@@ -164,7 +166,8 @@ def test_a_run_is_asked_under_its_own_contexts(demo_copy):
     facts = vectors.artists
     for i in range(0, len(facts), 10):
         # Twins also share their labels now (labels in the same genres: the same genres already).
-        same = [j for j in range(len(facts)) if j != i and set(facts.genres[j]) == set(facts.genres[i])
+        same = [j for j in range(len(facts))
+                if j != i and set(facts.genres[j]) == set(facts.genres[i])
                 and facts.score_buckets[j] == facts.score_buckets[i]
                 and set(facts.labels[j]) == set(facts.labels[i])]
         assert vectors.twins(facts.names[i]) == len(same)
