@@ -207,7 +207,8 @@ def server(task):
         return tf1.train.Server(tf1.train.ClusterSpec(task.cluster), job_name=task.job,
                                 task_index=task.index)
     except Exception as error:  # TensorFlow's UnknownError for a port in use, among others
-        raise ClusterError(f"{task} cannot serve at {task.address} ({tf_reason(error)})") from None
+        raise ClusterError(f"{task} cannot serve at {task.address} ({tf_reason(error)}): is "
+                           f"this task running already, or another program at that port?") from None
 
 
 def wait_for_parameter_servers(task):

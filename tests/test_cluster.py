@@ -283,6 +283,20 @@ def test_a_call_that_never_returns_is_given_up_on_in_its_time():
         cluster_training._answered(lambda: 1 / 0, task, 5)
 
 
+def test_a_task_whose_port_is_taken_asks_whether_it_runs_already():
+    """Probe 16: a second chief started on the chief's TF_CONFIG got TensorFlow's `Could not start
+    gRPC server` alone."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        task = cluster_config.Task({"chief": [address], "ps": ["127.0.0.1:1"]}, "chief", 0)
+        with pytest.raises(ClusterError, match=f"^chief 0 cannot serve at {address} \\(.*\\): is "
+                                               f"this task running already, or another program "
+                                               f"at that port\\?$"):
+            cluster_training.server(task)
+
+
 @pytest.mark.slow
 def test_a_task_with_other_data_is_refused(cluster, tmp_path):
     tasks = cluster()
