@@ -1,5 +1,5 @@
-"""Past one process, in one run on this machine: concurrent steps and a local cluster, against \
-one thread.
+"""Past one process, in one run on this machine: concurrent steps and a local cluster, against one
+thread.
 
 For the full data and (with --million) a 1,000,000-artist synthetic catalog:
 1. one process at the catalog's default steps with 1, 2 and 4 concurrent steps;
@@ -169,7 +169,7 @@ def projection(result):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data",
                         default=os.environ.get(data_utils.DATA_ENV, "../shared/data/pitchfork"))
     parser.add_argument("--million", action="store_true",

@@ -1,5 +1,5 @@
-"""The tutorial's contexts (genre, score) against richer ones (record label, era), in one run on \
-the full data:
+"""The tutorial's contexts (genre, score) against richer ones (record label, era), in one run on the
+full data:
 
 1. quality of each context set at its default shares, the fastest of --repeats trainings each:
    genre@10, score@10, mean score difference, label@10, mean release-year gap, training seconds, and
@@ -79,7 +79,7 @@ def held_out_hits(vectors, catalog, masked, hidden, k=10):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data",
                         default=os.environ.get(data_utils.DATA_ENV, "../shared/data/pitchfork"))
     parser.add_argument("--seed", type=int, default=0)

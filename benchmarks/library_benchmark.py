@@ -1,5 +1,5 @@
-"""Answers in a blink: the library's figures on the full data, each timed as a whole process, in \
-one run:
+"""Answers in a blink: the library's figures on the full data, each timed as a whole process, in one
+run:
 
 1. `python run.py similar radiohead`: wall seconds and peak memory, median of --repeats processes;
 2. 100 artists on standard input against one: the seconds the other 99 add;
@@ -92,7 +92,7 @@ def notebook_seconds():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data",
                         default=os.environ.get(data_utils.DATA_ENV, "../shared/data/pitchfork"))
     parser.add_argument("--before", help="a checkout of an earlier version, timed beside this one")

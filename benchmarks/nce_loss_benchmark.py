@@ -1,6 +1,6 @@
-"""Why `loss/nce` rises while the vectors learn: training as training.py trains \
-(the same graph, seed and
-pairs, one thread), measuring at a few steps on held-out pairs with fixed sampled negatives:
+"""Why `loss/nce` rises while the vectors learn: training as training.py trains (the same graph,
+seed and pairs, one thread), measuring at a few steps on held-out pairs with fixed sampled
+negatives:
 
 - the batch's loss (what `loss/nce` shows) and the held-out NCE loss, split into the true pairs'
   term and the negatives' term;
@@ -166,7 +166,7 @@ def train_and_measure(catalog, options, with_floor):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "nce_loss.json"))
     args = parser.parse_args()

@@ -55,7 +55,7 @@ def run_map_quality(folder):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.environ.get(data_utils.DATA_ENV,
                                                          "../shared/data/pitchfork"))
     parser.add_argument("--seed", type=int, default=0)

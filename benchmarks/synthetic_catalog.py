@@ -50,7 +50,7 @@ def write_tables(tables, folder, csv=False, only=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("artists", type=int)
     parser.add_argument("folder")
     parser.add_argument("--csv", action="store_true",
