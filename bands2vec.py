@@ -25,7 +25,7 @@ from artist_vectors import NEIGHBOURS, ArtistVectors
 from errors import (Bands2VecError, ClusterError, DataError, OptionError,  # noqa: F401
                     QueryError, RunError, RunInterrupted, UnknownArtist, shown)
 from catalog import Catalog
-from interrupts import signals_as_a_flag
+from interrupts import RUN_COMPLETE, signals_as_a_flag
 from keyed_vectors import checked_path
 from options import KMEANS_CLUSTERS, TrainOptions
 from quality import (Evaluation, kmeans_clusters, kmeans_summary, neighbour_stability,
@@ -217,4 +217,5 @@ def _run(life, *args):
         stop.run = Run(stop.run) if stop.run else None
         raise
     with signals_as_a_flag():  # the run is complete: a stop now has nothing left to stop
+        RUN_COMPLETE.append(True)
         return Run(*written) if written else None

@@ -15,6 +15,9 @@ STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
 FORCED_AFTER = 3
 # Every stop held: one that raised nothing came as the work ended, too late to stop any of it.
 HELD_STOPS = []
+# Set by the library, as it still holds the signals, once a run is complete: from then on a stop has
+# nothing left to stop. The command line's own handler holds such a stop, and clears this.
+RUN_COMPLETE = []
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ from atomic_files import os_error_line
 from contexts import CONTEXTS, DEFAULT_CONTEXTS, format_contexts, parse_contexts
 from errors import Bands2VecError, ClusterLost
 from evaluate_report import evaluate_arguments, evaluate_command
-from interrupts import HELD_STOPS, STOPPING_SIGNALS
+from interrupts import HELD_STOPS, RUN_COMPLETE, STOPPING_SIGNALS
 from output_streams import (STANDARD_OUTPUT, EscapedStream, one_line, output_error_line,
                             to_nowhere)
 from questions import question_arguments, questions_command
@@ -162,7 +162,6 @@ def train_command(args):
                                         else args.clusters),
                               plots=not args.no_plots,
                               include_pseudo_artists=args.include_pseudo_artists, say=_say)
-    _COMPLETE.append(True)  # Ctrl-C from now on would only cut the summary short
     if run:  # workers and ps tasks have said what they did; the chief has a run to sum up
         _say_summary(run, args.logdir)
         if len(HELD_STOPS) > held:
@@ -344,6 +343,7 @@ def _command(argv):
     sys.stdout.outlives_reader = args.command == "train"
     # Ctrl-C, SIGTERM, and SIGHUP (its terminal closed) stop a run alike: training checkpoints
     # where it stands.
+    RUN_COMPLETE.clear()  # of a run the library completed before this command
     previous = {signum: signal.signal(signum, _interrupt)
                 for signum in (signal.SIGINT, *STOPPING_SIGNALS)}
     hook, sys.unraisablehook = sys.unraisablehook, _swallowed
@@ -380,7 +380,7 @@ def _command(argv):
             signal.signal(signum, signal.SIG_IGN if argv is None else handler)
         sys.unraisablehook = hook
         _PENDING.clear()
-        _COMPLETE.clear()
+        RUN_COMPLETE.clear()
 
 
 def _written(status):
@@ -413,14 +413,10 @@ def _note(message, category, filename, lineno, file=None, line=None):
 
 
 def _interrupt(signum, frame):
-    if _COMPLETE:  # nothing is left to stop: the stop is held, and said
+    if RUN_COMPLETE:  # nothing is left to stop: the stop is held, and said
         HELD_STOPS.append(True)
         return
     raise KeyboardInterrupt
-
-
-# Set once the command's work is complete.
-_COMPLETE = []
 
 
 # Ctrl-C or SIGTERM that Python swallowed, still to raise.

@@ -511,18 +511,19 @@ def test_a_resumed_run_says_the_runs_totals(capsys, demo_copy):
 
 
 @pytest.mark.slow  # training again
-@pytest.mark.parametrize("when", ["before the summary", "as the run is read"])
+@pytest.mark.parametrize("when", ["before the summary", "as the run is read",
+                                  "as the library returns"])
 def test_a_stop_that_comes_as_a_run_ends_is_said_not_swallowed(capsys, demo_copy, monkeypatch,
                                                                when):
     """SIGTERM as a run closed its side process was held, then dropped: exit 0 and nothing said.
     Probe 17: one as the library read the finished run said `interrupted before the run went on: it
-    is as it was` (or `nothing was written`), status 130."""
+    is as it was` (or `nothing was written`), status 130; so did one as the library returned."""
     def stopped_meanwhile(original):
         def call(*args):
             if when == "before the summary":
                 os.kill(os.getpid(), signal.SIGTERM)  # held: the summary is printed whole
             done = original(*args)
-            if when == "as the run is read":
+            if when != "before the summary":
                 os.kill(os.getpid(), signal.SIGTERM)
             return done
         return call
@@ -530,6 +531,8 @@ def test_a_stop_that_comes_as_a_run_ends_is_said_not_swallowed(capsys, demo_copy
     steps = str(bands2vec.open_run(str(demo_copy)).record.stats.steps + 10)
     if when == "as the run is read":  # the library's Run of the finished run
         monkeypatch.setattr(bands2vec.Run, "__init__", stopped_meanwhile(bands2vec.Run.__init__))
+    elif when == "as the library returns":  # the last few steps before run.py has the Run
+        monkeypatch.setattr(bands2vec, "_run", stopped_meanwhile(bands2vec._run))
     else:
         monkeypatch.setattr(run, "_say_summary", stopped_meanwhile(run._say_summary))
     status = run.main(["--resume", "--logdir", str(demo_copy.parent), "--run", "r", "--steps",
