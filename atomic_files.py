@@ -18,6 +18,9 @@ def _umask():
 
 
 FILE_MODE = 0o666 & ~_umask()  # the mode open() gives, as the checkpoint and events files have
+# A run's folders are the run's alone: where others could write in them (umask 000), they could put
+# a folder or a link where the run writes next.
+FOLDER_MODE = 0o755
 # Folders this process writes a run in, by absolute path: (device, inode) as it began to.
 _PINNED = {}
 # ... and a descriptor of each, held open while pinned, for paths handed to TensorFlow.

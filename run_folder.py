@@ -21,7 +21,7 @@ import atomic_files
 import checks
 import metadata
 import run_record
-from atomic_files import FILE_MODE
+from atomic_files import FILE_MODE, FOLDER_MODE
 from errors import RunError, shown
 from interrupts import signals_as_a_flag
 
@@ -145,7 +145,7 @@ def make_run_folder(folder, overwrite=False):
         else:
             _check_removable(folder)
             shutil.rmtree(folder, onerror=_named_in_full)
-    os.makedirs(folder)
+    os.makedirs(folder, FOLDER_MODE)
     atomic_files.pin(folder)  # this folder, from now on
 
 

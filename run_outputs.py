@@ -5,6 +5,7 @@ questions), the text exports, the projector's files, the quality report and the 
 import dataclasses
 import os
 
+import atomic_files
 import metadata
 import run_folder
 import tensorboard_files
@@ -96,7 +97,7 @@ def _projector_rows(artist_vectors, folder):
     rows = plots.map_rows(artist_vectors.artists.review_counts)
     if len(rows) < len(artist_vectors):
         sample = os.path.join(folder, run_folder.PROJECTOR_SAMPLE_DIR)
-        os.makedirs(sample, exist_ok=True)
+        os.makedirs(sample, atomic_files.FOLDER_MODE, exist_ok=True)
         metadata.write_metadata(sample, artist_vectors.artists, artist_vectors.kmeans_clusters,
                                 rows)
         vector_files.write_tsv_vectors(sample, artist_vectors.vectors[rows])

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import tensorboard_files
-from atomic_files import os_advice, pin, through_pin, unpinned
+from atomic_files import FOLDER_MODE, os_advice, pin, through_pin, unpinned
 from bands2vec_graph import build_graph, tf, tf1
 from checkpoint_files import UnreadableCheckpoint, readable_checkpoint
 from ensemble import combined
@@ -363,7 +363,7 @@ def save_checkpoint(session, model, writer, folder, step):
     or a link is put at its name."""
     check_own_folders(folder)
     try:
-        os.makedirs(checkpoint_dir(folder), exist_ok=True)
+        os.makedirs(checkpoint_dir(folder), FOLDER_MODE, exist_ok=True)
         pin(checkpoint_dir(folder))
         # No .meta: the graph is built anew from the code, and a .meta that failed to write (a
         # full disk) would fail the save after the checkpoint state already named its step.

@@ -197,9 +197,18 @@ def test_a_catalog_past_the_map_size_gets_a_sampled_map_and_projector(tmp_path, 
                                                                       demo_catalog, capsys):
     monkeypatch.setattr(plots, "MAP_ARTISTS", 200)
     monkeypatch.setattr(vector_files, "EXPORT_MAX", 250)
-    run = bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path), name="r",
-                          say=quiet)
+    # Probe 16: under umask 000 the run's folders were made for anyone to write in, and another user
+    # making projector/ in it first ended the run, keeping nothing.
+    umask = os.umask(0)
+    try:
+        run = bands2vec.train("demo", bands2vec.TrainOptions(steps=100), logs=str(tmp_path),
+                              name="r", say=quiet)
+    finally:
+        os.umask(umask)
     run_dir = tmp_path / "r"
+    assert [oct(os.stat(folder).st_mode & 0o777) for folder in (
+        run_dir, run_dir / run_folder.CHECKPOINT_DIR, run_dir / run_folder.PROJECTOR_SAMPLE_DIR)
+            ] == ["0o755"] * 3
     counts = np.array([len(a.review_ids) for a in demo_catalog])
     rows = plots.map_rows(counts)
     assert len(rows) == 200 and counts[rows].min() >= np.sort(counts)[-200]  # the most-reviewed
