@@ -9,6 +9,7 @@ clone runs with no download.
 import ctypes
 import os
 import sqlite3
+import urllib.parse
 import warnings
 
 import numpy as np
@@ -111,7 +112,9 @@ def read_sqlite(path):
     if header != b"SQLite format 3\x00":
         raise DataError(f"{path}: not a SQLite database")
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        # Its path quoted in the URI: a `?`, `#` or `%` in it would name another file.
+        uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+        with sqlite3.connect(uri, uri=True) as connection:
             present = {row[0] for row in
                        connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             missing = [table for table in REQUIRED_TABLES if table not in present]
@@ -129,12 +132,22 @@ def _read_table(connection, path, table, columns):
 
     present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
     _require_columns(f"{path}: table {table}", present, columns)
-    frame = pd.read_sql_query(f"SELECT {', '.join(columns)} FROM {table}", connection)
+    frame = pd.read_sql_query(f"SELECT {', '.join(map(_selected, columns))} FROM {table}",
+                              connection)
     for column in TEXT_COLUMNS.intersection(columns):
         if connection.execute(f"SELECT 1 FROM {table} WHERE typeof({column}) = 'blob' "
                               f"LIMIT 1").fetchone():
             frame[column] = _blobs_as_text(frame[column], f"{path}: table {table}, column {column}")
     return frame
+
+
+def _selected(column):
+    """The column as the query selects it: a name, genre or label that SQLite holds as a number is
+    its text there (311 is '311'; in pandas, a column of numbers and NULLs would be 311.0)."""
+    if column not in TEXT_COLUMNS:
+        return column
+    return (f"CASE WHEN typeof({column}) IN ('integer', 'real') THEN CAST({column} AS TEXT) "
+            f"ELSE {column} END AS {column}")
 
 
 def _blobs_as_text(column, where):
@@ -251,10 +264,10 @@ def _with_text_values(frame, where):
 
 def _text_values(column, where):
     """A column of names, genres or labels, each as metadata.tsv holds it (catalog.field_text:
-    `a\tb` there is `a b`, so here they are one) and as text (a SQLite number, 311, is '311');
-    None where blank, as where NULL. A DataError naming `where` for a value too long to be one."""
-    values = {value: field_text(str(value)) for value in column.dropna().unique()}
-    values = {value: text if text.strip() else None for value, text in values.items()}
+    `a\tb` there is `a b`, so here they are one; its reader strips the spaces around a value,
+    so `metal ` is `metal`) and as text; None where blank, as where NULL. A DataError naming
+    `where` for a value too long to be one."""
+    values = {value: field_text(str(value)).strip() or None for value in column.dropna().unique()}
     longest = max(values.values(), key=lambda text: len(text or ""), default=None)
     if longest and len(longest) > MAX_TEXT_CHARACTERS:
         raise DataError(f"{where}: a value of {len(longest):,} characters ({shown(longest)}), "

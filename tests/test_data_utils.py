@@ -347,6 +347,35 @@ def test_names_genres_and_labels_are_text_and_blank_ones_none():
     assert catalog["311"].review_ids == (1, 2) and catalog["coil"].genres == ("rock",)
 
 
+def test_spaces_around_a_name_genre_or_label_are_not_part_of_it():
+    """Probe 19: `metal` and `metal ` were two genres in training and one in metadata.tsv, whose
+    reader strips the spaces, so ties were miscounted; ` abc` and `abc` were two artists, and the
+    command line (which strips a question) could ask for one of them only."""
+    tables = {"reviews": pd.DataFrame({"reviewid": range(1, 5),
+                                       "artist": ["abc", " abc", "abc\u00a0", "x"],
+                                       "score": [8.0] * 4}),
+              "genres": pd.DataFrame({"reviewid": range(1, 5),
+                                      "genre": ["metal", "metal ", " metal", "rock"]}),
+              "labels": pd.DataFrame({"reviewid": range(1, 5),
+                                      "label": ["hyper", " hyper", "hyper", "warp"]})}
+    catalog = data_utils.build_catalog(tables, source="x")
+    assert catalog.names == ["abc", "x"] and catalog["abc"].review_ids == (1, 2, 3)
+    assert catalog["abc"].genres == ("metal",) and catalog["abc"].labels == ("hyper",)
+
+
+def test_a_sqlite_file_is_read_by_its_own_path_and_its_numbers_as_text(tmp_path):
+    """Probe 19: a path with `?` or `#` was cut there as a URI (the file `pf` was read, or made
+    empty), and `%41` read as `A`; the band 311 in a column with a NULL was `311.0`."""
+    path = _sqlite(tmp_path / "pf?x#y%41.sqlite", [
+        "CREATE TABLE reviews (reviewid INTEGER, artist NUMERIC, score REAL)",
+        "CREATE TABLE genres (reviewid INTEGER, genre NUMERIC)",
+        "INSERT INTO reviews VALUES (1, 311, 8.0), (2, NULL, 7.0), (3, 'coil', 6.0)",
+        "INSERT INTO genres VALUES (1, 4), (2, NULL), (3, 'rock')"])
+    catalog = data_utils.load_catalog(path)
+    assert catalog.names == ["311", "coil"] and catalog["311"].genres == ("4",)
+    assert os.listdir(tmp_path) == ["pf?x#y%41.sqlite"]
+
+
 def test_a_name_too_long_for_a_row_of_metadata_is_refused_as_data():
     """Probe 18: a name of 70,000 characters trained to `finished`, then every question refused the
     row the run itself had written."""
