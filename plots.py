@@ -335,7 +335,8 @@ def _labelled(plt, coordinates, names, review_counts, primary, palette):
 
 def _label_positions(points, labels):
     """Where to write each label: at its point, or moved down until it overlaps no earlier label."""
-    span = np.ptp(points, axis=0) + 1e-9
+    # Points all at one place (a damaged cache) still get a line's height, which `y` can step by.
+    span = np.maximum(np.ptp(points, axis=0), 1e-6 * (1 + np.abs(points).max()))
     # For 8-point text on a 16-inch, 100-dpi figure.
     char_width, line_height = span[0] * 0.0045, span[1] * 0.011
     placed, positions = [], [None] * len(points)

@@ -38,3 +38,12 @@ def test_both_tsnes_keep_the_demo_neighbourhoods_and_genres(demo_trained, monkey
         assert quality["trustworthiness"] > 0.95 and quality["genre"] > 2 * shuffled["genre"]
     assert fast["trustworthiness"] == pytest.approx(fallback["trustworthiness"], abs=0.01)
     assert fast["genre"] == pytest.approx(fallback["genre"], abs=0.03)
+
+
+@pytest.mark.parametrize("place", [0.0, 1e6])
+def test_labels_of_points_all_at_one_place_are_stacked_not_looped_on(place):
+    """Probe 19: a cached map with every point at 1e6 (within MAX_COORDINATE) kept `plot` stepping a
+    label down by less than 1e6's precision, for ever."""
+    points = np.full((300, 2), place)
+    positions = np.array(plots._label_positions(points, ["a name"] * 300))
+    assert len(np.unique(positions[:, 1])) == 300 and (positions[:, 0] == place).all()
