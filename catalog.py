@@ -159,6 +159,11 @@ class Catalog:
         return len(np.unique(self.review_ids.values))
 
 
+# Characters a name, genre or label may have: the Kaggle file's longest is 82. A run's metadata.tsv
+# holds an artist's on one row, which is read back only up to metadata.MAX_ROW_CHARACTERS.
+MAX_TEXT_CHARACTERS = 1_000
+
+
 def field_text(text):
     """`text` as one field of metadata.tsv holds it: tabs and line breaks are spaces."""
     return " ".join(text.replace("\t", " ").splitlines())

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from catalog import Catalog, field_text
+from catalog import MAX_TEXT_CHARACTERS, Catalog, field_text
 from contexts import CONTEXTS, REQUIRED_TABLES, SCORES, review_ids
 from demo_data import demo_tables
 from errors import DataError, shown
@@ -31,9 +31,6 @@ TABLES = {"reviews": CONTEXTS["score"].columns, ARTISTS_TABLE: ("reviewid", "art
           **{kind.table: kind.columns for kind in CONTEXTS.values()}}
 # Columns of names: a SQLite BLOB in them is text in UTF-8, or the data is refused.
 TEXT_COLUMNS = frozenset({"artist", "genre", "label"})
-# Characters a name, genre or label may have: the Kaggle file's longest is 82. A run's metadata.tsv
-# holds an artist's on one row, which is read back only up to metadata.MAX_ROW_CHARACTERS.
-MAX_TEXT_CHARACTERS = 1_000
 # Names in the data that are not one artist (compilations): left out of the vocabulary by default.
 NOT_AN_ARTIST = frozenset({"various artists", "soundtrack"})
 

@@ -5,14 +5,14 @@ import os
 import npy_files
 import run_record
 from atomic_files import open_regular, write_text
-from catalog import ArtistFacts, field_text
+from catalog import MAX_TEXT_CHARACTERS, ArtistFacts, field_text
 from contexts import CONTEXTS, metadata_numbers
 from errors import RunError, shown
 from options import MIN_ARTISTS
 
 METADATA_FILE = "metadata.tsv"
 # Characters a row may take: the full data's longest is 272, and an artist's names, genres and
-# labels are at most data_utils.MAX_TEXT_CHARACTERS each, so a longer one is no row a run wrote
+# labels are at most MAX_TEXT_CHARACTERS each, so a longer one is no row a run wrote
 # (a file followed by gigabytes of NULs is refused at its first megabyte of them, not read whole).
 MAX_ROW_CHARACTERS = 2**20
 
@@ -44,7 +44,7 @@ def read_artists(folder):
         raise RunError(f"{path}: malformed metadata ({len(columns['artist'])} artists, where a "
                        f"run has at least {MIN_ARTISTS})")
     try:
-        _check_unique(columns["artist"])
+        _check_names(columns["artist"])
         facts = {}
         for kind in CONTEXTS.values():
             facts.update(kind.from_metadata(columns))
@@ -61,10 +61,16 @@ def read_artists(folder):
     return ArtistFacts.from_facts(columns["artist"], facts), kmeans_clusters
 
 
-def _check_unique(names):
-    """A ValueError naming the first line whose artist an earlier line has: a name asks for one."""
+def _check_names(names):
+    """A ValueError naming the first line whose artist is blank, longer than the data may have, or
+    an earlier line's: no run writes such a name, and a name asks for one artist."""
     first = {}
     for line, name in enumerate(names, start=2):
+        if not name.strip():
+            raise ValueError(f"line {line}: artist is blank")
+        if len(name) > MAX_TEXT_CHARACTERS:
+            raise ValueError(f"line {line}: artist of {len(name):,} characters, where a name has "
+                             f"at most {MAX_TEXT_CHARACTERS:,}")
         if first.setdefault(name, line) != line:
             raise ValueError(f"line {line}: artist {shown(name)} is line {first[name]}'s too")
 

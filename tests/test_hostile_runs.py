@@ -656,6 +656,13 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
     # Probe 17: questions answered for the planted row, and the artist it named could not be asked.
     (_metadata_value("artist", "!?!"), ["similar", "!?!"],
      "metadata.tsv: malformed metadata (line 3: artist '!?!' is line 2's too)"),
+    # Probe 19: names no run writes were read, and `plot` drew a name of 1,000,000 characters for
+    # minutes.
+    (_metadata_value("artist", " "), ["evaluate"],
+     "metadata.tsv: malformed metadata (line 3: artist is blank)"),
+    (_metadata_value("artist", "x" * 1_001), ["plot"],
+     "metadata.tsv: malformed metadata (line 3: artist of 1,001 characters, where a name has at "
+     "most 1,000)"),
     (_nan_vectors_alone, ["evaluate"],
      "vectors.npy: damaged (2 of its vectors with NaN or infinite values), "
      "and no checkpoint to read instead"),
@@ -670,6 +677,7 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
     (_fifo_metadata, ["evaluate", "--json"], "metadata.tsv: not a regular file (a FIFO, a device"),
 ], ids=["run.json with an unknown option", "run.json without stats", "run.json of a newer version",
         "score bucket too big", "score bucket past 10", "reviews -3", "an artist twice",
+        "a blank artist", "an artist too long",
         "NaN vectors without a checkpoint", "run.json with another ensemble", "too many terms",
         "evaluate k 0",
         "metadata.tsv a FIFO", "metadata.tsv a FIFO, no --run"])
