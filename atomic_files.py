@@ -167,16 +167,20 @@ def atomic_write(path, write):
 
 # The names _new_file gives: a dot, the file's name, a dot and 8 hex digits.
 TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}")
+# The names TensorFlow writes a checkpoint through: its state (`.tmp` and 32 hex digits), and its
+# data and index files (`.tempstate` and digits).
+TF_TEMPORARY = re.compile(r".+\.(tmp[0-9a-f]{32}|tempstate[0-9]+)")
 
 
-def remove_temporaries(folder):
-    """Remove the new files atomic_write left in `folder` (a pinned one, or a folder of it) where
-    its process was killed as it wrote them (kill -9): for the folder's next writer, which holds
-    the run's lock, so that no other write is under way."""
+def remove_temporaries(folder, names=TEMPORARY):
+    """Remove the new files atomic_write (or, with TF_TEMPORARY, TensorFlow's checkpoint) left in
+    `folder` (a pinned one, or a folder of it) where its write failed or its process was killed
+    (kill -9): for the folder's writer, which holds the run's lock, so no other write is under
+    way."""
     with contextlib.suppress(OSError):  # no such folder (yet)
         fd = _opened_folder(os.path.abspath(folder))
         try:
-            for name in filter(TEMPORARY.fullmatch, os.listdir(fd)):
+            for name in filter(names.fullmatch, os.listdir(fd)):
                 with contextlib.suppress(OSError):  # a folder of that name is not ours to remove
                     os.unlink(name, dir_fd=fd)
         finally:

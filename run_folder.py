@@ -223,6 +223,7 @@ def writing(folder):
             atomic_files.pin(folder)
             for written in (folder, os.path.join(folder, PROJECTOR_SAMPLE_DIR)):
                 atomic_files.remove_temporaries(written)
+            atomic_files.remove_temporaries(checkpoint_dir(folder), atomic_files.TF_TEMPORARY)
         os.ftruncate(fd, 0)
         command = shlex.join([os.path.basename(sys.argv[0])] + sys.argv[1:])
         try:

@@ -8,7 +8,6 @@ trains with the same loop through cluster_training.py, which says how its sessio
 import contextlib
 import dataclasses
 import os
-import re
 import secrets
 import threading
 import time
@@ -16,7 +15,8 @@ import time
 import numpy as np
 
 import tensorboard_files
-from atomic_files import FOLDER_MODE, os_advice, pin, through_pin, unpinned
+from atomic_files import (FOLDER_MODE, TF_TEMPORARY, os_advice, pin, remove_temporaries,
+                          through_pin, unpinned)
 from bands2vec_graph import build_graph, tf, tf1
 from checkpoint_files import UnreadableCheckpoint, readable_checkpoint
 from ensemble import combined
@@ -371,22 +371,10 @@ def save_checkpoint(session, model, writer, folder, step):
                          global_step=step, write_meta_graph=False)
         writer.flush()
     except (tf.errors.OpError, ValueError, OSError) as error:
-        _remove_temporaries(checkpoint_dir(folder))
+        remove_temporaries(checkpoint_dir(folder), TF_TEMPORARY)
         reason = tf_reason(error)
         raise RunError(f"{checkpoint_dir(folder)}: cannot write the checkpoint ({reason})"
                        f"{os_advice(reason)}") from None
-
-
-# What TensorFlow writes the checkpoint state through, and leaves where that write failed.
-TF_TEMPORARY = re.compile(r".+\.tmp[0-9a-f]{32}")
-
-
-def _remove_temporaries(directory):
-    with contextlib.suppress(OSError):  # checkpoints/ never made, or gone
-        for name in os.listdir(through_pin(directory)):
-            if TF_TEMPORARY.fullmatch(name):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(through_pin(directory), name))
 
 
 # The lines of a TensorFlow error that say where, not what: its graph's traceback and its origin.

@@ -357,10 +357,14 @@ def test_a_planted_run_json_of_text_no_file_holds_is_not_read_as_a_run(demo_copy
 def test_the_new_files_of_a_writer_killed_as_it_wrote_them_are_removed_by_the_next(demo_copy,
                                                                                    tmp_path):
     """Probe 16: a kill -9 as vectors.npy was written left its hidden new file in the run for
-    ever."""
+    ever. Probe 19: so did one as TensorFlow wrote the checkpoint (a copy of its tables)."""
     victim = _victim(tmp_path)
+    checkpoints = demo_copy / run_folder.CHECKPOINT_DIR
     left = [demo_copy / ".vectors.npy.0123abcd",
-            demo_copy / run_folder.PROJECTOR_SAMPLE_DIR / ".metadata.tsv.89abcdef"]
+            demo_copy / run_folder.PROJECTOR_SAMPLE_DIR / ".metadata.tsv.89abcdef",
+            checkpoints / "model.ckpt-300.data-00000-of-00001.tempstate2369058289993345999",
+            checkpoints / "model.ckpt-300.index.tempstate12",
+            checkpoints / f"checkpoint.tmp{'0a' * 16}"]
     left[1].parent.mkdir()
     for path in left:
         path.write_bytes(b"half a file")
