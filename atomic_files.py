@@ -7,6 +7,7 @@ import re
 import resource
 import secrets
 import stat
+import time
 
 from interrupts import signals_deferred
 
@@ -165,26 +166,39 @@ def atomic_write(path, write):
         os.close(folder_fd)
 
 
-# The names _new_file gives: a dot, the file's name, a dot and 8 hex digits.
-TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}")
+def temporary_names(name=".+"):
+    """The names _new_file gives the new files beside a file named `name` (a pattern): a dot, the
+    name, a dot and 8 hex digits."""
+    return re.compile(rf"\.{name}\.[0-9a-f]{{8}}")
+
+
+TEMPORARY = temporary_names()
 # The names TensorFlow writes a checkpoint through: its state (`.tmp` and 32 hex digits), and its
 # data and index files (`.tempstate` and digits).
 TF_TEMPORARY = re.compile(r".+\.(tmp[0-9a-f]{32}|tempstate[0-9]+)")
 
 
-def remove_temporaries(folder, names=TEMPORARY):
+def remove_temporaries(folder, names=TEMPORARY, stale_seconds=None):
     """Remove the new files atomic_write (or, with TF_TEMPORARY, TensorFlow's checkpoint) left in
     `folder` (a pinned one, or a folder of it) where its write failed or its process was killed
     (kill -9): for the folder's writer, which holds the run's lock, so no other write is under
-    way."""
+    way. Where others may write meanwhile (the log folder), with `stale_seconds`: only this user's
+    files older than that, which no write under way can be."""
     with contextlib.suppress(OSError):  # no such folder (yet)
         fd = _opened_folder(os.path.abspath(folder))
         try:
             for name in filter(names.fullmatch, os.listdir(fd)):
                 with contextlib.suppress(OSError):  # a folder of that name is not ours to remove
-                    os.unlink(name, dir_fd=fd)
+                    if stale_seconds is None or _stale(os.stat(name, dir_fd=fd,
+                                                               follow_symlinks=False),
+                                                       stale_seconds):
+                        os.unlink(name, dir_fd=fd)
         finally:
             os.close(fd)
+
+
+def _stale(status, seconds):
+    return status.st_uid == os.geteuid() and time.time() - status.st_mtime > seconds
 
 
 def _new_file(folder_fd, name, path):

@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import os
+import re
 import socket
 import struct
 import threading
@@ -19,7 +20,7 @@ import time
 import warnings
 
 import run_record
-from atomic_files import write_bytes, write_text
+from atomic_files import remove_temporaries, temporary_names, write_bytes, write_text
 from contexts import CONTEXTS, quality_tags
 from errors import RunError
 from metadata import METADATA_FILE
@@ -268,6 +269,8 @@ def write_experiment(logs):
     runs = [run_hparams(record) for record in _records(logs)]
     if not runs:
         return
+    # Another run's process may be writing it now: only a new file a minute old is one left behind.
+    remove_temporaries(logs, temporary_names(re.escape(EXPERIMENT_FILE)), stale_seconds=60)
     path = os.path.join(logs, EXPERIMENT_FILE)
     try:
         owner = os.lstat(path).st_uid

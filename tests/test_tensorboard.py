@@ -431,6 +431,26 @@ def test_the_log_folders_hparams_config_is_typed_with_the_quality_as_metrics(dem
     assert all(info.description and info.display_name for info in metrics.values())
 
 
+def test_a_new_hparams_config_left_by_a_killed_writer_is_removed_once_stale(demo_trained, tmp_path):
+    """Probe 19: kill -9 as a run wrote the log folder's hparams config left its hidden new file
+    there for good, outside any run. One that may be another process's write under way (a minute
+    old or less, or another user's) is left alone."""
+    logs = tmp_path / "logs"
+    shutil.copytree(demo_trained, logs / "r")
+    hidden = [logs / f".{tensorboard_files.EXPERIMENT_FILE}.{tail}"
+              for tail in ("0123abcd", "89abcdef", "fedcba98")]
+    for path in hidden:
+        path.write_bytes(b"half a file")
+    long_ago = time.time() - 120
+    for path in (hidden[0], hidden[2]):
+        os.utime(path, (long_ago, long_ago))
+    if os.geteuid() == 0:
+        os.chown(hidden[2], 65534, 65534)
+    tensorboard_files.write_experiment(str(logs))
+    assert (logs / tensorboard_files.EXPERIMENT_FILE).is_file()
+    assert [path.exists() for path in hidden] == [False, True, os.geteuid() == 0]
+
+
 def test_a_setting_that_differs_between_runs_is_marked_so(demo_trained, tmp_path):
     record = run_record.read(demo_trained)
     doubled = dataclasses.replace(record.options, batch_size=2 * record.options.batch_size)
