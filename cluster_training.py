@@ -121,6 +121,11 @@ class Trainer:
             return self.session
         with model.graph.as_default():
             ready = tf1.report_uninitialized_variables()  # every variable, the run digest's too
+        # The first contact, bounded as the chief's: where another program is at a ps address,
+        # the manager's first look would wait for ever, past its own bound.
+        first = tf1.Session(target, graph=model.graph, config=config)
+        _answered(lambda: first.run(ready), self.task, STEP_TIMEOUT_MS / 1000)
+        first.close()
         manager = tf1.train.SessionManager(graph=model.graph, ready_op=ready,
                                            recovery_wait_secs=0.5)
         try:

@@ -272,6 +272,24 @@ def test_a_ps_address_where_another_program_listens_is_said_not_waited_on_for_ev
     assert not os.path.exists(logs / "c")
 
 
+@pytest.mark.slow
+def test_a_worker_says_another_program_at_the_ps_address_in_the_chiefs_time(cluster, tmp_path):
+    """Probe 19: a worker said so after 180 s, its wait for the chief's start (120 s) and then the
+    bound of a step, where the docs say within a minute."""
+    tasks = cluster()
+    host, port = tasks.spec["ps"][0].rsplit(":", 1)
+    with socket.create_server((host, int(port))):  # accepts connections, answers nothing
+        started = time.monotonic()
+        tasks.start("worker", 0, "--data", "demo", "--logdir", str(tmp_path / "logs"),
+                    "--steps", "50", "--no-plots")
+        status = tasks.wait("worker", timeout=cluster_training.STEP_TIMEOUT_MS / 1000 + 60)
+        waited = time.monotonic() - started
+    assert status == 2 and tasks.output("worker").strip().splitlines()[-1] == (
+        f"run.py: error: worker 0: the ps tasks at {host}:{port} accept connections but have not "
+        f"answered as TensorFlow does in 60 s: is another program at an address of TF_CONFIG's?")
+    assert waited < cluster_training.WAIT_SECONDS, waited
+
+
 def test_a_call_that_never_returns_is_given_up_on_in_its_time():
     task = cluster_config.Task({"chief": ["127.0.0.1:1"], "ps": ["127.0.0.1:2"]}, "chief", 0)
     with pytest.raises(ClusterLost, match="^chief 0: the ps tasks at 127.0.0.1:2 accept "
