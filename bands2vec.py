@@ -49,8 +49,14 @@ class Run:
 
     @functools.cached_property
     def vectors(self):
-        vectors = ArtistVectors.load(self.folder)
-        self._check_unchanged()  # read lazily: another process may have replaced the run since
+        # Read lazily: another process may have replaced the run since (or be replacing it now,
+        # its files not all there yet: then that is what is said).
+        try:
+            vectors = ArtistVectors.load(self.folder)
+        except RunError:
+            self._check_unchanged()
+            raise
+        self._check_unchanged()
         return vectors
 
     @property
@@ -131,7 +137,11 @@ class Run:
             yield
 
     def _check_unchanged(self):
-        if run_record.read(self.folder) != self.record:
+        try:
+            changed = run_record.read(self.folder) != self.record
+        except RunError:  # its run.json gone or damaged since
+            changed = True
+        if changed:
             raise RunError(f"{self.folder} has changed since this Run read it (trained on, "
                            f"resumed or replaced by another process): open it again")
 

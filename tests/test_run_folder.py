@@ -315,6 +315,13 @@ def test_a_run_opened_before_another_process_replaced_it_does_not_read_the_new_v
                                        "read it "):
         run.vectors
     assert bands2vec.open_run(str(demo_copy)).vectors  # opened again, it is the new run
+    # Probe 19: being replaced (its new run.json there, its metadata.tsv not yet), it said
+    # `metadata.tsv: unreadable metadata (No such file or directory)`.
+    stale = bands2vec.open_run(str(demo_copy))
+    run_record.write(str(demo_copy), dataclasses.replace(new, artists=new.artists + 1))
+    (demo_copy / metadata.METADATA_FILE).unlink()
+    with pytest.raises(RunError, match=" has changed since this Run read it "):
+        stale.vectors
 
 
 def test_a_run_replaced_as_its_process_ends_is_not_taken_for_its_own(tmp_path, monkeypatch):
