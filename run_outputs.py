@@ -11,9 +11,7 @@ import run_folder
 import tensorboard_files
 import vector_files
 from quality import kmeans_clusters, quality_report, quality_sample_size
-
-# The outputs in the order they are written.
-OUTPUTS = ("vectors", "metadata", "exports", "projector", "quality", "plots")
+from run_record import OUTPUTS
 
 
 @dataclasses.dataclass

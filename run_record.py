@@ -20,6 +20,8 @@ MAX_BYTES = 1_000_000
 VERSION = 2
 # A run's states, in the order a run goes through them (docs/runs.md).
 STATES = ("training", "interrupted", "incomplete", "finished")
+# A run's outputs, in the order they are written (run_outputs); an incomplete run's `missing`.
+OUTPUTS = ("vectors", "metadata", "exports", "projector", "quality", "plots")
 
 
 @dataclasses.dataclass
@@ -232,7 +234,12 @@ def _is_count(value):
 
 
 def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # Finite: run.json writes NaN as null, so a NaN or Infinity there is no run's.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_seconds(value):
+    return _is_number(value) and value >= 0
 
 
 def _or_none(test):
@@ -262,23 +269,27 @@ RECORD_FIELDS = {
     "stats": ("", None, True),  # checked by STATS_FIELDS
     "state": (f"one of {', '.join(STATES)}", lambda value: value in STATES, True),
     "next": MAYBE_TEXT,
-    "missing": ("a list of text or null", _or_none(_texts), False),
+    "missing": (f"a list of outputs ({', '.join(OUTPUTS)}) or null",
+                _or_none(lambda value: _texts(value) and set(value) <= set(OUTPUTS)), False),
     "error": MAYBE_TEXT,
     "quality": MAYBE_OBJECT,
-    "phases": MAYBE_OBJECT,
-    "peak_memory_mb": ("a number or null", _or_none(_is_number), False),
+    "phases": ("an object of seconds or null", _or_none(
+        lambda value: isinstance(value, dict) and all(map(_is_seconds, value.values()))), False),
+    "peak_memory_mb": ("a number of 0 or more, or null", _or_none(_is_seconds), False),
     "tf_cluster": MAYBE_OBJECT,
     "version": ("a count", _is_count, False),
 }
 STATS_FIELDS = {
     "steps": ("a count", _is_count, True),
     "pairs": ("a count", _is_count, False),
-    "loss": ("a number or null", _or_none(_is_number), False),  # null before the first report
-    "seconds": ("a number", _is_number, False),
+    # Null before the first report; the first version wrote NaN there.
+    "loss": ("a number or null", _or_none(lambda value: _is_number(value) or value != value),
+             False),
+    "seconds": ("seconds, 0 or more", _is_seconds, False),
     "checkpoints": ("a count", _is_count, False),
-    "checkpoint_seconds": ("a number", _is_number, False),
+    "checkpoint_seconds": ("seconds, 0 or more", _is_seconds, False),
     "part_from": ("a count", _is_count, False),
-    "part_seconds": ("a number", _is_number, False),
+    "part_seconds": ("seconds, 0 or more", _is_seconds, False),
 }
 # Options are checked by TrainOptions; these are the ones every version wrote as chosen for the
 # catalog, which a run cannot go on without.

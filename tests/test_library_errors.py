@@ -365,7 +365,8 @@ def _drop(name):
     (_set("options.steps", None), "options: steps is null, where a trained run's is a value"),
     (_set("state", "done"),
      "'state' is 'done', not one of training, interrupted, incomplete, finished"),
-    (_set("missing", "plots"), "'missing' is 'plots', not a list of text or null"),
+    (_set("missing", "plots"), "'missing' is 'plots', not a list of outputs (vectors, metadata, "
+                               "exports, projector, quality, plots) or null"),
     (_set("data", None), "'data' is None, not text"),
     (_set("version", 3),
      f"version 3, from a newer Bands2Vec than this one (version {run_record.VERSION})"),

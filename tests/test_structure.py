@@ -132,6 +132,26 @@ def test_a_run_json_it_cannot_read_is_one_line(tmp_path, text, reason):
     assert "\n" not in str(error.value) and "unreadable run.json" in str(error.value)
 
 
+@pytest.mark.parametrize("field, value, reason", [
+    ("stats", {"steps": 60, "loss": float("-inf")}, "'loss' is -inf, not a number or null"),
+    ("stats", {"steps": 60, "seconds": float("inf")}, "'seconds' is inf, not seconds, 0 or more"),
+    ("stats", {"steps": 60, "part_seconds": -1}, "'part_seconds' is -1, not seconds, 0 or more"),
+    ("phases", {"train": -2.0}, "'phases' is {'train': -2.0}, not an object of seconds or null"),
+    ("missing", ["teapot"], "'missing' is \\['teapot'\\], not a list of outputs \\(vectors, "),
+    ("peak_memory_mb", -5, "'peak_memory_mb' is -5, not a number of 0 or more, or null"),
+])
+def test_a_run_json_with_figures_no_run_writes_is_refused(tmp_path, field, value, reason):
+    """Probe 19: an infinite loss or seconds, negative phases and a missing `teapot` were read as a
+    run's, and said as its figures."""
+    fields = {"data": "demo", "artists": 300, "options": dataclasses.asdict(TRAINED),
+              "stats": {"steps": 60}, "state": "finished", field: value}
+    text = json.dumps(fields)
+    (tmp_path / "run.json").write_text(text)
+    with pytest.raises(bands2vec.RunError, match=reason) as error:
+        run_record.read(str(tmp_path))
+    assert "\n" not in str(error.value) and "unreadable run.json" in str(error.value)
+
+
 def test_the_next_command_read_is_made_for_where_the_run_is_now(tmp_path):
     """A run moved, or a run.json planted, gave its file's own `next`: an old folder, or
     anything."""
