@@ -397,7 +397,9 @@ def find_run(logs, name=None, usable=False, option="--run"):
                      f"train it with `{run_record.train_command(logs, name)} --overwrite`"
                      if os.path.isdir(path) and not os.listdir(path) else
                      "what is there is no run's: train one under another --run name")
-            raise RunError(f"{path}: no trained run there (no {run_record.RUN_FILE}); {train}")
+            there = ("no such run" if not os.path.lexists(path) else
+                     f"no trained run there (no {run_record.RUN_FILE})")
+            raise RunError(f"{path}: {there}; {train}")
         return _ready_run(path, ready(path), usable)
     if os.path.lexists(os.path.join(logs, run_record.RUN_FILE)):  # a run's own folder
         return _ready_run(logs, ready(logs), usable)
@@ -411,6 +413,10 @@ def find_run(logs, name=None, usable=False, option="--run"):
             raise RunError(f"{logs}: no run with vectors to ask yet ({', '.join(names)}: "
                            f"still training, or stopped before; "
                            f"their run.json says how to go on)")
+        run = os.path.dirname(os.path.abspath(logs))
+        if os.path.lexists(os.path.join(run, run_record.RUN_FILE)):  # its checkpoints/, say
+            raise RunError(f"{logs}: a folder of the run {run}, which holds no runs; give that "
+                           f"run's folder, or the folder it is in, as --logdir")
         raise RunError(f"{logs}: no trained run found; train one with "
                        f"`{run_record.train_command(logs)}`")
     runs.sort(key=lambda path: os.path.getmtime(os.path.join(path, run_record.RUN_FILE)))

@@ -182,7 +182,7 @@ def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemb
     # Probe 17's smaller fault: it advised training the run to compare with.
     logs = os.path.dirname(demo_trained)
     assert_refused(run_cli("evaluate", "--logdir", logs, "--against", "no-such-run"),
-                   f"no-such-run: no trained run there (no run.json); give a run's folder, or one "
+                   f"no-such-run: no such run; give a run's folder, or one "
                    f"of the runs in {logs}: trained")
     for name, problem in (("", "--against '': it is empty"),
                           ("-x", "--against '-x': it starts with '-'"),
