@@ -236,8 +236,8 @@ def test_a_run_without_vectors_opened_by_its_folder_says_how_it_goes_on(demo_cop
 
 
 def test_a_folder_of_a_run_given_as_the_log_folder_is_named_so(demo_copy):
-    """Probe 19's smaller faults: `--logdir logs/r/checkpoints` advised training a run there, which is
-    refused; a run name that is no folder was `no trained run there`, as if its folder were."""
+    """Probe 19's smaller faults: `--logdir logs/r/checkpoints` advised training a run there, which
+    is refused; a run name that is no folder was `no trained run there`, as if its folder were."""
     with pytest.raises(RunError, match=f"^{demo_copy / 'checkpoints'}: a folder of the run "
                                        f"{demo_copy}, which holds no runs; give that run's folder, "
                                        f"or the folder it is in, as --logdir$"):
