@@ -8,6 +8,7 @@ import collections
 import ipaddress
 import json
 import os
+import socket
 
 import checks
 from errors import ClusterError, shown
@@ -85,6 +86,14 @@ def _check(cluster, job, index):
     if unnamed is not None:
         raise ClusterError(f"{TF_CONFIG}: the address {shown(unnamed)} is not UTF-8 text, which "
                            f"no host has")
+    # A blank host, or one with a space or a control character in it, no task can be reached at
+    # (it would wait for ever).
+    unhosted = next((address for address in addresses
+                     if not address.rpartition(":")[0] or not address.isprintable()
+                     or any(character.isspace() for character in address)), None)
+    if unhosted is not None:
+        raise ClusterError(f"{TF_CONFIG}: the address {shown(unhosted)} has no host name, or "
+                           f"one with a space or a control character in it")
     listening = collections.Counter(map(_listener, addresses))
     repeated = [address for address in addresses if listening[_listener(address)] > 1]
     if repeated:
@@ -110,7 +119,10 @@ def _listener(address):
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return ("loopback" if host == "localhost" else host), _port(address)
+        try:  # IPv4's short spellings, as a socket takes them: 127.1 is 127.0.0.1
+            ip = ipaddress.ip_address(socket.inet_aton(host))
+        except (OSError, ValueError):
+            return ("loopback" if host == "localhost" else host), _port(address)
     ip = getattr(ip, "ipv4_mapped", None) or ip  # ::ffff:127.0.0.1 is 127.0.0.1
     return ("loopback" if ip.is_loopback else ip.compressed), _port(address)
 

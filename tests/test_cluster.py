@@ -119,14 +119,21 @@ def test_a_job_that_is_no_list_is_named(monkeypatch, chief, said):
     # listen.
     ({"chief": ["[::ffff:127.0.0.1]:2"], "ps": ["127.0.0.1:2"]},
      "two tasks listen at [::ffff:127.0.0.1]:2 and 127.0.0.1:2, one"),
+    # Probe 19: these were waited on, each task for a ps it could not reach.
+    ({"chief": ["127.1:2"], "ps": ["127.0.0.1:2"]},
+     "two tasks listen at 127.1:2 and 127.0.0.1:2, one"),
+    ({"chief": [":2"], "ps": ["127.0.0.1:3"]},
+     "the address ':2' has no host name, or one with a space"),
+    ({"chief": ["127.0.0.1 :2"], "ps": ["127.0.0.1:3"]},
+     "the address '127.0.0.1 :2' has no host name, or one with a space or a control character"),
     ({"chief": ["a.example:2"], "ps": ["b.example:2"], "worker": ["127.0.0.1:3"]}, None),
     # Probe 18: Python's own `'utf-8' codec can't encode ...` once the chief had started, naming no
     # address.
     ({"chief": ["h\udcff:2"], "ps": ["localhost:3"]},
      "the address 'h\\udcff:2' is not UTF-8 text, which no host has"),
 ], ids=["port past 65535", "port 0", "one address twice", "IPv6 in two spellings",
-        "loopback in two spellings", "IPv4-mapped loopback",
-        "one port on two hosts", "not UTF-8"])
+        "loopback in two spellings", "IPv4-mapped loopback", "IPv4 short spelling", "no host",
+        "a space in the host", "one port on two hosts", "not UTF-8"])
 def test_addresses_no_cluster_can_listen_at_are_refused_before_anything_starts(monkeypatch,
                                                                                cluster_jobs, said):
     """Port 99999 was blamed on the ps after 137 s, one address twice was TensorFlow's own line
