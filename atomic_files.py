@@ -189,9 +189,8 @@ def remove_temporaries(folder, names=TEMPORARY, stale_seconds=None):
         try:
             for name in filter(names.fullmatch, os.listdir(fd)):
                 with contextlib.suppress(OSError):  # a folder of that name is not ours to remove
-                    if stale_seconds is None or _stale(os.stat(name, dir_fd=fd,
-                                                               follow_symlinks=False),
-                                                       stale_seconds):
+                    status = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    if stale_seconds is None or _stale(status, stale_seconds):
                         os.unlink(name, dir_fd=fd)
         finally:
             os.close(fd)
