@@ -241,7 +241,7 @@ def test_a_question_with_a_line_break_is_headed_on_one_line(demo_run):
 @pytest.mark.parametrize("args, message", [
     (["query", "!?! - !?!"], "the question cancels out to the zero vector"),
     (["similar", "lune, marée", "-k", "0"], "-k must be at least 1"),
-    (["similar", "lune, marée", "--run", "nope"], "no trained run"),
+    (["similar", "lune, marée", "--run", "nope"], "nope: no such run"),
     (["plot", "--clusters", "0"], "--clusters must be at least 1"),
 ], ids=["an artist minus itself", "k of 0", "no such run", "plot into 0 clusters"])
 def test_bad_questions(demo_run, args, message):
