@@ -278,8 +278,11 @@ def _guarded(catalog, record, options, folder, plots, new, say, side, task=None,
         # checkpoint's step where run.json could not say it.
         with contextlib.suppress(OSError):
             _save(folder, record, "incomplete", missing=list(OUTPUTS))
+    # A run trained no further keeps the files it has whole, whatever this part fails to write.
+    whole = ([output for output in OUTPUTS if output not in (record.missing or ())]
+             if record.state in ("incomplete", "finished") else [])
     seconds = _write(catalog, artists.with_vectors(vectors), record, folder,
-                     OUTPUTS if plots else OUTPUTS[:-1], say, side)
+                     OUTPUTS if plots else OUTPUTS[:-1], say, side, whole)
     phases.update(write=sum(seconds.values()) - seconds.get("plots", 0.0),
                   plots=seconds.get("plots", 0.0))
     # What a run cost, for the scale benchmark and the reader: seconds by phase, and peak memory,
@@ -424,10 +427,10 @@ def _saved_vectors(folder, options, rows, ahead=False):
     return vectors
 
 
-def _write(catalog, artist_vectors, record, folder, outputs, say, side):
+def _write(catalog, artist_vectors, record, folder, outputs, say, side, whole=()):
     """Write the run's `outputs` in order; returns {output: seconds}. Once all steps are trained,
-    run.json says after each output what is still missing and how to complete it, and so does
-    the error of any failure or signal."""
+    run.json says after each output what is still missing (of those not `whole` already) and how
+    to complete it, and so does the error of any failure or signal."""
     seconds = {}
     trained = record.stats.steps >= record.options.steps
     writing = Writing(catalog, artist_vectors, record.options, folder, record, say, outputs,
@@ -438,20 +441,22 @@ def _write(catalog, artist_vectors, record, folder, outputs, say, side):
                 mark = time.perf_counter()
                 write_output(output, writing)
                 seconds[output] = time.perf_counter() - mark
-                if trained and output != outputs[-1]:
-                    _save(folder, record, "incomplete", missing=_missing(seconds))
+                missing = _missing(seconds, whole)
+                if trained and missing and output != outputs[-1]:
+                    _save(folder, record, "incomplete", missing=missing)
     except BaseException as error:
-        if trained:
-            missing = _missing(seconds)
+        missing = _missing(seconds, whole)
+        if trained and missing:  # else what it has is whole, as it was
             with signals_as_a_flag():  # a second Ctrl-C must not cut what run.json says short
                 # On a full disk run.json keeps its last state, which --resume completes too.
                 with contextlib.suppress(OSError):
                     _save(folder, record, "incomplete", missing=missing)
             # With its metadata it can be asked questions; before, it is trained but cannot yet.
-            message = (f"{folder} is {'usable' if 'metadata' in seconds else 'trained'}, "
+            message = (f"{folder} is {'trained' if 'metadata' in missing else 'usable'}, "
                        f"without its {', '.join(missing)}: complete it with: {record.next}")
             if isinstance(error, KeyboardInterrupt):
-                raise RunInterrupted(f"Interrupted while writing the {missing[0]}; {message}",
+                stopped = next((output for output in outputs if output not in seconds), missing[0])
+                raise RunInterrupted(f"Interrupted while writing the {stopped}; {message}",
                                      folder) from None
             if isinstance(error, Exception):
                 error.add_note(message)
@@ -459,8 +464,8 @@ def _write(catalog, artist_vectors, record, folder, outputs, say, side):
     return seconds
 
 
-def _missing(written):
-    return [output for output in OUTPUTS if output not in written]
+def _missing(written, whole):
+    return [output for output in OUTPUTS if output not in written and output not in whole]
 
 
 def _save(folder, record, state, missing=None, error=None):

@@ -71,6 +71,24 @@ def test_a_failure_in_the_plots_leaves_a_usable_run_that_plot_completes(tmp_path
         os.path.isfile(p) for p in bands2vec.open_run(str(tmp_path)).plots.values())
 
 
+@pytest.mark.parametrize("fails_at", [vector_files.VECTORS_FILE, "tsne_clusters.png"])
+def test_a_completion_that_fails_keeps_what_the_run_had_whole(demo_copy, monkeypatch, fails_at):
+    """Probe 20: a --resume of a run missing its plots, on a disk full at vectors.npy, wrote that
+    it lacked its vectors, metadata and every other file, which were all there, whole."""
+    record = run_record.read(str(demo_copy))
+    record.set_state(str(demo_copy), "incomplete", missing=["plots"])
+    run_record.write(str(demo_copy), record)
+    monkeypatch.setattr(vector_files, "write_vectors", _full_disk(demo_copy / fails_at)
+                        if fails_at == vector_files.VECTORS_FILE else vector_files.write_vectors)
+    monkeypatch.setattr(plots, "write_plots", _full_disk(demo_copy / fails_at))
+    with pytest.raises(OSError) as raised:
+        bands2vec.resume(str(demo_copy.parent), "r", say=quiet)
+    state, missing, command = run_state(demo_copy)
+    assert (state, missing) == ("incomplete", ["plots"]) and command.startswith("python run.py plot")
+    assert raised.value.__notes__ == [f"{demo_copy} is usable, without its plots: complete it "
+                                      f"with: {command}"]
+
+
 @pytest.mark.slow  # trains in-process, a few seconds
 def test_a_full_disk_that_stops_run_json_too_still_says_how_to_complete_the_run(tmp_path,
                                                                                 monkeypatch):
