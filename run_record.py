@@ -229,13 +229,20 @@ def _fields(part, fields, checks):
     return fields
 
 
+# Past any count or figure a run writes: JSON's numbers have no bound, and a bigger whole number
+# is no float (401 digits would fail every division by it).
+MAX_NUMBER = 2**63
+
+
 def _is_count(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_NUMBER
 
 
 def _is_number(value):
-    # Finite: run.json writes NaN as null, so a NaN or Infinity there is no run's.
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # Finite (NaN and infinity fail the bound): run.json writes NaN as null, so a NaN there, or an
+    # Infinity, is no run's.
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and abs(value) < MAX_NUMBER)
 
 
 def _is_seconds(value):

@@ -139,6 +139,9 @@ def test_a_run_json_it_cannot_read_is_one_line(tmp_path, text, reason):
     ("phases", {"train": -2.0}, "'phases' is {'train': -2.0}, not an object of seconds or null"),
     ("missing", ["teapot"], "'missing' is \\['teapot'\\], not a list of outputs \\(vectors, "),
     ("peak_memory_mb", -5, "'peak_memory_mb' is -5, not a number of 0 or more, or null"),
+    # Probe 20: `OverflowError: int too large to convert to float`, on every command in its folder.
+    ("stats", {"steps": 60, "seconds": 10**400}, "'seconds' is 1000000000.*, not seconds"),
+    ("stats", {"steps": 10**400}, "'steps' is 1000000000.*, not a count"),
 ])
 def test_a_run_json_with_figures_no_run_writes_is_refused(tmp_path, field, value, reason):
     """Probe 19: an infinite loss or seconds, negative phases and a missing `teapot` were read as a
