@@ -15,6 +15,8 @@ import dataclasses
 import functools
 import os
 
+import numpy as np
+
 import checks
 import options as training_options
 import run_folder
@@ -94,9 +96,11 @@ class Run:
         k = checks.whole("k", k, 1)
         if not isinstance(other, Run):
             raise QueryError(f"Run.against takes another Run, not {type(other).__name__}")
-        if os.path.samefile(other.folder, self.folder):  # it would agree with itself, always
-            raise QueryError(f"{other.folder} is this run itself: compare it against a run of "
-                             f"another seed")
+        # Itself, a copy, or a run of the same seed, data and options: they agree in full, always.
+        if np.array_equal(other.vectors.vectors, self.vectors.vectors):
+            raise QueryError(f"{other.folder} has the vectors of {self.folder} (the run itself, a "
+                             f"copy, or its seed again): they agree in full, which says nothing; "
+                             f"compare it against a run of another seed")
         return {"run": other.folder, "seed": other.options.seed,
                 "ensemble": other.options.ensemble,
                 **neighbour_stability(self.vectors, other.vectors, k=k)}

@@ -157,7 +157,7 @@ def test_one_models_answers_have_no_member_figures(demo_trained):
 
 
 @pytest.mark.slow  # six processes of run.py
-def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemble):
+def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemble, tmp_path):
     def against(run, other):
         result = run_cli("evaluate", "--json", "--logdir", str(run), "--against", str(other))
         return json.loads(result.stdout)["against"]
@@ -166,10 +166,18 @@ def test_evaluate_against_compares_two_runs_neighbours(demo_trained, demo_ensemb
     itself = neighbour_stability(vectors, vectors, k=10)
     assert (itself["jaccard"], itself["kept"], itself["artists"]) == (1.0, 10.0, 300)
     # Probe 17's smaller fault: a run against itself agreed in full, with no word that it said
-    # nothing.
-    assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), "--against",
-                           f"{demo_trained}/"),
-                   f"{demo_trained} is this run itself: compare it against a run of another seed")
+    # nothing; probe 20: so did a copy of it.
+    copy = shutil.copytree(demo_trained, tmp_path / "copy")
+    for same in (f"{demo_trained}/", copy):
+        assert_refused(run_cli("evaluate", "--logdir", str(demo_trained), "--against", str(same)),
+                       f"has the vectors of {demo_trained} (the run itself, a copy, or its seed "
+                       f"again): they agree in full, which says nothing; compare it against a run "
+                       f"of another seed")
+    # Probe 20: a run gone since it was opened was os.path.samefile's FileNotFoundError.
+    opened = bands2vec.open_run(str(copy))
+    shutil.rmtree(copy)
+    with pytest.raises(bands2vec.RunError, match=" has changed since this Run read it "):
+        bands2vec.open_run(str(demo_trained)).against(opened)
     other = against(demo_trained, demo_ensemble)
     assert 0 < other["jaccard"] < 1 and other["ensemble"] == 3
     # A top-10 keeping n of 10 has Jaccard n / (20 - n), convex in n: the mean of those is at least
