@@ -84,7 +84,8 @@ def test_a_completion_that_fails_keeps_what_the_run_had_whole(demo_copy, monkeyp
     with pytest.raises(OSError) as raised:
         bands2vec.resume(str(demo_copy.parent), "r", say=quiet)
     state, missing, command = run_state(demo_copy)
-    assert (state, missing) == ("incomplete", ["plots"]) and command.startswith("python run.py plot")
+    assert ((state, missing) == ("incomplete", ["plots"])
+            and command.startswith("python run.py plot"))
     assert raised.value.__notes__ == [f"{demo_copy} is usable, without its plots: complete it "
                                       f"with: {command}"]
 
