@@ -33,6 +33,8 @@ PROJECTOR_SAMPLE_DIR = "projector"
 # Letters and symbols that print as nothing (Hangul fillers, the Braille blank): a run name needs
 # a character besides them, or it cannot be seen.
 BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Links followed in a --logdir before it is left to the system, which refuses a loop of them.
+LINKS_FOLLOWED = 40
 # A lock holder's line is quoted in a refusal up to this long: its command may be long.
 HOLDER_CHARACTERS = 300
 
@@ -41,6 +43,8 @@ def run_path(logs, name=None):
     """The path for run `name` (default: the time) in `logs`, which is made and must be writable."""
     if not logs.strip():
         raise RunError("--logdir is empty: name a directory for the logs, such as logs")
+    _refuse_planted_link(logs)
+    logs = _as_the_system_reads(logs)
     for run in (logs, os.path.dirname(os.path.abspath(logs))):  # a run's folder, or checkpoints/
         if os.path.lexists(os.path.join(run, run_record.RUN_FILE)):
             where = "a run's folder" if run == logs else f"a folder of the run {run}"
@@ -48,7 +52,6 @@ def run_path(logs, name=None):
                            f"choose a --logdir of runs, such as {os.path.dirname(run) or '.'}")
     if name is not None:
         check_run_name(name)
-    _refuse_planted_link(logs)
     try:
         os.makedirs(logs, exist_ok=True)
         probe = tempfile.TemporaryFile(dir=logs)
@@ -64,16 +67,34 @@ def run_path(logs, name=None):
     return os.path.join(logs, name)
 
 
+def _as_the_system_reads(logs):
+    """`logs`, or where the system takes it where it has a `..`, which after a link is the parent
+    of the folder the link leads to: a run's files are written by paths made with
+    os.path.abspath, which would take `link/..` as the folder the link is in."""
+    return os.path.realpath(logs) if os.pardir in logs.split(os.sep) else logs
+
+
 def _refuse_planted_link(logs):
-    """A RunError if the path `logs` goes through a symbolic link another user made: whoever may
-    write beside it could aim new runs, and --overwrite's removals, at a folder of their choice."""
-    path = os.path.abspath(logs)
-    for part in itertools.accumulate(path.split(os.sep)[1:], os.path.join, initial=os.sep):
-        if os.path.islink(part) and os.lstat(part).st_uid not in (os.geteuid(), 0):
-            raise RunError(f"{logs}: goes through {part}, a symbolic link uid "
-                           f"{os.lstat(part).st_uid} made, and runs are written only where you "
-                           f"chose; give the folder it leads to, {os.path.realpath(part)}, as "
+    """A RunError if the path `logs` goes through a symbolic link another user made, as the system
+    follows it (into the links it leads to, and `..` after a link): whoever may write beside it
+    could aim new runs, and --overwrite's removals, at a folder of their choice."""
+    parts, reached = logs.split(os.sep)[::-1], os.sep if logs.startswith(os.sep) else os.getcwd()
+    for _ in range(LINKS_FOLLOWED):
+        while parts and not os.path.islink(os.path.join(reached, parts[-1])):
+            part = parts.pop()
+            reached = (os.path.dirname(reached) if part == ".." else
+                       reached if part in ("", ".") else os.path.join(reached, part))
+        if not parts:
+            return
+        link = os.path.join(reached, parts.pop())
+        if os.lstat(link).st_uid not in (os.geteuid(), 0):
+            raise RunError(f"{logs}: goes through {link}, a symbolic link uid "
+                           f"{os.lstat(link).st_uid} made, and runs are written only where you "
+                           f"chose; give the folder it leads to, {os.path.realpath(link)}, as "
                            f"--logdir if you mean it")
+        target = os.readlink(link)
+        parts += target.split(os.sep)[::-1]
+        reached = os.sep if target.startswith(os.sep) else reached
 
 
 def _unused_name(logs, name):
@@ -374,6 +395,7 @@ def find_run(logs, name=None, usable=False, option="--run"):
     """The run folder to read: `logs/name`, `logs` itself if it is a run, else its latest run.
     With `usable`, only a run with vectors to ask (metadata.tsv): not one training or cut short.
     `option` is what gave the name, as an error names it."""
+    logs = _as_the_system_reads(logs)
     if os.path.lexists(logs) and not os.path.isdir(logs):
         raise RunError(f"{logs}: not a folder; --logdir names the folder the runs are in")
 

@@ -90,16 +90,25 @@ def test_a_log_folder_through_another_users_link_is_refused(tmp_path):
     shared.mkdir()
     os.symlink(victim, shared / "logs")
     assert run_folder.run_path(str(shared / "logs"), "new")  # this user's own link is followed
-    for planted in (shared / "logs", shared / "logs" / "deeper"):
-        os.lchown(shared / "logs", 65534, 65534)
-        with pytest.raises(RunError, match=f"^{planted}: goes through {shared / 'logs'}, a "
-                                           f"symbolic link uid 65534 made, .* give the folder "
-                                           f"it leads to, {victim}, as --logdir"):
+    os.lchown(shared / "logs", 65534, 65534)
+    # Probe 20: a link of this user's that leads to the planted one, or `..` after it, was followed.
+    os.symlink(shared / "logs", tmp_path / "mine")
+    for planted in (shared / "logs", shared / "logs" / "deeper", tmp_path / "mine" / "deeper",
+                    shared / "logs" / ".." / "logs2"):
+        with pytest.raises(RunError, match=f"^{re.escape(str(planted))}: goes through "
+                                           f"{shared / 'logs'}, a symbolic link uid 65534 made, "
+                                           f".* give the folder it leads to, {victim}, as "
+                                           f"--logdir"):
             run_folder.run_path(str(planted), "r")
     result = run_cli("--data", "demo", "--logdir", str(shared / "logs"), "--run", "r",
                      "--overwrite")
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert sorted(os.listdir(victim)) == ["r"] and os.listdir(victim / "r") == ["run.json"]
+    # `..` after a link of this user's is the parent of where it leads, as the system reads it:
+    # taken as the folder the link is in, the run failed halfway, its folder made.
+    os.symlink(victim / "r", tmp_path / "own")
+    assert (run_folder.run_path(str(tmp_path / "own" / ".." / "logs"), "r")
+            == str(victim / "logs" / "r"))
 
 
 def test_no_run_name_is_a_lock(tmp_path):
