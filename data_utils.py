@@ -31,7 +31,7 @@ TABLES = {"reviews": CONTEXTS["score"].columns, ARTISTS_TABLE: ("reviewid", "art
           **{kind.table: kind.columns for kind in CONTEXTS.values()}}
 # Columns of names: a SQLite BLOB in them is text in UTF-8, or the data is refused.
 TEXT_COLUMNS = frozenset({"artist", "genre", "label"})
-# Names in the data that are not one artist (compilations): left out of the vocabulary by default.
+# Names in the data that are not one artist (compilations), in any case: left out by default.
 NOT_AN_ARTIST = frozenset({"various artists", "soundtrack"})
 
 
@@ -216,7 +216,7 @@ def build_catalog(tables, source, include_pseudo_artists=False):
     # A missing, non-numeric or out-of-range score is skipped and counted, not guessed at.
     valid = reviews["score"].between(*SCORES)
     reviews, dropped = reviews[valid], int((~valid).sum())
-    pseudo = np.isin(names, list(NOT_AN_ARTIST)) & (not include_pseudo_artists)
+    pseudo = np.isin(names.str.casefold(), list(NOT_AN_ARTIST)) & (not include_pseudo_artists)
     left_out = {names[code]: n for code, n in
                 reviews["artist"][pseudo[reviews["artist"]]].value_counts().items()}
     reviews = reviews[~pseudo[reviews["artist"]]]

@@ -68,6 +68,8 @@ def _check_names(names):
     for line, name in enumerate(names, start=2):
         if not name.strip():
             raise ValueError(f"line {line}: artist is blank")
+        if name != name.strip():  # the data's are stripped: ' x ' beside 'x' is a second 'x'
+            raise ValueError(f"line {line}: artist {shown(name)} has spaces around it")
         if len(name) > MAX_TEXT_CHARACTERS:
             raise ValueError(f"line {line}: artist of {len(name):,} characters, where a name has "
                              f"at most {MAX_TEXT_CHARACTERS:,}")

@@ -361,6 +361,11 @@ def test_spaces_around_a_name_genre_or_label_are_not_part_of_it():
     catalog = data_utils.build_catalog(tables, source="x")
     assert catalog.names == ["abc", "x"] and catalog["abc"].review_ids == (1, 2, 3)
     assert catalog["abc"].genres == ("metal",) and catalog["abc"].labels == ("hyper",)
+    # Probe 20's smaller fault: `various artists` was left out, `VARIOUS ARTISTS` kept.
+    tables["reviews"]["artist"] = ["abc", "Various Artists", "VARIOUS ARTISTS ", "x"]
+    catalog = data_utils.build_catalog(tables, source="x")
+    assert catalog.names == ["abc", "x"]
+    assert catalog.left_out == {"Various Artists": 1, "VARIOUS ARTISTS": 1}
 
 
 def test_a_sqlite_file_is_read_by_its_own_path_and_its_numbers_as_text(tmp_path):

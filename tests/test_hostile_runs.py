@@ -660,6 +660,8 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
     # minutes.
     (_metadata_value("artist", " "), ["evaluate"],
      "metadata.tsv: malformed metadata (line 3: artist is blank)"),
+    (_metadata_value("artist", " !?! "), ["evaluate"],
+     "metadata.tsv: malformed metadata (line 3: artist ' !?! ' has spaces around it)"),
     (_metadata_value("artist", "x" * 1_001), ["plot"],
      "metadata.tsv: malformed metadata (line 3: artist of 1,001 characters, where a name has at "
      "most 1,000)"),
@@ -677,7 +679,7 @@ TERMS = " + ".join(["lune, marée", "!?!"] * expressions.MAX_TERMS)
     (_fifo_metadata, ["evaluate", "--json"], "metadata.tsv: not a regular file (a FIFO, a device"),
 ], ids=["run.json with an unknown option", "run.json without stats", "run.json of a newer version",
         "score bucket too big", "score bucket past 10", "reviews -3", "an artist twice",
-        "a blank artist", "an artist too long",
+        "a blank artist", "an artist with spaces around it", "an artist too long",
         "NaN vectors without a checkpoint", "run.json with another ensemble", "too many terms",
         "evaluate k 0",
         "metadata.tsv a FIFO", "metadata.tsv a FIFO, no --run"])
