@@ -216,7 +216,8 @@ def build_catalog(tables, source, include_pseudo_artists=False):
     # A missing, non-numeric or out-of-range score is skipped and counted, not guessed at.
     valid = reviews["score"].between(*SCORES)
     reviews, dropped = reviews[valid], int((~valid).sum())
-    pseudo = np.isin(names.str.casefold(), list(NOT_AN_ARTIST)) & (not include_pseudo_artists)
+    pseudo = (np.isin([name.casefold() for name in names], list(NOT_AN_ARTIST))
+              & (not include_pseudo_artists))
     left_out = {names[code]: n for code, n in
                 reviews["artist"][pseudo[reviews["artist"]]].value_counts().items()}
     reviews = reviews[~pseudo[reviews["artist"]]]
