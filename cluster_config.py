@@ -115,7 +115,8 @@ def _check(cluster, job, index):
 def _listener(address):
     """(host, port) as a task listens at `address`: an IP address in one spelling, and every
     spelling of this machine's loopback as one (a task listens on all of a machine's addresses)."""
-    host = address.rpartition(":")[0].strip("[]").lower()
+    # A name's trailing dot (the DNS root: `localhost.`) names the same host.
+    host = address.rpartition(":")[0].strip("[]").lower().removesuffix(".")
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

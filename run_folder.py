@@ -90,8 +90,7 @@ def _refuse_planted_link(logs):
         if os.lstat(link).st_uid not in (os.geteuid(), 0):
             raise RunError(f"{logs}: goes through {link}, a symbolic link uid "
                            f"{os.lstat(link).st_uid} made, and runs are written only where you "
-                           f"chose; give the folder it leads to, {os.path.realpath(link)}, as "
-                           f"--logdir if you mean it")
+                           f"chose; give a --logdir that does not go through it")
         target = os.readlink(link)
         parts += target.split(os.sep)[::-1]
         reached = os.sep if target.startswith(os.sep) else reached

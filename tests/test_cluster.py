@@ -122,6 +122,9 @@ def test_a_job_that_is_no_list_is_named(monkeypatch, chief, said):
     # Probe 19: these were waited on, each task for a ps it could not reach.
     ({"chief": ["127.1:2"], "ps": ["127.0.0.1:2"]},
      "two tasks listen at 127.1:2 and 127.0.0.1:2, one"),
+    # Probe 21: a name's trailing dot was another listener, found only as TensorFlow ran.
+    ({"chief": ["127.0.0.1.:2"], "ps": ["LOCALHOST.:3"], "worker": ["localhost:3"]},
+     "two tasks listen at LOCALHOST.:3 and localhost:3, one"),
     ({"chief": [":2"], "ps": ["127.0.0.1:3"]},
      "the address ':2' has no host name, or one with a space"),
     ({"chief": ["127.0.0.1 :2"], "ps": ["127.0.0.1:3"]},
@@ -132,7 +135,8 @@ def test_a_job_that_is_no_list_is_named(monkeypatch, chief, said):
     ({"chief": ["h\udcff:2"], "ps": ["localhost:3"]},
      "the address 'h\\udcff:2' is not UTF-8 text, which no host has"),
 ], ids=["port past 65535", "port 0", "one address twice", "IPv6 in two spellings",
-        "loopback in two spellings", "IPv4-mapped loopback", "IPv4 short spelling", "no host",
+        "loopback in two spellings", "IPv4-mapped loopback", "IPv4 short spelling",
+        "a trailing dot", "no host",
         "a space in the host", "one port on two hosts", "not UTF-8"])
 def test_addresses_no_cluster_can_listen_at_are_refused_before_anything_starts(monkeypatch,
                                                                                cluster_jobs, said):

@@ -95,10 +95,11 @@ def test_a_log_folder_through_another_users_link_is_refused(tmp_path):
     os.symlink(shared / "logs", tmp_path / "mine")
     for planted in (shared / "logs", shared / "logs" / "deeper", tmp_path / "mine" / "deeper",
                     shared / "logs" / ".." / "logs2"):
+        # Probe 21: its advice named where the link led, not where the path did (`link/../x`).
         with pytest.raises(RunError, match=f"^{re.escape(str(planted))}: goes through "
                                            f"{shared / 'logs'}, a symbolic link uid 65534 made, "
-                                           f".* give the folder it leads to, {victim}, as "
-                                           f"--logdir"):
+                                           f"and runs are written only where you chose; give a "
+                                           f"--logdir that does not go through it$"):
             run_folder.run_path(str(planted), "r")
     result = run_cli("--data", "demo", "--logdir", str(shared / "logs"), "--run", "r",
                      "--overwrite")
